@@ -1,0 +1,74 @@
+"""Span names and attribute keys: the one place where they are spelled.
+
+OpenInference names are used wherever one exists so that Phoenix renders the
+data natively (span kind badges, input/output panes, sessions, token counts).
+"""
+
+# Span names
+TRAJECTORY_SPAN = "ppp.trajectory"
+TURN_SPAN = "ppp.turn"
+CONSENSUS_SPAN = "ppp.consensus"
+
+# Event names on a turn span
+QUESTION_EVENT = "ppp.question"
+VIOLATION_EVENT = "ppp.violation"
+
+# OpenInference
+SPAN_KIND = "openinference.span.kind"
+KIND_AGENT = "AGENT"
+KIND_LLM = "LLM"
+KIND_CHAIN = "CHAIN"
+SESSION_ID = "session.id"
+INPUT_VALUE = "input.value"
+OUTPUT_VALUE = "output.value"
+INPUT_MIME_TYPE = "input.mime_type"
+OUTPUT_MIME_TYPE = "output.mime_type"
+TOKEN_COUNT_TOTAL = "llm.token_count.total"
+TOKEN_COUNT_PROMPT = "llm.token_count.prompt"
+TOKEN_COUNT_COMPLETION = "llm.token_count.completion"
+LLM_INPUT_MESSAGES = "llm.input_messages"
+LLM_OUTPUT_MESSAGES = "llm.output_messages"
+MODEL_NAME = "llm.model_name"
+
+# ppp attributes on the trajectory span
+SPEC_ID = "ppp.spec_id"
+AGENT_NAME = "ppp.agent_name"
+RUN_ID = "ppp.run_id"
+PREFERENCES = "ppp.preferences"
+TECHNICAL_SCORE = "ppp.technical_score"
+
+# ppp attributes on the turn span
+TURN_NUMBER = "ppp.turn.number"
+
+# Event attributes
+QUESTION_TEXT = "text"
+QUESTION_EFFORT = "effort"
+VIOLATION_PREFERENCE = "preference"
+VIOLATION_EXPECTED = "expected"
+VIOLATION_ACTUAL = "actual"
+VIOLATION_SEVERITY = "severity"
+
+# Consensus span
+CONSENSUS_BEST_AGENT = "ppp.consensus.best_agent"
+CONSENSUS_CONFIDENCE = "ppp.consensus.confidence"
+CONSENSUS_SPEC_ID = "ppp.spec_id"
+CONSENSUS_W_TECHNICAL = "ppp.consensus.weights.technical"
+CONSENSUS_W_INTERACTION = "ppp.consensus.weights.interaction"
+# Per-agent scores: ppp.consensus.agent.<name>.<field>
+CONSENSUS_AGENT_PREFIX = "ppp.consensus.agent."
+
+# Domain vocabularies, ordered from least to most costly
+EFFORT_LEVELS = ("low", "medium", "high")
+SEVERITIES = ("minor", "major", "critical")
+
+
+def is_trajectory_span(name: str, attributes) -> bool:
+    """A span opens a trajectory when it is named so or carries a spec id."""
+    return name == TRAJECTORY_SPAN or (attributes is not None and SPEC_ID in attributes)
+
+
+def is_turn_span(name: str, attributes) -> bool:
+    """A turn is a ``ppp.turn`` span or any OpenInference LLM span."""
+    if name == TURN_SPAN:
+        return True
+    return attributes is not None and attributes.get(SPAN_KIND) == KIND_LLM
