@@ -1,0 +1,295 @@
+"""What travels from a span (or an OTLP body, or an ATIF file) to the writer.
+
+Building a record validates it: a wrong type or a missing id raises
+:class:`RecordError`, which the writer counts as one bad record without
+touching the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+from . import conventions as c
+from .model import EFFORT_LEVELS, SEVERITIES, Question, Violation
+
+#: Texts longer than this are cut (and counted) rather than bloating the database.
+MAX_TEXT_CHARS = 1_000_000
+
+
+class RecordError(ValueError):
+    """One span or document could not be turned into a row; names what is wrong."""
+
+
+def format_trace_id(trace_id: int) -> str:
+    return format(trace_id, "032x")
+
+
+def format_span_id(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+def iso_from_ns(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def now_iso() -> str:
+    return datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+TrajectoryKey = tuple[str, str]  # (trace_id hex, span_id hex)
+
+
+@dataclass
+class TrajectoryRecord:
+    """A trajectory as known at its start (``ended_at`` None) or at its end."""
+
+    trace_id: str
+    span_id: str
+    spec_id: str
+    agent_name: str
+    run_id: str | None = None
+    preferences: tuple[str, ...] = ()
+    technical_score: float | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    parent: TrajectoryKey | None = None
+
+    @property
+    def key(self) -> TrajectoryKey:
+        return (self.trace_id, self.span_id)
+
+
+@dataclass
+class TurnRecord:
+    trace_id: str
+    span_id: str
+    trajectory: TrajectoryKey
+    turn_number: int | None
+    prompt: str | None
+    response: str | None
+    token_count: int | None = None
+    latency_ms: float | None = None
+    timestamp: str | None = None
+    questions: list[Question] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    # True when the agent code gave no questions: they are extracted from the response.
+    extract_questions: bool = True
+    extra: dict[str, Any] | None = None
+    truncated: bool = False
+
+
+# --- attribute readers -----------------------------------------------------
+
+def _text(attrs: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = attrs.get(key)
+    if value is None:
+        if required:
+            raise RecordError(f"attribute {key} is missing")
+        return None
+    if isinstance(value, str):
+        if required and not value.strip():
+            raise RecordError(f"attribute {key} is empty")
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    raise RecordError(f"attribute {key} must be a string, got {type(value).__name__}")
+
+
+def _int(attrs: Mapping[str, Any], key: str) -> int | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"attribute {key} must be an integer, got a bool")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        result = int(value)
+    else:
+        raise RecordError(f"attribute {key} must be an integer, got {value!r:.60}")
+    if not -(2**63) <= result < 2**63:
+        raise RecordError(f"attribute {key} is out of range: {result}")
+    return result
+
+
+def _float(attrs: Mapping[str, Any], key: str) -> float | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"attribute {key} must be a number, got a bool")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise RecordError(f"attribute {key} must be a number, got {value!r:.60}") from None
+    if result != result or result in (float("inf"), float("-inf")):
+        raise RecordError(f"attribute {key} must be a finite number, got {value!r}")
+    return result
+
+
+def _string_list(attrs: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = attrs.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        # A JSON array or a comma-separated list, as other languages may send it.
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                raise RecordError(f"attribute {key} is not a valid JSON list") from None
+            if not isinstance(parsed, list):
+                raise RecordError(f"attribute {key} must be a list of strings")
+            value = parsed
+        else:
+            value = [part for part in (p.strip() for p in text.split(",")) if part]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise RecordError(f"attribute {key} must be a list of strings")
+    return tuple(value)
+
+
+def _cut(text: str | None) -> tuple[str | None, bool]:
+    if text is not None and len(text) > MAX_TEXT_CHARS:
+        return text[:MAX_TEXT_CHARS], True
+    return text, False
+
+
+_MESSAGE_KEY = re.compile(r"^(llm\.(?:input|output)_messages)\.(\d+)\.message\.(role|content)$")
+
+
+def _messages(attrs: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
+    """OpenInference flattens messages as ``<prefix>.<i>.message.role|content``."""
+    found: dict[int, dict[str, str]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        match = _MESSAGE_KEY.match(key)
+        if match and match.group(1) == prefix and isinstance(value, str):
+            found.setdefault(int(match.group(2)), {})[match.group(3)] = value
+    return [(m.get("role", ""), m.get("content", "")) for _, m in sorted(found.items())]
+
+
+def _prompt_and_response(attrs: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    prompt = _text(attrs, c.INPUT_VALUE)
+    response = _text(attrs, c.OUTPUT_VALUE)
+    inputs = _messages(attrs, c.LLM_INPUT_MESSAGES)
+    if inputs:
+        # The turn's prompt is what the user said last; earlier messages are history.
+        users = [content for role, content in inputs if role == "user" and content]
+        prompt = users[-1] if users else inputs[-1][1]
+    outputs = _messages(attrs, c.LLM_OUTPUT_MESSAGES)
+    if outputs:
+        response = "\n".join(content for _, content in outputs if content)
+    return prompt, response
+
+
+def _token_count(attrs: Mapping[str, Any]) -> int | None:
+    total = _int(attrs, c.TOKEN_COUNT_TOTAL)
+    if total is not None:
+        return total
+    prompt, completion = _int(attrs, c.TOKEN_COUNT_PROMPT), _int(attrs, c.TOKEN_COUNT_COMPLETION)
+    if prompt is None and completion is None:
+        return None
+    return (prompt or 0) + (completion or 0)
+
+
+# --- events ----------------------------------------------------------------
+
+def question_from_event(attrs: Mapping[str, Any]) -> Question:
+    text = _text(attrs, c.QUESTION_TEXT, required=True)
+    effort = _text(attrs, c.QUESTION_EFFORT)
+    if effort is not None and effort not in EFFORT_LEVELS:
+        raise RecordError(f"question effort must be one of {', '.join(EFFORT_LEVELS)}, got {effort!r}")
+    return Question(text, effort)
+
+
+def violation_from_event(attrs: Mapping[str, Any]) -> Violation:
+    severity = _text(attrs, c.VIOLATION_SEVERITY, required=True)
+    if severity not in SEVERITIES:
+        raise RecordError(f"violation severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+    return Violation(
+        _text(attrs, c.VIOLATION_PREFERENCE, required=True),
+        _text(attrs, c.VIOLATION_EXPECTED) or "",
+        _text(attrs, c.VIOLATION_ACTUAL) or "",
+        severity,
+    )
+
+
+# --- from spans ------------------------------------------------------------
+
+def trajectory_record(
+    trace_id: str,
+    span_id: str,
+    attrs: Mapping[str, Any],
+    *,
+    start_ns: int | None,
+    end_ns: int | None = None,
+) -> TrajectoryRecord:
+    return TrajectoryRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        spec_id=_text(attrs, c.SPEC_ID, required=True),
+        agent_name=_text(attrs, c.AGENT_NAME) or "unknown",
+        run_id=_text(attrs, c.RUN_ID),
+        preferences=_string_list(attrs, c.PREFERENCES),
+        technical_score=_float(attrs, c.TECHNICAL_SCORE),
+        started_at=iso_from_ns(start_ns),
+        ended_at=iso_from_ns(end_ns),
+    )
+
+
+def turn_record(
+    trace_id: str,
+    span_id: str,
+    trajectory: TrajectoryKey,
+    attrs: Mapping[str, Any],
+    events: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    start_ns: int | None,
+    end_ns: int | None,
+    turn_number: int | None = None,
+) -> TurnRecord:
+    prompt, response = _prompt_and_response(attrs)
+    prompt, cut_prompt = _cut(prompt)
+    response, cut_response = _cut(response)
+    number = _int(attrs, c.TURN_NUMBER)
+    if number is None:
+        number = turn_number
+    if number is not None and number < 0:
+        raise RecordError(f"attribute {c.TURN_NUMBER} must not be negative, got {number}")
+    token_count = _token_count(attrs)
+    if token_count is not None and token_count < 0:
+        raise RecordError(f"token count must not be negative, got {token_count}")
+    questions, violations = [], []
+    for name, event_attrs in events:
+        if name == c.QUESTION_EVENT:
+            questions.append(question_from_event(event_attrs))
+        elif name == c.VIOLATION_EVENT:
+            violations.append(violation_from_event(event_attrs))
+    latency = None
+    if start_ns is not None and end_ns is not None:
+        latency = max(0.0, (end_ns - start_ns) / 1e6)
+    return TurnRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        trajectory=trajectory,
+        turn_number=number,
+        prompt=prompt,
+        response=response,
+        token_count=token_count,
+        latency_ms=latency,
+        timestamp=iso_from_ns(start_ns),
+        questions=questions,
+        violations=violations,
+        extract_questions=not questions,
+        truncated=cut_prompt or cut_response,
+    )

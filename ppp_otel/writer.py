@@ -1,0 +1,209 @@
+"""Writes batches of records to SQLite, one transaction a batch.
+
+The common batch goes through ``executemany``. When anything in it is wrong
+(a duplicate turn number, an orphan turn, a redelivered span) the batch is
+rolled back to a savepoint and written again record by record, so that the one
+bad record is counted and the good ones around it are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .records import TrajectoryRecord, TurnRecord
+
+logger = logging.getLogger(__name__)
+
+Record = TrajectoryRecord | TurnRecord
+
+
+@dataclass
+class WriteOutcome:
+    trajectories: int = 0
+    turns: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[Record, str]] = field(default_factory=list)
+
+
+_UPSERT_TRAJECTORY = """
+INSERT INTO trajectories (spec_id, agent_name, run_id, created_at, trace_id, span_id,
+                          preferences, technical_score, ended_at, parent_trajectory_id)
+VALUES (?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?, ?,
+        (SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?))
+ON CONFLICT (trace_id, span_id) DO UPDATE SET
+    ended_at = COALESCE(excluded.ended_at, ended_at),
+    technical_score = COALESCE(excluded.technical_score, technical_score),
+    preferences = COALESCE(excluded.preferences, preferences),
+    run_id = COALESCE(excluded.run_id, run_id)
+"""
+
+_TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?)"
+
+_INSERT_TURN = f"""
+INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
+                              latency_ms, timestamp, trace_id, span_id, extra)
+VALUES ({_TRAJECTORY_ID},
+        COALESCE(?, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
+                     WHERE trajectory_id = {_TRAJECTORY_ID})),
+        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO NOTHING
+"""
+
+_TURN_ID = "(SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ?)"
+
+_INSERT_QUESTION = f"""
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source)
+VALUES ({_TURN_ID}, ?, ?, ?)
+"""
+
+_INSERT_VIOLATION = f"""
+INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source)
+VALUES ({_TURN_ID}, ?, ?, ?, ?, ?)
+"""
+
+
+def _trajectory_row(r: TrajectoryRecord) -> tuple:
+    parent = r.parent or (None, None)
+    preferences = json.dumps(list(r.preferences)) if r.preferences else None
+    return (r.spec_id, r.agent_name, r.run_id, r.started_at, r.trace_id, r.span_id,
+            preferences, r.technical_score, r.ended_at, parent[0], parent[1])
+
+
+def _turn_row(r: TurnRecord) -> tuple:
+    trace, span = r.trajectory
+    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
+    return (trace, span, r.turn_number, trace, span, r.prompt, r.response, r.token_count,
+            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra)
+
+
+def _question_rows(r: TurnRecord) -> list[tuple]:
+    source = "extracted" if r.extract_questions else "explicit"
+    return [(r.trace_id, r.span_id, q.text, q.effort, source) for q in r.questions]
+
+
+def _violation_rows(r: TurnRecord) -> list[tuple]:
+    rows = []
+    for v in r.violations:
+        source = getattr(v, "source", None) or "explicit"
+        rows.append((r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, source))
+    return rows
+
+
+def _check_turn(r: TurnRecord) -> None:
+    for q in r.questions:
+        if q.effort is None:
+            raise ValueError(f"question {q.text!r:.60} has no effort level")
+
+
+class TrajectoryWriter:
+    """Owns one connection; callers serialize access (the recorder's writer thread)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def write(self, records: Sequence[Record]) -> WriteOutcome:
+        trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
+        turns = [r for r in records if isinstance(r, TurnRecord)]
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("SAVEPOINT batch")
+            try:
+                outcome = self._write_fast(trajectories, turns)
+                conn.execute("RELEASE batch")
+            except _Slow:
+                conn.execute("ROLLBACK TO batch")
+                conn.execute("RELEASE batch")
+                outcome = self._write_one_by_one(trajectories, turns)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcome
+
+    def _write_fast(self, trajectories, turns) -> WriteOutcome:
+        conn = self.conn
+        try:
+            for r in turns:
+                _check_turn(r)
+            if trajectories:
+                conn.executemany(_UPSERT_TRAJECTORY, [_trajectory_row(r) for r in trajectories])
+            if turns:
+                before = conn.total_changes
+                conn.executemany(_INSERT_TURN, [_turn_row(r) for r in turns])
+                if conn.total_changes - before != len(turns):
+                    raise _Slow()  # a redelivered span: its children must not be inserted twice
+                questions = [row for r in turns for row in _question_rows(r)]
+                if questions:
+                    conn.executemany(_INSERT_QUESTION, questions)
+                violations = [row for r in turns for row in _violation_rows(r)]
+                if violations:
+                    conn.executemany(_INSERT_VIOLATION, violations)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError) as exc:
+            raise _Slow() from exc
+        return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
+
+    def _write_one_by_one(self, trajectories, turns) -> WriteOutcome:
+        conn = self.conn
+        outcome = WriteOutcome()
+        for r in trajectories:
+            try:
+                conn.execute(_UPSERT_TRAJECTORY, _trajectory_row(r))
+                outcome.trajectories += 1
+            except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError) as exc:
+                outcome.rejected.append((r, f"trajectory {r.spec_id}/{r.agent_name}: {exc}"))
+        for r in turns:
+            conn.execute("SAVEPOINT turn")
+            try:
+                _check_turn(r)
+                if conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone() is None:
+                    raise ValueError("its trajectory was never recorded")
+                before = conn.total_changes
+                conn.execute(_INSERT_TURN, _turn_row(r))
+                if conn.total_changes == before:
+                    outcome.duplicates += 1
+                else:
+                    conn.executemany(_INSERT_QUESTION, _question_rows(r))
+                    conn.executemany(_INSERT_VIOLATION, _violation_rows(r))
+                    outcome.turns += 1
+                conn.execute("RELEASE turn")
+            except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError) as exc:
+                conn.execute("ROLLBACK TO turn")
+                conn.execute("RELEASE turn")
+                reason = str(exc)
+                if "UNIQUE constraint failed: trajectory_turns.trajectory_id" in reason:
+                    reason = f"turn number {r.turn_number} is already taken by another turn"
+                outcome.rejected.append((r, f"turn {r.span_id}: {reason}"))
+        return outcome
+
+
+class _Slow(Exception):
+    """The fast path cannot write this batch exactly; take the careful one."""
+
+
+def write_all(conn: sqlite3.Connection, records: Iterable[Record], *, batch_size: int = 500) -> WriteOutcome:
+    """Write records synchronously in batches (for importers and tests)."""
+    writer = TrajectoryWriter(conn)
+    total = WriteOutcome()
+    batch: list[Record] = []
+
+    def flush() -> None:
+        out = writer.write(batch)
+        total.trajectories += out.trajectories
+        total.turns += out.turns
+        total.duplicates += out.duplicates
+        total.rejected.extend(out.rejected)
+        batch.clear()
+
+    for r in records:
+        batch.append(r)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return total
