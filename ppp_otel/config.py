@@ -82,6 +82,8 @@ def _setting(
 ) -> Any:
     return field(
         default=default,
+        # A secret never reaches a log line through repr(config).
+        repr=not secret,
         metadata={
             "minimum": minimum,
             "above": above,
@@ -523,13 +525,15 @@ def load_config(
                 **{k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
             )
         except ConfigError as exc:
-            # Only rules across keys get here (each key passed alone above);
-            # name every place the section's values came from.
-            involved = sorted(
-                {_where(sources.get(k, DEFAULT)) for k in values if k.startswith(prefix)}
+            # Only rules across keys get here (each key passed alone above), so
+            # name every place the section's values came from, in key order.
+            involved = list(
+                dict.fromkeys(sources.get(k, DEFAULT) for k in values if k.startswith(prefix))
             )
             raise ConfigError(
-                f"{exc} (in {', '.join(involved)})", key=exc.key, source=", ".join(involved)
+                f"{exc} (in {', '.join(_where(s) for s in involved)})",
+                key=exc.key,
+                source=", ".join(involved),
             ) from None
 
     config = Config(
