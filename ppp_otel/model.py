@@ -35,6 +35,8 @@ class Violation:
     expected: str
     actual: str
     severity: str
+    # "explicit" when agent code reported it, "detected" when a detector found it
+    source: str = "explicit"
 
 
 @dataclass(frozen=True)

@@ -114,12 +114,31 @@ def _v2_questions_violations_and_span_ids(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS idx_trajectories_created ON trajectories(created_at)")
 
 
+def _v3_recorder_stats(conn: sqlite3.Connection) -> None:
+    """Each recording process's counters, so ``ppp-otel status`` can show drops and errors."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS recorder_stats (
+            recorder_id TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            enqueued INTEGER NOT NULL DEFAULT 0,
+            written_turns INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            dropped INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            write_errors INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        )"""
+    )
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Position i holds the migration that takes a database to version i + 1.
 MIGRATIONS: list[Migration] = [
     _v1_trajectories_and_turns,
     _v2_questions_violations_and_span_ids,
+    _v3_recorder_stats,
 ]
 
 

@@ -86,11 +86,8 @@ def _question_rows(r: TurnRecord) -> list[tuple]:
 
 
 def _violation_rows(r: TurnRecord) -> list[tuple]:
-    rows = []
-    for v in r.violations:
-        source = getattr(v, "source", None) or "explicit"
-        rows.append((r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, source))
-    return rows
+    return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source)
+            for v in r.violations]
 
 
 def _check_turn(r: TurnRecord) -> None:

@@ -1,0 +1,109 @@
+"""Judging a turn off the app thread: its questions, their effort, its violations.
+
+The recorder's writer thread runs a :class:`TurnAnalyzer` on each batch before
+writing it, so agent code that never calls ``question()`` or ``violation()``
+still gets both tables filled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Callable, Protocol, Sequence
+
+from .model import Question, TurnText, Violation
+from .records import RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord
+
+logger = logging.getLogger(__name__)
+
+
+class EffortClassifier(Protocol):
+    def classify_many(self, questions: Sequence[str]) -> list[str]: ...
+
+
+class _Heuristic:
+    def classify_many(self, questions: Sequence[str]) -> list[str]:
+        from .questions import classify_effort
+
+        return [classify_effort(q) for q in questions]
+
+
+#: Open trajectories whose preferences and history are kept in memory.
+MAX_TRACKED_TRAJECTORIES = 10_000
+
+
+class TurnAnalyzer:
+    """Fills in extracted questions, effort levels and detected violations.
+
+    ``lookup`` answers (preferences, earlier turns) for a trajectory this
+    analyzer has not seen start, e.g. after a restart or from another process.
+    """
+
+    def __init__(
+        self,
+        classifier: EffortClassifier | None = None,
+        lookup: Callable[[TrajectoryKey], tuple[tuple[str, ...], list[TurnText]]] | None = None,
+    ):
+        self.classifier = classifier or _Heuristic()
+        self.lookup = lookup
+        self._open: OrderedDict[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = OrderedDict()
+
+    def _state(self, key: TrajectoryKey) -> tuple[tuple[str, ...], list[TurnText]]:
+        state = self._open.get(key)
+        if state is None:
+            state = self.lookup(key) if self.lookup else ((), [])
+            self._remember(key, state)
+        return state
+
+    def _remember(self, key, state) -> None:
+        self._open[key] = state
+        self._open.move_to_end(key)
+        while len(self._open) > MAX_TRACKED_TRAJECTORIES:
+            self._open.popitem(last=False)
+
+    def analyze(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> None:
+        """Complete the turn records in place, in the order given."""
+        from .questions import extract_questions
+
+        pending: list[Question] = []
+        for record in records:
+            if isinstance(record, TrajectoryRecord):
+                if record.ended_at is None:
+                    self._remember(record.key, (tuple(record.preferences), []))
+                continue
+            if record.extract_questions and record.response:
+                record.questions = [Question(text) for text in extract_questions(record.response)]
+            pending.extend(q for q in record.questions if q.effort is None)
+        efforts = iter(self.classifier.classify_many([q.text for q in pending]) if pending else [])
+        for record in records:
+            if isinstance(record, TurnRecord):
+                record.questions = [q if q.effort else replace(q, effort=next(efforts)) for q in record.questions]
+                self._detect(record)
+        for record in records:
+            if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
+                self._open.pop(record.key, None)
+
+    def _detect(self, record: TurnRecord) -> None:
+        preferences, history = self._state(record.trajectory)
+        if not preferences:
+            return
+        from .preferences import detect_violations
+
+        text = TurnText(
+            number=record.turn_number or len(history) + 1,
+            prompt=record.prompt or "",
+            response=record.response or "",
+            questions=tuple(q.text for q in record.questions),
+        )
+        try:
+            detected = detect_violations(preferences, text, history)
+        except ValueError as exc:
+            raise RecordError(f"trajectory preferences: {exc}") from exc
+        explicit = {v.preference for v in record.violations}
+        record.violations = list(record.violations) + [
+            replace(v, source="detected")
+            for v in detected
+            if v.preference not in explicit  # the agent's own report wins
+        ]
+        history.append(text)

@@ -1,0 +1,523 @@
+"""TrajectorySpanProcessor: spans in, SQLite rows out, off the app thread.
+
+The app thread does two dictionary operations in ``on_start`` (to know which
+trajectory a span belongs to, since children end before their parent) and one
+bounded append in ``on_end``. A single writer thread turns spans into records,
+judges their questions and violations, and writes them in batches. Nothing
+here raises into the caller: failures become counts, a log line and
+``last_error``.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from . import conventions as c
+from . import schema
+from .analysis import EffortClassifier, TurnAnalyzer
+from .model import TurnText
+from .records import (
+    RecordError,
+    TrajectoryRecord,
+    TurnRecord,
+    format_span_id,
+    format_trace_id,
+    now_iso,
+    trajectory_record,
+    turn_record,
+)
+from .writer import TrajectoryWriter
+
+logger = logging.getLogger(__name__)
+
+_ON_FULL = ("drop", "block")
+_MAX_RETRY_DELAY_S = 1.0
+_STATS_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class _Member:
+    """What the processor knows about an open span inside a trajectory."""
+
+    trajectory: tuple[int, int]  # (trace_id, span_id) of the trajectory span
+    is_trajectory: bool = False
+    is_turn: bool = False
+    turn_number: int | None = None  # None: the writer numbers it after the others
+    in_turn: bool = False  # an LLM span inside a turn is part of that turn, not another
+
+
+# Queue items: (kind, payload). Converting spans to records happens on the writer thread.
+_START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
+
+
+class _LogLimiter:
+    """The first few occurrences of a problem are logged, then every 1000th."""
+
+    def __init__(self, first: int = 10, every: int = 1000):
+        self.first, self.every, self.count = first, every, 0
+
+    def __call__(self, message: str, *args: Any, level: int = logging.WARNING) -> None:
+        self.count += 1
+        if self.count <= self.first or self.count % self.every == 0:
+            logger.log(level, message + " (occurrence %d)", *args, self.count)
+
+
+class TrajectorySpanProcessor(SpanProcessor):
+    """Records trajectory and turn spans into the SQLite trajectory database.
+
+    Attach it to any SDK ``TracerProvider`` beside other processors::
+
+        provider.add_span_processor(TrajectorySpanProcessor("runs.db"))
+
+    ``buffer_size`` records are written per transaction; a partial batch is
+    written once its oldest record is ``flush_interval_ms`` old. When
+    ``max_queue_size`` records wait, ``on_full="drop"`` drops the newest and
+    counts it, ``on_full="block"`` waits up to ``block_timeout_ms`` first.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike | None = None,
+        *,
+        buffer_size: int = 10,
+        flush_interval_ms: float = 500,
+        max_queue_size: int = 100_000,
+        on_full: str = "drop",
+        block_timeout_ms: float = 1000,
+        wal: bool = True,
+        busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
+        classifier: EffortClassifier | None = None,
+        shutdown_timeout_ms: float = 30_000,
+    ):
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        if flush_interval_ms <= 0:
+            raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+        if on_full not in _ON_FULL:
+            raise ValueError(f"on_full must be one of {', '.join(_ON_FULL)}, got {on_full!r}")
+        self.db_path = os.fspath(db_path or os.environ.get("PPP_OTEL_DB") or schema.DEFAULT_DB_PATH)
+        self.buffer_size = buffer_size
+        self.flush_interval_s = flush_interval_ms / 1000
+        self.max_queue_size = max_queue_size
+        self.on_full = on_full
+        self.block_timeout_s = block_timeout_ms / 1000
+        self.shutdown_timeout_s = shutdown_timeout_ms / 1000
+        self._wal = wal
+        self._busy_timeout_ms = busy_timeout_ms
+        self._classifier = classifier
+
+        # Refuse an unusable file at setup, where the error is seen; a locked or
+        # read-only file is only logged, the writer keeps retrying.
+        try:
+            schema.connect(self.db_path, wal=wal, busy_timeout_ms=busy_timeout_ms).close()
+        except schema.DatabaseError as exc:
+            if isinstance(exc, schema.SchemaTooNewError) or "not a SQLite" in str(exc):
+                raise
+            logger.warning("ppp-otel: %s; recording will retry", exc)
+
+        self._open: dict[int, _Member] = {}
+        self._counters: dict[tuple[int, int], itertools.count] = {}
+        self._init_worker_state()
+        self._start_worker()
+        ref = weakref.WeakMethod(self._after_fork_in_child)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    # ------------------------------------------------------------------ state
+
+    def _init_worker_state(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: collections.deque = collections.deque()
+        self._oldest: float | None = None
+        self._flush_waiters: list[threading.Event] = []
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._writer: TrajectoryWriter | None = None
+        self._analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
+        self._recorder_id = uuid.uuid4().hex
+        self._started_at = now_iso()
+        self._stats_written_at = 0.0
+        self._stats_dirty = False
+        # Counters. ``dropped`` changes under the queue lock; the rest only on the writer thread.
+        self.enqueued = 0
+        self.dropped = 0
+        self.rejected = 0
+        self.written_turns = 0
+        self.written_trajectories = 0
+        self.duplicates = 0
+        self.write_errors = 0
+        self.internal_errors = 0
+        self.last_error: str | None = None
+        self._log_rejected = _LogLimiter()
+        self._log_dropped = _LogLimiter()
+        self._log_write = _LogLimiter()
+
+    def _start_worker(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ppp-otel-writer", daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here and its connection must not be
+        # used across fork; queued items belong to the parent, which writes them.
+        # Open spans are kept, so turns of a trajectory begun in the parent still
+        # find it.
+        abandoned = self._conn
+        if abandoned is not None:
+            _ABANDONED_CONNECTIONS.append(abandoned)
+        self._init_worker_state()
+        self._start_worker()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {
+            "db_path": self.db_path,
+            "queued": len(self._queue),
+            "enqueued": self.enqueued,
+            "written_trajectories": self.written_trajectories,
+            "written_turns": self.written_turns,
+            "duplicates": self.duplicates,
+            "dropped": self.dropped,
+            "rejected": self.rejected,
+            "write_errors": self.write_errors,
+            "internal_errors": self.internal_errors,
+            "last_error": self.last_error,
+        }
+
+    # -------------------------------------------------------------- app thread
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            ctx = span.get_span_context()
+            attrs = span.attributes
+            if c.is_trajectory_span(span.name, attrs):
+                key = (ctx.trace_id, ctx.span_id)
+                self._open[ctx.span_id] = _Member(key, is_trajectory=True)
+                self._counters[key] = itertools.count(1)
+                self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs or {}), span.start_time)))
+                return
+            parent = span.parent
+            if parent is None:
+                return
+            owner = self._open.get(parent.span_id)
+            if owner is None:
+                return
+            if not owner.in_turn and c.is_turn_span(span.name, attrs):
+                number = attrs.get(c.TURN_NUMBER) if attrs else None
+                counter = self._counters.get(owner.trajectory)
+                if number is None and counter is not None:
+                    number = next(counter)
+                    # Exporters to Phoenix see the same number that lands in SQLite.
+                    span.set_attribute(c.TURN_NUMBER, number)
+                self._open[ctx.span_id] = _Member(owner.trajectory, is_turn=True, turn_number=number, in_turn=True)
+            else:
+                self._open[ctx.span_id] = _Member(owner.trajectory, in_turn=owner.in_turn)
+        except Exception:  # never into the app
+            self.internal_errors += 1
+            logger.exception("ppp-otel: on_start failed")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            member = self._open.pop(span.context.span_id, None)
+            if member is None:
+                return
+            if member.is_trajectory:
+                self._counters.pop(member.trajectory, None)
+                self._put((_END, span))
+            elif member.is_turn:
+                self._put((_TURN, (span, member.trajectory, member.turn_number)))
+        except Exception:
+            self.internal_errors += 1
+            logger.exception("ppp-otel: on_end failed")
+
+    def submit(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> int:
+        """Queue ready-made records (OTLP ingest, imports); returns how many were taken."""
+        taken = 0
+        for record in records:
+            taken += self._put((_RECORD, record))
+        return taken
+
+    def _put(self, item: tuple) -> bool:
+        cond = self._cond
+        with cond:
+            if len(self._queue) >= self.max_queue_size:
+                if self.on_full == "block" and not self._stopping:
+                    deadline = time.monotonic() + self.block_timeout_s
+                    while len(self._queue) >= self.max_queue_size and not self._stopping:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        cond.wait(remaining)
+                if len(self._queue) >= self.max_queue_size:
+                    self.dropped += 1
+                    self._stats_dirty = True
+                    self._log_dropped("ppp-otel: queue full (%d), record dropped", self.max_queue_size)
+                    return False
+            self._queue.append(item)
+            self.enqueued += 1
+            n = len(self._queue)
+            if n == 1:
+                self._oldest = time.monotonic()
+                cond.notify_all()
+            elif n == self.buffer_size:
+                cond.notify_all()
+        return True
+
+    # ---------------------------------------------------------- flush/shutdown
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """True once everything queued before this call is committed."""
+        if self._stopped.is_set() or not self._thread.is_alive():
+            return not self._queue
+        done = threading.Event()
+        with self._cond:
+            if not self._queue and self._idle:
+                return True
+            self._flush_waiters.append(done)
+            self._cond.notify_all()
+        return done.wait(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        """Write everything queued, then stop the writer thread. Idempotent."""
+        with self._cond:
+            if self._stopping:
+                already = True
+            else:
+                already = False
+                self._stopping = True
+                self._shutdown_deadline = time.monotonic() + self.shutdown_timeout_s
+                self._cond.notify_all()
+        if not already and self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self.shutdown_timeout_s + 1)
+
+    # ------------------------------------------------------------ writer thread
+
+    _idle = True
+
+    def _take(self) -> tuple[list, list[threading.Event], bool]:
+        cond = self._cond
+        with cond:
+            while True:
+                n = len(self._queue)
+                if self._stopping or self._flush_waiters or n >= self.buffer_size:
+                    break
+                if n:
+                    remaining = self._oldest + self.flush_interval_s - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    cond.wait(remaining)
+                else:
+                    cond.wait(_STATS_EVERY_S if self._stats_dirty else None)
+                    if self._stats_dirty and not self._queue and not self._stopping:
+                        return [], [], False
+            batch = [self._queue.popleft() for _ in range(min(self.buffer_size, len(self._queue)))]
+            self._idle = not batch
+            waiters: list[threading.Event] = []
+            if self._queue:
+                # Whatever stays behind a full batch is already due.
+                self._oldest = time.monotonic() - self.flush_interval_s
+            else:
+                self._oldest = None
+                waiters, self._flush_waiters = self._flush_waiters, []
+            stopping = self._stopping and not self._queue
+            cond.notify_all()  # producers blocked on a full queue
+        return batch, waiters, stopping
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch, waiters, stopping = self._take()
+                if batch:
+                    self._process(batch)
+                self._idle = True
+                self._save_stats(force=stopping)
+                for event in waiters:
+                    event.set()
+                if stopping:
+                    break
+        except Exception:
+            self.internal_errors += 1
+            logger.exception("ppp-otel: writer thread stopped unexpectedly")
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except sqlite3.Error:
+                    pass
+                self._conn = None
+            self._stopped.set()
+            with self._cond:
+                for event in self._flush_waiters:
+                    event.set()
+                self._flush_waiters = []
+
+    def _convert(self, item: tuple) -> TrajectoryRecord | TurnRecord:
+        kind, payload = item
+        if kind == _RECORD:
+            return payload
+        if kind == _START:
+            trace_id, span_id, attrs, start_ns = payload
+            return trajectory_record(format_trace_id(trace_id), format_span_id(span_id), attrs, start_ns=start_ns)
+        if kind == _END:
+            span = payload
+            ctx = span.context
+            return trajectory_record(
+                format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), span.attributes or {},
+                start_ns=span.start_time, end_ns=span.end_time,
+            )
+        span, (trace_id, traj_span_id), number = payload
+        ctx = span.context
+        return turn_record(
+            format_trace_id(ctx.trace_id),
+            format_span_id(ctx.span_id),
+            (format_trace_id(trace_id), format_span_id(traj_span_id)),
+            span.attributes or {},
+            [(e.name, e.attributes or {}) for e in span.events],
+            start_ns=span.start_time,
+            end_ns=span.end_time,
+            turn_number=number,
+        )
+
+    def _reject(self, what: str, reason: str) -> None:
+        self.rejected += 1
+        self._stats_dirty = True
+        self.last_error = f"rejected {what}: {reason}"
+        self._log_rejected("ppp-otel: rejected %s: %s", what, reason)
+
+    def _process(self, batch: list[tuple]) -> None:
+        records: list[TrajectoryRecord | TurnRecord] = []
+        for item in batch:
+            try:
+                records.append(self._convert(item))
+            except RecordError as exc:
+                self._reject(item[0], str(exc))
+            except Exception as exc:  # a span we did not expect: count it, keep the rest
+                self._reject(item[0], f"{type(exc).__name__}: {exc}")
+        if not records:
+            return
+        records = self._analyze(records)
+        self._write(records)
+
+    def _analyze(self, records: list) -> list:
+        try:
+            self._analyzer.analyze(records)
+            return records
+        except Exception:
+            # One record broke the batch's analysis: find it, keep the others.
+            kept = []
+            for record in records:
+                try:
+                    self._analyzer.analyze([record])
+                    kept.append(record)
+                except Exception as exc:
+                    self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", str(exc))
+            return kept
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = schema.connect(self.db_path, wal=self._wal, busy_timeout_ms=self._busy_timeout_ms)
+            self._writer = TrajectoryWriter(self._conn)
+        return self._conn
+
+    def _write(self, records: list) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self._connection()
+                outcome = self._writer.write(records)
+                break
+            except (sqlite3.Error, schema.DatabaseError, OSError) as exc:
+                self.write_errors += 1
+                self._stats_dirty = True
+                self.last_error = f"write failed: {exc}"
+                self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records), self.db_path, exc)
+                self._drop_connection()
+                if self._stopping and time.monotonic() > self._shutdown_deadline:
+                    lost = len(records)
+                    self.dropped += lost
+                    logger.error("ppp-otel: shutting down with %s unwritable; %d records lost", self.db_path, lost)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY_S)
+        self.written_trajectories += outcome.trajectories
+        self.written_turns += outcome.turns
+        self.duplicates += outcome.duplicates
+        for record, reason in outcome.rejected:
+            self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", reason)
+        self._stats_dirty = True
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+        self._conn = None
+        self._writer = None
+
+    def _save_stats(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._stats_dirty or (not force and now - self._stats_written_at < _STATS_EVERY_S):
+            return
+        self._stats_written_at = now
+        try:
+            conn = self._connection()
+            conn.execute(
+                """INSERT INTO recorder_stats (recorder_id, pid, started_at, updated_at, enqueued,
+                       written_turns, duplicates, dropped, rejected, write_errors, last_error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (recorder_id) DO UPDATE SET updated_at = excluded.updated_at,
+                       enqueued = excluded.enqueued, written_turns = excluded.written_turns,
+                       duplicates = excluded.duplicates, dropped = excluded.dropped,
+                       rejected = excluded.rejected, write_errors = excluded.write_errors,
+                       last_error = excluded.last_error""",
+                (self._recorder_id, os.getpid(), self._started_at, now_iso(), self.enqueued,
+                 self.written_turns, self.duplicates, self.dropped, self.rejected,
+                 self.write_errors, self.last_error),
+            )
+            self._stats_dirty = False
+        except (sqlite3.Error, schema.DatabaseError, OSError):
+            self._drop_connection()  # the counters stay in memory; the log has the error
+
+    def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]]:
+        """Preferences and earlier turns of a trajectory begun before this process knew it."""
+        try:
+            conn = self._connection()
+            row = conn.execute(
+                "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
+            ).fetchone()
+        except (sqlite3.Error, schema.DatabaseError):
+            return (), []
+        if row is None or not row[1]:
+            return (), []
+        preferences = tuple(json.loads(row[1]))
+        turns = conn.execute(
+            """SELECT t.turn_number, t.prompt, t.response,
+                      (SELECT json_group_array(question_text) FROM trajectory_questions q WHERE q.turn_id = t.id)
+               FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
+            (row[0],),
+        ).fetchall()
+        history = [
+            TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
+            for n, p, r, qs in turns
+        ]
+        return preferences, history
+
+
+_ABANDONED_CONNECTIONS: list[sqlite3.Connection] = []
