@@ -1,0 +1,112 @@
+"""The ``ppp-otel`` command: a thin shell over the library.
+
+Subcommands are found, not listed: every module of this package whose name
+does not start with ``_`` is a command module and exposes::
+
+    def register(subparsers, common) -> None:
+        parser = subparsers.add_parser("name", parents=[common], help="...")
+        parser.set_defaults(func=run)   # run(args) -> int
+
+``common`` gives every command ``--db PATH`` and ``--json``, so adding a
+command is dropping in a module; this file does not change.
+
+Errors a user can cause (a missing or non-SQLite database, a bad config, a bad
+value) become one line ``ppp-otel: error: ...`` on stderr and exit code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sqlite3
+import sys
+from typing import Sequence
+
+from ..config import ConfigError, load_config
+from ..schema import DEFAULT_DB_PATH, DatabaseError
+from ._output import PROG, fail
+
+__all__ = ["main", "build_parser", "default_db_path"]
+
+DB_ENV = "PPP_OTEL_DB"
+
+
+def default_db_path() -> str:
+    """``$PPP_OTEL_DB``, else the config file's ``db_path``, else the default name."""
+    # The variable first, so a broken config file does not stop a command
+    # that was told where the database is.
+    return os.environ.get(DB_ENV) or load_config().db_path or DEFAULT_DB_PATH
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, db: object, json: object) -> None:
+    parser.add_argument(
+        "--db", metavar="PATH", default=db,
+        help=f"trajectory database (default: ${DB_ENV}, else the config's db_path, "
+        f"else {DEFAULT_DB_PATH})",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=json, help="print JSON instead of a table"
+    )
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    # SUPPRESS: an option given before the subcommand (`ppp-otel --json status`)
+    # is not overwritten by the subcommand's own default. The top parser gets
+    # its own copies of the options (not `parents=`): argparse shares action
+    # objects with parents, so its defaults would leak into every subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common_options(common, db=argparse.SUPPRESS, json=argparse.SUPPRESS)
+    return common
+
+
+def _command_modules() -> list[str]:
+    return sorted(
+        info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_parser()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Record, inspect and score AI agent trajectories.",
+    )
+    _add_common_options(parser, db=None, json=False)
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in _command_modules():
+        module = importlib.import_module(f"{__name__}.{name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        if args.db is None:
+            args.db = default_db_path()
+        return int(args.func(args) or 0)
+    except FileNotFoundError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}" if exc.filename else exc)
+    except (DatabaseError, ConfigError, ValueError, sqlite3.Error) as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `ppp-otel trajectories | head`: the reader has gone, which is fine.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1

@@ -1,0 +1,148 @@
+"""Commands that look at the database itself: status, migrate, trajectories, show.
+
+Only ``migrate --create`` may create a file: looking at a database must never
+leave an empty one behind because a path was mistyped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..store import TrajectoryStore
+from ._output import fail, human_size, print_fields, print_json, print_table
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "status", parents=[common], help="schema version, row counts, file size, journal mode"
+    )
+    p.set_defaults(func=status)
+
+    p = subparsers.add_parser("migrate", parents=[common], help="bring the schema up to date")
+    p.add_argument("--create", action="store_true", help="create the database if it is missing")
+    p.set_defaults(func=migrate)
+
+    p = subparsers.add_parser("trajectories", parents=[common], help="list trajectories")
+    p.add_argument("--spec", metavar="S", help="only this spec id")
+    p.add_argument("--agent", metavar="A", help="only this agent")
+    p.add_argument("--run", metavar="R", help="only this run id")
+    p.add_argument("--limit", metavar="N", type=_non_negative, help="at most N trajectories")
+    p.add_argument("--offset", metavar="N", type=_non_negative, default=0, help="skip the first N")
+    p.set_defaults(func=trajectories)
+
+    p = subparsers.add_parser(
+        "show", parents=[common], help="one trajectory: its turns, questions and violations"
+    )
+    p.add_argument("id", type=int, help="trajectory id (see `ppp-otel trajectories`)")
+    p.set_defaults(func=show)
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def status(args: argparse.Namespace) -> int:
+    # Read-only: status reports the file as it is, an old schema included,
+    # and does not migrate or switch its journal mode.
+    with TrajectoryStore(args.db, read_only=True) as store:
+        report = store.status()
+    if args.json:
+        print_json(report)
+        return 0
+    shown: dict[str, Any] = {
+        "path": report["path"],
+        "schema version": _version_text(report["schema_version"], report["latest_version"]),
+        "journal mode": report["journal_mode"],
+        "file size": f"{human_size(report['file_size_bytes'])} ({report['file_size_bytes']} bytes)",
+        "rows": {table: count for table, count in report["row_counts"].items()},
+    }
+    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "row_counts"}
+    # Whatever else status() reports (recorder stats, ...) is shown as it comes.
+    shown.update({key: value for key, value in report.items() if key not in known})
+    print_fields(shown)
+    return 0
+
+
+def _version_text(version: int, latest: int) -> str:
+    if version < latest:
+        return f"{version} (latest {latest}; run `ppp-otel migrate`)"
+    return str(version)
+
+
+def migrate(args: argparse.Namespace) -> int:
+    with TrajectoryStore(args.db, must_exist=not args.create, migrate_schema=False) as store:
+        applied = store.migrate()
+        version = store.status()["schema_version"]
+    if args.json:
+        print_json({"path": store.path, "applied": applied, "schema_version": version})
+    elif applied:
+        versions = ", ".join(str(v) for v in applied)
+        print(f"{store.path}: migrated to schema version {version} (applied {versions})")
+    else:
+        print(f"{store.path}: up to date at schema version {version}")
+    return 0
+
+
+def trajectories(args: argparse.Namespace) -> int:
+    with TrajectoryStore(args.db) as store:
+        found = store.list_trajectories(
+            spec_id=args.spec, agent_name=args.agent, run_id=args.run,
+            limit=args.limit, offset=args.offset,
+        )
+    if args.json:
+        print_json([t.to_dict() for t in found])
+        return 0
+    print_table(
+        [
+            (t.id, t.spec_id, t.agent_name, t.run_id, t.created_at, t.turn_count,
+             t.question_count, t.violation_count, t.technical_score)
+            for t in found
+        ],
+        ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"],
+        max_width=32,
+    )
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    with TrajectoryStore(args.db) as store:
+        found = store.get_trajectory(args.id)
+    if found is None:
+        return fail(f"no trajectory with id {args.id} in {args.db}")
+    if args.json:
+        print_json(found.to_dict())
+        return 0
+    print_fields({
+        "trajectory": found.id,
+        "spec": found.spec_id,
+        "agent": found.agent_name,
+        "run": found.run_id,
+        "created": found.created_at,
+        "ended": found.ended_at,
+        "technical score": found.technical_score,
+        "preferences": found.preferences,
+        "trace id": found.trace_id,
+    })
+    print()
+    print_table(
+        [(t.number, t.prompt, t.response, t.token_count, t.latency_ms, len(t.questions),
+          len(t.violations)) for t in found.turns],
+        ["turn", "prompt", "response", "tokens", "latency_ms", "questions", "violations"],
+        max_width=40,
+    )
+    questions = [(t.number, q.effort_level, q.source, q.text) for t in found.turns for q in t.questions]
+    if questions:
+        print()
+        print_table(questions, ["turn", "effort", "source", "question"], max_width=80)
+    violations = [
+        (t.number, v.severity, v.preference_name, v.expected, v.actual)
+        for t in found.turns for v in t.violations
+    ]
+    if violations:
+        print()
+        print_table(violations, ["turn", "severity", "preference", "expected", "actual"])
+    return 0
