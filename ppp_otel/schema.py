@@ -216,16 +216,15 @@ def connect(
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.execute("PRAGMA foreign_keys = ON")
         if not read_only:
+            if migrate_schema and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                # Only an empty file can take this (before WAL writes its header);
+                # it lets cleanup give space back without a full VACUUM.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if wal:
                 conn.execute("PRAGMA journal_mode = WAL")
                 # WAL makes NORMAL durable against application crashes.
                 conn.execute("PRAGMA synchronous = NORMAL")
             if migrate_schema:
-                if schema_version(conn) == 0 and conn.execute(
-                    "SELECT count(*) FROM sqlite_master"
-                ).fetchone()[0] == 0:
-                    # Only a fresh file can take this; it lets cleanup give space back.
-                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 migrate(conn, path=path)
         elif migrate_schema and schema_version(conn) > latest_version():
             migrate(conn, path=path)  # raises SchemaTooNewError
