@@ -1,0 +1,285 @@
+"""The read API: TrajectoryStore and AsyncTrajectoryStore on real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+
+from ppp_otel import schema
+from ppp_otel.astore import AsyncTrajectoryStore
+from ppp_otel.model import Question, Violation
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.store import (
+    RecordedQuestion,
+    RecordedViolation,
+    Trajectory,
+    TrajectoryStore,
+    TrajectorySummary,
+    list_query,
+)
+from ppp_otel.writer import write_all
+
+
+def _trajectory(n: int, spec: str, agent: str, run: str | None = None, **kw) -> TrajectoryRecord:
+    return TrajectoryRecord(
+        f"{n:032x}", f"{n:016x}", spec, agent, run_id=run,
+        started_at=f"2025-01-01T00:00:{n:02d}.000Z", **kw,
+    )
+
+
+def _turn(t: TrajectoryRecord, number: int, *, questions=(), violations=()) -> TurnRecord:
+    return TurnRecord(
+        t.trace_id, f"{t.span_id[:12]}{number:04x}", t.key, number,
+        f"prompt {number}", f"response {number}", token_count=10 * number, latency_ms=1.5,
+        questions=list(questions), violations=list(violations), extract_questions=not questions,
+    )
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    """Three trajectories: two agents on spec A (run r1), one on spec B (run r2)."""
+    path = str(tmp_path / "t.db")
+    a1 = _trajectory(1, "spec-a", "alice", "r1", preferences=("no_questions", "max_words(limit=50)"),
+                     technical_score=0.9)
+    a2 = _trajectory(2, "spec-a", "bob", "r1")
+    b1 = _trajectory(3, "spec-b", "alice", "r2")
+    records = [
+        a1, a2, b1,
+        _turn(a1, 1, questions=[Question("Which file?", "low"), Question("Investigate the cause?", "high")]),
+        _turn(a1, 2, violations=[Violation("no_questions", "no questions", "2 questions", "critical")]),
+        _turn(a1, 3),
+        _turn(a2, 1),
+    ]
+    conn = schema.connect(path)
+    outcome = write_all(conn, records)
+    conn.close()
+    assert not outcome.rejected
+    return path
+
+
+def _ids(summaries: list[TrajectorySummary]) -> list[int]:
+    return [s.id for s in summaries]
+
+
+# --- listing ---------------------------------------------------------------
+
+def test_list_returns_every_trajectory_oldest_first(db):
+    with TrajectoryStore(db) as store:
+        assert [(s.spec_id, s.agent_name) for s in store.list_trajectories()] == [
+            ("spec-a", "alice"), ("spec-a", "bob"), ("spec-b", "alice"),
+        ]
+
+
+def test_list_counts_turns_questions_and_violations(db):
+    with TrajectoryStore(db) as store:
+        first = store.list_trajectories()[0]
+    assert (first.turn_count, first.question_count, first.violation_count) == (3, 2, 1)
+    assert first.technical_score == 0.9
+    assert first.preferences == ["no_questions", "max_words(limit=50)"]
+
+
+def test_list_filters_by_spec_agent_and_run(db):
+    with TrajectoryStore(db) as store:
+        assert len(store.list_trajectories(spec_id="spec-a")) == 2
+        assert len(store.list_trajectories(agent_name="alice")) == 2
+        assert len(store.list_trajectories(spec_id="spec-a", agent_name="alice")) == 1
+        assert [s.run_id for s in store.list_trajectories(run_id="r2")] == ["r2"]
+        assert store.list_trajectories(spec_id="no-such-spec") == []
+
+
+def test_list_pages_with_limit_and_offset(db):
+    with TrajectoryStore(db) as store:
+        everything = _ids(store.list_trajectories())
+        assert _ids(store.list_trajectories(limit=2)) == everything[:2]
+        assert _ids(store.list_trajectories(limit=2, offset=2)) == everything[2:]
+        assert store.list_trajectories(limit=0) == []
+
+
+def test_list_rejects_a_negative_limit(db):
+    with TrajectoryStore(db) as store, pytest.raises(ValueError, match="limit"):
+        store.list_trajectories(limit=-1)
+
+
+def test_filtered_listing_uses_the_indexes(db):
+    with TrajectoryStore(db) as store:
+        for filters, index in (
+            ({"spec_id": "a", "agent_name": "b"}, "idx_trajectories_spec_agent"),
+            ({"run_id": "r"}, "idx_trajectories_run"),
+        ):
+            sql, params = list_query(**filters)
+            plan = " ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert index in plan
+            assert "SCAN t " not in plan
+
+
+# --- one trajectory --------------------------------------------------------
+
+def test_get_returns_turns_in_order_with_their_questions_and_violations(db):
+    with TrajectoryStore(db) as store:
+        got = store.get_trajectory(1)
+    assert isinstance(got, Trajectory)
+    assert [t.number for t in got.turns] == [1, 2, 3]
+    first, second, third = got.turns
+    assert first.questions == [
+        RecordedQuestion("Which file?", "low", "explicit"),
+        RecordedQuestion("Investigate the cause?", "high", "explicit"),
+    ]
+    assert second.violations == [
+        RecordedViolation("no_questions", "no questions", "2 questions", "critical", "explicit")
+    ]
+    assert third.questions == [] and third.violations == []
+    assert (first.prompt, first.response, first.token_count, first.latency_ms) == (
+        "prompt 1", "response 1", 10, 1.5)
+    assert first.trace_id == f"{1:032x}"
+
+
+def test_get_of_an_unknown_id_is_none(db):
+    with TrajectoryStore(db) as store:
+        assert store.get_trajectory(999) is None
+
+
+def test_get_reads_a_trajectory_in_four_statements_whatever_its_length(db):
+    statements = []
+    with TrajectoryStore(db) as store:
+        store.conn.set_trace_callback(statements.append)
+        store.get_trajectory(1)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 4
+
+
+def test_to_dict_is_plain_data_down_to_the_questions(db):
+    with TrajectoryStore(db) as store:
+        data = store.get_trajectory(1).to_dict()
+    assert data["turns"][0]["questions"][0] == {
+        "text": "Which file?", "effort_level": "low", "source": "explicit"}
+    assert data["turn_count"] == 3
+
+
+def test_preferences_written_by_other_tools_as_a_comma_list_are_read(db):
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO trajectories (spec_id, agent_name, preferences) VALUES ('x', 'y', 'a, b')")
+    conn.commit()
+    conn.close()
+    with TrajectoryStore(db) as store:
+        assert store.list_trajectories(spec_id="x")[0].preferences == ["a", "b"]
+
+
+# --- specs, agents, status, migrate ----------------------------------------
+
+def test_specs_and_agents_are_distinct_and_sorted(db):
+    with TrajectoryStore(db) as store:
+        assert store.specs() == ["spec-a", "spec-b"]
+        assert store.agents() == ["alice", "bob"]
+        assert store.agents("spec-b") == ["alice"]
+
+
+def test_status_counts_the_rows_of_each_table(db):
+    with TrajectoryStore(db) as store:
+        report = store.status()
+    assert report["row_counts"] == {
+        "trajectories": 3, "trajectory_turns": 4,
+        "trajectory_questions": 2, "trajectory_violations": 1,
+    }
+    assert report["schema_version"] == report["latest_version"] == schema.latest_version()
+    assert report["journal_mode"] == "wal"
+    assert report["path"] == db
+
+
+def test_status_file_size_includes_the_write_ahead_log(db):
+    with TrajectoryStore(db) as store:
+        store.conn.execute("INSERT INTO trajectories (spec_id, agent_name) VALUES ('s', 'a')")
+        size = store.status()["file_size_bytes"]
+        assert os.path.exists(db + "-wal")
+        assert size == os.path.getsize(db) + os.path.getsize(db + "-wal")
+
+
+def test_status_of_an_old_schema_read_only_shows_its_version_and_missing_tables(tmp_path):
+    path = str(tmp_path / "v1.db")
+    conn = schema.connect(path, migrate_schema=False)
+    schema.MIGRATIONS[0](conn)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with TrajectoryStore(path, read_only=True) as store:
+        report = store.status()
+    assert report["schema_version"] == 1
+    assert report["row_counts"]["trajectory_questions"] is None
+
+
+def test_migrate_applies_pending_versions_once(tmp_path):
+    path = str(tmp_path / "fresh.db")
+    with TrajectoryStore(path, must_exist=False, migrate_schema=False) as store:
+        assert store.migrate() == list(range(1, schema.latest_version() + 1))
+        assert store.migrate() == []
+
+
+# --- refusing files --------------------------------------------------------
+
+def test_a_missing_file_is_refused_and_not_created(tmp_path):
+    path = tmp_path / "missing.db"
+    with pytest.raises(schema.DatabaseError, match="no such database file"):
+        TrajectoryStore(path)
+    assert not path.exists()
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("not a database, just text\n" * 100)
+    with pytest.raises(schema.DatabaseError, match="not a SQLite database"):
+        TrajectoryStore(path)
+
+
+def test_a_newer_schema_is_refused(db):
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
+    conn.close()
+    with pytest.raises(schema.SchemaTooNewError):
+        TrajectoryStore(db)
+
+
+# --- async -----------------------------------------------------------------
+
+async def test_async_store_gives_the_same_results_as_the_sync_store(db):
+    with TrajectoryStore(db) as sync:
+        expected = (
+            sync.list_trajectories(), sync.list_trajectories(spec_id="spec-a", agent_name="bob"),
+            sync.get_trajectory(1), sync.get_trajectory(999), sync.status(),
+            sync.specs(), sync.agents(), sync.agents("spec-a"),
+        )
+    async with AsyncTrajectoryStore(db) as store:
+        got = (
+            await store.list_trajectories(),
+            await store.list_trajectories(spec_id="spec-a", agent_name="bob"),
+            await store.get_trajectory(1), await store.get_trajectory(999), await store.status(),
+            await store.specs(), await store.agents(), await store.agents("spec-a"),
+        )
+    assert got == expected
+
+
+async def test_async_store_turns_foreign_keys_on(db):
+    async with AsyncTrajectoryStore(db) as store:
+        async with store.conn.execute("PRAGMA foreign_keys") as cursor:
+            assert (await cursor.fetchone())[0] == 1
+
+
+async def test_async_store_creates_and_migrates_a_new_file_when_allowed(tmp_path):
+    path = tmp_path / "new.db"
+    async with AsyncTrajectoryStore(path, must_exist=False) as store:
+        assert (await store.status())["schema_version"] == schema.latest_version()
+        assert await store.migrate() == []
+
+
+async def test_async_store_refuses_a_missing_file(tmp_path):
+    with pytest.raises(schema.DatabaseError, match="no such database file"):
+        async with AsyncTrajectoryStore(tmp_path / "missing.db"):
+            pass
+    assert not (tmp_path / "missing.db").exists()
+
+
+async def test_async_store_refuses_a_newer_schema(db):
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
+    conn.close()
+    with pytest.raises(schema.SchemaTooNewError):
+        await AsyncTrajectoryStore(db).open()
