@@ -1,0 +1,280 @@
+"""ppp-otel status / migrate / trajectories / show, and the CLI's error contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from contextlib import closing
+import sys
+from pathlib import Path
+
+import pytest
+
+from ppp_otel import schema
+from ppp_otel.cli import _command_modules, main
+from ppp_otel.model import Question, Violation
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.writer import write_all
+
+LONG_PROMPT = "Please refactor the whole module " + "and keep going " * 40 + "END-OF-PROMPT"
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_database(monkeypatch, tmp_path):
+    # Tests must not pick up the developer's own database or config.
+    monkeypatch.delenv("PPP_OTEL_DB", raising=False)
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    path = str(tmp_path / "cli.db")
+    t1 = TrajectoryRecord("1" * 32, "1" * 16, "spec-a", "alice", run_id="r1", technical_score=0.5)
+    t2 = TrajectoryRecord("2" * 32, "2" * 16, "spec-b", "bob", run_id="r2")
+    turn = TurnRecord(
+        "1" * 32, "a" * 16, t1.key, 1, LONG_PROMPT, "Which file should I edit?",
+        token_count=42, latency_ms=12.5,
+        questions=[Question("Which file should I edit?", "low")],
+        violations=[Violation("no_questions", "no questions", "1 question", "critical")],
+        extract_questions=False,
+    )
+    conn = schema.connect(path)
+    write_all(conn, [t1, t2, turn])
+    conn.close()
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ppp-otel: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# --- status ----------------------------------------------------------------
+
+def test_status_shows_version_counts_size_and_journal_mode(capsys, db):
+    code, out, _ = run(capsys, "status", "--db", db)
+    assert code == 0
+    assert f"schema version  {schema.latest_version()}" in out
+    assert "journal mode    wal" in out
+    assert "bytes)" in out
+    assert "trajectory_turns       1" in out
+
+
+def test_status_json_parses_and_counts_rows(capsys, db):
+    code, out, _ = run(capsys, "status", "--db", db, "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["row_counts"]["trajectories"] == 2
+    assert report["file_size_bytes"] > 0
+
+
+def test_status_does_not_migrate_an_old_database(capsys, tmp_path):
+    path = str(tmp_path / "v1.db")
+    conn = schema.connect(path, migrate_schema=False)
+    schema.MIGRATIONS[0](conn)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    code, out, _ = run(capsys, "status", "--db", path)
+    assert code == 0
+    assert "run `ppp-otel migrate`" in out
+    with closing(sqlite3.connect(path)) as conn:
+        assert schema.schema_version(conn) == 1
+
+
+# --- migrate ---------------------------------------------------------------
+
+def test_migrate_refuses_a_missing_file_without_create(capsys, tmp_path):
+    path = tmp_path / "new.db"
+    code, _, err = run(capsys, "migrate", "--db", str(path))
+    assert_one_line_error(code, err, str(path), "no such database file")
+    assert not path.exists()
+
+
+def test_migrate_create_makes_a_database_at_the_latest_version(capsys, tmp_path):
+    path = str(tmp_path / "new.db")
+    code, out, _ = run(capsys, "migrate", "--db", path, "--create", "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "path": path,
+        "applied": list(range(1, schema.latest_version() + 1)),
+        "schema_version": schema.latest_version(),
+    }
+
+
+def test_migrate_of_a_current_database_says_it_is_up_to_date(capsys, db):
+    code, out, _ = run(capsys, "migrate", "--db", db)
+    assert code == 0
+    assert "up to date" in out
+
+
+# --- trajectories ----------------------------------------------------------
+
+def test_trajectories_lists_one_aligned_row_each(capsys, db):
+    code, out, _ = run(capsys, "trajectories", "--db", db)
+    header, *rows = out.strip().splitlines()
+    assert code == 0
+    assert header.split() == ["ID", "SPEC", "AGENT", "RUN", "CREATED", "TURNS", "QUESTIONS",
+                              "VIOLATIONS", "TECHNICAL"]
+    assert len(rows) == 2
+    assert header.index("AGENT") == rows[0].index("alice") == rows[1].index("bob")
+
+
+def test_trajectories_filters_by_spec_agent_and_run(capsys, db):
+    for flag, value in (("--spec", "spec-b"), ("--agent", "bob"), ("--run", "r2")):
+        code, out, _ = run(capsys, "trajectories", "--db", db, flag, value, "--json")
+        assert code == 0
+        assert [t["agent_name"] for t in json.loads(out)] == ["bob"]
+
+
+def test_trajectories_limit_caps_the_rows(capsys, db):
+    code, out, _ = run(capsys, "trajectories", "--db", db, "--limit", "1", "--json")
+    assert code == 0
+    assert len(json.loads(out)) == 1
+
+
+def test_options_may_come_before_the_command(capsys, db):
+    code, out, _ = run(capsys, "--json", "--db", db, "trajectories")
+    assert code == 0
+    assert len(json.loads(out)) == 2
+
+
+def test_the_database_defaults_to_ppp_otel_db(capsys, db, monkeypatch):
+    monkeypatch.setenv("PPP_OTEL_DB", db)
+    code, out, _ = run(capsys, "trajectories", "--json")
+    assert code == 0
+    assert len(json.loads(out)) == 2
+
+
+def test_the_database_defaults_to_the_config_files_db_path(capsys, db, monkeypatch, tmp_path):
+    config = tmp_path / "ppp-otel.toml"
+    config.write_text(f'[ppp]\ndb_path = "{db}"\n')
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    code, out, _ = run(capsys, "status", "--json")
+    assert code == 0
+    assert json.loads(out)["path"] == db
+
+
+# --- show ------------------------------------------------------------------
+
+def test_show_prints_turns_cut_to_fit_with_questions_and_violations(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db)
+    assert code == 0
+    assert "Please refactor the whole module" in out
+    assert "END-OF-PROMPT" not in out  # cut for the table
+    assert "…" in out
+    assert "low" in out and "Which file should I edit?" in out
+    assert "critical" in out and "no_questions" in out
+
+
+def test_show_json_keeps_the_whole_prompt(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db, "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["turns"][0]["prompt"] == LONG_PROMPT
+    assert data["turns"][0]["questions"] == [
+        {"text": "Which file should I edit?", "effort_level": "low", "source": "explicit"}]
+    assert data["turns"][0]["violations"][0]["severity"] == "critical"
+
+
+def test_show_of_an_unknown_id_names_it(capsys, db):
+    code, _, err = run(capsys, "show", "4242", "--db", db)
+    assert_one_line_error(code, err, "4242")
+
+
+# --- bad databases ---------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["status"], ["trajectories"], ["show", "1"]])
+def test_a_missing_database_is_an_error_and_is_not_created(capsys, tmp_path, command):
+    path = tmp_path / "missing.db"
+    code, _, err = run(capsys, *command, "--db", str(path))
+    assert_one_line_error(code, err, str(path), "no such database file")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("command", [["status"], ["migrate"], ["trajectories"], ["show", "1"]])
+def test_a_file_that_is_not_sqlite_is_an_error(capsys, tmp_path, command):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a database\n" * 50)
+    code, _, err = run(capsys, *command, "--db", str(path))
+    assert_one_line_error(code, err, str(path), "not a SQLite database")
+
+
+@pytest.mark.parametrize("command", [["status"], ["migrate"], ["trajectories"], ["show", "1"]])
+def test_a_database_from_a_newer_ppp_otel_is_an_error(capsys, db, command):
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
+    conn.close()
+    code, _, err = run(capsys, *command, "--db", db)
+    assert_one_line_error(code, err, "newer than this ppp-otel supports")
+
+
+def test_a_broken_config_file_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    config = tmp_path / "broken.toml"
+    config.write_text("[ppp\n")
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    code, _, err = run(capsys, "status")
+    assert_one_line_error(code, err, str(config))
+
+
+def test_commands_are_discovered_from_modules_and_helpers_are_not(capsys):
+    assert "database" in _command_modules()
+    assert not any(name.startswith("_") for name in _command_modules())
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert all(command in out for command in ("status", "migrate", "trajectories", "show"))
+
+
+def test_a_usage_error_exits_2(capsys):
+    code, _, err = run(capsys, "show", "not-a-number")
+    assert code == 2
+    assert "invalid int value" in err
+
+
+# --- the installed command -------------------------------------------------
+
+def _console_script() -> str:
+    script = Path(sys.executable).with_name("ppp-otel")
+    if not script.exists():
+        pytest.skip("the ppp-otel console script is not installed next to this interpreter")
+    return str(script)
+
+
+def test_the_installed_command_prints_json(db):
+    done = subprocess.run(
+        [_console_script(), "trajectories", "--db", db, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [t["spec_id"] for t in json.loads(done.stdout)] == ["spec-a", "spec-b"]
+
+
+def test_the_installed_command_fails_in_one_line_on_a_missing_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PPP_OTEL_DB", "PPP_OTEL_CONFIG")}
+    done = subprocess.run(
+        [_console_script(), "status", "--db", str(tmp_path / "missing.db")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_python_dash_m_ppp_otel_runs_the_command(db):
+    done = subprocess.run(
+        [sys.executable, "-m", "ppp_otel", "status", "--db", db, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["row_counts"]["trajectory_turns"] == 1
