@@ -1,0 +1,254 @@
+"""Find the questions an agent puts to its user, and grade the effort they ask.
+
+Both run off the application's thread on every recorded response, so they are
+plain precompiled regular expressions: no tokenizer, no model, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .conventions import EFFORT_LEVELS
+
+__all__ = ["extract_questions", "classify_effort", "effort_scores", "EffortCue", "EFFORT_CUES"]
+
+# ---------------------------------------------------------------------------
+# Extraction
+#
+# The text is first *masked*: code, URLs, quotations and abbreviations keep
+# their length but lose their sentence punctuation, so that the sentence
+# boundaries found on the masked copy can slice the original text unchanged
+# (a question keeps its inline code and its links).
+
+_MASK = "_"
+
+_FENCED_CODE = re.compile(
+    # The lookahead takes the fence atomically: a line of a thousand backticks
+    # must not be re-tried at every length.
+    r"^[ \t]*(?=(?P<fence>`{3,}|~{3,}))(?P=fence)[^\n]*\n.*?(?:^[ \t]*(?P=fence)[ \t]*$|\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+# Runs of backticks are bounded so that a pathological run stays linear.
+_INLINE_CODE = re.compile(r"(?<!`)(?P<ticks>`{1,3})(?!`)[^`\n]+(?P=ticks)(?!`)")
+# A URL does not take the sentence's own closing punctuation with it, so that
+# "Did you mean https://x.com/docs?" is still a question.
+_URL = re.compile(
+    r"\b(?:[a-z][a-z0-9+.-]{0,15}://|www\.)[^\s<>\"'`]*[^\s<>\"'`?.!,;:)\]}]", re.IGNORECASE
+)
+# An apostrophe inside a word ("don't") never opens or closes a quotation.
+_QUOTATION = re.compile(
+    r"(?<!\w)'[^'\n]+'(?!\w)"
+    r"|\"[^\"\n]+\""
+    r"|“[^”\n]+”|‘[^’\n]+’|„[^“”\n]+[“”]|«[^»\n]+»|‹[^›\n]+›|「[^」\n]+」|『[^』\n]+』"
+)
+_ABBREVIATION = re.compile(
+    r"(?<!\w)(?:e\.g\.|i\.e\.|cf\.|vs\.|approx\.|mr\.|mrs\.|ms\.|dr\.|prof\.|st\.|no\.(?=\s*\d))",
+    re.IGNORECASE,
+)
+
+_SENTENCE_PUNCTUATION = re.compile(r"[.!?？！。…]")
+
+# Where a sentence ends: Latin punctuation before whitespace or the end, CJK
+# punctuation anywhere (those scripts put no space after it), a paragraph break,
+# or a line break that starts something new (a capital, a list item, a heading).
+_BOUNDARY = re.compile(
+    r"[.!?…]+[\"'”’»)\]]*(?=\s|$)"
+    r"|[。！？]+[\"'”’»」』)\]）]*"
+    r"|\?(?=[¿¡])"
+    r"|\n[ \t]*\n\s*"
+    r"|\n(?=[ \t]*(?:[-*+•>#|]|\d+[.)]|[A-Z¿¡]))"
+)
+
+_LIST_MARKER = re.compile(
+    r"^(?:[-*+•]\s+(?:\[[ xX]\]\s+)?|\(?\d{1,3}[.)]\s+|\(?[a-zA-Z][)]\s+|[a-zA-Z]\.\s+(?=\S))"
+)
+_HEADING_OR_QUOTE = re.compile(r"^(?:#{1,6}\s|>)")
+_EMPHASIS_EDGES = re.compile(r"^[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}$")
+_ASKS = re.compile(r"[?？][!！]*\W*$")
+_HAS_WORD = re.compile(r"\w")
+_LINE_BREAK = re.compile(r"[ \t]*\n\s*")
+_PARENTHESIZED = re.compile(r"^\((.*[?？])\)$", re.DOTALL)
+
+# The agent answers its own question when the next sentence opens like this.
+_SELF_ANSWER = re.compile(
+    r"^(?:because|that'?s because|this is because|it'?s because|mostly because|partly because"
+    r"|probably because|simply because|the (?:short )?answer|short answer|answer:|simple:|easy:"
+    r"|the (?:reason|culprit|cause|trick|catch) (?:is|was)|the reason|here'?s (?:why|how|what)|here is (?:why|how|what)|it turns out|turns out"
+    r"|not really|not quite|not necessarily|nope|of course|yep|porque|parce que|weil)\b"
+    r"|^(?:yes|no)[,.!:]",
+    re.IGNORECASE,
+)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return _SENTENCE_PUNCTUATION.sub(_MASK, match.group(0))
+
+
+def _as_paragraph_break(match: re.Match[str]) -> str:
+    return "\n" * len(match.group(0))
+
+
+def _masked(text: str) -> str:
+    text = _FENCED_CODE.sub(_as_paragraph_break, text)
+    text = _INLINE_CODE.sub(_blank, text)
+    text = _URL.sub(_blank, text)
+    text = _QUOTATION.sub(_blank, text)
+    return _ABBREVIATION.sub(_blank, text)
+
+
+def _sentences(text: str) -> list[tuple[str, bool]]:
+    masked = _masked(text)
+    sentences = []
+    start = 0
+    for boundary in _BOUNDARY.finditer(masked):
+        end = boundary.end()
+        sentence = text[start:end]
+        # A fenced code block masks to blank lines: it is no sentence.
+        if masked[start:end].strip():
+            sentences.append((sentence, masked[start:end]))
+        start = end
+    if start < len(text) and masked[start:].strip():
+        sentences.append((text[start:], masked[start:]))
+    return [_tidy(s, m) for s, m in sentences]
+
+
+def _tidy(sentence: str, masked: str) -> tuple[str, bool]:
+    """The sentence as a reader would quote it, and whether it asks the user something."""
+    asks = bool(_ASKS.search(masked.rstrip()))
+    sentence = sentence.strip()
+    prose = not _HEADING_OR_QUOTE.match(sentence)
+    sentence = _LIST_MARKER.sub("", sentence, count=1)
+    sentence = _EMPHASIS_EDGES.sub("", sentence).strip()
+    # A sentence wrapped over two lines reads as one line.
+    sentence = _LINE_BREAK.sub(" ", sentence)
+    sentence = _PARENTHESIZED.sub(r"\1", sentence)
+    return sentence, asks and prose and bool(_HAS_WORD.search(sentence))
+
+
+def extract_questions(text: str) -> list[str]:
+    """The questions a response puts to the user, in order, one sentence each.
+
+    Code, URLs, quotations, headings and block quotes ask nothing of the user,
+    and neither does a question the agent answers itself in the next sentence.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    if "?" not in text and "？" not in text:
+        return []
+    sentences = _sentences(text)
+    questions = []
+    for i, (sentence, asks) in enumerate(sentences):
+        if not asks:
+            continue
+        following = sentences[i + 1][0] if i + 1 < len(sentences) else ""
+        if following and _SELF_ANSWER.match(following):
+            continue
+        questions.append(sentence)
+    return questions
+
+
+# ---------------------------------------------------------------------------
+# Effort
+#
+# Each cue is evidence for one effort level; a question's level is the one with
+# the most evidence. Weighted evidence rather than first-match keywords, so a
+# choice phrased around a design decision ("how would you like the schema to be
+# designed?") is outweighed by the design, and "which" alone decides nothing.
+
+
+@dataclass(frozen=True)
+class EffortCue:
+    name: str
+    effort: str
+    weight: float
+    pattern: re.Pattern[str]
+
+
+# Medium is the default: a question with no evidence asks for a fact the user
+# has but has not said.
+_PRIOR = {"medium": 1.5, "low": 0.0, "high": 0.0}
+
+_YOU_ASKED = r"(?:^|[,;:]\s*|\band\s+)(?:can|could|would|will|might) you (?:please |also |maybe |quickly |first |then |kindly |try and |try to )?"
+_WORK_VERBS = (
+    r"run|rerun|try|test|retest|check|double-check|recheck|measure|time|benchmark|profile|find|look"
+    r"|dig|go through|go over|review|audit|collect|gather|compile|pull|capture|record|reproduce"
+    r"|bisect|trace|track down|figure out|work out|ask|contact|call|email|reach out|verify"
+    r"|validate|cross-check|compare|inspect|scan|identify|monitor|explore|experiment|evaluate|estimate"
+    r"|set up|install|deploy|configure|write|rewrite|draft|design|decide|map out|inventory|survey"
+    r"|interview|read through|read up|tag|label|fill in|sort out|dig up|hunt down|search|look up"
+    r"|calculate|count|assess|diagnose|debug|troubleshoot|prototype|build|implement|prepare"
+    r"|document|summarize|summarise|plan|organize|organise|sketch|outline|clean up|go and"
+)
+_DESIGN_NOUNS = (
+    r"architecture|design|designed|structure|structured|strategy|approach|schema|data model|api shape"
+    r"|layout of|policy|roadmap|plan for|model for|workflow|process for|naming scheme"
+)
+_OPINION = r"should|would|propose|recommend|suggest|pick|think|want"
+
+
+def _cue(name: str, effort: str, weight: float, pattern: str) -> EffortCue:
+    return EffortCue(name, effort, weight, re.compile(pattern))
+
+
+EFFORT_CUES: tuple[EffortCue, ...] = (
+    # low: the agent offers, proposes or confirms, and the user answers at once
+    _cue("agent proposes", "low", 2.5, r"^(?:so,? |ok,? |okay,? )?(?:should|shall|can|may|could) (?:i|we)\b"),
+    _cue("should it", "low", 2.0, r"^(?:should|shall) (?:the|this|that|it|these|those|my|our)\b"),
+    _cue("offer", "low", 2.5, r"(?:do|would) you (?:want|like|prefer|wish|rather)\b|want me to\b|^want\b"),
+    _cue("preference", "low", 2.0, r"prefer|prefieres?\b|préf[eè]r|like best\b|rather\b"),
+    _cue("choose", "low", 2.0, r"(?:choose|pick|select|opt for|go with)\b"),
+    _cue("either or", "low", 2.0, r" (?:or|o|ou|oder)(?: (?=[\w\"'(])|\s*$)|either\b"),
+    _cue("okay", "low", 2.0, r"^(?:is|are|does|do|would|will|okay|ok|alright|fine)\b.*\b(?:okay|ok|alright|all right|fine|acceptable|good|right|enough|work for you|work better|suit you|happy)\b"),
+    _cue("ready", "low", 2.0, r"^(?:ready|okay|ok|alright|good to go|happy)\b"),
+    _cue("is this right", "low", 1.5, r"^(?:is|are|was|does|do) (?:this|that|these|those)\b"),
+    _cue("what you want", "low", 2.0, r"you (?:wanted|had in mind|meant|expected|intended)\b|what you (?:want|need)\b"),
+    _cue("confirm", "low", 1.5, r"confirm\b(?! with)"),
+    _cue("mind if", "low", 2.0, r"mind if (?:i|we)\b"),
+    _cue("sounds good", "low", 2.0, r"(?:sound|look)s? (?:good|right|ok|okay|fine|reasonable)\b|agree\b"),
+    _cue("continue", "low", 1.0, r"(?:proceed|continue|go ahead|carry on)\b"),
+    # high: the user has to go and find out, do work, or decide a design
+    _cue("spec keyword", "high", 3.5, r"(?:investigat|research|analy[sz]|determine\b|before proceeding)"),
+    _cue("best way", "high", 3.5, r"what(?:'s| is| would be) the (?:best|right|ideal|cleanest|safest|recommended) (?:way|approach|method|strategy|option for)\b"),
+    _cue("how should", "high", 3.5, r"^how (?:should|shall|would|could|do|might) (?:i|we|you|the|this|it|our)\b(?! (?:like|want|prefer))|^how should\b"),
+    _cue("you do the work", "high", 3.5, _YOU_ASKED + r"(?:" + _WORK_VERBS + r")\b"),
+    _cue("find out", "high", 3.0, r"\b(?:find out|figure out|work out|look into|dig (?:through|into|up)|track down|bisect|benchmark|profile|reproduce|measure|audit|survey|interview|check with|confirm with|verify with|ask (?:your|the|around)|reach out)\b"),
+    _cue("design decision", "high", 3.0, r"^(?=.*\b(?:" + _DESIGN_NOUNS + r")\b)(?=.*\b(?:" + _OPINION + r")\b)"),
+    _cue("report back", "high", 1.0, r" and (?:send|tell|report|share|let me know|paste|note|list|flag|circulate|mark)\b"),
+    _cue("breadth", "high", 1.0, r"\b(?:all (?:the|of)|every|each one|over (?:the )?(?:last|past)|for (?:an|a|one) (?:hour|day|week)|the full|across (?:all|the))\b"),
+)
+
+
+def _normalized(question: str) -> str:
+    question = question.strip().lower().replace("’", "'").replace("‘", "'")
+    question = _LIST_MARKER.sub("", question, count=1)
+    return question.lstrip("¿¡*_ ").rstrip()
+
+
+def effort_scores(question: str) -> dict[str, float]:
+    """The evidence for each effort level; `classify_effort` picks the largest."""
+    text = _normalized(question)
+    scores = dict(_PRIOR)
+    for cue in EFFORT_CUES:
+        if cue.pattern.search(text):
+            scores[cue.effort] += cue.weight
+    return scores
+
+
+def classify_effort(question: str) -> str:
+    """'low', 'medium' or 'high': the effort a question asks of the user.
+
+    low: a choice or confirmation the user can answer at once; medium: a fact
+    the user has but has not said; high: the user must go and find out, do
+    work, or decide a design. Ties go to medium, the default.
+    """
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a str; got {type(question).__name__}")
+    scores = effort_scores(question)
+    # EFFORT_LEVELS order is low, medium, high; medium first so it wins ties.
+    best = "medium"
+    for level in ("low", "high"):
+        if scores[level] > scores[best]:
+            best = level
+    assert best in EFFORT_LEVELS
+    return best

@@ -1,0 +1,154 @@
+"""Which sentences of an agent's response are questions put to the user."""
+
+import random
+
+import pytest
+
+from ppp_otel.questions import extract_questions
+
+
+def test_a_single_question_is_returned_as_its_sentence():
+    assert extract_questions("I can do that. Should I also add tests? Let me know.") == [
+        "Should I also add tests?"
+    ]
+
+
+def test_several_questions_on_one_line_come_back_in_order():
+    assert extract_questions("Which database do you use? And which version? Thanks.") == [
+        "Which database do you use?",
+        "And which version?",
+    ]
+
+
+def test_a_statement_without_a_question_mark_asks_nothing():
+    assert extract_questions("I fixed the bug and pushed the branch.") == []
+
+
+def test_numbered_list_markers_are_stripped():
+    text = "Before I start:\n1. Which Python version do you use?\n2) Do you want type hints?"
+    assert extract_questions(text) == ["Which Python version do you use?", "Do you want type hints?"]
+
+
+def test_bulleted_list_markers_are_stripped():
+    text = "A few things:\n- Should I keep the old API?\n* Is Friday okay?\n• Any deadline?"
+    assert extract_questions(text) == ["Should I keep the old API?", "Is Friday okay?", "Any deadline?"]
+
+
+def test_bold_emphasis_around_a_question_is_stripped():
+    assert extract_questions("- **Is Friday okay for the release?**") == ["Is Friday okay for the release?"]
+
+
+def test_question_marks_inside_fenced_code_are_not_questions():
+    text = "Here is the code:\n```python\nx = a if b else c  # why?\nprint('ok?')\n```\nDoes that look right?"
+    assert extract_questions(text) == ["Does that look right?"]
+
+
+def test_an_unterminated_code_fence_hides_everything_after_it():
+    assert extract_questions("Try this:\n```\nmaybe = value?.field\n") == []
+
+
+def test_question_marks_inside_inline_code_are_not_questions():
+    assert extract_questions("Run `git log --grep=fix?` to see the commits.") == []
+
+
+def test_a_question_keeps_its_inline_code():
+    assert extract_questions("Should I use `a?.b` or `a && a.b`?") == ["Should I use `a?.b` or `a && a.b`?"]
+
+
+def test_question_marks_inside_urls_are_not_questions():
+    assert extract_questions("See https://x.com/?q=1 for the details.") == []
+
+
+def test_a_url_at_the_end_of_a_question_leaves_the_question_mark():
+    assert extract_questions("Did you mean https://x.com/docs?") == ["Did you mean https://x.com/docs?"]
+
+
+def test_quoted_questions_are_not_questions_to_the_user():
+    assert extract_questions("He asked 'why?' and I explained it to him.") == []
+
+
+def test_double_and_typographic_quotations_are_not_questions_either():
+    assert extract_questions('The docs say "what now?" and “why not?” in places.') == []
+
+
+def test_apostrophes_do_not_open_a_quotation():
+    assert extract_questions("Don't you think it's ready to merge?") == ["Don't you think it's ready to merge?"]
+
+
+def test_a_question_the_agent_answers_itself_is_rhetorical():
+    assert extract_questions("Why does this fail? Because the index is stale.") == []
+
+
+def test_a_real_question_after_a_rhetorical_one_is_kept():
+    text = "Why does this fail? Because the index is stale. Want me to rebuild it?"
+    assert extract_questions(text) == ["Want me to rebuild it?"]
+
+
+def test_a_yes_or_no_invitation_is_not_a_self_answer():
+    assert extract_questions("Does that work for you? Yes or no is fine.") == ["Does that work for you?"]
+
+
+def test_a_spanish_question_keeps_its_opening_mark():
+    assert extract_questions("¡Hola! ¿Prefieres Python o Go? Dime.") == ["¿Prefieres Python o Go?"]
+
+
+def test_full_width_question_marks_end_a_question():
+    assert extract_questions("好的。你想用Python还是Go？我可以两个都做。") == ["你想用Python还是Go？"]
+
+
+def test_a_question_wrapped_over_two_lines_reads_as_one():
+    assert extract_questions("Could you tell me\nwhich version you use?") == [
+        "Could you tell me which version you use?"
+    ]
+
+
+def test_a_heading_is_a_title_not_a_question():
+    assert extract_questions("## Why is it slow?\nThe cache is cold.\n\nShould I warm it up?") == [
+        "Should I warm it up?"
+    ]
+
+
+def test_a_block_quote_is_quoted_text_not_a_question():
+    assert extract_questions("> Can you help?\nSure. What's the deadline?") == ["What's the deadline?"]
+
+
+def test_a_question_with_emphatic_punctuation_is_still_a_question():
+    assert extract_questions("You want to delete production?!") == ["You want to delete production?!"]
+
+
+def test_abbreviations_do_not_cut_a_question_short():
+    assert extract_questions("Do you use a managed DB, e.g. RDS or Cloud SQL?") == [
+        "Do you use a managed DB, e.g. RDS or Cloud SQL?"
+    ]
+
+
+def test_a_question_mark_inside_a_word_is_not_a_sentence_end():
+    assert extract_questions("The operator x?y is a ternary in that language.") == []
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t\n", "?", "???", "?!?!", "...?", "? ? ?", "？", "¿?"])
+def test_empty_whitespace_or_punctuation_only_input_has_no_questions(text):
+    assert extract_questions(text) == []
+
+
+def test_none_is_a_type_error():
+    with pytest.raises(TypeError):
+        extract_questions(None)
+
+
+def test_any_string_gives_a_list_of_stripped_non_empty_strings():
+    rng = random.Random(7)
+    alphabet = "ab ?？¿!.。\n`'\"“”«»-*1#>~:/()[]_\twhtps.eg"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        questions = extract_questions(text)
+        assert all(isinstance(q, str) and q and q == q.strip() for q in questions), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["`" * 50_000 + "?", "~" * 50_000 + "?\n", "e.g." * 30_000 + "?", "www." * 20_000 + "?", "'a " * 50_000 + "?"],
+)
+def test_pathological_input_does_not_hang(text):
+    # No timing assertion: a quadratic pattern would take minutes here, not seconds.
+    assert isinstance(extract_questions(text), list)
