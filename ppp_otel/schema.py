@@ -150,18 +150,24 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
+def refuse_if_newer(conn: sqlite3.Connection, *, path: str = "database") -> int:
+    """The file's schema version, or SchemaTooNewError if this code is older than it."""
+    current, target = schema_version(conn), latest_version()
+    if current > target:
+        raise SchemaTooNewError(
+            f"{path}: schema version {current} is newer than this ppp-otel supports "
+            f"(version {target}); upgrade ppp-otel to open it"
+        )
+    return current
+
+
 def migrate(conn: sqlite3.Connection, *, path: str = "database") -> list[int]:
     """Apply pending migrations; return the versions applied.
 
     The connection must be in autocommit mode (``isolation_level=None``).
     """
     target = latest_version()
-    current = schema_version(conn)
-    if current > target:
-        raise SchemaTooNewError(
-            f"{path}: schema version {current} is newer than this ppp-otel supports "
-            f"(version {target}); upgrade ppp-otel to open it"
-        )
+    current = refuse_if_newer(conn, path=path)
     applied = []
     while current < target:
         conn.execute("BEGIN IMMEDIATE")
@@ -215,6 +221,7 @@ def connect(
         # Reading the schema is the first access that fails on a non-SQLite file.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.execute("PRAGMA foreign_keys = ON")
+        refuse_if_newer(conn, path=path)  # before anything is written to the file
         if not read_only:
             if migrate_schema and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
                 # Only an empty file can take this (before WAL writes its header);
@@ -226,8 +233,6 @@ def connect(
                 conn.execute("PRAGMA synchronous = NORMAL")
             if migrate_schema:
                 migrate(conn, path=path)
-        elif migrate_schema and schema_version(conn) > latest_version():
-            migrate(conn, path=path)  # raises SchemaTooNewError
     except SchemaTooNewError:
         conn.close()
         raise
