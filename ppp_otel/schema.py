@@ -132,6 +132,43 @@ def _v3_recorder_stats(conn: sqlite3.Connection) -> None:
         )"""
     )
 
+
+def _v4_consensus_history(conn: sqlite3.Connection) -> None:
+    """Every consensus run and each agent's scores in it, so results can be compared over time."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS consensus_runs (
+            id INTEGER PRIMARY KEY,
+            spec_id TEXT NOT NULL,
+            best_agent TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            w_technical REAL NOT NULL,
+            w_interaction REAL NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            trace_id TEXT,
+            span_id TEXT
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS idx_consensus_runs_spec ON consensus_runs(spec_id, created_at)"
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS consensus_agents (
+            id INTEGER PRIMARY KEY,
+            consensus_id INTEGER NOT NULL REFERENCES consensus_runs(id) ON DELETE CASCADE,
+            rank INTEGER NOT NULL,
+            agent_name TEXT NOT NULL,
+            technical REAL,
+            technical_source TEXT NOT NULL,
+            r_proact REAL,
+            r_pers REAL,
+            final REAL NOT NULL,
+            technical_only INTEGER NOT NULL DEFAULT 0,
+            trajectory_ids TEXT NOT NULL DEFAULT '[]',
+            UNIQUE (consensus_id, agent_name)
+        )"""
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Position i holds the migration that takes a database to version i + 1.
@@ -139,6 +176,7 @@ MIGRATIONS: list[Migration] = [
     _v1_trajectories_and_turns,
     _v2_questions_violations_and_span_ids,
     _v3_recorder_stats,
+    _v4_consensus_history,
 ]
 
 
