@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .conventions import EFFORT_LEVELS
-
 __all__ = ["extract_questions", "classify_effort", "effort_scores", "EffortCue", "EFFORT_CUES"]
 
 # ---------------------------------------------------------------------------
@@ -169,7 +167,13 @@ class EffortCue:
 # has but has not said.
 _PRIOR = {"medium": 1.5, "low": 0.0, "high": 0.0}
 
-_YOU_ASKED = r"(?:^|[,;:]\s*|\band\s+)(?:can|could|would|will|might) you (?:please |also |maybe |quickly |first |then |kindly |try and |try to )?"
+# The ways of asking the user to do something: "could you ...", "would you be
+# able to ...", "would it be possible (for you) to ...", a bare "please ...".
+_YOU_ASKED = (
+    r"(?:(?:^|[,;:]\s*|\band\s+)(?:can|could|would|will|might) you(?: be able to)?"
+    r"|would it be possible(?: for you)? to|for you to|^please)"
+    r" (?:please |also |maybe |quickly |first |then |kindly |try and |try to )?"
+)
 _WORK_VERBS = (
     r"run|rerun|try|test|retest|check|double-check|recheck|measure|time|benchmark|profile|find|look"
     r"|dig|go through|go over|review|audit|collect|gather|compile|pull|capture|record|reproduce"
@@ -179,6 +183,14 @@ _WORK_VERBS = (
     r"|interview|read through|read up|tag|label|fill in|sort out|dig up|hunt down|search|look up"
     r"|calculate|count|assess|diagnose|debug|troubleshoot|prototype|build|implement|prepare"
     r"|document|summarize|summarise|plan|organize|organise|sketch|outline|clean up|go and"
+    r"|repro|experiment|get me|get us|get the|get hold|spend"
+)
+# "Would you mind running ..." asks for the same work in the gerund.
+_WORK_GERUNDS = (
+    r"running|rerunning|trying|testing|checking|measuring|timing|benchmarking|profiling|finding"
+    r"|looking|digging|going|reviewing|auditing|collecting|gathering|pulling|capturing|recording"
+    r"|reproducing|tracing|asking|contacting|calling|verifying|validating|comparing|inspecting"
+    r"|setting up|installing|deploying|writing|rewriting|drafting|designing|exploring|testing"
 )
 _DESIGN_NOUNS = (
     r"architecture|design|designed|structure|structured|strategy|approach|schema|data model|api shape"
@@ -212,8 +224,12 @@ EFFORT_CUES: tuple[EffortCue, ...] = (
     _cue("best way", "high", 3.5, r"what(?:'s| is| would be) the (?:best|right|ideal|cleanest|safest|recommended) (?:way|approach|method|strategy|option for)\b"),
     _cue("how should", "high", 3.5, r"^how (?:should|shall|would|could|do|might) (?:i|we|you|the|this|it|our)\b(?! (?:like|want|prefer))|^how should\b"),
     _cue("you do the work", "high", 3.5, _YOU_ASKED + r"(?:" + _WORK_VERBS + r")\b"),
+    _cue("mind doing the work", "high", 3.5, r"mind (?:" + _WORK_GERUNDS + r")\b"),
+    _cue("see whether", "high", 1.5, r"(?:and|to) see (?:whether|if|how|what)\b|spend (?:some |a bit of )?time\b"),
     _cue("find out", "high", 3.0, r"\b(?:find out|figure out|work out|look into|dig (?:through|into|up)|track down|bisect|benchmark|profile|reproduce|measure|audit|survey|interview|check with|confirm with|verify with|ask (?:your|the|around)|reach out)\b"),
     _cue("design decision", "high", 3.0, r"^(?=.*\b(?:" + _DESIGN_NOUNS + r")\b)(?=.*\b(?:" + _OPINION + r")\b)"),
+    # An offer by the agent to investigate is the agent's work, not the user's.
+    _cue("agent does the work", "high", -3.0, r"^(?:so,? |ok,? |okay,? )?(?:should|shall|can|may) (?:i|we)\b|(?:want|like) me to\b"),
     _cue("report back", "high", 1.0, r" and (?:send|tell|report|share|let me know|paste|note|list|flag|circulate|mark)\b"),
     _cue("breadth", "high", 1.0, r"\b(?:all (?:the|of)|every|each one|over (?:the )?(?:last|past)|for (?:an|a|one) (?:hour|day|week)|the full|across (?:all|the))\b"),
 )
@@ -245,10 +261,9 @@ def classify_effort(question: str) -> str:
     if not isinstance(question, str):
         raise TypeError(f"question must be a str; got {type(question).__name__}")
     scores = effort_scores(question)
-    # EFFORT_LEVELS order is low, medium, high; medium first so it wins ties.
+    # Medium is looked at first so that it wins ties.
     best = "medium"
     for level in ("low", "high"):
         if scores[level] > scores[best]:
             best = level
-    assert best in EFFORT_LEVELS
     return best

@@ -1,0 +1,94 @@
+"""How often the effort heuristic agrees with the labelled questions.
+
+    python benchmarks/effort_accuracy.py                 # held-out and train
+    python benchmarks/effort_accuracy.py --split heldout --json
+    python benchmarks/effort_accuracy.py --errors        # list the disagreements
+
+The held-out split was labelled before the rules were written and is not used
+to tune them; its accuracy is the number to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ppp_otel.questions import classify_effort
+
+LEVELS = ("low", "medium", "high")
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "effort_questions.jsonl"
+
+
+def load(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def evaluate(examples: list[dict]) -> dict:
+    # confusion[expected][predicted]
+    confusion = {expected: {predicted: 0 for predicted in LEVELS} for expected in LEVELS}
+    errors = []
+    started = time.perf_counter()
+    predictions = [classify_effort(example["question"]) for example in examples]
+    elapsed = time.perf_counter() - started
+    for example, predicted in zip(examples, predictions):
+        confusion[example["effort"]][predicted] += 1
+        if predicted != example["effort"]:
+            errors.append({"question": example["question"], "expected": example["effort"], "predicted": predicted})
+    correct = sum(confusion[level][level] for level in LEVELS)
+    return {
+        "n": len(examples),
+        "accuracy": correct / len(examples) if examples else None,
+        "confusion": confusion,
+        "us_per_question": 1e6 * elapsed / len(examples) if examples else None,
+        "errors": errors,
+    }
+
+
+def render(split: str, result: dict, show_errors: bool) -> str:
+    lines = [f"{split}: n={result['n']} accuracy={result['accuracy']:.3f} "
+             f"({result['us_per_question']:.1f} us/question)"]
+    lines.append("  expected \\ predicted " + "".join(f"{level:>8}" for level in LEVELS))
+    for expected in LEVELS:
+        row = result["confusion"][expected]
+        lines.append(f"  {expected:<21}" + "".join(f"{row[predicted]:>8}" for predicted in LEVELS))
+    if show_errors:
+        for error in result["errors"]:
+            lines.append(f"  - [{error['expected']} -> {error['predicted']}] {error['question']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("heldout", "train", "all"), action="append",
+                        help="which split(s) to score (default: heldout and train)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled JSONL file")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--errors", action="store_true", help="list the misclassified questions")
+    args = parser.parse_args(argv)
+
+    examples = load(args.data)
+    splits = args.split or ["heldout", "train"]
+    results = {}
+    for split in splits:
+        chosen = examples if split == "all" else [e for e in examples if e["split"] == split]
+        if not chosen:
+            parser.error(f"no examples in split {split!r} of {args.data}")
+        results[split] = evaluate(chosen)
+
+    if args.json:
+        if not args.errors:
+            for result in results.values():
+                del result["errors"]
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        print("\n\n".join(render(split, result, args.errors) for split, result in results.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""How much effort a question asks of the user: low, medium or high (DESIGN.md, "Effort")."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ppp_otel.conventions import EFFORT_LEVELS
+from ppp_otel.questions import classify_effort, effort_scores
+
+LABELLED = Path(__file__).parent / "data" / "effort_questions.jsonl"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which of the two layouts do you prefer?",
+        "Do you prefer tabs or spaces?",
+        "Would you like me to add a changelog entry?",
+        "Can you choose one of the three names above?",
+    ],
+)
+def test_choices_named_by_the_spec_keywords_are_low(question):
+    assert classify_effort(question) == "low"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Should I push the fix now?",
+        "Is it okay if I delete the old branch?",
+        "Postgres or SQLite?",
+        "Does that plan sound good to you?",
+        "Shall we keep the current name?",
+    ],
+)
+def test_confirmations_and_either_or_choices_are_low(question):
+    assert classify_effort(question) == "low"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Could you investigate why the job hangs?",
+        "Can you research which providers offer EU hosting?",
+        "Would you analyze last week's error logs?",
+        "Can you determine which release introduced the leak?",
+        "What is the best way to roll this out to all regions?",
+        "How should I structure the configuration files?",
+        "Before proceeding, can you take a snapshot of the volume?",
+    ],
+)
+def test_requests_named_by_the_spec_keywords_are_high(question):
+    assert classify_effort(question) == "high"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Could you dig through the git history to find when this broke?",
+        "Can you run the benchmark on your production hardware and send me the numbers?",
+        "Could you ask your ops team how the load balancer is configured?",
+        "Can you try the build on a fresh checkout and tell me what fails?",
+        "What design would you pick for the sync protocol?",
+    ],
+)
+def test_work_for_the_user_is_high_without_any_spec_keyword(question):
+    assert classify_effort(question) == "high"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which version are you running in production?",
+        "What error message do you get?",
+        "How many users does the service have?",
+        "Where is the config file on your machine?",
+        "Are you on the free plan?",
+    ],
+)
+def test_facts_the_user_has_but_has_not_said_are_medium(question):
+    assert classify_effort(question) == "medium"
+
+
+def test_which_alone_does_not_make_a_question_low():
+    assert classify_effort("Which region is the bucket in?") == "medium"
+
+
+def test_a_design_decision_outweighs_a_polite_would_you_like():
+    assert classify_effort("How would you like the permission model to be designed?") == "high"
+
+
+def test_a_proposal_by_the_agent_to_do_the_work_is_low():
+    # The agent offers to investigate; the user only says yes or no.
+    assert classify_effort("Should I investigate the memory leak next?") == "low"
+
+
+def test_a_question_without_any_cue_is_medium():
+    assert classify_effort("Anything else?") == "medium"
+
+
+@pytest.mark.parametrize("question", ["", "   ", "???", "¿?", "x" * 10_000])
+def test_any_string_gets_one_of_the_effort_levels(question):
+    assert classify_effort(question) in EFFORT_LEVELS
+
+
+def test_the_effort_is_the_level_with_most_evidence():
+    question = "Can you run the load test and send me the p99?"
+    scores = effort_scores(question)
+    assert classify_effort(question) == max(scores, key=scores.get)
+
+
+def test_classification_is_deterministic():
+    question = "Could you check with your DBA what the replication lag was?"
+    assert len({classify_effort(question) for _ in range(50)}) == 1
+
+
+def test_none_is_a_type_error():
+    with pytest.raises(TypeError):
+        classify_effort(None)
+
+
+def _labelled(split):
+    with LABELLED.open(encoding="utf-8") as lines:
+        return [row for row in map(json.loads, lines) if row["split"] == split]
+
+
+def test_the_labelled_set_is_large_balanced_and_well_formed():
+    rows = _labelled("train") + _labelled("heldout")
+    assert len(rows) >= 360
+    assert len({row["question"] for row in rows}) == len(rows)
+    heldout = _labelled("heldout")
+    assert len(heldout) >= 120
+    for level in EFFORT_LEVELS:
+        assert sum(row["effort"] == level for row in heldout) >= 40
+
+
+def test_held_out_accuracy_is_at_least_ninety_percent():
+    heldout = _labelled("heldout")
+    correct = sum(classify_effort(row["question"]) == row["effort"] for row in heldout)
+    assert correct / len(heldout) >= 0.90
