@@ -1,0 +1,603 @@
+"""Recording benchmarks: what ppp-otel costs the agent, and how fast it lands in SQLite.
+
+    python benchmarks/bench_recording.py            # full run (streams a million turns)
+    python benchmarks/bench_recording.py --quick    # a short run
+    python benchmarks/bench_recording.py --json     # the report rows as JSON
+    python benchmarks/bench_recording.py --only app_thread,writer
+
+Every figure is measured beside its baseline in the same run, the two
+interleaved round by round, and reported as a median over rounds (the machine
+is assumed noisy):
+
+- app_thread: wall time the agent's thread spends in one turn's ``with`` block
+  (a ``ppp.turn`` span with the usual attributes inside an open trajectory),
+  with the TrajectorySpanProcessor against a bare ``BatchSpanProcessor`` and a
+  no-op exporter. Target: ratio <= 1.15.
+- writer: TrajectoryWriter.write on pre-built TurnRecords against raw
+  ``sqlite3.executemany`` of the same rows into an identical table, one
+  transaction per batch, at batch 10 and 500. Target: 50,000+ turns/s and
+  >= 0.5 of raw. Plus the processor end to end (submit N records, force_flush).
+- lone_turn: a single turn in a quiet agent, from span end until another
+  connection sees its row. Target: <= flush interval + 50 ms.
+- memory: RSS while a million turns (``--quick``: 100,000) stream through the
+  processor into a file; growth from 10% to 100% of the stream, and drops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import (  # noqa: E402
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+import ppp_otel  # noqa: E402
+from ppp_otel import conventions as c  # noqa: E402
+from ppp_otel import schema  # noqa: E402
+from ppp_otel.model import Question  # noqa: E402
+from ppp_otel.processor import TrajectorySpanProcessor  # noqa: E402
+from ppp_otel.records import TrajectoryRecord, TurnRecord  # noqa: E402
+from ppp_otel.writer import TrajectoryWriter  # noqa: E402
+
+QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
+STEPS = ("app_thread", "writer", "lone_turn", "memory")
+
+Progress = Callable[[str], Any] | None
+
+PROMPT = "The integration test for the payment webhook fails on CI but passes locally; fix it."
+RESPONSES = (
+    "The webhook handler reads the signing secret from an environment variable that CI does not set. "
+    "I added it to the workflow file and the test passes now.",
+    "I found two places where the retry logic swallows the error. Which one do you want me to change first, "
+    "the client or the worker?",
+    "The failure is a race between the fixture teardown and the background thread. I joined the thread "
+    "in the fixture and ran the suite fifty times without a failure.",
+    "Do you prefer that I pin the library version or update the call sites to the new API?",
+)
+QUESTION = "Would you like me to open a pull request with this change?"
+
+
+# ----------------------------------------------------------------- helpers
+
+def row(name: str, value: float | None, unit: str, *, baseline_name: str | None = None,
+        baseline_value: float | None = None, ratio: float | None = None,
+        target: str | None = None, ok: bool | None = None, **extra: Any) -> dict:
+    r = {"name": name, "value": value, "unit": unit, "baseline_name": baseline_name,
+         "baseline_value": baseline_value, "ratio": ratio, "target": target, "ok": ok}
+    r.update(extra)
+    return r
+
+
+def _say(progress: Progress, message: str) -> None:
+    if progress is not None:
+        try:
+            progress(message)
+        except Exception:
+            pass
+
+
+def _quick(quick: bool | None) -> bool:
+    if quick is not None:
+        return quick
+    return os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class NoopExporter(SpanExporter):
+    """The baseline's exporter: takes every batch and does nothing with it."""
+
+    def export(self, spans) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _trajectory_attrs(k: int) -> dict:
+    return {
+        c.SPAN_KIND: c.KIND_AGENT,
+        c.SPEC_ID: "bench-spec",
+        c.AGENT_NAME: f"agent-{k % 3}",
+        c.RUN_ID: "bench-run",
+        c.SESSION_ID: f"session-{k}",
+        c.INPUT_VALUE: "bench-spec",
+    }
+
+
+def _turn_sdk(tracer, i: int) -> None:
+    """One turn through the SDK tracer, as instrumentation code would write it."""
+    with tracer.start_as_current_span(
+        c.TURN_SPAN, attributes={c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: PROMPT}
+    ) as span:
+        span.set_attribute(c.OUTPUT_VALUE, RESPONSES[i & 3])
+        span.set_attribute(c.TOKEN_COUNT_TOTAL, 120 + (i & 63))
+        if i & 3 == 0:
+            span.add_event(c.QUESTION_EVENT, {c.QUESTION_TEXT: QUESTION, c.QUESTION_EFFORT: "low"})
+
+
+def _turn_api(provider, i: int) -> None:
+    """The same turn through ``ppp_otel.turn()``."""
+    with ppp_otel.turn(PROMPT, tracer_provider=provider) as t:
+        t.respond(RESPONSES[i & 3], token_count=120 + (i & 63))
+        if i & 3 == 0:
+            t.question(QUESTION, effort="low")
+
+
+def _median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+# -------------------------------------------------------------- app thread
+
+def _app_round(provider, tracer, via: str, n: int, k: int) -> tuple[float, float]:
+    """Seconds per turn (wall, app-thread CPU) for n turns inside one trajectory."""
+    gc.collect()
+    with tracer.start_as_current_span(c.TRAJECTORY_SPAN, attributes=_trajectory_attrs(k)):
+        if via == "sdk":
+            w0, c0 = time.perf_counter(), time.thread_time()
+            for i in range(n):
+                _turn_sdk(tracer, i)
+            w1, c1 = time.perf_counter(), time.thread_time()
+        else:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            for i in range(n):
+                _turn_api(provider, i)
+            w1, c1 = time.perf_counter(), time.thread_time()
+    return (w1 - w0) / n, (c1 - c0) / n
+
+
+def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    n = 200  # turns per round: 20 writer batches at the default buffer_size of 10
+    rounds = 9 if quick else 31
+    queue = 100_000  # far above a round: nothing is dropped
+
+    ppp_provider = TracerProvider()
+    ppp = TrajectorySpanProcessor(workdir / "app_thread.db", max_queue_size=queue)
+    ppp_provider.add_span_processor(ppp)
+    bsp_provider = TracerProvider()
+    bsp = BatchSpanProcessor(NoopExporter(), max_queue_size=queue)
+    bsp_provider.add_span_processor(bsp)
+    pipelines = {
+        "ppp": (ppp_provider, ppp_provider.get_tracer("bench"), ppp),
+        "bsp": (bsp_provider, bsp_provider.get_tracer("bench"), bsp),
+    }
+    rows = []
+    try:
+        for via in ("sdk", "api"):
+            samples: dict[str, list[tuple[float, float]]] = {"ppp": [], "bsp": []}
+            ratios = []
+            for r in range(-2, rounds):  # two warm-up rounds
+                order = ("ppp", "bsp") if r % 2 == 0 else ("bsp", "ppp")
+                got = {}
+                for name in order:
+                    provider, tracer, processor = pipelines[name]
+                    got[name] = _app_round(provider, tracer, via, n, r)
+                    processor.force_flush(60_000)  # drain outside the timed region
+                if r >= 0:
+                    for name in got:
+                        samples[name].append(got[name])
+                    ratios.append(got["ppp"][0] / got["bsp"][0])
+                    _say(progress, f"app_thread/{via}: round {r + 1}/{rounds} "
+                                   f"ratio {ratios[-1]:.2f}")
+            ppp_wall = _median(s[0] for s in samples["ppp"]) * 1e6
+            bsp_wall = _median(s[0] for s in samples["bsp"]) * 1e6
+            ppp_cpu = _median(s[1] for s in samples["ppp"]) * 1e6
+            bsp_cpu = _median(s[1] for s in samples["bsp"]) * 1e6
+            ratio = _median(ratios)
+            how = "SDK tracer" if via == "sdk" else "ppp_otel.turn()"
+            rows.append(row(
+                f"app-thread cost of a turn ({how})", round(ppp_wall, 2), "us/turn",
+                baseline_name="BatchSpanProcessor + no-op exporter",
+                baseline_value=round(bsp_wall, 2), ratio=round(ratio, 3),
+                target="ratio <= 1.15", ok=ratio <= 1.15,
+                detail=f"median of {rounds} interleaved rounds of {n} turns, wall time in the with-block; "
+                       f"ratio is the median of paired round ratios",
+            ))
+            rows.append(row(
+                f"app-thread CPU of a turn ({how})", round(ppp_cpu, 2), "us/turn",
+                baseline_name="BatchSpanProcessor + no-op exporter",
+                baseline_value=round(bsp_cpu, 2), ratio=round(ppp_cpu / bsp_cpu, 3),
+                target=None, ok=None,
+                detail="thread_time of the app thread only (excludes waiting for the GIL)",
+            ))
+        stats = ppp.stats
+        if stats["dropped"]:
+            rows.append(row("app-thread benchmark: dropped", stats["dropped"], "records",
+                            target="0", ok=False))
+    finally:
+        ppp_provider.shutdown()
+        bsp_provider.shutdown()
+    return rows
+
+
+# ------------------------------------------------------------------ writer
+
+TRAJECTORY_LEN = 20
+
+
+def _records(n_turns: int, *, explicit_efforts: bool = True) -> tuple[list[TrajectoryRecord], list[TurnRecord]]:
+    """Pre-built records: trajectories of 20 turns; one turn in four has a question."""
+    n_traj = (n_turns + TRAJECTORY_LEN - 1) // TRAJECTORY_LEN
+    trajectories = [
+        TrajectoryRecord(trace_id=f"{t + 1:032x}", span_id=f"{t + 1:016x}", spec_id="bench-spec",
+                         agent_name=f"agent-{t % 3}", run_id="bench-run",
+                         started_at="2025-01-01T00:00:00.000Z")
+        for t in range(n_traj)
+    ]
+    turns = []
+    for i in range(n_turns):
+        t = i // TRAJECTORY_LEN
+        has_question = i % 4 == 0
+        questions = [Question(QUESTION, "low" if explicit_efforts else None)] if has_question else []
+        turns.append(TurnRecord(
+            trace_id=f"{t + 1:032x}", span_id=f"{0x10000000 + i:016x}",
+            trajectory=(f"{t + 1:032x}", f"{t + 1:016x}"),
+            turn_number=i % TRAJECTORY_LEN + 1, prompt=PROMPT, response=RESPONSES[i & 3],
+            token_count=120 + (i & 63), latency_ms=850.0 + (i & 15),
+            timestamp="2025-01-01T00:00:01.000Z", questions=questions,
+            extract_questions=not has_question,
+        ))
+    return trajectories, turns
+
+
+_RAW_TRAJECTORY = "INSERT INTO trajectories (id, spec_id, agent_name, run_id, created_at, trace_id, span_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_RAW_TURN = """INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
+                                          latency_ms, timestamp, trace_id, span_id, extra)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_RAW_QUESTION = "INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source) VALUES (?, ?, ?, ?)"
+
+
+def _raw_batches(trajectories, turns, batch: int):
+    """The same rows as plain tuples with their ids known, cut into batches."""
+    traj_ids = {(r.trace_id, r.span_id): k + 1 for k, r in enumerate(trajectories)}
+    out = []
+    for start in range(0, len(turns), batch):
+        turn_rows, question_rows = [], []
+        for j, r in enumerate(turns[start:start + batch]):
+            turn_id = start + j + 1
+            turn_rows.append((turn_id, traj_ids[r.trajectory], r.turn_number, r.prompt, r.response,
+                              r.token_count, r.latency_ms, r.timestamp, r.trace_id, r.span_id, None))
+            question_rows.extend((turn_id, q.text, q.effort, "explicit") for q in r.questions)
+        out.append((turn_rows, question_rows))
+    return out
+
+
+def _writer_trial(path: Path, batch: int, n: int) -> float:
+    trajectories, turns = _records(n)
+    conn = schema.connect(path)
+    writer = TrajectoryWriter(conn)
+    writer.write(trajectories)
+    batches = [turns[i:i + batch] for i in range(0, n, batch)]
+    gc.collect()
+    t0 = time.perf_counter()
+    for b in batches:
+        out = writer.write(b)
+    elapsed = time.perf_counter() - t0
+    written = conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0]
+    conn.close()
+    if written != n or out.rejected:
+        raise RuntimeError(f"writer benchmark wrote {written} of {n} turns ({out.rejected[:1]})")
+    return n / elapsed
+
+
+def _raw_trial(path: Path, batch: int, n: int) -> float:
+    trajectories, turns = _records(n)
+    conn = schema.connect(path)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(_RAW_TRAJECTORY, [(k + 1, r.spec_id, r.agent_name, r.run_id, r.started_at,
+                                        r.trace_id, r.span_id) for k, r in enumerate(trajectories)])
+    conn.execute("COMMIT")
+    batches = _raw_batches(trajectories, turns, batch)
+    gc.collect()
+    t0 = time.perf_counter()
+    for turn_rows, question_rows in batches:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_RAW_TURN, turn_rows)
+        if question_rows:
+            conn.executemany(_RAW_QUESTION, question_rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    written = conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0]
+    conn.close()
+    if written != n:
+        raise RuntimeError(f"raw benchmark wrote {written} of {n} turns")
+    return n / elapsed
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.remove(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
+def _processor_trial(path: Path, n: int) -> float:
+    # Records as an importer would submit them: questions without effort on one
+    # turn in four, the rest to be extracted from the response by the writer.
+    trajectories, turns = _records(n, explicit_efforts=False)
+    processor = TrajectorySpanProcessor(path, max_queue_size=max(100_000, 2 * n))
+    try:
+        processor.submit(trajectories)
+        processor.force_flush(120_000)
+        gc.collect()
+        t0 = time.perf_counter()
+        processor.submit(turns)
+        flushed = processor.force_flush(600_000)
+        elapsed = time.perf_counter() - t0
+        stats = processor.stats
+    finally:
+        processor.shutdown()
+    if not flushed or stats["written_turns"] != n:
+        raise RuntimeError(f"processor benchmark: flushed={flushed}, stats={stats}")
+    return n / elapsed
+
+
+def bench_writer(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    rows = []
+    batch10_writer = None
+    for batch, n in ((10, 5_000 if quick else 20_000), (500, 10_000 if quick else 50_000)):
+        repeats = 3 if quick else 7
+        writer_rates, raw_rates, ratios = [], [], []
+        for r in range(repeats):
+            order = ("writer", "raw") if r % 2 == 0 else ("raw", "writer")
+            got = {}
+            for kind in order:
+                path = workdir / f"{kind}-{batch}-{r}.db"
+                got[kind] = (_writer_trial if kind == "writer" else _raw_trial)(path, batch, n)
+                _remove_db(path)
+            writer_rates.append(got["writer"])
+            raw_rates.append(got["raw"])
+            ratios.append(got["writer"] / got["raw"])
+            _say(progress, f"writer/batch {batch}: repeat {r + 1}/{repeats} "
+                           f"{got['writer']:,.0f} vs raw {got['raw']:,.0f} turns/s")
+        w, raw, ratio = _median(writer_rates), _median(raw_rates), _median(ratios)
+        if batch == 10:
+            batch10_writer = w
+        rows.append(row(
+            f"writer throughput, batch {batch}", round(w), "turns/s",
+            baseline_name=f"raw sqlite3.executemany, batch {batch}", baseline_value=round(raw),
+            ratio=round(ratio, 3), target=">= 50,000 turns/s and ratio >= 0.5",
+            ok=w >= 50_000 and ratio >= 0.5,
+            detail=f"median of {repeats} interleaved runs of {n} turns (1 in 4 with a question), "
+                   "one transaction per batch, WAL + synchronous=NORMAL",
+        ))
+
+    n = 5_000 if quick else 20_000
+    repeats = 3
+    rates = []
+    for r in range(repeats):
+        path = workdir / f"processor-{r}.db"
+        rates.append(_processor_trial(path, n))
+        _remove_db(path)
+        _say(progress, f"writer/processor end to end: repeat {r + 1}/{repeats} {rates[-1]:,.0f} turns/s")
+    e2e = _median(rates)
+    rows.append(row(
+        "processor end to end (submit + force_flush), buffer_size 10", round(e2e), "turns/s",
+        baseline_name="TrajectoryWriter alone, batch 10", baseline_value=round(batch10_writer),
+        ratio=round(e2e / batch10_writer, 3), target=None, ok=None,
+        detail=f"median of {repeats} runs of {n} turns; includes question extraction and effort "
+               "classification on the writer thread",
+    ))
+    return rows
+
+
+# --------------------------------------------------------------- lone turn
+
+def bench_lone_turn(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    repeats = 3 if quick else 9
+    path = workdir / "lone_turn.db"
+    processor = TrajectorySpanProcessor(path)  # defaults: buffer_size 10, flush_interval_ms 500
+    interval_ms = processor.flush_interval_s * 1000
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+    reader = sqlite3.connect(path, isolation_level=None)
+    latencies = []
+    try:
+        with tracer.start_as_current_span(c.TRAJECTORY_SPAN, attributes=_trajectory_attrs(0)):
+            processor.force_flush(10_000)
+            for r in range(repeats):
+                time.sleep(interval_ms / 1000 + 0.3)  # a quiet agent: nothing pending
+                with tracer.start_as_current_span(
+                    c.TURN_SPAN, attributes={c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: PROMPT}
+                ) as span:
+                    span.set_attribute(c.OUTPUT_VALUE, RESPONSES[r & 3])
+                ended = time.perf_counter()
+                ctx = span.get_span_context()
+                key = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+                deadline = ended + 10
+                while time.perf_counter() < deadline:
+                    if reader.execute("SELECT 1 FROM trajectory_turns WHERE trace_id = ? AND span_id = ?",
+                                      key).fetchone():
+                        break
+                    time.sleep(0.0005)
+                latency = (time.perf_counter() - ended) * 1000
+                latencies.append(latency)
+                _say(progress, f"lone_turn: {r + 1}/{repeats} {latency:.1f} ms")
+    finally:
+        reader.close()
+        provider.shutdown()
+    limit = interval_ms + 50
+    median, worst = _median(latencies), max(latencies)
+    return [
+        row("lone-turn latency (median)", round(median, 1), "ms",
+            baseline_name="flush_interval_ms", baseline_value=interval_ms,
+            ratio=round(median / interval_ms, 3), target=f"<= {limit:.0f} ms", ok=median <= limit,
+            detail=f"{repeats} lone turns, span end until another connection sees the row (0.5 ms polls)"),
+        row(f"lone-turn latency (worst of {repeats})", round(worst, 1), "ms",
+            baseline_name="flush_interval_ms", baseline_value=interval_ms,
+            ratio=round(worst / interval_ms, 3), target=f"<= {limit:.0f} ms", ok=worst <= limit),
+    ]
+
+
+# ------------------------------------------------------------------ memory
+
+def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    total = 100_000 if quick else 1_000_000
+    path = workdir / "memory.db"
+    processor = TrajectorySpanProcessor(path)  # defaults: max_queue_size 100,000, on_full drop
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+    every = total // 50
+    samples: list[tuple[int, float, int]] = []  # (turns so far, RSS MB, queue length)
+    max_queue = 0
+    gc.collect()
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    i = 0
+    trajectories = 0
+    try:
+        while i < total:
+            with tracer.start_as_current_span(c.TRAJECTORY_SPAN, attributes=_trajectory_attrs(trajectories)):
+                trajectories += 1
+                for _ in range(TRAJECTORY_LEN):
+                    _turn_sdk(tracer, i)
+                    i += 1
+                    if i % every == 0:
+                        queued = len(processor._queue)
+                        max_queue = max(max_queue, queued)
+                        samples.append((i, rss_mb(), queued))
+                        if i % (every * 5) == 0:
+                            _say(progress, f"memory: {i:,}/{total:,} turns, RSS {samples[-1][1]:.0f} MB, "
+                                           f"queue {queued:,}, dropped {processor.dropped:,}")
+                    if i >= total:
+                        break
+        produced_s = time.perf_counter() - t0
+        _say(progress, "memory: draining the queue")
+        flushed = processor.force_flush(600_000)
+        elapsed = time.perf_counter() - t0
+        stats = processor.stats
+    finally:
+        provider.shutdown()
+    conn = sqlite3.connect(path)
+    stored = conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0]
+    conn.close()
+    _remove_db(path)
+
+    tenth = next(s for s in samples if s[0] >= total // 10)
+    after = [s for s in samples if s[0] >= tenth[0]]
+    growth = max(s[1] for s in after) - tenth[1]
+    end_growth = samples[-1][1] - tenth[1]
+    offered = total + 2 * trajectories  # each trajectory queues its start and its end
+    accounted = stats["enqueued"] + stats["dropped"] == offered
+    label = "a million" if total == 1_000_000 else f"{total:,}"
+    return [
+        row(f"RSS growth, 10% -> 100% of {label} streamed turns", round(growth, 1), "MB",
+            baseline_name="RSS at 10% of the stream", baseline_value=round(tenth[1], 1),
+            ratio=round((tenth[1] + growth) / tenth[1], 3), target="< 50 MB", ok=growth < 50,
+            detail=f"peak minus RSS at 10% (end minus 10%: {end_growth:.1f} MB); RSS before the stream "
+                   f"{rss0:.0f} MB, at the end {samples[-1][1]:.0f} MB; {len(samples)} samples"),
+        row(f"queue length, peak while streaming {label} turns", max_queue, "records",
+            baseline_name="max_queue_size", baseline_value=processor.max_queue_size,
+            ratio=round(max_queue / processor.max_queue_size, 3),
+            target="<= max_queue_size", ok=max_queue <= processor.max_queue_size),
+        row(f"dropped while streaming {label} turns (queue full)", stats["dropped"], "records",
+            baseline_name="records offered", baseline_value=offered,
+            ratio=round(stats["dropped"] / offered, 4),
+            target="enqueued + dropped = offered; flush completes", ok=accounted and flushed,
+            detail=f"enqueued {stats['enqueued']:,}, turns stored {stored:,}, rejected {stats['rejected']:,} "
+                   f"(turns whose trajectory start was dropped), app thread {total / produced_s:,.0f} turns/s, "
+                   f"end to end {stored / elapsed:,.0f} stored turns/s"),
+    ]
+
+
+# --------------------------------------------------------------------- run
+
+BENCHES = {
+    "app_thread": bench_app_thread,
+    "writer": bench_writer,
+    "lone_turn": bench_lone_turn,
+    "memory": bench_memory,
+}
+
+
+def run(progress: Progress = None, quick: bool | None = None, only: Iterable[str] | None = None) -> list[dict]:
+    """The report rows. ``quick`` defaults to ``$PPP_OTEL_BENCH_QUICK``."""
+    quick = _quick(quick)
+    chosen = list(only) if only else list(BENCHES)
+    unknown = [name for name in chosen if name not in BENCHES]
+    if unknown:
+        raise ValueError(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    workdir = Path(tempfile.mkdtemp(prefix="ppp-bench-recording-"))
+    rows: list[dict] = []
+    try:
+        for name in chosen:
+            _say(progress, f"{name}: starting")
+            rows.extend(BENCHES[name](progress, quick, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def render(rows: list[dict]) -> str:
+    header = ("benchmark", "value", "unit", "baseline", "baseline value", "ratio", "target", "ok")
+    table = [header] + [
+        (r["name"], _fmt(r["value"]), r["unit"], _fmt(r["baseline_name"]), _fmt(r["baseline_value"]),
+         _fmt(r["ratio"]), _fmt(r["target"]), _fmt(r["ok"]))
+        for r in rows
+    ]
+    widths = [max(len(line[k]) for line in table) for k in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the report rows as JSON")
+    parser.add_argument("--quick", action="store_true", help="a short run (100,000 turns streamed, fewer rounds)")
+    parser.add_argument("--only", help=f"comma-separated steps: {', '.join(STEPS)}")
+    args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    rows = run(lambda message: print(f"[bench_recording] {message}", file=sys.stderr, flush=True),
+               quick=args.quick, only=only)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        print(render(rows))
+    return 0 if all(r["ok"] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
