@@ -1,0 +1,49 @@
+"""Trajectories with chosen questions and violations, written the way the recorder writes them."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+
+from ppp_otel.model import Question, Violation
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.writer import write_all
+
+_ids = itertools.count(1)
+
+
+def add_trajectory(
+    conn: sqlite3.Connection,
+    spec_id: str,
+    agent_name: str,
+    *,
+    questions: tuple[str, ...] | list[str] = (),
+    violations: tuple[str, ...] | list[str] = (),
+    turns: int = 1,
+    technical_score: float | None = None,
+    run_id: str | None = None,
+) -> int:
+    """Write one trajectory; questions (by effort) and violations (by severity)
+    go round-robin over its turns. Returns its id."""
+    n = next(_ids)
+    trace_id, span_id = format(n, "032x"), format(n, "016x")
+    records: list = [
+        TrajectoryRecord(trace_id, span_id, spec_id, agent_name, run_id=run_id,
+                         technical_score=technical_score)
+    ]
+    turn_records = [
+        TurnRecord(trace_id, format(10**9 + n * 1000 + i, "016x"), (trace_id, span_id), i + 1,
+                   f"prompt {i + 1}", f"response {i + 1}", extract_questions=False)
+        for i in range(turns)
+    ]
+    for i, effort in enumerate(questions):
+        turn_records[i % turns].questions.append(Question(f"question {i}?", effort))
+    for i, severity in enumerate(violations):
+        turn_records[i % turns].violations.append(
+            Violation(f"preference {i}", "expected", "actual", severity))
+    records += turn_records
+    outcome = write_all(conn, records)
+    assert not outcome.rejected, outcome.rejected
+    return conn.execute(
+        "SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()[0]

@@ -1,0 +1,62 @@
+"""The scoring statements reach turns, questions and violations through indexes, never a scan."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ppp_otel import schema, scoring
+from scoring_data import add_trajectory
+
+# The tables (and the aliases the statements give them) that grow with every turn.
+PER_TURN = {"trajectory_turns", "trajectory_questions", "trajectory_violations", "tt", "q", "v"}
+
+STATEMENTS = {
+    "one trajectory": (scoring.SQL_SCORE_TRAJECTORY, (1,)),
+    "one spec": (scoring.SQL_SCORE_SPEC, ("spec",)),
+    "one agent on a spec": (scoring.SQL_SCORE_SPEC_AGENT, ("spec", "alpha")),
+    "every trajectory": (scoring.SQL_SCORE_ALL, ()),
+}
+
+
+@pytest.fixture(scope="module")
+def conn(tmp_path_factory):
+    # Some rows and ANALYZE statistics, so the planner decides as it would on a real file.
+    connection = schema.connect(tmp_path_factory.mktemp("plan") / "plan.db")
+    for i in range(30):
+        add_trajectory(connection, f"spec-{i % 3}", f"agent-{i % 5}", turns=5,
+                       questions=["low", "medium", "high"], violations=["minor", "major"])
+    connection.execute("ANALYZE")
+    yield connection
+    connection.close()
+
+
+def plan(conn, sql, params):
+    return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+def scanned(steps):
+    return {m.group(1) for step in steps if (m := re.match(r"SCAN (\w+)", step))}
+
+
+@pytest.mark.parametrize("name", STATEMENTS)
+def test_no_scoring_statement_scans_turns_questions_or_violations(conn, name):
+    sql, params = STATEMENTS[name]
+    steps = plan(conn, sql, params)
+    assert not scanned(steps) & PER_TURN, steps
+
+
+@pytest.mark.parametrize("name", STATEMENTS)
+def test_every_scoring_statement_reaches_questions_and_violations_by_their_turn_index(conn, name):
+    sql, params = STATEMENTS[name]
+    steps = plan(conn, sql, params)
+    assert any("idx_questions_turn" in step for step in steps), steps
+    assert any("idx_violations_turn" in step for step in steps), steps
+    assert any(step.startswith("SEARCH tt USING COVERING INDEX") for step in steps), steps
+
+
+@pytest.mark.parametrize("name", ["one trajectory", "one spec", "one agent on a spec"])
+def test_a_filtered_scoring_statement_finds_its_trajectories_by_index(conn, name):
+    sql, params = STATEMENTS[name]
+    assert "trajectories" not in scanned(plan(conn, sql, params))
