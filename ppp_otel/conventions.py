@@ -51,7 +51,10 @@ VIOLATION_SEVERITY = "severity"
 # Consensus span
 CONSENSUS_BEST_AGENT = "ppp.consensus.best_agent"
 CONSENSUS_CONFIDENCE = "ppp.consensus.confidence"
-CONSENSUS_SPEC_ID = "ppp.spec_id"
+# Not ppp.spec_id: a span carrying that is taken for a trajectory by the
+# recorder and by ingest, and the consensus span would be stored as one.
+CONSENSUS_SPEC_ID = "ppp.consensus.spec_id"
+CONSENSUS_RUN_ID = "ppp.consensus.id"  # its row in consensus_runs
 CONSENSUS_W_TECHNICAL = "ppp.consensus.weights.technical"
 CONSENSUS_W_INTERACTION = "ppp.consensus.weights.interaction"
 # Per-agent scores: ppp.consensus.agent.<name>.<field>
