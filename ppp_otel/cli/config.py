@@ -1,0 +1,46 @@
+"""``ppp-otel config``: the effective configuration and where each value came from."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import display_value, load_config
+from ._output import print_json, print_table
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "config", parents=[common],
+        help="effective configuration: every key, its value and where it came from",
+    )
+    p.add_argument(
+        "--config", metavar="FILE",
+        help="the TOML file to read (default: $PPP_OTEL_CONFIG, else none)",
+    )
+    p.set_defaults(func=show_config)
+
+
+def show_config(args: argparse.Namespace) -> int:
+    # --db is every command's option; here it is one more override, so the
+    # listing shows the path this very command line would use. main() fills a
+    # missing --db with the default path, which must not count as an argument.
+    from . import default_db_path
+
+    db_override = args.db if args.db is not None and args.db != default_db_path() else None
+    config = load_config(args.config, overrides={"db_path": db_override})
+    rows = [(key, display_value(key, value), source) for key, value, source in config.items()]
+    if args.json:
+        print_json({
+            "file": config.file,
+            "settings": [{"key": k, "value": v, "source": s} for k, v, s in rows],
+        })
+        return 0
+    print(f"config file: {config.file or '(none; set PPP_OTEL_CONFIG or pass --config)'}")
+    print_table([(k, _shown(v), s) for k, v, s in rows], ["key", "value", "source"], max_width=None)
+    return 0
+
+
+def _shown(value: Any) -> str:
+    # A table cell of "" would read as missing; say it is empty.
+    return '""' if value == "" else str(value).lower() if isinstance(value, bool) else value
