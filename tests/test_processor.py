@@ -1,0 +1,403 @@
+"""TrajectorySpanProcessor: spans in, SQLite rows out, off the app thread."""
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ppp_otel import TrajectorySpanProcessor, conventions as c, trajectory, turn
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+
+
+def pipeline(db_path, **options):
+    processor = TrajectorySpanProcessor(db_path, **options)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return provider, processor
+
+
+def rows(db_path, sql):
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def count(db_path, table):
+    return rows(db_path, f"SELECT count(*) FROM {table}")[0][0]
+
+
+def test_a_trajectory_and_its_turns_land_in_sqlite(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("spec-1", "agent-a", "run-1", tracer_provider=provider):
+        with turn("fix the bug", tracer_provider=provider) as t:
+            t.respond("done", token_count=7)
+    provider.shutdown()
+    assert rows(db_path, "SELECT spec_id, agent_name, run_id FROM trajectories") == [("spec-1", "agent-a", "run-1")]
+    assert rows(db_path, "SELECT turn_number, prompt, response, token_count FROM trajectory_turns") == [
+        (1, "fix the bug", "done", 7)
+    ]
+
+
+def test_turn_latency_is_the_span_duration(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider):
+            time.sleep(0.05)
+    provider.shutdown()
+    (latency,), = rows(db_path, "SELECT latency_ms FROM trajectory_turns")
+    assert latency >= 50
+
+
+def test_turns_at_any_depth_below_the_trajectory_belong_to_it(db_path):
+    provider, _ = pipeline(db_path)
+    tracer = provider.get_tracer("agent")
+    with trajectory("s", "a", tracer_provider=provider):
+        with tracer.start_as_current_span("plan"):
+            with tracer.start_as_current_span("tool-call"):
+                with turn("deep", tracer_provider=provider):
+                    pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT t.prompt, j.spec_id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id") == [
+        ("deep", "s")
+    ]
+
+
+def test_spans_outside_any_trajectory_are_not_recorded(db_path):
+    provider, processor = pipeline(db_path)
+    with turn("stray", tracer_provider=provider):
+        pass
+    provider.shutdown()
+    assert count(db_path, "trajectory_turns") == 0
+    assert processor.stats["rejected"] == 0
+
+
+def test_turns_are_numbered_in_start_order_even_when_they_end_out_of_order(db_path):
+    provider, _ = pipeline(db_path)
+    tracer = provider.get_tracer("agent")
+    with trajectory("s", "a", tracer_provider=provider):
+        first = tracer.start_span("ppp.turn", attributes={c.INPUT_VALUE: "first"})
+        second = tracer.start_span("ppp.turn", attributes={c.INPUT_VALUE: "second"})
+        second.end()
+        first.end()
+    provider.shutdown()
+    assert rows(db_path, "SELECT turn_number, prompt FROM trajectory_turns ORDER BY turn_number") == [
+        (1, "first"), (2, "second")
+    ]
+
+
+def test_an_explicit_turn_number_is_kept(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", number=7, tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT turn_number FROM trajectory_turns") == [(7,)]
+
+
+def test_a_span_carrying_a_spec_id_opens_a_trajectory(db_path):
+    provider, _ = pipeline(db_path)
+    tracer = provider.get_tracer("agent")
+    with tracer.start_as_current_span("my-agent-run", attributes={c.SPEC_ID: "s9", c.AGENT_NAME: "x"}):
+        with turn("p", tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT spec_id, agent_name FROM trajectories") == [("s9", "x")]
+    assert count(db_path, "trajectory_turns") == 1
+
+
+def test_an_openinference_llm_span_inside_a_trajectory_is_a_turn(db_path):
+    provider, _ = pipeline(db_path)
+    tracer = provider.get_tracer("openinference")
+    with trajectory("s", "a", tracer_provider=provider):
+        with tracer.start_as_current_span("ChatCompletion", attributes={c.SPAN_KIND: "LLM"}) as span:
+            span.set_attribute("llm.input_messages.0.message.role", "system")
+            span.set_attribute("llm.input_messages.0.message.content", "be brief")
+            span.set_attribute("llm.input_messages.1.message.role", "user")
+            span.set_attribute("llm.input_messages.1.message.content", "what is 2+2")
+            span.set_attribute("llm.output_messages.0.message.role", "assistant")
+            span.set_attribute("llm.output_messages.0.message.content", "4")
+            span.set_attribute("llm.token_count.prompt", 10)
+            span.set_attribute("llm.token_count.completion", 1)
+    provider.shutdown()
+    assert rows(db_path, "SELECT turn_number, prompt, response, token_count FROM trajectory_turns") == [
+        (1, "what is 2+2", "4", 11)
+    ]
+
+
+def test_an_llm_span_inside_a_turn_is_part_of_that_turn_not_another(db_path):
+    provider, _ = pipeline(db_path)
+    tracer = provider.get_tracer("openinference")
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("outer", tracer_provider=provider):
+            with tracer.start_as_current_span("ChatCompletion", attributes={c.SPAN_KIND: "LLM"}):
+                pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT prompt FROM trajectory_turns") == [("outer",)]
+
+
+def test_questions_and_violations_are_rows_of_their_turn(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("ok")
+            t.question("Which branch?", "low")
+            t.violation("no_commas", "no commas", "2 commas", "major")
+    provider.shutdown()
+    assert rows(db_path, "SELECT q.question_text, q.effort_level, t.prompt FROM trajectory_questions q "
+                "JOIN trajectory_turns t ON t.id = q.turn_id") == [("Which branch?", "low", "p")]
+    assert rows(db_path, "SELECT preference_name, expected, actual, severity FROM trajectory_violations") == [
+        ("no_commas", "no commas", "2 commas", "major")
+    ]
+
+
+def test_questions_are_extracted_and_classified_when_none_were_given(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("I can do that. Do you prefer JSON or YAML? Could you investigate why the cache misses?")
+    provider.shutdown()
+    assert rows(db_path, "SELECT question_text, effort_level, source FROM trajectory_questions ORDER BY id") == [
+        ("Do you prefer JSON or YAML?", "low", "extracted"),
+        ("Could you investigate why the cache misses?", "high", "extracted"),
+    ]
+
+
+def test_a_question_without_effort_is_classified(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            t.question("Would you like me to continue?")
+    provider.shutdown()
+    assert rows(db_path, "SELECT effort_level, source FROM trajectory_questions") == [("low", "explicit")]
+
+
+def test_preference_violations_are_detected_for_an_unannotated_agent(db_path):
+    provider, _ = pipeline(db_path)
+    with trajectory("s", "a", preferences=["no_questions"], tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("Should I proceed?")
+    provider.shutdown()
+    assert rows(db_path, "SELECT preference_name, source FROM trajectory_violations") == [("no_questions", "detected")]
+
+
+def test_a_lone_turn_is_written_within_the_flush_interval_without_shutdown(db_path):
+    provider, processor = pipeline(db_path, buffer_size=100, flush_interval_ms=100)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("only one", tracer_provider=provider):
+            pass
+        deadline = time.monotonic() + 10
+        while count(db_path, "trajectory_turns") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert count(db_path, "trajectory_turns") == 1  # the trajectory is still open
+    provider.shutdown()
+
+
+def test_force_flush_returns_once_everything_queued_before_it_is_committed(db_path):
+    provider, processor = pipeline(db_path, buffer_size=1000, flush_interval_ms=60_000)
+    with trajectory("s", "a", tracer_provider=provider):
+        for i in range(25):
+            with turn(f"p{i}", tracer_provider=provider):
+                pass
+        assert processor.force_flush(10_000)
+        assert count(db_path, "trajectory_turns") == 25
+    provider.shutdown()
+
+
+def test_shutdown_writes_everything_queued(db_path):
+    provider, processor = pipeline(db_path, buffer_size=1000, flush_interval_ms=60_000)
+    for n in range(20):
+        with trajectory("s", f"agent-{n}", tracer_provider=provider):
+            for i in range(10):
+                with turn(f"p{i}", tracer_provider=provider):
+                    pass
+    provider.shutdown()
+    assert count(db_path, "trajectories") == 20
+    assert count(db_path, "trajectory_turns") == 200
+    assert processor.stats["written_turns"] == 200
+
+
+def test_shutdown_twice_is_harmless_and_later_spans_are_ignored(db_path):
+    provider, processor = pipeline(db_path)
+    processor.shutdown()
+    processor.shutdown()
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("late", tracer_provider=provider):
+            pass
+    assert processor.force_flush(100) in (True, False)
+
+
+def test_one_bad_record_is_counted_and_the_rest_of_its_batch_is_written(db_path):
+    provider, processor = pipeline(db_path, buffer_size=100, flush_interval_ms=60_000)
+    tracer = provider.get_tracer("agent")
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("good 1", tracer_provider=provider):
+            pass
+        with tracer.start_as_current_span("ppp.turn", attributes={c.TURN_NUMBER: "not a number"}):
+            pass
+        with turn("good 2", tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT prompt FROM trajectory_turns ORDER BY turn_number") == [("good 1",), ("good 2",)]
+    assert processor.stats["rejected"] == 1
+    assert "ppp.turn.number" in processor.stats["last_error"]
+
+
+def test_two_turns_with_the_same_number_keep_the_first_and_count_the_second(db_path):
+    provider, processor = pipeline(db_path, buffer_size=100, flush_interval_ms=60_000)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("first", number=1, tracer_provider=provider):
+            pass
+        with turn("clash", number=1, tracer_provider=provider):
+            pass
+        with turn("third", number=3, tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT turn_number, prompt FROM trajectory_turns ORDER BY turn_number") == [
+        (1, "first"), (3, "third")
+    ]
+    assert processor.stats["rejected"] == 1
+
+
+def test_the_same_span_delivered_twice_is_stored_once(db_path):
+    processor = TrajectorySpanProcessor(db_path)
+    trajectory_record = TrajectoryRecord("a" * 32, "b" * 16, "s", "agent")
+    turn_record = TurnRecord("a" * 32, "c" * 16, trajectory_record.key, 1, "p", "r")
+    processor.submit([trajectory_record, turn_record])
+    processor.force_flush()
+    processor.submit([trajectory_record, TurnRecord("a" * 32, "c" * 16, trajectory_record.key, 1, "p", "r")])
+    processor.shutdown()
+    assert count(db_path, "trajectories") == 1
+    assert count(db_path, "trajectory_turns") == 1
+    assert processor.stats["duplicates"] == 1
+
+
+def test_a_full_queue_drops_the_newest_and_counts_every_drop(db_path):
+    # Another connection holds the write lock, so the writer cannot drain the queue.
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=20, busy_timeout_ms=10)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with trajectory("s", "a", tracer_provider=provider):
+        for i in range(100):
+            with turn(f"p{i}", tracer_provider=provider):
+                pass
+    dropped_while_locked = processor.stats["dropped"]
+    blocker.execute("COMMIT")
+    blocker.close()
+    provider.shutdown()
+    stats = processor.stats
+    assert dropped_while_locked >= 100 + 2 - 20 - 5 * 2  # at most two batches were in the writer's hands
+    assert stats["dropped"] == dropped_while_locked
+    # Every record (100 turns, the trajectory's start and its end) is written or counted as dropped.
+    assert stats["enqueued"] + stats["dropped"] == 102
+    assert stats["written_turns"] + stats["written_trajectories"] == stats["enqueued"]
+    assert count(db_path, "trajectory_turns") == stats["written_turns"]
+
+
+def test_on_full_block_waits_for_room_instead_of_dropping(db_path):
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=5, on_full="block", block_timeout_ms=10_000)
+    with trajectory("s", "a", tracer_provider=provider):
+        for i in range(200):
+            with turn(f"p{i}", tracer_provider=provider):
+                pass
+    provider.shutdown()
+    assert processor.stats["dropped"] == 0
+    assert count(db_path, "trajectory_turns") == 200
+
+
+def test_the_writer_survives_a_locked_database_and_writes_once_it_is_free(db_path):
+    provider, processor = pipeline(db_path, flush_interval_ms=50, busy_timeout_ms=10)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("waits", tracer_provider=provider):
+            pass
+    assert not processor.force_flush(300)
+    assert "locked" in processor.stats["last_error"]
+    blocker.execute("COMMIT")
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    assert count(db_path, "trajectory_turns") == 1
+
+
+def test_other_processors_see_the_same_spans_with_the_conventions(db_path):
+    exporter = InMemorySpanExporter()
+    provider, _ = pipeline(db_path)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with trajectory("s", "a", "r", tracer_provider=provider) as traj:
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("r", token_count=3)
+    provider.shutdown()
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["ppp.trajectory"].attributes[c.SPAN_KIND] == "AGENT"
+    assert spans["ppp.trajectory"].attributes[c.SESSION_ID] == traj.session_id
+    assert spans["ppp.turn"].attributes[c.SPAN_KIND] == "LLM"
+    assert spans["ppp.turn"].attributes[c.TURN_NUMBER] == 1
+    assert spans["ppp.turn"].attributes[c.OUTPUT_VALUE] == "r"
+    assert spans["ppp.turn"].parent.span_id == spans["ppp.trajectory"].context.span_id
+
+
+def test_turns_recorded_from_many_threads_at_once_all_land_numbered(db_path):
+    provider, processor = pipeline(db_path, buffer_size=50, flush_interval_ms=50)
+
+    def agent(n):
+        with trajectory("s", f"agent-{n}", tracer_provider=provider):
+            for i in range(40):
+                with turn(f"p{i}", tracer_provider=provider):
+                    pass
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    provider.shutdown()
+    assert processor.stats["dropped"] == processor.stats["rejected"] == 0
+    assert rows(db_path, "SELECT count(*), min(turn_number), max(turn_number) FROM trajectory_turns GROUP BY trajectory_id") == [
+        (40, 1, 40)
+    ] * 8
+
+
+def test_turns_recorded_from_asyncio_tasks_at_once_all_land_in_their_trajectory(db_path):
+    provider, processor = pipeline(db_path)
+
+    async def agent(n):
+        with trajectory("s", f"agent-{n}", tracer_provider=provider):
+            for i in range(10):
+                with turn(f"agent-{n} turn {i}", tracer_provider=provider):
+                    await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(*(agent(n) for n in range(10)))
+
+    asyncio.run(main())
+    provider.shutdown()
+    mismatched = rows(
+        db_path,
+        "SELECT count(*) FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id "
+        "WHERE t.prompt NOT LIKE j.agent_name || ' turn %'",
+    )
+    assert mismatched == [(0,)]
+    assert count(db_path, "trajectory_turns") == 100
+
+
+def test_an_unusable_database_file_is_refused_at_setup(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not sqlite\n" * 100)
+    with pytest.raises(Exception, match="not a SQLite database"):
+        TrajectorySpanProcessor(path)
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("buffer_size", 0), ("flush_interval_ms", 0), ("max_queue_size", 0), ("on_full", "explode")],
+)
+def test_bad_options_name_the_option(db_path, option, value):
+    with pytest.raises(ValueError, match=option):
+        TrajectorySpanProcessor(db_path, **{option: value})
