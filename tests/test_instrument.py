@@ -1,0 +1,84 @@
+"""trajectory() and turn(): plain spans, and mistakes caught at the call."""
+
+import sqlite3
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import ppp_otel
+from ppp_otel import trajectory, turn
+
+
+@pytest.fixture
+def provider():
+    p = TracerProvider()
+    yield p
+    p.shutdown()
+
+
+@pytest.mark.parametrize("spec_id", ["", "   ", None, 3])
+def test_an_empty_or_non_text_spec_id_is_a_value_error_naming_it(provider, spec_id):
+    with pytest.raises(ValueError, match="spec_id"):
+        with trajectory(spec_id, "agent", tracer_provider=provider):
+            pass
+
+
+def test_an_empty_agent_name_is_a_value_error_naming_it(provider):
+    with pytest.raises(ValueError, match="agent_name"):
+        with trajectory("s", "", tracer_provider=provider):
+            pass
+
+
+def test_an_unknown_preference_is_a_value_error_naming_it(provider):
+    with pytest.raises(ValueError, match="no_such_preference"):
+        with trajectory("s", "a", preferences=["no_such_preference"], tracer_provider=provider):
+            pass
+
+
+def test_an_unknown_effort_is_a_value_error_naming_the_levels(provider):
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            with pytest.raises(ValueError, match="effort.*low, medium, high"):
+                t.question("Which one?", "extreme")
+
+
+def test_an_unknown_severity_is_a_value_error_naming_the_levels(provider):
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            with pytest.raises(ValueError, match="severity.*minor, major, critical"):
+                t.violation("no_commas", "none", "3", "fatal")
+
+
+def test_a_negative_token_count_is_a_value_error(provider):
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            with pytest.raises(ValueError, match="token_count"):
+                t.respond("ok", token_count=-1)
+
+
+def test_a_non_positive_turn_number_is_a_value_error(provider):
+    with pytest.raises(ValueError, match="number"):
+        with turn("p", number=0, tracer_provider=provider):
+            pass
+
+
+def test_an_exception_in_agent_code_reaches_the_caller_and_the_turn_is_still_recorded(tmp_path):
+    db = tmp_path / "t.db"
+    provider = TracerProvider()
+    provider.add_span_processor(ppp_otel.TrajectorySpanProcessor(db))
+    with pytest.raises(KeyError):
+        with trajectory("s", "a", tracer_provider=provider):
+            with turn("p", tracer_provider=provider):
+                raise KeyError("agent bug")
+    provider.shutdown()
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM trajectory_turns").fetchone() == (1,)
+
+
+def test_the_technical_score_set_during_the_trajectory_is_recorded(tmp_path):
+    db = tmp_path / "t.db"
+    provider = TracerProvider()
+    provider.add_span_processor(ppp_otel.TrajectorySpanProcessor(db))
+    with trajectory("s", "a", tracer_provider=provider) as traj:
+        traj.set_technical_score(0.75)
+    provider.shutdown()
+    assert sqlite3.connect(db).execute("SELECT technical_score FROM trajectories").fetchone() == (0.75,)
