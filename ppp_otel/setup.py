@@ -143,6 +143,19 @@ def register(
                 classifier=classifier,
             )
         )
+        archival = config.archival
+        if archival.enabled and archival.auto_cleanup:
+            from .archival import ArchivalScheduler
+
+            # A span processor only so that provider shutdown stops it.
+            tracer_provider.add_span_processor(
+                ArchivalScheduler(
+                    path,
+                    retention_days=archival.retention_days,
+                    interval_s=archival.cleanup_interval_s,
+                    archive_path=archival.archive_path or None,
+                )
+            )
     else:
         logger.info("ppp-otel: recording is disabled by configuration ([ppp] enabled = false)")
 
