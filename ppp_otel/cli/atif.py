@@ -1,0 +1,82 @@
+"""ATIF commands: ``import`` trajectory files into the database, ``export-atif`` them out.
+
+``import`` exits 0 when every ATIF document it found was imported, 1 when
+some file or document was skipped (or a record refused, or nothing was found)
+while the rest was imported, and 2 on a usage error (a missing path, an
+unusable database), before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..atif import export_atif, import_paths
+from ._output import print_json, progress
+
+EXIT_PARTIAL = 1
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "import", parents=[common],
+        help="import ATIF trajectory files or directories (any ATIF-v1.x)",
+        description="Import ATIF documents (*.json, *.trajectory.json, JSON lines) into the "
+        "trajectory database; directories are read recursively. Exit 0: all imported; "
+        "1: some files skipped (the rest imported); 2: usage error.",
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="ATIF files or directories")
+    p.add_argument("--spec", metavar="S", help="spec id for every imported trajectory")
+    p.add_argument("--agent", metavar="NAME", help="agent name for every imported document")
+    p.set_defaults(func=run_import)
+
+    p = subparsers.add_parser(
+        "export-atif", parents=[common],
+        help="write trajectories as ATIF-v1.7 files with PPP rewards in extra.ppp",
+    )
+    p.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
+    p.add_argument("--spec", metavar="S", help="only this spec id")
+    p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory (and its subagents)")
+    p.set_defaults(func=run_export)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    bar = progress("importing files", json_output=args.json)
+
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.advance()
+
+    with bar:
+        summary = import_paths(
+            args.paths, args.db, spec_id=args.spec, agent_name=args.agent, progress=advance
+        )
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        new_turns = summary.turns - summary.duplicates
+        print(
+            f"imported {summary.imported} document(s) from {summary.files} file(s) into {args.db}: "
+            f"{summary.trajectories} trajectories, {summary.turns} turns "
+            f"({new_turns} new, {summary.duplicates} already there)"
+        )
+        if summary.skipped:
+            print(f"skipped {len(summary.skipped)}:")
+            for _, reason in summary.skipped:
+                print(f"  {reason}")
+        if summary.ignored:
+            print(f"ignored {len(summary.ignored)} JSON file(s) that are not ATIF")
+        if summary.rejected:
+            print(f"refused {summary.rejected} record(s) while writing: {summary.last_error}")
+        if not summary.imported and not summary.skipped:
+            print("no ATIF documents found")
+    return 0 if summary.ok else EXIT_PARTIAL
+
+
+def run_export(args: argparse.Namespace) -> int:
+    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory)
+    if args.json:
+        print_json({"out": args.out, "files": [str(p) for p in paths]})
+    else:
+        print(f"wrote {len(paths)} ATIF-v1.7 document(s) to {args.out}")
+    return 0
