@@ -21,7 +21,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -102,6 +102,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
         classifier: EffortClassifier | None = None,
         shutdown_timeout_ms: float = 30_000,
+        connection_hook: Callable[[sqlite3.Connection], None] | None = None,
     ):
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
@@ -121,6 +122,9 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._wal = wal
         self._busy_timeout_ms = busy_timeout_ms
         self._classifier = classifier
+        # Called with every new writer connection: site pragmas, and the tests'
+        # way to make SQLite report a full disk (PRAGMA max_page_count).
+        self._connection_hook = connection_hook
 
         # Refuse an unusable file at setup, where the error is seen; a locked or
         # read-only file is only logged, the writer keeps retrying.
@@ -431,7 +435,16 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = schema.connect(self.db_path, wal=self._wal, busy_timeout_ms=self._busy_timeout_ms)
+            conn = schema.connect(self.db_path, wal=self._wal, busy_timeout_ms=self._busy_timeout_ms)
+            if self._connection_hook is not None:
+                try:
+                    self._connection_hook(conn)
+                except Exception as exc:
+                    conn.close()
+                    if isinstance(exc, sqlite3.Error):
+                        raise
+                    raise schema.DatabaseError(f"connection_hook failed: {exc!r}") from exc
+            self._conn = conn
             self._writer = TrajectoryWriter(self._conn)
         return self._conn
 
