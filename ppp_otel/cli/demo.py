@@ -31,7 +31,8 @@ def _scores(db_path: str, run) -> tuple[list, Any]:
     except ImportError:
         return [], None
     scores = [s for s in score_trajectories(db_path, spec_id=run.spec_id) if s.run_id == run.run_id]
-    result = consensus(db_path, run.spec_id, run_id=run.run_id, store=True)
+    # Technical scores come from each trajectory's ppp.technical_score attribute.
+    result = consensus(db_path, run.spec_id, store=True)
     return scores, result
 
 
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             ["trajectory", "agent", "r_proact", "r_pers"],
         )
     if result is not None:
-        print(f"\nConsensus (final = {result.weights[0]} x technical + {result.weights[1]} x (r_proact + r_pers)):")
+        w = result.weights
+        print(f"\nConsensus (final = {w.technical} x technical + {w.interaction} x (r_proact + r_pers)):")
         print_table(
             [(a.agent_name, a.technical, a.r_proact, a.r_pers, a.final) for a in result.agents],
             ["agent", "technical", "r_proact", "r_pers", "final"],
