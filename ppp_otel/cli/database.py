@@ -50,6 +50,7 @@ def status(args: argparse.Namespace) -> int:
     # and does not migrate or switch its journal mode.
     with TrajectoryStore(args.db, read_only=True) as store:
         report = store.status()
+        report["recorders"] = _recorders(store.conn)
     if args.json:
         print_json(report)
         return 0
@@ -60,11 +61,39 @@ def status(args: argparse.Namespace) -> int:
         "file size": f"{human_size(report['file_size_bytes'])} ({report['file_size_bytes']} bytes)",
         "rows": {table: count for table, count in report["row_counts"].items()},
     }
-    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "row_counts"}
-    # Whatever else status() reports (recorder stats, ...) is shown as it comes.
+    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes",
+             "row_counts", "recorders"}
+    # Whatever else status() reports is shown as it comes.
     shown.update({key: value for key, value in report.items() if key not in known})
     print_fields(shown)
+    if report["recorders"]:
+        print()
+        print_table(
+            [(r["pid"], r["updated_at"], r["written_turns"], r["dropped"], r["rejected"],
+              r["write_errors"], r["last_error"]) for r in report["recorders"]],
+            ["pid", "updated", "written", "dropped", "rejected", "write errors", "last error"],
+            max_width=80,
+        )
     return 0
+
+
+_RECORDER_COLUMNS = ("recorder_id", "pid", "started_at", "updated_at", "enqueued", "written_turns",
+                     "duplicates", "dropped", "rejected", "write_errors", "last_error")
+
+
+def _recorders(conn: Any) -> list[dict[str, Any]]:
+    """Each recording process's counters (drops, errors), most recently active first.
+
+    A file from before schema version 3 has no such table: no recorders to show.
+    """
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recorder_stats'"
+    ).fetchone() is None:
+        return []
+    rows = conn.execute(
+        f"SELECT {', '.join(_RECORDER_COLUMNS)} FROM recorder_stats ORDER BY updated_at DESC"
+    ).fetchall()
+    return [dict(zip(_RECORDER_COLUMNS, row)) for row in rows]
 
 
 def _version_text(version: int, latest: int) -> str:
