@@ -215,8 +215,8 @@ class IngestServer:
         return self
 
     def serve_forever(self) -> None:
-        self._httpd.service_actions = self.ingest.expire  # runs about twice a second
-        self._httpd.serve_forever(poll_interval=0.5)
+        self._httpd.service_actions = self.ingest.expire  # runs every poll, ten times a second
+        self._httpd.serve_forever(poll_interval=0.1)
 
     def stop(self) -> None:
         """Stop taking requests, finish those in flight, write everything queued. Idempotent."""
