@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SERVICE_NAME = "ppp-otel"
 # Phoenix files spans under the project named by this resource attribute.
 PROJECT_NAME_ATTRIBUTE = "openinference.project.name"
+PHOENIX_DEFAULT_ENDPOINT = "http://localhost:6006"
+PHOENIX_DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 
 
 def _parse_headers(text: str | None) -> dict[str, str]:
@@ -43,27 +45,37 @@ def phoenix_exporter_settings(
 ) -> tuple[str, str, dict[str, str]] | None:
     """(protocol, endpoint, headers) for forwarding to Phoenix, or None when off.
 
+    On when ``phoenix`` is True or a URL, or when it is None and either the
+    config enables it or ``PHOENIX_COLLECTOR_ENDPOINT`` is set; ``False`` is off.
+
     The endpoint is, first to last: the ``phoenix`` argument when it is a URL,
-    ``PHOENIX_COLLECTOR_ENDPOINT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``, the
-    config file's ``[ppp.phoenix] endpoint``.
+    ``PHOENIX_COLLECTOR_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    (used as given, as the OTel spec says), ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    the config file's ``[ppp.phoenix] endpoint``. Over HTTP a base URL gets
+    ``/v1/traces`` appended. Headers come from ``OTEL_EXPORTER_OTLP_HEADERS``;
+    an API key (``PHOENIX_API_KEY``, else the config's) becomes a bearer token.
     """
     if phoenix is False:
         return None
-    if phoenix is None and not settings.enabled:
+    if phoenix is None and not (settings.enabled or env.get("PHOENIX_COLLECTOR_ENDPOINT")):
         return None
-    if isinstance(phoenix, str):
-        endpoint = phoenix
-    else:
-        endpoint = (
-            env.get("PHOENIX_COLLECTOR_ENDPOINT")
-            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            or settings.endpoint
-        )
-    endpoint = endpoint.rstrip("/")
     protocol = settings.protocol
     if env.get("OTEL_EXPORTER_OTLP_PROTOCOL") in ("grpc", "http/protobuf"):
         protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
-    if protocol == "http/protobuf" and not endpoint.endswith("/v1/traces"):
+    as_given = False
+    if isinstance(phoenix, str):
+        endpoint = phoenix
+    elif env.get("PHOENIX_COLLECTOR_ENDPOINT"):
+        endpoint = env["PHOENIX_COLLECTOR_ENDPOINT"]
+    elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        endpoint, as_given = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], True
+    else:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or settings.endpoint
+    endpoint = endpoint.rstrip("/")
+    if protocol == "grpc" and endpoint == PHOENIX_DEFAULT_ENDPOINT:
+        # Phoenix takes gRPC on its own port, not on the UI's.
+        endpoint = PHOENIX_DEFAULT_GRPC_ENDPOINT
+    if protocol == "http/protobuf" and not as_given and not endpoint.endswith("/v1/traces"):
         endpoint += "/v1/traces"
     headers = _parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
     api_key = env.get("PHOENIX_API_KEY") or settings.api_key
@@ -72,16 +84,23 @@ def phoenix_exporter_settings(
     return protocol, endpoint, headers
 
 
-def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str]):
+def phoenix_project_name(project_name: str | None, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
+    """The argument, else ``PHOENIX_PROJECT_NAME``, else the config's ``project_name``."""
+    return project_name or env.get("PHOENIX_PROJECT_NAME") or settings.project_name
+
+
+def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, timeout_s: float | None = None):
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         insecure = endpoint.startswith("http://")
         target = endpoint.split("://", 1)[-1]
-        return OTLPSpanExporter(endpoint=target, headers=tuple(headers.items()) or None, insecure=insecure)
+        return OTLPSpanExporter(
+            endpoint=target, headers=tuple(headers.items()) or None, insecure=insecure, timeout=timeout_s
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=endpoint, headers=headers or None)
+    return OTLPSpanExporter(endpoint=endpoint, headers=headers or None, timeout=timeout_s)
 
 
 def register(
@@ -112,10 +131,13 @@ def register(
         overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None
         config = load_config(config, env=env, overrides=overrides)
     path = os.fspath(db_path) if db_path is not None else config.db_path
-    project = project_name or config.phoenix.project_name
+    project = phoenix_project_name(project_name, config.phoenix, env)
 
     if tracer_provider is None:
-        resource = Resource.create({PROJECT_NAME_ATTRIBUTE: project})
+        attributes = {PROJECT_NAME_ATTRIBUTE: project}
+        if not env.get("OTEL_SERVICE_NAME"):
+            attributes["service.name"] = DEFAULT_SERVICE_NAME
+        resource = Resource.create(attributes)
         tracer_provider = TracerProvider(resource=resource)
 
     if config.enabled:
