@@ -169,6 +169,8 @@ def _turns(steps: list[dict[str, Any]], origin: str, key: TrajectoryKey) -> list
     context_ppp: dict[str, Any] = {}
     for raw in steps:
         step, ppp = take_ppp(raw)
+        if ppp.get("placeholder"):
+            continue  # stands in for "no turns" in an export (ATIF needs a step)
         if step["source"] == "agent":
             turns.append(_turn(context, step, ppp, origin, key, len(turns) + 1))
             context, context_ppp = [], {}

@@ -84,7 +84,10 @@ def trajectory_document(store: TrajectoryStore, trajectory_id: int, *, _seen: fr
         doc["trajectory_id"] = meta["trajectory_id"]
     agent = meta.get("agent") if isinstance(meta.get("agent"), dict) else {}
     doc["agent"] = {"name": trajectory.agent_name, "version": "unknown", **agent}
-    doc["steps"] = _steps(trajectory, atif_of)
+    # ATIF needs a step; a trajectory with no turns gets one that import drops again.
+    doc["steps"] = _steps(trajectory, atif_of) or [
+        {"step_id": 1, "source": "system", "message": "", "extra": {PPP: {"placeholder": True}}}
+    ]
     for key in ("notes", "final_metrics", "continued_trajectory_ref"):
         if key in meta:
             doc[key] = meta[key]

@@ -1,0 +1,419 @@
+"""ATIF in and out: what an imported document becomes, what an export holds, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from ppp_otel.atif import EXPORT_VERSION, export_atif, import_paths, validate
+from ppp_otel.cli import main
+from ppp_otel.model import Question, Violation
+from ppp_otel.processor import TrajectorySpanProcessor
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.store import TrajectoryStore
+
+DATA = Path(__file__).parent / "data" / "atif"
+FULL = DATA / "full.trajectory.json"
+BAD = DATA / "bad"
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_database(monkeypatch, tmp_path):
+    monkeypatch.delenv("PPP_OTEL_DB", raising=False)
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "runs.db"
+
+
+def trajectories(db_path, **filters):
+    with TrajectoryStore(db_path) as store:
+        return [store.get_trajectory(t.id) for t in store.list_trajectories(**filters)]
+
+
+def only(db_path, **filters):
+    [found] = trajectories(db_path, **filters)
+    return found
+
+
+def turn_extras(db_path, trajectory_id) -> list[dict]:
+    with closing(sqlite3.connect(db_path)) as conn:
+        rows = conn.execute(
+            "SELECT extra FROM trajectory_turns WHERE trajectory_id = ? ORDER BY turn_number",
+            (trajectory_id,),
+        ).fetchall()
+    return [json.loads(text) for (text,) in rows]
+
+
+def copy_to(tmp_path, *sources: Path, name: str = "runs") -> Path:
+    target = tmp_path / name
+    target.mkdir()
+    for source in sources:
+        shutil.copy(source, target / source.name)
+    return target
+
+
+# --- import: what a document becomes ------------------------------------------
+
+def test_a_document_becomes_a_trajectory_named_by_its_agent_with_its_session_as_run(db):
+    import_paths([FULL], db)
+    main_run = only(db, agent_name="terminus-2")
+    assert main_run.run_id == "run-2025-10-16-001"
+    assert main_run.spec_id == "run-2025-10-16-001"  # no spec given: the session names it
+
+
+def test_each_agent_step_is_a_turn_prompted_by_the_user_and_system_messages_before_it(db):
+    import_paths([FULL], db)
+    turns = only(db, agent_name="terminus-2").turns
+    assert turns[0].prompt == "You are a careful coding agent.\n\nThe test suite fails on main. Please fix it."
+    assert turns[0].response == "I will run the tests first."
+    assert turns[1].prompt is None  # two agent steps in a row: nothing was said in between
+    assert turns[2].prompt == "Parse them."
+
+
+def test_user_messages_after_the_last_agent_step_are_a_last_turn_without_response(db):
+    import_paths([FULL], db)
+    last = only(db, agent_name="terminus-2").turns[-1]
+    assert (last.number, last.prompt, last.response) == (4, "Thanks, that is all.", None)
+
+
+def test_a_turns_tokens_are_its_prompt_plus_completion_tokens(db):
+    import_paths([FULL], db)
+    assert [t.token_count for t in only(db, agent_name="terminus-2").turns] == [600, 740, 960, None]
+
+
+def test_step_timestamps_are_kept_on_turns_and_trajectory(db):
+    import_paths([FULL], db)
+    found = only(db, agent_name="terminus-2")
+    assert found.turns[0].timestamp == "2025-10-16T14:30:05Z"
+    assert (found.created_at, found.ended_at) == ("2025-10-16T14:30:00Z", "2025-10-16T14:32:00Z")
+
+
+def test_tool_calls_observations_reasoning_and_metrics_are_kept_in_the_turn_extra(db):
+    import_paths([FULL], db)
+    first = turn_extras(db, only(db, agent_name="terminus-2").id)[0]["atif"]
+    step = first["agent_step"]
+    assert step["tool_calls"][0] == {"tool_call_id": "call_1", "function_name": "bash", "arguments": {"cmd": "pytest -x"}}
+    assert step["observation"]["results"][0]["content"].startswith("FAILED tests/test_dates.py")
+    assert step["reasoning_content"] == "Running the suite shows which test fails."
+    assert step["metrics"]["cost_usd"] == 0.0012
+    assert [s["source"] for s in first["context_steps"]] == ["system", "user"]
+
+
+def test_the_documents_own_fields_are_kept_with_its_first_turn(db):
+    import_paths([FULL], db)
+    document = turn_extras(db, only(db, agent_name="terminus-2").id)[0]["atif"]["document"]
+    assert document["agent"]["model_name"] == "gpt-5-mini"
+    assert document["final_metrics"]["total_steps"] == 7
+    assert document["extra"] == {"benchmark": "hand-written"}
+
+
+def test_an_embedded_subagent_is_its_own_trajectory_linked_to_its_parent(db):
+    import_paths([FULL], db)
+    parent, child = only(db, agent_name="terminus-2"), only(db, agent_name="locale-scout")
+    assert child.turns[0].response == "Locales in use: en_US and de_DE."
+    assert child.trace_id == parent.trace_id  # one run, one trace
+    with closing(sqlite3.connect(db)) as conn:
+        (parent_id,) = conn.execute(
+            "SELECT parent_trajectory_id FROM trajectories WHERE id = ?", (child.id,)
+        ).fetchone()
+    assert parent_id == parent.id
+
+
+def test_questions_are_extracted_and_their_effort_classified_as_for_live_turns(db):
+    import_paths([FULL], db)
+    questions = [(q.text, q.effort_level, q.source) for t in only(db, agent_name="terminus-2").turns for q in t.questions]
+    assert questions == [
+        ("Which behaviour do you prefer: reject them with a clear error, or parse them?", "low", "extracted"),
+        ("Before proceeding, could you investigate which locales your users run with?", "high", "extracted"),
+    ]
+
+
+def test_preference_detectors_run_on_imported_turns(db):
+    import_paths([DATA / "with_preferences.json"], db)
+    found = only(db)
+    assert (found.spec_id, found.preferences, found.technical_score) == ("setup-ci", ["no_questions"], 0.8)
+    assert [v.preference_name for v in found.turns[0].violations] == ["no_questions"]
+    assert found.turns[0].violations[0].source == "detected"
+
+
+def test_importing_the_same_document_twice_stores_it_once(db):
+    first = import_paths([FULL], db)
+    second = import_paths([FULL], db)
+    assert (first.duplicates, second.duplicates) == (0, second.turns)
+    assert len(trajectories(db)) == 2
+    assert sum(len(t.turns) for t in trajectories(db)) == first.turns
+
+
+def test_spec_and_agent_can_be_given_for_the_imported_document(db):
+    import_paths([FULL], db, spec_id="fix-dates", agent_name="my-agent")
+    assert {(t.spec_id, t.agent_name) for t in trajectories(db)} == {
+        ("fix-dates", "my-agent"), ("fix-dates", "locale-scout"),  # a subagent keeps its name
+    }
+
+
+def test_json_lines_hold_one_document_a_line(db):
+    summary = import_paths([DATA / "runs.jsonl"], db)
+    assert summary.imported == 2
+    assert [t.agent_name for t in trajectories(db)] == ["agent-a", "agent-b"]
+
+
+def test_a_bad_line_in_json_lines_costs_only_that_document(db, tmp_path):
+    lines = (DATA / "runs.jsonl").read_text().splitlines()
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n")
+    summary = import_paths([path], db)
+    assert summary.imported == 2
+    assert [reason.split(": ")[0] for _, reason in summary.skipped] == [f"{path} line 2"]
+
+
+def test_any_v1_minor_version_is_read_and_unknown_fields_are_kept(db):
+    summary = import_paths([DATA / "v1_0_minimal.json"], db)
+    assert summary.ok
+    extra = turn_extras(db, only(db).id)[0]["atif"]
+    assert extra["agent_step"]["future_field"] == {"kept": True}
+    assert extra["document"]["a_field_from_v1_9"] == "ignored but kept"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("missing_steps.json", "missing_steps.json: no steps list"),
+        ("non_sequential.json", "non_sequential.json: step 3: step_id is 4, expected 3"),
+        ("unknown_major.json", "unknown major version 'ATIF-v2.0'"),
+        ("not_json.json", "not_json.json: not JSON"),
+    ],
+)
+def test_a_broken_document_is_skipped_with_a_reason_naming_the_file_and_step(db, name, reason):
+    summary = import_paths([BAD / name], db)
+    assert summary.imported == 0
+    [(file, why)] = summary.skipped
+    assert file == str(BAD / name)
+    assert reason in why
+
+
+def test_a_directory_import_skips_the_bad_files_and_imports_the_rest(db):
+    summary = import_paths([DATA], db)
+    assert summary.imported == 5  # full, with_preferences, v1_0_minimal and two JSON lines
+    assert sorted(Path(f).name for f, _ in summary.skipped) == sorted(p.name for p in BAD.iterdir())
+    assert not summary.ok
+
+
+def test_other_json_in_a_directory_is_passed_over_not_skipped(db, tmp_path):
+    runs = copy_to(tmp_path, FULL)
+    (runs / "config.json").write_text('{"n_attempts": 1}')
+    summary = import_paths([runs], db)
+    assert (summary.ok, summary.ignored) == (True, [str(runs / "config.json")])
+
+
+def test_a_missing_path_is_an_error_before_anything_is_written(db, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        import_paths([FULL, tmp_path / "typo"], db)
+    assert not db.exists()
+
+
+def test_progress_is_reported_after_each_file(db):
+    calls = []
+    import_paths([DATA / "runs.jsonl", FULL], db, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+
+
+# --- export -------------------------------------------------------------------
+
+def check_atif(doc: dict, *, version: str = EXPORT_VERSION) -> None:
+    """The ATIF-v1.7 rules (harbor.models.trajectories) an export must keep."""
+    validate(doc, "export")
+    assert doc["schema_version"] == version
+    assert isinstance(doc["agent"]["name"], str) and isinstance(doc["agent"]["version"], str)
+    assert [s["step_id"] for s in doc["steps"]] == list(range(1, len(doc["steps"]) + 1))
+    for step in doc["steps"]:
+        assert isinstance(step["message"], (str, list))
+        if step["source"] != "agent":
+            assert not {"model_name", "reasoning_effort", "reasoning_content", "tool_calls", "metrics"} & set(step)
+        calls = {c["tool_call_id"] for c in step.get("tool_calls") or []}
+        for result in (step.get("observation") or {}).get("results", []):
+            assert result.get("source_call_id") in calls | {None}
+    subagents = doc.get("subagent_trajectories") or []
+    assert len({s["trajectory_id"] for s in subagents}) == len(subagents)
+    for sub in subagents:
+        check_atif(sub, version=version)
+
+
+def exported(db_path, out, **kwargs) -> list[dict]:
+    return [json.loads(p.read_text()) for p in export_atif(db_path, out, **kwargs)]
+
+
+def test_export_writes_a_valid_atif_v1_7_document_per_top_level_trajectory(db, tmp_path):
+    import_paths([DATA], db)
+    docs = exported(db, tmp_path / "out")
+    assert len(docs) == 5  # the subagent travels inside its parent
+    for doc in docs:
+        check_atif(doc)
+
+
+def test_export_is_valid_for_harbors_own_models(db, tmp_path):
+    models = pytest.importorskip("harbor.models.trajectories")
+    import_paths([DATA], db)
+    for doc in exported(db, tmp_path / "out"):
+        models.Trajectory.model_validate(doc)
+
+
+def test_export_embeds_subagents_with_their_trajectory_id(db, tmp_path):
+    import_paths([FULL], db)
+    [doc] = exported(db, tmp_path / "out")
+    [sub] = doc["subagent_trajectories"]
+    assert (sub["trajectory_id"], sub["agent"]["name"]) == ("locale-survey", "locale-scout")
+
+
+def test_export_puts_the_rewards_and_the_trajectory_in_top_level_extra_ppp(db, tmp_path):
+    import_paths([FULL], db, spec_id="fix-dates")
+    [doc] = exported(db, tmp_path / "out")
+    ppp = doc["extra"]["ppp"]
+    assert (ppp["r_proact"], ppp["r_pers"]) == (-0.5, 0.05)  # one high-effort question, no violations
+    assert (ppp["spec_id"], ppp["agent_name"], ppp["run_id"]) == ("fix-dates", "terminus-2", "run-2025-10-16-001")
+    assert doc["extra"]["benchmark"] == "hand-written"  # the document's own extra stays beside it
+
+
+def test_export_puts_questions_with_effort_and_violations_on_each_agent_step(db, tmp_path):
+    import_paths([DATA / "with_preferences.json"], db)
+    [doc] = exported(db, tmp_path / "out")
+    step = doc["steps"][1]["extra"]["ppp"]
+    assert step["questions"] == [
+        {"text": "Which CI do you prefer, GitHub Actions or GitLab CI?", "effort": "low", "source": "extracted"}
+    ]
+    assert [(v["preference"], v["severity"]) for v in step["violations"]] == [("no_questions", "critical")]
+
+
+def test_export_can_be_limited_to_a_spec_or_one_trajectory(db, tmp_path):
+    import_paths([DATA], db)
+    assert [d["extra"]["ppp"]["spec_id"] for d in exported(db, tmp_path / "a", spec_id="setup-ci")] == ["setup-ci"]
+    child = only(db, agent_name="locale-scout")
+    [doc] = exported(db, tmp_path / "b", trajectory_id=child.id)
+    assert doc["agent"]["name"] == "locale-scout"
+
+
+def test_a_trajectory_without_turns_exports_with_a_placeholder_step_import_drops(db, tmp_path):
+    processor = TrajectorySpanProcessor(db)
+    processor.submit([TrajectoryRecord("b" * 32, "7" * 16, "spec-y", "silent")])
+    processor.shutdown()
+    [doc] = exported(db, tmp_path / "out")
+    check_atif(doc)
+    import_paths([tmp_path / "out"], tmp_path / "again.db")
+    assert store_view(tmp_path / "again.db") == store_view(db)
+
+
+def test_export_of_an_unknown_trajectory_is_an_error(db, tmp_path):
+    import_paths([FULL], db)
+    with pytest.raises(ValueError, match="no trajectory with id 99"):
+        export_atif(db, tmp_path / "out", trajectory_id=99)
+
+
+# --- round trip ---------------------------------------------------------------
+
+def store_view(db_path) -> list[dict]:
+    """Everything the store shows, minus row ids (a new database numbers its own)."""
+    views = []
+    for t in trajectories(db_path):
+        data = t.to_dict()
+        data.pop("id")
+        views.append(data)
+    return sorted(views, key=lambda v: v["span_id"])
+
+
+def record_live(db_path) -> None:
+    """Trajectories as live recording writes them: explicit and extracted questions,
+    violations, a turn without a response, a subagent."""
+    parent = TrajectoryRecord("a" * 32, "1" * 16, "spec-x", "alice", run_id="run-7",
+                              preferences=("no_commas",), technical_score=0.9,
+                              started_at="2025-01-01T10:00:00.000Z")
+    child = TrajectoryRecord("a" * 32, "2" * 16, "spec-x", "helper", run_id="run-7",
+                             started_at="2025-01-01T10:00:02.000Z", parent=parent.key)
+    records = [
+        parent,
+        TurnRecord("a" * 32, "3" * 16, parent.key, 1, "Fix the build", "Do you prefer make or ninja?",
+                   token_count=42, latency_ms=12.5, timestamp="2025-01-01T10:00:01.000Z"),
+        TurnRecord("a" * 32, "4" * 16, parent.key, 2, "ninja", "How should I structure the targets?",
+                   questions=[Question("How should I structure the targets?", "high")],
+                   violations=[Violation("concise", "under 50 words", "120 words", "minor")],
+                   extract_questions=False, timestamp="2025-01-01T10:00:03.000Z"),
+        TurnRecord("a" * 32, "5" * 16, parent.key, 3, "still there?", None, timestamp="2025-01-01T10:00:04.000Z"),
+        child,
+        TurnRecord("a" * 32, "6" * 16, child.key, 1, None, "Build files found.", timestamp="2025-01-01T10:00:02.500Z"),
+        TrajectoryRecord("a" * 32, "2" * 16, "spec-x", "helper", run_id="run-7",
+                         started_at="2025-01-01T10:00:02.000Z", ended_at="2025-01-01T10:00:02.900Z", parent=parent.key),
+        TrajectoryRecord("a" * 32, "1" * 16, "spec-x", "alice", run_id="run-7", preferences=("no_commas",),
+                         technical_score=0.9, started_at="2025-01-01T10:00:00.000Z", ended_at="2025-01-01T10:00:05.000Z"),
+    ]
+    processor = TrajectorySpanProcessor(db_path)
+    processor.submit(records)
+    processor.force_flush()
+    processor.shutdown()
+
+
+def test_export_then_import_gives_back_what_the_store_showed(tmp_path):
+    before, after = tmp_path / "before.db", tmp_path / "after.db"
+    record_live(before)
+    export_atif(before, tmp_path / "out")
+    summary = import_paths([tmp_path / "out"], after)
+    assert summary.ok
+    assert store_view(after) == store_view(before)
+
+
+def test_export_import_export_writes_the_same_files(db, tmp_path):
+    import_paths([DATA], db)
+    first = sorted(export_atif(db, tmp_path / "first"))
+    import_paths([tmp_path / "first"], tmp_path / "again.db")
+    second = sorted(export_atif(tmp_path / "again.db", tmp_path / "second"))
+    assert [p.name for p in first] == [p.name for p in second]
+    assert [p.read_text() for p in first] == [p.read_text() for p in second]
+    assert store_view(tmp_path / "again.db") == store_view(db)
+
+
+# --- CLI ----------------------------------------------------------------------
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_import_summarizes_and_exits_0_when_everything_was_imported(capsys, tmp_path):
+    code, out, _ = run(capsys, "import", str(copy_to(tmp_path, FULL, DATA / "runs.jsonl")), "--db", "r.db")
+    assert code == 0
+    assert out.startswith("imported 3 document(s) from 2 file(s) into r.db: 4 trajectories, 7 turns")
+
+
+def test_cli_import_lists_skipped_files_with_reasons_and_exits_1(capsys):
+    code, out, _ = run(capsys, "import", str(DATA), "--db", "r.db")
+    assert code == 1
+    assert "skipped 4:" in out
+    assert f"{BAD / 'non_sequential.json'}: step 3: step_id is 4, expected 3" in out
+
+
+def test_cli_import_json_prints_the_summary(capsys):
+    code, out, _ = run(capsys, "import", str(FULL), "--db", "r.db", "--spec", "s", "--agent", "a", "--json")
+    summary = json.loads(out)
+    assert (code, summary["imported"], summary["trajectories"], summary["turns"], summary["ok"]) == (0, 1, 2, 5, True)
+    assert only("r.db", agent_name="a").spec_id == "s"
+
+
+def test_cli_import_of_a_missing_path_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "import", "nowhere", "--db", "r.db")
+    assert code == 2
+    assert err.strip() == "ppp-otel: error: nowhere: no such file or directory"
+
+
+def test_cli_export_atif_writes_files_and_lists_them_in_json(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    code, out, _ = run(capsys, "export-atif", "--db", "r.db", "--out", "out", "--json")
+    files = json.loads(out)["files"]
+    assert code == 0 and len(files) == 1
+    check_atif(json.loads(Path(files[0]).read_text()))
