@@ -139,3 +139,12 @@ def test_held_out_accuracy_is_at_least_ninety_percent():
     heldout = _labelled("heldout")
     correct = sum(classify_effort(row["question"]) == row["effort"] for row in heldout)
     assert correct / len(heldout) >= 0.90
+
+
+def test_accuracy_on_the_independently_written_set_is_at_least_ninety_percent():
+    # Written and labelled by someone who never read the rules (DESIGN.md's definitions only).
+    with (LABELLED.parent / "effort_questions_independent.jsonl").open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    assert len(rows) >= 150
+    correct = sum(classify_effort(row["question"]) == row["effort"] for row in rows)
+    assert correct / len(rows) >= 0.90
