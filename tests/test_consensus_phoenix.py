@@ -114,3 +114,19 @@ def test_a_span_phoenix_never_got_is_reported_not_raised(phoenix, db_path, tmp_p
     ((trajectory_id, message),) = summary.failed
     assert trajectory_id == result.trajectories[0].trajectory_id
     assert "span not in Phoenix yet" in message and f"trajectory {trajectory_id}" in message
+
+
+def test_the_consensus_command_annotates_in_phoenix_and_sends_its_span(phoenix, db_path, recorded,
+                                                                      capsys, monkeypatch):
+    from ppp_otel.cli import main
+
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    provider, project = recorded
+    code = main(["consensus", "--db", str(db_path), "--spec", "spec-p", "--phoenix", phoenix.url,
+                 "--project", project, "--wait", "30", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["annotations"]["annotated"]) == 2 and data["annotations"]["failed"] == []
+    spans = wait_for_spans(phoenix, project, "ppp.consensus", 1)
+    assert any(s["context"]["span_id"] == data["span_id"] for s in spans)

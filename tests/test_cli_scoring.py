@@ -1,0 +1,157 @@
+"""ppp-otel score / consensus / consensus-history: the JSON contract, the tables, the errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ppp_otel import schema
+from ppp_otel.cli import main
+from scoring_data import add_trajectory
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_database(monkeypatch, tmp_path):
+    monkeypatch.delenv("PPP_OTEL_DB", raising=False)
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def db(db_path) -> str:
+    conn = schema.connect(db_path)
+    add_trajectory(conn, "spec-a", "alpha", questions=["low", "high"], violations=["minor"],
+                   technical_score=0.9)
+    add_trajectory(conn, "spec-a", "beta", technical_score=0.8)
+    add_trajectory(conn, "spec-b", "alpha")
+    conn.close()
+    return str(db_path)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ppp-otel: error: "), err
+    assert fragment in lines[0]
+
+
+# --- score ------------------------------------------------------------------------
+
+def test_score_json_lists_rewards_and_counts_per_trajectory(capsys, db):
+    code, out, _ = run(capsys, "score", "--db", db, "--spec", "spec-a", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["agent_name"] for r in rows] == ["alpha", "beta"]
+    alpha = rows[0]
+    assert {"trajectory_id", "spec_id", "agent_name", "r_proact", "r_pers", "questions",
+            "violations"} <= alpha.keys()
+    assert alpha["questions"] == {"low": 1, "medium": 0, "high": 1}
+    assert alpha["violations"] == {"minor": 1, "major": 0, "critical": 0}
+    assert (alpha["r_proact"], alpha["r_pers"]) == (-0.5, -0.01)
+
+
+def test_score_without_filters_scores_every_trajectory(capsys, db):
+    code, out, _ = run(capsys, "score", "--db", db, "--json")
+    assert code == 0 and len(json.loads(out)) == 3
+
+
+def test_score_of_one_trajectory(capsys, db):
+    code, out, _ = run(capsys, "score", "--db", db, "--trajectory", "2", "--json")
+    assert [r["trajectory_id"] for r in json.loads(out)] == [2]
+
+
+def test_score_prints_a_table_without_json(capsys, db):
+    code, out, _ = run(capsys, "score", "--db", db, "--spec", "spec-a")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split()[:6] == ["ID", "SPEC", "AGENT", "RUN", "R_PROACT", "R_PERS"]
+    assert "alpha" in lines[1] and "-0.5" in lines[1] and "1/0/1" in lines[1]
+
+
+def test_score_of_an_unknown_trajectory_is_a_one_line_error(capsys, db):
+    code, _, err = run(capsys, "score", "--db", db, "--trajectory", "99")
+    assert_one_line_error(code, err, "no trajectory with id 99")
+
+
+def test_score_of_a_missing_database_is_a_one_line_error(capsys, tmp_path):
+    code, _, err = run(capsys, "score", "--db", str(tmp_path / "nope.db"))
+    assert_one_line_error(code, err, "no such database file")
+
+
+# --- consensus --------------------------------------------------------------------
+
+def test_consensus_json_names_the_best_agent_and_every_agents_scores(capsys, db):
+    code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--weights", "0.7,0.3",
+                       "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert {"best_agent", "confidence", "agents"} <= data.keys()
+    assert data["best_agent"] == "beta"  # 0.56 + 0.03 beats 0.63 - 0.153
+    assert data["confidence"] == pytest.approx(0.59)
+    for agent in data["agents"]:
+        assert {"agent_name", "technical", "r_proact", "r_pers", "final", "technical_only"} <= agent.keys()
+
+
+def test_consensus_technical_arguments_override_the_file(capsys, db, tmp_path):
+    path = tmp_path / "technical.json"
+    path.write_text(json.dumps({"alpha": 0.1, "beta": 0.2, "ghost": 0.95}))
+    code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical-file",
+                       str(path), "--technical", "alpha=0.3", "--json")
+    agents = {a["agent_name"]: a for a in json.loads(out)["agents"]}
+    assert (agents["alpha"]["technical"], agents["beta"]["technical"]) == (0.3, 0.2)
+    assert agents["ghost"]["technical_only"] is True
+    assert agents["ghost"]["r_proact"] is None
+
+
+def test_consensus_prints_a_table_that_says_who_was_scored_on_technical_alone(capsys, db):
+    code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical",
+                       "ghost=0.1")
+    assert code == 0
+    assert out.startswith("spec spec-a: best agent beta, confidence")
+    assert "RANK" in out and "FINAL" in out
+    ghost = next(line for line in out.splitlines() if "ghost" in line)
+    assert "no trajectory: technical alone" in ghost
+
+
+def test_consensus_runs_are_kept_unless_told_not_to(capsys, db):
+    run(capsys, "consensus", "--db", db, "--spec", "spec-a")
+    run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--no-store")
+    code, out, _ = run(capsys, "consensus-history", "--db", db, "--spec", "spec-a", "--json")
+    runs = json.loads(out)
+    assert code == 0 and len(runs) == 1 and runs[0]["best_agent"] == "beta"
+
+
+@pytest.mark.parametrize("bad", ["alpha", "alpha=", "=0.5", "alpha=much"])
+def test_a_malformed_technical_argument_is_a_one_line_error(capsys, db, bad):
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical", bad)
+    assert_one_line_error(code, err, "technical score")
+
+
+@pytest.mark.parametrize("bad", ["0.7", "x,y", "0.7,0.3,1", "-0.7,0.3", "0,0"])
+def test_malformed_weights_are_a_one_line_error(capsys, db, bad):
+    # The = form: argparse would take a leading "-" for an option.
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", f"--weights={bad}")
+    assert_one_line_error(code, err, "weight")
+
+
+def test_a_spec_with_no_agents_is_a_one_line_error(capsys, db):
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "nothing")
+    assert_one_line_error(code, err, "no agents to judge for spec nothing")
+
+
+def test_an_unknown_agent_is_a_one_line_error(capsys, db):
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--agent", "zeta")
+    assert_one_line_error(code, err, "unknown agent")
+
+
+def test_a_missing_technical_file_is_a_one_line_error(capsys, db, tmp_path):
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical-file",
+                       str(tmp_path / "missing.json"))
+    assert_one_line_error(code, err, "missing.json")
