@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Callable, Protocol, Sequence
 
 from .model import Question, TurnText, Violation
-from .records import RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord
+from .records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class TurnAnalyzer:
         self.classifier = classifier or _Heuristic()
         self.lookup = lookup
         self._open: OrderedDict[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = OrderedDict()
+        self.unknown_preferences = 0
 
     def _state(self, key: TrajectoryKey) -> tuple[tuple[str, ...], list[TurnText]]:
         state = self._open.get(key)
@@ -57,10 +58,32 @@ class TurnAnalyzer:
         return state
 
     def _remember(self, key, state) -> None:
+        preferences, history = state
+        state = (self._checkable(key, preferences), history)
         self._open[key] = state
         self._open.move_to_end(key)
         while len(self._open) > MAX_TRACKED_TRAJECTORIES:
             self._open.popitem(last=False)
+
+    def _checkable(self, key: TrajectoryKey, preferences: tuple[str, ...]) -> tuple[str, ...]:
+        """The preferences a detector can check; the others are logged and counted once.
+
+        A preference this installation does not know (a typo, a detector
+        registered only in another process) must not cost the trajectory's turns.
+        """
+        from .preferences import JUDGMENT_PREFERENCES, parse_preference
+
+        usable = []
+        for spec in preferences:
+            try:
+                name, _ = parse_preference(spec)
+            except ValueError as exc:
+                self.unknown_preferences += 1
+                logger.warning("ppp-otel: trajectory %s/%s: preference ignored: %s", *key, exc)
+                continue
+            if name not in JUDGMENT_PREFERENCES:
+                usable.append(spec)
+        return tuple(usable)
 
     def analyze(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> None:
         """Complete the turn records in place, in the order given."""
@@ -96,10 +119,7 @@ class TurnAnalyzer:
             response=record.response or "",
             questions=tuple(q.text for q in record.questions),
         )
-        try:
-            detected = detect_violations(preferences, text, history)
-        except ValueError as exc:
-            raise RecordError(f"trajectory preferences: {exc}") from exc
+        detected = detect_violations(preferences, text, history)
         explicit = {v.preference for v in record.violations}
         record.violations = list(record.violations) + [
             replace(v, source="detected")

@@ -201,6 +201,7 @@ class TrajectorySpanProcessor(SpanProcessor):
             "rejected": self.rejected,
             "write_errors": self.write_errors,
             "internal_errors": self.internal_errors,
+            "unknown_preferences": self._analyzer.unknown_preferences,
             "last_error": self.last_error,
         }
 

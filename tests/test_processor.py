@@ -401,3 +401,18 @@ def test_an_unusable_database_file_is_refused_at_setup(tmp_path):
 def test_bad_options_name_the_option(db_path, option, value):
     with pytest.raises(ValueError, match=option):
         TrajectorySpanProcessor(db_path, **{option: value})
+
+
+def test_an_unknown_preference_from_another_sdk_is_ignored_and_counted_not_fatal_to_turns(db_path):
+    # Spans from other languages bypass trajectory()'s argument check.
+    provider, processor = pipeline(db_path)
+    tracer = provider.get_tracer("other-sdk")
+    attributes = {c.SPEC_ID: "s", c.AGENT_NAME: "a", c.PREFERENCES: ["no_such_thing", "no_questions"]}
+    with tracer.start_as_current_span("ppp.trajectory", attributes=attributes):
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("Shall I go on?")
+    provider.shutdown()
+    assert count(db_path, "trajectory_turns") == 1
+    assert rows(db_path, "SELECT preference_name FROM trajectory_violations") == [("no_questions",)]
+    assert processor.stats["unknown_preferences"] == 1
+    assert processor.stats["rejected"] == 0
