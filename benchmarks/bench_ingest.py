@@ -1,0 +1,306 @@
+"""Ingest benchmarks: OTLP/HTTP into SQLite, and how soon a batch is queryable where.
+
+    python benchmarks/bench_ingest.py            # full run
+    python benchmarks/bench_ingest.py --quick    # a short run
+    python benchmarks/bench_ingest.py --json     # the report rows as JSON
+
+Each figure has its baseline measured in the same run, rounds interleaved,
+medians reported:
+
+- throughput: spans/s from the first POST to ``/v1/traces`` of a running
+  ``IngestServer`` until every row is committed (bodies of 1,000 spans,
+  protobuf, pre-encoded, one keep-alive client), against the same
+  trajectories recorded in process by a ``TrajectorySpanProcessor`` with the
+  same batch settings, from the first span to ``force_flush``. The in-process
+  figure includes making the spans; the ingest one includes decoding them.
+- ingest_visible: from the POST answer until another connection sees all the
+  turns of a trajectory, against the same trajectory recorded in process
+  (span end until visible). Target: ingest's flush interval (100 ms) + 50 ms.
+- sqlite_vs_phoenix: a trajectory of 10 turns recorded with
+  ``register(db, phoenix=url)``: from its end until SQLite shows its turns,
+  against until Phoenix's REST API lists its spans. Phoenix waits for the
+  OTel batch processor's schedule delay (5 s by default, unchanged here, as
+  users get it). Needs arize-phoenix; the row says so when it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+for _p in (str(ROOT), str(ROOT / "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+import ppp_otel  # noqa: E402
+from ppp_otel.ingest import IngestServer  # noqa: E402
+from ppp_otel.processor import TrajectorySpanProcessor  # noqa: E402
+
+QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
+TURNS = 9  # per trajectory: 10 spans with the trajectory span
+SPANS_PER_BODY = 1000
+INGEST_FLUSH_MS = 100  # IngestServer's writer settings, reused for the in-process baseline
+INGEST_BUFFER = 1000
+Progress = Callable[[str], None] | None
+
+
+def row(name: str, value: float | None, unit: str, *, baseline_name: str | None = None,
+        baseline_value: float | None = None, ratio: float | None = None,
+        target: str | None = None, ok: bool | None = None, **extra: Any) -> dict:
+    r = {"name": name, "value": value, "unit": unit, "baseline_name": baseline_name,
+         "baseline_value": baseline_value, "ratio": ratio, "target": target, "ok": ok}
+    r.update(extra)
+    return r
+
+
+def _say(progress: Progress, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def _agent(provider: TracerProvider, trajectories: int, spec: str = "bench") -> None:
+    for i in range(trajectories):
+        with ppp_otel.trajectory(spec, f"agent-{i % 4}", tracer_provider=provider):
+            for n in range(TURNS):
+                with ppp_otel.turn(f"prompt {n} of trajectory {i}", tracer_provider=provider) as t:
+                    t.respond(f"response {n}: done, nothing to ask.", token_count=42)
+
+
+def _recorded(trajectories: int) -> list:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    _agent(provider, trajectories)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _turn_count(db: Path, trace_id: str | None = None) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            if trace_id is None:
+                return conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM trajectory_turns WHERE trace_id = ?", (trace_id,)).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.002) -> float | None:
+    """Seconds until ``predicate()`` held, None on timeout."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        if predicate():
+            return time.perf_counter() - start
+        time.sleep(every_s)
+    return None
+
+
+# --- throughput -------------------------------------------------------------------
+
+def _ingest_run(workdir: Path, bodies: list[bytes], spans: int) -> float:
+    db = workdir / f"ingest-{uuid.uuid4().hex}.db"
+    server = IngestServer(db, port=0).start()
+    try:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+        headers = {"Content-Type": "application/x-protobuf"}
+        start = time.perf_counter()
+        for body in bodies:
+            conn.request("POST", "/v1/traces", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"ingest answered {response.status}")
+        server.ingest.processor.force_flush(120_000)
+        elapsed = time.perf_counter() - start
+        conn.close()
+    finally:
+        server.stop()
+    if server.stats["written_turns"] != spans * TURNS // (TURNS + 1):
+        raise RuntimeError(f"ingest wrote {server.stats['written_turns']} turns, expected {spans * TURNS // (TURNS + 1)}")
+    return spans / elapsed
+
+
+def _in_process_run(workdir: Path, trajectories: int) -> float:
+    db = workdir / f"inproc-{uuid.uuid4().hex}.db"
+    processor = TrajectorySpanProcessor(db, buffer_size=INGEST_BUFFER, flush_interval_ms=INGEST_FLUSH_MS,
+                                        max_queue_size=10_000_000)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    start = time.perf_counter()
+    _agent(provider, trajectories)
+    processor.force_flush(120_000)
+    elapsed = time.perf_counter() - start
+    provider.shutdown()
+    return trajectories * (TURNS + 1) / elapsed
+
+
+def bench_throughput(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    trajectories = 1000 if quick else 5000
+    rounds = 2 if quick else 3
+    spans = _recorded(trajectories)
+    bodies = [encode_spans(spans[i:i + SPANS_PER_BODY]).SerializeToString()
+              for i in range(0, len(spans), SPANS_PER_BODY)]
+    ingest, in_process = [], []
+    for r in range(rounds):
+        ingest.append(_ingest_run(workdir, bodies, len(spans)))
+        in_process.append(_in_process_run(workdir, trajectories))
+        _say(progress, f"throughput round {r + 1}/{rounds}: ingest {ingest[-1]:,.0f} spans/s, "
+                       f"in process {in_process[-1]:,.0f} spans/s")
+    value, base = statistics.median(ingest), statistics.median(in_process)
+    return [row("ingest_throughput", round(value), "spans/s",
+                baseline_name="same spans, TrajectorySpanProcessor in process", baseline_value=round(base),
+                ratio=round(value / base, 3), target=">= 10,000 spans/s", ok=value >= 10_000,
+                spans=len(spans), rounds=rounds)]
+
+
+# --- time until queryable -------------------------------------------------------------
+
+def bench_ingest_visible(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    rounds = 5 if quick else 15
+    db_ingest, db_local = workdir / "visible-ingest.db", workdir / "visible-local.db"
+    server = IngestServer(db_ingest, port=0).start()
+    local = ppp_otel.register(db_local, phoenix=False, set_global=False, env={})
+    ingest_ms, local_ms = [], []
+    try:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        for r in range(rounds):
+            spans = _recorded(1)
+            trace_id = format(spans[0].context.trace_id, "032x")
+            conn.request("POST", "/v1/traces", body=encode_spans(spans).SerializeToString(),
+                         headers={"Content-Type": "application/x-protobuf"})
+            conn.getresponse().read()
+            waited = _wait(lambda: _turn_count(db_ingest, trace_id) == TURNS, 10)
+            ingest_ms.append(waited * 1000 if waited is not None else float("inf"))
+
+            with ppp_otel.trajectory("bench", "local", tracer_provider=local) as traj:
+                for n in range(TURNS):
+                    with ppp_otel.turn(f"prompt {n}", tracer_provider=local) as t:
+                        t.respond("ok")
+            waited = _wait(lambda: _turn_count(db_local, traj.trace_id) == TURNS, 10)
+            local_ms.append(waited * 1000 if waited is not None else float("inf"))
+            time.sleep(0.05)  # a quiet agent: each trajectory starts a fresh flush interval
+        conn.close()
+    finally:
+        server.stop()
+        local.shutdown()
+    _say(progress, f"ingest visible after {statistics.median(ingest_ms):.0f} ms, in process {statistics.median(local_ms):.0f} ms")
+    value, base = statistics.median(ingest_ms), statistics.median(local_ms)
+    limit = INGEST_FLUSH_MS + 50
+    return [row("ingest_visible", round(value, 1), "ms",
+                baseline_name="same trajectory recorded in process (its 10 records fill a batch: written at once)", baseline_value=round(base, 1),
+                ratio=round(value / base, 3) if base else None, target=f"<= {limit} ms", ok=value <= limit,
+                rounds=rounds)]
+
+
+def _phoenix_span_count(url: str, project: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/projects/{project}/spans?limit=100", timeout=5) as r:
+            return len(json.load(r)["data"])
+    except urllib.error.HTTPError:
+        return 0  # the project appears with its first span
+
+
+def bench_sqlite_vs_phoenix(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    name = "sqlite_visible_vs_phoenix"
+    try:
+        from conftest import PhoenixServer
+
+        server = PhoenixServer(workdir / "phoenix")
+        server.workdir.mkdir()
+        server.start()
+    except BaseException as exc:  # pytest.skip raises a BaseException when phoenix is missing
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return [row(name, None, "ms", target="SQLite first", ok=None,
+                    note=f"skipped: no Phoenix server ({type(exc).__name__}: {exc})")]
+    rounds = 1 if quick else 3
+    sqlite_ms, phoenix_ms = [], []
+    try:
+        for r in range(rounds):
+            project = f"bench-{uuid.uuid4().hex[:8]}"
+            db = workdir / f"phoenix-{r}.db"
+            provider = ppp_otel.register(db, phoenix=server.url, project_name=project, set_global=False, env={})
+            with ppp_otel.trajectory("bench", "agent", tracer_provider=provider) as traj:
+                for n in range(10):
+                    with ppp_otel.turn(f"prompt {n}", tracer_provider=provider) as t:
+                        t.respond("ok", token_count=3)
+            start = time.perf_counter()
+            seen_sqlite = seen_phoenix = None
+            while time.perf_counter() - start < 30 and seen_phoenix is None:
+                if seen_sqlite is None and _turn_count(db, traj.trace_id) == 10:
+                    seen_sqlite = time.perf_counter() - start
+                if _phoenix_span_count(server.url, project) >= 11:
+                    seen_phoenix = time.perf_counter() - start
+                time.sleep(0.01)
+            provider.shutdown()
+            sqlite_ms.append(seen_sqlite * 1000 if seen_sqlite is not None else float("inf"))
+            phoenix_ms.append(seen_phoenix * 1000 if seen_phoenix is not None else float("inf"))
+            _say(progress, f"round {r + 1}/{rounds}: SQLite {sqlite_ms[-1]:.0f} ms, Phoenix {phoenix_ms[-1]:.0f} ms")
+    finally:
+        server.stop()
+    value, base = statistics.median(sqlite_ms), statistics.median(phoenix_ms)
+    return [row(name, round(value, 1), "ms", baseline_name="until Phoenix's REST API lists the spans",
+                baseline_value=round(base, 1), ratio=round(value / base, 3) if base else None,
+                target="<= 550 ms (flush 500 ms + 50 ms), before Phoenix", ok=value <= 550 and value < base,
+                rounds=rounds)]
+
+
+BENCHES = {
+    "throughput": bench_throughput,
+    "ingest_visible": bench_ingest_visible,
+    "sqlite_vs_phoenix": bench_sqlite_vs_phoenix,
+}
+
+
+def run(progress: Progress = None, quick: bool | None = None) -> list[dict]:
+    """The report rows. ``quick`` defaults to ``$PPP_OTEL_BENCH_QUICK``."""
+    if quick is None:
+        quick = os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes")
+    workdir = Path(tempfile.mkdtemp(prefix="ppp-bench-ingest-"))
+    rows: list[dict] = []
+    try:
+        for name, bench in BENCHES.items():
+            _say(progress, f"{name}: starting")
+            rows.extend(bench(progress, quick, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the report rows as JSON")
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    args = parser.parse_args(argv)
+    rows = run(lambda message: print(f"[bench_ingest] {message}", file=sys.stderr, flush=True), quick=args.quick)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for r in rows:
+            print(f"{r['name']}: {r['value']} {r['unit']} (baseline {r['baseline_name']}: {r['baseline_value']}; "
+                  f"ratio {r['ratio']}; target {r['target']}; ok {r['ok']}){'  ' + r['note'] if r.get('note') else ''}")
+    return 0 if all(r["ok"] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
