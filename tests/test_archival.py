@@ -274,3 +274,13 @@ def test_the_command_refuses_negative_days_and_a_missing_database(tmp_path, caps
     err = capsys.readouterr().err
     assert "must not be negative" in err and "no such database file" in err
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_scoring_reads_the_archive_like_any_trajectory_database(db_path, tmp_path):
+    scoring = pytest.importorskip("ppp_otel.scoring")
+    archive = tmp_path / "archive.db"
+    build(db_path, old=range(1, 4), recent=())
+    before = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(db_path, "spec")}
+    cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive)
+    after = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(archive, "spec")}
+    assert after == before and len(after) == 3
