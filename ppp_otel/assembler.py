@@ -53,6 +53,10 @@ class Assembled:
     rejected: list[str] = field(default_factory=list)
 
 
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"[:300]
+
+
 class _Limiter:
     def __init__(self, first: int = 10, every: int = 1000):
         self.first, self.every, self.count = first, every, 0
@@ -125,8 +129,8 @@ class TrajectoryAssembler:
                 trajectories.append(
                     trajectory_record(span.trace_id, span.span_id, attrs, start_ns=span.start_ns, end_ns=span.end_ns)
                 )
-            except RecordError as exc:
-                rejected.append(f"trajectory span {span.span_id}: {exc}")
+            except Exception as exc:  # RecordError, or a value no check foresaw: one bad span
+                rejected.append(f"trajectory span {span.span_id}: {_reason(exc)}")
                 return OUTSIDE
             return Placement(key)
         if span.parent_span_id is None:
@@ -141,8 +145,8 @@ class TrajectoryAssembler:
                     span.trace_id, span.span_id, owner.trajectory, attrs, span.events,
                     start_ns=span.start_ns, end_ns=span.end_ns,
                 )
-            except RecordError as exc:
-                rejected.append(f"turn span {span.span_id}: {exc}")
+            except Exception as exc:
+                rejected.append(f"turn span {span.span_id}: {_reason(exc)}")
                 return Placement(owner.trajectory, in_turn=True)
             turns.append((span.start_ns or 0, record))
             return Placement(owner.trajectory, in_turn=True)

@@ -131,7 +131,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ppp-otel-ingest"
 
     def do_POST(self) -> None:
-        self.server.receiver._handle(self)
+        try:
+            self.server.receiver._handle(self)
+        except Exception as exc:  # a bug must cost one request, not the receiver
+            logger.exception("ppp-otel ingest: request failed")
+            self.server.receiver._error(self, 500, f"internal error: {type(exc).__name__}", None)
 
     def do_GET(self) -> None:
         self._refuse_method()

@@ -332,3 +332,13 @@ def test_sigterm_makes_ppp_otel_ingest_write_what_it_accepted_and_exit_0(db_path
             process.kill()
             process.wait()
     assert stored_turns(db_path) == TWO_TURNS
+
+
+def test_a_span_whose_attribute_breaks_conversion_in_an_unforeseen_way_is_rejected_alone():
+    assembler = TrajectoryAssembler()
+    trajectory = otlp_span("0a" * 8, None, "ppp.trajectory", **{"ppp.spec_id": "s"})
+    absurd = otlp_span("01" * 8, "0a" * 8, "ppp.turn", **{"ppp.turn.number": "0" * 100_000})
+    fine = otlp_span("02" * 8, "0a" * 8, "ppp.turn", **{"input.value": "hi"})
+    assembled = assembler.add([absurd, fine, trajectory])
+    assert [type(r).__name__ for r in assembled.records] == ["TrajectoryRecord", "TurnRecord"]
+    assert len(assembled.rejected) == 1
