@@ -27,6 +27,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--token", metavar="T", help="require 'Authorization: Bearer T' (default: $PPP_OTEL_INGEST_TOKEN)")
     p.add_argument("--max-body-bytes", metavar="N", type=_positive, default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest body accepted, before or after gzip (default: {DEFAULT_MAX_BODY_BYTES})")
+    p.add_argument("--pending-ttl", metavar="S", type=float, default=600.0,
+                   help="how long turns wait for their trajectory span, which arrives when the "
+                   "trajectory ends; raise it for longer runs (default: 600)")
     p.set_defaults(func=ingest)
 
 
@@ -48,7 +51,8 @@ def ingest(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     token = args.token or os.environ.get("PPP_OTEL_INGEST_TOKEN") or None
     try:
-        server = IngestServer(args.db, args.host, args.port, token, max_body_bytes=args.max_body_bytes)
+        server = IngestServer(args.db, args.host, args.port, token, max_body_bytes=args.max_body_bytes,
+                              pending_ttl_s=args.pending_ttl)
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     stop = threading.Event()
