@@ -152,7 +152,7 @@ class TrajectoryConfig:
 
     buffer_size: int = _setting(10, minimum=1)
     flush_interval_ms: int = _setting(500, above=0)
-    max_queue_size: int = _setting(100_000, minimum=1)
+    max_queue_size: int = _setting(20_000, minimum=1)
     on_full: str = _setting("drop", choices=("drop", "block"))
     block_timeout_ms: int = _setting(1000, above=0)
     enable_wal: bool = _setting(True)

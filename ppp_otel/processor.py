@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from opentelemetry.context import Context
@@ -49,16 +48,9 @@ _MAX_RETRY_DELAY_S = 1.0
 _STATS_EVERY_S = 1.0
 
 
-@dataclass(slots=True)
-class _Member:
-    """What the processor knows about an open span inside a trajectory."""
-
-    trajectory: tuple[int, int]  # (trace_id, span_id) of the trajectory span
-    is_trajectory: bool = False
-    is_turn: bool = False
-    turn_number: int | None = None  # None: the writer numbers it after the others
-    in_turn: bool = False  # an LLM span inside a turn is part of that turn, not another
-
+# What the processor knows of an open span inside a trajectory, as a tuple
+# (trajectory key, role, turn number): tuples because on_start runs on the app thread.
+_TRAJECTORY, _TURN_ROLE, _IN_TURN, _OTHER = 0, 1, 2, 3
 
 # Queue items: (kind, payload). Converting spans to records happens on the writer thread.
 _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
@@ -95,7 +87,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         *,
         buffer_size: int = 10,
         flush_interval_ms: float = 500,
-        max_queue_size: int = 100_000,
+        max_queue_size: int = 20_000,
         on_full: str = "drop",
         block_timeout_ms: float = 1000,
         wal: bool = True,
@@ -209,30 +201,35 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            ctx = span.get_span_context()
-            attrs = span.attributes
-            if c.is_trajectory_span(span.name, attrs):
-                key = (ctx.trace_id, ctx.span_id)
-                self._open[ctx.span_id] = _Member(key, is_trajectory=True)
-                self._counters[key] = itertools.count(1)
-                self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs or {}), span.start_time)))
-                return
             parent = span.parent
-            if parent is None:
+            owner = self._open.get(parent.span_id) if parent is not None else None
+            name = span.name
+            if name == c.TRAJECTORY_SPAN or (owner is None and c.SPEC_ID in span.attributes):
+                ctx = span.get_span_context()
+                key = (ctx.trace_id, ctx.span_id)
+                self._open[ctx.span_id] = (key, _TRAJECTORY, None)
+                self._counters[key] = itertools.count(1)
+                self._put((_START, (ctx.trace_id, ctx.span_id, dict(span.attributes), span.start_time)))
                 return
-            owner = self._open.get(parent.span_id)
             if owner is None:
                 return
-            if not owner.in_turn and c.is_turn_span(span.name, attrs):
-                number = attrs.get(c.TURN_NUMBER) if attrs else None
-                counter = self._counters.get(owner.trajectory)
-                if number is None and counter is not None:
-                    number = next(counter)
-                    # Exporters to Phoenix see the same number that lands in SQLite.
-                    span.set_attribute(c.TURN_NUMBER, number)
-                self._open[ctx.span_id] = _Member(owner.trajectory, is_turn=True, turn_number=number, in_turn=True)
+            trajectory, role, _ = owner
+            span_id = span.get_span_context().span_id
+            # An LLM span inside a turn is part of that turn, not another one.
+            if role == _TRAJECTORY or role == _OTHER:
+                attrs = span.attributes
+                if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
+                    number = attrs.get(c.TURN_NUMBER)
+                    counter = self._counters.get(trajectory)
+                    if number is None and counter is not None:
+                        number = next(counter)
+                        # Exporters to Phoenix see the same number that lands in SQLite.
+                        span.set_attribute(c.TURN_NUMBER, number)
+                    self._open[span_id] = (trajectory, _TURN_ROLE, number)
+                    return
+                self._open[span_id] = (trajectory, _OTHER, None)
             else:
-                self._open[ctx.span_id] = _Member(owner.trajectory, in_turn=owner.in_turn)
+                self._open[span_id] = (trajectory, _IN_TURN, None)
         except Exception:  # never into the app
             self.internal_errors += 1
             logger.exception("ppp-otel: on_start failed")
@@ -242,11 +239,12 @@ class TrajectorySpanProcessor(SpanProcessor):
             member = self._open.pop(span.context.span_id, None)
             if member is None:
                 return
-            if member.is_trajectory:
-                self._counters.pop(member.trajectory, None)
+            trajectory, role, number = member
+            if role == _TURN_ROLE:
+                self._put((_TURN, (span, trajectory, number)))
+            elif role == _TRAJECTORY:
+                self._counters.pop(trajectory, None)
                 self._put((_END, span))
-            elif member.is_turn:
-                self._put((_TURN, (span, member.trajectory, member.turn_number)))
         except Exception:
             self.internal_errors += 1
             logger.exception("ppp-otel: on_end failed")

@@ -6,6 +6,7 @@ plain precompiled regular expressions: no tokenizer, no model, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -45,17 +46,22 @@ _ABBREVIATION = re.compile(
     re.IGNORECASE,
 )
 
+_ABBREVIATION_HINTS = ("e.g.", "i.e.", "cf.", "vs.", "approx.", "mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "no.")
+
 _SENTENCE_PUNCTUATION = re.compile(r"[.!?？！。…]")
 
 # Where a sentence ends: Latin punctuation before whitespace or the end, CJK
 # punctuation anywhere (those scripts put no space after it), a paragraph break,
 # or a line break that starts something new (a capital, a list item, a heading).
 _BOUNDARY = re.compile(
+    # The leading lookahead lets the engine skip plain letters at once.
+    r"(?=[.!?…。！？\n])(?:"
     r"[.!?…]+[\"'”’»)\]]*(?=\s|$)"
     r"|[。！？]+[\"'”’»」』)\]）]*"
     r"|\?(?=[¿¡])"
     r"|\n[ \t]*\n\s*"
     r"|\n(?=[ \t]*(?:[-*+•>#|]|\d+[.)]|[A-Z¿¡]))"
+    r")"
 )
 
 _LIST_MARKER = re.compile(
@@ -87,33 +93,48 @@ def _as_paragraph_break(match: re.Match[str]) -> str:
     return "\n" * len(match.group(0))
 
 
+_QUOTE_MARKS = frozenset("'\"“”‘’„«»‹›「」『』")
+
+
 def _masked(text: str) -> str:
-    text = _FENCED_CODE.sub(_as_paragraph_break, text)
-    text = _INLINE_CODE.sub(_blank, text)
-    text = _URL.sub(_blank, text)
-    text = _QUOTATION.sub(_blank, text)
-    return _ABBREVIATION.sub(_blank, text)
+    # Each pass runs only when its trigger is present: most responses have no
+    # code, no link and no quotation, and this runs on every recorded turn.
+    if "`" in text or "~~~" in text:
+        text = _FENCED_CODE.sub(_as_paragraph_break, text)
+        text = _INLINE_CODE.sub(_blank, text)
+    if "://" in text or "www." in text:
+        text = _URL.sub(_blank, text)
+    if not _QUOTE_MARKS.isdisjoint(text):
+        text = _QUOTATION.sub(_blank, text)
+    if "." in text:
+        lowered = text.lower()
+        if any(abbreviation in lowered for abbreviation in _ABBREVIATION_HINTS):
+            text = _ABBREVIATION.sub(_blank, text)
+    return text
 
 
-def _sentences(text: str) -> list[tuple[str, bool]]:
+def _sentences(text: str) -> list[tuple[str, str]]:
+    """(sentence, its masked copy) pairs, in order."""
     masked = _masked(text)
     sentences = []
     start = 0
     for boundary in _BOUNDARY.finditer(masked):
         end = boundary.end()
-        sentence = text[start:end]
         # A fenced code block masks to blank lines: it is no sentence.
-        if masked[start:end].strip():
-            sentences.append((sentence, masked[start:end]))
+        if not masked[start:end].isspace() and start < end:
+            sentences.append((text[start:end], masked[start:end]))
         start = end
     if start < len(text) and masked[start:].strip():
         sentences.append((text[start:], masked[start:]))
-    return [_tidy(s, m) for s, m in sentences]
+    return sentences
 
 
-def _tidy(sentence: str, masked: str) -> tuple[str, bool]:
-    """The sentence as a reader would quote it, and whether it asks the user something."""
-    asks = bool(_ASKS.search(masked.rstrip()))
+def _asks(masked: str) -> bool:
+    return bool(_ASKS.search(masked.rstrip()))
+
+
+def _tidy(sentence: str) -> tuple[str, bool]:
+    """The sentence as a reader would quote it, and whether it is prose (not a heading or quote)."""
     sentence = sentence.strip()
     prose = not _HEADING_OR_QUOTE.match(sentence)
     sentence = _LIST_MARKER.sub("", sentence, count=1)
@@ -121,7 +142,7 @@ def _tidy(sentence: str, masked: str) -> tuple[str, bool]:
     # A sentence wrapped over two lines reads as one line.
     sentence = _LINE_BREAK.sub(" ", sentence)
     sentence = _PARENTHESIZED.sub(r"\1", sentence)
-    return sentence, asks and prose and bool(_HAS_WORD.search(sentence))
+    return sentence, prose and bool(_HAS_WORD.search(sentence))
 
 
 def extract_questions(text: str) -> list[str]:
@@ -136,11 +157,14 @@ def extract_questions(text: str) -> list[str]:
         return []
     sentences = _sentences(text)
     questions = []
-    for i, (sentence, asks) in enumerate(sentences):
-        if not asks:
+    # Only asking sentences (and the one after each) are tidied: it is the costly part.
+    for i, (sentence, masked) in enumerate(sentences):
+        if not _asks(masked):
             continue
-        following = sentences[i + 1][0] if i + 1 < len(sentences) else ""
-        if following and _SELF_ANSWER.match(following):
+        sentence, prose = _tidy(sentence)
+        if not prose:
+            continue
+        if i + 1 < len(sentences) and _SELF_ANSWER.match(_tidy(sentences[i + 1][0])[0]):
             continue
         questions.append(sentence)
     return questions
@@ -253,13 +277,8 @@ def effort_scores(question: str) -> dict[str, float]:
     return scores
 
 
-def classify_effort(question: str) -> str:
-    """'low', 'medium' or 'high': the effort a question asks of the user.
-
-    low: a choice or confirmation the user can answer at once; medium: a fact
-    the user has but has not said; high: the user must go and find out, do
-    work, or decide a design. Ties go to medium, the default.
-    """
+@functools.lru_cache(maxsize=4096)
+def _classify(question: str) -> str:
     scores = effort_scores(question)
     # Medium is looked at first so that it wins ties.
     best = "medium"
@@ -267,3 +286,16 @@ def classify_effort(question: str) -> str:
         if scores[level] > scores[best]:
             best = level
     return best
+
+
+def classify_effort(question: str) -> str:
+    """'low', 'medium' or 'high': the effort a question asks of the user.
+
+    low: a choice or confirmation the user can answer at once; medium: a fact
+    the user has but has not said; high: the user must go and find out, do
+    work, or decide a design. Ties go to medium, the default.
+    """
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a str; got {type(question).__name__}")
+    # Agents ask the same questions again and again ("Shall I go ahead?").
+    return _classify(question)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
@@ -33,9 +34,13 @@ def format_span_id(span_id: int) -> str:
 
 
 def iso_from_ns(ns: int | None) -> str | None:
+    """UTC ISO 8601 with milliseconds, as SQLite's strftime('%Y-%m-%dT%H:%M:%fZ') writes it."""
     if ns is None:
         return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    seconds, rest = divmod(ns, 1_000_000_000)
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{rest // 1_000_000:03d}Z")
 
 
 def now_iso() -> str:
@@ -112,6 +117,8 @@ def _int(attrs: Mapping[str, Any], key: str) -> int | None:
     elif isinstance(value, float) and value.is_integer():
         result = int(value)
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if len(value.strip()) > 20:  # past int64 anyway; int() of huge strings is slow
+            raise RecordError(f"attribute {key} is out of range: {value.strip()[:20]}...")
         result = int(value)
     else:
         raise RecordError(f"attribute {key} must be an integer, got {value!r:.60}")
@@ -168,6 +175,9 @@ _MESSAGE_KEY = re.compile(r"^(llm\.(?:input|output)_messages)\.(\d+)\.message\.(
 
 def _messages(attrs: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
     """OpenInference flattens messages as ``<prefix>.<i>.message.role|content``."""
+    # Scanning every attribute is the slow part of converting a span; most turns have none.
+    if f"{prefix}.0.message.role" not in attrs and f"{prefix}.0.message.content" not in attrs:
+        return []
     found: dict[int, dict[str, str]] = {}
     for key, value in attrs.items():
         if not key.startswith(prefix):

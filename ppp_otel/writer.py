@@ -106,15 +106,14 @@ class TrajectoryWriter:
         trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
         turns = [r for r in records if isinstance(r, TurnRecord)]
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("SAVEPOINT batch")
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 outcome = self._write_fast(trajectories, turns)
-                conn.execute("RELEASE batch")
             except _Slow:
-                conn.execute("ROLLBACK TO batch")
-                conn.execute("RELEASE batch")
+                # Start over, record by record; the common batch pays for no savepoint.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
                 outcome = self._write_one_by_one(trajectories, turns)
             conn.execute("COMMIT")
         except BaseException:

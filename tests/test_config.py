@@ -44,7 +44,7 @@ def test_defaults_when_nothing_is_given():
     assert config.db_path == "ppp_trajectories.db"
     assert config.trajectory.buffer_size == 10
     assert config.trajectory.flush_interval_ms == 500
-    assert config.trajectory.max_queue_size == 100_000
+    assert config.trajectory.max_queue_size == 20_000
     assert config.trajectory.on_full == "drop"
     assert config.trajectory.block_timeout_ms == 1000
     assert config.trajectory.enable_wal is True

@@ -76,8 +76,6 @@ def test_a_turn_record_is_built_or_refused_with_a_value_error_never_anything_els
         pass
 
 
-@pytest.mark.xfail(raises=ValueError, strict=False,
-                   reason="records._int lets int()'s 4300-digit limit escape as a bare ValueError")
 def test_a_turn_number_of_a_hundred_thousand_digits_is_a_record_error():
     with pytest.raises(RecordError):
         turn_record("1" * 32, "2" * 16, ("1" * 32, "3" * 16), {c.TURN_NUMBER: "0" * 100_000}, [],
