@@ -284,7 +284,17 @@ def consensus(
     store: bool = True,
     config: Any = None,
 ) -> ConsensusResult:
-    """Judge the agents of a spec from the database and (unless ``store=False``) record the run."""
+    """Judge the agents of a spec from the database and (unless ``store=False``) record the run.
+
+    With recording turned off (``[ppp] enabled = false`` in ``config``) and no
+    database ever written, every agent is judged on its technical score alone,
+    as the rollback plan of the spec asks.
+    """
+    if (
+        config is not None and getattr(config, "enabled", True) is False
+        and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
+    ):
+        return judge(spec_id, {}, technical, weights, agents=agents, config=config)
     with open_database(db) as conn:
         result = judge(spec_id, agent_rewards(score_spec(conn, spec_id)), technical, weights,
                        agents=agents, config=config)

@@ -66,10 +66,9 @@ def test_with_nothing_recorded_consensus_is_technical_only():
     assert [score.final for score in result.agents] == pytest.approx([0.63, 0.35])
 
 
-@pytest.mark.xfail(reason="consensus() needs the database file, which recording off never creates",
-                   raises=Exception)
 def test_consensus_over_a_database_never_created_falls_back_to_technical_only(db_path):
     consensus = pytest.importorskip("ppp_otel.consensus")
-    register(db_path, config=Config(enabled=False), phoenix=False, set_global=False, env={}).shutdown()
-    result = consensus.consensus(db_path, "spec-off", technical={"a": 0.9}, weights=(0.7, 0.3))
+    off = Config(enabled=False)
+    register(db_path, config=off, phoenix=False, set_global=False, env={}).shutdown()
+    result = consensus.consensus(db_path, "spec-off", technical={"a": 0.9}, weights=(0.7, 0.3), config=off)
     assert result.best_agent == "a" and result.agents[0].technical_only
