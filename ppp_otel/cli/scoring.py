@@ -161,8 +161,12 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 def run_consensus(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
+    from ..config import load_config
+
+    # The config gives the default weights, and says whether recording is off
+    # (then agents are judged on technical scores alone).
     result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                       agents=args.agents, store=not args.no_store)
+                       agents=args.agents, store=not args.no_store, config=load_config())
     annotations = _publish(args, result) if args.phoenix else None
     if args.json:
         data = result.to_dict()
