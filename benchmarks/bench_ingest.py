@@ -124,9 +124,13 @@ def _ingest_run(workdir: Path, bodies: list[bytes], spans: int) -> float:
         headers = {"Content-Type": "application/x-protobuf"}
         start = time.perf_counter()
         for body in bodies:
-            conn.request("POST", "/v1/traces", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
+            for attempt in range(200):
+                conn.request("POST", "/v1/traces", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 503:
+                    break
+                time.sleep(0.01 * (attempt + 1))  # a full queue is retryable, as an OTLP exporter does
             if response.status != 200:
                 raise RuntimeError(f"ingest answered {response.status}")
         server.ingest.processor.force_flush(120_000)

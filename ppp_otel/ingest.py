@@ -184,7 +184,10 @@ class IngestServer:
         if token is not None and not token.strip():
             raise ValueError("token must not be empty")
         # Network batches are large: write them in big transactions, soon.
-        processor = processor or TrajectorySpanProcessor(db_path, buffer_size=1000, flush_interval_ms=100)
+        # A collector sends bursts of thousands of spans: queue more than an app would.
+        processor = processor or TrajectorySpanProcessor(
+            db_path, buffer_size=1000, flush_interval_ms=100, max_queue_size=100_000
+        )
         self.ingest = SpanIngest(processor)
         self.ingest.assembler.pending_ttl_s = pending_ttl_s
         self.ingest.assembler.max_pending_spans = max_pending_spans
