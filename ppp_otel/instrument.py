@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Iterator, Sequence
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, TracerProvider
 
 from . import conventions as c
+from . import numbering
 from .model import check_effort, check_severity
 
 _TRACER_NAME = "ppp_otel"
 _provider: TracerProvider | None = None
+# The innermost open trajectory() of this thread or task, for numbering its turns.
+_current: ContextVar["Trajectory | None"] = ContextVar("ppp_otel_trajectory", default=None)
 
 
 def set_tracer_provider(provider: TracerProvider | None) -> None:
@@ -141,7 +145,15 @@ def trajectory(
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
     with _tracer(tracer_provider).start_as_current_span(c.TRAJECTORY_SPAN, attributes=attributes) as span:
-        yield Trajectory(span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]))
+        opened = Trajectory(span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]))
+        span_id = span.get_span_context().span_id
+        numbering.open_trajectory(span_id)
+        token = _current.set(opened)
+        try:
+            yield opened
+        finally:
+            _current.reset(token)
+            numbering.close_trajectory(span_id)
 
 
 @contextmanager
@@ -157,6 +169,10 @@ def turn(
     if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
         raise ValueError(f"number must be a positive integer, got {number!r}")
     attributes: dict[str, object] = {c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt}
+    if number is None:
+        current = _current.get()
+        if current is not None:
+            number = numbering.next_turn_number(current.span.get_span_context().span_id)
     if number is not None:
         attributes[c.TURN_NUMBER] = number
     with _tracer(tracer_provider).start_as_current_span(c.TURN_SPAN, attributes=attributes) as span:

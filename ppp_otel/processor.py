@@ -11,7 +11,6 @@ here raises into the caller: failures become counts, a log line and
 from __future__ import annotations
 
 import collections
-import itertools
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import conventions as c
-from . import schema
+from . import numbering, schema
 from .analysis import EffortClassifier, TurnAnalyzer
 from .model import TurnText
 from .records import (
@@ -128,7 +127,6 @@ class TrajectorySpanProcessor(SpanProcessor):
             logger.warning("ppp-otel: %s; recording will retry", exc)
 
         self._open: dict[int, _Member] = {}
-        self._counters: dict[tuple[int, int], itertools.count] = {}
         self._init_worker_state()
         self._start_worker()
         ref = weakref.WeakMethod(self._after_fork_in_child)
@@ -138,7 +136,9 @@ class TrajectorySpanProcessor(SpanProcessor):
     # ------------------------------------------------------------------ state
 
     def _init_worker_state(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # The app thread takes the bare lock (cheaper than entering the Condition).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._queue: collections.deque = collections.deque()
         self._oldest: float | None = None
         self._flush_waiters: list[threading.Event] = []
@@ -206,10 +206,9 @@ class TrajectorySpanProcessor(SpanProcessor):
             name = span.name
             if name == c.TRAJECTORY_SPAN or (owner is None and c.SPEC_ID in span.attributes):
                 ctx = span.get_span_context()
-                key = (ctx.trace_id, ctx.span_id)
-                self._open[ctx.span_id] = (key, _TRAJECTORY, None)
-                self._counters[key] = itertools.count(1)
-                self._put((_START, (ctx.trace_id, ctx.span_id, dict(span.attributes), span.start_time)))
+                self._open[ctx.span_id] = ((ctx.trace_id, ctx.span_id), _TRAJECTORY, None)
+                numbering.open_trajectory(ctx.span_id)
+                self._put((_START, (ctx.trace_id, ctx.span_id, dict(span.attributes), span.start_time)), force=True)
                 return
             if owner is None:
                 return
@@ -219,12 +218,12 @@ class TrajectorySpanProcessor(SpanProcessor):
             if role == _TRAJECTORY or role == _OTHER:
                 attrs = span.attributes
                 if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
-                    number = attrs.get(c.TURN_NUMBER)
-                    counter = self._counters.get(trajectory)
-                    if number is None and counter is not None:
-                        number = next(counter)
-                        # Exporters to Phoenix see the same number that lands in SQLite.
-                        span.set_attribute(c.TURN_NUMBER, number)
+                    number = attrs.get(c.TURN_NUMBER)  # turn() numbers its spans itself
+                    if number is None:
+                        number = numbering.next_turn_number(trajectory[1])
+                        if number is not None:
+                            # Exporters to Phoenix see the same number that lands in SQLite.
+                            span.set_attribute(c.TURN_NUMBER, number)
                     self._open[span_id] = (trajectory, _TURN_ROLE, number)
                     return
                 self._open[span_id] = (trajectory, _OTHER, None)
@@ -243,8 +242,9 @@ class TrajectorySpanProcessor(SpanProcessor):
             if role == _TURN_ROLE:
                 self._put((_TURN, (span, trajectory, number)))
             elif role == _TRAJECTORY:
-                self._counters.pop(trajectory, None)
-                self._put((_END, span))
+                numbering.close_trajectory(trajectory[1])
+                # Never dropped: without it every turn of the trajectory would be an orphan.
+                self._put((_END, span), force=True)
         except Exception:
             self.internal_errors += 1
             logger.exception("ppp-otel: on_end failed")
@@ -256,31 +256,44 @@ class TrajectorySpanProcessor(SpanProcessor):
             taken += self._put((_RECORD, record))
         return taken
 
-    def _put(self, item: tuple) -> bool:
-        cond = self._cond
-        with cond:
-            if len(self._queue) >= self.max_queue_size:
-                if self.on_full == "block" and not self._stopping:
-                    deadline = time.monotonic() + self.block_timeout_s
-                    while len(self._queue) >= self.max_queue_size and not self._stopping:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        cond.wait(remaining)
-                if len(self._queue) >= self.max_queue_size:
-                    self.dropped += 1
-                    self._stats_dirty = True
-                    self._log_dropped("ppp-otel: queue full (%d), record dropped", self.max_queue_size)
-                    return False
+    def _put(self, item: tuple, *, force: bool = False) -> bool:
+        """Queue one item; False when the queue is full and it was dropped (and counted).
+
+        ``force`` is for trajectory records only: one a trajectory, so the
+        queue's bound is kept up to the number of open trajectories.
+        """
+        with self._lock:
+            if len(self._queue) >= self.max_queue_size and not force:
+                return self._put_when_full(item)
             self._queue.append(item)
             self.enqueued += 1
             n = len(self._queue)
             if n == 1:
                 self._oldest = time.monotonic()
-                cond.notify_all()
+                self._cond.notify_all()
             elif n == self.buffer_size:
-                cond.notify_all()
+                self._cond.notify_all()
         return True
+
+    def _put_when_full(self, item: tuple) -> bool:
+        # Called with the lock held.
+        if self.on_full == "block" and not self._stopping:
+            deadline = time.monotonic() + self.block_timeout_s
+            while len(self._queue) >= self.max_queue_size and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if len(self._queue) < self.max_queue_size:
+                self._queue.append(item)
+                self.enqueued += 1
+                if len(self._queue) >= self.buffer_size:
+                    self._cond.notify_all()
+                return True
+        self.dropped += 1
+        self._stats_dirty = True
+        self._log_dropped("ppp-otel: queue full (%d), record dropped", self.max_queue_size)
+        return False
 
     # ---------------------------------------------------------- flush/shutdown
 

@@ -416,3 +416,37 @@ def test_an_unknown_preference_from_another_sdk_is_ignored_and_counted_not_fatal
     assert rows(db_path, "SELECT preference_name FROM trajectory_violations") == [("no_questions",)]
     assert processor.stats["unknown_preferences"] == 1
     assert processor.stats["rejected"] == 0
+
+
+def test_turn_calls_and_instrumented_llm_spans_share_one_sequence_of_numbers(db_path):
+    provider, processor = pipeline(db_path)
+    tracer = provider.get_tracer("openinference")
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("by hand", tracer_provider=provider):
+            pass
+        with tracer.start_as_current_span("ChatCompletion", attributes={c.SPAN_KIND: "LLM", c.INPUT_VALUE: "auto"}):
+            pass
+        with turn("by hand again", tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert rows(db_path, "SELECT turn_number, prompt FROM trajectory_turns ORDER BY turn_number") == [
+        (1, "by hand"), (2, "auto"), (3, "by hand again")
+    ]
+    assert processor.stats["rejected"] == 0
+
+
+def test_a_full_queue_still_takes_the_trajectory_records_so_queued_turns_are_not_orphans(db_path):
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=3, busy_timeout_ms=10)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for n in range(3):
+        with trajectory("s", f"agent-{n}", tracer_provider=provider):
+            for i in range(5):
+                with turn(f"p{i}", tracer_provider=provider):
+                    pass
+    blocker.execute("COMMIT")
+    blocker.close()
+    provider.shutdown()
+    assert count(db_path, "trajectories") == 3
+    assert processor.stats["rejected"] == 0
+    assert count(db_path, "trajectory_turns") == processor.stats["written_turns"] > 0
