@@ -218,12 +218,12 @@ class TrajectorySpanProcessor(SpanProcessor):
             if role == _TRAJECTORY or role == _OTHER:
                 attrs = span.attributes
                 if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
-                    number = attrs.get(c.TURN_NUMBER)  # turn() numbers its spans itself
+                    # turn() numbers its spans itself; others (auto-instrumented LLM
+                    # spans) get theirs here, kept for SQLite only: setting it on
+                    # the span would double this hook's cost on the app thread.
+                    number = attrs.get(c.TURN_NUMBER)
                     if number is None:
                         number = numbering.next_turn_number(trajectory[1])
-                        if number is not None:
-                            # Exporters to Phoenix see the same number that lands in SQLite.
-                            span.set_attribute(c.TURN_NUMBER, number)
                     self._open[span_id] = (trajectory, _TURN_ROLE, number)
                     return
                 self._open[span_id] = (trajectory, _OTHER, None)
