@@ -403,7 +403,7 @@ class TrajectorySpanProcessor(SpanProcessor):
             format_trace_id(ctx.trace_id),
             format_span_id(ctx.span_id),
             (format_trace_id(trace_id), format_span_id(traj_span_id)),
-            span.attributes or {},
+            dict(span.attributes or {}),  # plain dict: the SDK mapping makes every miss raise
             [(e.name, e.attributes or {}) for e in span.events],
             start_ns=span.start_time,
             end_ns=span.end_time,
