@@ -186,7 +186,7 @@ def test_the_same_spans_through_the_collector_twice_are_stored_once(db_path, tmp
     assert ingest.stats["received_spans"] == 6
 
 
-@pytest.mark.phoenix
+@pytest.mark.needs_phoenix
 @pytest.mark.slow
 def test_one_agent_reaches_phoenix_and_the_ppp_otel_ingest_command_through_collectors(db_path, tmp_path, phoenix):
     """The compose topology as local processes: Phoenix, `ppp-otel ingest`, and collectors between."""

@@ -16,7 +16,7 @@ from ppp_otel.annotations import annotate_consensus
 from ppp_otel.consensus import Weights, consensus
 from ppp_otel.consensus_span import emit_consensus_span
 
-pytestmark = pytest.mark.phoenix
+pytestmark = pytest.mark.needs_phoenix
 
 
 def get_json(url: str) -> dict:

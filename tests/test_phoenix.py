@@ -189,7 +189,7 @@ def unique_project() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.mark.phoenix
+@pytest.mark.needs_phoenix
 def test_register_shows_the_trajectory_in_phoenix_as_an_agent_session_with_llm_turns(db_path, phoenix):
     project = unique_project()
     provider = ppp_otel.register(db_path, phoenix=phoenix.url, project_name=project, set_global=False, env={})
@@ -210,7 +210,7 @@ def test_register_shows_the_trajectory_in_phoenix_as_an_agent_session_with_llm_t
     assert stored_prompts(db_path) == ["Fix the failing test"]
 
 
-@pytest.mark.phoenix
+@pytest.mark.needs_phoenix
 def test_an_offline_run_exported_twice_shows_once_in_phoenix_with_its_original_ids(db_path, phoenix):
     provider = ppp_otel.register(db_path, phoenix=False, set_global=False, env={})
     record_two_turns(provider)
