@@ -358,3 +358,29 @@ def test_the_api_key_comes_from_the_environment(monkeypatch):
     with ChatServer(answering("low")) as server:
         make_effort_classifier("llm", base_url=server.base_url, model="grader").classify("Tabs or spaces?")
     assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-ppp"
+
+
+# -- in the recorder -----------------------------------------------------------
+
+def test_a_configured_llm_classifier_grades_the_questions_of_recorded_turns(tmp_path):
+    import sqlite3
+
+    import ppp_otel
+
+    db = tmp_path / "llm.db"
+    config = tmp_path / "ppp.toml"
+    with ChatServer(answering("high")) as server:
+        config.write_text(
+            '[ppp.question_classifier]\nmethod = "llm"\n'
+            f'base_url = "{server.base_url}"\nmodel = "grader"\napi_key = "sk-test"\n'
+        )
+        provider = ppp_otel.register(db, config=config, phoenix=False, set_global=False, env={})
+        with ppp_otel.trajectory("s", "a", tracer_provider=provider):
+            with ppp_otel.turn("p", tracer_provider=provider) as t:
+                t.respond(LOW_BY_HEURISTIC)  # extracted, then graded by the model, not the rules
+        provider.shutdown()
+        assert [r["body"]["model"] for r in server.requests] == ["grader"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT question_text, effort_level FROM trajectory_questions").fetchall() == [
+            (LOW_BY_HEURISTIC, "high")
+        ]
