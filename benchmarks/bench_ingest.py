@@ -51,6 +51,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
+from _rows import Progress, row, say  # noqa: E402
 import ppp_otel  # noqa: E402
 from ppp_otel.ingest import IngestServer  # noqa: E402
 from ppp_otel.processor import TrajectorySpanProcessor  # noqa: E402
@@ -60,21 +61,8 @@ TURNS = 9  # per trajectory: 10 spans with the trajectory span
 SPANS_PER_BODY = 1000
 INGEST_FLUSH_MS = 100  # IngestServer's writer settings, reused for the in-process baseline
 INGEST_BUFFER = 1000
-Progress = Callable[[str], None] | None
 
 
-def row(name: str, value: float | None, unit: str, *, baseline_name: str | None = None,
-        baseline_value: float | None = None, ratio: float | None = None,
-        target: str | None = None, ok: bool | None = None, **extra: Any) -> dict:
-    r = {"name": name, "value": value, "unit": unit, "baseline_name": baseline_name,
-         "baseline_value": baseline_value, "ratio": ratio, "target": target, "ok": ok}
-    r.update(extra)
-    return r
-
-
-def _say(progress: Progress, message: str) -> None:
-    if progress is not None:
-        progress(message)
 
 
 def _agent(provider: TracerProvider, trajectories: int, spec: str = "bench") -> None:
@@ -167,7 +155,7 @@ def bench_throughput(progress: Progress, quick: bool, workdir: Path) -> list[dic
     for r in range(rounds):
         ingest.append(_ingest_run(workdir, bodies, len(spans)))
         in_process.append(_in_process_run(workdir, trajectories))
-        _say(progress, f"throughput round {r + 1}/{rounds}: ingest {ingest[-1]:,.0f} spans/s, "
+        say(progress, f"throughput round {r + 1}/{rounds}: ingest {ingest[-1]:,.0f} spans/s, "
                        f"in process {in_process[-1]:,.0f} spans/s")
     value, base = statistics.median(ingest), statistics.median(in_process)
     return [row("ingest_throughput", round(value), "spans/s",
@@ -206,7 +194,7 @@ def bench_ingest_visible(progress: Progress, quick: bool, workdir: Path) -> list
     finally:
         server.stop()
         local.shutdown()
-    _say(progress, f"ingest visible after {statistics.median(ingest_ms):.0f} ms, in process {statistics.median(local_ms):.0f} ms")
+    say(progress, f"ingest visible after {statistics.median(ingest_ms):.0f} ms, in process {statistics.median(local_ms):.0f} ms")
     value, base = statistics.median(ingest_ms), statistics.median(local_ms)
     limit = INGEST_FLUSH_MS + 50
     return [row("ingest_visible", round(value, 1), "ms",
@@ -258,7 +246,7 @@ def bench_sqlite_vs_phoenix(progress: Progress, quick: bool, workdir: Path) -> l
             provider.shutdown()
             sqlite_ms.append(seen_sqlite * 1000 if seen_sqlite is not None else float("inf"))
             phoenix_ms.append(seen_phoenix * 1000 if seen_phoenix is not None else float("inf"))
-            _say(progress, f"round {r + 1}/{rounds}: SQLite {sqlite_ms[-1]:.0f} ms, Phoenix {phoenix_ms[-1]:.0f} ms")
+            say(progress, f"round {r + 1}/{rounds}: SQLite {sqlite_ms[-1]:.0f} ms, Phoenix {phoenix_ms[-1]:.0f} ms")
     finally:
         server.stop()
     value, base = statistics.median(sqlite_ms), statistics.median(phoenix_ms)
@@ -283,7 +271,7 @@ def run(progress: Progress = None, quick: bool | None = None) -> list[dict]:
     rows: list[dict] = []
     try:
         for name, bench in BENCHES.items():
-            _say(progress, f"{name}: starting")
+            say(progress, f"{name}: starting")
             rows.extend(bench(progress, quick, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

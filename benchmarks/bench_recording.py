@@ -49,6 +49,7 @@ from opentelemetry.sdk.trace.export import (  # noqa: E402
     SpanExportResult,
 )
 
+from _rows import Progress, row, say  # noqa: E402
 import ppp_otel  # noqa: E402
 from ppp_otel import conventions as c  # noqa: E402
 from ppp_otel import schema  # noqa: E402
@@ -60,7 +61,6 @@ from ppp_otel.writer import TrajectoryWriter  # noqa: E402
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
 STEPS = ("app_thread", "writer", "lone_turn", "memory")
 
-Progress = Callable[[str], Any] | None
 
 PROMPT = "The integration test for the payment webhook fails on CI but passes locally; fix it."
 RESPONSES = (
@@ -77,21 +77,6 @@ QUESTION = "Would you like me to open a pull request with this change?"
 
 # ----------------------------------------------------------------- helpers
 
-def row(name: str, value: float | None, unit: str, *, baseline_name: str | None = None,
-        baseline_value: float | None = None, ratio: float | None = None,
-        target: str | None = None, ok: bool | None = None, **extra: Any) -> dict:
-    r = {"name": name, "value": value, "unit": unit, "baseline_name": baseline_name,
-         "baseline_value": baseline_value, "ratio": ratio, "target": target, "ok": ok}
-    r.update(extra)
-    return r
-
-
-def _say(progress: Progress, message: str) -> None:
-    if progress is not None:
-        try:
-            progress(message)
-        except Exception:
-            pass
 
 
 def _quick(quick: bool | None) -> bool:
@@ -222,7 +207,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                     for name in got:
                         samples[name].append(got[name])
                     ratios.append(got["ppp"][0] / got["bsp"][0])
-                    _say(progress, f"app_thread/{via}: round {r + 1}/{n_rounds} "
+                    say(progress, f"app_thread/{via}: round {r + 1}/{n_rounds} "
                                    f"ratio {ratios[-1]:.2f}")
             ppp_wall = _median(s[0] for s in samples["ppp"]) * 1e6
             bsp_wall = _median(s[0] for s in samples["bsp"]) * 1e6
@@ -397,7 +382,7 @@ def bench_writer(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
             writer_rates.append(got["writer"])
             raw_rates.append(got["raw"])
             ratios.append(got["writer"] / got["raw"])
-            _say(progress, f"writer/batch {batch}: repeat {r + 1}/{repeats} "
+            say(progress, f"writer/batch {batch}: repeat {r + 1}/{repeats} "
                            f"{got['writer']:,.0f} vs raw {got['raw']:,.0f} turns/s")
         w, raw, ratio = _median(writer_rates), _median(raw_rates), _median(ratios)
         if batch == 10:
@@ -418,7 +403,7 @@ def bench_writer(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
         path = workdir / f"processor-{r}.db"
         rates.append(_processor_trial(path, n))
         _remove_db(path)
-        _say(progress, f"writer/processor end to end: repeat {r + 1}/{repeats} {rates[-1]:,.0f} turns/s")
+        say(progress, f"writer/processor end to end: repeat {r + 1}/{repeats} {rates[-1]:,.0f} turns/s")
     e2e = _median(rates)
     rows.append(row(
         "processor end to end (submit + force_flush), buffer_size 10", round(e2e), "turns/s",
@@ -462,7 +447,7 @@ def bench_lone_turn(progress: Progress, quick: bool, workdir: Path) -> list[dict
                     time.sleep(0.0005)
                 latency = (time.perf_counter() - ended) * 1000
                 latencies.append(latency)
-                _say(progress, f"lone_turn: {r + 1}/{repeats} {latency:.1f} ms")
+                say(progress, f"lone_turn: {r + 1}/{repeats} {latency:.1f} ms")
     finally:
         reader.close()
         provider.shutdown()
@@ -510,12 +495,12 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
                         max_queue = max(max_queue, queued)
                         samples.append((i, rss_mb(), queued))
                         if i % (every * 5) == 0:
-                            _say(progress, f"memory: {i:,}/{total:,} turns, RSS {samples[-1][1]:.0f} MB, "
+                            say(progress, f"memory: {i:,}/{total:,} turns, RSS {samples[-1][1]:.0f} MB, "
                                            f"queue {queued:,}, dropped {processor.dropped:,}")
                     if i >= total:
                         break
         produced_s = time.perf_counter() - t0
-        _say(progress, "memory: draining the queue")
+        say(progress, "memory: draining the queue")
         flushed = processor.force_flush(600_000)
         elapsed = time.perf_counter() - t0
         stats = processor.stats
@@ -579,7 +564,7 @@ def run(progress: Progress = None, quick: bool | None = None, only: Iterable[str
     rows: list[dict] = []
     try:
         for name in chosen:
-            _say(progress, f"{name}: starting")
+            say(progress, f"{name}: starting")
             rows.extend(BENCHES[name](progress, quick, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

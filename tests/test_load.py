@@ -7,56 +7,27 @@ machine does not fail the suite.
 
 from __future__ import annotations
 
+import sys
 import time
-from contextlib import closing
+from pathlib import Path
 
 import pytest
 
-from ppp_otel import schema
-from ppp_otel.model import Question, Violation
-from ppp_otel.records import TrajectoryRecord, TurnRecord
 from ppp_otel.store import TrajectoryStore
-from ppp_otel.writer import write_all
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from load_data import AGENTS, RUNS, SPECS, TURNS, build  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-SPECS, AGENTS, RUNS, TURNS = 100, 10, 10, 20  # 10,000 trajectories, 200,000 turns
 GENEROUS_S = 1.0
-
-
-def conversation():
-    n = 0
-    for spec in range(SPECS):
-        for agent in range(AGENTS):
-            for run in range(RUNS):
-                n += 1
-                traj = TrajectoryRecord(f"{n:032x}", f"{n:016x}", f"spec-{spec}", f"agent-{agent}",
-                                        run_id=f"run-{run}", technical_score=agent / 10)
-                yield traj
-                for number in range(1, TURNS + 1):
-                    questions = [Question("Which file?", "low")]
-                    if number == 5:
-                        questions.append(Question("How should I structure it?", "medium"))
-                    if number == 10:
-                        questions.append(Question("Investigate the failures first?", "high"))
-                    violations = []
-                    if number == 3:
-                        violations.append(Violation("brevity", "short", "long", "minor"))
-                    if number == 7:
-                        violations.append(Violation("no_lists", "prose", "a list", "major"))
-                    yield TurnRecord(
-                        f"{n:032x}", f"{n:08x}{number:08x}", traj.key, number,
-                        f"prompt {number}", "Which file?", token_count=50, latency_ms=120.0,
-                        questions=questions, violations=violations, extract_questions=False,
-                    )
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     path = tmp_path_factory.mktemp("load") / "load.db"
     began = time.perf_counter()
-    with closing(schema.connect(path)) as conn:
-        outcome = write_all(conn, conversation(), batch_size=2000)
+    outcome = build(path)
     print(f"\nwrote {outcome.turns} turns in {time.perf_counter() - began:.1f} s")
     assert outcome.trajectories == SPECS * AGENTS * RUNS
     assert outcome.turns == SPECS * AGENTS * RUNS * TURNS and not outcome.rejected
