@@ -12,7 +12,8 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Callable, Protocol, Sequence
 
-from .model import Question, TurnText, Violation
+from .conventions import EFFORT_LEVELS
+from .model import Question, TurnText
 from .records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,14 @@ class TurnAnalyzer:
         self.lookup = lookup
         self._open: OrderedDict[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = OrderedDict()
         self.unknown_preferences = 0
+        self.classifier_failures = 0
 
     def _state(self, key: TrajectoryKey) -> tuple[tuple[str, ...], list[TurnText]]:
         state = self._open.get(key)
         if state is None:
-            state = self.lookup(key) if self.lookup else ((), [])
+            state = self.lookup(key) if self.lookup else None
+            if state is None:
+                return (), []  # not readable now: asked again for the next turn
             self._remember(key, state)
         return state
 
@@ -92,13 +96,15 @@ class TurnAnalyzer:
         pending: list[Question] = []
         for record in records:
             if isinstance(record, TrajectoryRecord):
-                if record.ended_at is None:
+                # Over OTLP a trajectory arrives already ended, in the batch of its
+                # turns: remember it either way; the last loop forgets ended ones.
+                if record.key not in self._open:
                     self._remember(record.key, (tuple(record.preferences), []))
                 continue
             if record.extract_questions and record.response:
                 record.questions = [Question(text) for text in extract_questions(record.response)]
             pending.extend(q for q in record.questions if q.effort is None)
-        efforts = iter(self.classifier.classify_many([q.text for q in pending]) if pending else [])
+        efforts = iter(self._classify([q.text for q in pending]) if pending else [])
         for record in records:
             if isinstance(record, TurnRecord):
                 record.questions = [q if q.effort else replace(q, effort=next(efforts)) for q in record.questions]
@@ -106,6 +112,21 @@ class TurnAnalyzer:
         for record in records:
             if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
                 self._open.pop(record.key, None)
+
+    def _classify(self, questions: list[str]) -> list[str]:
+        """The classifier's efforts, or the rules' when it fails or answers out of range."""
+        from .questions import classify_effort
+
+        try:
+            efforts = list(self.classifier.classify_many(questions))
+            if len(efforts) == len(questions) and all(e in EFFORT_LEVELS for e in efforts):
+                return efforts
+            problem = f"{len(efforts)} answers for {len(questions)} questions, or a level outside {EFFORT_LEVELS}"
+        except Exception as exc:
+            problem = repr(exc)
+        self.classifier_failures += 1
+        logger.warning("ppp-otel: effort classifier failed (%s); the rules graded the questions", problem)
+        return [classify_effort(q) for q in questions]
 
     def _detect(self, record: TurnRecord) -> None:
         preferences, history = self._state(record.trajectory)

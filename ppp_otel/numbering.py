@@ -12,6 +12,10 @@ import itertools
 
 # Keyed by the trajectory span's id; itertools.count's next() is atomic under the GIL.
 _counters: dict[int, itertools.count] = {}
+# The numbers handed out, so the recorder can tell them from ones the agent
+# code chose: after a fork, parent and child hand out the same ones, and the
+# writer renumbers the second (it would reject a clash of chosen numbers).
+_handed: dict[int, set[int]] = {}
 
 
 def open_trajectory(span_id: int) -> None:
@@ -21,8 +25,18 @@ def open_trajectory(span_id: int) -> None:
 def next_turn_number(span_id: int) -> int | None:
     """The next number in the trajectory, or None when it is not open here."""
     counter = _counters.get(span_id)
-    return next(counter) if counter is not None else None
+    if counter is None:
+        return None
+    number = next(counter)
+    _handed.setdefault(span_id, set()).add(number)
+    return number
+
+
+def was_handed_out(span_id: int, number: object) -> bool:
+    handed = _handed.get(span_id)
+    return handed is not None and number in handed
 
 
 def close_trajectory(span_id: int) -> None:
     _counters.pop(span_id, None)
+    _handed.pop(span_id, None)

@@ -29,6 +29,7 @@ from . import numbering, schema
 from .analysis import EffortClassifier, TurnAnalyzer
 from .model import TurnText
 from .records import (
+    MAX_TEXT_CHARS,
     RecordError,
     TrajectoryRecord,
     TurnRecord,
@@ -38,6 +39,7 @@ from .records import (
     trajectory_record,
     turn_record,
 )
+from .store import parse_preferences
 from .writer import TrajectoryWriter
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ _STATS_EVERY_S = 1.0
 # What the processor knows of an open span inside a trajectory, as a tuple
 # (trajectory key, role, turn number): tuples because on_start runs on the app thread.
 _TRAJECTORY, _TURN_ROLE, _IN_TURN, _OTHER = 0, 1, 2, 3
+# For a turn, the third item is (its number, whether the number came from the sequence).
+_Member = tuple[tuple[int, int], int, "tuple[object, bool] | None"]
 
 # Queue items: (kind, payload). Converting spans to records happens on the writer thread.
 _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
@@ -141,8 +145,12 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._cond = threading.Condition(self._lock)
         self._queue: collections.deque = collections.deque()
         self._oldest: float | None = None
-        self._flush_waiters: list[threading.Event] = []
+        # force_flush waits for a sequence number: everything enqueued before it.
+        self._flush_waiters: list[tuple[int, threading.Event]] = []
+        self._taken = 0  # items taken by the writer, in queue order
+        self._done = 0  # of those, items written (or counted as dropped/rejected)
         self._stopping = False
+        self._shutdown_deadline = float("inf")
         self._stopped = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self._writer: TrajectoryWriter | None = None
@@ -160,6 +168,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         self.duplicates = 0
         self.write_errors = 0
         self.internal_errors = 0
+        self.truncated = 0
         self.last_error: str | None = None
         self._log_rejected = _LogLimiter()
         self._log_dropped = _LogLimiter()
@@ -172,12 +181,18 @@ class TrajectorySpanProcessor(SpanProcessor):
     def _after_fork_in_child(self) -> None:
         # The parent's thread does not exist here and its connection must not be
         # used across fork; queued items belong to the parent, which writes them.
-        # Open spans are kept, so turns of a trajectory begun in the parent still
-        # find it.
+        # Open spans and the trajectory starts are kept (a trajectory row is an
+        # upsert, so writing it from both processes is harmless): turns of a
+        # trajectory begun in the parent find it.
         abandoned = self._conn
         if abandoned is not None:
             _ABANDONED_CONNECTIONS.append(abandoned)
+        starts = [item for item in self._queue if item[0] == _START]
         self._init_worker_state()
+        if starts:
+            self._queue.extend(starts)
+            self.enqueued = len(starts)
+            self._oldest = time.monotonic()
         self._start_worker()
 
     @property
@@ -193,7 +208,9 @@ class TrajectorySpanProcessor(SpanProcessor):
             "rejected": self.rejected,
             "write_errors": self.write_errors,
             "internal_errors": self.internal_errors,
+            "truncated": self.truncated,
             "unknown_preferences": self._analyzer.unknown_preferences,
+            "classifier_failures": self._analyzer.classifier_failures,
             "last_error": self.last_error,
         }
 
@@ -224,7 +241,8 @@ class TrajectorySpanProcessor(SpanProcessor):
                     number = attrs.get(c.TURN_NUMBER)
                     if number is None:
                         number = numbering.next_turn_number(trajectory[1])
-                    self._open[span_id] = (trajectory, _TURN_ROLE, number)
+                    sequenced = numbering.was_handed_out(trajectory[1], number)
+                    self._open[span_id] = (trajectory, _TURN_ROLE, (number, sequenced))
                     return
                 self._open[span_id] = (trajectory, _OTHER, None)
             else:
@@ -259,10 +277,13 @@ class TrajectorySpanProcessor(SpanProcessor):
     def _put(self, item: tuple, *, force: bool = False) -> bool:
         """Queue one item; False when the queue is full and it was dropped (and counted).
 
-        ``force`` is for trajectory records only: one a trajectory, so the
-        queue's bound is kept up to the number of open trajectories.
+        ``force`` lets trajectory start and end records past the bound: at most
+        two per open trajectory, and without them every turn would be an orphan.
         """
         with self._lock:
+            if self._stopping:
+                self.dropped += 1  # as BatchSpanProcessor does after shutdown
+                return False
             if len(self._queue) >= self.max_queue_size and not force:
                 return self._put_when_full(item)
             self._queue.append(item)
@@ -303,9 +324,10 @@ class TrajectorySpanProcessor(SpanProcessor):
             return not self._queue
         done = threading.Event()
         with self._cond:
-            if not self._queue and self._idle:
+            target = self.enqueued
+            if self._done >= target:
                 return True
-            self._flush_waiters.append(done)
+            self._flush_waiters.append((target, done))
             self._cond.notify_all()
         return done.wait(timeout_millis / 1000)
 
@@ -316,22 +338,20 @@ class TrajectorySpanProcessor(SpanProcessor):
                 already = True
             else:
                 already = False
-                self._stopping = True
                 self._shutdown_deadline = time.monotonic() + self.shutdown_timeout_s
+                self._stopping = True
                 self._cond.notify_all()
         if not already and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(self.shutdown_timeout_s + 1)
 
     # ------------------------------------------------------------ writer thread
 
-    _idle = True
-
-    def _take(self) -> tuple[list, list[threading.Event], bool]:
+    def _take(self) -> tuple[list, bool]:
         cond = self._cond
         with cond:
             while True:
                 n = len(self._queue)
-                if self._stopping or self._flush_waiters or n >= self.buffer_size:
+                if self._stopping or n >= self.buffer_size or (n and self._flush_waiters):
                     break
                 if n:
                     remaining = self._oldest + self.flush_interval_s - time.monotonic()
@@ -341,45 +361,54 @@ class TrajectorySpanProcessor(SpanProcessor):
                 else:
                     cond.wait(_STATS_EVERY_S if self._stats_dirty else None)
                     if self._stats_dirty and not self._queue and not self._stopping:
-                        return [], [], False
+                        return [], False
             batch = [self._queue.popleft() for _ in range(min(self.buffer_size, len(self._queue)))]
-            self._idle = not batch
-            waiters: list[threading.Event] = []
+            self._taken += len(batch)
             if self._queue:
                 # Whatever stays behind a full batch is already due.
                 self._oldest = time.monotonic() - self.flush_interval_s
             else:
                 self._oldest = None
-                waiters, self._flush_waiters = self._flush_waiters, []
             stopping = self._stopping and not self._queue
             cond.notify_all()  # producers blocked on a full queue
-        return batch, waiters, stopping
+        return batch, stopping
+
+    def _release_flushes(self) -> None:
+        with self._cond:
+            self._done = self._taken
+            waiting = []
+            for target, event in self._flush_waiters:
+                if target <= self._done:
+                    event.set()
+                else:
+                    waiting.append((target, event))
+            self._flush_waiters = waiting
 
     def _run(self) -> None:
         try:
             while True:
-                batch, waiters, stopping = self._take()
+                batch, stopping = self._take()
                 if batch:
-                    self._process(batch)
-                self._idle = True
+                    try:
+                        self._process(batch)
+                    except Exception as exc:
+                        # A bug must not end recording: count the batch, keep the thread.
+                        self.internal_errors += 1
+                        self.rejected += len(batch)
+                        self.last_error = f"internal error: {exc!r}"
+                        logger.exception("ppp-otel: a batch of %d records could not be written", len(batch))
+                self._release_flushes()
                 self._save_stats(force=stopping)
-                for event in waiters:
-                    event.set()
                 if stopping:
                     break
         except Exception:
             self.internal_errors += 1
             logger.exception("ppp-otel: writer thread stopped unexpectedly")
         finally:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except sqlite3.Error:
-                    pass
-                self._conn = None
+            self._drop_connection()
             self._stopped.set()
             with self._cond:
-                for event in self._flush_waiters:
+                for _, event in self._flush_waiters:
                     event.set()
                 self._flush_waiters = []
 
@@ -397,9 +426,9 @@ class TrajectorySpanProcessor(SpanProcessor):
                 format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), span.attributes or {},
                 start_ns=span.start_time, end_ns=span.end_time,
             )
-        span, (trace_id, traj_span_id), number = payload
+        span, (trace_id, traj_span_id), (number, sequenced) = payload
         ctx = span.context
-        return turn_record(
+        record = turn_record(
             format_trace_id(ctx.trace_id),
             format_span_id(ctx.span_id),
             (format_trace_id(trace_id), format_span_id(traj_span_id)),
@@ -409,6 +438,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             end_ns=span.end_time,
             turn_number=number,
         )
+        record.renumber_on_conflict = sequenced
+        return record
 
     def _reject(self, what: str, reason: str) -> None:
         self.rejected += 1
@@ -427,6 +458,10 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self._reject(item[0], f"{type(exc).__name__}: {exc}")
         if not records:
             return
+        for record in records:
+            if getattr(record, "truncated", False):
+                self.truncated += 1
+                self._log_rejected("ppp-otel: a turn's text was cut to %d characters", MAX_TEXT_CHARS)
         records = self._analyze(records)
         self._write(records)
 
@@ -520,24 +555,31 @@ class TrajectorySpanProcessor(SpanProcessor):
         except (sqlite3.Error, schema.DatabaseError, OSError):
             self._drop_connection()  # the counters stay in memory; the log has the error
 
-    def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]]:
-        """Preferences and earlier turns of a trajectory begun before this process knew it."""
+    def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
+        """Preferences and earlier turns of a trajectory begun before this process knew it.
+
+        None when they cannot be read now (not written yet, a locked file):
+        the analyzer then asks again for the next turn instead of remembering nothing.
+        """
         try:
             conn = self._connection()
             row = conn.execute(
                 "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
             ).fetchone()
+            if row is None:
+                return None
+            preferences = tuple(parse_preferences(row[1]))
+            if not preferences:
+                return (), []
+            turns = conn.execute(
+                """SELECT t.turn_number, t.prompt, t.response,
+                          (SELECT json_group_array(question_text) FROM trajectory_questions q
+                           WHERE q.turn_id = t.id)
+                   FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
+                (row[0],),
+            ).fetchall()
         except (sqlite3.Error, schema.DatabaseError):
-            return (), []
-        if row is None or not row[1]:
-            return (), []
-        preferences = tuple(json.loads(row[1]))
-        turns = conn.execute(
-            """SELECT t.turn_number, t.prompt, t.response,
-                      (SELECT json_group_array(question_text) FROM trajectory_questions q WHERE q.turn_id = t.id)
-               FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
-            (row[0],),
-        ).fetchall()
+            return None
         history = [
             TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
             for n, p, r, qs in turns

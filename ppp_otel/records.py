@@ -87,6 +87,9 @@ class TurnRecord:
     extract_questions: bool = True
     extra: dict[str, Any] | None = None
     truncated: bool = False
+    # A number from the shared sequence (not chosen by agent code) that clashes
+    # with a stored turn is replaced by the next free one rather than rejected.
+    renumber_on_conflict: bool = False
 
 
 # --- attribute readers -----------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from .records import TrajectoryRecord, TurnRecord
@@ -160,7 +160,7 @@ class TrajectoryWriter:
                 if conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone() is None:
                     raise ValueError("its trajectory was never recorded")
                 before = conn.total_changes
-                conn.execute(_INSERT_TURN, _turn_row(r))
+                self._insert_turn(r)
                 if conn.total_changes == before:
                     outcome.duplicates += 1
                 else:
@@ -172,10 +172,22 @@ class TrajectoryWriter:
                 conn.execute("ROLLBACK TO turn")
                 conn.execute("RELEASE turn")
                 reason = str(exc)
-                if "UNIQUE constraint failed: trajectory_turns.trajectory_id" in reason:
+                if _NUMBER_TAKEN in reason:
                     reason = f"turn number {r.turn_number} is already taken by another turn"
                 outcome.rejected.append((r, f"turn {r.span_id}: {reason}"))
         return outcome
+
+
+    def _insert_turn(self, r: TurnRecord) -> None:
+        try:
+            self.conn.execute(_INSERT_TURN, _turn_row(r))
+        except sqlite3.IntegrityError as exc:
+            if not (r.renumber_on_conflict and _NUMBER_TAKEN in str(exc)):
+                raise
+            self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None)))
+
+
+_NUMBER_TAKEN = "UNIQUE constraint failed: trajectory_turns.trajectory_id"
 
 
 class _Slow(Exception):

@@ -450,3 +450,132 @@ def test_a_full_queue_still_takes_the_trajectory_records_so_queued_turns_are_not
     assert count(db_path, "trajectories") == 3
     assert processor.stats["rejected"] == 0
     assert count(db_path, "trajectory_turns") == processor.stats["written_turns"] > 0
+
+
+def test_a_child_process_forked_inside_a_trajectory_records_its_turns_into_it(db_path):
+    import os
+
+    provider, processor = pipeline(db_path, flush_interval_ms=60_000, buffer_size=1000)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("before the fork", tracer_provider=provider):
+            pass
+        pid = os.fork()
+        if pid == 0:  # the child: its turn must land even if the parent has written nothing yet
+            try:
+                with turn("in the child", tracer_provider=provider):
+                    pass
+                ok = processor.force_flush(10_000) and processor.stats["rejected"] == 0
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        with turn("after the fork", tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert sorted(p for (p,) in rows(db_path, "SELECT prompt FROM trajectory_turns")) == [
+        "after the fork", "before the fork", "in the child"
+    ]
+    numbers = [n for (n,) in rows(db_path, "SELECT turn_number FROM trajectory_turns")]
+    assert len(set(numbers)) == 3
+    assert processor.stats["rejected"] == 0
+
+
+def test_preferences_of_a_trajectory_arriving_ended_with_its_turns_are_checked(db_path):
+    # What OTLP ingest delivers: the trajectory span, already ended, in its turns' batch.
+    processor = TrajectorySpanProcessor(db_path)
+    trajectory_record = TrajectoryRecord("a" * 32, "b" * 16, "s", "agent", preferences=("no_questions",),
+                                         ended_at="2026-01-01T00:00:00.000Z")
+    processor.submit([trajectory_record, TurnRecord("a" * 32, "c" * 16, trajectory_record.key, 1, "p", "Shall I?")])
+    processor.shutdown()
+    assert rows(db_path, "SELECT preference_name FROM trajectory_violations") == [("no_questions",)]
+
+
+class _BrokenClassifier:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def classify_many(self, questions):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return [self.answer for _ in questions]
+
+
+@pytest.mark.parametrize("answer", [RuntimeError("model down"), "MEDIUM", "extreme"])
+def test_a_failing_classifier_falls_back_to_the_rules_and_the_turn_is_kept(db_path, answer):
+    processor = TrajectorySpanProcessor(db_path, classifier=_BrokenClassifier(answer))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("Do you prefer tabs or spaces?")
+    provider.shutdown()
+    assert rows(db_path, "SELECT effort_level FROM trajectory_questions") == [("low",)]
+    assert processor.stats["classifier_failures"] == 1 and processor.stats["rejected"] == 0
+
+
+def test_the_writer_thread_survives_an_unexpected_error_in_one_batch(db_path, monkeypatch):
+    provider, processor = pipeline(db_path)
+    real = processor._analyze
+    calls = []
+
+    def flaky(records):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("a bug in one batch")
+        return real(records)
+
+    monkeypatch.setattr(processor, "_analyze", flaky)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("lost with its batch", tracer_provider=provider):
+            pass
+    assert processor.force_flush(10_000)
+    with trajectory("s", "b", tracer_provider=provider):
+        with turn("written", tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert ("written",) in rows(db_path, "SELECT prompt FROM trajectory_turns")
+    assert processor.stats["internal_errors"] == 1
+
+
+def test_spans_ending_after_shutdown_are_counted_as_dropped(db_path):
+    provider, processor = pipeline(db_path)
+    tracer = provider.get_tracer("agent")
+    with trajectory("s", "a", tracer_provider=provider):
+        late = tracer.start_span("ppp.turn")
+        processor.shutdown()
+        late.end()
+    assert processor.stats["dropped"] >= 1
+
+
+def test_an_oversized_response_is_cut_counted_and_the_turn_kept(db_path):
+    from ppp_otel.records import MAX_TEXT_CHARS
+
+    provider, processor = pipeline(db_path)
+    with trajectory("s", "a", tracer_provider=provider):
+        with turn("p", tracer_provider=provider) as t:
+            t.respond("x" * (MAX_TEXT_CHARS + 10))
+    provider.shutdown()
+    assert rows(db_path, "SELECT length(response) FROM trajectory_turns") == [(MAX_TEXT_CHARS,)]
+    assert processor.stats["truncated"] == 1
+
+
+def test_force_flush_returns_under_steady_load_once_its_own_records_are_written(db_path):
+    provider, processor = pipeline(db_path, flush_interval_ms=20)
+    stop = threading.Event()
+
+    def steady():
+        with trajectory("s", "steady", tracer_provider=provider):
+            while not stop.is_set():
+                with turn("more", tracer_provider=provider):
+                    pass
+                time.sleep(0.0005)
+
+    producer = threading.Thread(target=steady)
+    producer.start()
+    try:
+        time.sleep(0.1)
+        assert processor.force_flush(10_000)
+    finally:
+        stop.set()
+        producer.join()
+        provider.shutdown()
