@@ -65,9 +65,16 @@ class SpanIngest:
             else:
                 good.append(item)
         with self._lock:
+            # All or nothing: the assembler's state changes for good once spans are
+            # added (held turns are released), so a request is refused (503, to be
+            # retried) before anything changes rather than half taken.
+            if not self.processor.has_room(len(good) + self.assembler.pending):
+                self.received_spans += outcome.spans
+                outcome.not_queued = len(good)
+                return outcome
             assembled = self.assembler.add(good)
             # Under the lock, so a trajectory record is queued before turns another request releases.
-            taken = self.processor.submit(assembled.records)
+            taken = self.processor.submit(assembled.records, force=True)
             self.received_spans += outcome.spans
             self.rejected_spans += outcome.rejected + len(assembled.rejected)
         outcome.rejected += len(assembled.rejected)

@@ -267,12 +267,20 @@ class TrajectorySpanProcessor(SpanProcessor):
             self.internal_errors += 1
             logger.exception("ppp-otel: on_end failed")
 
-    def submit(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> int:
-        """Queue ready-made records (OTLP ingest, imports); returns how many were taken."""
+    def submit(self, records: Sequence[TrajectoryRecord | TurnRecord], *, force: bool = False) -> int:
+        """Queue ready-made records (OTLP ingest, imports); returns how many were taken.
+
+        ``force`` takes them all past the queue's bound; for a caller that
+        checked :meth:`has_room` first and must not be half served.
+        """
         taken = 0
         for record in records:
-            taken += self._put((_RECORD, record))
+            taken += self._put((_RECORD, record), force=force)
         return taken
+
+    def has_room(self, n: int) -> bool:
+        """Whether ``n`` more records fit in the queue now."""
+        return len(self._queue) + n <= self.max_queue_size
 
     def _put(self, item: tuple, *, force: bool = False) -> bool:
         """Queue one item; False when the queue is full and it was dropped (and counted).

@@ -342,3 +342,22 @@ def test_a_span_whose_attribute_breaks_conversion_in_an_unforeseen_way_is_reject
     assembled = assembler.add([absurd, fine, trajectory])
     assert [type(r).__name__ for r in assembled.records] == ["TrajectoryRecord", "TurnRecord"]
     assert len(assembled.rejected) == 1
+
+
+def test_a_full_queue_refuses_the_whole_request_with_503_and_a_retry_loses_nothing(db_path):
+    from ppp_otel.processor import TrajectorySpanProcessor
+
+    processor = TrajectorySpanProcessor(db_path, max_queue_size=3, buffer_size=1000, flush_interval_ms=60_000)
+    receiver = IngestServer(db_path, port=0, processor=processor).start()
+    try:
+        turn_1, turn_2, trajectory = record_conversation()
+        assert post(traces_url(receiver), body_of([turn_1, turn_2]), PROTOBUF)[0] == 200  # held
+        processor.submit([object()] * 3)  # the queue is full of other work
+        status, _, _ = post(traces_url(receiver), body_of([trajectory]), PROTOBUF)
+        assert status == 503  # nothing was released and lost
+        with processor._lock:
+            processor._queue.clear()  # the other work is done
+        assert post(traces_url(receiver), body_of([trajectory]), PROTOBUF)[0] == 200
+    finally:
+        receiver.stop()
+    assert stored_turns(db_path) == TWO_TURNS
