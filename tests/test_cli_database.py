@@ -278,3 +278,16 @@ def test_python_dash_m_ppp_otel_runs_the_command(db):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["row_counts"]["trajectory_turns"] == 1
+
+
+def test_a_file_where_a_directory_is_expected_is_a_one_line_error(tmp_path, capsys):
+    from ppp_otel.cli import main
+
+    db = tmp_path / "t.db"
+    assert main(["migrate", "--create", "--db", str(db)]) == 0
+    capsys.readouterr()
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    assert main(["export-atif", "--db", str(db), "--out", str(not_a_directory)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ppp-otel: error:") and "Traceback" not in err and err.count("\n") == 1

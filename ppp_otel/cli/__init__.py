@@ -95,13 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.db is None:
             args.db = default_db_path()
         return int(args.func(args) or 0)
-    except FileNotFoundError as exc:
-        return fail(f"{exc.filename}: {exc.strerror}" if exc.filename else exc)
-    except (DatabaseError, ConfigError, ValueError, sqlite3.Error) as exc:
-        return fail(exc)
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # `ppp-otel trajectories | head`: the reader has gone, which is fine.
         # Point stdout at devnull so the interpreter's final flush stays quiet.
@@ -110,3 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 1
+    except OSError as exc:  # a missing file, a directory where a file was meant, no permission
+        return fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
+    except (DatabaseError, ConfigError, ValueError, sqlite3.Error) as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
