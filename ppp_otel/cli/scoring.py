@@ -7,6 +7,7 @@ A thin shell over :mod:`ppp_otel.scoring`, :mod:`ppp_otel.consensus`,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -138,8 +139,10 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     from ..consensus_span import emit_consensus_span
 
     config = load_config()
-    provider = register_tracing(args.db, config=config, phoenix=args.phoenix,
-                                project_name=args.project, set_global=False)
+    # Only the Phoenix exporter: scoring must not start a recorder, nor the
+    # archival that [ppp.archival] auto_cleanup would run beside it.
+    provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
+                                phoenix=args.phoenix, project_name=args.project, set_global=False)
     try:
         if result.consensus_id is not None:
             conn = connect(args.db, must_exist=True)
