@@ -67,8 +67,14 @@ SEVERITIES = ("minor", "major", "critical")
 
 
 def is_trajectory_span(name: str, attributes) -> bool:
-    """A span opens a trajectory when it is named so or carries a spec id."""
-    return name == TRAJECTORY_SPAN or (attributes is not None and SPEC_ID in attributes)
+    """A span opens a trajectory when it is named so or carries a spec id.
+
+    Anywhere in a trace: a trajectory inside another is a subagent's. A turn
+    span is never one (and is not looked into: this runs on the app thread).
+    """
+    if name == TRAJECTORY_SPAN:
+        return True
+    return name != TURN_SPAN and attributes is not None and SPEC_ID in attributes
 
 
 def is_turn_span(name: str, attributes) -> bool:

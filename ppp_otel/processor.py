@@ -218,22 +218,22 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            parent = span.parent
-            owner = self._open.get(parent.span_id) if parent is not None else None
             name = span.name
-            if name == c.TRAJECTORY_SPAN or (owner is None and c.SPEC_ID in span.attributes):
+            attrs = span.attributes
+            if c.is_trajectory_span(name, attrs):
                 ctx = span.get_span_context()
                 self._open[ctx.span_id] = ((ctx.trace_id, ctx.span_id), _TRAJECTORY, None)
                 numbering.open_trajectory(ctx.span_id)
-                self._put((_START, (ctx.trace_id, ctx.span_id, dict(span.attributes), span.start_time)), force=True)
+                self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs), span.start_time)), force=True)
                 return
+            parent = span.parent
+            owner = self._open.get(parent.span_id) if parent is not None else None
             if owner is None:
                 return
             trajectory, role, _ = owner
             span_id = span.get_span_context().span_id
             # An LLM span inside a turn is part of that turn, not another one.
             if role == _TRAJECTORY or role == _OTHER:
-                attrs = span.attributes
                 if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
                     # turn() numbers its spans itself; others (auto-instrumented LLM
                     # spans) get theirs here, kept for SQLite only: setting it on
