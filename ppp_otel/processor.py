@@ -112,6 +112,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         self.flush_interval_s = flush_interval_ms / 1000
         self.max_queue_size = max_queue_size
         self.on_full = on_full
+        self._hard_limit = max_queue_size + max(10, max_queue_size // 10)
         self.block_timeout_s = block_timeout_ms / 1000
         self.shutdown_timeout_s = shutdown_timeout_ms / 1000
         self._wal = wal
@@ -270,7 +271,7 @@ class TrajectorySpanProcessor(SpanProcessor):
     def submit(self, records: Sequence[TrajectoryRecord | TurnRecord], *, force: bool = False) -> int:
         """Queue ready-made records (OTLP ingest, imports); returns how many were taken.
 
-        ``force`` takes them all past the queue's bound; for a caller that
+        ``force`` lets them into the queue's headroom; for a caller that
         checked :meth:`has_room` first and must not be half served.
         """
         taken = 0
@@ -285,14 +286,17 @@ class TrajectorySpanProcessor(SpanProcessor):
     def _put(self, item: tuple, *, force: bool = False) -> bool:
         """Queue one item; False when the queue is full and it was dropped (and counted).
 
-        ``force`` lets trajectory start and end records past the bound: at most
-        two per open trajectory, and without them every turn would be an orphan.
+        ``force`` lets an item into the headroom above ``max_queue_size`` (a
+        tenth of it): trajectory start and end records, without which every
+        turn of the trajectory would be an orphan. Past the headroom even they
+        are dropped, so memory stays bounded when the writer cannot keep up.
         """
         with self._lock:
             if self._stopping:
                 self.dropped += 1  # as BatchSpanProcessor does after shutdown
                 return False
-            if len(self._queue) >= self.max_queue_size and not force:
+            n = len(self._queue)
+            if n >= self.max_queue_size and (not force or n >= self._hard_limit):
                 return self._put_when_full(item)
             self._queue.append(item)
             self.enqueued += 1

@@ -579,3 +579,19 @@ def test_force_flush_returns_under_steady_load_once_its_own_records_are_written(
         stop.set()
         producer.join()
         provider.shutdown()
+
+
+def test_trajectory_records_use_only_a_bounded_headroom_when_the_writer_is_stuck(db_path):
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=100, busy_timeout_ms=10)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for n in range(300):  # trajectories with no turns: only records that may use the headroom
+            with trajectory("s", f"agent-{n}", tracer_provider=provider):
+                pass
+        assert processor.stats["queued"] <= 110
+        assert processor.stats["dropped"] > 0
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+        provider.shutdown()
