@@ -7,17 +7,21 @@ Arguments are checked here, at the call, so that a mistake in agent code is a
 
 from __future__ import annotations
 
+import logging
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator, Sequence
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.trace import Span, TracerProvider
 
 from . import conventions as c
 from . import numbering
 from .model import check_effort, check_severity
+
+logger = logging.getLogger(__name__)
 
 _TRACER_NAME = "ppp_otel"
 _provider: TracerProvider | None = None
@@ -35,6 +39,24 @@ def _tracer(provider: TracerProvider | None):
     from . import __version__
 
     return trace.get_tracer(_TRACER_NAME, __version__, tracer_provider=provider or _provider)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(what: str, message: str) -> None:
+    # Recording nothing must not go unnoticed, nor fill the log.
+    if what not in _warned:
+        _warned.add(what)
+        logger.warning(message)
+
+
+def _check_recordable(provider: TracerProvider | None) -> None:
+    if provider is None and _provider is None and not isinstance(trace.get_tracer_provider(), SDKTracerProvider):
+        _warn_once(
+            "no provider",
+            "ppp-otel: no TracerProvider is set up, so nothing is recorded; call ppp_otel.register() first",
+        )
 
 
 def _nonempty(name: str, value: object) -> str:
@@ -122,6 +144,7 @@ def trajectory(
     """Open a trajectory span; turns started inside it belong to it."""
     _nonempty("spec_id", spec_id)
     _nonempty("agent_name", agent_name)
+    _check_recordable(tracer_provider)
     if run_id is not None:
         _nonempty("run_id", run_id)
     attributes: dict[str, object] = {
@@ -169,10 +192,14 @@ def turn(
     if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
         raise ValueError(f"number must be a positive integer, got {number!r}")
     attributes: dict[str, object] = {c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt}
-    if number is None:
-        current = _current.get()
-        if current is not None:
-            number = numbering.next_turn_number(current.span.get_span_context().span_id)
+    current = _current.get()
+    if number is None and current is not None:
+        number = numbering.next_turn_number(current.span.get_span_context().span_id)
+    if current is None and not trace.get_current_span().get_span_context().is_valid:
+        _warn_once(
+            "turn outside",
+            "ppp-otel: turn() outside any trajectory is not recorded; open one with ppp_otel.trajectory()",
+        )
     if number is not None:
         attributes[c.TURN_NUMBER] = number
     with _tracer(tracer_provider).start_as_current_span(c.TURN_SPAN, attributes=attributes) as span:

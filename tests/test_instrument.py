@@ -82,3 +82,23 @@ def test_the_technical_score_set_during_the_trajectory_is_recorded(tmp_path):
         traj.set_technical_score(0.75)
     provider.shutdown()
     assert sqlite3.connect(db).execute("SELECT technical_score FROM trajectories").fetchone() == (0.75,)
+
+
+def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeypatch):
+    from ppp_otel import instrument
+
+    monkeypatch.setattr(instrument, "_warned", set())
+    with turn("stray", tracer_provider=provider):
+        pass
+    assert "outside any trajectory" in caplog.text
+
+
+def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, monkeypatch):
+    from ppp_otel import instrument
+
+    monkeypatch.setattr(instrument, "_warned", set())
+    monkeypatch.setattr(instrument, "_provider", None)
+    monkeypatch.setattr(instrument.trace, "get_tracer_provider", lambda: instrument.trace.NoOpTracerProvider())
+    with trajectory("s", "a"):
+        pass
+    assert "call ppp_otel.register() first" in caplog.text
