@@ -323,7 +323,7 @@ def detect_violations(
         except Exception:
             _count_failure(name)
             continue
-        violations.append(Violation(name, expected, actual, preference.severity))
+        violations.append(Violation(name, expected, actual, preference.severity, source="detected"))
     return violations
 
 

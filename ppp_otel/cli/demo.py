@@ -14,6 +14,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "demo", parents=[common],
         help="record a small multi-agent run through the real pipeline and score it",
+        description="Three agents work on one task for a user with interaction preferences; their "
+        "turns go through a real OpenTelemetry pipeline into the database (no server), the "
+        "recorder finds their questions and violations, and the rewards and consensus are printed. "
+        "Each run adds a new run id; consensus covers every run of the demo spec in the file.",
     )
     p.set_defaults(func=run)
 
