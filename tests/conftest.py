@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+    """Ask a server process to stop (it may flush on the signal), kill it if it will not."""
+    if process is not None and process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class PhoenixServer:
@@ -61,13 +73,7 @@ class PhoenixServer:
         raise RuntimeError(f"phoenix serve did not become healthy in {timeout_s}s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if getattr(self, "_log", None):
             self._log.close()
 
@@ -84,3 +90,11 @@ def phoenix(tmp_path_factory) -> PhoenixServer:
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "trajectories.db"
+
+
+@pytest.fixture
+def no_ambient_database(monkeypatch, tmp_path):
+    """The developer's own database and config are never picked up by a test."""
+    monkeypatch.delenv("PPP_OTEL_DB", raising=False)
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)

@@ -22,11 +22,7 @@ FULL = DATA / "full.trajectory.json"
 BAD = DATA / "bad"
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_database(monkeypatch, tmp_path):
-    monkeypatch.delenv("PPP_OTEL_DB", raising=False)
-    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
 
 @pytest.fixture

@@ -21,12 +21,7 @@ from ppp_otel.writer import write_all
 LONG_PROMPT = "Please refactor the whole module " + "and keep going " * 40 + "END-OF-PROMPT"
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_database(monkeypatch, tmp_path):
-    # Tests must not pick up the developer's own database or config.
-    monkeypatch.delenv("PPP_OTEL_DB", raising=False)
-    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
 
 @pytest.fixture

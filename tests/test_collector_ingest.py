@@ -28,6 +28,7 @@ import ppp_otel  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
+from conftest import stop_process
 from ppp_otel.ingest import IngestServer  # noqa: E402
 
 
@@ -77,13 +78,7 @@ class RotelCollector:
         raise RuntimeError("rotel did not open its ports")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # rotel flushes its batch on SIGTERM
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)  # rotel flushes its batch on SIGTERM
         if getattr(self, "_log", None):
             self._log.close()
 
