@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 from . import conventions as c
 from .otlp import OtlpSpan
 from .records import RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, trajectory_record, turn_record
+from .logs import LogLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +58,6 @@ def _reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"[:300]
 
 
-class _Limiter:
-    def __init__(self, first: int = 10, every: int = 1000):
-        self.first, self.every, self.count = first, every, 0
-
-    def __call__(self, message: str, *args) -> None:
-        self.count += 1
-        if self.count <= self.first or self.count % self.every == 0:
-            logger.warning(message + " (occurrence %d)", *args, self.count)
-
-
 class TrajectoryAssembler:
     """Not thread-safe: the ingest service calls it under one lock."""
 
@@ -92,7 +83,7 @@ class TrajectoryAssembler:
         self.pending = 0
         self.orphans = 0  # turns given up because their trajectory never arrived
         self.expired = 0  # every held span given up, turns or not
-        self._log_orphan = _Limiter()
+        self._log_orphan = LogLimiter(logger)
 
     # ------------------------------------------------------------------ input
 

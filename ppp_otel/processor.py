@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from . import conventions as c
 from . import numbering, schema
 from .analysis import EffortClassifier, TurnAnalyzer
+from .logs import LogLimiter
 from .model import TurnText
 from .records import (
     MAX_TEXT_CHARS,
@@ -57,18 +58,6 @@ _Member = tuple[tuple[int, int], int, "tuple[object, bool] | None"]
 
 # Queue items: (kind, payload). Converting spans to records happens on the writer thread.
 _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
-
-
-class _LogLimiter:
-    """The first few occurrences of a problem are logged, then every 1000th."""
-
-    def __init__(self, first: int = 10, every: int = 1000):
-        self.first, self.every, self.count = first, every, 0
-
-    def __call__(self, message: str, *args: Any, level: int = logging.WARNING) -> None:
-        self.count += 1
-        if self.count <= self.first or self.count % self.every == 0:
-            logger.log(level, message + " (occurrence %d)", *args, self.count)
 
 
 class TrajectorySpanProcessor(SpanProcessor):
@@ -171,9 +160,9 @@ class TrajectorySpanProcessor(SpanProcessor):
         self.internal_errors = 0
         self.truncated = 0
         self.last_error: str | None = None
-        self._log_rejected = _LogLimiter()
-        self._log_dropped = _LogLimiter()
-        self._log_write = _LogLimiter()
+        self._log_rejected = LogLimiter(logger)
+        self._log_dropped = LogLimiter(logger)
+        self._log_write = LogLimiter(logger)
 
     def _start_worker(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ppp-otel-writer", daemon=True)
