@@ -24,6 +24,7 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags, TracerProvider
 from . import conventions as c
 from . import instrument
 from .consensus import ConsensusResult, record_consensus_span
+from .records import format_span_id, format_trace_id
 
 __all__ = ["consensus_attributes", "emit_consensus_span"]
 
@@ -88,7 +89,7 @@ def emit_consensus_span(
                              attributes=consensus_attributes(result), links=_links(result))
     span.end()
     ctx = span.get_span_context()
-    result.trace_id, result.span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    result.trace_id, result.span_id = format_trace_id(ctx.trace_id), format_span_id(ctx.span_id)
     if conn is not None and result.consensus_id is not None:
         record_consensus_span(conn, result.consensus_id, result.trace_id, result.span_id)
     return result.trace_id, result.span_id

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, TracerProvider
 from . import conventions as c
 from . import numbering
 from .model import check_effort, check_severity
+from .records import format_span_id, format_trace_id
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,11 @@ class Trajectory:
 
     @property
     def trace_id(self) -> str:
-        return format(self.span.get_span_context().trace_id, "032x")
+        return format_trace_id(self.span.get_span_context().trace_id)
 
     @property
     def span_id(self) -> str:
-        return format(self.span.get_span_context().span_id, "016x")
+        return format_span_id(self.span.get_span_context().span_id)
 
     def set_technical_score(self, score: float) -> None:
         """The task score from the agent's own checks (tests passed, ...), used by consensus."""

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from . import conventions as c
+from .records import format_trace_id
 from .store import Trajectory, TrajectoryStore, Turn
 
 DEFAULT_BATCH_SIZE = 512
@@ -78,7 +79,7 @@ def trajectory_spans(trajectory: Trajectory, resource: Resource) -> list[Readabl
         c.SPEC_ID: t.spec_id,
         c.AGENT_NAME: t.agent_name,
         # The live session id is not stored; the trace id is as stable and as unique.
-        c.SESSION_ID: format(trace_id, "032x"),
+        c.SESSION_ID: format_trace_id(trace_id),
         c.INPUT_VALUE: t.spec_id,
     }
     if t.run_id is not None:
