@@ -18,7 +18,8 @@ everything was deleted) the chunk is moved up past the archive's highest id,
 turns and their questions and violations moving with it. A trajectory whose
 span the archive already holds is not copied twice: with a WAL main database a
 crash can land between the two files' commits, and running cleanup again
-must then neither lose nor duplicate it.
+must then neither lose nor duplicate it. (Rows written by other tools without
+span ids cannot be recognised so, and could then be copied twice.)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from contextlib import closing
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -131,12 +133,12 @@ def cleanup(
     summary = CleanupSummary(path, cutoff, dry_run, archive_path=archive)
 
     if dry_run:
-        with _closing(schema.connect(path, must_exist=True, read_only=True)) as conn:
+        with closing(schema.connect(path, must_exist=True, read_only=True)) as conn:
             _count_doomed(conn, cutoff, summary)
         return summary
 
     size_before = file_size(path)
-    with _closing(schema.connect(path, must_exist=True)) as conn:
+    with closing(schema.connect(path, must_exist=True)) as conn:
         total = conn.execute(
             f"SELECT count(*) FROM trajectories WHERE {_PAST_RETENTION}", _params(cutoff)
         ).fetchone()[0]
@@ -166,17 +168,6 @@ def cleanup(
             summary.free_pages_left = conn.execute("PRAGMA freelist_count").fetchone()[0]
     summary.freed_bytes = max(0, size_before - file_size(path))
     return summary
-
-
-class _closing:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
 
 
 def _count_doomed(conn: sqlite3.Connection, cutoff: str, summary: CleanupSummary) -> None:
