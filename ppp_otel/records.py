@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from . import conventions as c
-from .model import EFFORT_LEVELS, SEVERITIES, Question, Violation
+from .model import Question, Violation, check_effort, check_severity
 
 #: Texts longer than this are cut (and counted) rather than bloating the database.
 MAX_TEXT_CHARS = 1_000_000
@@ -220,15 +220,20 @@ def _token_count(attrs: Mapping[str, Any]) -> int | None:
 def question_from_event(attrs: Mapping[str, Any]) -> Question:
     text = _text(attrs, c.QUESTION_TEXT, required=True)
     effort = _text(attrs, c.QUESTION_EFFORT)
-    if effort is not None and effort not in EFFORT_LEVELS:
-        raise RecordError(f"question effort must be one of {', '.join(EFFORT_LEVELS)}, got {effort!r}")
+    if effort is not None:
+        try:
+            check_effort(effort, name="question effort")
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
     return Question(text, effort)
 
 
 def violation_from_event(attrs: Mapping[str, Any]) -> Violation:
     severity = _text(attrs, c.VIOLATION_SEVERITY, required=True)
-    if severity not in SEVERITIES:
-        raise RecordError(f"violation severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+    try:
+        check_severity(severity, name="violation severity")
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
     return Violation(
         _text(attrs, c.VIOLATION_PREFERENCE, required=True),
         _text(attrs, c.VIOLATION_EXPECTED) or "",
