@@ -187,6 +187,9 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     @property
     def stats(self) -> dict[str, Any]:
+        """Counters since start (since fork in a child). ``written_trajectories``
+        counts trajectory records (a start and an end each); ``enqueued`` plus
+        ``dropped`` is everything offered."""
         return {
             "db_path": self.db_path,
             "queued": len(self._queue),
