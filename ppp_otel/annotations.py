@@ -29,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import conventions as c
 from .consensus import ConsensusResult
 from .scoring import TrajectoryScore
 
@@ -85,9 +86,9 @@ def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> 
     common = {"span_id": trajectory.span_id, "annotator_kind": ANNOTATOR_KIND,
               "identifier": identifier(result.spec_id), "metadata": metadata}
     return {"data": [
-        {**common, "name": "ppp.r_proact", "result": {"score": trajectory.r_proact}},
-        {**common, "name": "ppp.r_pers", "result": {"score": trajectory.r_pers}},
-        {**common, "name": "ppp.final",
+        {**common, "name": c.ANNOTATION_R_PROACT, "result": {"score": trajectory.r_proact}},
+        {**common, "name": c.ANNOTATION_R_PERS, "result": {"score": trajectory.r_pers}},
+        {**common, "name": c.ANNOTATION_FINAL,
          "result": {"score": agent.final, "label": label, "explanation": explanation}},
     ]}
 

@@ -64,7 +64,7 @@ def _links(result: ConsensusResult) -> list[Link]:
                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
         except ValueError:
             continue
-        links.append(Link(ctx, {c.AGENT_NAME: t.agent_name, "ppp.trajectory.id": t.trajectory_id}))
+        links.append(Link(ctx, {c.AGENT_NAME: t.agent_name, c.LINK_TRAJECTORY_ID: t.trajectory_id}))
     return links
 
 

@@ -58,6 +58,12 @@ CONSENSUS_SPEC_ID = "ppp.consensus.spec_id"
 CONSENSUS_RUN_ID = "ppp.consensus.id"  # its row in consensus_runs
 CONSENSUS_W_TECHNICAL = "ppp.consensus.weights.technical"
 CONSENSUS_W_INTERACTION = "ppp.consensus.weights.interaction"
+# On each link from a consensus span to a judged trajectory span
+LINK_TRAJECTORY_ID = "ppp.trajectory.id"
+# Phoenix span annotations written on each judged trajectory span
+ANNOTATION_R_PROACT = "ppp.r_proact"
+ANNOTATION_R_PERS = "ppp.r_pers"
+ANNOTATION_FINAL = "ppp.final"
 # Per-agent scores: ppp.consensus.agent.<name>.<field>
 CONSENSUS_AGENT_PREFIX = "ppp.consensus.agent."
 
