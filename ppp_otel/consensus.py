@@ -343,7 +343,7 @@ def _in_transaction(conn: sqlite3.Connection, work) -> Any:
 def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
     """Record a run; sets and returns ``result.consensus_id``."""
     def work() -> int:
-        # lastrowid, not RETURNING: the latter needs SQLite 3.35, older than some distros ship.
+        # One row at a time, so lastrowid says which it was.
         run_id = conn.execute(
             _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
                           result.weights.technical, result.weights.interaction),
