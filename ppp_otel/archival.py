@@ -195,10 +195,14 @@ def _columns(conn: sqlite3.Connection, schema_name: str, table: str) -> list[str
     return [row[1] for row in conn.execute(f"PRAGMA {schema_name}.table_info({table})")]
 
 
-def _shared_columns(conn: sqlite3.Connection, table: str, *, leave_out: tuple[str, ...]) -> list[str]:
-    """Columns both files have, minus those the copy computes itself."""
+def _copy_columns(
+    conn: sqlite3.Connection, table: str, *, leave_out: tuple[str, ...], alias: str = "t"
+) -> tuple[str, str]:
+    """The columns both files have, minus those the copy computes itself, as
+    the INSERT's column list and the SELECT's (qualified by ``alias``)."""
     archived = set(_columns(conn, "archive", table))
-    return [c for c in _columns(conn, "main", table) if c in archived and c not in leave_out]
+    columns = [c for c in _columns(conn, "main", table) if c in archived and c not in leave_out]
+    return ", ".join(columns), ", ".join(f"{alias}.{c}" for c in columns)
 
 
 def _one_chunk(
@@ -272,9 +276,7 @@ def _copy_chunk(conn: sqlite3.Connection, summary: CleanupSummary) -> None:
     conn.execute("UPDATE temp.cleanup_turns SET new_id = id + ?", (turn_shift,))
     summary.renumbered = summary.renumbered or bool(shift or turn_shift)
 
-    columns = _shared_columns(conn, "trajectories", leave_out=("id", "parent_trajectory_id"))
-    listed = ", ".join(columns)
-    selected = ", ".join(f"t.{c}" for c in columns)
+    listed, selected = _copy_columns(conn, "trajectories", leave_out=("id", "parent_trajectory_id"))
     # A parent link survives when the parent is archived in this chunk; a
     # parent still kept in the main file has no row to point at in the archive.
     conn.execute(
@@ -286,9 +288,7 @@ def _copy_chunk(conn: sqlite3.Connection, summary: CleanupSummary) -> None:
     )
     summary.archived += conn.execute("SELECT count(*) FROM temp.cleanup_copy").fetchone()[0]
 
-    columns = _shared_columns(conn, "trajectory_turns", leave_out=("id", "trajectory_id"))
-    listed = ", ".join(columns)
-    selected = ", ".join(f"t.{c}" for c in columns)
+    listed, selected = _copy_columns(conn, "trajectory_turns", leave_out=("id", "trajectory_id"))
     conn.execute(
         f"""INSERT INTO archive.trajectory_turns (id, trajectory_id, {listed})
             SELECT m.new_id, c.new_id, {selected}
@@ -298,9 +298,7 @@ def _copy_chunk(conn: sqlite3.Connection, summary: CleanupSummary) -> None:
     )
     for table in ("trajectory_questions", "trajectory_violations"):
         # Nothing points at question or violation ids: the archive numbers them.
-        columns = _shared_columns(conn, table, leave_out=("id", "turn_id"))
-        listed = ", ".join(columns)
-        selected = ", ".join(f"x.{c}" for c in columns)
+        listed, selected = _copy_columns(conn, table, leave_out=("id", "turn_id"), alias="x")
         conn.execute(
             f"""INSERT INTO archive.{table} (turn_id, {listed})
                 SELECT m.new_id, {selected}

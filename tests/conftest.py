@@ -15,6 +15,16 @@ from pathlib import Path
 import pytest
 
 
+def wait_for(predicate, timeout_s: float = 20.0):
+    """Poll until ``predicate()`` is truthy; returns its last value (a wait, not a timing check)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

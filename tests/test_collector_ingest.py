@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for
 
 rotel = pytest.importorskip("rotel")
 
@@ -105,13 +105,6 @@ def stored_turns(db: Path) -> list[tuple]:
             return []
 
 
-def wait_for(predicate, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def run_agent(provider: TracerProvider, spec: str = "spec-1") -> None:

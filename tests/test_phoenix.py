@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from conftest import wait_for
 import ppp_otel
 from ppp_otel.config import PhoenixConfig
 from ppp_otel.otlp_export import export_trajectories, otlp_exporter
@@ -125,14 +126,6 @@ def stored_prompts(db) -> list[str]:
         return [row[0] for row in conn.execute("SELECT prompt FROM trajectory_turns ORDER BY turn_number")]
 
 
-def wait_for(predicate, timeout_s: float = 15.0):
-    """Poll until ``predicate()`` is truthy; returns its last value (a wait, not a timing check)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def record_two_turns(provider) -> None:
