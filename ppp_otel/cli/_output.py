@@ -5,6 +5,7 @@ Not a command module (the leading underscore keeps discovery away from it).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -147,3 +148,18 @@ class Progress:
 def progress(label: str, total: int | None = None, *, json_output: bool = False) -> Progress:
     """A :class:`Progress` line, off under ``--json`` (pass ``args.json``)."""
     return Progress(label, total, enabled=not json_output)
+
+
+def int_at_least(minimum: int):
+    """An argparse type: a whole number no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text}")
+        return value
+
+    return parse

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..store import TrajectoryStore
-from ._output import fail, human_size, print_fields, print_json, print_table
+from ._output import fail, human_size, int_at_least, print_fields, print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -27,8 +27,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--agent", metavar="A", help="only this agent")
     p.add_argument("--run", metavar="R", help="only this run id")
-    p.add_argument("--limit", metavar="N", type=_non_negative, help="at most N trajectories")
-    p.add_argument("--offset", metavar="N", type=_non_negative, default=0, help="skip the first N")
+    p.add_argument("--limit", metavar="N", type=int_at_least(0), help="at most N trajectories")
+    p.add_argument("--offset", metavar="N", type=int_at_least(0), default=0, help="skip the first N")
     p.set_defaults(func=trajectories)
 
     p = subparsers.add_parser(
@@ -36,13 +36,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("id", type=int, help="trajectory id (see `ppp-otel trajectories`)")
     p.set_defaults(func=show)
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
 
 
 def status(args: argparse.Namespace) -> int:

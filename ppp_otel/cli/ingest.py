@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from ..ingest import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, IngestServer
-from ._output import print_fields, print_json
+from ._output import int_at_least, print_fields, print_json
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    "0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--token", metavar="T", help="require 'Authorization: Bearer T' (default: $PPP_OTEL_INGEST_TOKEN)")
-    p.add_argument("--max-body-bytes", metavar="N", type=_positive, default=DEFAULT_MAX_BODY_BYTES,
+    p.add_argument("--max-body-bytes", metavar="N", type=int_at_least(1), default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest body accepted, before or after gzip (default: {DEFAULT_MAX_BODY_BYTES})")
     p.add_argument("--pending-ttl", metavar="S", type=float, default=600.0,
                    help="how long turns wait for their trajectory span, which arrives when the "
@@ -37,13 +37,6 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"not a port: {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
 
 
