@@ -60,7 +60,7 @@ def status(args: argparse.Namespace) -> int:
     shown.update({key: value for key, value in report.items() if key not in known})
     print_fields(shown)
     if report["recorders"]:
-        print()
+        print("\nrecorders (each process that wrote here; counts since it started):")
         print_table(
             [(r["pid"], r["updated_at"], r["written_turns"], r["dropped"], r["rejected"],
               r["write_errors"], r["last_error"]) for r in report["recorders"]],
