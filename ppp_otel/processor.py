@@ -46,6 +46,9 @@ from .writer import TrajectoryWriter
 logger = logging.getLogger(__name__)
 
 _ON_FULL = ("drop", "block")
+# Spans started inside trajectories and never ended (an abandoned stream) must
+# not grow the membership map without bound: past this, the oldest is forgotten.
+MAX_OPEN_SPANS = 1_000_000
 _MAX_RETRY_DELAY_S = 1.0
 _STATS_EVERY_S = 1.0
 
@@ -121,6 +124,7 @@ class TrajectorySpanProcessor(SpanProcessor):
             logger.warning("ppp-otel: %s; recording will retry", exc)
 
         self._open: dict[int, _Member] = {}
+        self.forgotten_spans = 0
         self._init_worker_state()
         self._start_worker()
         ref = weakref.WeakMethod(self._after_fork_in_child)
@@ -138,6 +142,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         # force_flush waits for a sequence number: everything enqueued before it.
         self._flush_waiters: list[tuple[int, threading.Event]] = []
         self._taken = 0  # items taken by the writer, in queue order
+        self._inflight_starts: list[tuple] = []
         self._done = 0  # of those, items written (or counted as dropped/rejected)
         self._stopping = False
         self._shutdown_deadline = float("inf")
@@ -159,6 +164,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         self.write_errors = 0
         self.internal_errors = 0
         self.truncated = 0
+        self.lost_at_shutdown = 0  # queued, then given up: the file stayed unwritable past the deadline
         self.last_error: str | None = None
         self._log_rejected = LogLimiter(logger)
         self._log_dropped = LogLimiter(logger)
@@ -177,7 +183,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         abandoned = self._conn
         if abandoned is not None:
             _ABANDONED_CONNECTIONS.append(abandoned)
-        starts = [item for item in self._queue if item[0] == _START]
+        starts = self._inflight_starts + [item for item in self._queue if item[0] == _START]
         self._init_worker_state()
         if starts:
             self._queue.extend(starts)
@@ -189,7 +195,8 @@ class TrajectorySpanProcessor(SpanProcessor):
     def stats(self) -> dict[str, Any]:
         """Counters since start (since fork in a child). ``written_trajectories``
         counts trajectory records (a start and an end each); ``enqueued`` plus
-        ``dropped`` is everything offered."""
+        ``dropped`` is everything offered; of the enqueued, those not written are
+        ``rejected`` or, when the file stayed unwritable at shutdown, ``lost_at_shutdown``."""
         return {
             "db_path": self.db_path,
             "queued": len(self._queue),
@@ -202,6 +209,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             "write_errors": self.write_errors,
             "internal_errors": self.internal_errors,
             "truncated": self.truncated,
+            "forgotten_spans": self.forgotten_spans,
+            "lost_at_shutdown": self.lost_at_shutdown,
             "unknown_preferences": self._analyzer.unknown_preferences,
             "classifier_failures": self._analyzer.classifier_failures,
             "last_error": self.last_error,
@@ -240,6 +249,9 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self._open[span_id] = (trajectory, _OTHER, None)
             else:
                 self._open[span_id] = (trajectory, _IN_TURN, None)
+            if len(self._open) > MAX_OPEN_SPANS:
+                self._open.pop(next(iter(self._open)), None)
+                self.forgotten_spans += 1
         except Exception:  # never into the app
             self.internal_errors += 1
             logger.exception("ppp-otel: on_start failed")
@@ -309,10 +321,13 @@ class TrajectorySpanProcessor(SpanProcessor):
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            if len(self._queue) < self.max_queue_size:
+            if not self._stopping and len(self._queue) < self.max_queue_size:
                 self._queue.append(item)
                 self.enqueued += 1
-                if len(self._queue) >= self.buffer_size:
+                n = len(self._queue)
+                if n == 1:
+                    self._oldest = time.monotonic()
+                if n == 1 or n >= self.buffer_size:
                     self._cond.notify_all()
                 return True
         self.dropped += 1
@@ -328,6 +343,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             return not self._queue
         done = threading.Event()
         with self._cond:
+            if self._stopped.is_set():  # the writer ended meanwhile: nothing will release us
+                return not self._queue
             target = self.enqueued
             if self._done >= target:
                 return True
@@ -368,6 +385,8 @@ class TrajectorySpanProcessor(SpanProcessor):
                         return [], False
             batch = [self._queue.popleft() for _ in range(min(self.buffer_size, len(self._queue)))]
             self._taken += len(batch)
+            # A fork before this batch commits must still give the child its trajectories.
+            self._inflight_starts = [item for item in batch if item[0] == _START]
             if self._queue:
                 # Whatever stays behind a full batch is already due.
                 self._oldest = time.monotonic() - self.flush_interval_s
@@ -513,9 +532,15 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records), self.db_path, exc)
                 self._drop_connection()
                 if self._stopping and time.monotonic() > self._shutdown_deadline:
-                    lost = len(records)
-                    self.dropped += lost
-                    logger.error("ppp-otel: shutting down with %s unwritable; %d records lost", self.db_path, lost)
+                    # Past the deadline nothing more can be written: count all that is left.
+                    with self._cond:
+                        left = len(self._queue)
+                        self._queue.clear()
+                        self._taken += left
+                        self._oldest = None
+                        self.lost_at_shutdown += len(records) + left
+                    logger.error("ppp-otel: shutting down with %s unwritable; %d records lost",
+                                 self.db_path, len(records) + left)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)

@@ -96,6 +96,12 @@ def _check_turn(r: TurnRecord) -> None:
             raise ValueError(f"question {q.text!r:.60} has no effort level")
 
 
+# What one record can cause: a constraint it breaks, a value SQLite cannot bind
+# (ProgrammingError: a list where a number goes). The writer counts the record
+# and writes the rest; any other sqlite3.Error is about the file, and retried.
+_BAD_VALUE = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, ValueError, OverflowError)
+
+
 class TrajectoryWriter:
     """Owns one connection; callers serialize access (the recorder's writer thread)."""
 
@@ -140,7 +146,7 @@ class TrajectoryWriter:
                 violations = [row for r in turns for row in _violation_rows(r)]
                 if violations:
                     conn.executemany(_INSERT_VIOLATION, violations)
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError) as exc:
+        except _BAD_VALUE as exc:
             raise _Slow() from exc
         return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
 
@@ -151,7 +157,7 @@ class TrajectoryWriter:
             try:
                 conn.execute(_UPSERT_TRAJECTORY, _trajectory_row(r))
                 outcome.trajectories += 1
-            except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError) as exc:
+            except _BAD_VALUE as exc:
                 outcome.rejected.append((r, f"trajectory {r.spec_id}/{r.agent_name}: {exc}"))
         for r in turns:
             conn.execute("SAVEPOINT turn")
@@ -168,7 +174,7 @@ class TrajectoryWriter:
                     conn.executemany(_INSERT_VIOLATION, _violation_rows(r))
                     outcome.turns += 1
                 conn.execute("RELEASE turn")
-            except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, OverflowError) as exc:
+            except _BAD_VALUE as exc:
                 conn.execute("ROLLBACK TO turn")
                 conn.execute("RELEASE turn")
                 reason = str(exc)

@@ -595,3 +595,47 @@ def test_trajectory_records_use_only_a_bounded_headroom_when_the_writer_is_stuck
         blocker.execute("COMMIT")
         blocker.close()
         provider.shutdown()
+
+
+def test_a_value_sqlite_cannot_store_rejects_its_record_and_the_rest_are_written(db_path):
+    processor = TrajectorySpanProcessor(db_path)
+    trajectory_record = TrajectoryRecord("a" * 32, "b" * 16, "s", "agent")
+    processor.submit([
+        trajectory_record,
+        TurnRecord("a" * 32, "1" * 16, trajectory_record.key, 1, "p", "r", token_count=[7]),
+        TurnRecord("a" * 32, "2" * 16, trajectory_record.key, 2, "p", "r"),
+    ])
+    assert processor.force_flush(10_000)
+    processor.shutdown()
+    assert rows(db_path, "SELECT span_id FROM trajectory_turns") == [("2" * 16,)]
+    assert processor.stats["rejected"] == 1 and processor.stats["write_errors"] == 0
+
+
+def test_blocking_producers_with_a_queue_smaller_than_a_batch_all_get_written(db_path):
+    provider, processor = pipeline(db_path, buffer_size=10, max_queue_size=3, on_full="block",
+                                   block_timeout_ms=10_000, flush_interval_ms=20)
+    with trajectory("s", "a", tracer_provider=provider):
+        for i in range(7):
+            with turn(f"p{i}", tracer_provider=provider):
+                pass
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    assert count(db_path, "trajectory_turns") == 7
+    assert processor.stats["internal_errors"] == 0
+
+
+def test_records_still_queued_when_shutdown_gives_up_on_a_locked_file_are_counted(db_path):
+    processor = TrajectorySpanProcessor(db_path, busy_timeout_ms=10, shutdown_timeout_ms=200, buffer_size=2)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        trajectory_record = TrajectoryRecord("a" * 32, "b" * 16, "s", "agent")
+        turns = [TurnRecord("a" * 32, f"{i:016x}", trajectory_record.key, i, "p", "r") for i in range(1, 10)]
+        processor.submit([trajectory_record, *turns])
+        processor.shutdown()
+        stats = processor.stats
+        assert stats["queued"] == 0
+        assert stats["lost_at_shutdown"] == 10 and stats["written_turns"] == 0
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
