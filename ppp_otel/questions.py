@@ -192,12 +192,17 @@ class EffortCue:
 _PRIOR = {"medium": 1.5, "low": 0.0, "high": 0.0}
 
 # The ways of asking the user to do something: "could you ...", "would you be
-# able to ...", "would it be possible (for you) to ...", a bare "please ...".
+# able to ...", "would it be possible to ...".
+_FILLERS = r"(?:please |also |maybe |quickly |first |then |kindly |try and |try to )?"
 _YOU_ASKED = (
     r"(?:(?:^|[,;:]\s*|\band\s+)(?:can|could|would|will|might) you(?: be able to)?"
-    r"|would it be possible(?: for you)? to|for you to|^please)"
-    r" (?:please |also |maybe |quickly |first |then |kindly |try and |try to )?"
+    r"|would it be possible to)"
+    r" " + _FILLERS
 )
+# The same asked less directly, anywhere in the question: "would it be possible for
+# you to ...", "I'd need you to look at ...", "it would help if you could ...",
+# "please ..." (also in a second sentence: "... Please weigh the trade-offs.")
+_YOU_ASKED_INDIRECTLY = r"(?:you (?:to|could)|please) " + _FILLERS
 _WORK_VERBS = (
     r"run|rerun|try|test|retest|check|double-check|recheck|measure|time|benchmark|profile|find|look"
     r"|dig|go through|go over|review|audit|collect|gather|compile|pull|capture|record|reproduce"
@@ -207,7 +212,9 @@ _WORK_VERBS = (
     r"|interview|read through|read up|tag|label|fill in|sort out|dig up|hunt down|search|look up"
     r"|calculate|count|assess|diagnose|debug|troubleshoot|prototype|build|implement|prepare"
     r"|document|summarize|summarise|plan|organize|organise|sketch|outline|clean up|go and"
-    r"|repro|get me|get us|get the|get hold|spend"
+    r"|repro|get me|get us|get the|get hold|spend|talk to|talk with|speak to|speak with|consult"
+    r"|follow up|sync with|loop in|sit down with|put together|pull together|come up with|think through"
+    r"|work through|weigh|take a look|have a look|dig out|chase"
 )
 # "Would you mind running ..." asks for the same work in the gerund.
 _WORK_GERUNDS = (
@@ -220,7 +227,52 @@ _DESIGN_NOUNS = (
     r"architecture|design|designed|structure|structured|strategy|approach|schema|data model|api shape"
     r"|layout of|policy|roadmap|plan for|model for|workflow|process for|naming scheme"
 )
-_OPINION = r"should|would|propose|recommend|suggest|pick|think|want"
+_OPINION = r"should|would|propose|recommend|suggest|pick|think|want|optimal|ideal"
+
+# The agent offers to do something: at the start, or where a new clause opens
+# inside the question ("You mentioned X — should I ...?"). Two patterns, because
+# one that is anchored lets the engine try only the start.
+_AGENT_OFFERS = r"(?:should|shall|can|may|could) (?:i|we)\b"
+_AGENT_OFFERS_FIRST = r"^(?:so,? |ok,? |okay,? )?" + _AGENT_OFFERS + r"|^(?:how about|what if) (?:i|we)\b"
+_AGENT_OFFERS_LATER = r"[,;:—–-] ?(?:or |and |so,? |then,? |ok,? |okay,? )?" + _AGENT_OFFERS
+
+# A verb the agent would carry out itself, put to the user as a bare proposal:
+# "Keep the British spelling?", "Confirm: delete the 12 stale rows?". It must be
+# followed by its object (a determiner, a pronoun, a number, code), so that a
+# terse fact question about a noun ("Install path?", "Update frequency?") is not one.
+_AGENT_ACTIONS = (
+    r"keep|delete|remove|drop|use|add|apply|merge|push|deploy|rename|skip|include|exclude|switch"
+    r"|revert|roll back|restart|send|book|cancel|commit|update|upgrade|downgrade|enable|disable"
+    r"|replace|overwrite|ship|publish|archive|retry|rerun|reformat|convert|move|leave|turn on"
+    r"|turn off|split|squash|rebase|pin|bump|install|uninstall|create|close|reply|reserve|save"
+    r"|export|translate|shorten|trim|clean up|tidy up|refactor|fix|mark|flag|stick with|go for"
+    r"|go with|swap|lower|raise|increase|decrease|shrink|extend|make|set|change|schedule"
+)
+_OBJECT = (
+    r"the|a|an|all|both|it|this|that|these|those|them|everything|each|every|my|our|its|any|some"
+    r"|just|only|also|now|up|off|on|back|ahead|\d|[`\"']"
+)
+# Where a fact of the user's own setup is asked with its likely values listed
+# ("Are you on macOS or Linux?", "Which driver are you using, A or B?"): the
+# "or" names answers, not options the agent offers.
+_SETUP_VERBS = (
+    r"on|in|at|from|with|using|use|uses|used|running|run|runs|hosted|host|hosts|deployed|deploy"
+    r"|installed|built|written|stored|located|based|connected|configured|served|subscribed"
+    r"|signed up|registered|have|has|had|got|seeing|see|getting|get|targeting|target|kept|living|live"
+)
+_FACT_OF_YOURS = (
+    r"^(?:"
+    r"(?:are|were|am) you (?:currently |still |now |actually )?(?:on|in|at|using|running|based|hosting|deploying"
+    r"|connecting|building|working|targeting|developing|subscribed|signed up|seeing|getting|logged|living|staying)\b"
+    r"|(?:do|did) you (?:currently |still |normally |usually |actually )?(?:use|run|have|host|deploy|target"
+    r"|work|build|develop|live|see|get|own|pay)\b"
+    r"|(?:is|are|was|were|does|do|did) your\b"
+    r"|(?:is|are|was|were|does|do|did) (?:the|it|they|this|that)\b(?=[^?]*\b(?:" + _SETUP_VERBS + r")\b)"
+    r"|(?:which|what|where|when|who|how)\b(?=.*? or )"
+    r"(?=[^,?]*\b(?:(?:are|is|was|were|do|does|did) (?:you|your|it|they|the|this|that)\b|'s your\b))"
+    r"(?=[^,?]*\b(?:" + _SETUP_VERBS + r")\b)"
+    r")(?=.*\bor\b)"
+)
 
 
 def _cue(name: str, effort: str, weight: float, pattern: str) -> EffortCue:
@@ -229,31 +281,44 @@ def _cue(name: str, effort: str, weight: float, pattern: str) -> EffortCue:
 
 EFFORT_CUES: tuple[EffortCue, ...] = (
     # low: the agent offers, proposes or confirms, and the user answers at once
-    _cue("agent proposes", "low", 2.5, r"^(?:so,? |ok,? |okay,? )?(?:should|shall|can|may|could) (?:i|we)\b"),
+    _cue("agent proposes", "low", 2.5, _AGENT_OFFERS_FIRST),
+    _cue("agent proposes later", "low", 2.5, _AGENT_OFFERS_LATER),
+    _cue("bare proposal", "low", 2.5,
+         r"^(?:(?:just )?(?:to )?confirm\s*[:,—–-]\s*|so,? |also,? |just |then,? |now,? )?"
+         r"(?:(?:" + _AGENT_ACTIONS + r") (?:" + _OBJECT + r")\b|(?:proceed|continue|go ahead|carry on)\b)"),
+    _cue("tag question", "low", 2.0,
+         r"[,—–-] ?(?:ok|okay|alright|all right|right|correct|yes or no|sound good|fine|agreed)\s*\W*$"),
+    _cue("objection", "low", 2.0, r"objection"),
     _cue("should it", "low", 2.0, r"^(?:should|shall) (?:the|this|that|it|these|those|my|our)\b"),
     _cue("offer", "low", 2.5, r"(?:do|would) you (?:want|like|prefer|wish|rather)\b|want me to\b|^want\b"),
     _cue("preference", "low", 2.0, r"prefer|prefieres?\b|préf[eè]r|like best\b|rather\b"),
     _cue("choose", "low", 2.0, r"(?:choose|pick|select|opt for|go with)\b"),
     _cue("either or", "low", 2.0, r" (?:or|o|ou|oder)(?: (?=[\w\"'(])|\s*$)|either\b"),
+    _cue("fact of yours", "medium", 2.0, _FACT_OF_YOURS),
     _cue("okay", "low", 2.0, r"^(?:is|are|does|do|would|will|okay|ok|alright|fine)\b.*\b(?:okay|ok|alright|all right|fine|acceptable|good|right|enough|work for you|work better|suit you|happy)\b"),
     _cue("ready", "low", 2.0, r"^(?:ready|okay|ok|alright|good to go|happy)\b"),
     _cue("is this right", "low", 1.5, r"^(?:is|are|was|does|do) (?:this|that|these|those)\b"),
-    _cue("what you want", "low", 2.0, r"you (?:wanted|had in mind|meant|expected|intended)\b|what you (?:want|need)\b"),
+    _cue("what you want", "low", 2.0, r"you (?:wanted|had in mind|meant|expected|intended)\b|what you (?:want|need)\b|did you mean\b"),
+    _cue("you said you want", "low", 2.0, r"^(?:so,? |just to confirm,? )?you(?:'d| would)? (?:want|like|prefer|mean)\b"),
     _cue("confirm", "low", 1.5, r"confirm\b(?! with)"),
     _cue("mind if", "low", 2.0, r"mind if (?:i|we)\b"),
     _cue("sounds good", "low", 2.0, r"(?:sound|look)s? (?:good|right|ok|okay|fine|reasonable)\b|agree\b"),
     _cue("continue", "low", 1.0, r"(?:proceed|continue|go ahead|carry on)\b"),
     # high: the user has to go and find out, do work, or decide a design
     _cue("spec keyword", "high", 3.5, r"\b(?:investigat|research|analy[sz]|determine\b|before proceeding)"),
-    _cue("best way", "high", 3.5, r"what(?:'s| is| would be) the (?:best|right|ideal|cleanest|safest|recommended) (?:way|approach|method|strategy|option for)\b"),
+    _cue("best way", "high", 3.5, r"what(?:'s| is| would be) the (?:best|right|ideal|optimal|cleanest|safest|recommended) (?:[\w/-]+ ){0,3}?(?:way|approach|method|strategy|option for|policy|architecture|design)\b"),
+    _cue("trade-offs", "high", 3.0, r"trade-?offs?\b|pros and cons\b|weigh (?:up )?(?:the|both|all|them|these|those|your)\b"),
     _cue("how should", "high", 3.5, r"^how (?:should|shall|would|could|do|might) (?:i|we|you|the|this|it|our)\b(?! (?:like|want|prefer))|^how should\b"),
     _cue("you do the work", "high", 3.5, _YOU_ASKED + r"(?:" + _WORK_VERBS + r")\b"),
+    _cue("you do the work, asked indirectly", "high", 3.5, _YOU_ASKED_INDIRECTLY + r"(?:" + _WORK_VERBS + r")\b"),
     _cue("mind doing the work", "high", 3.5, r"mind (?:" + _WORK_GERUNDS + r")\b"),
     _cue("see whether", "high", 1.5, r"(?:and|to) see (?:whether|if|how|what)\b|spend (?:some |a bit of )?time\b"),
-    _cue("find out", "high", 3.0, r"\b(?:find out|figure out|work out|look into|dig (?:through|into|up)|track down|bisect|benchmark|profile|reproduce|measure|audit|survey|interview|check with|confirm with|verify with|ask (?:your|the|around)|reach out)\b"),
+    _cue("find out", "high", 3.0, r"\b(?:find out|figure out|work out|look into|dig (?:through|into|up)|track down|bisect|benchmark|profile|reproduce|measure|audit|survey|interview|check with|confirm with|verify with|ask (?:your|the|around)|reach out"
+         r"|(?:talk|speak) (?:to|with) (?:your|the|a|an|someone)|look (?:at|through|over) (?:its|their|the) (?:[\w-]+ ){0,2}?(?:patterns?|history|trends?|logs|metrics))\b"),
     _cue("design decision", "high", 3.0, r"^(?=.*\b(?:" + _DESIGN_NOUNS + r")\b)(?=.*\b(?:" + _OPINION + r")\b)"),
     # An offer by the agent to investigate is the agent's work, not the user's.
     _cue("agent does the work", "high", -3.0, r"^(?:so,? |ok,? |okay,? )?(?:should|shall|can|may) (?:i|we)\b|(?:want|like) me to\b"),
+    _cue("agent does the work later", "high", -3.0, r"[,;:—–-] ?(?:or |and |so,? |then,? |ok,? |okay,? )?(?:should|shall|can|may) (?:i|we)\b"),
     _cue("report back", "high", 1.0, r" and (?:send|tell|report|share|let me know|paste|note|list|flag|circulate|mark)\b"),
     _cue("breadth", "high", 1.0, r"\b(?:all (?:the|of)|every|each one|over (?:the )?(?:last|past)|for (?:an|a|one) (?:hour|day|week)|the full|across (?:all|the))\b"),
 )

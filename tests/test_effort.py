@@ -82,6 +82,72 @@ def test_facts_the_user_has_but_has_not_said_are_medium(question):
     assert classify_effort(question) == "medium"
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Are you using npm or yarn?",
+        "Do you run Docker or Podman locally?",
+        "Is your database Postgres or MySQL?",
+        "Is the service deployed on Heroku or Fly?",
+        "Which shell do you use, bash or zsh?",
+        "Where are the backups stored, S3 or on-prem?",
+    ],
+)
+def test_an_or_question_about_the_users_own_setup_is_medium(question):
+    # The "or" lists likely answers to a fact, not options the agent offers.
+    assert classify_effort(question) == "medium"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Do you want the export in CSV or JSON?",
+        "Which format do you want the output in, CSV or JSON?",
+        "Is the first draft okay, or would you prefer a shorter one?",
+    ],
+)
+def test_an_or_question_offering_options_stays_low(question):
+    assert classify_effort(question) == "low"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Delete the old branch too?",
+        "Rename it to `helpers.py`?",
+        "Go ahead with the migration?",
+        "Proceed?",
+        "Just to confirm: drop the staging tables?",
+        "Given your note about the budget, shall we skip the premium tier?",
+        "I'll merge it after lunch, okay?",
+        "So you want the report by Friday?",
+        "Any objection to renaming the module?",
+    ],
+)
+def test_a_proposal_or_confirmation_without_should_i_is_low(question):
+    assert classify_effort(question) == "low"
+
+
+@pytest.mark.parametrize("question", ["Install path?", "Update frequency?", "Order number?"])
+def test_a_terse_fact_question_about_a_noun_is_not_a_proposal(question):
+    assert classify_effort(question) == "medium"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Can you speak with the vendor and get a quote?",
+        "I need you to pull the invoices for March and reconcile them.",
+        "It would help if you could talk to the DBA about the lock?",
+        "What's the ideal caching policy for this service?",
+        "Which database should we adopt? Please weigh the pros and cons for your team.",
+        "Could you put together a list of the affected customers?",
+    ],
+)
+def test_work_asked_without_a_could_you_verb_is_high(question):
+    assert classify_effort(question) == "high"
+
+
 def test_which_alone_does_not_make_a_question_low():
     assert classify_effort("Which region is the bucket in?") == "medium"
 
