@@ -214,3 +214,11 @@ def test_accuracy_on_the_independently_written_set_is_at_least_ninety_percent():
     assert len(rows) >= 150
     correct = sum(classify_effort(row["question"]) == row["effort"] for row in rows)
     assert correct / len(rows) >= 0.90
+
+
+def test_accuracy_on_the_fresh_independent_set_never_tuned_on_is_at_least_ninety_percent():
+    with (LABELLED.parent / "effort_questions_independent_2.jsonl").open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    assert len(rows) >= 150
+    correct = sum(classify_effort(row["question"]) == row["effort"] for row in rows)
+    assert correct / len(rows) >= 0.90
