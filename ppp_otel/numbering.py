@@ -12,10 +12,11 @@ import itertools
 
 # Keyed by the trajectory span's id; itertools.count's next() is atomic under the GIL.
 _counters: dict[int, itertools.count] = {}
-# The numbers handed out, so the recorder can tell them from ones the agent
-# code chose: after a fork, parent and child hand out the same ones, and the
-# writer renumbers the second (it would reject a clash of chosen numbers).
-_handed: dict[int, set[int]] = {}
+# The highest number handed out (they go 1, 2, 3, ...), so the recorder can
+# tell them from ones the agent code chose: after a fork, parent and child hand
+# out the same ones, and the writer renumbers the second (it would reject a
+# clash of chosen numbers).
+_highest: dict[int, int] = {}
 
 
 def open_trajectory(span_id: int) -> None:
@@ -28,15 +29,15 @@ def next_turn_number(span_id: int) -> int | None:
     if counter is None:
         return None
     number = next(counter)
-    _handed.setdefault(span_id, set()).add(number)
+    if number > _highest.get(span_id, 0):
+        _highest[span_id] = number
     return number
 
 
 def was_handed_out(span_id: int, number: object) -> bool:
-    handed = _handed.get(span_id)
-    return handed is not None and number in handed
+    return isinstance(number, int) and 1 <= number <= _highest.get(span_id, 0)
 
 
 def close_trajectory(span_id: int) -> None:
     _counters.pop(span_id, None)
-    _handed.pop(span_id, None)
+    _highest.pop(span_id, None)
