@@ -9,6 +9,8 @@ processor then has nothing to add to it on the app thread).
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 
 # Keyed by the trajectory span's id; itertools.count's next() is atomic under the GIL.
 _counters: dict[int, itertools.count] = {}
@@ -17,6 +19,17 @@ _counters: dict[int, itertools.count] = {}
 # out the same ones, and the writer renumbers the second (it would reject a
 # clash of chosen numbers).
 _highest: dict[int, int] = {}
+_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    # A lock some other thread held at fork would stay held in the child forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def open_trajectory(span_id: int) -> None:
@@ -28,8 +41,8 @@ def next_turn_number(span_id: int) -> int | None:
     counter = _counters.get(span_id)
     if counter is None:
         return None
-    number = next(counter)
-    if number > _highest.get(span_id, 0):
+    with _lock:  # threads of one trajectory: keep the highest, not the last written
+        number = next(counter)
         _highest[span_id] = number
     return number
 
