@@ -14,20 +14,19 @@ from typing import Callable, Protocol, Sequence
 
 from .conventions import EFFORT_LEVELS
 from .model import Question, TurnText
+from .preferences import JUDGMENT_PREFERENCES, detect_violations, parse_preference
+from .llm_classifier import HeuristicEffortClassifier
+from .questions import extract_questions
 from .records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
 logger = logging.getLogger(__name__)
 
 
+_RULES = HeuristicEffortClassifier()
+
+
 class EffortClassifier(Protocol):
     def classify_many(self, questions: Sequence[str]) -> list[str]: ...
-
-
-class _Heuristic:
-    def classify_many(self, questions: Sequence[str]) -> list[str]:
-        from .questions import classify_effort
-
-        return [classify_effort(q) for q in questions]
 
 
 #: Open trajectories whose preferences and history are kept in memory.
@@ -38,15 +37,16 @@ class TurnAnalyzer:
     """Fills in extracted questions, effort levels and detected violations.
 
     ``lookup`` answers (preferences, earlier turns) for a trajectory this
-    analyzer has not seen start, e.g. after a restart or from another process.
+    analyzer has not seen start, e.g. after a restart or from another process,
+    or None when it cannot tell yet.
     """
 
     def __init__(
         self,
         classifier: EffortClassifier | None = None,
-        lookup: Callable[[TrajectoryKey], tuple[tuple[str, ...], list[TurnText]]] | None = None,
+        lookup: Callable[[TrajectoryKey], tuple[tuple[str, ...], list[TurnText]] | None] | None = None,
     ):
-        self.classifier = classifier or _Heuristic()
+        self.classifier = classifier or _RULES
         self.lookup = lookup
         self._open: OrderedDict[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = OrderedDict()
         self.unknown_preferences = 0
@@ -75,8 +75,6 @@ class TurnAnalyzer:
         A preference this installation does not know (a typo, a detector
         registered only in another process) must not cost the trajectory's turns.
         """
-        from .preferences import JUDGMENT_PREFERENCES, parse_preference
-
         usable = []
         for spec in preferences:
             try:
@@ -91,8 +89,6 @@ class TurnAnalyzer:
 
     def analyze(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> None:
         """Complete the turn records in place, in the order given."""
-        from .questions import extract_questions
-
         pending: list[Question] = []
         for record in records:
             if isinstance(record, TrajectoryRecord):
@@ -115,8 +111,6 @@ class TurnAnalyzer:
 
     def _classify(self, questions: list[str]) -> list[str]:
         """The classifier's efforts, or the rules' when it fails or answers out of range."""
-        from .questions import classify_effort
-
         try:
             efforts = list(self.classifier.classify_many(questions))
             if len(efforts) == len(questions) and all(e in EFFORT_LEVELS for e in efforts):
@@ -126,14 +120,12 @@ class TurnAnalyzer:
             problem = repr(exc)
         self.classifier_failures += 1
         logger.warning("ppp-otel: effort classifier failed (%s); the rules graded the questions", problem)
-        return [classify_effort(q) for q in questions]
+        return _RULES.classify_many(questions)
 
     def _detect(self, record: TurnRecord) -> None:
         preferences, history = self._state(record.trajectory)
         if not preferences:
             return
-        from .preferences import detect_violations
-
         text = TurnText(
             number=record.turn_number or len(history) + 1,
             prompt=record.prompt or "",

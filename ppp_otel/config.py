@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from .schema import DEFAULT_DB_PATH
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -240,7 +242,7 @@ class Config:
     """The effective configuration. ``Config()`` is the defaults."""
 
     enabled: bool = _setting(True)
-    db_path: str = _setting("ppp_trajectories.db", nonempty=True, path=True)
+    db_path: str = _setting(DEFAULT_DB_PATH, nonempty=True, path=True)
     trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
     question_classifier: QuestionClassifierConfig = field(default_factory=QuestionClassifierConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)

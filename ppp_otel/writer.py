@@ -201,7 +201,9 @@ class _Slow(Exception):
 
 
 def write_all(conn: sqlite3.Connection, records: Iterable[Record], *, batch_size: int = 500) -> WriteOutcome:
-    """Write records synchronously in batches (for importers and tests)."""
+    """Write records synchronously in batches, with no analysis: records must be complete
+    (question efforts set). For bulk loads such as the load benchmark and tests;
+    importers go through the recorder, which judges questions and preferences."""
     writer = TrajectoryWriter(conn)
     total = WriteOutcome()
     batch: list[Record] = []
