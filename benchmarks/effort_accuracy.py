@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from ppp_otel.questions import classify_effort
+from ppp_otel.analysis.questions import classify_effort
 
 LEVELS = ("low", "medium", "high")
 DATA_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from .instrument import trajectory, turn
-from .processor import TrajectorySpanProcessor
+from ppp_otel.capture.api import trajectory, turn
+from ppp_otel.capture.processor import TrajectorySpanProcessor
 
 SPEC_ID = "demo-fix-flaky-test"
 PREFERENCES = ("max_questions_per_turn(limit=1)", "short_questions(max_words=15)")

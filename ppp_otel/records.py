@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from . import conventions as c
-from .model import Question, Violation, check_effort, check_severity
+from ppp_otel import conventions as c
+from ppp_otel.model import Question, Violation, check_effort, check_severity
 
 #: Texts longer than this are cut (and counted) rather than bloating the database.
 MAX_TEXT_CHARS = 1_000_000

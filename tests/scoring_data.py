@@ -7,7 +7,7 @@ import sqlite3
 
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.writer import write_all
+from ppp_otel.storage.sqlite.writer import write_all
 
 _ids = itertools.count(1)
 

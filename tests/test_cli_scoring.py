@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import main
 from scoring_data import add_trajectory
 

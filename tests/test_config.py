@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ppp_otel.config import (
+from ppp_otel.config.settings import (
     Config,
     ConfigError,
     PhoenixConfig,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.questions import classify_effort, effort_scores
+from ppp_otel.analysis.questions import classify_effort, effort_scores
 
 LABELLED = Path(__file__).parent / "data" / "effort_questions.jsonl"
 

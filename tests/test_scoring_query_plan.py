@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from ppp_otel import schema, scoring
+from ppp_otel.storage.sqlite import migrations as schema
+
+from ppp_otel.scoring import rewards as scoring
 from scoring_data import add_trajectory
 
 # The tables (and the aliases the statements give them) that grow with every turn.

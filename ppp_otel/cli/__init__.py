@@ -25,9 +25,9 @@ import sqlite3
 import sys
 from typing import Sequence
 
-from ..config import ConfigError, load_config
-from ..schema import DEFAULT_DB_PATH, DatabaseError
-from ._output import PROG, fail
+from ppp_otel.config.settings import ConfigError, load_config
+from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
+from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
 

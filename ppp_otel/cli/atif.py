@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..atif import export_atif, import_paths
-from ._output import print_json, progress
+from ppp_otel.interchange.atif import export_atif, import_paths
+from ppp_otel.cli._output import print_json, progress
 
 EXIT_PARTIAL = 1
 

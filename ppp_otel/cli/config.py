@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import display_value, load_config
-from ._output import print_json, print_table
+from ppp_otel.config.settings import display_value, load_config
+from ppp_otel.cli._output import print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def show_config(args: argparse.Namespace) -> int:
     # --db is every command's option; here it is one more override, so the
     # listing shows the path this very command line would use. main() fills a
     # missing --db with the default path, which must not count as an argument.
-    from . import default_db_path
+    from ppp_otel.cli import default_db_path
 
     db_override = args.db if args.db is not None and args.db != default_db_path() else None
     config = load_config(args.config, overrides={"db_path": db_override})

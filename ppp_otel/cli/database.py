@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..store import TrajectoryStore
-from ._output import fail, human_size, int_at_least, print_fields, print_json, print_table
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

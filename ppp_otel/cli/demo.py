@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..demo import record_demo
-from ..store import TrajectoryStore
-from ._output import print_json, print_table
+from ppp_otel.demo import record_demo
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.cli._output import print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -30,8 +30,8 @@ def _landed(db_path: str, run_id: str) -> list:
 def _scores(db_path: str, run) -> tuple[list, Any]:
     """Rewards and consensus, when the scoring modules are installed with this version."""
     try:
-        from ..consensus import consensus
-        from ..scoring import score_trajectories
+        from ppp_otel.scoring.consensus import consensus
+        from ppp_otel.scoring.rewards import score_trajectories
     except ImportError:
         return [], None
     scores = [s for s in score_trajectories(db_path, spec_id=run.spec_id) if s.run_id == run.run_id]

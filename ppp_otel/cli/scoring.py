@@ -1,7 +1,7 @@
 """Commands that score: score, consensus, consensus-history.
 
-A thin shell over :mod:`ppp_otel.scoring`, :mod:`ppp_otel.consensus`,
-:mod:`ppp_otel.consensus_span` and :mod:`ppp_otel.annotations`.
+A thin shell over :mod:`ppp_otel.scoring.rewards`, :mod:`ppp_otel.scoring.consensus`,
+:mod:`ppp_otel.publish.consensus_span` and :mod:`ppp_otel.publish.phoenix_annotations`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from ..consensus import (
+from ppp_otel.scoring.consensus import (
     ATTRIBUTE,
     NONE,
     ConsensusResult,
@@ -22,9 +22,9 @@ from ..consensus import (
     parse_technical,
     parse_weights,
 )
-from ..schema import connect
-from ..scoring import score_trajectories
-from ._output import PROG, fail, print_json, print_table
+from ppp_otel.storage.sqlite.migrations import connect
+from ppp_otel.scoring.rewards import score_trajectories
+from ppp_otel.cli._output import PROG, fail, print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -133,10 +133,10 @@ def _print_result(result: ConsensusResult) -> None:
 
 def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
-    from .. import register as register_tracing
-    from ..annotations import annotate_consensus
-    from ..config import load_config
-    from ..consensus_span import emit_consensus_span
+    from ppp_otel import register as register_tracing
+    from ppp_otel.publish.phoenix_annotations import annotate_consensus
+    from ppp_otel.config.settings import load_config
+    from ppp_otel.publish.consensus_span import emit_consensus_span
 
     config = load_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
@@ -164,7 +164,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 def run_consensus(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
-    from ..config import load_config
+    from ppp_otel.config.settings import load_config
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).

@@ -1,0 +1,164 @@
+"""Phoenix span annotations: a consensus run written onto the trajectory spans it judged.
+
+Each judged trajectory span gets three annotations through Phoenix's REST API
+(``POST {base}/v1/span_annotations?sync=true``, as served by arize-phoenix):
+
+- ``ppp.r_proact``: score = the trajectory's R_Proact
+- ``ppp.r_pers``: score = the trajectory's R_Pers
+- ``ppp.final``: score = its agent's final consensus score, label ``best`` or
+  ``not_best``, and an explanation of the sum
+
+all with ``annotator_kind = "CODE"`` and the identifier ``ppp-otel:<spec>``.
+Phoenix upserts on (annotation name, span, identifier), so scoring the spec
+again updates the annotations instead of adding more.
+
+Phoenix only annotates spans it already has, and spans reach it through a
+batching exporter: a span it does not have yet is retried until ``wait_s``
+runs out, then reported as "span not in Phoenix yet". Nothing here raises:
+every failure is a line in :class:`AnnotationSummary`, naming the trajectory,
+the HTTP status and the start of Phoenix's answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from ppp_otel import conventions as c
+from ppp_otel.scoring.consensus import ConsensusResult
+from ppp_otel.scoring.rewards import TrajectoryScore
+
+__all__ = ["AnnotationSummary", "annotate_consensus", "annotation_payload", "phoenix_base_url"]
+
+ANNOTATOR_KIND = "CODE"
+BEST, NOT_BEST = "best", "not_best"
+#: How much of an error body goes into the message.
+BODY_EXCERPT_CHARS = 300
+_RETRY_INTERVAL_S = 0.25
+
+
+@dataclass
+class AnnotationSummary:
+    annotated: list[int] = field(default_factory=list)  # trajectory ids
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (trajectory id, why)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"annotated": list(self.annotated),
+                "failed": [{"trajectory_id": t, "error": why} for t, why in self.failed]}
+
+
+def phoenix_base_url(url: str) -> str:
+    """The server's base URL, also when given the OTLP endpoint (``.../v1/traces``)."""
+    url = url.rstrip("/")
+    for suffix in ("/v1/traces", "/v1"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url
+
+
+def identifier(spec_id: str) -> str:
+    return f"ppp-otel:{spec_id}"
+
+
+def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dict[str, Any]:
+    """The request body annotating one trajectory span."""
+    agent = result.agent(trajectory.agent_name)
+    label = BEST if agent.agent_name == result.best_agent else NOT_BEST
+    w = result.weights
+    explanation = (
+        f"{agent.agent_name}: final {agent.final:.4g} = {w.technical:g} * technical "
+        f"{'-' if agent.technical is None else format(agent.technical, '.4g')} + {w.interaction:g} "
+        f"* (r_proact {agent.r_proact:.4g} + r_pers {agent.r_pers:.4g}), means over "
+        f"{len(agent.trajectory_ids)} trajectories; rank {agent.rank} of {len(result.agents)}, "
+        f"best agent {result.best_agent}"
+    )
+    metadata = {"spec_id": result.spec_id, "agent_name": agent.agent_name,
+                "trajectory_id": trajectory.trajectory_id, "consensus_id": result.consensus_id}
+    common = {"span_id": trajectory.span_id, "annotator_kind": ANNOTATOR_KIND,
+              "identifier": identifier(result.spec_id), "metadata": metadata}
+    return {"data": [
+        {**common, "name": c.ANNOTATION_R_PROACT, "result": {"score": trajectory.r_proact}},
+        {**common, "name": c.ANNOTATION_R_PERS, "result": {"score": trajectory.r_pers}},
+        {**common, "name": c.ANNOTATION_FINAL,
+         "result": {"score": agent.final, "label": label, "explanation": explanation}},
+    ]}
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, *, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        excerpt = " ".join(exc.read().decode("utf-8", "replace").split())[:BODY_EXCERPT_CHARS]
+        # Phoenix answers 404 "Spans with IDs ... do not exist." for a span it has not ingested yet.
+        if exc.code == 404 and "do not exist" in excerpt:
+            raise _Failure("span not in Phoenix yet (HTTP 404)", retry=True) from None
+        raise _Failure(f"HTTP {exc.code} from {url}: {excerpt or exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise _Failure(f"cannot reach {url}: {exc.reason}") from None
+    except OSError as exc:  # timeouts and resets
+        raise _Failure(f"cannot reach {url}: {exc}") from None
+
+
+def annotate_consensus(
+    result: ConsensusResult,
+    phoenix_url: str,
+    *,
+    api_key: str | None = None,
+    wait_s: float = 10.0,
+    timeout_s: float = 10.0,
+) -> AnnotationSummary:
+    """Annotate every judged trajectory span; never raises for a Phoenix problem.
+
+    ``api_key``: sent as ``Authorization: Bearer``; default ``$PHOENIX_API_KEY``.
+    ``wait_s``: how long to keep retrying spans Phoenix does not have yet.
+    """
+    url = phoenix_base_url(phoenix_url) + "/v1/span_annotations?sync=true"
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    api_key = api_key if api_key is not None else os.environ.get("PHOENIX_API_KEY")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    summary = AnnotationSummary()
+    deadline = time.monotonic() + wait_s
+    unreachable: str | None = None
+    for t in result.trajectories:
+        where = f"trajectory {t.trajectory_id} ({t.agent_name})"
+        if not t.span_id:
+            summary.failed.append((t.trajectory_id, f"{where}: no span id recorded, nothing to annotate"))
+            continue
+        if unreachable is not None:
+            # One refused connection is enough to know; do not wait out a timeout per span.
+            summary.failed.append((t.trajectory_id, f"{where}: {unreachable}"))
+            continue
+        body = annotation_payload(result, t)
+        while True:
+            try:
+                _post(url, body, headers, timeout_s)
+                summary.annotated.append(t.trajectory_id)
+                break
+            except _Failure as failure:
+                if failure.retry and time.monotonic() < deadline:
+                    time.sleep(_RETRY_INTERVAL_S)
+                    continue
+                message = str(failure)
+                if message.startswith("cannot reach"):
+                    unreachable = message
+                summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {message}"))
+                break
+    return summary
