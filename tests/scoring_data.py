@@ -22,6 +22,7 @@ def add_trajectory(
     turns: int = 1,
     technical_score: float | None = None,
     run_id: str | None = None,
+    stage: str | None = None,
 ) -> int:
     """Write one trajectory; questions (by effort) and violations (by severity)
     go round-robin over its turns. Returns its id."""
@@ -29,7 +30,7 @@ def add_trajectory(
     trace_id, span_id = format(n, "032x"), format(n, "016x")
     records: list = [
         TrajectoryRecord(trace_id, span_id, spec_id, agent_name, run_id=run_id,
-                         technical_score=technical_score)
+                         technical_score=technical_score, stage=stage)
     ]
     turn_records = [
         TurnRecord(trace_id, format(10**9 + n * 1000 + i, "016x"), (trace_id, span_id), i + 1,
