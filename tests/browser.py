@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -184,3 +186,14 @@ class Chromium:
         self.call("Emulation.setDeviceMetricsOverride",
                   width=self.width, height=self.height, deviceScaleFactor=1, mobile=False)
         return out
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """The distribution's Chromium, started once for the module (import this fixture)."""
+    pytest.importorskip("websocket", reason="the browser tests need websocket-client (the test extra)")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium on this machine: apt-get install chromium (.ci/run installs it)")
+    with Chromium(executable) as browser:
+        yield browser
