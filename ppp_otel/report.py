@@ -276,8 +276,8 @@ def _charts(report: SpecReport, pygal, Style) -> dict[str, str]:
 
     if agents:
         chart = pygal.HorizontalStackedBar(**_common(
-            style=_style(Style, [EFFORT_COLOURS[e] for e in EFFORT_LEVELS]), width=900,
-            height=max(260, 90 + 44 * len(agents)), title="Questions asked, by effort",
+            style=_style(Style, [EFFORT_COLOURS[e] for e in EFFORT_LEVELS]), width=600,
+            height=max(260, 100 + 50 * len(agents)), title="Questions asked, by effort",
             legend_at_bottom=True, legend_at_bottom_columns=3, print_values=True,
             print_zeroes=False, truncate_label=30,
         ))

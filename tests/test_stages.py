@@ -262,3 +262,14 @@ def test_a_version_4_database_is_migrated_with_no_stage_on_its_rows(db_path):
     assert schema.schema_version(conn) == schema.latest_version()
     assert conn.execute("SELECT spec_id, run_id, stage FROM trajectories").fetchall() == [("s", "r", None)]
     conn.close()
+
+
+async def test_the_async_scores_and_store_filter_by_stage_and_run_as_the_sync_ones(staged):
+    from ppp_otel import ascoring
+    from ppp_otel.astore import AsyncTrajectoryStore
+
+    scores = await ascoring.score_spec(staged, "spec", stage="plan", run_id="r1")
+    assert scores == score_trajectories(staged, spec_id="spec", stage="plan", run_id="r1")
+    async with AsyncTrajectoryStore(staged) as store:
+        listed = await store.list_trajectories(spec_id="spec", stage="implement", run_id="r2")
+    assert [(t.agent_name, t.stage, t.run_id) for t in listed] == [(a, "implement", "r2") for a in AGENTS]
