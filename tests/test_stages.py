@@ -139,11 +139,13 @@ def test_cli_consensus_says_which_stage_and_run_it_judged(staged, capsys):
 
 def test_cli_consensus_without_stage_and_run_warns_in_its_output_and_json(staged, capsys):
     assert main(["consensus", "--db", str(staged), "--spec", "spec"]) == 0
-    out, err = capsys.readouterr()
-    assert "averaged each agent over 2 runs (r1, r2) and 2 stages (implement, plan)" in out
-    assert "ppp-otel: warning: consensus on spec spec averaged" in err
+    out, _ = capsys.readouterr()
+    assert ("note: consensus on spec spec averaged each agent over 2 runs (r1, r2) and "
+            "2 stages (implement, plan); give a run and a stage to judge one") in out
     assert main(["consensus", "--db", str(staged), "--spec", "spec", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert "ppp-otel: warning: consensus on spec spec averaged" in err
     assert data["judged"] == {"scope": "spec spec, 2 stages, 2 runs",
                               "stages": ["implement", "plan"], "runs": ["r1", "r2"], "mixed": True}
     assert data["stage"] is None and data["run_id"] is None

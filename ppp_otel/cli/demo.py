@@ -20,6 +20,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "their questions and violations, and the rewards and the consensus of each stage and run "
         "are printed. Each demo adds two new runs of the demo spec to the file.",
     )
+    p.add_argument(
+        "--run-prefix", metavar="P",
+        help="name the two runs P-r1 and P-r2 (default: demo-<random>, new each time)",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,7 +50,9 @@ def _scores(db_path: str, demo) -> tuple[list, list]:
 
 
 def run(args: argparse.Namespace) -> int:
-    demo = record_demo(args.db)
+    if args.run_prefix is not None and not args.run_prefix.strip():
+        raise ValueError("--run-prefix must not be empty")
+    demo = record_demo(args.db, run_id=args.run_prefix)
     trajectories = _landed(args.db, demo.run_ids)
     scores, results = _scores(args.db, demo)
     if args.json:

@@ -188,14 +188,14 @@ def run_consensus(args: argparse.Namespace) -> int:
         result = consensus(args.db, args.spec, technical=technical, weights=weights,
                            agents=args.agents, store=not args.no_store, config=load_config(),
                            stage=args.stage, run_id=args.run)
-    if result.warning:
-        print(f"{PROG}: warning: {result.warning}", file=sys.stderr)
     annotations = _publish(args, result) if args.phoenix else None
     if args.json:
         data = result.to_dict()
         if annotations is not None:
             data["annotations"] = annotations
         print_json(data)
+        if result.warning:  # in the JSON too; said here for the person running the script
+            print(f"{PROG}: warning: {result.warning}", file=sys.stderr)
         return 0
     _print_result(result)
     if result.warning:
