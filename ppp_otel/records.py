@@ -60,6 +60,7 @@ class TrajectoryRecord:
     agent_name: str
     run_id: str | None = None
     preferences: tuple[str, ...] = ()
+    stage: str | None = None
     technical_score: float | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -258,6 +259,7 @@ def trajectory_record(
         spec_id=_text(attrs, c.SPEC_ID, required=True),
         agent_name=_text(attrs, c.AGENT_NAME) or "unknown",
         run_id=_text(attrs, c.RUN_ID),
+        stage=_text(attrs, c.STAGE) or None,
         preferences=_string_list(attrs, c.PREFERENCES),
         technical_score=_float(attrs, c.TECHNICAL_SCORE),
         started_at=iso_from_ns(start_ns),

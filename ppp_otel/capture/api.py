@@ -69,12 +69,14 @@ def _nonempty(name: str, value: object) -> str:
 class Trajectory:
     """An open trajectory: one agent working on one spec."""
 
-    def __init__(self, span: Span, spec_id: str, agent_name: str, run_id: str | None, session_id: str):
+    def __init__(self, span: Span, spec_id: str, agent_name: str, run_id: str | None, session_id: str,
+                 stage: str | None = None):
         self.span = span
         self.spec_id = spec_id
         self.agent_name = agent_name
         self.run_id = run_id
         self.session_id = session_id
+        self.stage = stage
 
     @property
     def trace_id(self) -> str:
@@ -139,15 +141,22 @@ def trajectory(
     run_id: str | None = None,
     *,
     preferences: Sequence[str] | None = None,
+    stage: str | None = None,
     session_id: str | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Iterator[Trajectory]:
-    """Open a trajectory span; turns started inside it belong to it."""
+    """Open a trajectory span; turns started inside it belong to it.
+
+    ``stage`` names the spec's stage this trajectory works on (plan, tasks,
+    implement, ...), so that consensus can judge the agents of one stage.
+    """
     _nonempty("spec_id", spec_id)
     _nonempty("agent_name", agent_name)
     _check_recordable(tracer_provider)
     if run_id is not None:
         _nonempty("run_id", run_id)
+    if stage is not None:
+        _nonempty("stage", stage)
     attributes: dict[str, object] = {
         c.SPAN_KIND: c.KIND_AGENT,
         c.SPEC_ID: spec_id,
@@ -157,6 +166,8 @@ def trajectory(
     }
     if run_id is not None:
         attributes[c.RUN_ID] = run_id
+    if stage is not None:
+        attributes[c.STAGE] = stage
     if preferences:
         if isinstance(preferences, str) or not all(isinstance(p, str) for p in preferences):
             raise ValueError(f"preferences must be a list of strings, got {preferences!r}")
@@ -169,7 +180,7 @@ def trajectory(
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
     with _tracer(tracer_provider).start_as_current_span(c.TRAJECTORY_SPAN, attributes=attributes) as span:
-        opened = Trajectory(span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]))
+        opened = Trajectory(span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]), stage)
         span_id = span.get_span_context().span_id
         numbering.open_trajectory(span_id)
         token = _current.set(opened)

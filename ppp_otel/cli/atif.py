@@ -37,6 +37,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory (and its subagents)")
+    p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
+    p.add_argument("--run", metavar="R", help="only this run id")
     p.set_defaults(func=run_export)
 
 
@@ -74,7 +76,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory)
+    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory,
+                        stage=args.stage, run_id=args.run)
     if args.json:
         print_json({"out": args.out, "files": [str(p) for p in paths]})
     else:

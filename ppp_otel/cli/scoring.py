@@ -10,12 +10,14 @@ import argparse
 import dataclasses
 import os
 import sys
+import warnings
 from typing import Any
 
 from ppp_otel.scoring.consensus import (
     ATTRIBUTE,
     NONE,
     ConsensusResult,
+    MixedConsensusWarning,
     consensus,
     consensus_history,
     load_technical_file,
@@ -34,6 +36,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--agent", metavar="A", help="only this agent (with --spec)")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory")
+    _add_stage_and_run(p, "only trajectories of this")
     p.set_defaults(func=score)
 
     p = subparsers.add_parser(
@@ -70,6 +73,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="seconds to wait for Phoenix to have the trajectory spans (default 10)",
     )
     p.add_argument("--no-store", action="store_true", help="do not record the run in the history")
+    _add_stage_and_run(p, "judge only the trajectories of this")
     p.set_defaults(func=run_consensus)
 
     p = subparsers.add_parser(
@@ -77,7 +81,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--spec", metavar="S", required=True, help="the spec id")
     p.add_argument("--limit", metavar="N", type=int, help="at most N runs")
+    _add_stage_and_run(p, "only consensus runs that judged this")
     p.set_defaults(func=history)
+
+
+def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--stage", metavar="X", help=f"{what} stage of the spec (plan, implement, ...)")
+    parser.add_argument("--run", metavar="R", help=f"{what} run id")
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -86,18 +96,22 @@ def _counts(counts: dict[str, int]) -> str:
 
 def score(args: argparse.Namespace) -> int:
     scores = score_trajectories(
-        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory
+        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
+        stage=args.stage, run_id=args.run,
     )
     if args.trajectory is not None and not scores:
         return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     if args.json:
         print_json([s.to_dict() for s in scores])
         return 0
+    # The stage column only when some trajectory has a stage: most databases have none.
+    staged = any(s.stage is not None for s in scores)
     print_table(
         [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
-          _counts(s.questions), _counts(s.violations), s.technical_score) for s in scores],
+          _counts(s.questions), _counts(s.violations), s.technical_score)
+         + ((s.stage,) if staged else ()) for s in scores],
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
-         "violations mi/ma/cr", "technical"],
+         "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
         max_width=32,
     )
     return 0
@@ -122,7 +136,7 @@ def _note(agent) -> str:
 
 def _print_result(result: ConsensusResult) -> None:
     w = result.weights
-    print(f"spec {result.spec_id}: best agent {result.best_agent}, confidence "
+    print(f"{result.scope}: best agent {result.best_agent}, confidence "
           f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g})")
     print_table(
         [(a.rank, a.agent_name, a.technical, a.r_proact, a.r_pers, a.final,
@@ -168,30 +182,50 @@ def run_consensus(args: argparse.Namespace) -> int:
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
-    result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                       agents=args.agents, store=not args.no_store, config=load_config())
+    with warnings.catch_warnings():
+        # Said once below, in the output and the JSON, rather than as a Python warning.
+        warnings.simplefilter("ignore", MixedConsensusWarning)
+        result = consensus(args.db, args.spec, technical=technical, weights=weights,
+                           agents=args.agents, store=not args.no_store, config=load_config(),
+                           stage=args.stage, run_id=args.run)
     annotations = _publish(args, result) if args.phoenix else None
     if args.json:
         data = result.to_dict()
         if annotations is not None:
             data["annotations"] = annotations
         print_json(data)
+        if result.warning:  # in the JSON too; said here for the person running the script
+            print(f"{PROG}: warning: {result.warning}", file=sys.stderr)
         return 0
     _print_result(result)
+    if result.warning:
+        print(f"note: {result.warning}")
     if annotations is not None:
         print(f"Phoenix: {len(annotations['annotated'])} trajectory span(s) annotated, "
               f"{len(annotations['failed'])} failed")
     return 0
 
 
+def _judged(asked: str | None, covered: list) -> str | None:
+    """The stage (or run) a stored consensus judged: the one asked for, else what it covered."""
+    if asked is not None:
+        return asked
+    named = [v for v in covered if v is not None]
+    if len(covered) > 1:
+        return f"mixed: {', '.join(named)}" + (" + none" if None in covered else "")
+    return named[0] if named else None
+
+
 def history(args: argparse.Namespace) -> int:
-    runs = consensus_history(args.db, args.spec, limit=args.limit)
+    runs = consensus_history(args.db, args.spec, limit=args.limit, stage=args.stage, run_id=args.run)
     if args.json:
         print_json([run.to_dict() for run in runs])
         return 0
     print_table(
         [(run.consensus_id, run.created_at, run.best_agent, run.confidence, run.weights.technical,
-          run.weights.interaction, len(run.agents)) for run in runs],
-        ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents"],
+          run.weights.interaction, len(run.agents), _judged(run.stage, run.stages),
+          _judged(run.run_id, run.runs)) for run in runs],
+        ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents",
+         "stage", "run"],
     )
     return 0

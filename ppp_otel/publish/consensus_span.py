@@ -43,6 +43,10 @@ def consensus_attributes(result: ConsensusResult) -> dict[str, object]:
     }
     if result.consensus_id is not None:
         attributes[c.CONSENSUS_RUN_ID] = result.consensus_id
+    if result.stage is not None:
+        attributes[c.CONSENSUS_STAGE] = result.stage
+    if result.run_id is not None:
+        attributes[c.CONSENSUS_JUDGED_RUN] = result.run_id
     for agent in result.agents:
         prefix = f"{c.CONSENSUS_AGENT_PREFIX}{agent.agent_name}."
         for name in ("technical", "r_proact", "r_pers", "final"):

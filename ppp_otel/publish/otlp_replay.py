@@ -84,6 +84,8 @@ def trajectory_spans(trajectory: Trajectory, resource: Resource) -> list[Readabl
     }
     if t.run_id is not None:
         attributes[c.RUN_ID] = t.run_id
+    if t.stage is not None:
+        attributes[c.STAGE] = t.stage
     if t.preferences:
         attributes[c.PREFERENCES] = list(t.preferences)
     if t.technical_score is not None:

@@ -47,8 +47,11 @@ async def score_trajectories(
     spec_id: str | None = None,
     agent_name: str | None = None,
     trajectory_id: int | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> list[TrajectoryScore]:
-    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
+    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
+                              stage=stage, run_id=run_id)
     async with open_database(db) as conn:
         async with conn.execute(sql, params) as cursor:
             return [score_from_row(row) for row in await cursor.fetchall()]
@@ -59,9 +62,13 @@ async def score_trajectory(db: AsyncDatabase, trajectory_id: int) -> TrajectoryS
     return found[0] if found else None
 
 
-async def score_spec(db: AsyncDatabase, spec_id: str) -> list[TrajectoryScore]:
-    return await score_trajectories(db, spec_id=spec_id)
+async def score_spec(
+    db: AsyncDatabase, spec_id: str, *, stage: str | None = None, run_id: str | None = None
+) -> list[TrajectoryScore]:
+    return await score_trajectories(db, spec_id=spec_id, stage=stage, run_id=run_id)
 
 
-async def score_agents(db: AsyncDatabase, spec_id: str) -> dict[str, AgentRewards]:
-    return agent_rewards(await score_spec(db, spec_id))
+async def score_agents(
+    db: AsyncDatabase, spec_id: str, *, stage: str | None = None, run_id: str | None = None
+) -> dict[str, AgentRewards]:
+    return agent_rewards(await score_spec(db, spec_id, stage=stage, run_id=run_id))

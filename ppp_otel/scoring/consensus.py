@@ -19,6 +19,14 @@
   neither a trajectory of the spec nor a technical score is unknown, a
   ``ValueError``. With no agent at all to judge, a ``ValueError`` too.
 
+- ``stage`` and ``run_id`` limit the judgment to the trajectories of one stage
+  of the spec and one run, as the seed's ``run_spec_consensus_weighted(spec_id,
+  stage, ...)`` does; the result says what it judged (``stage``, ``run_id``)
+  and which stages and runs its trajectories covered (``stages``, ``runs``).
+  Without them every trajectory of the spec is averaged, as before, and when
+  those cover more than one run or stage the result's ``warning`` says so
+  (and :func:`consensus` issues a :class:`MixedConsensusWarning`).
+
 Each run can be stored (tables ``consensus_runs`` and ``consensus_agents``)
 and read back with :func:`consensus_history`.
 """
@@ -29,6 +37,7 @@ import json
 import math
 import os
 import sqlite3
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -37,6 +46,7 @@ from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, ag
 __all__ = [
     "AgentScore",
     "ConsensusResult",
+    "MixedConsensusWarning",
     "Weights",
     "consensus",
     "consensus_history",
@@ -45,6 +55,7 @@ __all__ = [
     "parse_technical",
     "parse_weights",
     "resolve_weights",
+    "run_spec_consensus_weighted",
     "store_consensus",
 ]
 
@@ -52,6 +63,14 @@ __all__ = [
 GIVEN = "given"  # the caller: argument, --technical, --technical-file
 ATTRIBUTE = "attribute"  # the trajectories' ppp.technical_score
 NONE = "none"  # nowhere; the technical term counts 0
+
+
+class MixedConsensusWarning(UserWarning):
+    """A consensus averaged an agent's trajectories of several runs or stages of a spec."""
+
+
+def _scope_label(values: Sequence[str | None]) -> str:
+    return ", ".join("(no stage)" if v is None else v for v in values)
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,51 @@ class ConsensusResult:
     created_at: str | None = None
     trace_id: str | None = None  # of the ppp.consensus span, once emitted
     span_id: str | None = None
+    #: The stage and run asked for (None: not limited to one).
+    stage: str | None = None
+    run_id: str | None = None
+    #: The stages and runs the judged trajectories covered (None: a trajectory without one).
+    stages: list[str | None] = field(default_factory=list)
+    runs: list[str | None] = field(default_factory=list)
+
+    @property
+    def mixed(self) -> bool:
+        """True when agents were averaged over more than one run or stage."""
+        return len(self.runs) > 1 or len(self.stages) > 1
+
+    @property
+    def scope(self) -> str:
+        """What was judged, in words: ``spec S, stage plan, run r1``."""
+        parts = [f"spec {self.spec_id}"]
+        if self.stage is not None:
+            parts.append(f"stage {self.stage}")
+        elif len(self.stages) == 1 and self.stages[0] is not None:
+            parts.append(f"stage {self.stages[0]}")
+        elif len(self.stages) > 1:
+            parts.append(f"{len(self.stages)} stages")
+        if self.run_id is not None:
+            parts.append(f"run {self.run_id}")
+        elif len(self.runs) == 1 and self.runs[0] is not None:
+            parts.append(f"run {self.runs[0]}")
+        elif len(self.runs) > 1:
+            parts.append(f"{len(self.runs)} runs")
+        return ", ".join(parts)
+
+    @property
+    def warning(self) -> str | None:
+        """Says what was averaged when several runs or stages were; None otherwise."""
+        mixed = []
+        if len(self.runs) > 1:
+            mixed.append(f"{len(self.runs)} runs ({_scope_label(self.runs)})")
+        if len(self.stages) > 1:
+            mixed.append(f"{len(self.stages)} stages ({_scope_label(self.stages)})")
+        if not mixed:
+            return None
+        give = " and ".join(
+            word for word, many in (("a run", len(self.runs) > 1), ("a stage", len(self.stages) > 1)) if many
+        )
+        return (f"consensus on spec {self.spec_id} averaged each agent over {' and '.join(mixed)}; "
+                f"give {give} to judge one")
 
     def agent(self, name: str) -> AgentScore:
         for score in self.agents:
@@ -130,7 +194,18 @@ class ConsensusResult:
             "created_at": self.created_at,
             "trace_id": self.trace_id,
             "span_id": self.span_id,
+            "stage": self.stage,
+            "run_id": self.run_id,
+            "judged": {"scope": self.scope, "stages": list(self.stages), "runs": list(self.runs),
+                       "mixed": self.mixed},
+            "warnings": [self.warning] if self.warning else [],
         }
+
+
+def _covered(values: Iterable[str | None]) -> list[str | None]:
+    # Sorted with "no stage/run" first, so the same trajectories give the same list.
+    found = set(values)
+    return ([None] if None in found else []) + sorted(v for v in found if v is not None)
 
 
 # --- inputs ---------------------------------------------------------------------
@@ -229,8 +304,14 @@ def judge(
     *,
     agents: Iterable[str] | None = None,
     config: Any = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> ConsensusResult:
-    """The consensus from per-agent rewards already read (see :func:`consensus`)."""
+    """The consensus from per-agent rewards already read (see :func:`consensus`).
+
+    ``stage`` and ``run_id`` only label the result: the rewards given are
+    expected to be of that stage and run already.
+    """
     w = resolve_weights(weights, config=config)
     given = check_technical(technical or {})
     if agents is not None:
@@ -271,7 +352,11 @@ def judge(
         score.rank = rank
     judged = [t for name in wanted if name in rewards for t in rewards[name].trajectories]
     best = scores[0]
-    return ConsensusResult(spec_id, best.agent_name, best.final, w, scores, trajectories=judged)
+    return ConsensusResult(
+        spec_id, best.agent_name, best.final, w, scores, trajectories=judged,
+        stage=stage, run_id=run_id,
+        stages=_covered(t.stage for t in judged), runs=_covered(t.run_id for t in judged),
+    )
 
 
 def consensus(
@@ -283,8 +368,14 @@ def consensus(
     agents: Iterable[str] | None = None,
     store: bool = True,
     config: Any = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> ConsensusResult:
-    """Judge the agents of a spec from the database and (unless ``store=False``) record the run.
+    """Judge the agents of a spec (of one stage and run, when given) from the database
+    and (unless ``store=False``) record the run.
+
+    Judging trajectories of several runs or stages issues a
+    :class:`MixedConsensusWarning` (the result's ``warning`` has its text).
 
     With recording turned off (``[ppp] enabled = false`` in ``config``) and no
     database ever written, every agent is judged on its technical score alone,
@@ -294,20 +385,49 @@ def consensus(
         config is not None and getattr(config, "enabled", True) is False
         and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
     ):
-        return judge(spec_id, {}, technical, weights, agents=agents, config=config)
+        return judge(spec_id, {}, technical, weights, agents=agents, config=config,
+                     stage=stage, run_id=run_id)
     with open_database(db) as conn:
-        result = judge(spec_id, agent_rewards(score_spec(conn, spec_id)), technical, weights,
-                       agents=agents, config=config)
+        scores = score_spec(conn, spec_id, stage=stage, run_id=run_id)
+        result = judge(spec_id, agent_rewards(scores), technical, weights,
+                       agents=agents, config=config, stage=stage, run_id=run_id)
         if store:
             store_consensus(conn, result)
+    if result.warning:
+        warnings.warn(result.warning, MixedConsensusWarning, stacklevel=2)
     return result
+
+
+def run_spec_consensus_weighted(
+    spec_id: str,
+    stage: str | None = None,
+    artifacts: Mapping[str, float] | None = None,
+    weights: Weights | Sequence[float] | Mapping[str, float] | None = None,
+    *,
+    run_id: str | None = None,
+    db: Database | None = None,
+    store: bool = True,
+    config: Any = None,
+) -> ConsensusResult:
+    """The seed's entry point: the best agent for one stage of a spec (and of one run).
+
+    ``artifacts`` are the agents' technical scores (``{"agent": score}``); the
+    database is ``db``, else ``$PPP_OTEL_DB``, else the config's ``db_path``.
+    """
+    if db is None:
+        from ppp_otel.cli import default_db_path
+
+        db = default_db_path()
+    return consensus(db, spec_id, technical=artifacts, weights=weights, store=store,
+                     config=config, stage=stage, run_id=run_id)
 
 
 # --- history ------------------------------------------------------------------------
 
 _INSERT_RUN = """
-INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction)
-VALUES (?, ?, ?, ?, ?)
+INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction,
+                            stage, run_id, scope)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_AGENT = """
 INSERT INTO consensus_agents (consensus_id, rank, agent_name, technical, technical_source,
@@ -316,10 +436,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _HISTORY = """
 SELECT r.id, r.spec_id, r.best_agent, r.confidence, r.w_technical, r.w_interaction,
-       r.created_at, r.trace_id, r.span_id,
+       r.created_at, r.trace_id, r.span_id, r.stage, r.run_id, r.scope,
        a.agent_name, a.technical, a.r_proact, a.r_pers, a.final, a.trajectory_ids,
        a.technical_only, a.technical_source, a.rank
-FROM (SELECT * FROM consensus_runs WHERE spec_id = ? ORDER BY id DESC LIMIT ?) r
+FROM (SELECT * FROM consensus_runs WHERE {where} ORDER BY id DESC LIMIT ?) r
 JOIN consensus_agents a ON a.consensus_id = r.id
 ORDER BY r.id DESC, a.rank
 """
@@ -344,19 +464,21 @@ def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
     """Record a run; sets and returns ``result.consensus_id``."""
     def work() -> int:
         # One row at a time, so lastrowid says which it was.
-        run_id = conn.execute(
+        scope = json.dumps({"stages": result.stages, "runs": result.runs})
+        consensus_id = conn.execute(
             _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
-                          result.weights.technical, result.weights.interaction),
+                          result.weights.technical, result.weights.interaction,
+                          result.stage, result.run_id, scope),
         ).lastrowid
         created_at = conn.execute(
-            "SELECT created_at FROM consensus_runs WHERE id = ?", (run_id,)).fetchone()[0]
+            "SELECT created_at FROM consensus_runs WHERE id = ?", (consensus_id,)).fetchone()[0]
         conn.executemany(_INSERT_AGENT, [
-            (run_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
+            (consensus_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
              a.final, int(a.technical_only), json.dumps(a.trajectory_ids))
             for a in result.agents
         ])
-        result.consensus_id, result.created_at = run_id, created_at
-        return run_id
+        result.consensus_id, result.created_at = consensus_id, created_at
+        return consensus_id
 
     return _in_transaction(conn, work)
 
@@ -367,20 +489,47 @@ def record_consensus_span(conn: sqlite3.Connection, consensus_id: int, trace_id:
                  (trace_id, span_id, consensus_id))
 
 
-def consensus_history(db: Database, spec_id: str, *, limit: int | None = None) -> list[ConsensusResult]:
-    """The stored runs for a spec, newest first."""
+def _scope_lists(text: str | None) -> tuple[list, list]:
+    try:
+        scope = json.loads(text) if text else {}
+    except ValueError:
+        scope = {}
+    if not isinstance(scope, dict):
+        scope = {}
+    return list(scope.get("stages") or []), list(scope.get("runs") or [])
+
+
+def consensus_history(
+    db: Database,
+    spec_id: str,
+    *,
+    limit: int | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
+) -> list[ConsensusResult]:
+    """The stored runs for a spec, newest first; with ``stage`` or ``run_id``, only the
+    runs that judged that stage or run."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
+    clauses, params = ["spec_id = ?"], [spec_id]
+    for column, value in (("stage", stage), ("run_id", run_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    params.append(-1 if limit is None else limit)
     runs: dict[int, ConsensusResult] = {}
     with open_database(db) as conn:
-        rows = conn.execute(_HISTORY, (spec_id, -1 if limit is None else limit)).fetchall()
-    for (run_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
-         agent, tech, r_proact, r_pers, final, trajectory_ids, technical_only, source, rank) in rows:
-        run = runs.get(run_id)
+        rows = conn.execute(_HISTORY.format(where=" AND ".join(clauses)), params).fetchall()
+    for (consensus_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
+         judged_stage, judged_run, scope, agent, tech, r_proact, r_pers, final, trajectory_ids,
+         technical_only, source, rank) in rows:
+        run = runs.get(consensus_id)
         if run is None:
-            run = runs[run_id] = ConsensusResult(
-                spec, best, confidence, Weights(w_t, w_i), [], consensus_id=run_id,
+            stages, run_ids = _scope_lists(scope)
+            run = runs[consensus_id] = ConsensusResult(
+                spec, best, confidence, Weights(w_t, w_i), [], consensus_id=consensus_id,
                 created_at=created_at, trace_id=trace_id, span_id=span_id,
+                stage=judged_stage, run_id=judged_run, stages=stages, runs=run_ids,
             )
         run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, json.loads(trajectory_ids),
                                      bool(technical_only), source, rank))

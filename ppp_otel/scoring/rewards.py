@@ -76,6 +76,8 @@ class TrajectoryScore:
     technical_score: float | None = None
     trace_id: str | None = None  # hex, of the trajectory span: for links and annotations
     span_id: str | None = None
+    stage: str | None = None
+    created_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +117,7 @@ class AgentRewards:
 # trajectory_id without sorting.
 _SCORE_SQL = """
 WITH judged AS MATERIALIZED (
-    SELECT id, spec_id, agent_name, run_id, technical_score, trace_id, span_id
+    SELECT id, spec_id, agent_name, run_id, technical_score, trace_id, span_id, stage, created_at
     FROM trajectories WHERE {where}
 ),
 asked AS (
@@ -140,7 +142,8 @@ violated AS (
 )
 SELECT j.id, j.spec_id, j.agent_name, j.run_id, j.technical_score, j.trace_id, j.span_id,
        coalesce(a.low, 0), coalesce(a.medium, 0), coalesce(a.high, 0),
-       coalesce(v.minor, 0), coalesce(v.major, 0), coalesce(v.critical, 0)
+       coalesce(v.minor, 0), coalesce(v.major, 0), coalesce(v.critical, 0),
+       j.stage, j.created_at
 FROM judged j
 LEFT JOIN asked a ON a.trajectory_id = j.id
 LEFT JOIN violated v ON v.trajectory_id = j.id
@@ -148,40 +151,52 @@ ORDER BY j.id
 """
 
 #: One statement per way of choosing trajectories; only the WHERE differs, so
-#: each filter can use its own index ((spec_id, agent_name), or the primary key).
+#: each filter can use its own index ((spec_id, agent_name), (spec_id, run_id,
+#: stage), or the primary key).
 SQL_SCORE_TRAJECTORY = _SCORE_SQL.format(where="id = ?")
 SQL_SCORE_SPEC = _SCORE_SQL.format(where="spec_id = ?")
 SQL_SCORE_SPEC_AGENT = _SCORE_SQL.format(where="spec_id = ? AND agent_name = ?")
 SQL_SCORE_ALL = _SCORE_SQL.format(where="1")
 
+#: The trajectory columns a score can be filtered on, in WHERE order.
+_FILTER_COLUMNS = ("spec_id", "agent_name", "run_id", "stage")
+
 
 def score_query(
-    *, trajectory_id: int | None = None, spec_id: str | None = None, agent_name: str | None = None
+    *,
+    trajectory_id: int | None = None,
+    spec_id: str | None = None,
+    agent_name: str | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
-    """The statement and parameters choosing trajectories by id, spec, spec+agent, or all."""
+    """The statement and parameters choosing trajectories by id, or by spec, agent, run and
+    stage (any of them; all trajectories when none is given)."""
+    filters = dict(zip(_FILTER_COLUMNS, (spec_id, agent_name, run_id, stage)))
+    given = {column: value for column, value in filters.items() if value is not None}
     if trajectory_id is not None:
-        if spec_id is not None or agent_name is not None:
-            raise ValueError("give a trajectory id or a spec (and agent), not both")
+        if given:
+            raise ValueError("give a trajectory id or a spec (and agent, run, stage), not both")
         return SQL_SCORE_TRAJECTORY, (trajectory_id,)
-    if agent_name is not None:
-        if spec_id is None:
-            raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
-        return SQL_SCORE_SPEC_AGENT, (spec_id, agent_name)
-    if spec_id is not None:
-        return SQL_SCORE_SPEC, (spec_id,)
-    return SQL_SCORE_ALL, ()
+    if agent_name is not None and spec_id is None:
+        raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
+    if not given:
+        return SQL_SCORE_ALL, ()
+    # Only the filters given go into the WHERE clause, so each can use an index.
+    where = " AND ".join(f"{column} = ?" for column in given)
+    return _SCORE_SQL.format(where=where), tuple(given.values())
 
 
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
     (tid, spec_id, agent, run_id, technical, trace_id, span_id,
-     low, medium, high, minor, major, critical) = row
+     low, medium, high, minor, major, critical, stage, created_at) = row
     questions = {"low": low, "medium": medium, "high": high}
     violations = {"minor": minor, "major": major, "critical": critical}
     return TrajectoryScore(
         trajectory_id=tid, spec_id=spec_id, agent_name=agent, run_id=run_id,
         r_proact=proactivity_reward(questions), r_pers=personalization_reward(violations),
         questions=questions, violations=violations, technical_score=technical,
-        trace_id=trace_id, span_id=span_id,
+        trace_id=trace_id, span_id=span_id, stage=stage, created_at=created_at,
     )
 
 
@@ -236,9 +251,12 @@ def score_trajectories(
     spec_id: str | None = None,
     agent_name: str | None = None,
     trajectory_id: int | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> list[TrajectoryScore]:
     """Scores of the chosen trajectories (all of them when no filter is given), by id."""
-    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
+    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
+                              stage=stage, run_id=run_id)
     with open_database(db) as conn:
         return [score_from_row(row) for row in conn.execute(sql, params)]
 
@@ -249,11 +267,16 @@ def score_trajectory(db: Database, trajectory_id: int) -> TrajectoryScore | None
     return found[0] if found else None
 
 
-def score_spec(db: Database, spec_id: str) -> list[TrajectoryScore]:
-    """Every trajectory of a spec, by id."""
-    return score_trajectories(db, spec_id=spec_id)
+def score_spec(
+    db: Database, spec_id: str, *, stage: str | None = None, run_id: str | None = None
+) -> list[TrajectoryScore]:
+    """Every trajectory of a spec (of one stage and run, when given), by id."""
+    return score_trajectories(db, spec_id=spec_id, stage=stage, run_id=run_id)
 
 
-def score_agents(db: Database, spec_id: str) -> dict[str, AgentRewards]:
-    """Each agent that has trajectories of the spec, by name: mean rewards over them."""
-    return agent_rewards(score_spec(db, spec_id))
+def score_agents(
+    db: Database, spec_id: str, *, stage: str | None = None, run_id: str | None = None
+) -> dict[str, AgentRewards]:
+    """Each agent that has trajectories of the spec (of the stage and run, when given), by
+    name: mean rewards over them."""
+    return agent_rewards(score_spec(db, spec_id, stage=stage, run_id=run_id))

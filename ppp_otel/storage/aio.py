@@ -127,11 +127,13 @@ class AsyncTrajectoryStore:
         spec_id: str | None = None,
         agent_name: str | None = None,
         run_id: str | None = None,
+        stage: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[TrajectorySummary]:
         sql, params = list_query(
-            spec_id=spec_id, agent_name=agent_name, run_id=run_id, limit=limit, offset=offset
+            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit,
+            offset=offset,
         )
         return [summary_from_row(row) for row in await self._all(sql, params)]
 

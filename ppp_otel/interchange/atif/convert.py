@@ -64,7 +64,7 @@ def convert(
     out = Converted()
     _convert_trajectory(
         data, origin, out, identity=identity, parent=None, parent_spec=None, parent_run=None,
-        spec_override=spec_id, agent_override=agent_name, fallback_spec=fallback_spec,
+        parent_stage=None, spec_override=spec_id, agent_override=agent_name, fallback_spec=fallback_spec,
     )
     return out
 
@@ -106,6 +106,7 @@ def _convert_trajectory(
     parent: TrajectoryKey | None,
     parent_spec: str | None,
     parent_run: str | None,
+    parent_stage: str | None,
     spec_override: str | None,
     agent_override: str | None,
     fallback_spec: str,
@@ -126,6 +127,10 @@ def _convert_trajectory(
     )
     name = agent_override or _str(ppp, "agent_name") or _str(agent, "name") or "unknown"
     run_id = ppp["run_id"] if "run_id" in ppp else (_str(doc, "session_id") or parent_run)
+    # A subagent works in its parent's stage unless it says otherwise.
+    stage = ppp["stage"] if "stage" in ppp else parent_stage
+    if stage is not None and (not isinstance(stage, str) or not stage.strip()):
+        raise AtifError(f"{origin}: extra.ppp.stage must be a non-empty string")
     stamps = [s.get("timestamp") for s in steps if isinstance(s.get("timestamp"), str)]
     started = ppp["created_at"] if "created_at" in ppp else (stamps[0] if stamps else None)
     ended = ppp["ended_at"] if "ended_at" in ppp else (stamps[-1] if stamps else started)
@@ -139,7 +144,7 @@ def _convert_trajectory(
     def trajectory(ended_at: str | None) -> TrajectoryRecord:
         return TrajectoryRecord(
             trace_id=trace_id, span_id=span_id, spec_id=spec, agent_name=name, run_id=run_id,
-            preferences=tuple(preferences), technical_score=technical,
+            stage=stage, preferences=tuple(preferences), technical_score=technical,
             started_at=started, ended_at=ended_at, parent=parent,
         )
 
@@ -158,6 +163,7 @@ def _convert_trajectory(
         _convert_trajectory(
             sub, f"{origin}: subagent_trajectories[{index}]", out,
             identity=f"{identity}/{sub_id}", parent=key, parent_spec=spec, parent_run=run_id,
+            parent_stage=stage,
             spec_override=spec_override, agent_override=None, fallback_spec=fallback_spec,
         )
     out.records.append(trajectory(ended))

@@ -33,11 +33,14 @@ def export_atif(
     *,
     spec_id: str | None = None,
     trajectory_id: int | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> list[Path]:
     """Write ``<spec>__<agent>__<span id>.trajectory.json`` files; the paths written.
 
     ``trajectory_id`` exports that one trajectory (with its subagents);
-    otherwise every top-level trajectory, or those of ``spec_id``.
+    otherwise every top-level trajectory, or those of ``spec_id``, ``stage``
+    and ``run_id`` (each when given).
     """
     out = Path(out_dir)
     with TrajectoryStore(db_path) as store:
@@ -47,7 +50,7 @@ def export_atif(
                 raise ValueError(f"no trajectory with id {trajectory_id} in {db_path}")
             chosen = [trajectory_id]
         else:
-            selected = {t.id for t in store.list_trajectories(spec_id=spec_id)}
+            selected = {t.id for t in store.list_trajectories(spec_id=spec_id, stage=stage, run_id=run_id)}
             # A subagent travels inside its parent's document, unless its parent was left out.
             chosen = [i for i in sorted(selected) if parents.get(i) not in selected]
         out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +159,7 @@ def _trajectory_ppp(trajectory: Trajectory) -> dict[str, Any]:
         "spec_id": trajectory.spec_id,
         "agent_name": trajectory.agent_name,
         "run_id": trajectory.run_id,
+        "stage": trajectory.stage,
         "technical_score": trajectory.technical_score,
         "preferences": list(trajectory.preferences),
         "question_count": trajectory.question_count,

@@ -169,6 +169,19 @@ def _v4_consensus_history(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5_stages(conn: sqlite3.Connection) -> None:
+    """A trajectory's stage of its spec, and the stage and run a consensus judged."""
+    _add_column(conn, "trajectories", "stage", "TEXT")
+    # Consensus judges one (spec, stage, run): spec first, as every filter has it.
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS idx_trajectories_spec_run_stage ON trajectories(spec_id, run_id, stage)"
+    )
+    _add_column(conn, "consensus_runs", "stage", "TEXT")
+    _add_column(conn, "consensus_runs", "run_id", "TEXT")
+    # JSON {"stages": [...], "runs": [...]}: what the judged trajectories covered.
+    _add_column(conn, "consensus_runs", "scope", "TEXT")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Position i holds the migration that takes a database to version i + 1.
@@ -177,6 +190,7 @@ MIGRATIONS: list[Migration] = [
     _v2_questions_violations_and_span_ids,
     _v3_recorder_stats,
     _v4_consensus_history,
+    _v5_stages,
 ]
 
 

@@ -88,6 +88,7 @@ class TrajectorySummary:
     # The trajectory span's ids, for pointing Phoenix annotations at it.
     trace_id: str | None
     span_id: str | None
+    stage: str | None = None  # the spec's stage (plan, implement, ...), when recorded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +111,7 @@ SELECT t.id, t.spec_id, t.agent_name, t.run_id, t.created_at, t.ended_at,
           JOIN trajectory_turns tt ON q.turn_id = tt.id WHERE tt.trajectory_id = t.id),
        (SELECT count(*) FROM trajectory_violations v
           JOIN trajectory_turns tt ON v.turn_id = tt.id WHERE tt.trajectory_id = t.id),
-       t.technical_score, t.preferences, t.trace_id, t.span_id
+       t.technical_score, t.preferences, t.trace_id, t.span_id, t.stage
 FROM trajectories t
 """
 
@@ -150,6 +151,7 @@ def list_query(
     spec_id: str | None = None,
     agent_name: str | None = None,
     run_id: str | None = None,
+    stage: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> tuple[str, list[Any]]:
@@ -159,7 +161,8 @@ def list_query(
     would keep SQLite from using the (spec_id, agent_name) and run_id indexes.
     """
     clauses, params = [], []
-    for column, value in (("spec_id", spec_id), ("agent_name", agent_name), ("run_id", run_id)):
+    for column, value in (("spec_id", spec_id), ("agent_name", agent_name), ("run_id", run_id),
+                          ("stage", stage)):
         if value is not None:
             clauses.append(f"t.{column} = ?")
             params.append(value)
@@ -203,7 +206,7 @@ def summary_from_row(row: Sequence[Any]) -> TrajectorySummary:
         id=row[0], spec_id=row[1], agent_name=row[2], run_id=row[3], created_at=row[4],
         ended_at=row[5], turn_count=row[6], question_count=row[7], violation_count=row[8],
         technical_score=row[9], preferences=parse_preferences(row[10]),
-        trace_id=row[11], span_id=row[12],
+        trace_id=row[11], span_id=row[12], stage=row[13],
     )
 
 
@@ -293,11 +296,13 @@ class TrajectoryStore:
         spec_id: str | None = None,
         agent_name: str | None = None,
         run_id: str | None = None,
+        stage: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[TrajectorySummary]:
         sql, params = list_query(
-            spec_id=spec_id, agent_name=agent_name, run_id=run_id, limit=limit, offset=offset
+            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit,
+            offset=offset,
         )
         return [summary_from_row(row) for row in self.conn.execute(sql, params)]
 
