@@ -32,6 +32,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from .paper_rewards import check_profile
 from .scoring import AgentRewards, Database, TrajectoryScore, agent_rewards, open_database, score_spec
 
 __all__ = [
@@ -112,6 +113,7 @@ class ConsensusResult:
     created_at: str | None = None
     trace_id: str | None = None  # of the ppp.consensus span, once emitted
     span_id: str | None = None
+    rewards: str = "spec"  # the reward profile r_proact and r_pers come from
 
     def agent(self, name: str) -> AgentScore:
         for score in self.agents:
@@ -125,6 +127,7 @@ class ConsensusResult:
             "best_agent": self.best_agent,
             "confidence": self.confidence,
             "weights": self.weights.to_dict(),
+            "rewards": self.rewards,
             "agents": [a.to_dict() for a in self.agents],
             "consensus_id": self.consensus_id,
             "created_at": self.created_at,
@@ -271,7 +274,9 @@ def judge(
         score.rank = rank
     judged = [t for name in wanted if name in rewards for t in rewards[name].trajectories]
     best = scores[0]
-    return ConsensusResult(spec_id, best.agent_name, best.final, w, scores, trajectories=judged)
+    profile = next((r.rewards for r in rewards.values()), "spec")
+    return ConsensusResult(spec_id, best.agent_name, best.final, w, scores, trajectories=judged,
+                           rewards=profile)
 
 
 def consensus(
@@ -283,31 +288,45 @@ def consensus(
     agents: Iterable[str] | None = None,
     store: bool = True,
     config: Any = None,
+    rewards: str | None = None,
 ) -> ConsensusResult:
     """Judge the agents of a spec from the database and (unless ``store=False``) record the run.
+
+    ``rewards`` is the reward profile (``spec`` or ``paper``); left out, it is
+    ``[ppp.scoring] rewards`` of ``config``, else ``spec``.
 
     With recording turned off (``[ppp] enabled = false`` in ``config``) and no
     database ever written, every agent is judged on its technical score alone,
     as the rollback plan of the spec asks.
     """
+    profile = check_profile(rewards or rewards_profile(config))
     if (
         config is not None and getattr(config, "enabled", True) is False
         and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
     ):
-        return judge(spec_id, {}, technical, weights, agents=agents, config=config)
+        result = judge(spec_id, {}, technical, weights, agents=agents, config=config)
+        result.rewards = profile
+        return result
     with open_database(db) as conn:
-        result = judge(spec_id, agent_rewards(score_spec(conn, spec_id)), technical, weights,
-                       agents=agents, config=config)
+        result = judge(spec_id, agent_rewards(score_spec(conn, spec_id, rewards=profile)), technical,
+                       weights, agents=agents, config=config)
+        result.rewards = profile
         if store:
             store_consensus(conn, result)
     return result
 
 
+def rewards_profile(config: Any = None) -> str:
+    """The reward profile ``config`` names (``[ppp.scoring] rewards``), else ``spec``."""
+    scoring = getattr(config, "scoring", None)
+    return getattr(scoring, "rewards", None) or "spec"
+
+
 # --- history ------------------------------------------------------------------------
 
 _INSERT_RUN = """
-INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction)
-VALUES (?, ?, ?, ?, ?)
+INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction, rewards)
+VALUES (?, ?, ?, ?, ?, ?)
 """
 _INSERT_AGENT = """
 INSERT INTO consensus_agents (consensus_id, rank, agent_name, technical, technical_source,
@@ -316,7 +335,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _HISTORY = """
 SELECT r.id, r.spec_id, r.best_agent, r.confidence, r.w_technical, r.w_interaction,
-       r.created_at, r.trace_id, r.span_id,
+       r.created_at, r.trace_id, r.span_id, coalesce(r.rewards, 'spec'),
        a.agent_name, a.technical, a.r_proact, a.r_pers, a.final, a.trajectory_ids,
        a.technical_only, a.technical_source, a.rank
 FROM (SELECT * FROM consensus_runs WHERE spec_id = ? ORDER BY id DESC LIMIT ?) r
@@ -346,7 +365,7 @@ def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
         # One row at a time, so lastrowid says which it was.
         run_id = conn.execute(
             _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
-                          result.weights.technical, result.weights.interaction),
+                          result.weights.technical, result.weights.interaction, result.rewards),
         ).lastrowid
         created_at = conn.execute(
             "SELECT created_at FROM consensus_runs WHERE id = ?", (run_id,)).fetchone()[0]
@@ -374,13 +393,13 @@ def consensus_history(db: Database, spec_id: str, *, limit: int | None = None) -
     runs: dict[int, ConsensusResult] = {}
     with open_database(db) as conn:
         rows = conn.execute(_HISTORY, (spec_id, -1 if limit is None else limit)).fetchall()
-    for (run_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
+    for (run_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id, profile,
          agent, tech, r_proact, r_pers, final, trajectory_ids, technical_only, source, rank) in rows:
         run = runs.get(run_id)
         if run is None:
             run = runs[run_id] = ConsensusResult(
                 spec, best, confidence, Weights(w_t, w_i), [], consensus_id=run_id,
-                created_at=created_at, trace_id=trace_id, span_id=span_id,
+                created_at=created_at, trace_id=trace_id, span_id=span_id, rewards=profile,
             )
         run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, json.loads(trajectory_ids),
                                      bool(technical_only), source, rank))

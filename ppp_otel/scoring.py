@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterator, Mapping, Sequence
 
 from . import schema
 from .conventions import EFFORT_LEVELS, SEVERITIES
+from .paper_rewards import check_profile, paper_rewards_by_trajectory
 
 __all__ = [
     "AgentRewards",
@@ -76,6 +77,7 @@ class TrajectoryScore:
     technical_score: float | None = None
     trace_id: str | None = None  # hex, of the trajectory span: for links and annotations
     span_id: str | None = None
+    rewards: str = "spec"  # the reward profile r_proact and r_pers were computed by
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +95,7 @@ class AgentRewards:
     questions: dict[str, int]
     violations: dict[str, int]
     trajectories: list[TrajectoryScore] = field(default_factory=list)
+    rewards: str = "spec"
 
     @property
     def trajectory_ids(self) -> list[int]:
@@ -149,27 +152,60 @@ ORDER BY j.id
 
 #: One statement per way of choosing trajectories; only the WHERE differs, so
 #: each filter can use its own index ((spec_id, agent_name), or the primary key).
-SQL_SCORE_TRAJECTORY = _SCORE_SQL.format(where="id = ?")
-SQL_SCORE_SPEC = _SCORE_SQL.format(where="spec_id = ?")
-SQL_SCORE_SPEC_AGENT = _SCORE_SQL.format(where="spec_id = ? AND agent_name = ?")
-SQL_SCORE_ALL = _SCORE_SQL.format(where="1")
+WHERE_TRAJECTORY = "id = ?"
+WHERE_SPEC = "spec_id = ?"
+WHERE_SPEC_AGENT = "spec_id = ? AND agent_name = ?"
+WHERE_ALL = "1"
+SQL_SCORE_TRAJECTORY = _SCORE_SQL.format(where=WHERE_TRAJECTORY)
+SQL_SCORE_SPEC = _SCORE_SQL.format(where=WHERE_SPEC)
+SQL_SCORE_SPEC_AGENT = _SCORE_SQL.format(where=WHERE_SPEC_AGENT)
+SQL_SCORE_ALL = _SCORE_SQL.format(where=WHERE_ALL)
+_SQL_BY_WHERE = {
+    WHERE_TRAJECTORY: SQL_SCORE_TRAJECTORY,
+    WHERE_SPEC: SQL_SCORE_SPEC,
+    WHERE_SPEC_AGENT: SQL_SCORE_SPEC_AGENT,
+    WHERE_ALL: SQL_SCORE_ALL,
+}
+
+
+def score_filter(
+    *, trajectory_id: int | None = None, spec_id: str | None = None, agent_name: str | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause and parameters choosing trajectories by id, spec, spec+agent, or all."""
+    if trajectory_id is not None:
+        if spec_id is not None or agent_name is not None:
+            raise ValueError("give a trajectory id or a spec (and agent), not both")
+        return WHERE_TRAJECTORY, (trajectory_id,)
+    if agent_name is not None:
+        if spec_id is None:
+            raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
+        return WHERE_SPEC_AGENT, (spec_id, agent_name)
+    if spec_id is not None:
+        return WHERE_SPEC, (spec_id,)
+    return WHERE_ALL, ()
 
 
 def score_query(
     *, trajectory_id: int | None = None, spec_id: str | None = None, agent_name: str | None = None
 ) -> tuple[str, tuple[Any, ...]]:
     """The statement and parameters choosing trajectories by id, spec, spec+agent, or all."""
-    if trajectory_id is not None:
-        if spec_id is not None or agent_name is not None:
-            raise ValueError("give a trajectory id or a spec (and agent), not both")
-        return SQL_SCORE_TRAJECTORY, (trajectory_id,)
-    if agent_name is not None:
-        if spec_id is None:
-            raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
-        return SQL_SCORE_SPEC_AGENT, (spec_id, agent_name)
-    if spec_id is not None:
-        return SQL_SCORE_SPEC, (spec_id,)
-    return SQL_SCORE_ALL, ()
+    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
+    return _SQL_BY_WHERE[where], params
+
+
+def score_sql(where: str) -> str:
+    """The scoring statement for a WHERE clause of :func:`score_filter`."""
+    return _SQL_BY_WHERE[where]
+
+
+def with_profile(scores: list[TrajectoryScore], rewards: str, paper: Mapping[int, tuple[float, float]] | None):
+    """The scores under a reward profile: the counts stay, the rewards are the profile's."""
+    if rewards == "spec":
+        return scores
+    return [
+        replace(s, r_proact=paper[s.trajectory_id][0], r_pers=paper[s.trajectory_id][1], rewards=rewards)
+        for s in scores
+    ]
 
 
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
@@ -208,6 +244,7 @@ def agent_rewards(scores: Sequence[TrajectoryScore]) -> dict[str, AgentRewards]:
             questions={k: sum(s.questions[k] for s in mine) for k in EFFORT_LEVELS},
             violations={k: sum(s.violations[k] for s in mine) for k in SEVERITIES},
             trajectories=mine,
+            rewards=mine[0].rewards,
         )
     return result
 
@@ -236,24 +273,32 @@ def score_trajectories(
     spec_id: str | None = None,
     agent_name: str | None = None,
     trajectory_id: int | None = None,
+    rewards: str = "spec",
 ) -> list[TrajectoryScore]:
-    """Scores of the chosen trajectories (all of them when no filter is given), by id."""
-    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
+    """Scores of the chosen trajectories (all of them when no filter is given), by id.
+
+    ``rewards`` is the reward profile: ``spec`` (the default) or ``paper``
+    (:mod:`ppp_otel.paper_rewards`).
+    """
+    check_profile(rewards)
+    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
     with open_database(db) as conn:
-        return [score_from_row(row) for row in conn.execute(sql, params)]
+        scores = [score_from_row(row) for row in conn.execute(score_sql(where), params)]
+        paper = paper_rewards_by_trajectory(conn, where, params) if rewards == "paper" else None
+    return with_profile(scores, rewards, paper)
 
 
-def score_trajectory(db: Database, trajectory_id: int) -> TrajectoryScore | None:
+def score_trajectory(db: Database, trajectory_id: int, *, rewards: str = "spec") -> TrajectoryScore | None:
     """One trajectory's score; None when there is no trajectory with that id."""
-    found = score_trajectories(db, trajectory_id=trajectory_id)
+    found = score_trajectories(db, trajectory_id=trajectory_id, rewards=rewards)
     return found[0] if found else None
 
 
-def score_spec(db: Database, spec_id: str) -> list[TrajectoryScore]:
+def score_spec(db: Database, spec_id: str, *, rewards: str = "spec") -> list[TrajectoryScore]:
     """Every trajectory of a spec, by id."""
-    return score_trajectories(db, spec_id=spec_id)
+    return score_trajectories(db, spec_id=spec_id, rewards=rewards)
 
 
-def score_agents(db: Database, spec_id: str) -> dict[str, AgentRewards]:
+def score_agents(db: Database, spec_id: str, *, rewards: str = "spec") -> dict[str, AgentRewards]:
     """Each agent that has trajectories of the spec, by name: mean rewards over them."""
-    return agent_rewards(score_spec(db, spec_id))
+    return agent_rewards(score_spec(db, spec_id, rewards=rewards))

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..atif import export_atif, import_paths
 from ._output import print_json, progress
+from .scoring import add_rewards_argument, rewards_of
 
 EXIT_PARTIAL = 1
 
@@ -37,6 +38,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory (and its subagents)")
+    add_rewards_argument(p)
     p.set_defaults(func=run_export)
 
 
@@ -74,7 +76,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory)
+    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory,
+                        rewards=rewards_of(args))
     if args.json:
         print_json({"out": args.out, "files": [str(p) for p in paths]})
     else:

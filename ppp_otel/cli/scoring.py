@@ -21,16 +21,35 @@ from ..consensus import (
     load_technical_file,
     parse_technical,
     parse_weights,
+    rewards_profile,
 )
+from ..paper_rewards import PROFILES
 from ..schema import connect
 from ..scoring import score_trajectories
 from ._output import PROG, fail, print_json, print_table
+
+
+def add_rewards_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rewards", choices=PROFILES, default=None,
+        help="reward profile: spec (SPEC-PPP-004) or paper (the PPP paper's reward functions); "
+        "default: the config's [ppp.scoring] rewards, else spec",
+    )
+
+
+def rewards_of(args: argparse.Namespace) -> str:
+    if args.rewards:
+        return args.rewards
+    from ..config import load_config
+
+    return rewards_profile(load_config())
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "score", parents=[common], help="R_Proact and R_Pers of trajectories"
     )
+    add_rewards_argument(p)
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--agent", metavar="A", help="only this agent (with --spec)")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory")
@@ -70,6 +89,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="seconds to wait for Phoenix to have the trajectory spans (default 10)",
     )
     p.add_argument("--no-store", action="store_true", help="do not record the run in the history")
+    add_rewards_argument(p)
     p.set_defaults(func=run_consensus)
 
     p = subparsers.add_parser(
@@ -86,7 +106,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 def score(args: argparse.Namespace) -> int:
     scores = score_trajectories(
-        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory
+        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
+        rewards=rewards_of(args),
     )
     if args.trajectory is not None and not scores:
         return fail(f"no trajectory with id {args.trajectory} in {args.db}")
@@ -123,7 +144,8 @@ def _note(agent) -> str:
 def _print_result(result: ConsensusResult) -> None:
     w = result.weights
     print(f"spec {result.spec_id}: best agent {result.best_agent}, confidence "
-          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g})")
+          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
+          f"{result.rewards} rewards)")
     print_table(
         [(a.rank, a.agent_name, a.technical, a.r_proact, a.r_pers, a.final,
           len(a.trajectory_ids), _note(a)) for a in result.agents],
@@ -168,8 +190,10 @@ def run_consensus(args: argparse.Namespace) -> int:
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
+    config = load_config()
     result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                       agents=args.agents, store=not args.no_store, config=load_config())
+                       agents=args.agents, store=not args.no_store, config=config,
+                       rewards=args.rewards or rewards_profile(config))
     annotations = _publish(args, result) if args.phoenix else None
     if args.json:
         data = result.to_dict()
