@@ -139,10 +139,16 @@ def trajectory(
     run_id: str | None = None,
     *,
     preferences: Sequence[str] | None = None,
+    user_context: str | None = None,
     session_id: str | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Iterator[Trajectory]:
-    """Open a trajectory span; turns started inside it belong to it."""
+    """Open a trajectory span; turns started inside it belong to it.
+
+    ``user_context`` is what the user knows (the full request, e.g. the issue
+    text): the LLM judge grades a question low when this answers it, as the
+    PPP paper's user simulator does.
+    """
     _nonempty("spec_id", spec_id)
     _nonempty("agent_name", agent_name)
     _check_recordable(tracer_provider)
@@ -157,6 +163,10 @@ def trajectory(
     }
     if run_id is not None:
         attributes[c.RUN_ID] = run_id
+    if user_context is not None:
+        if not isinstance(user_context, str):
+            raise ValueError(f"user_context must be a string, got {type(user_context).__name__}")
+        attributes[c.USER_CONTEXT] = user_context
     if preferences:
         if isinstance(preferences, str) or not all(isinstance(p, str) for p in preferences):
             raise ValueError(f"preferences must be a list of strings, got {preferences!r}")
