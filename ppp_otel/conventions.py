@@ -37,6 +37,7 @@ AGENT_NAME = "ppp.agent_name"
 RUN_ID = "ppp.run_id"
 STAGE = "ppp.stage"  # the spec's stage: plan, tasks, implement, validate, ...
 PREFERENCES = "ppp.preferences"
+USER_CONTEXT = "ppp.user_context"  # what the user knows (the full request), for a judge
 TECHNICAL_SCORE = "ppp.technical_score"
 
 # ppp attributes on the turn span
@@ -62,6 +63,7 @@ CONSENSUS_STAGE = "ppp.consensus.stage"
 CONSENSUS_JUDGED_RUN = "ppp.consensus.run_id"
 CONSENSUS_W_TECHNICAL = "ppp.consensus.weights.technical"
 CONSENSUS_W_INTERACTION = "ppp.consensus.weights.interaction"
+CONSENSUS_REWARDS = "ppp.consensus.rewards"  # the reward profile: spec or paper
 # On each link from a consensus span to a judged trajectory span
 LINK_TRAJECTORY_ID = "ppp.trajectory.id"
 # Phoenix span annotations written on each judged trajectory span

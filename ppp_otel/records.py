@@ -65,6 +65,7 @@ class TrajectoryRecord:
     started_at: str | None = None
     ended_at: str | None = None
     parent: TrajectoryKey | None = None
+    user_context: str | None = None  # what the user knows, for a judge
 
     @property
     def key(self) -> TrajectoryKey:
@@ -264,6 +265,7 @@ def trajectory_record(
         technical_score=_float(attrs, c.TECHNICAL_SCORE),
         started_at=iso_from_ns(start_ns),
         ended_at=iso_from_ns(end_ns),
+        user_context=_cut(_text(attrs, c.USER_CONTEXT))[0],
     )
 
 

@@ -87,6 +87,7 @@ def test_a_score_counts_questions_by_effort_and_violations_by_severity(conn):
         "violations": {"minor": 0, "major": 1, "critical": 0},
         "technical_score": 0.8, "trace_id": score.trace_id, "span_id": score.span_id,
         "stage": None, "created_at": score.created_at,
+        "rewards": "spec",
     }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.analysis.questions import classify_effort
+from ppp_otel.analysis.questions import RULES_VERSION, classify_effort
 
 __all__ = [
     "FALLBACK_REASONS",
@@ -43,22 +43,42 @@ MALFORMED_RESPONSE = "malformed_response"
 NONSENSE_ANSWER = "nonsense_answer"
 FALLBACK_REASONS = (HTTP_ERROR, TIMEOUT, CONNECTION_ERROR, MALFORMED_RESPONSE, NONSENSE_ANSWER)
 
+# The PPP paper's effort levels (Section 4.3), worded as its user simulator is
+# told to grade its own answer (UserVille's cost tags: "used only the full
+# request" / "refused, said I don't know, or gave a general answer" / "used
+# information beyond the request: the file or function to edit, the source
+# document").
 SYSTEM_PROMPT = """\
-You grade how much effort a question from an AI assistant asks of its user.
-Answer with exactly one word: low, medium or high.
+You play the role of a human user answering an AI agent's question, and you \
+grade how much effort answering it takes you. Answer with exactly one word: \
+low, medium or high.
 
-low: the user can answer at once from what they already know or said: a choice \
-between options given, a preference, a yes/no confirmation of what the \
-assistant proposes ("Which do you prefer?", "Would you like me to add tests?", \
-"Should I push the fix?", "Tabs or spaces?").
-medium: a fact the user has but has not said yet ("Which version are you \
-running in production?", "What is the exact error message?").
-high: the user has to go and find something out, investigate, measure, decide \
-a design or do work ("Could you dig through the git history to find when this \
-broke?", "Can you run the benchmark on your hardware and send me the numbers?", \
-"How should we structure the permission model?").
+low: you can answer at once from what you already know: your own request \
+(what you want, a choice, a preference), what you did or saw, your own setup \
+("Which shell were you in when it failed?", "Keep the current names or \
+rename them?", "Which Python version are you on?", "Should I push the fix?").
+medium: you cannot really answer: you would say "I don't know" or give a \
+general answer. Speculation, opinions on what you have not examined, vague or \
+open questions, the agent's own job ("Do you have a feeling for why it \
+broke?", "How would you design this module?", "Any other details?").
+high: you would have to go and do work to answer: investigate the code, find \
+where in the code something is, find a file or a document, run or measure \
+something, look up documentation, ask someone else ("Where in the code is \
+the retry set?", "Could you grep the server logs for this request id?", \
+"Which page of the website mentions the ceremony?").
+
+When you are told what you know (your full request), a question answered by \
+it is low, one it does not answer and you could only guess at is medium, and \
+one that needs information you would have to go and find is high.
 
 Answer with the one word only."""
+
+
+def user_message(question: str, context: str | None = None) -> str:
+    """The question as the judge is shown it, after what the user knows when that is given."""
+    if not context:
+        return question
+    return f"What you know (your full request):\n{context}\n\nThe agent asks: {question}"
 
 
 class _AnswerError(Exception):
@@ -108,12 +128,17 @@ def parse_effort(answer: str) -> str | None:
 
 
 class HeuristicEffortClassifier:
-    """The rule-based grading, behind the same interface as the LLM one."""
+    """The rule-based grading, behind the same interface as the LLM one.
 
-    def classify(self, question: str) -> str:
+    The rules read the question alone; what the user knows is not used.
+    """
+
+    judge = f"rules/{RULES_VERSION}"
+
+    def classify(self, question: str, context: str | None = None) -> str:
         return classify_effort(question)
 
-    def classify_many(self, questions: Iterable[str]) -> list[str]:
+    def classify_many(self, questions: Iterable[str], contexts: Iterable[str | None] | None = None) -> list[str]:
         return [classify_effort(question) for question in questions]
 
     @property
@@ -147,6 +172,7 @@ class LLMEffortClassifier:
             raise ValueError(f"cache_size must not be negative; got {cache_size!r}")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
+        self.judge = f"llm/{model}"
         self.timeout_s = float(timeout_s)
         self.max_concurrency = int(max_concurrency)
         self._api_key = api_key
@@ -171,38 +197,48 @@ class LLMEffortClassifier:
         with self._lock:
             return {"calls": self._calls, "cache_hits": self._cache_hits, "fallbacks": dict(self._fallbacks)}
 
-    def classify(self, question: str) -> str:
+    def classify(self, question: str, context: str | None = None) -> str:
+        """The question's level; ``context`` is what the user knows (their full request)."""
         if not isinstance(question, str):
             raise TypeError(f"question must be a str; got {type(question).__name__}")
-        cached = self._cache.get(question)
+        if context is not None and not isinstance(context, str):
+            raise TypeError(f"context must be a str or None; got {type(context).__name__}")
+        message = user_message(question, context)
+        cached = self._cache.get(message)
         if cached is not None:
             with self._lock:
                 self._cache_hits += 1
             return cached
         try:
-            effort = self._ask(question)
+            effort = self._ask(message)
         except _AnswerError as error:
             return self._fall_back(question, error.reason, str(error))
-        self._cache.put(question, effort)
+        self._cache.put(message, effort)
         return effort
 
-    def classify_many(self, questions: Iterable[str]) -> list[str]:
-        """Each question's level, in order; at most max_concurrency requests at once."""
+    def classify_many(self, questions: Iterable[str], contexts: Iterable[str | None] | None = None) -> list[str]:
+        """Each question's level, in order; at most max_concurrency requests at once.
+
+        ``contexts``, when given, holds what the user knows for each question.
+        """
         questions = list(questions)
         for question in questions:
             if not isinstance(question, str):
                 raise TypeError(f"questions must be str; got {type(question).__name__}")
-        # A question asked twice in one batch is sent once.
-        unique = list(dict.fromkeys(questions))
+        contexts = list(contexts) if contexts is not None else [None] * len(questions)
+        if len(contexts) != len(questions):
+            raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
+        # A question asked twice in one batch (with the same context) is sent once.
+        unique = list(dict.fromkeys(zip(questions, contexts)))
         if len(unique) <= 1:
-            efforts = [self.classify(question) for question in unique]
+            efforts = [self.classify(q, ctx) for q, ctx in unique]
         else:
             with ThreadPoolExecutor(
                 max_workers=min(self.max_concurrency, len(unique)), thread_name_prefix="ppp-effort"
             ) as pool:
-                efforts = list(pool.map(self.classify, unique))
-        by_question = dict(zip(unique, efforts))
-        return [by_question[question] for question in questions]
+                efforts = list(pool.map(lambda pair: self.classify(*pair), unique))
+        by_pair = dict(zip(unique, efforts))
+        return [by_pair[pair] for pair in zip(questions, contexts)]
 
     # -- the endpoint ----------------------------------------------------------
 

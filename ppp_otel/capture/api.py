@@ -142,6 +142,7 @@ def trajectory(
     *,
     preferences: Sequence[str] | None = None,
     stage: str | None = None,
+    user_context: str | None = None,
     session_id: str | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Iterator[Trajectory]:
@@ -149,6 +150,9 @@ def trajectory(
 
     ``stage`` names the spec's stage this trajectory works on (plan, tasks,
     implement, ...), so that consensus can judge the agents of one stage.
+    ``user_context`` is what the user knows (the full request, e.g. the issue
+    text): the LLM judge grades a question low when this answers it, as the
+    PPP paper's user simulator does.
     """
     _nonempty("spec_id", spec_id)
     _nonempty("agent_name", agent_name)
@@ -168,6 +172,10 @@ def trajectory(
         attributes[c.RUN_ID] = run_id
     if stage is not None:
         attributes[c.STAGE] = stage
+    if user_context is not None:
+        if not isinstance(user_context, str):
+            raise ValueError(f"user_context must be a string, got {type(user_context).__name__}")
+        attributes[c.USER_CONTEXT] = user_context
     if preferences:
         if isinstance(preferences, str) or not all(isinstance(p, str) for p in preferences):
             raise ValueError(f"preferences must be a list of strings, got {preferences!r}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from ppp_otel.interchange.atif import export_atif, import_paths
 from ppp_otel.cli._output import print_json, progress
+from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
 EXIT_PARTIAL = 1
 
@@ -39,6 +40,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory (and its subagents)")
     p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
     p.add_argument("--run", metavar="R", help="only this run id")
+    add_rewards_argument(p)
     p.set_defaults(func=run_export)
 
 
@@ -77,7 +79,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory,
-                        stage=args.stage, run_id=args.run)
+                        stage=args.stage, run_id=args.run, rewards=rewards_of(args))
     if args.json:
         print_json({"out": args.out, "files": [str(p) for p in paths]})
     else:

@@ -23,16 +23,35 @@ from ppp_otel.scoring.consensus import (
     load_technical_file,
     parse_technical,
     parse_weights,
+    rewards_profile,
 )
+from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.storage.sqlite.migrations import connect
 from ppp_otel.scoring.rewards import score_trajectories
 from ppp_otel.cli._output import PROG, fail, print_json, print_table
+
+
+def add_rewards_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rewards", choices=PROFILES, default=None,
+        help="reward profile: spec (SPEC-PPP-004) or paper (the PPP paper's reward functions); "
+        "default: the config's [ppp.scoring] rewards, else spec",
+    )
+
+
+def rewards_of(args: argparse.Namespace) -> str:
+    if args.rewards:
+        return args.rewards
+    from ppp_otel.config.settings import load_config
+
+    return rewards_profile(load_config())
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "score", parents=[common], help="R_Proact and R_Pers of trajectories"
     )
+    add_rewards_argument(p)
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--agent", metavar="A", help="only this agent (with --spec)")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory")
@@ -74,6 +93,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-store", action="store_true", help="do not record the run in the history")
     _add_stage_and_run(p, "judge only the trajectories of this")
+    add_rewards_argument(p)
     p.set_defaults(func=run_consensus)
 
     p = subparsers.add_parser(
@@ -98,6 +118,7 @@ def score(args: argparse.Namespace) -> int:
     scores = score_trajectories(
         args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
         stage=args.stage, run_id=args.run,
+        rewards=rewards_of(args),
     )
     if args.trajectory is not None and not scores:
         return fail(f"no trajectory with id {args.trajectory} in {args.db}")
@@ -137,7 +158,8 @@ def _note(agent) -> str:
 def _print_result(result: ConsensusResult) -> None:
     w = result.weights
     print(f"{result.scope}: best agent {result.best_agent}, confidence "
-          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g})")
+          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
+          f"{result.rewards} rewards)")
     print_table(
         [(a.rank, a.agent_name, a.technical, a.r_proact, a.r_pers, a.final,
           len(a.trajectory_ids), _note(a)) for a in result.agents],
@@ -182,12 +204,14 @@ def run_consensus(args: argparse.Namespace) -> int:
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
+    config = load_config()
     with warnings.catch_warnings():
         # Said once below, in the output and the JSON, rather than as a Python warning.
         warnings.simplefilter("ignore", MixedConsensusWarning)
         result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                           agents=args.agents, store=not args.no_store, config=load_config(),
-                           stage=args.stage, run_id=args.run)
+                           agents=args.agents, store=not args.no_store, config=config,
+                           stage=args.stage, run_id=args.run,
+                           rewards=args.rewards or rewards_profile(config))
     annotations = _publish(args, result) if args.phoenix else None
     if args.json:
         data = result.to_dict()

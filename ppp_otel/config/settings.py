@@ -199,6 +199,16 @@ class WeightsConfig:
 
 
 @dataclass(frozen=True)
+class ScoringConfig:
+    """``[ppp.scoring]``: the reward profile (``spec``, the default, or the PPP paper's ``paper``)."""
+
+    rewards: str = _setting("spec", choices=("spec", "paper"))
+
+    def __post_init__(self) -> None:
+        _validate(self, "ppp.scoring")
+
+
+@dataclass(frozen=True)
 class ArchivalConfig:
     """``[ppp.archival]``: retention of old trajectories."""
 
@@ -232,6 +242,7 @@ _SECTIONS: dict[str, type] = {
     "trajectory": TrajectoryConfig,
     "question_classifier": QuestionClassifierConfig,
     "weights": WeightsConfig,
+    "scoring": ScoringConfig,
     "archival": ArchivalConfig,
     "phoenix": PhoenixConfig,
 }
@@ -246,6 +257,7 @@ class Config:
     trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
     question_classifier: QuestionClassifierConfig = field(default_factory=QuestionClassifierConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     archival: ArchivalConfig = field(default_factory=ArchivalConfig)
     phoenix: PhoenixConfig = field(default_factory=PhoenixConfig)
     # The file that was read, if any; informational, not part of equality.

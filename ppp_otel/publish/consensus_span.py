@@ -37,6 +37,7 @@ def consensus_attributes(result: ConsensusResult) -> dict[str, object]:
         c.CONSENSUS_CONFIDENCE: result.confidence,
         c.CONSENSUS_W_TECHNICAL: result.weights.technical,
         c.CONSENSUS_W_INTERACTION: result.weights.interaction,
+        c.CONSENSUS_REWARDS: result.rewards,
         c.INPUT_VALUE: result.spec_id,
         c.OUTPUT_VALUE: json.dumps(result.to_dict()),
         c.OUTPUT_MIME_TYPE: "application/json",

@@ -79,9 +79,9 @@ def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> 
         f"{'-' if agent.technical is None else format(agent.technical, '.4g')} + {w.interaction:g} "
         f"* (r_proact {agent.r_proact:.4g} + r_pers {agent.r_pers:.4g}), means over "
         f"{len(agent.trajectory_ids)} trajectories; rank {agent.rank} of {len(result.agents)}, "
-        f"best agent {result.best_agent}"
+        f"best agent {result.best_agent}; {result.rewards} rewards"
     )
-    metadata = {"spec_id": result.spec_id, "agent_name": agent.agent_name,
+    metadata = {"spec_id": result.spec_id, "agent_name": agent.agent_name, "rewards": result.rewards,
                 "trajectory_id": trajectory.trajectory_id, "consensus_id": result.consensus_id}
     common = {"span_id": trajectory.span_id, "annotator_kind": ANNOTATOR_KIND,
               "identifier": identifier(result.spec_id), "metadata": metadata}

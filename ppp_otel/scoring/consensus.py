@@ -41,6 +41,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ppp_otel.scoring.paper import check_profile
 from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, open_database, score_spec
 
 __all__ = [
@@ -176,6 +177,7 @@ class ConsensusResult:
         )
         return (f"consensus on spec {self.spec_id} averaged each agent over {' and '.join(mixed)}; "
                 f"give {give} to judge one")
+    rewards: str = "spec"  # the reward profile r_proact and r_pers come from
 
     def agent(self, name: str) -> AgentScore:
         for score in self.agents:
@@ -189,6 +191,7 @@ class ConsensusResult:
             "best_agent": self.best_agent,
             "confidence": self.confidence,
             "weights": self.weights.to_dict(),
+            "rewards": self.rewards,
             "agents": [a.to_dict() for a in self.agents],
             "consensus_id": self.consensus_id,
             "created_at": self.created_at,
@@ -352,10 +355,12 @@ def judge(
         score.rank = rank
     judged = [t for name in wanted if name in rewards for t in rewards[name].trajectories]
     best = scores[0]
+    profile = next((r.rewards for r in rewards.values()), "spec")
     return ConsensusResult(
         spec_id, best.agent_name, best.final, w, scores, trajectories=judged,
         stage=stage, run_id=run_id,
         stages=_covered(t.stage for t in judged), runs=_covered(t.run_id for t in judged),
+        rewards=profile,
     )
 
 
@@ -370,6 +375,7 @@ def consensus(
     config: Any = None,
     stage: str | None = None,
     run_id: str | None = None,
+    rewards: str | None = None,
 ) -> ConsensusResult:
     """Judge the agents of a spec (of one stage and run, when given) from the database
     and (unless ``store=False``) record the run.
@@ -377,20 +383,27 @@ def consensus(
     Judging trajectories of several runs or stages issues a
     :class:`MixedConsensusWarning` (the result's ``warning`` has its text).
 
+    ``rewards`` is the reward profile (``spec`` or ``paper``); left out, it is
+    ``[ppp.scoring] rewards`` of ``config``, else ``spec``.
+
     With recording turned off (``[ppp] enabled = false`` in ``config``) and no
     database ever written, every agent is judged on its technical score alone,
     as the rollback plan of the spec asks.
     """
+    profile = check_profile(rewards or rewards_profile(config))
     if (
         config is not None and getattr(config, "enabled", True) is False
         and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
     ):
-        return judge(spec_id, {}, technical, weights, agents=agents, config=config,
-                     stage=stage, run_id=run_id)
+        result = judge(spec_id, {}, technical, weights, agents=agents, config=config,
+                       stage=stage, run_id=run_id)
+        result.rewards = profile
+        return result
     with open_database(db) as conn:
-        scores = score_spec(conn, spec_id, stage=stage, run_id=run_id)
+        scores = score_spec(conn, spec_id, stage=stage, run_id=run_id, rewards=profile)
         result = judge(spec_id, agent_rewards(scores), technical, weights,
                        agents=agents, config=config, stage=stage, run_id=run_id)
+        result.rewards = profile
         if store:
             store_consensus(conn, result)
     if result.warning:
@@ -420,14 +433,18 @@ def run_spec_consensus_weighted(
         db = default_db_path()
     return consensus(db, spec_id, technical=artifacts, weights=weights, store=store,
                      config=config, stage=stage, run_id=run_id)
+def rewards_profile(config: Any = None) -> str:
+    """The reward profile ``config`` names (``[ppp.scoring] rewards``), else ``spec``."""
+    scoring = getattr(config, "scoring", None)
+    return getattr(scoring, "rewards", None) or "spec"
 
 
 # --- history ------------------------------------------------------------------------
 
 _INSERT_RUN = """
 INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction,
-                            stage, run_id, scope)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            stage, run_id, scope, rewards)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_AGENT = """
 INSERT INTO consensus_agents (consensus_id, rank, agent_name, technical, technical_source,
@@ -436,7 +453,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _HISTORY = """
 SELECT r.id, r.spec_id, r.best_agent, r.confidence, r.w_technical, r.w_interaction,
-       r.created_at, r.trace_id, r.span_id, r.stage, r.run_id, r.scope,
+       r.created_at, r.trace_id, r.span_id, r.stage, r.run_id, r.scope, coalesce(r.rewards, 'spec'),
        a.agent_name, a.technical, a.r_proact, a.r_pers, a.final, a.trajectory_ids,
        a.technical_only, a.technical_source, a.rank
 FROM (SELECT * FROM consensus_runs WHERE {where} ORDER BY id DESC LIMIT ?) r
@@ -468,7 +485,7 @@ def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
         consensus_id = conn.execute(
             _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
                           result.weights.technical, result.weights.interaction,
-                          result.stage, result.run_id, scope),
+                          result.stage, result.run_id, scope, result.rewards),
         ).lastrowid
         created_at = conn.execute(
             "SELECT created_at FROM consensus_runs WHERE id = ?", (consensus_id,)).fetchone()[0]
@@ -521,7 +538,7 @@ def consensus_history(
     with open_database(db) as conn:
         rows = conn.execute(_HISTORY.format(where=" AND ".join(clauses)), params).fetchall()
     for (consensus_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
-         judged_stage, judged_run, scope, agent, tech, r_proact, r_pers, final, trajectory_ids,
+         judged_stage, judged_run, scope, profile, agent, tech, r_proact, r_pers, final, trajectory_ids,
          technical_only, source, rank) in rows:
         run = runs.get(consensus_id)
         if run is None:
@@ -529,7 +546,7 @@ def consensus_history(
             run = runs[consensus_id] = ConsensusResult(
                 spec, best, confidence, Weights(w_t, w_i), [], consensus_id=consensus_id,
                 created_at=created_at, trace_id=trace_id, span_id=span_id,
-                stage=judged_stage, run_id=judged_run, stages=stages, runs=run_ids,
+                stage=judged_stage, run_id=judged_run, stages=stages, runs=run_ids, rewards=profile,
             )
         run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, json.loads(trajectory_ids),
                                      bool(technical_only), source, rank))

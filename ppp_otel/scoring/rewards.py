@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterator, Mapping, Sequence
 
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
+from ppp_otel.scoring.paper import check_profile, paper_rewards_by_trajectory
 
 __all__ = [
     "AgentRewards",
@@ -78,6 +79,7 @@ class TrajectoryScore:
     span_id: str | None = None
     stage: str | None = None
     created_at: str | None = None
+    rewards: str = "spec"  # the reward profile r_proact and r_pers were computed by
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +97,7 @@ class AgentRewards:
     questions: dict[str, int]
     violations: dict[str, int]
     trajectories: list[TrajectoryScore] = field(default_factory=list)
+    rewards: str = "spec"
 
     @property
     def trajectory_ids(self) -> list[int]:
@@ -172,19 +175,47 @@ def score_query(
 ) -> tuple[str, tuple[Any, ...]]:
     """The statement and parameters choosing trajectories by id, or by spec, agent, run and
     stage (any of them; all trajectories when none is given)."""
+    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
+                                 stage=stage, run_id=run_id)
+    return score_sql(where), params
+
+
+def score_filter(
+    *,
+    trajectory_id: int | None = None,
+    spec_id: str | None = None,
+    agent_name: str | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause and parameters of :func:`score_query`, for statements that share it."""
     filters = dict(zip(_FILTER_COLUMNS, (spec_id, agent_name, run_id, stage)))
     given = {column: value for column, value in filters.items() if value is not None}
     if trajectory_id is not None:
         if given:
             raise ValueError("give a trajectory id or a spec (and agent, run, stage), not both")
-        return SQL_SCORE_TRAJECTORY, (trajectory_id,)
+        return "id = ?", (trajectory_id,)
     if agent_name is not None and spec_id is None:
         raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
     if not given:
-        return SQL_SCORE_ALL, ()
+        return "1", ()
     # Only the filters given go into the WHERE clause, so each can use an index.
-    where = " AND ".join(f"{column} = ?" for column in given)
-    return _SCORE_SQL.format(where=where), tuple(given.values())
+    return " AND ".join(f"{column} = ?" for column in given), tuple(given.values())
+
+
+def score_sql(where: str) -> str:
+    """The scoring statement for a WHERE clause of :func:`score_filter`."""
+    return _SCORE_SQL.format(where=where)
+
+
+def with_profile(scores: list[TrajectoryScore], rewards: str, paper: Mapping[int, tuple[float, float]] | None):
+    """The scores under a reward profile: the counts stay, the rewards are the profile's."""
+    if rewards == "spec":
+        return scores
+    return [
+        replace(s, r_proact=paper[s.trajectory_id][0], r_pers=paper[s.trajectory_id][1], rewards=rewards)
+        for s in scores
+    ]
 
 
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
@@ -223,6 +254,7 @@ def agent_rewards(scores: Sequence[TrajectoryScore]) -> dict[str, AgentRewards]:
             questions={k: sum(s.questions[k] for s in mine) for k in EFFORT_LEVELS},
             violations={k: sum(s.violations[k] for s in mine) for k in SEVERITIES},
             trajectories=mine,
+            rewards=mine[0].rewards,
         )
     return result
 
@@ -253,30 +285,40 @@ def score_trajectories(
     trajectory_id: int | None = None,
     stage: str | None = None,
     run_id: str | None = None,
+    rewards: str = "spec",
 ) -> list[TrajectoryScore]:
-    """Scores of the chosen trajectories (all of them when no filter is given), by id."""
-    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
-                              stage=stage, run_id=run_id)
+    """Scores of the chosen trajectories (all of them when no filter is given), by id.
+
+    ``rewards`` is the reward profile: ``spec`` (the default) or ``paper``
+    (:mod:`ppp_otel.scoring.paper`).
+    """
+    check_profile(rewards)
+    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
+                                 stage=stage, run_id=run_id)
     with open_database(db) as conn:
-        return [score_from_row(row) for row in conn.execute(sql, params)]
+        scores = [score_from_row(row) for row in conn.execute(score_sql(where), params)]
+        paper = paper_rewards_by_trajectory(conn, where, params) if rewards == "paper" else None
+    return with_profile(scores, rewards, paper)
 
 
-def score_trajectory(db: Database, trajectory_id: int) -> TrajectoryScore | None:
+def score_trajectory(db: Database, trajectory_id: int, *, rewards: str = "spec") -> TrajectoryScore | None:
     """One trajectory's score; None when there is no trajectory with that id."""
-    found = score_trajectories(db, trajectory_id=trajectory_id)
+    found = score_trajectories(db, trajectory_id=trajectory_id, rewards=rewards)
     return found[0] if found else None
 
 
 def score_spec(
-    db: Database, spec_id: str, *, stage: str | None = None, run_id: str | None = None
+    db: Database, spec_id: str, *, stage: str | None = None, run_id: str | None = None,
+    rewards: str = "spec",
 ) -> list[TrajectoryScore]:
     """Every trajectory of a spec (of one stage and run, when given), by id."""
-    return score_trajectories(db, spec_id=spec_id, stage=stage, run_id=run_id)
+    return score_trajectories(db, spec_id=spec_id, stage=stage, run_id=run_id, rewards=rewards)
 
 
 def score_agents(
-    db: Database, spec_id: str, *, stage: str | None = None, run_id: str | None = None
+    db: Database, spec_id: str, *, stage: str | None = None, run_id: str | None = None,
+    rewards: str = "spec",
 ) -> dict[str, AgentRewards]:
     """Each agent that has trajectories of the spec (of the stage and run, when given), by
     name: mean rewards over them."""
-    return agent_rewards(score_spec(db, spec_id, stage=stage, run_id=run_id))
+    return agent_rewards(score_spec(db, spec_id, stage=stage, run_id=run_id, rewards=rewards))

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ppp_otel.scoring.paper import asks_of, check_profile, paper_personalization, paper_proactivity
 from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
 from ppp_otel.interchange.atif.convert import ATIF, PPP
 from ppp_otel.interchange.atif.document import EXPORT_VERSION, ROOT_FIELDS, STEP_FIELDS
@@ -35,13 +36,18 @@ def export_atif(
     trajectory_id: int | None = None,
     stage: str | None = None,
     run_id: str | None = None,
+    rewards: str = "spec",
 ) -> list[Path]:
     """Write ``<spec>__<agent>__<span id>.trajectory.json`` files; the paths written.
+
+    ``rewards`` is the reward profile of the ``r_proact``/``r_pers`` written
+    under ``extra.ppp`` (``spec`` or ``paper``).
 
     ``trajectory_id`` exports that one trajectory (with its subagents);
     otherwise every top-level trajectory, or those of ``spec_id``, ``stage``
     and ``run_id`` (each when given).
     """
+    check_profile(rewards)
     out = Path(out_dir)
     with TrajectoryStore(db_path) as store:
         parents = dict(store.conn.execute("SELECT id, parent_trajectory_id FROM trajectories"))
@@ -56,7 +62,7 @@ def export_atif(
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for tid in chosen:
-            document = trajectory_document(store, tid)
+            document = trajectory_document(store, tid, rewards=rewards)
             ppp = document["extra"][PPP]
             # Named by the span id, not the row id, so a file keeps its name across databases.
             name = f"{_safe(ppp['spec_id'])}__{_safe(ppp['agent_name'])}__{ppp['span_id'] or tid}"
@@ -66,7 +72,9 @@ def export_atif(
     return written
 
 
-def trajectory_document(store: TrajectoryStore, trajectory_id: int, *, _seen: frozenset = frozenset()) -> dict[str, Any]:
+def trajectory_document(
+    store: TrajectoryStore, trajectory_id: int, *, rewards: str = "spec", _seen: frozenset = frozenset()
+) -> dict[str, Any]:
     """The ATIF-v1.7 document of one stored trajectory, its subagents embedded."""
     trajectory = store.get_trajectory(trajectory_id)
     if trajectory is None:
@@ -76,7 +84,7 @@ def trajectory_document(store: TrajectoryStore, trajectory_id: int, *, _seen: fr
     first = atif_of.get(trajectory.turns[0].number, {}) if trajectory.turns else {}
     meta = dict(first.get("document") or {})
 
-    ppp = _trajectory_ppp(trajectory)
+    ppp = _trajectory_ppp(trajectory, rewards)
     if "schema_version" in meta:
         ppp["source_schema_version"] = meta["schema_version"]
     doc: dict[str, Any] = {"schema_version": EXPORT_VERSION}
@@ -111,7 +119,7 @@ def trajectory_document(store: TrajectoryStore, trajectory_id: int, *, _seen: fr
     if children:
         embedded, ids = [], set()
         for child in children:
-            sub = trajectory_document(store, child, _seen=_seen | {trajectory_id})
+            sub = trajectory_document(store, child, rewards=rewards, _seen=_seen | {trajectory_id})
             # v1.7: an embedded subagent needs a trajectory_id unique among its siblings.
             sub_id = sub.get("trajectory_id") or f"ppp-{sub['extra'][PPP]['span_id'] or child}"
             while sub_id in ids:
@@ -142,20 +150,26 @@ def _turn_extras(conn: sqlite3.Connection, trajectory_id: int) -> dict[int, dict
     return extras
 
 
-def _rewards(trajectory: Trajectory) -> tuple[float, float]:
+def _rewards(trajectory: Trajectory, profile: str = "spec") -> tuple[float, float]:
     from ppp_otel.scoring.rewards import personalization_reward, proactivity_reward
+
+    if profile == "paper":
+        asks, first = asks_of(trajectory.turns)
+        return (paper_proactivity(asks),
+                paper_personalization(trajectory.preferences, asks, first_turn=first))
 
     efforts = Counter(q.effort_level for t in trajectory.turns for q in t.questions)
     severities = Counter(v.severity for t in trajectory.turns for v in t.violations)
     return proactivity_reward(efforts), personalization_reward(severities)
 
 
-def _trajectory_ppp(trajectory: Trajectory) -> dict[str, Any]:
-    r_proact, r_pers = _rewards(trajectory)
+def _trajectory_ppp(trajectory: Trajectory, profile: str = "spec") -> dict[str, Any]:
+    r_proact, r_pers = _rewards(trajectory, profile)
     return {
         "version": PPP_EXTRA_VERSION,
         "r_proact": r_proact,
         "r_pers": r_pers,
+        "rewards": profile,
         "spec_id": trajectory.spec_id,
         "agent_name": trajectory.agent_name,
         "run_id": trajectory.run_id,

@@ -180,6 +180,25 @@ def _v5_stages(conn: sqlite3.Connection) -> None:
     _add_column(conn, "consensus_runs", "run_id", "TEXT")
     # JSON {"stages": [...], "runs": [...]}: what the judged trajectories covered.
     _add_column(conn, "consensus_runs", "scope", "TEXT")
+def _v6_judgment(conn: sqlite3.Connection) -> None:
+    """Which judge made each question and violation, which turns are judged, what the user
+    knows (for a judge), and which reward profile a consensus run used."""
+    _add_column(conn, "trajectories", "user_context", "TEXT")
+    # NULL: not judged yet (recorded before judgment ran, or it has not caught up).
+    _add_column(conn, "trajectory_turns", "judged_by", "TEXT")
+    # NULL: reported by the agent code with its effort; else "rules/<version>" or "llm/<model>".
+    _add_column(conn, "trajectory_questions", "judge", "TEXT")
+    _add_column(conn, "trajectory_violations", "judge", "TEXT")
+    _add_column(conn, "consensus_runs", "rewards", "TEXT")
+    # Turns recorded before judgment was its own stage were judged when written.
+    conn.execute("UPDATE trajectory_turns SET judged_by = 'rules/1' WHERE judged_by IS NULL")
+    conn.execute(
+        "UPDATE trajectory_questions SET judge = 'rules/1' WHERE judge IS NULL AND source = 'extracted'"
+    )
+    conn.execute(
+        "UPDATE trajectory_violations SET judge = 'rules/1' WHERE judge IS NULL AND source = 'detected'"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_turns_unjudged ON trajectory_turns(judged_by) WHERE judged_by IS NULL")
 
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -191,6 +210,7 @@ MIGRATIONS: list[Migration] = [
     _v3_recorder_stats,
     _v4_consensus_history,
     _v5_stages,
+    _v6_judgment,
 ]
 
 

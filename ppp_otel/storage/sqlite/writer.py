@@ -31,11 +31,12 @@ class WriteOutcome:
 
 _UPSERT_TRAJECTORY = """
 INSERT INTO trajectories (spec_id, agent_name, run_id, created_at, trace_id, span_id,
-                          preferences, technical_score, ended_at, parent_trajectory_id, stage)
+                          preferences, technical_score, ended_at, parent_trajectory_id, stage, user_context)
 VALUES (?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?, ?,
-        (SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?), ?)
+        (SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?), ?, ?)
 ON CONFLICT (trace_id, span_id) DO UPDATE SET
     ended_at = COALESCE(excluded.ended_at, ended_at),
+    user_context = COALESCE(excluded.user_context, user_context),
     technical_score = COALESCE(excluded.technical_score, technical_score),
     preferences = COALESCE(excluded.preferences, preferences),
     run_id = COALESCE(excluded.run_id, run_id),
@@ -71,7 +72,7 @@ def _trajectory_row(r: TrajectoryRecord) -> tuple:
     parent = r.parent or (None, None)
     preferences = json.dumps(list(r.preferences)) if r.preferences else None
     return (r.spec_id, r.agent_name, r.run_id, r.started_at, r.trace_id, r.span_id,
-            preferences, r.technical_score, r.ended_at, parent[0], parent[1], r.stage)
+            preferences, r.technical_score, r.ended_at, parent[0], parent[1], r.stage, r.user_context)
 
 
 def _turn_row(r: TurnRecord) -> tuple:
