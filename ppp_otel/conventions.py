@@ -75,6 +75,19 @@ EFFORT_LEVELS = ("low", "medium", "high")
 SEVERITIES = ("minor", "major", "critical")
 
 
+def trajectory_span_name(agent_name: str) -> str:
+    """What ``trajectory()`` names its span: the agent first, because Phoenix's
+    trace list shows the span name (and neither metadata nor tags) by default."""
+    return f"{agent_name} ({TRAJECTORY_SPAN})"
+
+
+def default_session_id(agent_name: str, trace_id: str) -> str:
+    """A trajectory's Phoenix session id unless one is given: readable in the
+    session list, and found again from the database (agent and trace id) for
+    session annotations and replays."""
+    return f"{agent_name}-{trace_id}"
+
+
 def is_trajectory_span(name: str, attributes) -> bool:
     """A span opens a trajectory when it is named so or carries a spec id.
 

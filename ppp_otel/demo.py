@@ -12,12 +12,14 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from .instrument import trajectory, turn
 from .processor import TrajectorySpanProcessor
 
 SPEC_ID = "demo-fix-flaky-test"
+PROJECT_NAME = "ppp-otel-demo"
 PREFERENCES = ("max_questions_per_turn(limit=1)", "short_questions(max_words=15)")
 
 # (agent, technical score, turns). A turn is (prompt, response, explicit questions,
@@ -68,14 +70,38 @@ class DemoRun:
     spec_id: str = SPEC_ID
     technical: dict[str, float] = field(default_factory=dict)
     recorder: dict = field(default_factory=dict)
+    phoenix: dict | None = None  # the annotation sender's counters, when sent to Phoenix
 
 
-def record_demo(db_path: str | os.PathLike, *, run_id: str | None = None) -> DemoRun:
-    """Record the scripted agents into ``db_path`` and wait until every row is written."""
+def record_demo(
+    db_path: str | os.PathLike,
+    *,
+    run_id: str | None = None,
+    phoenix: str | None = None,
+    project_name: str = PROJECT_NAME,
+    env: dict[str, str] | None = None,
+) -> DemoRun:
+    """Record the scripted agents into ``db_path`` and wait until every row is written.
+
+    ``phoenix``: a Phoenix URL; the spans go there too (project ``project_name``),
+    with each turn's judgment as span annotations.
+    """
     run = DemoRun(os.fspath(db_path), run_id or f"demo-{uuid.uuid4().hex[:8]}")
-    processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100)
-    provider = TracerProvider()
+    forwarding = None
+    if phoenix:
+        from .config import PhoenixConfig
+        from .setup import PROJECT_NAME_ATTRIBUTE, phoenix_processors
+
+        forwarding = phoenix_processors(phoenix, PhoenixConfig(), os.environ if env is None else env)
+    sender = forwarding[1] if forwarding else None
+    processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100,
+                                        on_judged=sender.judged if sender else None)
+    provider = TracerProvider(resource=Resource.create(
+        {PROJECT_NAME_ATTRIBUTE: project_name, "service.name": "ppp-otel-demo"}))
     provider.add_span_processor(processor)
+    if forwarding:
+        for extra in forwarding:
+            provider.add_span_processor(extra)
     try:
         for agent, technical, turns in _SCRIPT:
             run.technical[agent] = technical
@@ -84,7 +110,8 @@ def record_demo(db_path: str | os.PathLike, *, run_id: str | None = None) -> Dem
                 traj.set_technical_score(technical)
                 for prompt, response, questions, violations in turns:
                     with turn(prompt, tracer_provider=provider) as t:
-                        t.respond(response, token_count=len(response.split()) * 2)
+                        t.respond(response, prompt_tokens=len(prompt.split()) * 2,
+                                  completion_tokens=len(response.split()) * 2)
                         for text, effort in questions or []:
                             t.question(text, effort)
                         for preference, expected, actual, severity in violations:
@@ -93,4 +120,6 @@ def record_demo(db_path: str | os.PathLike, *, run_id: str | None = None) -> Dem
     finally:
         run.recorder = processor.stats
         provider.shutdown()
+        if sender is not None:
+            run.phoenix = sender.stats
     return run

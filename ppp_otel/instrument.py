@@ -218,12 +218,13 @@ def trajectory(
             except ValueError as exc:
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
-    with _tracer(tracer_provider).start_as_current_span(c.TRAJECTORY_SPAN, attributes=attributes) as span:
+    name = c.trajectory_span_name(agent_name)
+    with _tracer(tracer_provider).start_as_current_span(name, attributes=attributes) as span:
         context = span.get_span_context()
         if session_id is None:
-            # The trace id: what `ppp-otel export` and the session annotations use too,
-            # so a session is found again from the database alone.
-            session_id = format_trace_id(context.trace_id)
+            # Agent and trace id: what `ppp-otel export` and the session annotations
+            # use too, so a session is found again from the database alone.
+            session_id = c.default_session_id(agent_name, format_trace_id(context.trace_id))
             span.set_attribute(c.SESSION_ID, session_id)
         opened = Trajectory(span, spec_id, agent_name, run_id, session_id)
         span_id = context.span_id

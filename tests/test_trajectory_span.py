@@ -20,6 +20,11 @@ def exported():
     provider.shutdown()
 
 
+def roots(exporter):
+    (root,) = [s for s in exporter.get_finished_spans() if s.parent is None]
+    return root
+
+
 def spans_named(exporter, name):
     return [s for s in exporter.get_finished_spans() if s.name == name]
 
@@ -31,7 +36,7 @@ def test_the_trajectory_span_shows_the_first_prompt_and_the_last_response(export
             t.respond("Retry or readiness wait?")
         with turn("A readiness wait.", tracer_provider=provider) as t:
             t.respond("Done; the suite is green.")
-    (root,) = spans_named(exporter, "ppp.trajectory")
+    root = roots(exporter)
     assert root.attributes["input.value"] == "Fix the flaky test"
     assert root.attributes["output.value"] == "Done; the suite is green."
 
@@ -40,7 +45,7 @@ def test_a_trajectory_with_no_turns_shows_its_spec_as_input(exported):
     provider, exporter = exported
     with trajectory("spec-7", "agent", tracer_provider=provider):
         pass
-    (root,) = spans_named(exporter, "ppp.trajectory")
+    root = roots(exporter)
     assert root.attributes["input.value"] == "spec-7"
     assert "output.value" not in root.attributes
 
@@ -49,24 +54,32 @@ def test_the_agent_name_is_in_the_metadata_and_tags_phoenix_lists(exported):
     provider, exporter = exported
     with trajectory("spec", "careful-agent", "run-1", tracer_provider=provider):
         pass
-    (root,) = spans_named(exporter, "ppp.trajectory")
+    root = roots(exporter)
     assert json.loads(root.attributes["metadata"]) == {"agent": "careful-agent", "spec": "spec", "run": "run-1"}
     assert list(root.attributes["tag.tags"]) == ["careful-agent"]
 
 
-def test_the_default_session_id_is_the_trace_id(exported):
+def test_the_span_name_starts_with_the_agent_as_phoenix_lists_it(exported):
+    provider, exporter = exported
+    with trajectory("spec", "careful-agent", tracer_provider=provider):
+        pass
+    assert roots(exporter).name == "careful-agent (ppp.trajectory)"
+
+
+def test_the_default_session_id_is_the_agent_and_the_trace_id(exported):
     provider, exporter = exported
     with trajectory("spec", "agent", tracer_provider=provider) as traj:
         pass
-    (root,) = spans_named(exporter, "ppp.trajectory")
-    assert root.attributes["session.id"] == format_trace_id(root.context.trace_id) == traj.session_id
+    root = roots(exporter)
+    expected = f"agent-{format_trace_id(root.context.trace_id)}"
+    assert root.attributes["session.id"] == expected == traj.session_id
 
 
 def test_a_given_session_id_is_kept(exported):
     provider, exporter = exported
     with trajectory("spec", "agent", session_id="chat-9", tracer_provider=provider):
         pass
-    (root,) = spans_named(exporter, "ppp.trajectory")
+    root = roots(exporter)
     assert root.attributes["session.id"] == "chat-9"
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import sys
 from typing import Any
 
-from ..demo import record_demo
+from ..demo import PROJECT_NAME, record_demo
 from ..store import TrajectoryStore
-from ._output import print_json, print_table
+from ._output import PROG, print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -17,8 +20,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Three agents work on one task for a user with interaction preferences; their "
         "turns go through a real OpenTelemetry pipeline into the database (no server), the "
         "recorder finds their questions and violations, and the rewards and consensus are printed. "
-        "Each run adds a new run id; consensus covers every run of the demo spec in the file.",
+        "Each run adds a new run id; consensus covers every run of the demo spec in the file. "
+        "With --phoenix, the spans go to that Phoenix too, each turn's questions and violations "
+        "as span annotations and the rewards as session annotations.",
     )
+    p.add_argument("--phoenix", metavar="URL",
+                   help="also record into this Phoenix, e.g. http://localhost:6006")
+    p.add_argument("--project", metavar="NAME", default=None,
+                   help=f"Phoenix project (default: $PHOENIX_PROJECT_NAME, else {PROJECT_NAME})")
     p.set_defaults(func=run)
 
 
@@ -40,12 +49,27 @@ def _scores(db_path: str, run) -> tuple[list, Any]:
     return scores, result
 
 
+def _annotate(args: argparse.Namespace, demo, result) -> dict[str, Any] | None:
+    """This run's rewards and consensus as span and session annotations in Phoenix."""
+    if not args.phoenix or result is None:
+        return None
+    from ..annotations import annotate_consensus
+
+    mine = dataclasses.replace(result, trajectories=[t for t in result.trajectories if t.run_id == demo.run_id])
+    summary = annotate_consensus(mine, args.phoenix)
+    for _, message in summary.failed:
+        print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
+    return summary.to_dict()
+
+
 def run(args: argparse.Namespace) -> int:
-    demo = record_demo(args.db)
+    project = args.project or os.environ.get("PHOENIX_PROJECT_NAME") or PROJECT_NAME
+    demo = record_demo(args.db, phoenix=args.phoenix, project_name=project)
     trajectories = _landed(args.db, demo.run_id)
     scores, result = _scores(args.db, demo)
+    annotations = _annotate(args, demo, result)
     if args.json:
-        print_json({
+        data = {
             "db_path": demo.db_path,
             "run_id": demo.run_id,
             "spec_id": demo.spec_id,
@@ -53,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
             "trajectories": trajectories,
             "scores": scores,
             "consensus": result,
-        })
+        }
+        if args.phoenix:
+            data["phoenix"] = {"url": args.phoenix, "project": project, "judgments": demo.phoenix,
+                               "annotations": annotations}
+        print_json(data)
         return 0
 
     print(f"Recorded run {demo.run_id} of spec {demo.spec_id!r} into {demo.db_path}\n")
@@ -87,5 +115,9 @@ def run(args: argparse.Namespace) -> int:
             ["agent", "technical", "r_proact", "r_pers", "final"],
         )
         print(f"\nBest agent: {result.best_agent} (confidence {result.confidence:.3f})")
+    if args.phoenix:
+        sent = len(annotations["annotated"]) if annotations else 0
+        print(f"\nPhoenix: spans, judgments and rewards of {sent} trajectories sent to {args.phoenix}, "
+              f"project {project}; open it and choose Sessions.")
     print(f"\nNext: ppp-otel trajectories --db {demo.db_path}   |   ppp-otel show ID --db {demo.db_path}")
     return 0
