@@ -253,7 +253,7 @@ def judge(
             raise ValueError(
                 f"technical score for {', '.join(strangers)}, which {'is' if len(strangers) == 1 else 'are'} "
                 f"not an agent of spec {spec_id} (its agents: {', '.join(sorted(rewards))}); "
-                "name an agent with no trajectory with --agent (agents=) to score it on technical alone"
+                "to score an agent with no trajectory on technical alone, name it in agents= (--agent)"
             )
         wanted = sorted(set(rewards) | set(given))
     if not wanted:

@@ -22,9 +22,14 @@ from ..consensus import (
     parse_technical,
     parse_weights,
 )
+from ..annotations import NOT_IN_PHOENIX
 from ..schema import connect
 from ..scoring import score_trajectories
 from ._output import PROG, fail, print_json, print_table
+
+
+#: ``consensus --phoenix`` when no trajectory could be annotated (the scores are still printed and stored).
+EXIT_NOTHING_ANNOTATED = 1
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -59,7 +64,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--phoenix", metavar="URL",
-        help="Phoenix to send the ppp.consensus span to and annotate the trajectory spans in",
+        help="Phoenix to send the ppp.consensus span to and annotate the trajectories in (span and "
+        "session annotations); exit 1 when none could be annotated",
     )
     p.add_argument(
         "--project", metavar="NAME",
@@ -85,6 +91,9 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def score(args: argparse.Namespace) -> int:
+    if args.agent is not None and args.spec is None:
+        return fail("--agent needs --spec: an agent is scored on a spec "
+                    f"(e.g. {PROG} score --spec SPEC --agent {args.agent})")
     scores = score_trajectories(
         args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory
     )
@@ -99,8 +108,15 @@ def score(args: argparse.Namespace) -> int:
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
          "violations mi/ma/cr", "technical"],
         max_width=32,
+        empty=f"no trajectories{_filters(args)} in {args.db}",
     )
     return 0
+
+
+def _filters(args: argparse.Namespace) -> str:
+    named = [(flag, getattr(args, attr, None)) for flag, attr in
+             (("spec", "spec"), ("agent", "agent"), ("run", "run"))]
+    return "".join(f" of {flag} {value!r}" for flag, value in named if value is not None)
 
 
 def _technical(args: argparse.Namespace) -> dict[str, float]:
@@ -138,7 +154,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     from ..config import load_config
     from ..consensus_span import emit_consensus_span
 
-    config = load_config()
+    config = args.settings or load_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
@@ -158,6 +174,12 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
     for _, message in summary.failed:
         print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
+    if any(NOT_IN_PHOENIX in message for _, message in summary.failed):
+        project = f" --project {args.project}" if args.project else ""
+        print(f"{PROG}: Phoenix at {args.phoenix} does not have the spans of these trajectories: they "
+              f"were recorded without forwarding to it. Send them with `{PROG} export --db {args.db} "
+              f"--to {args.phoenix} --spec {result.spec_id}{project}`, then run this command again.",
+              file=sys.stderr)
     return summary.to_dict()
 
 
@@ -169,19 +191,22 @@ def run_consensus(args: argparse.Namespace) -> int:
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
     result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                       agents=args.agents, store=not args.no_store, config=load_config())
+                       agents=args.agents, store=not args.no_store,
+                       config=args.settings or load_config())
     annotations = _publish(args, result) if args.phoenix else None
+    # Nothing annotated at all is a failure a script must see.
+    status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
     if args.json:
         data = result.to_dict()
         if annotations is not None:
             data["annotations"] = annotations
         print_json(data)
-        return 0
+        return status
     _print_result(result)
     if annotations is not None:
-        print(f"Phoenix: {len(annotations['annotated'])} trajectory span(s) annotated, "
+        print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session), "
               f"{len(annotations['failed'])} failed")
-    return 0
+    return status
 
 
 def history(args: argparse.Namespace) -> int:
@@ -193,5 +218,6 @@ def history(args: argparse.Namespace) -> int:
         [(run.consensus_id, run.created_at, run.best_agent, run.confidence, run.weights.technical,
           run.weights.interaction, len(run.agents)) for run in runs],
         ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents"],
+        empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
     )
     return 0
