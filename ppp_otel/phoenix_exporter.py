@@ -68,12 +68,15 @@ class PhoenixSpanExporter(SpanExporter):
                 timeout = min(timeout, self._deadline - time.monotonic())
                 if timeout <= 0:
                     break
+            known_down = self.reachability.is_down
             try:
                 post(self.endpoint, body, self._headers, timeout)
             except PhoenixError as exc:
                 if exc.unreachable:
                     self.reachability.down(exc)
-                if not exc.retryable or attempt == len(_RETRY_DELAYS_S) or self._closing.is_set():
+                # Retries are for a passing fault; a Phoenix known to be down is not waited for.
+                if (not exc.retryable or known_down or attempt == len(_RETRY_DELAYS_S)
+                        or self._closing.is_set()):
                     if not exc.unreachable:
                         self._log_refused("ppp-otel: Phoenix at %s refused %d spans: %s",
                                           self.endpoint, len(spans), exc)

@@ -281,14 +281,19 @@ class PhoenixAnnotationSender(SpanProcessor):
     # ------------------------------------------------------ flush, shutdown
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """True once everything queued so far has been sent, handed over or given up."""
+        """True once everything queued so far has been sent, handed over or given up.
+
+        While Phoenix is unreachable it returns False at once rather than
+        waiting out the retries: a flush must not hang on Phoenix being down.
+        """
         deadline = time.monotonic() + timeout_millis / 1000
         with self._cond:
             while self._queue or self._in_flight:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
+                if (remaining <= 0 or self._thread is None or not self._thread.is_alive()
+                        or (self.reachability.is_down and not self._in_flight)):
                     return not self._queue and not self._in_flight
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, 0.1))
         return True
 
     def shutdown(self) -> None:

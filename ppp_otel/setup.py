@@ -101,13 +101,22 @@ def _check_creatable(path: str) -> None:
         )
 
 
-def _phoenix_forwarder(protocol: str, endpoint: str, headers: dict[str, str]) -> SpanProcessor:
+def _phoenix_forwarder(
+    protocol: str, endpoint: str, headers: dict[str, str], env: Mapping[str, str]
+) -> SpanProcessor:
     if protocol == "grpc":
         return BatchSpanProcessor(_otlp_exporter(protocol, endpoint, headers))
     # Quiet when Phoenix is down, and quick to shut down (see phoenix_exporter).
-    from .phoenix_exporter import PhoenixForwarder, PhoenixSpanExporter
+    from .phoenix_exporter import DEFAULT_TIMEOUT_S, PhoenixForwarder, PhoenixSpanExporter
 
-    return PhoenixForwarder(PhoenixSpanExporter(endpoint, headers))
+    timeout_s = DEFAULT_TIMEOUT_S
+    text = env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    if text:
+        try:
+            timeout_s = float(text)
+        except ValueError:
+            logger.warning("ppp-otel: OTLP timeout %r is not a number of seconds; using %g", text, timeout_s)
+    return PhoenixForwarder(PhoenixSpanExporter(endpoint, headers, timeout_s=timeout_s))
 
 
 def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
@@ -136,7 +145,7 @@ def phoenix_processors(
     protocol, endpoint, headers = forwarding
     annotation_headers = {k: v for k, v in headers.items() if k == "authorization"}
     sender = PhoenixAnnotationSender(_annotation_url(protocol, endpoint, settings, env), headers=annotation_headers)
-    return _phoenix_forwarder(protocol, endpoint, headers), sender
+    return _phoenix_forwarder(protocol, endpoint, headers, env), sender
 
 
 def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, timeout_s: float | None = None):

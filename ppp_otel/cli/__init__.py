@@ -121,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args.settings = load_config()
         except ConfigError as exc:
-            if not getattr(args, "reads_config_itself", False):
+            # `ppp-otel config --config FILE` reads another file: the broken one is not its business.
+            if not (getattr(args, "reads_config_itself", False) and getattr(args, "config", None)):
                 raise ConfigError(f"{exc}; fix it, or unset {CONFIG_ENV} to run without it") from None
             args.settings = None  # `ppp-otel config --config FILE` may name another file
         args.db_given = args.db is not None
