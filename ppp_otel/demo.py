@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from .instrument import trajectory, turn
 from .processor import TrajectorySpanProcessor
+from .setup import PROJECT_NAME_ATTRIBUTE
 
 SPEC_ID = "demo-fix-flaky-test"
 PROJECT_NAME = "ppp-otel-demo"
@@ -90,7 +91,7 @@ def record_demo(
     forwarding = None
     if phoenix:
         from .config import PhoenixConfig
-        from .setup import PROJECT_NAME_ATTRIBUTE, phoenix_processors
+        from .setup import phoenix_processors
 
         forwarding = phoenix_processors(phoenix, PhoenixConfig(), os.environ if env is None else env)
     sender = forwarding[1] if forwarding else None

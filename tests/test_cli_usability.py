@@ -165,3 +165,10 @@ def test_export_with_nothing_to_send_says_so(capsys, db_path, tmp_path):
     with IngestServer(tmp_path / "copy.db", port=0) as receiver:
         code, out, _ = run(capsys, "export", "--db", str(db_path), "--to", receiver.url, "--spec", "none")
     assert code == 0 and out.startswith("no trajectories to export of spec 'none'")
+
+
+def test_the_demo_without_phoenix_records_three_agents_and_names_the_best(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--db", str(tmp_path / "demo.db"))
+    assert code == 0, err
+    assert "Best agent: careful-agent" in out
+    assert "Phoenix" not in out
