@@ -27,6 +27,9 @@ OUTPUT_MIME_TYPE = "output.mime_type"
 TOKEN_COUNT_TOTAL = "llm.token_count.total"
 TOKEN_COUNT_PROMPT = "llm.token_count.prompt"
 TOKEN_COUNT_COMPLETION = "llm.token_count.completion"
+# OpenInference metadata (a JSON object) and tags: Phoenix's trace list shows both.
+METADATA = "metadata"
+TAGS = "tag.tags"
 LLM_INPUT_MESSAGES = "llm.input_messages"
 LLM_OUTPUT_MESSAGES = "llm.output_messages"
 MODEL_NAME = "llm.model_name"
@@ -76,6 +79,19 @@ CONSENSUS_AGENT_PREFIX = "ppp.consensus.agent."
 # Domain vocabularies, ordered from least to most costly
 EFFORT_LEVELS = ("low", "medium", "high")
 SEVERITIES = ("minor", "major", "critical")
+
+
+def trajectory_span_name(agent_name: str) -> str:
+    """What ``trajectory()`` names its span: the agent first, because Phoenix's
+    trace list shows the span name (and neither metadata nor tags) by default."""
+    return f"{agent_name} ({TRAJECTORY_SPAN})"
+
+
+def default_session_id(agent_name: str, trace_id: str) -> str:
+    """A trajectory's Phoenix session id unless one is given: readable in the
+    session list, and found again from the database (agent and trace id) for
+    session annotations and replays."""
+    return f"{agent_name}-{trace_id}"
 
 
 def is_trajectory_span(name: str, attributes) -> bool:

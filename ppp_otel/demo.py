@@ -14,12 +14,15 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from ppp_otel.capture.api import trajectory, turn
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.capture.register import PROJECT_NAME_ATTRIBUTE
 
 SPEC_ID = "demo-fix-flaky-test"
+PROJECT_NAME = "ppp-otel-demo"
 PREFERENCES = ("max_questions_per_turn(limit=1)", "short_questions(max_words=15)")
 STAGES = ("plan", "implement")
 #: The runs, in order: before the prompt change and after it.
@@ -115,17 +118,41 @@ class DemoRun:
     #: (stage, run id) -> agent -> technical score
     technical: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     recorder: dict = field(default_factory=dict)
+    phoenix: dict | None = None  # the annotation sender's counters, when sent to Phoenix
 
 
-def record_demo(db_path: str | os.PathLike, *, run_id: str | None = None) -> DemoRun:
+def record_demo(
+    db_path: str | os.PathLike,
+    *,
+    run_id: str | None = None,
+    phoenix: str | None = None,
+    project_name: str = PROJECT_NAME,
+    env: dict[str, str] | None = None,
+) -> DemoRun:
     """Record the scripted agents, two runs of two stages, into ``db_path`` and wait until
-    every row is written. ``run_id`` prefixes the runs' ids (``<run_id>-r1``, ``<run_id>-r2``)."""
+    every row is written. ``run_id`` prefixes the runs' ids (``<run_id>-r1``, ``<run_id>-r2``).
+
+    ``phoenix``: a Phoenix URL; the spans go there too (project ``project_name``),
+    with each turn's judgment as span annotations.
+    """
     prefix = run_id or f"demo-{uuid.uuid4().hex[:8]}"
     run_ids = [f"{prefix}-{name}" for name in RUN_NAMES]
     run = DemoRun(os.fspath(db_path), run_ids[-1], run_ids=run_ids)
-    processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100)
-    provider = TracerProvider()
+    forwarding = None
+    if phoenix:
+        from ppp_otel.config.settings import PhoenixConfig
+        from ppp_otel.capture.register import phoenix_processors
+
+        forwarding = phoenix_processors(phoenix, PhoenixConfig(), os.environ if env is None else env)
+    sender = forwarding[1] if forwarding else None
+    processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100,
+                                        on_judged=sender.judged if sender else None)
+    provider = TracerProvider(resource=Resource.create(
+        {PROJECT_NAME_ATTRIBUTE: project_name, "service.name": "ppp-otel-demo"}))
     provider.add_span_processor(processor)
+    if forwarding:
+        for extra in forwarding:
+            provider.add_span_processor(extra)
     try:
         for name, run_id_ in zip(RUN_NAMES, run_ids):
             for stage in STAGES:
@@ -136,7 +163,8 @@ def record_demo(db_path: str | os.PathLike, *, run_id: str | None = None) -> Dem
                         traj.set_technical_score(technical)
                         for prompt, response, questions, violations in turns:
                             with turn(prompt, tracer_provider=provider) as t:
-                                t.respond(response, token_count=len(response.split()) * 2)
+                                t.respond(response, prompt_tokens=len(prompt.split()) * 2,
+                                          completion_tokens=len(response.split()) * 2)
                                 for text, effort in questions or []:
                                     t.question(text, effort)
                                 for preference, expected, actual, severity in violations:
@@ -145,4 +173,6 @@ def record_demo(db_path: str | os.PathLike, *, run_id: str | None = None) -> Dem
     finally:
         run.recorder = processor.stats
         provider.shutdown()
+        if sender is not None:
+            run.phoenix = sender.stats
     return run

@@ -99,7 +99,8 @@ def test_consensus_technical_arguments_override_the_file(capsys, db, tmp_path):
     path = tmp_path / "technical.json"
     path.write_text(json.dumps({"alpha": 0.1, "beta": 0.2, "ghost": 0.95}))
     code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical-file",
-                       str(path), "--technical", "alpha=0.3", "--json")
+                       str(path), "--technical", "alpha=0.3", "--agent", "alpha", "--agent", "beta",
+                       "--agent", "ghost", "--json")
     agents = {a["agent_name"]: a for a in json.loads(out)["agents"]}
     assert (agents["alpha"]["technical"], agents["beta"]["technical"]) == (0.3, 0.2)
     assert agents["ghost"]["technical_only"] is True
@@ -108,7 +109,7 @@ def test_consensus_technical_arguments_override_the_file(capsys, db, tmp_path):
 
 def test_consensus_prints_a_table_that_says_who_was_scored_on_technical_alone(capsys, db):
     code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical",
-                       "ghost=0.1")
+                       "ghost=0.1", "--agent", "alpha", "--agent", "beta", "--agent", "ghost")
     assert code == 0
     assert out.startswith("spec spec-a: best agent beta, confidence")
     assert "RANK" in out and "FINAL" in out

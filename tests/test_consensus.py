@@ -116,9 +116,10 @@ def test_a_malformed_technical_argument_is_refused(item):
 
 # --- agents with and without trajectories -------------------------------------------
 
-def test_an_agent_with_no_trajectory_is_scored_on_technical_alone(conn):
+def test_an_agent_named_with_no_trajectory_is_scored_on_technical_alone(conn):
     add_trajectory(conn, "spec", "alpha")
-    result = consensus(conn, "spec", technical={"alpha": 0.5, "ghost": 0.9}, weights=(0.7, 0.3))
+    result = consensus(conn, "spec", technical={"alpha": 0.5, "ghost": 0.9}, weights=(0.7, 0.3),
+                       agents=["alpha", "ghost"])
     ghost = result.agent("ghost")
     assert ghost.technical_only is True
     assert (ghost.r_proact, ghost.r_pers, ghost.trajectory_ids) == (None, None, [])
@@ -130,6 +131,20 @@ def test_a_spec_with_no_trajectories_is_judged_on_technical_scores_alone(conn):
     result = consensus(conn, "no-trajectories", technical={"alpha": 0.4, "beta": 0.6}, weights=EVEN)
     assert result.best_agent == "beta"
     assert all(a.technical_only for a in result.agents)
+
+
+def test_a_technical_score_for_an_agent_not_on_the_spec_is_an_error_naming_its_agents(conn):
+    add_trajectory(conn, "spec", "careful-agent")
+    add_trajectory(conn, "spec", "hasty-agent")
+    with pytest.raises(ValueError, match="carefull-agent.*careful-agent, hasty-agent"):
+        consensus(conn, "spec", technical={"carefull-agent": 0.9}, weights=EVEN)
+
+
+@pytest.mark.parametrize("score", [1.22, -0.1])
+def test_a_technical_score_outside_zero_to_one_is_an_error(conn, score):
+    add_trajectory(conn, "spec", "alpha")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        consensus(conn, "spec", technical={"alpha": score}, weights=EVEN)
 
 
 def test_no_agents_at_all_is_an_error(conn):
@@ -215,7 +230,8 @@ def test_malformed_weights_are_refused(text):
 
 def test_each_run_is_stored_and_read_back_newest_first(conn):
     add_trajectory(conn, "spec", "alpha")
-    first = consensus(conn, "spec", technical={"alpha": 0.1, "ghost": 0.2}, weights=EVEN)
+    first = consensus(conn, "spec", technical={"alpha": 0.1, "ghost": 0.2}, weights=EVEN,
+                      agents=["alpha", "ghost"])
     second = consensus(conn, "spec", technical={"alpha": 0.9}, weights=(0.7, 0.3))
     history = consensus_history(conn, "spec")
     assert [run.consensus_id for run in history] == [second.consensus_id, first.consensus_id]

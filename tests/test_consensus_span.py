@@ -31,7 +31,7 @@ def judged(db_path):
     add_trajectory(conn, "spec", "alpha", questions=["high"])
     add_trajectory(conn, "spec", "beta")
     result = consensus(conn, "spec", technical={"alpha": 0.9, "beta": 0.5, "ghost": 0.2},
-                       weights=Weights(0.5, 0.5))
+                       weights=Weights(0.5, 0.5), agents=["alpha", "beta", "ghost"])
     yield conn, result
     conn.close()
 

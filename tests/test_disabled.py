@@ -54,7 +54,7 @@ def test_spans_still_reach_other_exporters_when_recording_is_off(db_path):
     register(db_path, config=Config(enabled=False), phoenix=False, set_global=False,
              tracer_provider=provider, env={})
     record_one_turn(provider)
-    assert sorted(span.name for span in exporter.get_finished_spans()) == ["ppp.trajectory", "ppp.turn"]
+    assert sorted(span.name for span in exporter.get_finished_spans()) == ["agent (ppp.trajectory)", "ppp.turn"]
     assert not db_path.exists()
 
 

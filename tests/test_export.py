@@ -73,9 +73,11 @@ def test_the_trajectory_span_carries_a_session_id_and_the_agent_kind(tmp_path):
     memory = InMemorySpanExporter()
     export_trajectories(source, memory, project_name="my-project")
     spans = {s.name: s for s in memory.get_finished_spans()}
-    trajectory = spans[c.TRAJECTORY_SPAN]
+    (trajectory,) = [s for s in spans.values() if s.parent is None]
+    assert trajectory.name == c.trajectory_span_name(trajectory.attributes[c.AGENT_NAME])
     assert trajectory.attributes[c.SPAN_KIND] == c.KIND_AGENT
-    assert trajectory.attributes[c.SESSION_ID] == format(trajectory.context.trace_id, "032x")
+    assert trajectory.attributes[c.SESSION_ID] == c.default_session_id(
+        trajectory.attributes[c.AGENT_NAME], format(trajectory.context.trace_id, "032x"))
     assert trajectory.resource.attributes["openinference.project.name"] == "my-project"
     assert spans[c.TURN_SPAN].attributes[c.SPAN_KIND] == c.KIND_LLM
 

@@ -192,7 +192,7 @@ def test_register_shows_the_trajectory_in_phoenix_as_an_agent_session_with_llm_t
     provider.shutdown()
 
     spans = {s["name"]: s for s in phoenix_spans(phoenix, project, 2)}
-    trajectory, turn = spans["ppp.trajectory"], spans["ppp.turn"]
+    trajectory, turn = spans["agent-a (ppp.trajectory)"], spans["ppp.turn"]
     assert trajectory["span_kind"] == "AGENT"
     assert trajectory["attributes"]["session.id"] == "session-42"
     assert turn["span_kind"] == "LLM"
@@ -222,4 +222,4 @@ def test_an_offline_run_exported_twice_shows_once_in_phoenix_with_its_original_i
     kinds = sorted(s["span_kind"] for s in spans)
     assert kinds == ["AGENT", "LLM", "LLM"]
     trajectory = next(s for s in spans if s["span_kind"] == "AGENT")
-    assert trajectory["attributes"]["session.id"] == trajectory["context"]["trace_id"]
+    assert trajectory["attributes"]["session.id"] == f"{trajectory['attributes']['ppp.agent_name']}-{trajectory['context']['trace_id']}"

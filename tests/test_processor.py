@@ -335,12 +335,12 @@ def test_other_processors_see_the_same_spans_with_the_conventions(db_path):
             t.respond("r", token_count=3)
     provider.shutdown()
     spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert spans["ppp.trajectory"].attributes[c.SPAN_KIND] == "AGENT"
-    assert spans["ppp.trajectory"].attributes[c.SESSION_ID] == traj.session_id
+    assert spans["a (ppp.trajectory)"].attributes[c.SPAN_KIND] == "AGENT"
+    assert spans["a (ppp.trajectory)"].attributes[c.SESSION_ID] == traj.session_id
     assert spans["ppp.turn"].attributes[c.SPAN_KIND] == "LLM"
     assert spans["ppp.turn"].attributes[c.TURN_NUMBER] == 1
     assert spans["ppp.turn"].attributes[c.OUTPUT_VALUE] == "r"
-    assert spans["ppp.turn"].parent.span_id == spans["ppp.trajectory"].context.span_id
+    assert spans["ppp.turn"].parent.span_id == spans["a (ppp.trajectory)"].context.span_id
 
 
 def test_turns_recorded_from_many_threads_at_once_all_land_numbered(db_path):

@@ -7,8 +7,8 @@ Arguments are checked here, at the call, so that a mistake in agent code is a
 
 from __future__ import annotations
 
+import json
 import logging
-import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator, Sequence
@@ -77,6 +77,18 @@ class Trajectory:
         self.run_id = run_id
         self.session_id = session_id
         self.stage = stage
+        # What Phoenix's session list shows as the conversation: the first
+        # prompt and the last response, set on the span once, as it ends.
+        self.first_prompt: str | None = None
+        self.last_response: str | None = None
+
+    def _conversation(self) -> dict[str, str]:
+        shown = {}
+        if self.first_prompt is not None:
+            shown[c.INPUT_VALUE] = self.first_prompt
+        if self.last_response is not None:
+            shown[c.OUTPUT_VALUE] = self.last_response
+        return shown
 
     @property
     def trace_id(self) -> str:
@@ -90,6 +102,8 @@ class Trajectory:
         """The task score from the agent's own checks (tests passed, ...), used by consensus."""
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(f"score must be a number, got {score!r}")
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"score must be between 0 and 1, got {score!r}")
         self.span.set_attribute(c.TECHNICAL_SCORE, float(score))
 
     def turn(self, prompt: str, *, number: int | None = None):
@@ -99,17 +113,46 @@ class Trajectory:
 class Turn:
     """One exchange: the user's prompt and the agent's response."""
 
-    def __init__(self, span: Span):
+    def __init__(self, span: Span, trajectory: Trajectory | None = None):
         self.span = span
+        self._trajectory = trajectory
 
-    def respond(self, text: str, token_count: int | None = None) -> None:
+    def respond(
+        self,
+        text: str,
+        token_count: int | None = None,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> None:
+        """The agent's reply; token counts are optional.
+
+        Phoenix counts a session's tokens as prompt + completion of its LLM
+        spans and ignores a bare total, so a ``token_count`` given without the
+        split is also recorded as completion tokens: the reply's own.
+        """
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        if token_count is not None and (isinstance(token_count, bool) or not isinstance(token_count, int) or token_count < 0):
-            raise ValueError(f"token_count must be a non-negative integer, got {token_count!r}")
-        self.span.set_attribute(c.OUTPUT_VALUE, text)
-        if token_count is not None:
-            self.span.set_attribute(c.TOKEN_COUNT_TOTAL, token_count)
+        for name, value in (("token_count", token_count), ("prompt_tokens", prompt_tokens),
+                            ("completion_tokens", completion_tokens)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        attributes: dict[str, object] = {c.OUTPUT_VALUE: text}
+        if prompt_tokens is None and completion_tokens is None:
+            if token_count is not None:
+                attributes[c.TOKEN_COUNT_TOTAL] = token_count
+                attributes[c.TOKEN_COUNT_COMPLETION] = token_count
+        else:
+            if prompt_tokens is not None:
+                attributes[c.TOKEN_COUNT_PROMPT] = prompt_tokens
+            if completion_tokens is not None:
+                attributes[c.TOKEN_COUNT_COMPLETION] = completion_tokens
+            attributes[c.TOKEN_COUNT_TOTAL] = (
+                token_count if token_count is not None else (prompt_tokens or 0) + (completion_tokens or 0)
+            )
+        self.span.set_attributes(attributes)
+        if self._trajectory is not None:
+            self._trajectory.last_response = text
 
     def question(self, text: str, effort: str | None = None) -> None:
         """A question put to the user; ``effort`` None leaves it to the classifier."""
@@ -161,13 +204,20 @@ def trajectory(
         _nonempty("run_id", run_id)
     if stage is not None:
         _nonempty("stage", stage)
+    if session_id is not None:
+        _nonempty("session_id", session_id)
     attributes: dict[str, object] = {
         c.SPAN_KIND: c.KIND_AGENT,
         c.SPEC_ID: spec_id,
         c.AGENT_NAME: agent_name,
-        c.SESSION_ID: session_id or uuid.uuid4().hex,
+        # Until a turn gives the first prompt.
         c.INPUT_VALUE: spec_id,
+        # Phoenix's trace list shows metadata and tags, not ppp.* attributes.
+        c.METADATA: json.dumps(_metadata(spec_id, agent_name, run_id)),
+        c.TAGS: [agent_name],
     }
+    if session_id is not None:
+        attributes[c.SESSION_ID] = session_id
     if run_id is not None:
         attributes[c.RUN_ID] = run_id
     if stage is not None:
@@ -187,9 +237,16 @@ def trajectory(
             except ValueError as exc:
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
-    with _tracer(tracer_provider).start_as_current_span(c.TRAJECTORY_SPAN, attributes=attributes) as span:
-        opened = Trajectory(span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]), stage)
-        span_id = span.get_span_context().span_id
+    name = c.trajectory_span_name(agent_name)
+    with _tracer(tracer_provider).start_as_current_span(name, attributes=attributes) as span:
+        context = span.get_span_context()
+        if session_id is None:
+            # Agent and trace id: what `ppp-otel export` and the session annotations
+            # use too, so a session is found again from the database alone.
+            session_id = c.default_session_id(agent_name, format_trace_id(context.trace_id))
+            span.set_attribute(c.SESSION_ID, session_id)
+        opened = Trajectory(span, spec_id, agent_name, run_id, session_id, stage)
+        span_id = context.span_id
         numbering.open_trajectory(span_id)
         token = _current.set(opened)
         try:
@@ -197,6 +254,9 @@ def trajectory(
         finally:
             _current.reset(token)
             numbering.close_trajectory(span_id)
+            conversation = opened._conversation()
+            if conversation:
+                span.set_attributes(conversation)
 
 
 @contextmanager
@@ -222,6 +282,15 @@ def turn(
         )
     if number is not None:
         attributes[c.TURN_NUMBER] = number
+    if current is not None and current.first_prompt is None:
+        current.first_prompt = prompt
     with _tracer(tracer_provider).start_as_current_span(c.TURN_SPAN, attributes=attributes) as span:
-        yield Turn(span)
+        yield Turn(span, current)
+
+
+def _metadata(spec_id: str, agent_name: str, run_id: str | None) -> dict[str, str]:
+    metadata = {"agent": agent_name, "spec": spec_id}
+    if run_id is not None:
+        metadata["run"] = run_id
+    return metadata
 

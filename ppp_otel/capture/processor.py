@@ -91,6 +91,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         classifier: EffortClassifier | None = None,
         shutdown_timeout_ms: float = 30_000,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
+        on_judged: Callable[[list[TurnRecord]], None] | None = None,
     ):
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
@@ -114,6 +115,9 @@ class TrajectorySpanProcessor(SpanProcessor):
         # Called with every new writer connection: site pragmas, and the tests'
         # way to make SQLite report a full disk (PRAGMA max_page_count).
         self._connection_hook = connection_hook
+        # Given each batch of judged turns on the writer thread (the Phoenix
+        # annotation sender queues them); it must not block.
+        self._on_judged = on_judged
 
         # Refuse an unusable file at setup, where the error is seen; a locked or
         # read-only file is only logged, the writer keeps retrying.
@@ -488,6 +492,14 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self._log_rejected("ppp-otel: a turn's text was cut to %d characters", MAX_TEXT_CHARS)
         records = self._analyze(records)
         self._write(records)
+        if self._on_judged is not None:
+            turns = [r for r in records if isinstance(r, TurnRecord)]
+            if turns:
+                try:
+                    self._on_judged(turns)
+                except Exception:
+                    self.internal_errors += 1
+                    logger.exception("ppp-otel: on_judged failed")
 
     def _analyze(self, records: list) -> list:
         try:

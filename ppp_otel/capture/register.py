@@ -12,7 +12,7 @@ from typing import Mapping
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ppp_otel.capture import api as instrument
@@ -89,6 +89,65 @@ def phoenix_project_name(project_name: str | None, settings: PhoenixConfig, env:
     return project_name or env.get("PHOENIX_PROJECT_NAME") or settings.project_name
 
 
+def _check_creatable(path: str) -> None:
+    """A database file whose directory is missing can never be created: say so now, not at exit."""
+    if path == ":memory:" or "://" in path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"ppp-otel: cannot record to {path}: the directory {directory} does not exist "
+            "(create it, or choose another db_path / PPP_OTEL_DB)"
+        )
+
+
+def _phoenix_forwarder(
+    protocol: str, endpoint: str, headers: dict[str, str], env: Mapping[str, str]
+) -> SpanProcessor:
+    if protocol == "grpc":
+        return BatchSpanProcessor(_otlp_exporter(protocol, endpoint, headers))
+    # Quiet when Phoenix is down, and quick to shut down (see phoenix_exporter).
+    from ppp_otel.publish.phoenix_exporter import DEFAULT_TIMEOUT_S, PhoenixForwarder, PhoenixSpanExporter
+
+    timeout_s = DEFAULT_TIMEOUT_S
+    text = env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    if text:
+        try:
+            timeout_s = float(text)
+        except ValueError:
+            logger.warning("ppp-otel: OTLP timeout %r is not a number of seconds; using %g", text, timeout_s)
+    return PhoenixForwarder(PhoenixSpanExporter(endpoint, headers, timeout_s=timeout_s))
+
+
+def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
+    """Phoenix's REST API: beside the OTLP/HTTP endpoint, or the UI's address when spans go by gRPC."""
+    from ppp_otel.publish.phoenix_link import base_url
+
+    if protocol != "grpc":
+        return base_url(endpoint)
+    return base_url(env.get("PHOENIX_COLLECTOR_ENDPOINT") or settings.endpoint or PHOENIX_DEFAULT_ENDPOINT)
+
+
+def phoenix_processors(
+    phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]
+) -> tuple[SpanProcessor, "PhoenixAnnotationSender"] | None:
+    """(span forwarder, annotation sender) for Phoenix, or None when forwarding is off.
+
+    Add the forwarder after the recorder and the sender after the forwarder,
+    so that at shutdown the last spans leave before their annotations; give
+    the recorder ``on_judged=sender.judged``.
+    """
+    from ppp_otel.publish.phoenix_sender import PhoenixAnnotationSender
+
+    forwarding = phoenix_exporter_settings(phoenix, settings, env)
+    if forwarding is None:
+        return None
+    protocol, endpoint, headers = forwarding
+    annotation_headers = {k: v for k, v in headers.items() if k == "authorization"}
+    sender = PhoenixAnnotationSender(_annotation_url(protocol, endpoint, settings, env), headers=annotation_headers)
+    return _phoenix_forwarder(protocol, endpoint, headers, env), sender
+
+
 def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, timeout_s: float | None = None):
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -132,6 +191,8 @@ def register(
         config = load_config(config, env=env, overrides=overrides)
     path = os.fspath(db_path) if db_path is not None else config.db_path
     project = phoenix_project_name(project_name, config.phoenix, env)
+    forwarding = phoenix_processors(phoenix, config.phoenix, env)
+    forwarder, annotations = forwarding if forwarding is not None else (None, None)
 
     if tracer_provider is None:
         attributes = {PROJECT_NAME_ATTRIBUTE: project}
@@ -141,6 +202,7 @@ def register(
         tracer_provider = TracerProvider(resource=resource)
 
     if config.enabled:
+        _check_creatable(path)
         settings = config.trajectory
         classifier = None
         if config.question_classifier.method != "heuristic":
@@ -163,6 +225,8 @@ def register(
                 wal=settings.enable_wal,
                 busy_timeout_ms=settings.busy_timeout_ms,
                 classifier=classifier,
+                # Each turn's judgment goes to Phoenix as span annotations.
+                on_judged=annotations.judged if annotations is not None else None,
             )
         )
         archival = config.archival
@@ -181,12 +245,13 @@ def register(
     else:
         logger.info("ppp-otel: recording is disabled by configuration ([ppp] enabled = false)")
 
-    forwarding = phoenix_exporter_settings(phoenix, config.phoenix, env)
     if forwarding is not None:
-        protocol, endpoint, headers = forwarding
         # Its own batch processor and thread: Phoenix being slow never delays SQLite.
-        tracer_provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(protocol, endpoint, headers)))
-        logger.info("ppp-otel: forwarding spans to %s (%s), project %s", endpoint, protocol, project)
+        tracer_provider.add_span_processor(forwarder)
+        # After the forwarder: at shutdown the last spans leave before their annotations.
+        tracer_provider.add_span_processor(annotations)
+        logger.info("ppp-otel: forwarding spans and judgments to Phoenix at %s, project %s",
+                    annotations.url, project)
 
     instrument.set_tracer_provider(tracer_provider)
     if set_global:

@@ -8,7 +8,13 @@ does not start with ``_`` is a command module and exposes::
         parser.set_defaults(func=run)   # run(args) -> int
 
 ``common`` gives every command ``--db PATH`` and ``--json``, so adding a
-command is dropping in a module; this file does not change.
+command is dropping in a module; this file does not change. A command's
+``help`` is also its ``description`` unless it has one of its own.
+
+Every command reads the configuration the same way: ``main()`` loads it once
+(``$PPP_OTEL_CONFIG``) into ``args.settings`` before the command runs, so a
+broken file is the same error for every command, not fatal for some and
+ignored by others.
 
 Errors a user can cause (a missing or non-SQLite database, a bad config, a bad
 value) become one line ``ppp-otel: error: ...`` on stderr and exit code 2,
@@ -25,7 +31,7 @@ import sqlite3
 import sys
 from typing import Sequence
 
-from ppp_otel.config.settings import ConfigError, load_config
+from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
 from ppp_otel.cli._output import PROG, fail
 
@@ -34,11 +40,27 @@ __all__ = ["main", "build_parser", "default_db_path"]
 DB_ENV = "PPP_OTEL_DB"
 
 
-def default_db_path() -> str:
+def default_db_path(settings=None) -> str:
     """``$PPP_OTEL_DB``, else the config file's ``db_path``, else the default name."""
-    # The variable first, so a broken config file does not stop a command
-    # that was told where the database is.
-    return os.environ.get(DB_ENV) or load_config().db_path or DEFAULT_DB_PATH
+    if settings is None:
+        settings = load_config()
+    return os.environ.get(DB_ENV) or settings.db_path or DEFAULT_DB_PATH
+
+
+class _Commands:
+    """``add_subparsers()``'s object, giving each command its help as description too."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction):
+        self._subparsers = subparsers
+
+    def add_parser(self, name: str, **kwargs):
+        if kwargs.get("help") and not kwargs.get("description"):
+            text = kwargs["help"]
+            kwargs["description"] = text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+        return self._subparsers.add_parser(name, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._subparsers, name)
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, db: object, json: object) -> None:
@@ -74,14 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Record, inspect and score AI agent trajectories.",
     )
+    from ppp_otel import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_common_options(parser, db=None, json=False)
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     subparsers.required = True
+    commands = _Commands(subparsers)
     for name in _command_modules():
         module = importlib.import_module(f"{__name__}.{name}")
         register = getattr(module, "register", None)
         if callable(register):
-            register(subparsers, common)
+            register(commands, common)
     return parser
 
 
@@ -92,8 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        try:
+            args.settings = load_config()
+        except ConfigError as exc:
+            # `ppp-otel config --config FILE` reads another file: the broken one is not its business.
+            if not (getattr(args, "reads_config_itself", False) and getattr(args, "config", None)):
+                raise ConfigError(f"{exc}; fix it, or unset {CONFIG_ENV} to run without it") from None
+            args.settings = None  # `ppp-otel config --config FILE` may name another file
+        args.db_given = args.db is not None
         if args.db is None:
-            args.db = default_db_path()
+            args.db = (default_db_path(args.settings) if args.settings is not None
+                       else os.environ.get(DB_ENV) or DEFAULT_DB_PATH)
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # `ppp-otel trajectories | head`: the reader has gone, which is fine.

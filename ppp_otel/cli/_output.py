@@ -41,10 +41,17 @@ def print_table(
     *,
     max_width: int | None = DEFAULT_MAX_WIDTH,
     file: TextIO | None = None,
+    empty: str | None = None,
 ) -> None:
-    """Aligned columns under a header line; numbers are right-aligned."""
+    """Aligned columns under a header line; numbers are right-aligned.
+
+    ``empty``: printed instead of a lone header line when there are no rows.
+    """
     out = file or sys.stdout
     raw = [list(row) for row in rows]
+    if not raw and empty is not None:
+        print(empty, file=out)
+        return
     cells = [[cell(v, max_width) for v in row] for row in raw]
     widths = [len(h) for h in headers]
     for row in cells:

@@ -42,7 +42,7 @@ def _days(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    archival = load_config().archival
+    archival = (args.settings or load_config()).archival
     days = args.older_than if args.older_than is not None else archival.retention_days
     archive = args.archive or archival.archive_path or None
     with progress("cleanup", json_output=args.json) as bar:

@@ -18,16 +18,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE",
         help="the TOML file to read (default: $PPP_OTEL_CONFIG, else none)",
     )
-    p.set_defaults(func=show_config)
+    p.set_defaults(func=show_config, reads_config_itself=True)
 
 
 def show_config(args: argparse.Namespace) -> int:
     # --db is every command's option; here it is one more override, so the
     # listing shows the path this very command line would use. main() fills a
     # missing --db with the default path, which must not count as an argument.
-    from ppp_otel.cli import default_db_path
-
-    db_override = args.db if args.db is not None and args.db != default_db_path() else None
+    db_override = args.db if getattr(args, "db_given", True) else None
     config = load_config(args.config, overrides={"db_path": db_override})
     rows = [(key, display_value(key, value), source) for key, value, source in config.items()]
     if args.json:

@@ -7,10 +7,11 @@ leave an empty one behind because a path was mistyped.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
-from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table
+from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table, PROG
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -97,6 +98,8 @@ def _version_text(version: int, latest: int) -> str:
 
 
 def migrate(args: argparse.Namespace) -> int:
+    if not args.create and not os.path.exists(args.db) and "://" not in args.db:
+        return fail(f"{args.db}: no such database file; `{PROG} migrate --create --db {args.db}` creates it")
     with TrajectoryStore(args.db, must_exist=not args.create, migrate_schema=False) as store:
         applied = store.migrate()
         version = store.status()["schema_version"]
@@ -130,8 +133,18 @@ def trajectories(args: argparse.Namespace) -> int:
         ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
         + (["stage"] if staged else []),
         max_width=32,
+        empty=_none_found(args),
     )
     return 0
+
+
+def _none_found(args: argparse.Namespace) -> str:
+    named = [(flag, value) for flag, value in (("spec", args.spec), ("agent", args.agent), ("run", args.run))
+             if value is not None]
+    where = "".join(f" of {flag} {value!r}" for flag, value in named)
+    if args.offset:
+        where += f" past the first {args.offset}"
+    return f"no trajectories{where} in {args.db}"
 
 
 def show(args: argparse.Namespace) -> int:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import sys
 from typing import Any
 
-from ppp_otel.demo import record_demo
+from ppp_otel.demo import record_demo, PROJECT_NAME
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
-from ppp_otel.cli._output import print_json, print_table
+from ppp_otel.cli._output import print_json, print_table, PROG
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -18,12 +21,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "with interaction preferences, and again after a prompt change: two runs. Their turns go "
         "through a real OpenTelemetry pipeline into the database (no server), the recorder finds "
         "their questions and violations, and the rewards and the consensus of each stage and run "
-        "are printed. Each demo adds two new runs of the demo spec to the file.",
+        "are printed. Each demo adds two new runs of the demo spec to the file. "
+        "With --phoenix, the spans go to that Phoenix too, each turn's questions and violations "
+        "as span annotations and the rewards as session annotations.",
     )
     p.add_argument(
         "--run-prefix", metavar="P",
         help="name the two runs P-r1 and P-r2 (default: demo-<random>, new each time)",
     )
+    p.add_argument("--phoenix", metavar="URL",
+                   help="also record into this Phoenix, e.g. http://localhost:6006")
+    p.add_argument("--project", metavar="NAME", default=None,
+                   help=f"Phoenix project (default: $PHOENIX_PROJECT_NAME, else {PROJECT_NAME})")
     p.set_defaults(func=run)
 
 
@@ -49,14 +58,33 @@ def _scores(db_path: str, demo) -> tuple[list, list]:
     return scores, results
 
 
+def _annotate(args: argparse.Namespace, results: list) -> dict[str, Any] | None:
+    """Each stage's and run's rewards and consensus as span and session annotations in Phoenix."""
+    if not args.phoenix or not results:
+        return None
+    from ppp_otel.publish.phoenix_annotations import annotate_consensus
+
+    annotated, failed = [], []
+    for result in results:
+        summary = annotate_consensus(result, args.phoenix)
+        for _, message in summary.failed:
+            print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
+        data = summary.to_dict()
+        annotated += data.get("annotated", [])
+        failed += data.get("failed", [])
+    return {"annotated": annotated, "failed": failed}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.run_prefix is not None and not args.run_prefix.strip():
         raise ValueError("--run-prefix must not be empty")
-    demo = record_demo(args.db, run_id=args.run_prefix)
+    project = args.project or os.environ.get("PHOENIX_PROJECT_NAME") or PROJECT_NAME
+    demo = record_demo(args.db, run_id=args.run_prefix, phoenix=args.phoenix, project_name=project)
     trajectories = _landed(args.db, demo.run_ids)
     scores, results = _scores(args.db, demo)
+    annotations = _annotate(args, results)
     if args.json:
-        print_json({
+        data = {
             "db_path": demo.db_path,
             "run_id": demo.run_id,
             "run_ids": demo.run_ids,
@@ -66,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
             "trajectories": trajectories,
             "scores": scores,
             "consensus": results,
-        })
+        }
+        if args.phoenix:
+            data["phoenix"] = {"url": args.phoenix, "project": project, "judgments": demo.phoenix,
+                               "annotations": annotations}
+        print_json(data)
         return 0
 
     runs = " and ".join(demo.run_ids)
@@ -106,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
             ["run", "stage", "best agent", "confidence"] + [f"final {a}" for a in agents],
         )
     db = demo.db_path
+    if args.phoenix:
+        sent = len(annotations["annotated"]) if annotations else 0
+        print(f"\nPhoenix: spans, judgments and rewards of {sent} trajectories sent to {args.phoenix}, "
+              f"project {project}; open it and choose Sessions.")
     print("\nNext:")
     print(f"  ppp-otel report --db {db} --out report.html      # a page to look at")
     print(f"  ppp-otel trends --db {db} --spec {demo.spec_id}  # run against run")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ppp_otel.config.settings import PhoenixConfig
 from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
-from ppp_otel.cli._output import fail, print_fields, print_json, progress
+from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -35,6 +38,21 @@ def _advance(bar: Any, done: int, total: int) -> None:
     bar.advance(done - bar.done)
 
 
+#: Phoenix's UI opens on this many days back.
+PHOENIX_DEFAULT_WINDOW_DAYS = 7
+
+
+def _older_than_window(args: argparse.Namespace) -> tuple[int, str | None]:
+    """How many of the trajectories to send started before Phoenix's default window, and the oldest start."""
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=PHOENIX_DEFAULT_WINDOW_DAYS)).strftime("%Y-%m-%dT%H:%M:%S")
+    wanted = set(args.trajectory or ())
+    with TrajectoryStore(args.db, read_only=True) as store:
+        found = [t for t in store.list_trajectories(spec_id=args.spec) if not wanted or t.id in wanted]
+    # The stored texts are ISO 8601 (or SQLite's "YYYY-MM-DD HH:MM:SS"): they sort as times do.
+    old = sorted(t.created_at.replace(" ", "T") for t in found if t.created_at and t.created_at.replace(" ", "T") < cutoff)
+    return len(old), (old[0] if old else None)
+
+
 def export(args: argparse.Namespace) -> int:
     env = os.environ
     settings = PhoenixConfig()
@@ -51,8 +69,17 @@ def export(args: argparse.Namespace) -> int:
             )
     finally:
         exporter.shutdown()
+    old, oldest = _older_than_window(args) if summary.trajectories else (0, None)
+    if old:
+        print(f"{PROG}: warning: {old} of the {summary.trajectories} trajectories sent started more than "
+              f"{PHOENIX_DEFAULT_WINDOW_DAYS} days ago (the oldest at {oldest}); Phoenix's UI opens on the "
+              "last 7 days: choose a wider time range there to see them", file=sys.stderr)
     if args.json:
-        print_json(summary.to_dict())
+        data = summary.to_dict()
+        data["older_than_phoenix_window"] = old
+        print_json(data)
+    elif not summary.trajectories:
+        print(f"no trajectories to export{' of spec ' + repr(args.spec) if args.spec else ''} in {args.db}")
     else:
         print_fields({"endpoint": summary.endpoint, "project": summary.project,
                       "trajectories": summary.trajectories, "spans": summary.spans,

@@ -25,6 +25,7 @@ from ppp_otel.scoring.consensus import (
     parse_weights,
     rewards_profile,
 )
+from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.storage.sqlite.migrations import connect
 from ppp_otel.scoring.rewards import score_trajectories
@@ -45,6 +46,10 @@ def rewards_of(args: argparse.Namespace) -> str:
     from ppp_otel.config.settings import load_config
 
     return rewards_profile(load_config())
+
+
+#: ``consensus --phoenix`` when no trajectory could be annotated (the scores are still printed and stored).
+EXIT_NOTHING_ANNOTATED = 1
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -81,7 +86,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--phoenix", metavar="URL",
-        help="Phoenix to send the ppp.consensus span to and annotate the trajectory spans in",
+        help="Phoenix to send the ppp.consensus span to and annotate the trajectories in (span and "
+        "session annotations); exit 1 when none could be annotated",
     )
     p.add_argument(
         "--project", metavar="NAME",
@@ -115,6 +121,9 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def score(args: argparse.Namespace) -> int:
+    if args.agent is not None and args.spec is None:
+        return fail("--agent needs --spec: an agent is scored on a spec "
+                    f"(e.g. {PROG} score --spec SPEC --agent {args.agent})")
     scores = score_trajectories(
         args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
         stage=args.stage, run_id=args.run,
@@ -134,8 +143,15 @@ def score(args: argparse.Namespace) -> int:
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
          "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
         max_width=32,
+        empty=f"no trajectories{_filters(args)} in {args.db}",
     )
     return 0
+
+
+def _filters(args: argparse.Namespace) -> str:
+    named = [(flag, getattr(args, attr, None)) for flag, attr in
+             (("spec", "spec"), ("agent", "agent"), ("run", "run"))]
+    return "".join(f" of {flag} {value!r}" for flag, value in named if value is not None)
 
 
 def _technical(args: argparse.Namespace) -> dict[str, float]:
@@ -174,7 +190,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     from ppp_otel.config.settings import load_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
-    config = load_config()
+    config = args.settings or load_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
@@ -194,6 +210,12 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
     for _, message in summary.failed:
         print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
+    if any(NOT_IN_PHOENIX in message for _, message in summary.failed):
+        project = f" --project {args.project}" if args.project else ""
+        print(f"{PROG}: Phoenix at {args.phoenix} does not have the spans of these trajectories: they "
+              f"were recorded without forwarding to it. Send them with `{PROG} export --db {args.db} "
+              f"--to {args.phoenix} --spec {result.spec_id}{project}`, then run this command again.",
+              file=sys.stderr)
     return summary.to_dict()
 
 
@@ -204,7 +226,7 @@ def run_consensus(args: argparse.Namespace) -> int:
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
-    config = load_config()
+    config = args.settings or load_config()
     with warnings.catch_warnings():
         # Said once below, in the output and the JSON, rather than as a Python warning.
         warnings.simplefilter("ignore", MixedConsensusWarning)
@@ -213,6 +235,8 @@ def run_consensus(args: argparse.Namespace) -> int:
                            stage=args.stage, run_id=args.run,
                            rewards=args.rewards or rewards_profile(config))
     annotations = _publish(args, result) if args.phoenix else None
+    # Nothing annotated at all is a failure a script must see.
+    status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
     if args.json:
         data = result.to_dict()
         if annotations is not None:
@@ -220,14 +244,14 @@ def run_consensus(args: argparse.Namespace) -> int:
         print_json(data)
         if result.warning:  # in the JSON too; said here for the person running the script
             print(f"{PROG}: warning: {result.warning}", file=sys.stderr)
-        return 0
+        return status
     _print_result(result)
     if result.warning:
         print(f"note: {result.warning}")
     if annotations is not None:
-        print(f"Phoenix: {len(annotations['annotated'])} trajectory span(s) annotated, "
+        print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session), "
               f"{len(annotations['failed'])} failed")
-    return 0
+    return status
 
 
 def _judged(asked: str | None, covered: list) -> str | None:
@@ -251,5 +275,6 @@ def history(args: argparse.Namespace) -> int:
           _judged(run.run_id, run.runs)) for run in runs],
         ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents",
          "stage", "run"],
+        empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
     )
     return 0

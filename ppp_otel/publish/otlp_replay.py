@@ -11,6 +11,7 @@ get ids derived from their content, so their replays are idempotent too.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -78,10 +79,20 @@ def trajectory_spans(trajectory: Trajectory, resource: Resource) -> list[Readabl
         c.SPAN_KIND: c.KIND_AGENT,
         c.SPEC_ID: t.spec_id,
         c.AGENT_NAME: t.agent_name,
-        # The live session id is not stored; the trace id is as stable and as unique.
-        c.SESSION_ID: format_trace_id(trace_id),
+        # As trajectory() makes it by default (a session id given live is not stored).
+        c.SESSION_ID: c.default_session_id(t.agent_name, format_trace_id(trace_id)),
         c.INPUT_VALUE: t.spec_id,
+        c.METADATA: json.dumps({k: v for k, v in (("agent", t.agent_name), ("spec", t.spec_id),
+                                                  ("run", t.run_id)) if v is not None}),
+        c.TAGS: [t.agent_name],
     }
+    # The conversation, as live recording shows it.
+    prompts = [turn.prompt for turn in t.turns if turn.prompt is not None]
+    responses = [turn.response for turn in t.turns if turn.response is not None]
+    if prompts:
+        attributes[c.INPUT_VALUE] = prompts[0]
+    if responses:
+        attributes[c.OUTPUT_VALUE] = responses[-1]
     if t.run_id is not None:
         attributes[c.RUN_ID] = t.run_id
     if t.stage is not None:
@@ -91,7 +102,7 @@ def trajectory_spans(trajectory: Trajectory, resource: Resource) -> list[Readabl
     if t.technical_score is not None:
         attributes[c.TECHNICAL_SCORE] = float(t.technical_score)
     root = ReadableSpan(
-        name=c.TRAJECTORY_SPAN, context=parent, parent=None, resource=resource,
+        name=c.trajectory_span_name(t.agent_name), context=parent, parent=None, resource=resource,
         attributes=attributes, kind=SpanKind.INTERNAL, start_time=start, end_time=end,
     )
     return turn_spans + [root]  # children first, as a live exporter sends them
@@ -108,6 +119,8 @@ def _turn_span(turn: Turn, parent: SpanContext, resource: Resource) -> ReadableS
         attributes[c.OUTPUT_VALUE] = turn.response
     if turn.token_count is not None:
         attributes[c.TOKEN_COUNT_TOTAL] = turn.token_count
+        # Phoenix sums prompt + completion and ignores a bare total; the split is not stored.
+        attributes[c.TOKEN_COUNT_COMPLETION] = turn.token_count
     events = [
         Event(c.QUESTION_EVENT, {c.QUESTION_TEXT: q.text, c.QUESTION_EFFORT: q.effort_level}, timestamp=end or start)
         for q in turn.questions

@@ -1,7 +1,11 @@
-"""Phoenix span annotations: a consensus run written onto the trajectory spans it judged.
+"""Phoenix annotations: a consensus run written onto the trajectories it judged.
 
-Each judged trajectory span gets three annotations through Phoenix's REST API
-(``POST {base}/v1/span_annotations?sync=true``, as served by arize-phoenix):
+Each judged trajectory gets three annotations on its span through Phoenix's
+REST API (``POST {base}/v1/span_annotations?sync=true``, as served by
+arize-phoenix), and the same three on its session
+(``POST {base}/v1/session_annotations?sync=true``; the session id is the one
+``trajectory()`` and ``ppp-otel export`` give by default: agent and trace id), so
+Phoenix's session list and session view show them:
 
 - ``ppp.r_proact``: score = the trajectory's R_Proact
 - ``ppp.r_pers``: score = the trajectory's R_Pers
@@ -14,7 +18,7 @@ again updates the annotations instead of adding more.
 
 Phoenix only annotates spans it already has, and spans reach it through a
 batching exporter: a span it does not have yet is retried until ``wait_s``
-runs out, then reported as "span not in Phoenix yet". Nothing here raises:
+runs out, then reported as "span not in Phoenix" (:data:`NOT_IN_PHOENIX`). Nothing here raises:
 every failure is a line in :class:`AnnotationSummary`, naming the trajectory,
 the HTTP status and the start of Phoenix's answer.
 """
@@ -70,7 +74,7 @@ def identifier(spec_id: str) -> str:
 
 
 def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dict[str, Any]:
-    """The request body annotating one trajectory span."""
+    """The request body annotating one trajectory span (POST /v1/span_annotations)."""
     agent = result.agent(trajectory.agent_name)
     label = BEST if agent.agent_name == result.best_agent else NOT_BEST
     w = result.weights
@@ -93,6 +97,19 @@ def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> 
     ]}
 
 
+def session_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dict[str, Any]:
+    """The same three annotations on the trajectory's session (POST /v1/session_annotations)."""
+    data = []
+    for item in annotation_payload(result, trajectory)["data"]:
+        item = {k: v for k, v in item.items() if k != "span_id"}
+        data.append({"session_id": c.default_session_id(trajectory.agent_name, trajectory.trace_id), **item})
+    return {"data": data}
+
+
+#: What a failure for a span or session Phoenix never received starts with.
+NOT_IN_PHOENIX = "not in Phoenix"
+
+
 class _Failure(Exception):
     def __init__(self, message: str, *, retry: bool = False):
         super().__init__(message)
@@ -106,9 +123,11 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: fl
             response.read()
     except urllib.error.HTTPError as exc:
         excerpt = " ".join(exc.read().decode("utf-8", "replace").split())[:BODY_EXCERPT_CHARS]
-        # Phoenix answers 404 "Spans with IDs ... do not exist." for a span it has not ingested yet.
+        # Phoenix answers 404 "Spans with IDs ... do not exist." for a span it has not
+        # ingested yet ("Sessions with IDs ..." for a session).
         if exc.code == 404 and "do not exist" in excerpt:
-            raise _Failure("span not in Phoenix yet (HTTP 404)", retry=True) from None
+            what = "session" if "session" in url else "span"
+            raise _Failure(f"{what} {NOT_IN_PHOENIX} (HTTP 404)", retry=True) from None
         raise _Failure(f"HTTP {exc.code} from {url}: {excerpt or exc.reason}") from None
     except urllib.error.URLError as exc:
         raise _Failure(f"cannot reach {url}: {exc.reason}") from None
@@ -129,7 +148,8 @@ def annotate_consensus(
     ``api_key``: sent as ``Authorization: Bearer``; default ``$PHOENIX_API_KEY``.
     ``wait_s``: how long to keep retrying spans Phoenix does not have yet.
     """
-    url = phoenix_base_url(phoenix_url) + "/v1/span_annotations?sync=true"
+    base = phoenix_base_url(phoenix_url)
+    urls = (base + "/v1/span_annotations?sync=true", base + "/v1/session_annotations?sync=true")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     api_key = api_key if api_key is not None else os.environ.get("PHOENIX_API_KEY")
     if api_key:
@@ -146,19 +166,32 @@ def annotate_consensus(
             # One refused connection is enough to know; do not wait out a timeout per span.
             summary.failed.append((t.trajectory_id, f"{where}: {unreachable}"))
             continue
-        body = annotation_payload(result, t)
-        while True:
-            try:
-                _post(url, body, headers, timeout_s)
-                summary.annotated.append(t.trajectory_id)
+        bodies = [annotation_payload(result, t)]
+        if t.trace_id:
+            bodies.append(session_payload(result, t))
+        failure = None
+        for url, body in zip(urls, bodies):
+            failure = _post_until(url, body, headers, timeout_s, deadline)
+            if failure is not None:
                 break
-            except _Failure as failure:
-                if failure.retry and time.monotonic() < deadline:
-                    time.sleep(_RETRY_INTERVAL_S)
-                    continue
-                message = str(failure)
-                if message.startswith("cannot reach"):
-                    unreachable = message
-                summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {message}"))
-                break
+        if failure is None:
+            summary.annotated.append(t.trajectory_id)
+            continue
+        if failure.startswith("cannot reach"):
+            unreachable = failure
+        summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {failure}"))
     return summary
+
+
+def _post_until(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float,
+                deadline: float) -> str | None:
+    """None once Phoenix took it, else why not (a span it lacks is retried until ``deadline``)."""
+    while True:
+        try:
+            _post(url, body, headers, timeout_s)
+            return None
+        except _Failure as failure:
+            if failure.retry and time.monotonic() < deadline:
+                time.sleep(_RETRY_INTERVAL_S)
+                continue
+            return str(failure)

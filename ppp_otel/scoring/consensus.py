@@ -9,9 +9,12 @@
   ``technical_score`` its trajectories of the spec carry (the
   ``ppp.technical_score`` span attribute); else it has none
   (``technical_source == "none"``) and the technical term counts 0.
-- An agent with technical score but no trajectory of the spec is scored on
-  technical alone: ``final = w_technical * technical``, ``r_proact`` and
-  ``r_pers`` are None and ``technical_only`` is True.
+- Technical scores are between 0 and 1. One for an agent with no trajectory
+  of the spec is an error naming the spec's agents (a typo must not become a
+  new agent), unless that agent is named in ``agents=`` or the spec has no
+  trajectories at all: then it is scored on technical alone,
+  ``final = w_technical * technical``, ``r_proact`` and ``r_pers`` are None
+  and ``technical_only`` is True.
 - Best agent: highest final. Ties (finals equal to 9 decimal places) go to the
   higher technical score (none counts lowest), then to the agent name first
   in code-point order. Confidence is the best agent's final score.
@@ -265,6 +268,8 @@ def check_technical(scores: Mapping[str, Any], *, source: str = "technical") -> 
             raise ValueError(f"{source}: agent names must be non-empty strings, got {agent!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{source}: technical score of {agent} must be a finite number, got {value!r}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{source}: technical score of {agent} must be between 0 and 1, got {value!r}")
         checked[agent] = float(value)
     return checked
 
@@ -326,6 +331,14 @@ def judge(
                 "(no trajectory of the spec and no technical score)"
             )
     else:
+        strangers = sorted(set(given) - set(rewards))
+        if strangers and rewards:
+            # A typo in an agent's name must not become a new agent that wins.
+            raise ValueError(
+                f"technical score for {', '.join(strangers)}, which {'is' if len(strangers) == 1 else 'are'} "
+                f"not an agent of spec {spec_id} (its agents: {', '.join(sorted(rewards))}); "
+                "to score an agent with no trajectory on technical alone, name it in agents= (--agent)"
+            )
         wanted = sorted(set(rewards) | set(given))
     if not wanted:
         raise ValueError(

@@ -1,0 +1,105 @@
+"""Talking to one Phoenix server: a POST that says what went wrong, and one log line when it is down.
+
+Shared by the span exporter and the annotation sender that ``register()``
+attaches when spans are forwarded to Phoenix. Phoenix being down must cost
+one log line naming Phoenix and its URL, not one per request or per retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.error
+import urllib.request
+
+logger = logging.getLogger("ppp_otel.phoenix")
+
+#: How much of an error body goes into a message.
+BODY_EXCERPT_CHARS = 300
+
+
+class PhoenixError(Exception):
+    """A request Phoenix did not take. ``unreachable``: no answer at all;
+    ``status``: the HTTP status of an answer."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "", unreachable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.unreachable = unreachable
+
+    @property
+    def retryable(self) -> bool:
+        return self.unreachable or self.status in (408, 429, 500, 502, 503, 504)
+
+
+def base_url(url: str) -> str:
+    """The server's base URL, also when given the OTLP endpoint (``.../v1/traces``)."""
+    url = url.rstrip("/")
+    for suffix in ("/v1/traces", "/v1"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> bytes:
+    """POST ``body``; the answer's body, or :class:`PhoenixError`."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=max(timeout_s, 0.01)) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        excerpt = " ".join(exc.read().decode("utf-8", "replace").split())[:BODY_EXCERPT_CHARS]
+        raise PhoenixError(f"HTTP {exc.code}: {excerpt or exc.reason}", status=exc.code, body=excerpt) from None
+    except urllib.error.URLError as exc:
+        raise PhoenixError(f"{exc.reason}", unreachable=True) from None
+    except OSError as exc:  # timeouts and resets
+        raise PhoenixError(f"{exc}", unreachable=True) from None
+
+
+class Reachability:
+    """Logs once when a Phoenix stops answering and once when it answers again.
+
+    One per Phoenix (see :func:`reachability`): its span exporter and its
+    annotation sender share it, so Phoenix being down is one line, not two.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self._down = False
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    def down(self, reason: object) -> None:
+        with self._lock:
+            self.failures += 1
+            first, self._down = not self._down, True
+        if first:
+            logger.warning(
+                "ppp-otel: Phoenix at %s is unreachable (%s); spans and annotations for Phoenix "
+                "are dropped until it answers. Recording to the database goes on.", self.url, reason,
+            )
+
+    def up(self) -> None:
+        with self._lock:
+            was, self._down = self._down, False
+        if was:
+            logger.info("ppp-otel: Phoenix at %s answers again", self.url)
+
+    @property
+    def is_down(self) -> bool:
+        return self._down
+
+
+_by_url: dict[str, Reachability] = {}
+_by_url_lock = threading.Lock()
+
+
+def reachability(url: str) -> Reachability:
+    """The shared :class:`Reachability` of the Phoenix at ``url`` (any of its endpoints)."""
+    key = base_url(url)
+    with _by_url_lock:
+        found = _by_url.get(key)
+        if found is None:
+            found = _by_url[key] = Reachability(key)
+        return found

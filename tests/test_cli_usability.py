@@ -1,0 +1,175 @@
+"""The CLI without traps: what a new user runs into, each answered with a clear line."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+
+import pytest
+
+import ppp_otel
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.cli import build_parser, main
+from ppp_otel.ingest.server import IngestServer
+from scoring_data import add_trajectory
+
+pytestmark = pytest.mark.usefixtures("no_ambient_database")
+
+
+@pytest.fixture
+def db(db_path) -> str:
+    conn = schema.connect(db_path)
+    add_trajectory(conn, "spec-a", "careful-agent", technical_score=0.8)
+    add_trajectory(conn, "spec-a", "hasty-agent", technical_score=0.5)
+    conn.close()
+    return str(db_path)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ppp-otel: error: "), err
+    return lines[0]
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ppp-otel {ppp_otel.__version__}"
+
+
+def test_every_command_has_a_description_in_its_help():
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    listed = {choice.dest for choice in commands._choices_actions}
+    assert set(commands.choices) == listed  # every command is listed with its help
+    for name, command in commands.choices.items():
+        assert command.description, f"ppp-otel {name} --help has no description"
+
+
+def test_a_technical_score_for_a_mistyped_agent_is_an_error_naming_the_spec_agents(capsys, db):
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical", "carefull-agent=0.9")
+    assert code == 2
+    line = one_error_line(err)
+    assert "carefull-agent" in line and "careful-agent, hasty-agent" in line
+
+
+@pytest.mark.parametrize("score", ["1.22", "-0.5"])
+def test_a_technical_score_outside_zero_to_one_is_an_error(capsys, db, score):
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical", f"careful-agent={score}")
+    assert code == 2
+    assert "between 0 and 1" in one_error_line(err)
+
+
+def test_a_technical_file_score_above_one_is_an_error_naming_the_file(capsys, db, tmp_path):
+    path = tmp_path / "tech.json"
+    path.write_text('{"careful-agent": 1.5}')
+    code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical-file", str(path))
+    assert code == 2
+    line = one_error_line(err)
+    assert str(path) in line and "between 0 and 1" in line
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["trajectories", "--spec", "nope"], "no trajectories of spec 'nope' in"),
+    (["trajectories", "--agent", "nobody"], "no trajectories of agent 'nobody' in"),
+    (["score", "--spec", "nope"], "no trajectories of spec 'nope' in"),
+    (["consensus-history", "--spec", "spec-a"], "no consensus runs of spec 'spec-a'"),
+])
+def test_empty_results_say_so_instead_of_printing_a_lone_header(capsys, db, argv, expected):
+    code, out, _ = run(capsys, *argv, "--db", db)
+    assert code == 0
+    assert out.startswith(expected), out
+    assert "SPEC" not in out
+
+
+def test_empty_results_in_json_are_an_empty_list(capsys, db):
+    code, out, _ = run(capsys, "trajectories", "--db", db, "--spec", "nope", "--json")
+    assert (code, out.strip()) == (0, "[]")
+
+
+@pytest.mark.parametrize("argv", [
+    ["status"], ["trajectories"], ["score"], ["show", "1"], ["consensus", "--spec", "spec-a"],
+    ["consensus-history", "--spec", "spec-a"], ["cleanup", "--dry-run"], ["export-atif", "--out", "x"],
+    ["migrate"], ["config"],
+])
+def test_a_broken_config_file_is_the_same_error_for_every_command(capsys, db, monkeypatch, tmp_path, argv):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[ppp\nenabled = true\n")
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(broken))
+    monkeypatch.setenv("PPP_OTEL_DB", db)  # told where the database is: still an error
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    line = one_error_line(err)
+    assert str(broken) in line and "unset PPP_OTEL_CONFIG" in line
+
+
+def test_config_with_its_own_file_is_not_stopped_by_a_broken_ppp_otel_config(capsys, monkeypatch, tmp_path):
+    broken, good = tmp_path / "broken.toml", tmp_path / "good.toml"
+    broken.write_text("[ppp\n")
+    good.write_text("[ppp]\nenabled = true\n")
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(broken))
+    code, out, _ = run(capsys, "config", "--config", str(good))
+    assert code == 0 and f"config file: {good}" in out
+
+
+def test_score_agent_without_spec_names_the_flags(capsys, db):
+    code, _, err = run(capsys, "score", "--db", db, "--agent", "careful-agent")
+    assert code == 2
+    line = one_error_line(err)
+    assert "--agent needs --spec" in line and "--spec SPEC --agent careful-agent" in line
+
+
+def test_migrate_on_a_missing_file_points_at_create(capsys, tmp_path):
+    missing = tmp_path / "missing.db"
+    code, _, err = run(capsys, "migrate", "--db", str(missing))
+    assert code == 2
+    assert f"ppp-otel migrate --create --db {missing}" in one_error_line(err)
+    assert not missing.exists()
+
+
+def test_export_warns_when_it_sends_runs_older_than_phoenix_default_window(capsys, db_path, tmp_path):
+    provider = ppp_otel.register(db_path, phoenix=False, set_global=False, env={})
+    for agent in ("old-agent", "new-agent"):
+        with ppp_otel.trajectory("spec", agent, tracer_provider=provider):
+            with ppp_otel.turn("p", tracer_provider=provider) as t:
+                t.respond("r")
+    provider.shutdown()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE trajectories SET created_at = '2025-01-02T03:04:05.000Z' WHERE agent_name = 'old-agent'")
+    with IngestServer(tmp_path / "copy.db", port=0) as receiver:
+        code, _, err = run(capsys, "export", "--db", str(db_path), "--to", receiver.url)
+    assert code == 0
+    assert "warning: 1 of the 2 trajectories sent started more than 7 days ago" in err
+    assert "2025-01-02T03:04:05" in err and "wider time range" in err
+
+
+def test_export_of_recent_runs_does_not_warn(capsys, db_path, tmp_path):
+    provider = ppp_otel.register(db_path, phoenix=False, set_global=False, env={})
+    with ppp_otel.trajectory("spec", "agent", tracer_provider=provider):
+        pass
+    provider.shutdown()
+    with IngestServer(tmp_path / "copy.db", port=0) as receiver:
+        code, _, err = run(capsys, "export", "--db", str(db_path), "--to", receiver.url)
+    assert code == 0 and "warning" not in err
+
+
+def test_export_with_nothing_to_send_says_so(capsys, db_path, tmp_path):
+    ppp_otel.register(db_path, phoenix=False, set_global=False, env={}).shutdown()
+    with IngestServer(tmp_path / "copy.db", port=0) as receiver:
+        code, out, _ = run(capsys, "export", "--db", str(db_path), "--to", receiver.url, "--spec", "none")
+    assert code == 0 and out.startswith("no trajectories to export of spec 'none'")
+
+
+def test_the_demo_without_phoenix_records_three_agents_and_names_the_best(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--db", str(tmp_path / "demo.db"))
+    assert code == 0, err
+    consensus = out.split("Consensus of each stage and run")[1]
+    assert "BEST AGENT" in consensus and "careful-agent" in consensus
+    assert "Phoenix" not in out

@@ -1,0 +1,128 @@
+"""Phoenix down, slow or missing costs what is sent to it, one log line, and about a second at exit.
+
+No Phoenix here: a closed port (refused at once) and a socket that listens
+but never answers (requests hang until their timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sqlite3
+import time
+
+import pytest
+
+from conftest import wait_for
+import ppp_otel
+from ppp_otel.publish.phoenix_exporter import PhoenixSpanExporter
+from ppp_otel.publish.phoenix_sender import SPAN_ANNOTATIONS, PhoenixAnnotationSender
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_url():
+    with socket.socket() as silent:  # listens, never accepts: requests hang
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def record(provider, n: int = 3) -> None:
+    for i in range(n):
+        with ppp_otel.trajectory("spec", f"agent-{i}", tracer_provider=provider):
+            with ppp_otel.turn("Fix it", tracer_provider=provider) as t:
+                t.respond("Which runner do you use?")
+
+
+def stored_turns(db) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_an_unreachable_phoenix_is_one_log_line_naming_phoenix_and_its_url(db_path, caplog):
+    url = f"http://127.0.0.1:{closed_port()}"
+    caplog.set_level(logging.INFO)
+    provider = ppp_otel.register(db_path, phoenix=url, set_global=False, env={})
+    record(provider)
+    provider.force_flush()
+    provider.shutdown()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1, [r.getMessage() for r in problems]
+    message = problems[0].getMessage()
+    assert f"Phoenix at {url} is unreachable" in message and "Recording to the database goes on" in message
+    assert not [r for r in caplog.records if r.name.startswith(("urllib3", "opentelemetry.exporter"))]
+    assert stored_turns(db_path) == 3
+
+
+def test_shutdown_does_not_wait_long_for_a_phoenix_that_never_answers(db_path, silent_url):
+    provider = ppp_otel.register(db_path, phoenix=silent_url, set_global=False, env={})
+    record(provider)
+    assert wait_for(lambda: stored_turns(db_path) == 3)
+    started = time.monotonic()
+    provider.shutdown()
+    # About a second by default; the bound is loose for a busy machine, and far
+    # below the 10 s export timeout that shutdown used to wait out.
+    assert time.monotonic() - started < 6
+    assert stored_turns(db_path) == 3
+
+
+def test_an_exporter_shutting_down_gives_up_on_a_phoenix_that_never_answers(silent_url):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("s"):
+        pass
+    exporter = PhoenixSpanExporter(f"{silent_url}/v1/traces", timeout_s=60, shutdown_timeout_s=0.2)
+    exporter.begin_shutdown()
+    assert exporter.export(memory.get_finished_spans()).name == "FAILURE"
+    assert exporter.failed_spans == 1 and exporter.exported_spans == 0
+
+
+def test_a_database_in_a_missing_directory_is_refused_at_register(tmp_path):
+    path = tmp_path / "no-such-dir" / "runs.db"
+    with pytest.raises(FileNotFoundError, match="no-such-dir does not exist"):
+        ppp_otel.register(path, phoenix=False, set_global=False, env={})
+
+
+def test_the_annotation_queue_is_bounded_and_counts_what_it_drops():
+    sender = PhoenixAnnotationSender(f"http://127.0.0.1:{closed_port()}", max_queue_size=3, retry_for_s=0)
+    taken = sender.submit(SPAN_ANNOTATIONS, [{"span_id": f"{i:016x}", "name": "n"} for i in range(5)])
+    sender.shutdown()
+    assert taken <= 3 and sender.dropped == 5 - taken
+
+
+def test_annotations_phoenix_cannot_take_are_retried_then_counted_as_failed():
+    sender = PhoenixAnnotationSender(f"http://127.0.0.1:{closed_port()}", retry_for_s=0.5)
+    sender.submit(SPAN_ANNOTATIONS, [{"span_id": "00000000000000aa", "name": "n"}])
+    assert wait_for(lambda: sender.failed == 1, timeout_s=20)
+    sender.shutdown()
+    assert sender.retries >= 1 and sender.sent == 0
+    assert sender.stats["phoenix_down"] is True
+
+
+def test_a_flush_does_not_wait_out_the_retries_while_phoenix_is_down():
+    sender = PhoenixAnnotationSender(f"http://127.0.0.1:{closed_port()}", retry_for_s=3600)
+    sender.submit(SPAN_ANNOTATIONS, [{"span_id": "00000000000000aa", "name": "n"}])
+    assert wait_for(lambda: sender.stats["phoenix_down"])
+    assert sender.force_flush(3_600_000) is False  # returns, saying not everything was sent
+    sender.shutdown()
+    assert sender.sent == 0
+
+
+def test_a_bad_annotation_kind_is_a_value_error():
+    sender = PhoenixAnnotationSender("http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="span_annotations or session_annotations"):
+        sender.submit("trace_annotations", [])
