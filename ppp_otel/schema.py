@@ -169,6 +169,23 @@ def _v4_consensus_history(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5_pending_spans(conn: sqlite3.Connection) -> None:
+    """Spans ingest acknowledged before their parent arrived, kept until it does (see staging)."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS pending_spans (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            parent_span_id TEXT,
+            is_turn INTEGER NOT NULL DEFAULT 0,
+            received_at REAL NOT NULL,
+            span TEXT NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_pending_parent ON pending_spans(trace_id, parent_span_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_pending_received ON pending_spans(received_at)")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Position i holds the migration that takes a database to version i + 1.
@@ -177,6 +194,7 @@ MIGRATIONS: list[Migration] = [
     _v2_questions_violations_and_span_ids,
     _v3_recorder_stats,
     _v4_consensus_history,
+    _v5_pending_spans,
 ]
 
 
