@@ -89,6 +89,8 @@ class TurnRecord:
     extract_questions: bool = True
     extra: dict[str, Any] | None = None
     truncated: bool = False
+    # Numbers that could not be stored (a token count past 64 bits): dropped, the turn kept.
+    dropped_values: int = 0
     # A number from the shared sequence (not chosen by agent code) that clashes
     # with a stored turn is replaced by the next free one rather than rejected.
     renumber_on_conflict: bool = False
@@ -111,6 +113,10 @@ def _text(attrs: Mapping[str, Any], key: str, *, required: bool = False) -> str 
     raise RecordError(f"attribute {key} must be a string, got {type(value).__name__}")
 
 
+class OutOfRange(RecordError):
+    """A number SQLite cannot store (past 64 bits)."""
+
+
 def _int(attrs: Mapping[str, Any], key: str) -> int | None:
     value = attrs.get(key)
     if value is None:
@@ -123,12 +129,12 @@ def _int(attrs: Mapping[str, Any], key: str) -> int | None:
         result = int(value)
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         if len(value.strip()) > 20:  # past int64 anyway; int() of huge strings is slow
-            raise RecordError(f"attribute {key} is out of range: {value.strip()[:20]}...")
+            raise OutOfRange(f"attribute {key} is out of range: {value.strip()[:20]}...")
         result = int(value)
     else:
         raise RecordError(f"attribute {key} must be an integer, got {value!r:.60}")
     if not -(2**63) <= result < 2**63:
-        raise RecordError(f"attribute {key} is out of range: {result}")
+        raise OutOfRange(f"attribute {key} is out of range: {result}")
     return result
 
 
@@ -214,7 +220,10 @@ def _token_count(attrs: Mapping[str, Any]) -> int | None:
     prompt, completion = _int(attrs, c.TOKEN_COUNT_PROMPT), _int(attrs, c.TOKEN_COUNT_COMPLETION)
     if prompt is None and completion is None:
         return None
-    return (prompt or 0) + (completion or 0)
+    total = (prompt or 0) + (completion or 0)
+    if total >= 2**63:
+        raise OutOfRange(f"token count is out of range: {total}")
+    return total
 
 
 # --- events ----------------------------------------------------------------
@@ -283,12 +292,19 @@ def turn_record(
     prompt, response = _prompt_and_response(attrs)
     prompt, cut_prompt = _cut(prompt)
     response, cut_response = _cut(response)
-    number = _int(attrs, c.TURN_NUMBER)
+    dropped = 0
+    try:
+        number = _int(attrs, c.TURN_NUMBER)
+    except OutOfRange:
+        number, dropped = None, dropped + 1
     if number is None:
         number = turn_number
     if number is not None and number < 0:
         raise RecordError(f"attribute {c.TURN_NUMBER} must not be negative, got {number}")
-    token_count = _token_count(attrs)
+    try:
+        token_count = _token_count(attrs)
+    except OutOfRange:
+        token_count, dropped = None, dropped + 1
     if token_count is not None and token_count < 0:
         raise RecordError(f"token count must not be negative, got {token_count}")
     questions, violations = [], []
@@ -314,4 +330,5 @@ def turn_record(
         violations=violations,
         extract_questions=not questions,
         truncated=cut_prompt or cut_response,
+        dropped_values=dropped,
     )

@@ -185,7 +185,8 @@ def test_one_agent_reaches_phoenix_and_the_ppp_otel_ingest_command_through_colle
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
 
-    command = [os.path.join(os.path.dirname(sys.executable), "ppp-otel"), "ingest", "--db", str(db_path), "--port", "0"]
+    command = [os.path.join(os.path.dirname(sys.executable), "ppp-otel"), "ingest", "--db", str(db_path), "--port", "0",
+               "--grpc-port", "0"]
     ingest_process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     collectors = []
     try:

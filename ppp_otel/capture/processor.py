@@ -25,7 +25,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ppp_otel import conventions as c
+from ppp_otel import textrepair
 from ppp_otel.capture import numbering
+from ppp_otel.storage.sqlite import forklock, staging
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.analysis.analyzer import EffortClassifier, TurnAnalyzer
 from ppp_otel.logs import LogLimiter
@@ -154,6 +156,8 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._stopped = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self._writer: TrajectoryWriter | None = None
+        # Held whenever this thread touches SQLite, and taken by fork: see forklock.
+        self._db_lock = forklock.new_lock()
         self._analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
@@ -169,6 +173,8 @@ class TrajectorySpanProcessor(SpanProcessor):
         self.write_errors = 0
         self.internal_errors = 0
         self.truncated = 0
+        self.repaired_text = 0  # characters SQLite could not store, replaced by U+FFFD
+        self.dropped_values = 0  # numbers SQLite could not store, dropped from their turn
         self.lost_at_shutdown = 0  # queued, then given up: the file stayed unwritable past the deadline
         self.last_error: str | None = None
         self._log_rejected = LogLimiter(logger)
@@ -214,6 +220,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             "write_errors": self.write_errors,
             "internal_errors": self.internal_errors,
             "truncated": self.truncated,
+            "repaired_text": self.repaired_text,
+            "dropped_values": self.dropped_values,
             "forgotten_spans": self.forgotten_spans,
             "lost_at_shutdown": self.lost_at_shutdown,
             "unknown_preferences": self._analyzer.unknown_preferences,
@@ -287,6 +295,18 @@ class TrajectorySpanProcessor(SpanProcessor):
         for record in records:
             taken += self._put((_RECORD, record), force=force)
         return taken
+
+    def when_written(self, waiter: Any) -> None:
+        """Call ``waiter.set()`` (from the writer thread) once everything queued so far is
+        committed, as :meth:`force_flush` waits; for callers that must not block a thread
+        (an event loop) or that acknowledge what they queued only once it is durable."""
+        with self._cond:
+            target = self.enqueued
+            if self._done >= target or self._stopped.is_set():
+                waiter.set()
+                return
+            self._flush_waiters.append((target, waiter))
+            self._cond.notify_all()
 
     def has_room(self, n: int) -> bool:
         """Whether ``n`` more records fit in the queue now."""
@@ -490,8 +510,13 @@ class TrajectorySpanProcessor(SpanProcessor):
             if getattr(record, "truncated", False):
                 self.truncated += 1
                 self._log_rejected("ppp-otel: a turn's text was cut to %d characters", MAX_TEXT_CHARS)
+            self._keep_storable(record)
+        # Spans waiting for their parent are stored as they came; they are judged once released.
+        waiting = [r for r in records if isinstance(r, staging.STAGING_RECORDS)]
+        if waiting:
+            records = [r for r in records if not isinstance(r, staging.STAGING_RECORDS)]
         records = self._analyze(records)
-        self._write(records)
+        self._write(records + waiting)
         if self._on_judged is not None:
             turns = [r for r in records if isinstance(r, TurnRecord)]
             if turns:
@@ -500,6 +525,16 @@ class TrajectorySpanProcessor(SpanProcessor):
                 except Exception:
                     self.internal_errors += 1
                     logger.exception("ppp-otel: on_judged failed")
+
+    def _keep_storable(self, record: TrajectoryRecord | TurnRecord) -> None:
+        repaired = textrepair.repair_record(record)
+        if repaired:
+            self.repaired_text += repaired
+            self._log_rejected("ppp-otel: %d characters SQLite cannot store became U+FFFD", repaired)
+        dropped = getattr(record, "dropped_values", 0)
+        if dropped:
+            self.dropped_values += dropped
+            self._log_rejected("ppp-otel: %d out-of-range numbers dropped from turn %s", dropped, record.span_id)
 
     def _analyze(self, records: list) -> list:
         try:
@@ -535,8 +570,9 @@ class TrajectorySpanProcessor(SpanProcessor):
         delay = 0.05
         while True:
             try:
-                self._connection()
-                outcome = self._writer.write(records)
+                with self._db_lock:
+                    self._connection()
+                    outcome = self._writer.write(records)
                 break
             except (sqlite3.Error, schema.DatabaseError, OSError) as exc:
                 self.write_errors += 1
@@ -565,13 +601,14 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._stats_dirty = True
 
     def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-        self._conn = None
-        self._writer = None
+        with self._db_lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except sqlite3.Error:
+                    pass
+            self._conn = None
+            self._writer = None
 
     def _save_stats(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -579,23 +616,27 @@ class TrajectorySpanProcessor(SpanProcessor):
             return
         self._stats_written_at = now
         try:
-            conn = self._connection()
-            conn.execute(
-                """INSERT INTO recorder_stats (recorder_id, pid, started_at, updated_at, enqueued,
-                       written_turns, duplicates, dropped, rejected, write_errors, last_error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (recorder_id) DO UPDATE SET updated_at = excluded.updated_at,
-                       enqueued = excluded.enqueued, written_turns = excluded.written_turns,
-                       duplicates = excluded.duplicates, dropped = excluded.dropped,
-                       rejected = excluded.rejected, write_errors = excluded.write_errors,
-                       last_error = excluded.last_error""",
-                (self._recorder_id, os.getpid(), self._started_at, now_iso(), self.enqueued,
-                 self.written_turns, self.duplicates, self.dropped, self.rejected,
-                 self.write_errors, self.last_error),
-            )
+            with self._db_lock:
+                self._upsert_stats()
             self._stats_dirty = False
         except (sqlite3.Error, schema.DatabaseError, OSError):
             self._drop_connection()  # the counters stay in memory; the log has the error
+
+    def _upsert_stats(self) -> None:
+        conn = self._connection()
+        conn.execute(
+            """INSERT INTO recorder_stats (recorder_id, pid, started_at, updated_at, enqueued,
+                   written_turns, duplicates, dropped, rejected, write_errors, last_error)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (recorder_id) DO UPDATE SET updated_at = excluded.updated_at,
+                   enqueued = excluded.enqueued, written_turns = excluded.written_turns,
+                   duplicates = excluded.duplicates, dropped = excluded.dropped,
+                   rejected = excluded.rejected, write_errors = excluded.write_errors,
+                   last_error = excluded.last_error""",
+            (self._recorder_id, os.getpid(), self._started_at, now_iso(), self.enqueued,
+             self.written_turns, self.duplicates, self.dropped, self.rejected,
+             self.write_errors, self.last_error),
+        )
 
     def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
         """Preferences and earlier turns of a trajectory begun before this process knew it.
@@ -604,22 +645,23 @@ class TrajectorySpanProcessor(SpanProcessor):
         the analyzer then asks again for the next turn instead of remembering nothing.
         """
         try:
-            conn = self._connection()
-            row = conn.execute(
-                "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
-            ).fetchone()
-            if row is None:
-                return None
-            preferences = tuple(parse_preferences(row[1]))
-            if not preferences:
-                return (), []
-            turns = conn.execute(
+            with self._db_lock:
+                conn = self._connection()
+                row = conn.execute(
+                    "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
+                ).fetchone()
+                if row is None:
+                    return None
+                preferences = tuple(parse_preferences(row[1]))
+                if not preferences:
+                    return (), []
+                turns = conn.execute(
                 """SELECT t.turn_number, t.prompt, t.response,
                           (SELECT json_group_array(question_text) FROM trajectory_questions q
                            WHERE q.turn_id = t.id)
-                   FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
-                (row[0],),
-            ).fetchall()
+                       FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
+                    (row[0],),
+                ).fetchall()
         except (sqlite3.Error, schema.DatabaseError):
             return None
         history = [

@@ -10,26 +10,41 @@ import sys
 import threading
 from typing import Any
 
-from ppp_otel.ingest.server import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, IngestServer
+from ppp_otel.ingest.server import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    IngestServer,
+    DEFAULT_GRPC_PORT,
+)
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
+from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "ingest", parents=[common],
-        help="receive OTLP/HTTP traces (POST /v1/traces) into the database",
-        description="An OTLP/HTTP trace receiver: point any OTLP exporter or collector at "
-        "http://HOST:PORT/v1/traces. Runs until SIGTERM or Ctrl-C, then writes everything accepted.",
+        help="receive OTLP traces (HTTP POST /v1/traces and gRPC) into the database",
+        description="An OTLP trace receiver: point any OTLP exporter or collector at "
+        "http://HOST:PORT/v1/traces (OTLP/HTTP) or HOST:GRPC_PORT (OTLP/gRPC). A request is answered "
+        "once its spans are committed. Runs until SIGTERM or Ctrl-C, then finishes the requests in "
+        "flight and exits.",
     )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST}; "
                    "0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                   help=f"OTLP/HTTP port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--grpc-port", type=_grpc_port, default=DEFAULT_GRPC_PORT, metavar="PORT",
+                   help=f"OTLP/gRPC port (default: {DEFAULT_GRPC_PORT}; 0 picks a free one; 'off' serves HTTP only)")
     p.add_argument("--token", metavar="T", help="require 'Authorization: Bearer T' (default: $PPP_OTEL_INGEST_TOKEN)")
     p.add_argument("--max-body-bytes", metavar="N", type=int_at_least(1), default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest body accepted, before or after gzip (default: {DEFAULT_MAX_BODY_BYTES})")
     p.add_argument("--pending-ttl", metavar="S", type=float, default=600.0,
-                   help="how long turns wait for their trajectory span, which arrives when the "
-                   "trajectory ends; raise it for longer runs (default: 600)")
+                   help="how long turns waiting for their trajectory span (it arrives when the trajectory "
+                   "ends) are also kept in memory; they are in the database either way (default: 600)")
+    p.add_argument("--pending-retention", metavar="S", type=float, default=DEFAULT_RETENTION_S,
+                   help="delete turns whose trajectory span has not come after S seconds "
+                   f"(default: {DEFAULT_RETENTION_S:.0f}, seven days)")
     p.set_defaults(func=ingest)
 
 
@@ -40,14 +55,19 @@ def _port(text: str) -> int:
     return value
 
 
+def _grpc_port(text: str) -> int | None:
+    return None if text.strip().lower() == "off" else _port(text)
+
+
 def ingest(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     token = args.token or os.environ.get("PPP_OTEL_INGEST_TOKEN") or None
     try:
-        server = IngestServer(args.db, args.host, args.port, token, max_body_bytes=args.max_body_bytes,
-                              pending_ttl_s=args.pending_ttl)
+        server = IngestServer(args.db, args.host, args.port, token, grpc_port=args.grpc_port,
+                              max_body_bytes=args.max_body_bytes, pending_ttl_s=args.pending_ttl,
+                              pending_retention_s=args.pending_retention)
     except OSError as exc:
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot listen on {args.host}: {exc.strerror or exc}") from None
     stop = threading.Event()
     # The handler only sets a flag: stopping the server from inside it would
     # wait on the very thread the signal interrupted.
@@ -55,8 +75,10 @@ def ingest(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     # A line a supervisor (or a test) can wait for, with the real port when --port 0.
-    print(f"ppp-otel ingest: listening on {server.url}/v1/traces, writing to {args.db}", file=sys.stderr, flush=True)
-    while not stop.wait(1.0):
+    grpc = f" and gRPC {server.grpc_endpoint}" if server.grpc_endpoint else ""
+    print(f"ppp-otel ingest: listening on {server.url}/v1/traces{grpc}, writing to {args.db}",
+          file=sys.stderr, flush=True)
+    while not stop.wait(0.2):
         pass
     server.stop()
     stats = server.stats
@@ -64,6 +86,6 @@ def ingest(args: argparse.Namespace) -> int:
         print_json(stats)
     else:
         print_fields({k: v for k, v in stats.items() if k in (
-            "received_spans", "rejected_spans", "orphan_turns", "written_trajectories", "written_turns",
+            "received_spans", "rejected_spans", "pending_spans", "written_trajectories", "written_turns",
             "duplicates", "dropped", "rejected", "db_path")}, file=sys.stderr)
     return 0

@@ -9,9 +9,13 @@ parent shows up: the trajectory record first, then its turns in start order,
 since the writer numbers unnumbered turns in the order it gets them and
 refuses a turn whose trajectory row does not exist yet.
 
+Held spans are durable: each is handed back in ``Assembled.staged`` to be
+written to ``pending_spans`` with the request's other records (see staging),
+and the keys of those a parent released come back in ``Assembled.released``.
 Memory is bounded: the map of seen spans forgets the least recently used, and
-held spans are given up (counted, logged) after ``pending_ttl_s`` or when more
-than ``max_pending_spans`` wait.
+held spans leave memory after ``pending_ttl_s`` or when more than
+``max_pending_spans`` wait; only their parent's key stays, and when that
+parent arrives they are read back from the database.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ OUTSIDE = Placement(None)
 
 #: Finds a span already stored by an earlier process: its placement or None.
 Lookup = Callable[[str, str], "Placement | None"]
+#: Reads back the staged spans that wait for a parent.
+LoadStaged = Callable[[SpanKey], "list[OtlpSpan]"]
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Assembled:
 
     records: list[TrajectoryRecord | TurnRecord] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    staged: list[tuple[OtlpSpan, bool]] = field(default_factory=list)  # newly held: (span, is a turn)
+    released: list[SpanKey] = field(default_factory=list)  # held before, placed now
 
 
 def _reason(exc: Exception) -> str:
@@ -69,6 +77,7 @@ class TrajectoryAssembler:
         max_pending_spans: int = 100_000,
         max_known_spans: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
+        load_staged: LoadStaged | None = None,
     ):
         if max_pending_spans < 1 or max_known_spans < 1:
             raise ValueError("max_pending_spans and max_known_spans must be >= 1")
@@ -80,9 +89,12 @@ class TrajectoryAssembler:
         self._known: collections.OrderedDict[SpanKey, Placement] = collections.OrderedDict()
         # Held spans grouped by the parent they wait for, oldest group first.
         self._waiting: collections.OrderedDict[SpanKey, tuple[float, dict[str, OtlpSpan]]] = collections.OrderedDict()
-        self.pending = 0
-        self.orphans = 0  # turns given up because their trajectory never arrived
-        self.expired = 0  # every held span given up, turns or not
+        # Parents whose waiting children are in the database only (out of memory, or from before a restart).
+        self._staged_only: set[SpanKey] = set()
+        self._load_staged = load_staged
+        self.pending = 0  # held spans in memory
+        self.orphans = 0  # turns that left memory still waiting (they stay in pending_spans)
+        self.expired = 0  # every held span that left memory, turns or not
         self._log_orphan = LogLimiter(logger)
 
     # ------------------------------------------------------------------ input
@@ -92,27 +104,61 @@ class TrajectoryAssembler:
         trajectories: list[TrajectoryRecord] = []
         turns: list[tuple[int, TurnRecord]] = []
         for span in spans:
-            self._place(span, trajectories, turns, out.rejected)
+            self._place(span, trajectories, turns, out)
         self.expire()
         out.records.extend(trajectories)
         out.records.extend(record for _, record in sorted(turns, key=lambda item: item[0]))
         return out
 
-    def _place(self, first: OtlpSpan, trajectories: list, turns: list, rejected: list[str]) -> None:
+    def resume(self, parents: Iterable[SpanKey]) -> Assembled:
+        """At startup: the parents staged spans wait for; those already stored release them now."""
+        out = Assembled()
+        trajectories: list[TrajectoryRecord] = []
+        turns: list[tuple[int, TurnRecord]] = []
+        self._staged_only.update(parents)
+        for parent in list(self._staged_only):
+            placement = self._lookup(*parent) if self._lookup is not None else None
+            if placement is not None:
+                self._remember(parent, placement)
+                self._release(parent, trajectories, turns, out)
+        out.records.extend(trajectories)
+        out.records.extend(record for _, record in sorted(turns, key=lambda item: item[0]))
+        return out
+
+    def _place(self, first: OtlpSpan, trajectories: list, turns: list, out: Assembled) -> None:
         stack = [first]
         while stack:
             span = stack.pop()
-            placement = self._placement(span, trajectories, turns, rejected)
+            placement = self._placement(span, trajectories, turns, out)
             if placement is None:
                 continue
-            self._remember((span.trace_id, span.span_id), placement)
-            released = self._waiting.pop((span.trace_id, span.span_id), None)
-            if released is not None:
-                self.pending -= len(released[1])
-                stack.extend(released[1].values())
+            key = (span.trace_id, span.span_id)
+            self._remember(key, placement)
+            if key in self._waiting or key in self._staged_only:
+                stack.extend(self._released(key, out))
 
-    def _placement(self, span: OtlpSpan, trajectories: list, turns: list, rejected: list[str]) -> Placement | None:
+    def _release(self, parent: SpanKey, trajectories: list, turns: list, out: Assembled) -> None:
+        for span in self._released(parent, out):
+            self._place(span, trajectories, turns, out)
+
+    def _released(self, parent: SpanKey, out: Assembled) -> list[OtlpSpan]:
+        """The spans that waited for ``parent``, from memory and from the database, once each."""
+        found: dict[str, OtlpSpan] = {}
+        held = self._waiting.pop(parent, None)
+        if held is not None:
+            self.pending -= len(held[1])
+            found.update(held[1])
+        if parent in self._staged_only:
+            self._staged_only.discard(parent)
+            if self._load_staged is not None:
+                for span in self._load_staged(parent):
+                    found.setdefault(span.span_id, span)
+        out.released.extend((parent[0], span_id) for span_id in found)
+        return list(found.values())
+
+    def _placement(self, span: OtlpSpan, trajectories: list, turns: list, out: Assembled) -> Placement | None:
         """Where the span sits, after emitting its record; None when it has to wait."""
+        rejected = out.rejected
         attrs = span.attributes
         if c.is_trajectory_span(span.name, attrs):
             key = (span.trace_id, span.span_id)
@@ -128,7 +174,7 @@ class TrajectoryAssembler:
             return OUTSIDE
         owner = self._owner(span)
         if owner is None:
-            self._hold(span)
+            self._hold(span, out)
             return None
         if owner.trajectory is not None and not owner.in_turn and c.is_turn_span(span.name, attrs):
             try:
@@ -149,7 +195,7 @@ class TrajectoryAssembler:
         if placement is not None:
             self._known.move_to_end(parent)
             return placement
-        if parent in self._waiting or self._lookup is None:
+        if parent in self._waiting or parent in self._staged_only or self._lookup is None:
             return None  # already asked the database about this parent
         placement = self._lookup(*parent)
         if placement is not None:
@@ -162,21 +208,22 @@ class TrajectoryAssembler:
         while len(self._known) > self.max_known_spans:
             self._known.popitem(last=False)
 
-    def _hold(self, span: OtlpSpan) -> None:
+    def _hold(self, span: OtlpSpan, out: Assembled) -> None:
         parent = (span.trace_id, span.parent_span_id)
         group = self._waiting.get(parent)
         if group is None:
             group = self._waiting[parent] = (self._clock(), {})
         if span.span_id not in group[1]:  # a redelivered span waits once
             self.pending += 1
+            out.staged.append((span, c.is_turn_span(span.name, span.attributes)))
         group[1][span.span_id] = span
         while self.pending > self.max_pending_spans:
-            self._give_up(*self._waiting.popitem(last=False), reason="the pending buffer is full")
+            self._give_up(*self._waiting.popitem(last=False), reason="more spans wait than memory holds")
 
     # ----------------------------------------------------------------- expiry
 
     def expire(self, now: float | None = None) -> int:
-        """Give up spans held longer than the TTL; returns how many turns became orphans."""
+        """Let spans held longer than the TTL leave memory; returns how many turns did."""
         now = self._clock() if now is None else now
         before = self.orphans
         while self._waiting:
@@ -186,21 +233,16 @@ class TrajectoryAssembler:
             self._give_up(*self._waiting.popitem(last=False), reason=f"no parent within {self.pending_ttl_s:g}s")
         return self.orphans - before
 
-    def expire_all(self) -> int:
-        """Give up everything held (at shutdown); returns how many turns became orphans."""
-        before = self.orphans
-        while self._waiting:
-            self._give_up(*self._waiting.popitem(last=False), reason="the receiver is stopping")
-        return self.orphans - before
-
     def _give_up(self, parent: SpanKey, group: tuple[float, dict[str, OtlpSpan]], *, reason: str) -> None:
+        """Out of memory, not out of storage: the spans stay in pending_spans for their parent."""
         held = group[1]
         self.pending -= len(held)
         self.expired += len(held)
+        self._staged_only.add(parent)
         for span in held.values():
             if c.is_turn_span(span.name, span.attributes):
                 self.orphans += 1
                 self._log_orphan(
-                    "ppp-otel ingest: turn span %s of trace %s dropped as an orphan: parent %s never arrived (%s)",
-                    span.span_id, span.trace_id, parent[1], reason,
+                    "ppp-otel ingest: turn span %s of trace %s still waits for parent %s (%s); "
+                    "it stays in pending_spans", span.span_id, span.trace_id, parent[1], reason,
                 )

@@ -1,38 +1,64 @@
-"""``ppp-otel ingest``: an OTLP/HTTP trace receiver that fills the trajectory database.
+"""``ppp-otel ingest``: an OTLP trace receiver (HTTP and gRPC) that fills the trajectory database.
 
 Any OTLP exporter (another language's SDK, an OpenTelemetry Collector) can
-post to ``/v1/traces``; the spans go through the same records, analysis and
-writer thread as spans recorded in process. The receiver answers once the
-spans are queued, not written: the writer is idempotent on (trace id, span
-id), so a client that retries after a lost answer does no harm.
+post to ``/v1/traces`` or call the gRPC ``TraceService/Export``; the spans go
+through the same records, analysis and writer thread as spans recorded in
+process. A request is answered 200 (gRPC OK) only once its spans are
+committed: turns that arrive before their trajectory span wait durably in
+``pending_spans`` (see :mod:`ppp_otel.storage.sqlite.staging`), so nothing acknowledged is
+lost to a restart, SIGTERM or kill -9. Many requests share one transaction
+(group commit). The writer is idempotent on (trace id, span id), so a client
+that retries after a lost answer does no harm.
+
+HTTP is served by uvicorn (an ASGI server: chunked bodies, keep-alive and
+timeouts, connection limits, graceful shutdown), gRPC by grpcio's server.
 
     server = IngestServer("runs.db", port=0)
     server.start()
     ... post to server.url + "/v1/traces" ...
-    server.stop()          # flushes everything accepted
+    server.stop()          # finishes requests in flight, writes everything accepted
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
+import socket
 import sqlite3
 import threading
+import time
+from concurrent import futures
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ppp_otel.ingest import wire as otlp
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.storage.sqlite import staging
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP port, so exporters' defaults point here
+DEFAULT_GRPC_PORT = 4317  # the OTLP/gRPC port
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+#: How long a request waits for its spans to be committed before it is told to retry.
+DEFAULT_COMMIT_TIMEOUT_S = 30.0
+#: A client must send its whole body within this; a stalled one gets 408.
+DEFAULT_READ_TIMEOUT_S = 30.0
+#: Idle keep-alive connections are closed after this.
+DEFAULT_KEEP_ALIVE_S = 5.0
+#: At shutdown, requests in flight get this long to finish; then their connections are closed.
+DEFAULT_GRACE_S = 3.0
+DEFAULT_MAX_CONNECTIONS = 1000
+_RETRY_AFTER_S = "1"
+_PURGE_EVERY_S = 60.0
+# An over-limit body is read and thrown away (so the client sees the 413, not
+# a reset), up to this much more; past it the connection is simply closed.
+_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -42,20 +68,50 @@ class IngestOutcome:
     rejected: int = 0  # spans that could not be used
     not_queued: int = 0  # records the full queue refused; the client should retry
     first_error: str | None = None
+    committed: bool = False  # everything taken is in the database
+
+
+class _Committed:
+    """Woken by the writer thread once the records queued before it are committed."""
+
+    __slots__ = ("event", "loop", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
+        self.event = threading.Event()
+        self.loop = loop
+        self.future = loop.create_future() if loop is not None else None
+
+    def set(self) -> None:
+        self.event.set()
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(True)
 
 
 class SpanIngest:
-    """OTLP requests in, records queued on a :class:`TrajectorySpanProcessor`; thread-safe."""
+    """OTLP requests in, records durably written by a :class:`TrajectorySpanProcessor`; thread-safe."""
 
-    def __init__(self, processor: TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None):
+    def __init__(self, processor: TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None, *,
+                 pending_retention_s: float = staging.DEFAULT_RETENTION_S):
         self.processor = processor
+        self.pending_retention_s = pending_retention_s
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self.assembler = assembler or TrajectoryAssembler(self._stored_placement)
+        self.assembler = assembler or TrajectoryAssembler(self._stored_placement, load_staged=self._load_staged)
         self.received_spans = 0
         self.rejected_spans = 0
+        self.repaired_text = 0
+        self.purged_turns = 0
+        self._last_purge = 0.0
 
-    def ingest(self, request: Any) -> IngestOutcome:
+    # ------------------------------------------------------------- requests
+
+    def submit(self, request: Any) -> tuple[IngestOutcome, _Committed | None, int]:
+        """Queue a request's records; returns the outcome so far, what to wait on and the
+        loss count to compare with once woken (see :meth:`settle`). No waiter: nothing queued."""
         outcome = IngestOutcome()
         good = []
         for item in otlp.spans(request):
@@ -66,35 +122,109 @@ class SpanIngest:
             else:
                 good.append(item)
         with self._lock:
+            self.received_spans += outcome.spans
             # All or nothing: the assembler's state changes for good once spans are
             # added (held turns are released), so a request is refused (503, to be
-            # retried) before anything changes rather than half taken.
-            if not self.processor.has_room(len(good) + self.assembler.pending):
-                self.received_spans += outcome.spans
+            # retried) before anything changes rather than half taken. Spans that
+            # wait for their parent are in the database, not the queue: they take no room.
+            if not self.processor.has_room(len(good) + 1):  # at most a record a span, and one release
                 outcome.not_queued = len(good)
-                return outcome
+                return outcome, None, 0
             assembled = self.assembler.add(good)
+            records: list = list(assembled.records)
+            if assembled.staged:
+                records.extend(staging.staged_records(assembled.staged))
+            if assembled.released:
+                records.append(staging.Unstaged(assembled.released))
+            lost = self.processor.lost_at_shutdown
             # Under the lock, so a trajectory record is queued before turns another request releases.
-            taken = self.processor.submit(assembled.records, force=True)
-            self.received_spans += outcome.spans
+            taken = self.processor.submit(records, force=True)
+            waiter = _Committed(self._loop())
+            self.processor.when_written(waiter)
             self.rejected_spans += outcome.rejected + len(assembled.rejected)
         outcome.rejected += len(assembled.rejected)
         if assembled.rejected:
             outcome.first_error = outcome.first_error or assembled.rejected[0]
         outcome.queued = taken
-        outcome.not_queued = len(assembled.records) - taken
+        outcome.not_queued = len(records) - taken
+        return outcome, waiter, lost
+
+    @staticmethod
+    def _loop() -> asyncio.AbstractEventLoop | None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def settle(self, outcome: IngestOutcome, lost_before: int) -> IngestOutcome:
+        """After the waiter fired: committed unless the writer gave records up meanwhile."""
+        outcome.committed = not outcome.not_queued and self.processor.lost_at_shutdown == lost_before
         return outcome
 
-    def expire(self) -> int:
-        with self._lock:
-            return self.assembler.expire()
+    def ingest(self, request: Any, timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S) -> IngestOutcome:
+        """Queue a request and wait (this thread) until it is committed or ``timeout_s`` passed."""
+        outcome, waiter, lost = self.submit(request)
+        if waiter is None:
+            return outcome
+        if not waiter.event.wait(timeout_s):
+            return outcome
+        return self.settle(outcome, lost)
 
-    def close(self, timeout_s: float | None = None) -> None:
-        """Give up spans still waiting for a parent, then write everything queued."""
+    async def ingest_async(self, request: Any, timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S) -> IngestOutcome:
+        outcome, waiter, lost = self.submit(request)
+        if waiter is None:
+            return outcome
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
+        except asyncio.TimeoutError:
+            return outcome
+        return self.settle(outcome, lost)
+
+    # ---------------------------------------------------------- housekeeping
+
+    def resume(self) -> int:
+        """At startup: spans staged before a restart wait again; those whose parent is stored land."""
         with self._lock:
-            orphans = self.assembler.expire_all()
-            if orphans:
-                logger.warning("ppp-otel ingest: %d turns still waited for their trajectory at shutdown", orphans)
+            try:
+                parents = staging.waiting_parents(self._connection())
+            except (sqlite3.Error, schema.DatabaseError) as exc:
+                logger.warning("ppp-otel ingest: cannot read pending spans: %s", exc)
+                return 0
+            assembled = self.assembler.resume(parents)
+            records: list = list(assembled.records)
+            if assembled.released:
+                records.append(staging.Unstaged(assembled.released))
+            if records:
+                self.processor.submit(records, force=True)
+        if parents:
+            logger.info("ppp-otel ingest: %d parents awaited by pending spans; %d spans released",
+                        len(parents), len(assembled.released))
+        return len(assembled.released)
+
+    def tick(self) -> None:
+        """Ten times a second: held spans past the TTL leave memory; now and then old ones are purged."""
+        with self._lock:
+            self.assembler.expire()
+            now = time.monotonic()
+            if now - self._last_purge < _PURGE_EVERY_S:
+                return
+            self._last_purge = now
+            try:
+                purged = staging.purge(self._connection(), self.pending_retention_s)
+            except (sqlite3.Error, schema.DatabaseError) as exc:
+                logger.debug("ppp-otel ingest: purging pending spans failed: %s", exc)
+                return
+        if purged:
+            self.purged_turns += purged
+            logger.warning("ppp-otel ingest: %d turns waited longer than %gs for their trajectory and were "
+                           "deleted", purged, self.pending_retention_s)
+
+    def close(self) -> None:
+        """Write everything queued. Spans still waiting for a parent are already in the database."""
+        with self._lock:
+            if self.assembler.pending:
+                logger.info("ppp-otel ingest: %d spans wait for their parent in pending_spans",
+                            self.assembler.pending)
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -107,21 +237,26 @@ class SpanIngest:
             "received_spans": self.received_spans,
             "rejected_spans": self.rejected_spans,
             "pending_spans": a.pending,
-            "orphan_turns": a.orphans,
+            "pending_turns_out_of_memory": a.orphans,
+            "purged_pending_turns": self.purged_turns,
             **self.processor.stats,
         }
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = schema.connect(self.processor.db_path, check_same_thread=False, migrate_schema=False)
+        return self._db
 
     def _stored_placement(self, trace_id: str, span_id: str) -> Placement | None:
         """A parent recorded earlier (another process, a restart): a trajectory or a turn."""
         try:
-            if self._db is None:
-                self._db = schema.connect(self.processor.db_path, check_same_thread=False, migrate_schema=False)
-            row = self._db.execute(
+            db = self._connection()
+            row = db.execute(
                 "SELECT 1 FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
             ).fetchone()
             if row is not None:
                 return Placement((trace_id, span_id))
-            row = self._db.execute(
+            row = db.execute(
                 """SELECT t.trace_id, t.span_id FROM trajectory_turns u JOIN trajectories t
                    ON t.id = u.trajectory_id WHERE u.trace_id = ? AND u.span_id = ?""",
                 (trace_id, span_id),
@@ -132,47 +267,233 @@ class SpanIngest:
             logger.debug("ppp-otel ingest: parent lookup failed: %s", exc)
         return None
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive: exporters post batch after batch
-    server_version = "ppp-otel-ingest"
-
-    def do_POST(self) -> None:
+    def _load_staged(self, parent: tuple[str, str]) -> list[otlp.OtlpSpan]:
         try:
-            self.server.receiver._handle(self)
+            return staging.load_children(self._connection(), parent)
+        except (sqlite3.Error, schema.DatabaseError, ValueError) as exc:
+            logger.warning("ppp-otel ingest: reading the spans waiting for %s failed: %s", parent[1], exc)
+            return []
+
+
+# --------------------------------------------------------------------- answers
+
+# google.rpc.Code for each HTTP status we answer with.
+_RPC_CODE = {400: 3, 401: 16, 404: 5, 405: 12, 408: 4, 413: 8, 415: 3, 500: 13, 503: 14}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """``Authorization: Bearer <token>``, the scheme matched without regard to case (RFC 9110)."""
+    if token is None:
+        return True
+    if not header:
+        return False
+    scheme, _, credentials = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
+class _HttpApp:
+    """The ASGI application: ``POST /v1/traces``, and clear answers for everything else."""
+
+    def __init__(self, receiver: IngestServer):
+        self.receiver = receiver
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # lifespan is off; websockets are not served
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        media: str | None = None
+        try:
+            media = await self._serve(scope, headers, receive, send)
+        except _Refused as exc:
+            await self._refuse(send, exc, media if media is not None else _media_or_none(headers))
         except Exception as exc:  # a bug must cost one request, not the receiver
             logger.exception("ppp-otel ingest: request failed")
-            self.server.receiver._error(self, 500, f"internal error: {type(exc).__name__}", None)
+            await self._refuse(send, _Refused(500, f"internal error: {type(exc).__name__}"), None)
 
-    def do_GET(self) -> None:
-        self._refuse_method()
-
-    do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def _refuse_method(self) -> None:
-        path = self.path.split("?", 1)[0]
+    async def _serve(self, scope: dict, headers: dict, receive: Any, send: Any) -> str | None:
+        r = self.receiver
+        path = scope["path"]
         if path != otlp.TRACES_PATH:
-            self.server.receiver._error(self, 404, f"no such path {path}; traces go to POST {otlp.TRACES_PATH}", None)
-        else:
-            self.server.receiver._error(self, 405, "use POST", None, extra={"Allow": "POST"})
+            await _drain(receive, r.read_timeout_s)
+            raise _Refused(404, f"no such path {path}; traces go to POST {otlp.TRACES_PATH}")
+        if scope["method"] != "POST":
+            await _drain(receive, r.read_timeout_s)
+            raise _Refused(405, "use POST", {"Allow": "POST"})
+        if not authorized(headers.get("authorization"), r.token):
+            await _drain(receive, r.read_timeout_s)
+            raise _Refused(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        try:
+            media = otlp.media_type(headers.get("content-type"))
+        except otlp.BodyError as exc:
+            await _drain(receive, r.read_timeout_s)
+            raise _Refused(exc.status, str(exc)) from None
+        body = await _read_body(receive, headers, r.max_body_bytes, r.read_timeout_s)
+        try:
+            body = otlp.decompress(body, headers.get("content-encoding"), r.max_body_bytes)
+            request = otlp.parse_request(body, media)
+        except otlp.BodyError as exc:
+            raise _Refused(exc.status, str(exc)) from None
+        outcome = await r.ingest.ingest_async(request, r.commit_timeout_s)
+        if not outcome.committed:
+            # Retryable per OTLP: the writer is behind; a redelivery is stored once.
+            what = (f"queue full; {outcome.not_queued} records not taken" if outcome.not_queued
+                    else "the writer has not committed this request yet")
+            raise _Refused(503, what, {"Retry-After": _RETRY_AFTER_S})
+        body = otlp.response_body(outcome.rejected, outcome.first_error, media)
+        await _respond(send, 200, body, media)
+        return media
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("ppp-otel ingest: %s " + format, self.address_string(), *args)
+    async def _refuse(self, send: Any, exc: _Refused, media: str | None) -> None:
+        body, content_type = otlp.status_body(_RPC_CODE.get(exc.status, 2), exc.message, media)
+        if exc.status not in (503,):
+            logger.info("ppp-otel ingest: %d: %s", exc.status, exc.message)
+        headers = dict(exc.headers)
+        if exc.status in (408, 413):
+            headers["Connection"] = "close"  # the rest of the body was not read
+        try:
+            await _respond(send, exc.status, body, content_type, headers)
+        except Exception:  # the client went away
+            pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # stop() waits for requests in flight
-    block_on_close = True
-    receiver: IngestServer
+def _media_or_none(headers: dict) -> str | None:
+    try:
+        return otlp.media_type(headers.get("content-type"))
+    except otlp.BodyError:
+        return None
 
+
+async def _respond(send: Any, status: int, body: bytes, content_type: str,
+                   headers: dict[str, str] | None = None) -> None:
+    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _receive(receive: Any, deadline: float) -> dict:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _Refused(408, "the body was not received in time")
+    try:
+        message = await asyncio.wait_for(receive(), remaining)
+    except asyncio.TimeoutError:
+        raise _Refused(408, "the body was not received in time") from None
+    if message["type"] == "http.disconnect":
+        raise _Disconnected()
+    return message
+
+
+async def _read_body(receive: Any, headers: dict, limit: int, timeout_s: float) -> bytes:
+    """The whole body, or 413 once it is known to be over ``limit`` (with the rest read and thrown away)."""
+    deadline = time.monotonic() + timeout_s
+    declared = headers.get("content-length")
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while True:
+            message = await _receive(receive, deadline)
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                too_large = True
+                parts.clear()
+            elif not too_large:
+                parts.append(chunk)
+            if not message.get("more_body", False) or total > limit + _DRAIN_LIMIT_BYTES:
+                break
+    except _Disconnected:
+        raise _Refused(400, "the client closed the connection before the body ended") from None
+    if too_large:
+        shown = f"body of {declared} bytes" if declared and declared.isdigit() else "body"
+        raise _Refused(413, f"{shown} is over the limit of {limit} bytes")
+    return b"".join(parts)
+
+
+async def _drain(receive: Any, timeout_s: float) -> None:
+    """Read and drop a body nobody will use, so that the answer reaches the client."""
+    deadline = time.monotonic() + timeout_s
+    total = 0
+    try:
+        while total <= _DRAIN_LIMIT_BYTES:
+            message = await _receive(receive, deadline)
+            total += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+    except (_Disconnected, _Refused):
+        return
+
+
+# ------------------------------------------------------------------------ gRPC
+
+_TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class _GrpcService:
+    """``TraceService/Export`` with the same token, limits and answers as HTTP, as gRPC status codes."""
+
+    def __init__(self, receiver: IngestServer):
+        self.receiver = receiver
+
+    def handler(self) -> Any:
+        import grpc
+
+        return grpc.method_handlers_generic_handler(_TRACE_SERVICE, {
+            # Raw bytes in: a body that does not parse gets INVALID_ARGUMENT with the reason,
+            # not grpcio's generic "exception deserializing request".
+            "Export": grpc.unary_unary_rpc_method_handler(
+                self.export, request_deserializer=None,
+                response_serializer=lambda m: m.SerializeToString(),
+            ),
+        })
+
+    def export(self, body: bytes, context: Any) -> Any:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+        r = self.receiver
+        metadata = dict(context.invocation_metadata() or ())
+        if not authorized(metadata.get("authorization"), r.token):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            request = otlp.parse_request(body, otlp.PROTOBUF)
+        except otlp.BodyError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            outcome = r.ingest.ingest(request, r.commit_timeout_s)
+        except Exception as exc:
+            logger.exception("ppp-otel ingest: gRPC export failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        if not outcome.committed:
+            # UNAVAILABLE is what OTLP exporters retry with backoff.
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the writer is behind; retry")
+        response = ExportTraceServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.first_error or ""
+        return response
+
+
+# ---------------------------------------------------------------------- server
 
 class IngestServer:
-    """An OTLP/HTTP receiver on ``host:port`` writing into ``db_path``.
+    """An OTLP receiver on ``host:port`` (HTTP) and, when ``grpc_port`` is given, gRPC.
 
-    ``port=0`` takes a free port (see ``.url``). ``token`` requires
-    ``Authorization: Bearer <token>``. Bodies larger than ``max_body_bytes``,
-    before or after gzip, get 413.
+    ``port=0`` / ``grpc_port=0`` take free ports (see ``.url``, ``.grpc_port``).
+    ``token`` requires ``Authorization: Bearer <token>`` (gRPC: the same
+    ``authorization`` metadata). Bodies larger than ``max_body_bytes``, before
+    or after gzip, get 413 (gRPC: RESOURCE_EXHAUSTED).
     """
 
     def __init__(
@@ -182,37 +503,87 @@ class IngestServer:
         port: int = DEFAULT_PORT,
         token: str | None = None,
         *,
+        grpc_port: int | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         processor: TrajectorySpanProcessor | None = None,
         pending_ttl_s: float = 600.0,
         max_pending_spans: int = 100_000,
+        pending_retention_s: float = staging.DEFAULT_RETENTION_S,
+        commit_timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        keep_alive_s: float = DEFAULT_KEEP_ALIVE_S,
+        grace_s: float = DEFAULT_GRACE_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ):
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
         if token is not None and not token.strip():
             raise ValueError("token must not be empty")
-        # Network batches are large: write them in big transactions, soon.
-        # A collector sends bursts of thousands of spans: queue more than an app would.
-        processor = processor or TrajectorySpanProcessor(
-            db_path, buffer_size=1000, flush_interval_ms=100, max_queue_size=100_000
-        )
-        self.ingest = SpanIngest(processor)
-        self.ingest.assembler.pending_ttl_s = pending_ttl_s
-        self.ingest.assembler.max_pending_spans = max_pending_spans
+        if pending_retention_s <= 0:
+            raise ValueError(f"pending_retention_s must be > 0, got {pending_retention_s}")
         self.token = token
         self.max_body_bytes = max_body_bytes
-        self._httpd = _Server((host, port), _Handler, bind_and_activate=True)
-        self._httpd.receiver = self
+        self.commit_timeout_s = commit_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.grace_s = grace_s
+        # Bind first: a port in use is an error here, before any thread starts.
+        self._socket = _listen(host, port)
+        self._address = self._socket.getsockname()[:2]
+        self._grpc = None
+        self.grpc_port: int | None = None
+        if grpc_port is not None:
+            self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+        # Network batches are large: write them in big transactions. Requests wait for
+        # their commit, so the writer starts a transaction as soon as one is waiting
+        # and takes every request queued meanwhile into it (group commit).
+        processor = processor or TrajectorySpanProcessor(
+            db_path, buffer_size=5000, flush_interval_ms=100, max_queue_size=100_000
+        )
+        self.ingest = SpanIngest(processor, pending_retention_s=pending_retention_s)
+        self.ingest.assembler.pending_ttl_s = pending_ttl_s
+        self.ingest.assembler.max_pending_spans = max_pending_spans
+        self.ingest.resume()
+        import uvicorn
+
+        config = uvicorn.Config(
+            _HttpApp(self), lifespan="off", http="h11", ws="none", log_level="warning", access_log=False,
+            timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=grace_s,
+            limit_concurrency=max_connections, server_header=False, date_header=False,
+        )
+        self._uvicorn = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
         self._stopped = False
+
+    def _grpc_server(self, host: str, port: int, max_connections: int) -> tuple[Any, int]:
+        import grpc
+
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="ppp-otel-ingest-grpc"),
+            handlers=[_GrpcService(self).handler()],
+            maximum_concurrent_rpcs=max_connections,
+            options=[
+                ("grpc.max_receive_message_length", self.max_body_bytes),
+                ("grpc.so_reuseport", 0),  # a port in use is an error, not shared
+            ],
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen for gRPC on {address}: {exc}") from None
+        if bound == 0:
+            raise OSError(f"cannot listen for gRPC on {address}")
+        return server, bound
 
     @property
     def host(self) -> str:
-        return self._httpd.server_address[0]
+        return self._address[0]
 
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1]
+        return self._address[1]
 
     @property
     def url(self) -> str:
@@ -220,28 +591,74 @@ class IngestServer:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
+    def grpc_endpoint(self) -> str | None:
+        return None if self.grpc_port is None else f"{self.host}:{self.grpc_port}"
+
+    @property
     def stats(self) -> dict[str, Any]:
         return self.ingest.stats
 
     def start(self) -> IngestServer:
-        """Serve on a background thread; returns at once."""
-        self._thread = threading.Thread(target=self.serve_forever, name="ppp-otel-ingest", daemon=True)
+        """Serve on background threads; returns at once."""
+        started = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve(started))
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=serve, name="ppp-otel-ingest", daemon=True)
         self._thread.start()
+        self._ticker = threading.Thread(target=self._tick, name="ppp-otel-ingest-tick", daemon=True)
+        self._ticker.start()
+        if self._grpc is not None:
+            self._grpc.start()
+        started.wait(10)
         return self
 
-    def serve_forever(self) -> None:
-        self._httpd.service_actions = self.ingest.expire  # runs every poll, ten times a second
-        self._httpd.serve_forever(poll_interval=0.1)
+    async def _serve(self, started: threading.Event) -> None:
+        # uvicorn installs signal handlers only on the main thread; the CLI handles signals itself.
+        async def ready() -> None:
+            while not self._uvicorn.started and not self._uvicorn.should_exit:
+                await asyncio.sleep(0.01)
+            started.set()
+
+        waiter = asyncio.ensure_future(ready())
+        try:
+            await self._uvicorn.serve(sockets=[self._socket])
+        finally:
+            waiter.cancel()
+            started.set()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.ingest.tick()
+            except Exception:
+                logger.exception("ppp-otel ingest: housekeeping failed")
 
     def stop(self) -> None:
-        """Stop taking requests, finish those in flight, write everything queued. Idempotent."""
+        """Stop taking requests, finish those in flight (at most ``grace_s``), write everything
+        accepted. Idle and half-open connections are closed at once. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
+        self._stop.set()
+        grpc_done = self._grpc.stop(self.grace_s) if self._grpc is not None else None
         if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
+            self._uvicorn.should_exit = True
+            self._thread.join(self.grace_s + 5)
+        try:
+            self._socket.close()
+        except OSError:
+            pass
+        if grpc_done is not None:
+            grpc_done.wait(self.grace_s + 1)
+        if self._ticker is not None:
+            self._ticker.join(2)
         self.ingest.close()
 
     def __enter__(self) -> IngestServer:
@@ -250,94 +667,20 @@ class IngestServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ---------------------------------------------------------------- request
 
-    def _handle(self, h: _Handler) -> None:
-        path = h.path.split("?", 1)[0]
-        if path != otlp.TRACES_PATH:
-            return self._error(h, 404, f"no such path {path}; traces go to POST {otlp.TRACES_PATH}", None)
-        if self.token is not None and not self._authorized(h.headers.get("Authorization")):
-            return self._error(h, 401, "missing or wrong bearer token", None, extra={"WWW-Authenticate": "Bearer"})
-        try:
-            media = otlp.media_type(h.headers.get("Content-Type"))
-        except otlp.BodyError as exc:
-            return self._error(h, exc.status, str(exc), None)
-        try:
-            body = self._read_body(h)
-            body = otlp.decompress(body, h.headers.get("Content-Encoding"), self.max_body_bytes)
-            request = otlp.parse_request(body, media)
-        except otlp.BodyError as exc:
-            return self._error(h, exc.status, str(exc), media)
-        outcome = self.ingest.ingest(request)
-        if outcome.not_queued:
-            # Retryable per OTLP: the writer's queue is full; redelivery is stored once.
-            return self._error(h, 503, f"queue full; {outcome.not_queued} records not taken", media,
-                               extra={"Retry-After": "1"})
-        self._send(h, 200, otlp.response_body(outcome.rejected, outcome.first_error, media), media)
-
-    def _authorized(self, header: str | None) -> bool:
-        expected = f"Bearer {self.token}".encode()
-        return header is not None and hmac.compare_digest(header.strip().encode(), expected)
-
-    def _read_body(self, h: _Handler) -> bytes:
-        if "chunked" in (h.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked(h)
-        length_text = h.headers.get("Content-Length")
-        if length_text is None:
-            raise otlp.BodyError("a Content-Length or chunked transfer encoding is required")
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise otlp.BodyError(f"Content-Length is not a number: {length_text!r}") from None
-        if length < 0:
-            raise otlp.BodyError("Content-Length is negative")
-        if length > self.max_body_bytes:
-            raise otlp.BodyTooLarge(f"body of {length} bytes is over the limit of {self.max_body_bytes} bytes")
-        body = h.rfile.read(length)
-        if len(body) != length:
-            raise otlp.BodyError(f"body ended after {len(body)} of {length} bytes")
-        return body
-
-    def _read_chunked(self, h: _Handler) -> bytes:
-        parts, total = [], 0
-        while True:
-            line = h.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise otlp.BodyError("malformed chunked body") from None
-            if size == 0:
-                while h.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(parts)
-            total += size
-            if total > self.max_body_bytes:
-                raise otlp.BodyTooLarge(f"body is over the limit of {self.max_body_bytes} bytes")
-            parts.append(h.rfile.read(size))
-            h.rfile.readline(1024)
-
-    def _error(self, h: _Handler, status: int, message: str, media: str | None, *, extra: dict | None = None) -> None:
-        # google.rpc.Code: 3 INVALID_ARGUMENT, 16 UNAUTHENTICATED, 8 RESOURCE_EXHAUSTED, ...
-        code = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}.get(status, 2)
-        body, content_type = otlp.status_body(code, message, media)
-        if status != 503:
-            logger.info("ppp-otel ingest: %d for %s: %s", status, h.address_string(), message)
-        # The body may be unread (413, 401, 404): the connection cannot carry another request.
-        self._send(h, status, body, content_type, extra=extra, close=status not in (200, 503))
-
-    def _send(self, h: _Handler, status: int, body: bytes, content_type: str, *,
-              extra: dict | None = None, close: bool = False) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", content_type)
-        h.send_header("Content-Length", str(len(body)))
-        for key, value in (extra or {}).items():
-            h.send_header(key, value)
-        if close:
-            h.send_header("Connection", "close")
-            h.close_connection = True
-        h.end_headers()
-        h.wfile.write(body)
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "IngestOutcome", "IngestServer",
-           "SpanIngest"]
+__all__ = ["DEFAULT_GRPC_PORT", "DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "IngestOutcome",
+           "IngestServer", "SpanIngest", "authorized"]

@@ -199,6 +199,21 @@ def _v6_judgment(conn: sqlite3.Connection) -> None:
         "UPDATE trajectory_violations SET judge = 'rules/1' WHERE judge IS NULL AND source = 'detected'"
     )
     conn.execute("CREATE INDEX IF NOT EXISTS idx_turns_unjudged ON trajectory_turns(judged_by) WHERE judged_by IS NULL")
+def _v7_pending_spans(conn: sqlite3.Connection) -> None:
+    """Spans ingest acknowledged before their parent arrived, kept until it does (see staging)."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS pending_spans (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            parent_span_id TEXT,
+            is_turn INTEGER NOT NULL DEFAULT 0,
+            received_at REAL NOT NULL,
+            span TEXT NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_pending_parent ON pending_spans(trace_id, parent_span_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_pending_received ON pending_spans(received_at)")
 
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -211,6 +226,7 @@ MIGRATIONS: list[Migration] = [
     _v4_consensus_history,
     _v5_stages,
     _v6_judgment,
+    _v7_pending_spans,
 ]
 
 

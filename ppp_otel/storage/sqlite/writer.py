@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.storage.sqlite import staging
 
 logger = logging.getLogger(__name__)
 
-Record = TrajectoryRecord | TurnRecord
+Record = TrajectoryRecord | TurnRecord | staging.StagedSpan | staging.Unstaged
 
 
 @dataclass
@@ -113,6 +114,8 @@ class TrajectoryWriter:
     def write(self, records: Sequence[Record]) -> WriteOutcome:
         trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
         turns = [r for r in records if isinstance(r, TurnRecord)]
+        staged = [r for r in records if isinstance(r, staging.StagedSpan)]
+        unstaged = [r for r in records if isinstance(r, staging.Unstaged)]
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -123,6 +126,8 @@ class TrajectoryWriter:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
                 outcome = self._write_one_by_one(trajectories, turns)
+            # After the turns: a span released in this batch is a turn before it stops waiting.
+            staging.write(conn, staged, unstaged)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -1,0 +1,124 @@
+"""Spans that arrived before their parent, kept durably in ``pending_spans`` until it comes.
+
+Over OTLP a trajectory span arrives when the trajectory ends, after all its
+turns. Ingest answers 200 for those turns at once, so they must survive a
+restart, SIGTERM or kill -9 before their trajectory span arrives: each one
+waits as a row of ``pending_spans`` (the whole span, as JSON), written in the
+same transaction as the request's other records. When the parent arrives the
+rows become turns and are deleted in the writer's next transaction. Rows whose
+parent never comes stay queryable, are counted by ``ppp-otel status`` and are
+deleted once older than the retention (``ppp-otel ingest --pending-retention``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from ppp_otel.ingest.wire import OtlpSpan
+
+SpanKey = tuple[str, str]
+
+#: Seven days: an agent run that lasts longer than that is unusual.
+DEFAULT_RETENTION_S = 7 * 24 * 3600.0
+
+
+@dataclass(slots=True)
+class StagedSpan:
+    """A span written to ``pending_spans`` to wait for its parent."""
+
+    span: OtlpSpan
+    is_turn: bool
+    received_at: float
+
+
+@dataclass(slots=True)
+class Unstaged:
+    """Staged spans whose parent came: deleted from ``pending_spans``."""
+
+    keys: list[SpanKey]
+
+
+STAGING_RECORDS = (StagedSpan, Unstaged)
+
+
+def to_json(span: OtlpSpan) -> str:
+    # ensure_ascii: a lone surrogate is kept as an escape, so the row is always storable.
+    return json.dumps(
+        [span.name, span.attributes, span.events, span.start_ns, span.end_ns, dict(span.resource)],
+        separators=(",", ":"), default=str,
+    )
+
+
+def from_row(trace_id: str, span_id: str, parent_span_id: str | None, payload: str) -> OtlpSpan:
+    name, attributes, events, start_ns, end_ns, resource = json.loads(payload)
+    return OtlpSpan(trace_id, span_id, parent_span_id, name, attributes,
+                    [(e[0], e[1]) for e in events], start_ns, end_ns, resource)
+
+
+_INSERT = """
+INSERT INTO pending_spans (trace_id, span_id, parent_span_id, is_turn, received_at, span)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO NOTHING
+"""
+
+
+def write(conn: sqlite3.Connection, staged: Sequence[StagedSpan], unstaged: Sequence[Unstaged]) -> None:
+    """Inside the writer's transaction: new waiting spans in, released ones out."""
+    if staged:
+        conn.executemany(_INSERT, [
+            (s.span.trace_id, s.span.span_id, s.span.parent_span_id, int(s.is_turn), s.received_at,
+             to_json(s.span))
+            for s in staged
+        ])
+    keys = [key for u in unstaged for key in u.keys]
+    if keys:
+        conn.executemany("DELETE FROM pending_spans WHERE trace_id = ? AND span_id = ?", keys)
+
+
+def waiting_parents(conn: sqlite3.Connection) -> list[SpanKey]:
+    """Every parent some staged span waits for (read at startup)."""
+    return [tuple(row) for row in conn.execute(
+        "SELECT DISTINCT trace_id, parent_span_id FROM pending_spans")]
+
+
+def load_children(conn: sqlite3.Connection, parent: SpanKey) -> list[OtlpSpan]:
+    rows = conn.execute(
+        "SELECT trace_id, span_id, parent_span_id, span FROM pending_spans "
+        "WHERE trace_id = ? AND parent_span_id = ? ORDER BY received_at, rowid", parent,
+    ).fetchall()
+    return [from_row(*row) for row in rows]
+
+
+def summary(conn: sqlite3.Connection) -> dict:
+    """What ``status`` shows: turns waiting for their trajectory, and the oldest one's age."""
+    try:
+        turns, spans, oldest = conn.execute(
+            "SELECT coalesce(sum(is_turn), 0), count(*), min(received_at) FROM pending_spans"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database from before staging existed
+        return {"pending_turns": 0, "pending_spans": 0, "oldest_pending_age_s": None}
+    age = None if oldest is None else round(max(0.0, time.time() - oldest), 1)
+    return {"pending_turns": turns, "pending_spans": spans, "oldest_pending_age_s": age}
+
+
+def purge(conn: sqlite3.Connection, retention_s: float, *, now: float | None = None) -> int:
+    """Delete staged spans older than the retention; returns how many turns went."""
+    cutoff = (time.time() if now is None else now) - retention_s
+    turns = conn.execute(
+        "SELECT coalesce(sum(is_turn), 0) FROM pending_spans WHERE received_at < ?", (cutoff,)
+    ).fetchone()[0]
+    conn.execute("DELETE FROM pending_spans WHERE received_at < ?", (cutoff,))
+    return turns
+
+
+def staged_records(spans: Iterable[tuple[OtlpSpan, bool]]) -> list[StagedSpan]:
+    now = time.time()
+    return [StagedSpan(span, is_turn, now) for span, is_turn in spans]
+
+
+__all__ = ["DEFAULT_RETENTION_S", "STAGING_RECORDS", "StagedSpan", "Unstaged", "load_children", "purge",
+           "staged_records", "summary", "waiting_parents", "write"]

@@ -1,0 +1,38 @@
+"""A fork never lands inside the writer's transaction, so every forked child records."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+CHILD = str(Path(__file__).with_name("fork_pool_child.py"))
+
+
+def test_a_fork_pool_of_32_tasks_stores_every_trajectory_while_the_parent_writes(db_path):
+    run = subprocess.run([sys.executable, CHILD, str(db_path), "32"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "confirmed 32" in run.stdout, run.stdout + run.stderr[-3000:]
+    with closing(sqlite3.connect(db_path)) as conn:
+        stored = dict(conn.execute(
+            "SELECT j.agent_name, count(t.id) FROM trajectories j JOIN trajectory_turns t "
+            "ON t.trajectory_id = j.id WHERE j.agent_name LIKE 'task-%' GROUP BY j.agent_name"
+        ).fetchall())
+    assert stored == {f"task-{k}": 3 for k in range(32)}
+
+
+def test_a_fork_waits_for_the_write_lock_and_both_sides_get_it_back():
+    import os
+
+    from ppp_otel.storage.sqlite import forklock
+
+    lock = forklock.new_lock()
+    pid = os.fork()
+    if pid == 0:  # the child: the lock is free again
+        os._exit(0 if not lock.locked() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not lock.locked()
