@@ -275,3 +275,12 @@ async def test_the_async_scores_and_store_filter_by_stage_and_run_as_the_sync_on
     async with AsyncTrajectoryStore(staged) as store:
         listed = await store.list_trajectories(spec_id="spec", stage="implement", run_id="r2")
     assert [(t.agent_name, t.stage, t.run_id) for t in listed] == [(a, "implement", "r2") for a in AGENTS]
+
+
+def test_the_mixed_warning_names_a_few_runs_and_counts_the_rest(db_path):
+    conn = schema.connect(db_path)
+    for i in range(8):
+        add_trajectory(conn, "spec", "alpha", run_id=f"n{i}")
+    conn.close()
+    with pytest.warns(MixedConsensusWarning, match=r"8 runs \(n0, n1, n2, n3, n4 and 3 more\)"):
+        consensus(db_path, "spec", weights=(0.7, 0.3))
