@@ -284,3 +284,15 @@ def test_the_mixed_warning_names_a_few_runs_and_counts_the_rest(db_path):
     conn.close()
     with pytest.warns(MixedConsensusWarning, match=r"8 runs \(n0, n1, n2, n3, n4 and 3 more\)"):
         consensus(db_path, "spec", weights=(0.7, 0.3))
+
+
+def test_the_export_replay_can_send_one_stage_of_one_run(staged, tmp_path, capsys):
+    db = tmp_path / "replayed.db"
+    server = IngestServer(db, port=0).start()
+    try:
+        assert main(["export", "--db", str(staged), "--to", server.url, "--stage", "plan",
+                     "--run", "r2", "--json"]) == 0
+    finally:
+        server.stop()
+    assert json.loads(capsys.readouterr().out)["trajectories"] == 3
+    assert sorted(stored_stages(db)) == [("spec", a, "r2", "plan") for a in AGENTS]
