@@ -187,13 +187,8 @@ def test_the_phoenix_link_of_a_trajectory_opens_its_trace_in_a_real_phoenix(stag
     import urllib.error
     import urllib.request
 
-    from ppp_otel.otlp_export import export_trajectories, otlp_exporter
-
-    exporter = otlp_exporter(phoenix.url)
-    try:
-        assert export_trajectories(staged, exporter, project_name="report-links").ok
-    finally:
-        exporter.shutdown()
+    assert main(["export", "--db", str(staged), "--to", phoenix.url, "--project", "report-links",
+                 "--json"]) == 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # until Phoenix has stored the replayed spans
         try:
