@@ -213,3 +213,16 @@ def test_the_phoenix_link_of_a_trajectory_opens_its_trace_in_a_real_phoenix(stag
             break
         time.sleep(0.3)
     assert "/projects/" in path and path.endswith(f"/traces/{trace_id}"), path
+
+
+def test_the_consensus_grid_shows_the_latest_runs_and_says_how_many_there_are(db_path):
+    conn = schema.connect(db_path)
+    for day in range(1, 7):
+        add_trajectory(conn, "spec", "alpha", run_id=f"day{day}", stage="plan",
+                       started_at=f"2026-11-0{day}T10:00:00.000Z")
+    conn.close()
+    html, (report,) = build_report(db_path, weights=(0.7, 0.3), max_runs=4)
+    assert report.consensus_runs == ["day3", "day4", "day5", "day6"]
+    assert [sr.run_id for sr in report.stage_runs] == ["day3", "day4", "day5", "day6"]
+    assert len(report.trends[0].runs) == 6  # the rewards keep every run
+    assert "The latest 4 of 6 runs" in html
