@@ -320,11 +320,12 @@ def build_report(
     weights: Weights | Sequence[float] | Mapping[str, float] | None = None,
     config: Any = None,
     max_trajectories: int = DEFAULT_MAX_TRAJECTORIES,
-    max_runs: int = DEFAULT_MAX_RUNS,
+    max_runs: int | None = None,
 ) -> tuple[str, list[SpecReport]]:
     """The page's HTML and what it shows; every spec of the database unless ``spec_id``."""
     jinja2, pygal, Style = _libraries()
     w = resolve_weights(weights, config=config)
+    max_runs = DEFAULT_MAX_RUNS if max_runs is None else max_runs
     with TrajectoryStore(db) as store:
         conn = store.conn
         specs = [spec_id] if spec_id is not None else store.specs()

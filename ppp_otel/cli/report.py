@@ -52,7 +52,7 @@ def _phoenix_url(args: argparse.Namespace, config: Any) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..report import DEFAULT_MAX_RUNS, DEFAULT_MAX_TRAJECTORIES, ReportDependencyError, write_report
+    from ..report import DEFAULT_MAX_TRAJECTORIES, ReportDependencyError, write_report
 
     config = load_config()
     weights = parse_weights(args.weights) if args.weights is not None else None
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             args.db, args.out, spec_id=args.spec, phoenix_url=_phoenix_url(args, config),
             weights=weights, config=config,
             max_trajectories=DEFAULT_MAX_TRAJECTORIES if args.max_trajectories is None else args.max_trajectories,
-            max_runs=DEFAULT_MAX_RUNS if args.max_runs is None else args.max_runs,
+            max_runs=args.max_runs,
         )
     except ReportDependencyError as exc:
         return fail(exc)
