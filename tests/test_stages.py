@@ -296,3 +296,14 @@ def test_the_export_replay_can_send_one_stage_of_one_run(staged, tmp_path, capsy
         server.stop()
     assert json.loads(capsys.readouterr().out)["trajectories"] == 3
     assert sorted(stored_stages(db)) == [("spec", a, "r2", "plan") for a in AGENTS]
+
+
+def test_import_gives_documents_without_a_stage_the_one_asked_for(tmp_path, capsys):
+    from pathlib import Path
+
+    document = Path(__file__).parent / "data" / "atif" / "full.trajectory.json"
+    db = tmp_path / "imported.db"
+    assert main(["import", str(document), "--db", str(db), "--spec", "spec", "--stage", "validate",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == 1
+    assert {row[3] for row in stored_stages(db)} == {"validate"}  # subagents too
