@@ -163,3 +163,66 @@ def test_a_link_from_a_row_scrolls_to_the_trajectorys_turns(staged, tmp_path, ch
         " return [r.top, innerHeight]; })()")
     assert -1 <= shown[0] < shown[1]  # at the top of the window (give or take a subpixel)
     assert "prompt 1" in chromium.evaluate(f"document.querySelector('{target}').innerText")
+
+
+def test_a_database_with_no_trajectories_gives_a_page_that_says_so(db_path, tmp_path):
+    schema.connect(db_path).close()
+    html, reports = build_report(db_path, weights=(0.7, 0.3))
+    assert reports == [] and "no trajectories yet" in html
+
+
+def test_without_the_report_extra_the_command_says_what_to_install(staged, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pygal", None)  # as if it were not installed
+    assert main(["report", "--db", str(staged), "--out", str(tmp_path / "r.html")]) == 2
+    assert "pip install 'ppp-otel[report]'" in capsys.readouterr().err
+
+
+@pytest.mark.needs_phoenix
+@pytest.mark.slow
+def test_the_phoenix_link_of_a_trajectory_opens_its_trace_in_a_real_phoenix(staged, tmp_path, chromium, phoenix):
+    import json as json_
+    import time
+    import urllib.error
+    import urllib.request
+
+    assert main(["export", "--db", str(staged), "--to", phoenix.url, "--project", "report-links",
+                 "--json"]) == 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until Phoenix has stored the replayed spans
+        try:
+            with urllib.request.urlopen(f"{phoenix.url}/v1/projects/report-links/spans?limit=100",
+                                        timeout=5) as r:
+                if len(json_.load(r)["data"]) >= 12 + 24:
+                    break
+        except urllib.error.HTTPError:  # 404 until the project exists
+            pass
+        time.sleep(0.3)
+    out = tmp_path / "report.html"
+    write_report(staged, out, weights=(0.7, 0.3), phoenix_url=phoenix.url)
+    chromium.open(out.as_uri())
+    link = chromium.evaluate("document.querySelector('article.trajectory a.phoenix').href")
+    trace_id = link.rsplit("/", 1)[1]
+    chromium.call("Page.navigate", url=link)
+    deadline = time.monotonic() + 45
+    path = ""
+    while time.monotonic() < deadline:  # Phoenix's page looks the trace up, then moves on to it
+        path = chromium.evaluate("location.pathname") or ""
+        if "/redirects/" not in path and trace_id in path:
+            break
+        time.sleep(0.3)
+    assert "/projects/" in path and path.endswith(f"/traces/{trace_id}"), path
+
+
+def test_the_consensus_grid_shows_the_latest_runs_and_says_how_many_there_are(db_path):
+    conn = schema.connect(db_path)
+    for day in range(1, 7):
+        add_trajectory(conn, "spec", "alpha", run_id=f"day{day}", stage="plan",
+                       started_at=f"2026-11-0{day}T10:00:00.000Z")
+    conn.close()
+    html, (report,) = build_report(db_path, weights=(0.7, 0.3), max_runs=4)
+    assert report.consensus_runs == ["day3", "day4", "day5", "day6"]
+    assert [sr.run_id for sr in report.stage_runs] == ["day3", "day4", "day5", "day6"]
+    assert len(report.trends[0].runs) == 6  # the rewards keep every run
+    assert "The latest 4 of 6 runs" in html

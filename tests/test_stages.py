@@ -275,3 +275,35 @@ async def test_the_async_scores_and_store_filter_by_stage_and_run_as_the_sync_on
     async with AsyncTrajectoryStore(staged) as store:
         listed = await store.list_trajectories(spec_id="spec", stage="implement", run_id="r2")
     assert [(t.agent_name, t.stage, t.run_id) for t in listed] == [(a, "implement", "r2") for a in AGENTS]
+
+
+def test_the_mixed_warning_names_a_few_runs_and_counts_the_rest(db_path):
+    conn = schema.connect(db_path)
+    for i in range(8):
+        add_trajectory(conn, "spec", "alpha", run_id=f"n{i}")
+    conn.close()
+    with pytest.warns(MixedConsensusWarning, match=r"8 runs \(n0, n1, n2, n3, n4 and 3 more\)"):
+        consensus(db_path, "spec", weights=(0.7, 0.3))
+
+
+def test_the_export_replay_can_send_one_stage_of_one_run(staged, tmp_path, capsys):
+    db = tmp_path / "replayed.db"
+    server = IngestServer(db, port=0).start()
+    try:
+        assert main(["export", "--db", str(staged), "--to", server.url, "--stage", "plan",
+                     "--run", "r2", "--json"]) == 0
+    finally:
+        server.stop()
+    assert json.loads(capsys.readouterr().out)["trajectories"] == 3
+    assert sorted(stored_stages(db)) == [("spec", a, "r2", "plan") for a in AGENTS]
+
+
+def test_import_gives_documents_without_a_stage_the_one_asked_for(tmp_path, capsys):
+    from pathlib import Path
+
+    document = Path(__file__).parent / "data" / "atif" / "full.trajectory.json"
+    db = tmp_path / "imported.db"
+    assert main(["import", str(document), "--db", str(db), "--spec", "spec", "--stage", "validate",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == 1
+    assert {row[3] for row in stored_stages(db)} == {"validate"}  # subagents too

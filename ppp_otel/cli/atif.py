@@ -29,6 +29,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="ATIF files or directories")
     p.add_argument("--spec", metavar="S", help="spec id for every imported trajectory")
     p.add_argument("--agent", metavar="NAME", help="agent name for every imported document")
+    p.add_argument("--stage", metavar="X",
+                   help="the spec's stage (plan, implement, ...) of every imported trajectory")
     p.set_defaults(func=run_import)
 
     p = subparsers.add_parser(
@@ -53,7 +55,8 @@ def run_import(args: argparse.Namespace) -> int:
 
     with bar:
         summary = import_paths(
-            args.paths, args.db, spec_id=args.spec, agent_name=args.agent, progress=advance
+            args.paths, args.db, spec_id=args.spec, agent_name=args.agent, progress=advance,
+            stage=args.stage,
         )
     if args.json:
         print_json(summary.to_dict())

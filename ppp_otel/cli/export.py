@@ -28,6 +28,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="S", help="only trajectories of this spec id")
     p.add_argument("--trajectory", metavar="ID", type=int, action="append",
                    help="only this trajectory id (repeatable)")
+    p.add_argument("--stage", metavar="X", help="only trajectories of this stage of the spec")
+    p.add_argument("--run", metavar="R", help="only trajectories of this run id")
     p.add_argument("--project", metavar="NAME",
                    help="Phoenix project (default: $PHOENIX_PROJECT_NAME, else 'default')")
     p.set_defaults(func=export)
@@ -66,6 +68,7 @@ def export(args: argparse.Namespace) -> int:
             summary = export_trajectories(
                 args.db, exporter, endpoint=endpoint, project_name=project, spec_id=args.spec,
                 trajectory_ids=args.trajectory, progress=lambda done, total: _advance(bar, done, total),
+                stage=args.stage, run_id=args.run,
             )
     finally:
         exporter.shutdown()

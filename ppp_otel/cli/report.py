@@ -35,6 +35,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--max-trajectories", metavar="N", type=int_at_least(0), default=None,
         help="show the turns of at most N trajectories per spec, the newest (default 200)",
     )
+    p.add_argument(
+        "--max-runs", metavar="N", type=int_at_least(1), default=None,
+        help="the consensus grid shows the latest N runs (default 4); the rewards show every run",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             args.db, args.out, spec_id=args.spec, phoenix_url=_phoenix_url(args, config),
             weights=weights, config=config,
             max_trajectories=DEFAULT_MAX_TRAJECTORIES if args.max_trajectories is None else args.max_trajectories,
+            max_runs=args.max_runs,
         )
     except ReportDependencyError as exc:
         return fail(exc)

@@ -157,11 +157,16 @@ class ExportSummary:
 
 
 def selected_ids(
-    store: TrajectoryStore, *, spec_id: str | None = None, trajectory_ids: Sequence[int] | None = None
+    store: TrajectoryStore,
+    *,
+    spec_id: str | None = None,
+    trajectory_ids: Sequence[int] | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> list[int]:
     if trajectory_ids:
         return list(trajectory_ids)
-    return [t.id for t in store.list_trajectories(spec_id=spec_id)]
+    return [t.id for t in store.list_trajectories(spec_id=spec_id, stage=stage, run_id=run_id)]
 
 
 def export_trajectories(
@@ -174,6 +179,8 @@ def export_trajectories(
     trajectory_ids: Sequence[int] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
 ) -> ExportSummary:
     """Send the chosen trajectories through ``exporter``; ``progress(done, total)`` after each batch.
 
@@ -184,7 +191,8 @@ def export_trajectories(
     resource = Resource.create({PROJECT_NAME_ATTRIBUTE: project_name, "service.name": SERVICE_NAME})
     summary = ExportSummary(endpoint, project_name)
     with TrajectoryStore(db_path, read_only=True) as store:
-        ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids)
+        ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids, stage=stage,
+                           run_id=run_id)
         batch: list[ReadableSpan] = []
         in_batch: list[int] = []
 

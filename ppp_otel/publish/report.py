@@ -27,6 +27,8 @@ __all__ = ["ReportSummary", "build_report", "phoenix_trace_url", "write_report"]
 
 #: At most this many trajectories of a spec get their turns on the page (the newest).
 DEFAULT_MAX_TRAJECTORIES = 200
+#: The consensus grid and its chart show this many runs, the latest; trends show them all.
+DEFAULT_MAX_RUNS = 4
 
 # One colour per agent, the same in every chart and table of a spec.
 AGENT_COLOURS = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777",
@@ -78,8 +80,9 @@ class SpecReport:
     agents: list[str]
     colours: dict[str, str]
     stages: list[str | None]
-    runs: list[str | None]
-    stage_runs: list[StageRun]
+    runs: list[str | None]  # every run, in the order they started
+    stage_runs: list[StageRun]  # of the latest runs (``consensus_runs``)
+    consensus_runs: list[str | None]
     trends: list[AgentTrend]
     questions: dict[str, dict[str, int]]  # agent -> effort -> count
     preferences: list[str]
@@ -120,7 +123,9 @@ def _in_time_order(scores: Sequence[TrajectoryScore], key) -> list:
     return sorted(first, key=lambda value: first[value])
 
 
-def _spec_report(conn, store: TrajectoryStore, spec_id: str, weights: Weights, max_trajectories: int) -> SpecReport:
+def _spec_report(
+    conn, store: TrajectoryStore, spec_id: str, weights: Weights, max_trajectories: int, max_runs: int
+) -> SpecReport:
     scores = score_trajectories(conn, spec_id=spec_id)
     agents = sorted({s.agent_name for s in scores})
     colours = {a: AGENT_COLOURS[i % len(AGENT_COLOURS)] for i, a in enumerate(agents)}
@@ -128,7 +133,8 @@ def _spec_report(conn, store: TrajectoryStore, spec_id: str, weights: Weights, m
     stages = _in_time_order(scores, lambda s: s.stage)
 
     stage_runs = []
-    for run in runs:
+    latest = runs[-max_runs:] if max_runs else []
+    for run in latest:
         for stage in stages:
             group = [s for s in scores if s.run_id == run and s.stage == stage]
             if not group:
@@ -161,7 +167,7 @@ def _spec_report(conn, store: TrajectoryStore, spec_id: str, weights: Weights, m
                 link.setdefault((v.preference_name, t.agent_name), t.id)
     return SpecReport(
         spec_id=spec_id, agents=agents, colours=colours, stages=stages, runs=runs,
-        stage_runs=stage_runs, trends=agent_trends, questions=questions,
+        stage_runs=stage_runs, consensus_runs=latest, trends=agent_trends, questions=questions,
         preferences=sorted(violations), violations=violations, violation_link=link,
         scores=scores, trajectories=trajectories, omitted=len(scores) - len(trajectories),
         run_labels=short_run_labels(runs),
@@ -244,7 +250,9 @@ def _charts(report: SpecReport, pygal, Style) -> dict[str, str]:
             style=_style(Style, agent_colours), width=900, height=340,
             title="Final score per stage and run (best agent starred in the table)",
             legend_at_bottom=True, legend_at_bottom_columns=min(len(agents), 5),
-            x_label_rotation=0, truncate_label=40, print_values=False,
+            # Side by side, more than six labels run into each other.
+            x_label_rotation=0 if len(report.stage_runs) <= 6 else 30, truncate_label=40,
+            print_values=False,
             y_labels=_ticks([a.final for sr in report.stage_runs for a in sr.result.agents]),
         ))
         chart.x_labels = [f"{_label(sr.stage, 'no stage')} · {report.run_labels[sr.run_id]}"
@@ -312,16 +320,18 @@ def build_report(
     weights: Weights | Sequence[float] | Mapping[str, float] | None = None,
     config: Any = None,
     max_trajectories: int = DEFAULT_MAX_TRAJECTORIES,
+    max_runs: int | None = None,
 ) -> tuple[str, list[SpecReport]]:
     """The page's HTML and what it shows; every spec of the database unless ``spec_id``."""
     jinja2, pygal, Style = _libraries()
     w = resolve_weights(weights, config=config)
+    max_runs = DEFAULT_MAX_RUNS if max_runs is None else max_runs
     with TrajectoryStore(db) as store:
         conn = store.conn
         specs = [spec_id] if spec_id is not None else store.specs()
         if spec_id is not None and spec_id not in store.specs():
             raise ValueError(f"no trajectories of spec {spec_id} in {os.fspath(db)}")
-        reports = [_spec_report(conn, store, s, w, max_trajectories) for s in specs]
+        reports = [_spec_report(conn, store, s, w, max_trajectories, max_runs) for s in specs]
     for report in reports:
         report.charts = _charts(report, pygal, Style)
     html = _template(jinja2).render(

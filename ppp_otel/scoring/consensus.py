@@ -73,8 +73,11 @@ class MixedConsensusWarning(UserWarning):
     """A consensus averaged an agent's trajectories of several runs or stages of a spec."""
 
 
-def _scope_label(values: Sequence[str | None]) -> str:
-    return ", ".join("(no stage)" if v is None else v for v in values)
+def _scope_label(values: Sequence[str | None], *, shown: int = 5) -> str:
+    names = ["(none)" if v is None else v for v in values]
+    if len(names) > shown:  # a spec run nightly for a year must not print 365 names
+        return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+    return ", ".join(names)
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,12 @@ def import_paths(
     spec_id: str | None = None,
     agent_name: str | None = None,
     progress: Progress | None = None,
+    stage: str | None = None,
 ) -> ImportSummary:
     """Import ATIF files and directories (recursively) into ``db_path``.
+
+    ``spec_id``, ``agent_name`` and ``stage`` (the spec's stage the runs worked
+    on) override what the documents say.
 
     One bad file or document is skipped with its reason; the rest is imported.
     ``progress(done, total)`` is called after each file.
@@ -109,7 +113,7 @@ def import_paths(
     try:
         for done, (path, explicit) in enumerate(files, 1):
             for item in read_file(path):
-                _import_one(item, path, explicit, processor, summary, spec_id, agent_name)
+                _import_one(item, path, explicit, processor, summary, spec_id, agent_name, stage)
             if progress is not None:
                 progress(done, len(files))
         processor.force_flush(_FLUSH_TIMEOUT_MS)
@@ -129,6 +133,7 @@ def _import_one(
     summary: ImportSummary,
     spec_id: str | None,
     agent_name: str | None,
+    stage: str | None = None,
 ) -> None:
     if isinstance(item, AtifError):
         summary.skipped.append((str(path), str(item)))
@@ -141,7 +146,7 @@ def _import_one(
         validate(item.data, item.origin)
         converted = convert(
             item.data, item.origin, spec_id=spec_id, agent_name=agent_name,
-            fallback_spec=_fallback_spec(path),
+            fallback_spec=_fallback_spec(path), stage=stage,
         )
     except AtifError as exc:
         summary.skipped.append((str(path), str(exc)))
