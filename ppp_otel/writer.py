@@ -38,7 +38,8 @@ ON CONFLICT (trace_id, span_id) DO UPDATE SET
     ended_at = COALESCE(excluded.ended_at, ended_at),
     technical_score = COALESCE(excluded.technical_score, technical_score),
     preferences = COALESCE(excluded.preferences, preferences),
-    run_id = COALESCE(excluded.run_id, run_id)
+    run_id = COALESCE(excluded.run_id, run_id),
+    parent_trajectory_id = COALESCE(parent_trajectory_id, excluded.parent_trajectory_id)
 """
 
 _TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?)"
