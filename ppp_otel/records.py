@@ -8,14 +8,14 @@ touching the rest of its batch.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ppp_otel import conventions as c
 from ppp_otel.model import Question, Violation, check_effort, check_severity
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, TurnCandidate, read_turn
 
 #: Texts longer than this are cut (and counted) rather than bloating the database.
 MAX_TEXT_CHARS = 1_000_000
@@ -181,49 +181,13 @@ def _cut(text: str | None) -> tuple[str | None, bool]:
     return text, False
 
 
-_MESSAGE_KEY = re.compile(r"^(llm\.(?:input|output)_messages)\.(\d+)\.message\.(role|content)$")
-
-
-def _messages(attrs: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
-    """OpenInference flattens messages as ``<prefix>.<i>.message.role|content``."""
-    # Scanning every attribute is the slow part of converting a span; most turns have none.
-    if f"{prefix}.0.message.role" not in attrs and f"{prefix}.0.message.content" not in attrs:
-        return []
-    found: dict[int, dict[str, str]] = {}
-    for key, value in attrs.items():
-        if not key.startswith(prefix):
-            continue
-        match = _MESSAGE_KEY.match(key)
-        if match and match.group(1) == prefix and isinstance(value, str):
-            found.setdefault(int(match.group(2)), {})[match.group(3)] = value
-    return [(m.get("role", ""), m.get("content", "")) for _, m in sorted(found.items())]
-
-
-def _prompt_and_response(attrs: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    prompt = _text(attrs, c.INPUT_VALUE)
-    response = _text(attrs, c.OUTPUT_VALUE)
-    inputs = _messages(attrs, c.LLM_INPUT_MESSAGES)
-    if inputs:
-        # The turn's prompt is what the user said last; earlier messages are history.
-        users = [content for role, content in inputs if role == "user" and content]
-        prompt = users[-1] if users else inputs[-1][1]
-    outputs = _messages(attrs, c.LLM_OUTPUT_MESSAGES)
-    if outputs:
-        response = "\n".join(content for _, content in outputs if content)
-    return prompt, response
-
-
-def _token_count(attrs: Mapping[str, Any]) -> int | None:
-    total = _int(attrs, c.TOKEN_COUNT_TOTAL)
-    if total is not None:
-        return total
-    prompt, completion = _int(attrs, c.TOKEN_COUNT_PROMPT), _int(attrs, c.TOKEN_COUNT_COMPLETION)
-    if prompt is None and completion is None:
-        return None
-    total = (prompt or 0) + (completion or 0)
-    if total >= 2**63:
-        raise OutOfRange(f"token count is out of range: {total}")
-    return total
+def candidate_of(name: str | None, attrs: Mapping[str, Any], events: Sequence[tuple[str, Mapping[str, Any]]],
+                 question_tools: Iterable[str] = DEFAULT_QUESTION_TOOLS) -> TurnCandidate | None:
+    """What the span says as a turn (see :mod:`ppp_otel.dialects`); None when it is no model call."""
+    try:
+        return read_turn(name or c.TURN_SPAN, attrs, events, question_tools=question_tools)
+    except ValueError as exc:  # SpanContentError: a token count that is not a number
+        raise RecordError(str(exc)) from None
 
 
 # --- events ----------------------------------------------------------------
@@ -288,8 +252,12 @@ def turn_record(
     start_ns: int | None,
     end_ns: int | None,
     turn_number: int | None = None,
+    candidate: TurnCandidate | None = None,
 ) -> TurnRecord:
-    prompt, response = _prompt_and_response(attrs)
+    """A turn from a span; ``candidate`` is its reading when the caller already made it."""
+    if candidate is None:
+        candidate = candidate_of(None, attrs, events) or TurnCandidate(None, None)
+    prompt, response = candidate.prompt, candidate.response
     prompt, cut_prompt = _cut(prompt)
     response, cut_response = _cut(response)
     dropped = 0
@@ -301,10 +269,8 @@ def turn_record(
         number = turn_number
     if number is not None and number < 0:
         raise RecordError(f"attribute {c.TURN_NUMBER} must not be negative, got {number}")
-    try:
-        token_count = _token_count(attrs)
-    except OutOfRange:
-        token_count, dropped = None, dropped + 1
+    token_count = candidate.token_count
+    dropped += candidate.dropped_values
     if token_count is not None and token_count < 0:
         raise RecordError(f"token count must not be negative, got {token_count}")
     questions, violations = [], []
@@ -332,3 +298,15 @@ def turn_record(
         truncated=cut_prompt or cut_response,
         dropped_values=dropped,
     )
+
+
+def carry(record: TurnRecord, tool_calls: Sequence[Mapping[str, Any]], questions: Sequence[str]) -> TurnRecord:
+    """Give a turn the tool calls that led to it and the questions asked through them."""
+    if tool_calls:
+        record.extra = {**(record.extra or {}), "tool_calls": list(tool_calls)}
+    known = {q.text for q in record.questions}
+    for text in questions:
+        if text not in known:
+            known.add(text)
+            record.questions.append(Question(text))
+    return record

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from conftest import free_port
+from support import free_port
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.publish.phoenix_annotations import annotate_consensus, annotation_payload, phoenix_base_url
 from ppp_otel.scoring.consensus import Weights, consensus

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for
+from support import free_port, wait_for
 
 rotel = pytest.importorskip("rotel")
 
@@ -28,7 +28,7 @@ import ppp_otel  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
-from conftest import stop_process
+from support import stop_process
 from ppp_otel.ingest.server import IngestServer  # noqa: E402
 
 

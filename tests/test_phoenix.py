@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import wait_for
+from support import wait_for
 import ppp_otel
 from ppp_otel.config.settings import PhoenixConfig
 from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from support import wait_for
 import ppp_otel
 from ppp_otel.publish.phoenix_exporter import PhoenixSpanExporter
 from ppp_otel.publish.phoenix_sender import SPAN_ANNOTATIONS, PhoenixAnnotationSender

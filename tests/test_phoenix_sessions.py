@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import wait_for
+from support import wait_for
 import ppp_otel
 from ppp_otel.publish.phoenix_annotations import annotate_consensus
 from ppp_otel.cli import main
@@ -69,7 +69,7 @@ def sessions_of(phoenix, project: str, expected: int, *, annotations: int = 0) -
                     return found
         return None
 
-    return wait_for(fetch, timeout_s=40) or {}
+    return wait_for(fetch, timeout_s=90) or {}
 
 
 def span_annotations(phoenix, project: str, span_ids: list[str]) -> list[dict]:

@@ -98,7 +98,11 @@ class TurnAnalyzer:
                     self._remember(record.key, (tuple(record.preferences), []))
                 continue
             if record.extract_questions and record.response:
-                record.questions = [Question(text) for text in extract_questions(record.response)]
+                # Questions asked through a tool (ask_user, ...) are already there; add the text's.
+                asked = {q.text for q in record.questions}
+                record.questions = list(record.questions) + [
+                    Question(text) for text in extract_questions(record.response) if text not in asked
+                ]
             pending.extend(q for q in record.questions if q.effort is None)
         efforts = iter(self._classify([q.text for q in pending]) if pending else [])
         for record in records:

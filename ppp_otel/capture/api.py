@@ -52,8 +52,21 @@ def _warn_once(what: str, message: str) -> None:
         logger.warning(message)
 
 
+def _records(provider: object) -> bool:
+    """Whether spans made through this provider reach span processors: an SDK provider,
+    or a proxy around one (logfire's ``ProxyTracerProvider`` keeps it in ``.provider``)."""
+    for _ in range(4):
+        if isinstance(provider, SDKTracerProvider):
+            return True
+        inner = getattr(provider, "provider", None)
+        if inner is None or inner is provider:
+            return False
+        provider = inner
+    return False
+
+
 def _check_recordable(provider: TracerProvider | None) -> None:
-    if provider is None and _provider is None and not isinstance(trace.get_tracer_provider(), SDKTracerProvider):
+    if provider is None and _provider is None and not _records(trace.get_tracer_provider()):
         _warn_once(
             "no provider",
             "ppp-otel: no TracerProvider is set up, so nothing is recorded; call ppp_otel.register() first",

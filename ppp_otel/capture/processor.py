@@ -1,9 +1,13 @@
 """TrajectorySpanProcessor: spans in, SQLite rows out, off the app thread.
 
 The app thread does two dictionary operations in ``on_start`` (to know which
-trajectory a span belongs to, since children end before their parent) and one
-bounded append in ``on_end``. A single writer thread turns spans into records,
-judges their questions and violations, and writes them in batches. Nothing
+trajectory a span belongs to, since children end before their parent) and, in
+``on_end``, a few attribute lookups (could it be a model call?) and one bounded
+append. Whether a span is a turn is decided on the writer thread, from the
+finished span (several instrumentations set their kind or content only at its
+end), by :mod:`ppp_otel.dialects`, as ingest and imports decide it. The writer
+thread turns spans into records, judges their questions and violations, and
+writes them in batches. Nothing
 here raises into the caller: failures become counts, a log line and
 ``last_error``.
 """
@@ -30,6 +34,8 @@ from ppp_otel.capture import numbering
 from ppp_otel.storage.sqlite import forklock, staging
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.analysis.analyzer import EffortClassifier, TurnAnalyzer
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
+from ppp_otel.dialects.resolve import Step, TurnResolver
 from ppp_otel.logs import LogLimiter
 from ppp_otel.model import TurnText
 from ppp_otel.records import (
@@ -37,6 +43,8 @@ from ppp_otel.records import (
     RecordError,
     TrajectoryRecord,
     TurnRecord,
+    candidate_of,
+    carry,
     format_span_id,
     format_trace_id,
     now_iso,
@@ -58,8 +66,10 @@ _STATS_EVERY_S = 1.0
 
 # What the processor knows of an open span inside a trajectory, as a tuple
 # (trajectory key, role, turn number): tuples because on_start runs on the app thread.
-_TRAJECTORY, _TURN_ROLE, _IN_TURN, _OTHER = 0, 1, 2, 3
-# For a turn, the third item is (its number, whether the number came from the sequence).
+# _TURN_ROLE: a turn() span; _CALL: a model call by its start attributes (what
+# starts inside it is part of it); _OTHER: anything else, decided at its end.
+_TRAJECTORY, _TURN_ROLE, _IN_TURN, _OTHER, _CALL = 0, 1, 2, 3, 4
+# For a turn() span, the third item is (its number, whether the number came from the sequence).
 _Member = tuple[tuple[int, int], int, "tuple[object, bool] | None"]
 
 # Queue items: (kind, payload). Converting spans to records happens on the writer thread.
@@ -94,6 +104,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         shutdown_timeout_ms: float = 30_000,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
         on_judged: Callable[[list[TurnRecord]], None] | None = None,
+        question_tools: Sequence[str] = DEFAULT_QUESTION_TOOLS,
     ):
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
@@ -120,6 +131,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         # Given each batch of judged turns on the writer thread (the Phoenix
         # annotation sender queues them); it must not block.
         self._on_judged = on_judged
+        self.question_tools = tuple(question_tools)
 
         # Refuse an unusable file at setup, where the error is seen; a locked or
         # read-only file is only logged, the writer keeps retrying.
@@ -159,6 +171,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         # Held whenever this thread touches SQLite, and taken by fork: see forklock.
         self._db_lock = forklock.new_lock()
         self._analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
+        self._resolver = TurnResolver()
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
         self._stats_written_at = 0.0
@@ -226,6 +239,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             "lost_at_shutdown": self.lost_at_shutdown,
             "unknown_preferences": self._analyzer.unknown_preferences,
             "classifier_failures": self._analyzer.classifier_failures,
+            "duplicate_calls": self._resolver.duplicates,
+            "tool_steps_folded": self._resolver.folded,
             "last_error": self.last_error,
         }
 
@@ -235,31 +250,34 @@ class TrajectorySpanProcessor(SpanProcessor):
         try:
             name = span.name
             attrs = span.attributes
+            parent = span.parent
             if c.is_trajectory_span(name, attrs):
                 ctx = span.get_span_context()
                 self._open[ctx.span_id] = ((ctx.trace_id, ctx.span_id), _TRAJECTORY, None)
                 numbering.open_trajectory(ctx.span_id)
-                self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs), span.start_time)), force=True)
+                # A trajectory inside another is a sub-agent's: it records its parent.
+                owner = self._open.get(parent.span_id) if parent is not None else None
+                within = owner[0] if owner is not None else None
+                self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs), span.start_time, within)), force=True)
                 return
-            parent = span.parent
             owner = self._open.get(parent.span_id) if parent is not None else None
             if owner is None:
                 return
             trajectory, role, _ = owner
             span_id = span.get_span_context().span_id
-            # An LLM span inside a turn is part of that turn, not another one.
+            # A model call inside a turn is part of that turn, not another one.
             if role == _TRAJECTORY or role == _OTHER:
-                if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
-                    # turn() numbers its spans itself; others (auto-instrumented LLM
-                    # spans) get theirs here, kept for SQLite only: setting it on
-                    # the span would double this hook's cost on the app thread.
+                if name == c.TURN_SPAN:
+                    # turn() numbers its spans itself; a ppp.turn span made by hand is
+                    # numbered here, from the same sequence, in start order. Model calls
+                    # are numbered once they are known to be turns (on the writer thread).
                     number = attrs.get(c.TURN_NUMBER)
                     if number is None:
                         number = numbering.next_turn_number(trajectory[1])
                     sequenced = numbering.was_handed_out(trajectory[1], number)
                     self._open[span_id] = (trajectory, _TURN_ROLE, (number, sequenced))
                     return
-                self._open[span_id] = (trajectory, _OTHER, None)
+                self._open[span_id] = (trajectory, _CALL if attrs.get(c.SPAN_KIND) == c.KIND_LLM else _OTHER, None)
             else:
                 self._open[span_id] = (trajectory, _IN_TURN, None)
             if len(self._open) > MAX_OPEN_SPANS:
@@ -277,6 +295,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             trajectory, role, number = member
             if role == _TURN_ROLE:
                 self._put((_TURN, (span, trajectory, number)))
+            elif (role == _CALL or role == _OTHER) and might_be_turn(span.name, span.attributes):
+                self._put((_TURN, (span, trajectory, None)))
             elif role == _TRAJECTORY:
                 numbering.close_trajectory(trajectory[1])
                 # Never dropped: without it every turn of the trajectory would be an orphan.
@@ -465,8 +485,11 @@ class TrajectorySpanProcessor(SpanProcessor):
         if kind == _RECORD:
             return payload
         if kind == _START:
-            trace_id, span_id, attrs, start_ns = payload
-            return trajectory_record(format_trace_id(trace_id), format_span_id(span_id), attrs, start_ns=start_ns)
+            trace_id, span_id, attrs, start_ns, within = payload
+            record = trajectory_record(format_trace_id(trace_id), format_span_id(span_id), attrs, start_ns=start_ns)
+            if within is not None:
+                record.parent = (format_trace_id(within[0]), format_span_id(within[1]))
+            return record
         if kind == _END:
             span = payload
             ctx = span.context
@@ -474,20 +497,41 @@ class TrajectorySpanProcessor(SpanProcessor):
                 format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), span.attributes or {},
                 start_ns=span.start_time, end_ns=span.end_time,
             )
-        span, (trace_id, traj_span_id), (number, sequenced) = payload
+        span, (trace_id, traj_span_id), numbered = payload
         ctx = span.context
+        attrs = dict(span.attributes or {})  # plain dict: the SDK mapping makes every miss raise
+        events = [(e.name, e.attributes or {}) for e in span.events]
+        candidate = candidate_of(span.name, attrs, events, self.question_tools)
+        if candidate is None:
+            return None  # its kind, set at its end, says it is no model call
+        trajectory = (format_trace_id(trace_id), format_span_id(traj_span_id))
         record = turn_record(
-            format_trace_id(ctx.trace_id),
-            format_span_id(ctx.span_id),
-            (format_trace_id(trace_id), format_span_id(traj_span_id)),
-            dict(span.attributes or {}),  # plain dict: the SDK mapping makes every miss raise
-            [(e.name, e.attributes or {}) for e in span.events],
-            start_ns=span.start_time,
-            end_ns=span.end_time,
-            turn_number=number,
+            format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), trajectory, attrs, events,
+            start_ns=span.start_time, end_ns=span.end_time,
+            turn_number=numbered[0] if numbered else None, candidate=candidate,
         )
-        record.renumber_on_conflict = sequenced
+        resolved = self._resolver.add(Step(trajectory, span.start_time, span.end_time, candidate, record))
+        if resolved is None:
+            return None  # a second trace of one call, or a step that only called tools
+        return self._numbered(carry(record, resolved.tool_calls, resolved.questions), traj_span_id, numbered)
+
+    @staticmethod
+    def _numbered(record: TurnRecord, traj_span_id: int, numbered) -> TurnRecord:
+        if numbered is not None:
+            record.renumber_on_conflict = numbered[1]
+        elif record.turn_number is None:
+            # Numbered when known to be a turn, from the sequence turn() draws from;
+            # once the trajectory has ended, the writer numbers it after the last.
+            record.turn_number = numbering.next_turn_number(traj_span_id)
+            record.renumber_on_conflict = True
         return record
+
+    def _closed(self, record: TrajectoryRecord, traj_span_id: int) -> TurnRecord | None:
+        """A trajectory's end: the tool-call-only step it ended on, if that asked the user something."""
+        resolved = self._resolver.close(record.key)
+        if resolved is None:
+            return None
+        return self._numbered(carry(resolved.step.record, resolved.tool_calls, resolved.questions), traj_span_id, None)
 
     def _reject(self, what: str, reason: str) -> None:
         self.rejected += 1
@@ -499,7 +543,14 @@ class TrajectorySpanProcessor(SpanProcessor):
         records: list[TrajectoryRecord | TurnRecord] = []
         for item in batch:
             try:
-                records.append(self._convert(item))
+                record = self._convert(item)
+                if record is None:
+                    continue
+                if item[0] == _END:
+                    last = self._closed(record, item[1].context.span_id)
+                    if last is not None:
+                        records.append(last)
+                records.append(record)
             except RecordError as exc:
                 self._reject(item[0], str(exc))
             except Exception as exc:  # a span we did not expect: count it, keep the rest

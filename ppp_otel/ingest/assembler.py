@@ -6,8 +6,14 @@ trajectory span, possibly in an earlier batch. The assembler remembers where
 each span it has seen sits (inside which trajectory, inside a turn or not),
 holds spans whose parent it has not seen yet, and releases them when the
 parent shows up: the trajectory record first, then its turns in start order,
-since the writer numbers unnumbered turns in the order it gets them and
-refuses a turn whose trajectory row does not exist yet.
+(spans that started together keep the order they arrived in), since the
+writer numbers unnumbered turns in the order it gets them and refuses a turn
+whose trajectory row does not exist yet.
+
+Which spans are turns is decided by :mod:`ppp_otel.dialects`, as in process:
+the same spans give the same rows by both paths. A trajectory span inside
+another trajectory (a sub-agent's) records its parent, once the spans between
+them have arrived.
 
 Held spans are durable: each is handed back in ``Assembled.staged`` to be
 written to ``pending_spans`` with the request's other records (see staging),
@@ -21,14 +27,19 @@ parent arrives they are read back from the database.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from ppp_otel import conventions as c
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
+from ppp_otel.dialects.resolve import Step, TurnResolver
 from ppp_otel.ingest.wire import OtlpSpan
-from ppp_otel.records import RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, trajectory_record, turn_record
+from ppp_otel.records import (
+    RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, candidate_of, carry, trajectory_record, turn_record,
+)
 from ppp_otel.logs import LogLimiter
 
 logger = logging.getLogger(__name__)
@@ -78,6 +89,7 @@ class TrajectoryAssembler:
         max_known_spans: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
         load_staged: LoadStaged | None = None,
+        question_tools: Sequence[str] = DEFAULT_QUESTION_TOOLS,
     ):
         if max_pending_spans < 1 or max_known_spans < 1:
             raise ValueError("max_pending_spans and max_known_spans must be >= 1")
@@ -86,9 +98,15 @@ class TrajectoryAssembler:
         self.max_pending_spans = max_pending_spans
         self.max_known_spans = max_known_spans
         self._clock = clock
+        self.question_tools = tuple(question_tools)
+        self._resolver = TurnResolver()
+        self._arrivals = 0  # every span gets a number as it arrives: the tie-break of equal start times
+        # Sub-agent trajectories whose parent span has not been placed yet, by that span.
+        self._links: collections.OrderedDict[SpanKey, list[TrajectoryRecord]] = collections.OrderedDict()
         self._known: collections.OrderedDict[SpanKey, Placement] = collections.OrderedDict()
         # Held spans grouped by the parent they wait for, oldest group first.
-        self._waiting: collections.OrderedDict[SpanKey, tuple[float, dict[str, OtlpSpan]]] = collections.OrderedDict()
+        self._waiting: collections.OrderedDict[SpanKey, tuple[float, dict[str, tuple[int, OtlpSpan]]]] = (
+            collections.OrderedDict())
         # Parents whose waiting children are in the database only (out of memory, or from before a restart).
         self._staged_only: set[SpanKey] = set()
         self._load_staged = load_staged
@@ -102,38 +120,54 @@ class TrajectoryAssembler:
     def add(self, spans: Iterable[OtlpSpan]) -> Assembled:
         out = Assembled()
         trajectories: list[TrajectoryRecord] = []
-        turns: list[tuple[int, TurnRecord]] = []
+        turns: list[tuple[int, int, Step]] = []
         for span in spans:
-            self._place(span, trajectories, turns, out)
+            self._place((self._arrive(), span), trajectories, turns, out)
         self.expire()
-        out.records.extend(trajectories)
-        out.records.extend(record for _, record in sorted(turns, key=lambda item: item[0]))
+        self._emit(trajectories, turns, out)
         return out
+
+    def _arrive(self) -> int:
+        self._arrivals += 1
+        return self._arrivals
+
+    def _emit(self, trajectories: list[TrajectoryRecord], turns: list, out: Assembled) -> None:
+        out.records.extend(trajectories)
+        # Model calls in start order, so that a tool-call-only step goes with the turn after it.
+        for _, _, step in sorted(turns, key=lambda item: (item[0], item[1])):
+            resolved = self._resolver.add(step)
+            if resolved is not None:
+                out.records.append(carry(step.record, resolved.tool_calls, resolved.questions))
+        for record in trajectories:
+            if record.ended_at is not None:
+                resolved = self._resolver.close(record.key)
+                if resolved is not None:
+                    out.records.append(carry(resolved.step.record, resolved.tool_calls, resolved.questions))
 
     def resume(self, parents: Iterable[SpanKey]) -> Assembled:
         """At startup: the parents staged spans wait for; those already stored release them now."""
         out = Assembled()
         trajectories: list[TrajectoryRecord] = []
-        turns: list[tuple[int, TurnRecord]] = []
+        turns: list[tuple[int, int, Step]] = []
         self._staged_only.update(parents)
         for parent in list(self._staged_only):
             placement = self._lookup(*parent) if self._lookup is not None else None
             if placement is not None:
                 self._remember(parent, placement)
                 self._release(parent, trajectories, turns, out)
-        out.records.extend(trajectories)
-        out.records.extend(record for _, record in sorted(turns, key=lambda item: item[0]))
+        self._emit(trajectories, turns, out)
         return out
 
-    def _place(self, first: OtlpSpan, trajectories: list, turns: list, out: Assembled) -> None:
+    def _place(self, first: tuple[int, OtlpSpan], trajectories: list, turns: list, out: Assembled) -> None:
         stack = [first]
         while stack:
-            span = stack.pop()
-            placement = self._placement(span, trajectories, turns, out)
+            arrival, span = stack.pop()
+            placement = self._placement(arrival, span, trajectories, turns, out)
             if placement is None:
                 continue
             key = (span.trace_id, span.span_id)
             self._remember(key, placement)
+            self._link(key, placement, trajectories)
             if key in self._waiting or key in self._staged_only:
                 stack.extend(self._released(key, out))
 
@@ -141,9 +175,10 @@ class TrajectoryAssembler:
         for span in self._released(parent, out):
             self._place(span, trajectories, turns, out)
 
-    def _released(self, parent: SpanKey, out: Assembled) -> list[OtlpSpan]:
-        """The spans that waited for ``parent``, from memory and from the database, once each."""
-        found: dict[str, OtlpSpan] = {}
+    def _released(self, parent: SpanKey, out: Assembled) -> list[tuple[int, OtlpSpan]]:
+        """The spans that waited for ``parent``, from memory and from the database, once each,
+        with their arrival numbers (read back from the database, they arrive now)."""
+        found: dict[str, tuple[int, OtlpSpan]] = {}
         held = self._waiting.pop(parent, None)
         if held is not None:
             self.pending -= len(held[1])
@@ -152,42 +187,72 @@ class TrajectoryAssembler:
             self._staged_only.discard(parent)
             if self._load_staged is not None:
                 for span in self._load_staged(parent):
-                    found.setdefault(span.span_id, span)
+                    if span.span_id not in found:
+                        found[span.span_id] = (self._arrive(), span)
         out.released.extend((parent[0], span_id) for span_id in found)
         return list(found.values())
 
-    def _placement(self, span: OtlpSpan, trajectories: list, turns: list, out: Assembled) -> Placement | None:
+    def _placement(self, arrival: int, span: OtlpSpan, trajectories: list, turns: list,
+                   out: Assembled) -> Placement | None:
         """Where the span sits, after emitting its record; None when it has to wait."""
         rejected = out.rejected
         attrs = span.attributes
         if c.is_trajectory_span(span.name, attrs):
             key = (span.trace_id, span.span_id)
             try:
-                trajectories.append(
-                    trajectory_record(span.trace_id, span.span_id, attrs, start_ns=span.start_ns, end_ns=span.end_ns)
-                )
+                record = trajectory_record(span.trace_id, span.span_id, attrs, start_ns=span.start_ns,
+                                           end_ns=span.end_ns)
             except Exception as exc:  # RecordError, or a value no check foresaw: one bad span
                 rejected.append(f"trajectory span {span.span_id}: {_reason(exc)}")
                 return OUTSIDE
+            trajectories.append(record)
+            if span.parent_span_id is not None:
+                self._find_parent(span, record)
             return Placement(key)
         if span.parent_span_id is None:
             return OUTSIDE
         owner = self._owner(span)
         if owner is None:
-            self._hold(span, out)
+            self._hold(arrival, span, out)
             return None
-        if owner.trajectory is not None and not owner.in_turn and c.is_turn_span(span.name, attrs):
+        if owner.trajectory is not None and not owner.in_turn and might_be_turn(span.name, attrs):
             try:
+                candidate = candidate_of(span.name, attrs, span.events, self.question_tools)
+                if candidate is None:
+                    return owner
                 record = turn_record(
                     span.trace_id, span.span_id, owner.trajectory, attrs, span.events,
-                    start_ns=span.start_ns, end_ns=span.end_ns,
+                    start_ns=span.start_ns, end_ns=span.end_ns, candidate=candidate,
                 )
             except Exception as exc:
                 rejected.append(f"turn span {span.span_id}: {_reason(exc)}")
                 return Placement(owner.trajectory, in_turn=True)
-            turns.append((span.start_ns or 0, record))
+            step = Step(owner.trajectory, span.start_ns, span.end_ns, candidate, record)
+            turns.append((span.start_ns or 0, arrival, step))
             return Placement(owner.trajectory, in_turn=True)
         return owner
+
+    # -------------------------------------------------------------- sub-agents
+
+    def _find_parent(self, span: OtlpSpan, record: TrajectoryRecord) -> None:
+        """A trajectory inside another: its parent now, or once the span above it is placed."""
+        parent = (span.trace_id, span.parent_span_id)
+        placement = self._known.get(parent)
+        if placement is None and self._lookup is not None and parent not in self._waiting:
+            placement = self._lookup(*parent)
+        if placement is not None:
+            record.parent = placement.trajectory
+            return
+        self._links.setdefault(parent, []).append(record)
+        self._links.move_to_end(parent)
+        while len(self._links) > self.max_pending_spans:
+            self._links.popitem(last=False)
+
+    def _link(self, key: SpanKey, placement: Placement, trajectories: list) -> None:
+        children = self._links.pop(key, None)
+        if children and placement.trajectory is not None:
+            # Written again after the parent's record: the row takes its parent then.
+            trajectories.extend(dataclasses.replace(child, parent=placement.trajectory) for child in children)
 
     def _owner(self, span: OtlpSpan) -> Placement | None:
         parent = (span.trace_id, span.parent_span_id)
@@ -208,15 +273,15 @@ class TrajectoryAssembler:
         while len(self._known) > self.max_known_spans:
             self._known.popitem(last=False)
 
-    def _hold(self, span: OtlpSpan, out: Assembled) -> None:
+    def _hold(self, arrival: int, span: OtlpSpan, out: Assembled) -> None:
         parent = (span.trace_id, span.parent_span_id)
         group = self._waiting.get(parent)
         if group is None:
             group = self._waiting[parent] = (self._clock(), {})
         if span.span_id not in group[1]:  # a redelivered span waits once
             self.pending += 1
-            out.staged.append((span, c.is_turn_span(span.name, span.attributes)))
-        group[1][span.span_id] = span
+            out.staged.append((span, might_be_turn(span.name, span.attributes)))
+        group[1][span.span_id] = (arrival, span)
         while self.pending > self.max_pending_spans:
             self._give_up(*self._waiting.popitem(last=False), reason="more spans wait than memory holds")
 
@@ -233,14 +298,14 @@ class TrajectoryAssembler:
             self._give_up(*self._waiting.popitem(last=False), reason=f"no parent within {self.pending_ttl_s:g}s")
         return self.orphans - before
 
-    def _give_up(self, parent: SpanKey, group: tuple[float, dict[str, OtlpSpan]], *, reason: str) -> None:
+    def _give_up(self, parent: SpanKey, group: tuple[float, dict[str, tuple[int, OtlpSpan]]], *, reason: str) -> None:
         """Out of memory, not out of storage: the spans stay in pending_spans for their parent."""
         held = group[1]
         self.pending -= len(held)
         self.expired += len(held)
         self._staged_only.add(parent)
-        for span in held.values():
-            if c.is_turn_span(span.name, span.attributes):
+        for _, span in held.values():
+            if might_be_turn(span.name, span.attributes):
                 self.orphans += 1
                 self._log_orphan(
                     "ppp-otel ingest: turn span %s of trace %s still waits for parent %s (%s); "

@@ -41,7 +41,8 @@ ON CONFLICT (trace_id, span_id) DO UPDATE SET
     technical_score = COALESCE(excluded.technical_score, technical_score),
     preferences = COALESCE(excluded.preferences, preferences),
     run_id = COALESCE(excluded.run_id, run_id),
-    stage = COALESCE(excluded.stage, stage)
+    stage = COALESCE(excluded.stage, stage),
+    parent_trajectory_id = COALESCE(parent_trajectory_id, excluded.parent_trajectory_id)
 """
 
 _TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?)"

@@ -1,0 +1,168 @@
+"""Which spans are turns, and what they say, whatever instrumentation made them.
+
+One pure function, :func:`read_turn`, maps a finished span (its name,
+attributes and events, as an SDK ``ReadableSpan`` or a decoded OTLP span has
+them) to a :class:`TurnCandidate` or to None ("not a turn"). The in-process
+recorder, ``ppp-otel ingest`` and imports all call it, so the same spans give
+the same rows by every path. Dialects read:
+
+- OpenInference (``openinference.span.kind = LLM``; ppp's own ``ppp.turn``),
+- OpenTelemetry GenAI semantic conventions, current and older
+  (``gen_ai.operation.name``, ``gen_ai.input.messages``, ``gen_ai.prompt.N.*``,
+  ``gen_ai.*.message`` events), which OpenLLMetry/Traceloop, pydantic-ai,
+  logfire and the official OpenTelemetry instrumentations speak.
+
+Embeddings, tools, retrievers, chains and agents are never turns.
+:class:`~ppp_otel.dialects.resolve.TurnResolver` then makes one turn of one
+model call traced twice, and folds tool-call-only steps into the turn they
+lead to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from .. import conventions as c
+from . import genai, openinference
+from .messages import SpanContentError, ToolCall, loads
+from .questions import DEFAULT_QUESTION_TOOLS, questions_from_tool_calls
+
+__all__ = [
+    "DEFAULT_QUESTION_TOOLS", "SpanContentError", "ToolCall", "TurnCandidate",
+    "might_be_turn", "read_turn", "token_count",
+]
+
+_OPENINFERENCE_TOKENS = (c.TOKEN_COUNT_TOTAL,), (c.TOKEN_COUNT_PROMPT,), (c.TOKEN_COUNT_COMPLETION,)
+
+
+@dataclass(slots=True)
+class TurnCandidate:
+    """What one model call said: the user's latest words and the reply to them."""
+
+    prompt: str | None
+    response: str | None
+    token_count: int | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # Questions the model put to the user through a tool (ask_user, ...).
+    questions: list[str] = field(default_factory=list)
+    dialect: str = ""
+    # Numbers left out because SQLite cannot store them (past 64 bits).
+    dropped_values: int = 0
+
+    @property
+    def tool_calls_only(self) -> bool:
+        """A step that only calls tools: the reply comes in a later call."""
+        return bool(self.tool_calls) and not (self.response or "").strip()
+
+
+def might_be_turn(name: str, attributes: Mapping[str, Any] | None) -> bool:
+    """A few lookups, cheap enough for the app thread: could this span be a model call?
+
+    False is final (an embedding, a tool, a chain); True still leaves the
+    reading to :func:`read_turn`.
+    """
+    if name == c.TURN_SPAN:
+        return True
+    if not attributes:
+        return False
+    kind = attributes.get(c.SPAN_KIND)
+    if kind is not None:
+        return kind == c.KIND_LLM
+    operation = attributes.get(genai.OPERATION)
+    if operation is not None:
+        return operation in genai.CHAT_OPERATIONS
+    request_type = attributes.get("llm.request.type")  # OpenLLMetry before gen_ai.operation.name
+    if request_type is not None:
+        return request_type in ("chat", "completion")
+    if "traceloop.span.kind" in attributes:  # workflow, task, agent, tool
+        return False
+    return "gen_ai.system" in attributes or "gen_ai.provider.name" in attributes
+
+
+def read_turn(
+    name: str,
+    attributes: Mapping[str, Any] | None,
+    events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    *,
+    question_tools: Iterable[str] = DEFAULT_QUESTION_TOOLS,
+) -> TurnCandidate | None:
+    """The turn a finished span is, or None when it is not a model call.
+
+    Raises :class:`SpanContentError` (a ValueError) naming the attribute when a
+    token count is not a number.
+    """
+    if not might_be_turn(name, attributes):
+        return None
+    attrs = attributes or {}
+    if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
+        # ppp.turn spans carry plain input.value/output.value; skip the scan for messages.
+        prompt, response, calls = openinference.read(attrs, scan_messages=name != c.TURN_SPAN)
+        dialect = "ppp" if name == c.TURN_SPAN else "openinference"
+        if prompt is None and response is None and not calls:
+            prompt, response, calls = genai.read(attrs, events)  # an LLM span speaking GenAI too
+    else:
+        prompt, response, calls = genai.read(attrs, events)
+        dialect = "genai"
+    try:
+        tokens, dropped = token_count(attrs), 0
+    except OutOfRangeNumber:
+        # A count no column can hold costs the turn its count, not the turn.
+        tokens, dropped = None, 1
+    return TurnCandidate(
+        prompt=prompt,
+        response=response,
+        token_count=tokens,
+        dropped_values=dropped,
+        tool_calls=calls,
+        questions=questions_from_tool_calls(calls, question_tools),
+        dialect=dialect,
+    )
+
+
+class OutOfRangeNumber(SpanContentError):
+    """A number past 64 bits: dropped from its turn, the turn kept."""
+
+
+def _int(attrs: Mapping[str, Any], key: str) -> int | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise SpanContentError(f"attribute {key} must be an integer, got a bool")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if len(value.strip()) > 20:  # past int64 anyway; int() of huge strings is slow
+            raise OutOfRangeNumber(f"attribute {key} is out of range: {value.strip()[:20]}...")
+        result = int(value)
+    else:
+        raise SpanContentError(f"attribute {key} must be an integer, got {value!r:.60}")
+    if not -(2**63) <= result < 2**63:
+        raise OutOfRangeNumber(f"attribute {key} is out of range: {result}")
+    return result
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = _int(attrs, key)
+        if value is not None:
+            return value
+    return None
+
+
+def token_count(attrs: Mapping[str, Any]) -> int | None:
+    """Total tokens of the call: the total when given, else input plus output."""
+    for total_keys, in_keys, out_keys in (_OPENINFERENCE_TOKENS, genai.token_keys()):
+        total = _first(attrs, total_keys)
+        if total is not None:
+            return total
+        prompt, completion = _first(attrs, in_keys), _first(attrs, out_keys)
+        if prompt is not None or completion is not None:
+            total = (prompt or 0) + (completion or 0)
+            if total >= 2**63:
+                raise OutOfRangeNumber(f"token count is out of range: {total}")
+            return total
+    return None

@@ -1,0 +1,113 @@
+"""OpenInference: ``openinference.span.kind = LLM`` and ``llm.*_messages`` attributes.
+
+Messages are flattened as ``llm.input_messages.<i>.message.<field>``, with the
+text either in ``.content`` or in parts ``.contents.<j>.message_content.text``,
+and tool calls in ``.tool_calls.<k>.tool_call.function.{name,arguments}``.
+Indexes need not start at 0 (the Responses API instrumentation starts at 1).
+``input.value`` / ``output.value`` hold the raw request and response (or, for
+``ppp.turn`` spans, the plain prompt and reply); they are read when the
+messages say nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from .. import conventions as c
+from .messages import (
+    Message,
+    ToolCall,
+    dedupe,
+    latest_user_text,
+    loads,
+    reply_text,
+    reply_tool_calls,
+    request_messages,
+    response_messages,
+)
+
+_KEY = re.compile(
+    r"^llm\.(input|output)_messages\.(\d+)\.message\."
+    r"(?:(role|content|tool_call_id)"
+    r"|contents\.(\d+)\.message_content\.(type|text)"
+    r"|(?:tool_calls\.(\d+)|contents\.(\d+))\.tool_call\.(id|function\.name|function\.arguments))$"
+)
+
+
+def messages(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message]]:
+    """(input messages, output messages) from the flattened attributes."""
+    found: dict[str, dict[int, dict]] = {"input": {}, "output": {}}
+    for key, value in attrs.items():
+        if not key.startswith("llm.") or "_messages." not in key:
+            continue
+        match = _KEY.match(key)
+        if match is None:
+            continue
+        side, index, field, part, part_field, call, part_call, call_field = match.groups()
+        message = found[side].setdefault(int(index), {"parts": {}, "calls": {}})
+        if field is not None:
+            message[field] = value
+        elif part is not None:
+            message["parts"].setdefault(int(part), {})[part_field] = value
+        else:
+            # Anthropic's instrumentation writes a call both as tool_calls.K and as contents.M.
+            slot = ("t", int(call)) if call is not None else ("c", int(part_call))
+            message["calls"].setdefault(slot, {})[call_field] = value
+    return [_message(m) for _, m in sorted(found["input"].items())], [_message(m) for _, m in sorted(found["output"].items())]
+
+
+def _message(raw: dict) -> Message:
+    role = raw.get("role") if isinstance(raw.get("role"), str) else ""
+    texts = []
+    if isinstance(raw.get("content"), str):
+        texts.append(raw["content"])
+    for _, part in sorted(raw["parts"].items()):
+        if part.get("type", "text") == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+    calls = dedupe(
+        ToolCall(str(call.get("function.name") or ""), str(call.get("function.arguments") or ""),
+                 str(call["id"]) if call.get("id") is not None else None)
+        for _, call in sorted(raw["calls"].items())
+    )
+    return Message(role, texts, calls, tool_result=role in ("tool", "function") or "tool_call_id" in raw)
+
+
+def _value(attrs: Mapping[str, Any], key: str) -> str | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def read(attrs: Mapping[str, Any], *, scan_messages: bool = True):
+    """(prompt, response, tool calls) of an OpenInference LLM span."""
+    inputs, outputs = messages(attrs) if scan_messages else ([], [])
+    input_value, output_value = _value(attrs, c.INPUT_VALUE), _value(attrs, c.OUTPUT_VALUE)
+
+    json_in = attrs.get(c.INPUT_MIME_TYPE) == "application/json"
+    json_out = attrs.get(c.OUTPUT_MIME_TYPE) == "application/json"
+
+    prompt = latest_user_text(inputs)
+    if prompt is None and input_value is not None:
+        body = loads(input_value)
+        if isinstance(body, dict) and ("messages" in body or "input" in body):
+            prompt = latest_user_text(request_messages(body))
+        elif body is None or not json_in:
+            prompt = input_value  # a plain prompt (ppp.turn, or text an agent put there)
+    if prompt is None and inputs and not any(m.tool_result for m in inputs):
+        prompt = inputs[-1].text or None
+
+    response = reply_text(outputs)
+    calls = reply_tool_calls(outputs)
+    if not response and output_value is not None:
+        body = loads(output_value)
+        replies = response_messages(body) if isinstance(body, dict) else []
+        if replies:
+            response = reply_text(replies)
+            calls = calls or reply_tool_calls(replies)
+        elif body is None or not json_out:
+            response = output_value
+    return prompt, response or None, calls

@@ -1,0 +1,141 @@
+"""From model calls to turns: one call traced twice is one turn, and a step
+that only calls tools is folded into the turn it leads to.
+
+The recorder and ``ppp-otel ingest`` feed every candidate of a trajectory
+through one :class:`TurnResolver`, in start order where they can (ingest) or
+in end order (in process, where calls of one conversation do not overlap).
+
+- Two candidates whose time spans nest, in one trajectory, that say the same
+  thing (same reply, same tool calls, or one of them says nothing) are one
+  model call traced by two instrumentations (a framework span around a client
+  span, two instrumentors on one client): the first seen is kept.
+- A candidate whose output is only tool calls waits; its tool calls (and the
+  questions asked through them) go with the next turn of the trajectory, in
+  its ``extra["tool_calls"]``. When the trajectory ends with such steps
+  waiting, the last of them becomes a turn only if it asked the user
+  something, so no question is lost.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Hashable
+
+from . import TurnCandidate
+
+#: Trajectories whose recent calls are remembered; the least recently used is forgotten.
+MAX_TRAJECTORIES = 10_000
+#: Calls remembered per trajectory to recognise the second trace of one call.
+RECENT_CALLS = 8
+
+
+@dataclass(slots=True)
+class Step:
+    """One candidate model call and what the caller makes a turn of."""
+
+    trajectory: Hashable
+    start_ns: int | None
+    end_ns: int | None
+    candidate: TurnCandidate
+    record: Any = None  # the caller's turn record; its tool calls and questions are filled in
+
+
+@dataclass(slots=True)
+class _Trajectory:
+    recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RECENT_CALLS))
+    waiting: list[Step] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A step that is a turn, with the tool calls and tool questions it carries."""
+
+    step: Step
+    tool_calls: list[dict]
+    questions: list[str]
+
+
+def _nested(a: Step, b: Step) -> bool:
+    if None in (a.start_ns, a.end_ns, b.start_ns, b.end_ns):
+        return False
+    return (a.start_ns <= b.start_ns and b.end_ns <= a.end_ns) or (b.start_ns <= a.start_ns and a.end_ns <= b.end_ns)
+
+
+def _empty(c: TurnCandidate) -> bool:
+    return not (c.prompt or c.response or c.tool_calls)
+
+
+def _calls(c: TurnCandidate) -> list[tuple[str, str]]:
+    return [(call.name, "".join(call.arguments.split())) for call in c.tool_calls]
+
+
+def same_call(a: Step, b: Step) -> bool:
+    """Whether two candidates are one model call seen by two instrumentations."""
+    if not _nested(a, b):
+        return False
+    x, y = a.candidate, b.candidate
+    if x.dialect == "ppp" or y.dialect == "ppp":
+        return False  # turn() spans are turns because the agent code says so
+    if _empty(x) or _empty(y):
+        return True
+    if (x.response or "").strip() != (y.response or "").strip():
+        return False
+    if x.prompt and y.prompt and x.prompt.strip() != y.prompt.strip():
+        return False
+    return _calls(x) == _calls(y) if (x.tool_calls and y.tool_calls) else True
+
+
+class TurnResolver:
+    """Not thread-safe: the recorder's writer thread, or ingest under its lock, owns one."""
+
+    def __init__(self, max_trajectories: int = MAX_TRAJECTORIES):
+        self.max_trajectories = max_trajectories
+        self._open: collections.OrderedDict[Hashable, _Trajectory] = collections.OrderedDict()
+        self.duplicates = 0  # second traces of a call already seen
+        self.folded = 0  # tool-call-only steps carried into a later turn
+        self.unanswered = 0  # tool-call-only steps a trajectory ended on, with no question
+
+    def _state(self, key: Hashable) -> _Trajectory:
+        state = self._open.get(key)
+        if state is None:
+            state = self._open[key] = _Trajectory()
+            while len(self._open) > self.max_trajectories:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(key)
+        return state
+
+    def add(self, step: Step) -> Resolved | None:
+        """The turn this step is, or None (a second trace of a call, or a tool-call-only step)."""
+        state = self._state(step.trajectory)
+        for seen in state.recent:
+            if same_call(seen, step):
+                self.duplicates += 1
+                return None
+        state.recent.append(step)
+        if step.candidate.tool_calls_only:
+            state.waiting.append(step)
+            return None
+        return self._resolve(step, state)
+
+    def _resolve(self, step: Step, state: _Trajectory) -> Resolved:
+        carried = state.waiting + [step]
+        self.folded += len(state.waiting)
+        state.waiting = []
+        return Resolved(
+            step,
+            [call.as_dict() for s in carried for call in s.candidate.tool_calls],
+            [q for s in carried for q in s.candidate.questions],
+        )
+
+    def close(self, trajectory: Hashable) -> Resolved | None:
+        """The trajectory ended: what its waiting tool-call-only steps still have to say."""
+        state = self._open.pop(trajectory, None)
+        if state is None or not state.waiting:
+            return None
+        if not any(s.candidate.questions for s in state.waiting):
+            self.unanswered += len(state.waiting)
+            return None
+        last = state.waiting.pop()
+        return self._resolve(last, state)

@@ -1,0 +1,105 @@
+"""Instrumentations that speak the OpenTelemetry GenAI conventions give one turn per exchange:
+the official OpenAI instrumentation, OpenLLMetry/Traceloop's OpenAI and Anthropic ones, pydantic-ai."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversation import (
+    PROMPTS, SCRIPT, SYSTEM, anthropic_agent, assert_recorded_by_every_path, in_one_trajectory, openai_chat_agent,
+    tool_result,
+)
+
+openai = pytest.importorskip("openai")
+
+
+def openai_client(llm):
+    return openai.OpenAI(base_url=f"{llm.url}/v1", api_key="test", max_retries=0)
+
+
+def test_opentelemetry_openai_v2_with_content_on_span_attributes(llm, recording, tmp_path, monkeypatch):
+    v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
+    # Message content is recorded only when asked for, and on span attributes only
+    # under the latest GenAI conventions.
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    instrumentor = v2.OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=recording.provider)
+    try:
+        llm.script(*SCRIPT)
+        in_one_trajectory(recording, openai_chat_agent, openai_client(llm))
+    finally:
+        instrumentor.uninstrument()
+    assert_recorded_by_every_path(recording, tmp_path)
+
+
+def _unwrap_what_uninstrument_left(package: str) -> None:
+    """Traceloop's OpenAI uninstrument() leaves its wrappers on (0.62.4): the next
+    test's instrumentation would run inside them. Take every wrapt wrapper off."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(package) or module is None:
+            continue
+        for owner in [v for v in vars(module).values() if isinstance(v, type)]:
+            for attr, value in list(vars(owner).items()):
+                if type(value).__name__ == "FunctionWrapper":
+                    setattr(owner, attr, value.__wrapped__)
+
+
+def test_traceloop_openai(llm, recording, tmp_path, monkeypatch):
+    traceloop = pytest.importorskip("opentelemetry.instrumentation.openai")
+    monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "true")
+    instrumentor = traceloop.OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=recording.provider)
+    try:
+        llm.script(*SCRIPT)
+        in_one_trajectory(recording, openai_chat_agent, openai_client(llm))
+    finally:
+        instrumentor.uninstrument()
+        _unwrap_what_uninstrument_left("openai")
+    assert_recorded_by_every_path(recording, tmp_path)
+
+
+def test_traceloop_anthropic(llm, recording, tmp_path, monkeypatch):
+    anthropic = pytest.importorskip("anthropic")
+    traceloop = pytest.importorskip("opentelemetry.instrumentation.anthropic")
+    monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "true")
+    instrumentor = traceloop.AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=recording.provider)
+    try:
+        llm.script(*SCRIPT)
+        client = anthropic.Anthropic(base_url=llm.url, api_key="test", max_retries=0)
+        in_one_trajectory(recording, anthropic_agent, client)
+    finally:
+        instrumentor.uninstrument()
+    assert_recorded_by_every_path(recording, tmp_path)
+
+
+def test_pydantic_ai_agent(llm, recording, tmp_path):
+    pydantic_ai = pytest.importorskip("pydantic_ai")
+    from pydantic_ai.capabilities import Instrumentation
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    model = OpenAIChatModel("gpt-test", provider=OpenAIProvider(base_url=f"{llm.url}/v1", api_key="test"))
+    settings = InstrumentationSettings(tracer_provider=recording.provider)
+    agent = pydantic_ai.Agent(model, system_prompt=SYSTEM, capabilities=[Instrumentation(settings=settings)])
+
+    @agent.tool_plain
+    def run_tests(path: str) -> str:
+        return tool_result("run_tests")
+
+    @agent.tool_plain
+    def ask_user(question: str) -> str:
+        return tool_result("ask_user")
+
+    def conversation() -> None:
+        history = None
+        for prompt in PROMPTS:
+            history = agent.run_sync(prompt, message_history=history).all_messages()
+
+    llm.script(*SCRIPT)
+    in_one_trajectory(recording, conversation)
+    assert_recorded_by_every_path(recording, tmp_path)

@@ -1,0 +1,35 @@
+"""Plain helpers the tests share (importable by name from any test directory)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+
+
+def wait_for(predicate, timeout_s: float = 20.0):
+    """Poll until ``predicate()`` is truthy; returns its last value (a wait, not a timing check)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+    """Ask a server process to stop (it may flush on the signal), kill it if it will not."""
+    if process is not None and process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
