@@ -46,6 +46,10 @@ from .writer import TrajectoryWriter
 logger = logging.getLogger(__name__)
 
 _ON_FULL = ("drop", "block")
+#: How long a producer waits for room in a full queue by default: long enough
+#: for the writer to take a batch while the producer is off the GIL, short
+#: enough that an app thread never notices it.
+DEFAULT_BLOCK_TIMEOUT_MS = 2.0
 # Spans started inside trajectories and never ended (an abandoned stream) must
 # not grow the membership map without bound: past this, the oldest is forgotten.
 MAX_OPEN_SPANS = 1_000_000
@@ -72,8 +76,12 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     ``buffer_size`` records are written per transaction; a partial batch is
     written once its oldest record is ``flush_interval_ms`` old. When
-    ``max_queue_size`` records wait, ``on_full="drop"`` drops the newest and
-    counts it, ``on_full="block"`` waits up to ``block_timeout_ms`` first.
+    ``max_queue_size`` records wait, ``on_full="block"`` (the default) makes
+    the producer wait up to ``block_timeout_ms`` for room before the record is
+    dropped and counted: a producer that never releases the GIL then slows to
+    the writer's pace instead of losing most of its turns. ``on_full="drop"``
+    never waits. While the file cannot be written (locked, disk full) nothing
+    waits: a stuck writer would otherwise cost every span the full timeout.
     """
 
     def __init__(
@@ -83,8 +91,8 @@ class TrajectorySpanProcessor(SpanProcessor):
         buffer_size: int = 10,
         flush_interval_ms: float = 500,
         max_queue_size: int = 20_000,
-        on_full: str = "drop",
-        block_timeout_ms: float = 1000,
+        on_full: str = "block",
+        block_timeout_ms: float = DEFAULT_BLOCK_TIMEOUT_MS,
         wal: bool = True,
         busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
         classifier: EffortClassifier | None = None,
@@ -97,6 +105,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+        if not block_timeout_ms > 0:
+            raise ValueError(f"block_timeout_ms must be > 0, got {block_timeout_ms}")
         if on_full not in _ON_FULL:
             raise ValueError(f"on_full must be one of {', '.join(_ON_FULL)}, got {on_full!r}")
         self.db_path = os.fspath(db_path or os.environ.get("PPP_OTEL_DB") or schema.DEFAULT_DB_PATH)
@@ -147,6 +157,8 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._stopping = False
         self._shutdown_deadline = float("inf")
         self._stopped = threading.Event()
+        # Set while writes fail (a locked or full file): a full queue then drops at once.
+        self._writer_stuck = False
         self._conn: sqlite3.Connection | None = None
         self._writer: TrajectoryWriter | None = None
         self._analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
@@ -314,7 +326,7 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     def _put_when_full(self, item: tuple) -> bool:
         # Called with the lock held.
-        if self.on_full == "block" and not self._stopping:
+        if self.on_full == "block" and not self._stopping and not self._writer_stuck:
             deadline = time.monotonic() + self.block_timeout_s
             while len(self._queue) >= self.max_queue_size and not self._stopping:
                 remaining = deadline - time.monotonic()
@@ -526,6 +538,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                 outcome = self._writer.write(records)
                 break
             except (sqlite3.Error, schema.DatabaseError, OSError) as exc:
+                self._writer_stuck = True
                 self.write_errors += 1
                 self._stats_dirty = True
                 self.last_error = f"write failed: {exc}"
@@ -544,6 +557,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)
+        self._writer_stuck = False
         self.written_trajectories += outcome.trajectories
         self.written_turns += outcome.turns
         self.duplicates += outcome.duplicates
