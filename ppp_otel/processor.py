@@ -54,6 +54,8 @@ DEFAULT_BLOCK_TIMEOUT_MS = 2.0
 # not grow the membership map without bound: past this, the oldest is forgotten.
 MAX_OPEN_SPANS = 1_000_000
 _MAX_RETRY_DELAY_S = 1.0
+#: The most records one transaction takes when more than two batches wait.
+_BACKLOG_BATCH = 100
 _STATS_EVERY_S = 1.0
 
 
@@ -395,7 +397,12 @@ class TrajectorySpanProcessor(SpanProcessor):
                     cond.wait(_STATS_EVERY_S if self._stats_dirty else None)
                     if self._stats_dirty and not self._queue and not self._stopping:
                         return [], False
-            batch = [self._queue.popleft() for _ in range(min(self.buffer_size, len(self._queue)))]
+            # Behind a backlog, one transaction (and one statement per table) for
+            # several batches: each BEGIN, COMMIT and statement gives up the GIL,
+            # which a busy app thread then holds for up to a switch interval.
+            take = self.buffer_size if n < 2 * self.buffer_size else max(self.buffer_size, min(n, _BACKLOG_BATCH))
+            popleft = self._queue.popleft
+            batch = [popleft() for _ in range(min(take, n))]
             self._taken += len(batch)
             # A fork before this batch commits must still give the child its trajectories.
             self._inflight_starts = [item for item in batch if item[0] == _START]
