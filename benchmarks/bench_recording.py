@@ -6,21 +6,31 @@
     python benchmarks/bench_recording.py --only app_thread,writer
 
 Every figure is measured beside its baseline in the same run, the two
-interleaved round by round, and reported as a median over rounds (the machine
-is assumed noisy):
+interleaved round by round; min and median over rounds are reported (the
+machine is assumed noisy). Every turn's texts are distinct, so no cache on the
+writer's side answers for a text it has seen.
 
-- app_thread: wall time the agent's thread spends in one turn's ``with`` block
-  (a ``ppp.turn`` span with the usual attributes inside an open trajectory),
-  with the TrajectorySpanProcessor against a bare ``BatchSpanProcessor`` and a
-  no-op exporter. Target: ratio <= 1.15.
+- app_thread: one turn (a ``ppp.turn`` span with the usual attributes inside
+  an open trajectory) with the TrajectorySpanProcessor against a bare
+  ``BatchSpanProcessor`` and a no-op exporter: wall time of the app thread in
+  the ``with`` blocks (target ratio <= 1.10) and whole-process CPU per turn
+  from the first turn until ``force_flush`` returns, so that the writer's
+  span conversion, question judging and SQLite writes are inside the timed
+  region (target ratio <= 1.5). Back to back, with ``ppp_otel.turn()``, with
+  questions left for the writer to extract, and with 1 ms of agent I/O
+  between turns.
+- tight_loop: 200,000 turns (``--quick``: 50,000) from a loop that never
+  releases the GIL, at the default settings: the fraction stored (target
+  >= 0.99), beside the fraction a default BatchSpanProcessor exports.
 - writer: TrajectoryWriter.write on pre-built TurnRecords against raw
   ``sqlite3.executemany`` of the same rows into an identical table, one
-  transaction per batch, at batch 10 and 500. Target: 50,000+ turns/s and
-  >= 0.5 of raw. Plus the processor end to end (submit N records, force_flush).
+  transaction per batch, at batch 10 and 500. Target: ratio >= 0.8. Plus the
+  processor end to end (submit N records, force_flush).
 - lone_turn: a single turn in a quiet agent, from span end until another
   connection sees its row. Target: <= flush interval + 50 ms.
 - memory: RSS while a million turns (``--quick``: 100,000) stream through the
-  processor into a file; growth from 10% to 100% of the stream, and drops.
+  processor (``on_full="drop"``) into a file; growth from 10% to 100% of the
+  stream, and drops.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -59,7 +70,7 @@ from ppp_otel.records import TrajectoryRecord, TurnRecord  # noqa: E402
 from ppp_otel.storage.sqlite.writer import TrajectoryWriter  # noqa: E402
 
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
-STEPS = ("app_thread", "writer", "lone_turn", "memory")
+STEPS = ("app_thread", "tight_loop", "writer", "lone_turn", "memory")
 
 
 PROMPT = "The integration test for the payment webhook fails on CI but passes locally; fix it."
@@ -142,105 +153,246 @@ def _median(values: Iterable[float]) -> float:
 
 # -------------------------------------------------------------- app thread
 
-def _app_round(provider, tracer, via: str, n: int, k: int, gap_s: float = 0.0) -> tuple[float, float]:
-    """Seconds per turn (wall, app-thread CPU) for n turns inside one trajectory.
+def _texts(k: int, i: int) -> tuple[str, str, str | None]:
+    """Prompt, response and (one turn in four) a question, distinct for every (round, turn):
+    no cache on the writer's side answers for a text it has seen."""
+    tag = f"{k}.{i}"
+    response = f"{RESPONSES[i & 3]} (change {tag})"
+    question = f"{QUESTION[:-1]} for change {tag}?" if i & 3 == 0 else None
+    return f"{PROMPT} (request {tag})", response, question
+
+
+def _turn_sdk(tracer, i: int, k: int = 0) -> None:
+    """One turn through the SDK tracer, as instrumentation code would write it."""
+    prompt, response, question = _texts(k, i)
+    with tracer.start_as_current_span(
+        c.TURN_SPAN, attributes={c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt}
+    ) as span:
+        span.set_attribute(c.OUTPUT_VALUE, response)
+        span.set_attribute(c.TOKEN_COUNT_TOTAL, 120 + (i & 63))
+        if question is not None:
+            span.add_event(c.QUESTION_EVENT, {c.QUESTION_TEXT: question, c.QUESTION_EFFORT: "low"})
+
+
+def _turn_sdk_extracted(tracer, i: int, k: int = 0) -> None:
+    """The same turn with its question left in the response, for the writer to find and judge."""
+    prompt, response, question = _texts(k, i)
+    with tracer.start_as_current_span(
+        c.TURN_SPAN, attributes={c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt}
+    ) as span:
+        span.set_attribute(c.OUTPUT_VALUE, response if question is None else f"{response} {question}")
+        span.set_attribute(c.TOKEN_COUNT_TOTAL, 120 + (i & 63))
+
+
+def _turn_api(provider, i: int, k: int = 0) -> None:
+    """The same turn through ``ppp_otel.turn()``."""
+    prompt, response, question = _texts(k, i)
+    with ppp_otel.turn(prompt, tracer_provider=provider) as t:
+        t.respond(response, token_count=120 + (i & 63))
+        if question is not None:
+            t.question(question, effort="low")
+
+
+def _median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+_VIAS = {
+    "sdk": ("SDK tracer, back to back", 0.0),
+    "extracted": ("SDK tracer, questions left in the response for the writer to extract", 0.0),
+    "api": ("ppp_otel.turn(), back to back", 0.0),
+    "paced": ("SDK tracer, 1 ms agent I/O between turns", 0.001),
+}
+
+
+def _app_round(provider, tracer, processor, via: str, n: int, k: int, gap_s: float = 0.0) -> tuple[float, float, float]:
+    """Per turn, for n turns inside one trajectory: (app-thread wall in the with-blocks,
+    app-thread CPU, whole-process CPU from the first turn until the processor has
+    drained everything: the writer's work is inside the timed region).
 
     With ``gap_s``, the agent waits that long between turns (its LLM call, which
-    releases the GIL) and only the with-blocks are timed.
+    releases the GIL); the wall figure then times the with-blocks only.
     """
     gc.collect()
+    pc, tt, pt = time.perf_counter, time.thread_time, time.process_time
+    one = {"sdk": _turn_sdk, "extracted": _turn_sdk_extracted, "paced": _turn_sdk}.get(via)
+    p0 = pt()
     with tracer.start_as_current_span(c.TRAJECTORY_SPAN, attributes=_trajectory_attrs(k)):
         if gap_s:
             wall = cpu = 0.0
-            pc, tt, sleep = time.perf_counter, time.thread_time, time.sleep
+            sleep = time.sleep
             for i in range(n):
                 sleep(gap_s)
                 w0, c0 = pc(), tt()
-                _turn_sdk(tracer, i)
+                one(tracer, i, k)
                 w1, c1 = pc(), tt()
                 wall += w1 - w0
                 cpu += c1 - c0
-            return wall / n, cpu / n
-        if via == "sdk":
-            w0, c0 = time.perf_counter(), time.thread_time()
+        elif one is not None:
+            w0, c0 = pc(), tt()
             for i in range(n):
-                _turn_sdk(tracer, i)
-            w1, c1 = time.perf_counter(), time.thread_time()
+                one(tracer, i, k)
+            wall, cpu = pc() - w0, tt() - c0
         else:
-            w0, c0 = time.perf_counter(), time.thread_time()
+            w0, c0 = pc(), tt()
             for i in range(n):
-                _turn_api(provider, i)
-            w1, c1 = time.perf_counter(), time.thread_time()
-    return (w1 - w0) / n, (c1 - c0) / n
+                _turn_api(provider, i, k)
+            wall, cpu = pc() - w0, tt() - c0
+    if not processor.force_flush(120_000):
+        raise RuntimeError("the processor did not drain within 120 s")
+    process_cpu = pt() - p0
+    return wall / n, cpu / n, process_cpu / n
 
 
-def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
-    n = 200  # turns per round: 20 writer batches at the default buffer_size of 10
-    rounds = 9 if quick else 31
-    queue = 100_000  # far above a round: nothing is dropped
-
+def _pipelines(workdir: Path, queue: int):
     ppp_provider = TracerProvider()
     ppp = TrajectorySpanProcessor(workdir / "app_thread.db", max_queue_size=queue)
     ppp_provider.add_span_processor(ppp)
     bsp_provider = TracerProvider()
     bsp = BatchSpanProcessor(NoopExporter(), max_queue_size=queue)
     bsp_provider.add_span_processor(bsp)
-    pipelines = {
+    return {
         "ppp": (ppp_provider, ppp_provider.get_tracer("bench"), ppp),
         "bsp": (bsp_provider, bsp_provider.get_tracer("bench"), bsp),
     }
+
+
+def _spread(values: list[float], scale: float = 1.0) -> str:
+    return f"min {min(values) * scale:.3g}, median {_median(values) * scale:.3g}"
+
+
+def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    n = 200  # turns per round: 20 writer batches at the default buffer_size of 10
+    rounds = 9 if quick else 31
+    queue = 100_000  # far above a round: nothing is dropped
+    pipelines = _pipelines(workdir, queue)
+    ppp = pipelines["ppp"][2]
     rows = []
+    k = 0
     try:
-        for via in ("sdk", "api", "paced"):
-            samples: dict[str, list[tuple[float, float]]] = {"ppp": [], "bsp": []}
-            ratios = []
-            gap = 0.001 if via == "paced" else 0.0
+        for via, (how, gap) in _VIAS.items():
+            samples: dict[str, list[tuple[float, float, float]]] = {"ppp": [], "bsp": []}
+            wall_ratios, process_ratios = [], []
             n_rounds = max(5, rounds // 2) if gap else rounds
             for r in range(-2, n_rounds):  # two warm-up rounds
                 order = ("ppp", "bsp") if r % 2 == 0 else ("bsp", "ppp")
                 got = {}
                 for name in order:
                     provider, tracer, processor = pipelines[name]
-                    got[name] = _app_round(provider, tracer, via, n, r, gap)
-                    processor.force_flush(60_000)  # drain outside the timed region
+                    k += 1  # distinct texts in every round of every pipeline
+                    got[name] = _app_round(provider, tracer, processor, via, n, k, gap)
                 if r >= 0:
                     for name in got:
                         samples[name].append(got[name])
-                    ratios.append(got["ppp"][0] / got["bsp"][0])
-                    say(progress, f"app_thread/{via}: round {r + 1}/{n_rounds} "
-                                   f"ratio {ratios[-1]:.2f}")
-            ppp_wall = _median(s[0] for s in samples["ppp"]) * 1e6
-            bsp_wall = _median(s[0] for s in samples["bsp"]) * 1e6
-            ppp_cpu = _median(s[1] for s in samples["ppp"]) * 1e6
-            bsp_cpu = _median(s[1] for s in samples["bsp"]) * 1e6
-            ratio = _median(ratios)
-            how = {"sdk": "SDK tracer, back to back", "api": "ppp_otel.turn(), back to back",
-                   "paced": "SDK tracer, 1 ms agent I/O between turns"}[via]
+                    wall_ratios.append(got["ppp"][0] / got["bsp"][0])
+                    process_ratios.append(got["ppp"][2] / got["bsp"][2])
+                    say(progress, f"app_thread/{via}: round {r + 1}/{n_rounds} app-thread ratio "
+                                   f"{wall_ratios[-1]:.2f}, process CPU ratio {process_ratios[-1]:.2f}")
+            ppp_wall = [s[0] * 1e6 for s in samples["ppp"]]
+            bsp_wall = [s[0] * 1e6 for s in samples["bsp"]]
+            ppp_cpu = [s[1] * 1e6 for s in samples["ppp"]]
+            bsp_cpu = [s[1] * 1e6 for s in samples["bsp"]]
+            ppp_proc = [s[2] * 1e6 for s in samples["ppp"]]
+            bsp_proc = [s[2] * 1e6 for s in samples["bsp"]]
+            ratio = _median(wall_ratios)
             rows.append(row(
-                f"app-thread cost of a turn ({how})", round(ppp_wall, 2), "us/turn",
+                f"app-thread cost of a turn ({how})", round(_median(ppp_wall), 2), "us/turn",
                 baseline_name="BatchSpanProcessor + no-op exporter",
-                baseline_value=round(bsp_wall, 2), ratio=round(ratio, 3),
-                target="ratio <= 1.15", ok=ratio <= 1.15,
-                detail=f"median of {n_rounds} interleaved rounds of {n} turns, wall time in the with-block"
+                baseline_value=round(_median(bsp_wall), 2), ratio=round(ratio, 3),
+                target="ratio <= 1.10", ok=ratio <= 1.10,
+                detail=f"{n_rounds} interleaved rounds of {n} turns, distinct texts; wall time in the with-block"
                        + (" only (the 1 ms sleep between turns, where the writer thread runs, is not timed)"
                           if gap else " (the writer thread runs meanwhile and competes for the GIL)")
-                       + "; ratio is the median of paired round ratios",
+                       + f"; ratio = median of paired round ratios ({_spread(wall_ratios)}); us/turn "
+                         f"{_spread(ppp_wall)} against {_spread(bsp_wall)}; app-thread CPU {_median(ppp_cpu):.1f} "
+                         f"against {_median(bsp_cpu):.1f} us/turn",
             ))
+            ratio = _median(process_ratios)
             rows.append(row(
-                f"app-thread CPU of a turn ({how})", round(ppp_cpu, 2), "us/turn",
-                baseline_name="BatchSpanProcessor + no-op exporter",
-                baseline_value=round(bsp_cpu, 2), ratio=round(ppp_cpu / bsp_cpu, 3),
-                target=None, ok=None,
-                detail="thread_time of the app thread only (excludes waiting for the GIL)",
+                f"whole-process CPU per turn, writer's drain included ({how})", round(_median(ppp_proc), 2),
+                "us/turn", baseline_name="BatchSpanProcessor + no-op exporter, drained the same way",
+                baseline_value=round(_median(bsp_proc), 2), ratio=round(ratio, 3),
+                target="ratio <= 1.5", ok=ratio <= 1.5,
+                detail="process_time from the trajectory's start until force_flush returned (span conversion, "
+                       "question extraction and judging, SQLite writes all inside); ratio = median of paired "
+                       f"round ratios ({_spread(process_ratios)}); us/turn {_spread(ppp_proc)} against "
+                       f"{_spread(bsp_proc)}",
             ))
         stats = ppp.stats
-        if stats["dropped"]:
-            rows.append(row("app-thread benchmark: dropped", stats["dropped"], "records",
-                            target="0", ok=False))
+        if stats["dropped"] or stats["rejected"]:
+            rows.append(row("app-thread benchmark: dropped or rejected", stats["dropped"] + stats["rejected"],
+                            "records", target="0", ok=False))
     finally:
-        ppp_provider.shutdown()
-        bsp_provider.shutdown()
+        for provider, _, _ in pipelines.values():
+            provider.shutdown()
     return rows
+
+
+# -------------------------------------------------------------- tight loop
+
+def _tight_loop(provider, tracer, total: int) -> tuple[float, int]:
+    """Seconds to produce ``total`` turns in trajectories of 20, never releasing the GIL."""
+    i = k = 0
+    t0 = time.perf_counter()
+    while i < total:
+        k += 1
+        with tracer.start_as_current_span(c.TRAJECTORY_SPAN, attributes=_trajectory_attrs(k)):
+            for _ in range(TRAJECTORY_LEN):
+                _turn_sdk(tracer, i, -1)
+                i += 1
+                if i >= total:
+                    break
+    return time.perf_counter() - t0, k
+
+
+class CountingExporter(NoopExporter):
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans) -> SpanExportResult:
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def bench_tight_loop(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    total = 50_000 if quick else 200_000
+    path = workdir / "tight_loop.db"
+    processor = TrajectorySpanProcessor(path)  # every setting at its default
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    say(progress, f"tight_loop: {total:,} turns at the default settings "
+                   f"(on_full={processor.on_full!r}, block_timeout_ms={processor.block_timeout_s * 1000:g})")
+    try:
+        produced_s, trajectories = _tight_loop(provider, provider.get_tracer("bench"), total)
+        processor.force_flush(600_000)
+        stats = processor.stats
+    finally:
+        provider.shutdown()
+    conn = sqlite3.connect(path)
+    stored = conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0]
+    conn.close()
+    _remove_db(path)
+
+    exporter = CountingExporter()
+    bsp_provider = TracerProvider()
+    bsp_provider.add_span_processor(BatchSpanProcessor(exporter))  # its defaults too
+    bsp_s, _ = _tight_loop(bsp_provider, bsp_provider.get_tracer("bench"), total)
+    bsp_provider.shutdown()
+    offered = total + trajectories
+    bsp_fraction = exporter.exported / offered
+    fraction = stored / total
+    say(progress, f"tight_loop: stored {fraction:.2%} at {total / produced_s:,.0f} turns/s; "
+                   f"BatchSpanProcessor exported {bsp_fraction:.2%} at {total / bsp_s:,.0f} turns/s")
+    return [
+        row(f"turns stored from a {total:,}-turn tight loop that never releases the GIL (default settings)",
+            round(fraction, 4), "fraction", baseline_name="BatchSpanProcessor (defaults) + no-op exporter: "
+            "fraction of spans exported", baseline_value=round(bsp_fraction, 4),
+            ratio=round(fraction / bsp_fraction, 3) if bsp_fraction else None,
+            target=">= 0.99", ok=fraction >= 0.99,
+            detail=f"dropped {stats['dropped']:,}, rejected {stats['rejected']:,}; the loop ran at "
+                   f"{total / produced_s:,.0f} turns/s against {total / bsp_s:,.0f} with the bare pipeline "
+                   f"(the queue pushes back: the loop slows to the writer's pace)"),
+    ]
 
 
 # ------------------------------------------------------------------ writer
@@ -261,11 +413,13 @@ def _records(n_turns: int, *, explicit_efforts: bool = True) -> tuple[list[Traje
     for i in range(n_turns):
         t = i // TRAJECTORY_LEN
         has_question = i % 4 == 0
-        questions = [Question(QUESTION, "low" if explicit_efforts else None)] if has_question else []
+        # Distinct texts, as a real agent has them: the writer's caches never answer.
+        questions = [Question(f"{QUESTION[:-1]} for change {i}?", "low" if explicit_efforts else None)] if has_question else []
         turns.append(TurnRecord(
             trace_id=f"{t + 1:032x}", span_id=f"{0x10000000 + i:016x}",
             trajectory=(f"{t + 1:032x}", f"{t + 1:016x}"),
-            turn_number=i % TRAJECTORY_LEN + 1, prompt=PROMPT, response=RESPONSES[i & 3],
+            turn_number=i % TRAJECTORY_LEN + 1, prompt=f"{PROMPT} (request {i})",
+            response=f"{RESPONSES[i & 3]} (change {i})",
             token_count=120 + (i & 63), latency_ms=850.0 + (i & 15),
             timestamp="2025-01-01T00:00:01.000Z", questions=questions,
             extract_questions=not has_question,
@@ -390,10 +544,9 @@ def bench_writer(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
         rows.append(row(
             f"writer throughput, batch {batch}", round(w), "turns/s",
             baseline_name=f"raw sqlite3.executemany, batch {batch}", baseline_value=round(raw),
-            ratio=round(ratio, 3), target=">= 50,000 turns/s and ratio >= 0.5",
-            ok=w >= 50_000 and ratio >= 0.5,
+            ratio=round(ratio, 3), target="ratio >= 0.8", ok=ratio >= 0.8,
             detail=f"median of {repeats} interleaved runs of {n} turns (1 in 4 with a question), "
-                   "one transaction per batch, WAL + synchronous=NORMAL",
+                   f"one transaction per batch, WAL + synchronous=NORMAL; ratio {_spread(ratios)}",
         ))
 
     n = 5_000 if quick else 20_000
@@ -409,8 +562,8 @@ def bench_writer(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
         "processor end to end (submit + force_flush), buffer_size 10", round(e2e), "turns/s",
         baseline_name="TrajectoryWriter alone, batch 10", baseline_value=round(batch10_writer),
         ratio=round(e2e / batch10_writer, 3), target=None, ok=None,
-        detail=f"median of {repeats} runs of {n} turns; includes question extraction and effort "
-               "classification on the writer thread",
+        detail=f"median of {repeats} runs of {n} turns with distinct texts; includes question extraction "
+               "and effort classification on the writer thread (not span conversion: see whole-process CPU)",
     ))
     return rows
 
@@ -471,7 +624,9 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
     path = workdir / "memory.db"
     # max_queue_size 100,000 and on_full drop; the quick run scales the
     # queue down with the stream so that it too fills and has to hold.
-    processor = TrajectorySpanProcessor(path, max_queue_size=10_000 if quick else 100_000)
+    # on_full="drop": this measures that memory stays bounded when records
+    # overflow; at the default ("block") the stream would slow to the writer's pace.
+    processor = TrajectorySpanProcessor(path, max_queue_size=10_000 if quick else 100_000, on_full="drop")
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench")
@@ -548,6 +703,7 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
 
 BENCHES = {
     "app_thread": bench_app_thread,
+    "tight_loop": bench_tight_loop,
     "writer": bench_writer,
     "lone_turn": bench_lone_turn,
     "memory": bench_memory,
@@ -602,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated steps: {', '.join(STEPS)}")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    # Drops are counted in the rows; a warning line per drop would bury them.
+    logging.getLogger("ppp_otel").setLevel(logging.ERROR)
     rows = run(lambda message: print(f"[bench_recording] {message}", file=sys.stderr, flush=True),
                quick=args.quick, only=only)
     if args.json:

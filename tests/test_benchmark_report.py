@@ -35,7 +35,7 @@ def test_runs_each_module_and_notes_the_broken_ones(report, tmp_path, monkeypatc
     monkeypatch.setattr(report, "HERE", tmp_path)
     out = tmp_path / "BENCHMARKS.md"
 
-    code = report.main(["--quick", "--output", str(out)])
+    code = report.main(["--quick", "--output", str(out)])  # --output writes there
 
     assert code == 1  # a module was skipped
     text = out.read_text()
@@ -56,12 +56,54 @@ def test_only_selects_modules_by_short_name(report, tmp_path, monkeypatch, capsy
     (tmp_path / "bench_other.py").write_text("def run(progress=None):\n    raise RuntimeError('ran')\n")
     monkeypatch.setattr(report, "HERE", tmp_path)
 
-    code = report.main(["--only", "fine", "--json", "--no-write"])
+    code = report.main(["--only", "fine", "--json"])
 
     assert code == 0
-    assert not (tmp_path / "BENCHMARKS.md").exists()
     out = capsys.readouterr().out
     assert '"name": "latency"' in out and "ran" not in out
+
+
+def test_without_write_the_tracked_report_is_left_alone(report, tmp_path, monkeypatch, capsys):
+    (tmp_path / "bench_fine.py").write_text(FINE)
+    monkeypatch.setattr(report, "HERE", tmp_path)
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    tracked = tmp_path / "BENCHMARKS.md"
+    tracked.write_text("published figures\n")
+
+    assert report.main([]) == 0
+    assert tracked.read_text() == "published figures\n"
+    assert "| fine: latency | 1.500 | ms |" in capsys.readouterr().out  # printed instead
+
+    assert report.main(["--write"]) == 0
+    assert "| fine: latency | 1.500 | ms |" in tracked.read_text()
+
+
+def test_the_missed_targets_are_named_last_with_figure_and_baseline(report, tmp_path, monkeypatch, capsys):
+    (tmp_path / "bench_slow.py").write_text(
+        "def run(progress=None):\n"
+        "    return [{'name': 'app thread', 'value': 30.0, 'unit': 'us', 'baseline_name': 'bare',\n"
+        "             'baseline_value': 20.0, 'ratio': 1.5, 'target': 'ratio <= 1.10', 'ok': False},\n"
+        "            {'name': 'fine one', 'value': 1.0, 'unit': 'us', 'ok': True}]\n")
+    monkeypatch.setattr(report, "HERE", tmp_path)
+
+    assert report.main([]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2] == "1 of 2 rows miss their target:"
+    assert err[-1] == ("  MISSED slow: app thread: 30.0 us (baseline bare: 20.0; ratio 1.500; "
+                       "target ratio <= 1.10)")
+
+
+def test_recorder_warnings_are_not_printed_line_by_line(report, tmp_path, monkeypatch, capsys):
+    (tmp_path / "bench_noisy.py").write_text(
+        "import logging\n"
+        "def run(progress=None):\n"
+        "    for _ in range(100):\n"
+        "        logging.getLogger('ppp_otel.processor').warning('queue full, record dropped')\n"
+        "    return [{'name': 'x', 'value': 1.0, 'unit': 'us', 'ok': True}]\n")
+    monkeypatch.setattr(report, "HERE", tmp_path)
+
+    assert report.main([]) == 0
+    assert "record dropped" not in capsys.readouterr().err
 
 
 def test_a_missed_target_is_marked(report):

@@ -45,8 +45,8 @@ def test_defaults_when_nothing_is_given():
     assert config.trajectory.buffer_size == 10
     assert config.trajectory.flush_interval_ms == 500
     assert config.trajectory.max_queue_size == 20_000
-    assert config.trajectory.on_full == "drop"
-    assert config.trajectory.block_timeout_ms == 1000
+    assert config.trajectory.on_full == "block"
+    assert config.trajectory.block_timeout_ms == 2.0
     assert config.trajectory.enable_wal is True
     assert config.trajectory.busy_timeout_ms == 5000
     assert config.question_classifier.method == "heuristic"
@@ -98,7 +98,8 @@ def test_file_values_replace_defaults(toml):
         db_path = "runs.db"
         [ppp.trajectory]
         buffer_size = 50
-        on_full = "block"
+        on_full = "drop"
+        block_timeout_ms = 0.5
         [ppp.weights]
         technical = 0.5
         interaction = 0.5
@@ -110,7 +111,8 @@ def test_file_values_replace_defaults(toml):
     assert config.enabled is False
     assert config.db_path == "runs.db"
     assert config.trajectory.buffer_size == 50
-    assert config.trajectory.on_full == "block"
+    assert config.trajectory.on_full == "drop"
+    assert config.trajectory.block_timeout_ms == 0.5
     assert config.weights == WeightsConfig(technical=0.5, interaction=0.5)
     assert config.phoenix.protocol == "grpc"
     assert config.file == path

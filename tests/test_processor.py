@@ -280,7 +280,7 @@ def test_the_same_span_delivered_twice_is_stored_once(db_path):
 
 def test_a_full_queue_drops_the_newest_and_counts_every_drop(db_path):
     # Another connection holds the write lock, so the writer cannot drain the queue.
-    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=20, busy_timeout_ms=10)
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=20, busy_timeout_ms=10, on_full="drop")
     blocker = sqlite3.connect(db_path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     with trajectory("s", "a", tracer_provider=provider):
@@ -292,7 +292,8 @@ def test_a_full_queue_drops_the_newest_and_counts_every_drop(db_path):
     blocker.close()
     provider.shutdown()
     stats = processor.stats
-    assert dropped_while_locked >= 100 + 2 - 20 - 5 * 2  # at most two batches were in the writer's hands
+    # The queue, and at most two takes in the writer's hands (behind a backlog a take is up to the whole queue).
+    assert dropped_while_locked >= 100 + 2 - 20 - 20 * 2
     assert stats["dropped"] == dropped_while_locked
     # Every record (100 turns, the trajectory's start and its end) is written or counted as dropped.
     assert stats["enqueued"] + stats["dropped"] == 102
@@ -309,6 +310,36 @@ def test_on_full_block_waits_for_room_instead_of_dropping(db_path):
     provider.shutdown()
     assert processor.stats["dropped"] == 0
     assert count(db_path, "trajectory_turns") == 200
+
+
+def test_a_full_queue_waits_for_room_by_default(db_path):
+    processor = TrajectorySpanProcessor(db_path)
+    assert (processor.on_full, processor.block_timeout_s) == ("block", 0.002)
+    processor.shutdown()
+
+
+def test_a_writer_that_cannot_write_is_not_waited_for(db_path):
+    # Were every span to wait its full timeout while the file is locked, these
+    # 100 turns would take well over an hour instead of dropping at once.
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=20, busy_timeout_ms=10,
+                                   on_full="block", block_timeout_ms=60_000)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with trajectory("s", "a", tracer_provider=provider):
+            with turn("first", tracer_provider=provider):
+                pass
+            assert processor.force_flush(100) is False  # the writer is now retrying the locked file
+            for i in range(100):
+                with turn(f"p{i}", tracer_provider=provider):
+                    pass
+        assert processor.stats["write_errors"] > 0 and processor.stats["dropped"] > 0
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+        provider.shutdown()
+    stats = processor.stats
+    assert stats["enqueued"] + stats["dropped"] == 103
 
 
 def test_the_writer_survives_a_locked_database_and_writes_once_it_is_free(db_path):

@@ -57,10 +57,16 @@ from ppp_otel.storage.sqlite.writer import TrajectoryWriter
 logger = logging.getLogger(__name__)
 
 _ON_FULL = ("drop", "block")
+#: How long a producer waits for room in a full queue by default: long enough
+#: for the writer to take a batch while the producer is off the GIL, short
+#: enough that an app thread never notices it.
+DEFAULT_BLOCK_TIMEOUT_MS = 2.0
 # Spans started inside trajectories and never ended (an abandoned stream) must
 # not grow the membership map without bound: past this, the oldest is forgotten.
 MAX_OPEN_SPANS = 1_000_000
 _MAX_RETRY_DELAY_S = 1.0
+#: The most records one transaction takes when more than two batches wait.
+_BACKLOG_BATCH = 100
 _STATS_EVERY_S = 1.0
 
 
@@ -85,8 +91,12 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     ``buffer_size`` records are written per transaction; a partial batch is
     written once its oldest record is ``flush_interval_ms`` old. When
-    ``max_queue_size`` records wait, ``on_full="drop"`` drops the newest and
-    counts it, ``on_full="block"`` waits up to ``block_timeout_ms`` first.
+    ``max_queue_size`` records wait, ``on_full="block"`` (the default) makes
+    the producer wait up to ``block_timeout_ms`` for room before the record is
+    dropped and counted: a producer that never releases the GIL then slows to
+    the writer's pace instead of losing most of its turns. ``on_full="drop"``
+    never waits. While the file cannot be written (locked, disk full) nothing
+    waits: a stuck writer would otherwise cost every span the full timeout.
     """
 
     def __init__(
@@ -96,8 +106,8 @@ class TrajectorySpanProcessor(SpanProcessor):
         buffer_size: int = 10,
         flush_interval_ms: float = 500,
         max_queue_size: int = 20_000,
-        on_full: str = "drop",
-        block_timeout_ms: float = 1000,
+        on_full: str = "block",
+        block_timeout_ms: float = DEFAULT_BLOCK_TIMEOUT_MS,
         wal: bool = True,
         busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
         classifier: EffortClassifier | None = None,
@@ -112,6 +122,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+        if not block_timeout_ms > 0:
+            raise ValueError(f"block_timeout_ms must be > 0, got {block_timeout_ms}")
         if on_full not in _ON_FULL:
             raise ValueError(f"on_full must be one of {', '.join(_ON_FULL)}, got {on_full!r}")
         self.db_path = os.fspath(db_path or os.environ.get("PPP_OTEL_DB") or schema.DEFAULT_DB_PATH)
@@ -166,6 +178,8 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._stopping = False
         self._shutdown_deadline = float("inf")
         self._stopped = threading.Event()
+        # Set while writes fail (a locked or full file): a full queue then drops at once.
+        self._writer_stuck = False
         self._conn: sqlite3.Connection | None = None
         self._writer: TrajectoryWriter | None = None
         # Held whenever this thread touches SQLite, and taken by fork: see forklock.
@@ -359,7 +373,7 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     def _put_when_full(self, item: tuple) -> bool:
         # Called with the lock held.
-        if self.on_full == "block" and not self._stopping:
+        if self.on_full == "block" and not self._stopping and not self._writer_stuck:
             deadline = time.monotonic() + self.block_timeout_s
             while len(self._queue) >= self.max_queue_size and not self._stopping:
                 remaining = deadline - time.monotonic()
@@ -428,7 +442,12 @@ class TrajectorySpanProcessor(SpanProcessor):
                     cond.wait(_STATS_EVERY_S if self._stats_dirty else None)
                     if self._stats_dirty and not self._queue and not self._stopping:
                         return [], False
-            batch = [self._queue.popleft() for _ in range(min(self.buffer_size, len(self._queue)))]
+            # Behind a backlog, one transaction (and one statement per table) for
+            # several batches: each BEGIN, COMMIT and statement gives up the GIL,
+            # which a busy app thread then holds for up to a switch interval.
+            take = self.buffer_size if n < 2 * self.buffer_size else max(self.buffer_size, min(n, _BACKLOG_BATCH))
+            popleft = self._queue.popleft
+            batch = [popleft() for _ in range(min(take, n))]
             self._taken += len(batch)
             # A fork before this batch commits must still give the child its trajectories.
             self._inflight_starts = [item for item in batch if item[0] == _START]
@@ -626,6 +645,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                     outcome = self._writer.write(records)
                 break
             except (sqlite3.Error, schema.DatabaseError, OSError) as exc:
+                self._writer_stuck = True
                 self.write_errors += 1
                 self._stats_dirty = True
                 self.last_error = f"write failed: {exc}"
@@ -644,6 +664,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)
+        self._writer_stuck = False
         self.written_trajectories += outcome.trajectories
         self.written_turns += outcome.turns
         self.duplicates += outcome.duplicates

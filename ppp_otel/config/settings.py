@@ -155,8 +155,10 @@ class TrajectoryConfig:
     buffer_size: int = _setting(10, minimum=1)
     flush_interval_ms: int = _setting(500, above=0)
     max_queue_size: int = _setting(20_000, minimum=1)
-    on_full: str = _setting("drop", choices=("drop", "block"))
-    block_timeout_ms: int = _setting(1000, above=0)
+    # A full queue makes the producer wait up to block_timeout_ms for room
+    # ("block"), or drops at once ("drop"); either way a lost record is counted.
+    on_full: str = _setting("block", choices=("drop", "block"))
+    block_timeout_ms: float = _setting(2.0, above=0)
     enable_wal: bool = _setting(True)
     busy_timeout_ms: int = _setting(5000, above=0)
 

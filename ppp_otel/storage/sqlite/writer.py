@@ -70,6 +70,51 @@ VALUES ({_TURN_ID}, ?, ?, ?, ?, ?)
 """
 
 
+# Rows per multi-row INSERT: one statement (so one sqlite3_step, and one
+# release of the GIL) per chunk instead of per row. Chunks are powers of two
+# up to this, so a connection prepares at most a handful of statement texts.
+_MAX_CHUNK = 128
+
+
+def _values_sql(sql: str, n: int) -> str:
+    """``sql`` (one VALUES row, then an optional ON CONFLICT clause) with ``n`` rows."""
+    head, rest = sql.split("VALUES", 1)
+    depth, end = 0, None
+    for i, ch in enumerate(rest):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                end = i + 1
+                break
+    one, tail = rest[:end].strip(), rest[end:]
+    return f"{head}VALUES {', '.join([one] * n)}{tail}"
+
+
+class _Statements:
+    """Multi-row forms of one INSERT, built once per chunk size."""
+
+    def __init__(self, sql: str):
+        self.sql = sql
+        self._by_size: dict[int, str] = {}
+
+    def run(self, conn: sqlite3.Connection, rows: list[tuple]) -> None:
+        if len(rows) < 2:
+            if rows:
+                conn.execute(self.sql, rows[0])
+            return
+        start, left = 0, len(rows)
+        while left:
+            n = min(_MAX_CHUNK, 1 << (left.bit_length() - 1))  # largest power of two that fits
+            sql = self._by_size.get(n)
+            if sql is None:
+                sql = self._by_size[n] = _values_sql(self.sql, n)
+            conn.execute(sql, [value for row in rows[start:start + n] for value in row])
+            start += n
+            left -= n
+
+
 def _trajectory_row(r: TrajectoryRecord) -> tuple:
     parent = r.parent or (None, None)
     preferences = json.dumps(list(r.preferences)) if r.preferences else None
@@ -111,6 +156,9 @@ class TrajectoryWriter:
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
+        self._turns = _Statements(_INSERT_TURN)
+        self._questions = _Statements(_INSERT_QUESTION)
+        self._violations = _Statements(_INSERT_VIOLATION)
 
     def write(self, records: Sequence[Record]) -> WriteOutcome:
         trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
@@ -145,15 +193,21 @@ class TrajectoryWriter:
                 conn.executemany(_UPSERT_TRAJECTORY, [_trajectory_row(r) for r in trajectories])
             if turns:
                 before = conn.total_changes
-                conn.executemany(_INSERT_TURN, [_turn_row(r) for r in turns])
+                rows = [_turn_row(r) for r in turns]
+                if all(r.turn_number is not None for r in turns):
+                    self._turns.run(conn, rows)
+                else:
+                    # A turn numbered by SQL (MAX + 1) must see the rows inserted before
+                    # it, which one multi-row statement does not show it.
+                    conn.executemany(_INSERT_TURN, rows)
                 if conn.total_changes - before != len(turns):
                     raise _Slow()  # a redelivered span: its children must not be inserted twice
-                questions = [row for r in turns for row in _question_rows(r)]
+                questions = [row for r in turns if r.questions for row in _question_rows(r)]
                 if questions:
-                    conn.executemany(_INSERT_QUESTION, questions)
-                violations = [row for r in turns for row in _violation_rows(r)]
+                    self._questions.run(conn, questions)
+                violations = [row for r in turns if r.violations for row in _violation_rows(r)]
                 if violations:
-                    conn.executemany(_INSERT_VIOLATION, violations)
+                    self._violations.run(conn, violations)
         except _BAD_VALUE as exc:
             raise _Slow() from exc
         return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
