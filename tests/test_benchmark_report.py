@@ -98,7 +98,7 @@ def test_recorder_warnings_are_not_printed_line_by_line(report, tmp_path, monkey
         "import logging\n"
         "def run(progress=None):\n"
         "    for _ in range(100):\n"
-        "        logging.getLogger('ppp_otel.processor').warning('queue full, record dropped')\n"
+        "        logging.getLogger('ppp_otel.capture.processor').warning('queue full, record dropped')\n"
         "    return [{'name': 'x', 'value': 1.0, 'unit': 'us', 'ok': True}]\n")
     monkeypatch.setattr(report, "HERE", tmp_path)
 

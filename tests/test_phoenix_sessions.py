@@ -174,7 +174,7 @@ def test_the_demo_with_phoenix_shows_three_sessions_with_their_conversation_and_
     assert main(["demo", "--db", str(db), "--phoenix", phoenix.url, "--project", project, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["phoenix"]["annotations"]["failed"] == []
-    assert out["phoenix"]["judgments"]["failed"] == 0
+    assert out["phoenix"]["judgments"]["failed"] == 0, json.dumps(out["phoenix"]["judgments"])
     # Three agents, two stages, two runs: twelve trajectories, twelve sessions.
     sessions = sessions_of(phoenix, project, 12, annotations=3)
     assert len(sessions) == 12

@@ -2,10 +2,10 @@
 
 from contextlib import closing
 
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.writer import TrajectoryWriter
+from ppp_otel.storage.sqlite.writer import TrajectoryWriter
 
 TRAJ = TrajectoryRecord("a" * 32, "b" * 16, "spec", "agent")
 

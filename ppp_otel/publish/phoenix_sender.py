@@ -250,7 +250,9 @@ class PhoenixAnnotationSender(SpanProcessor):
             self._post(kind, batch, sync=not handing_over)
         except PhoenixError as exc:
             self.last_error = str(exc)
-            if exc.status == 404 and "do not exist" in exc.body:
+            # 404 from the annotation endpoints: a span or session Phoenix has not ingested
+            # yet (its message lists the ids, so it may be cut before saying so).
+            if exc.status == 404:
                 self._retry(batch, now, cap_s=2.0)
                 return
             if exc.unreachable:
