@@ -102,3 +102,22 @@ def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, mon
     with trajectory("s", "a"):
         pass
     assert "call ppp_otel.register() first" in caplog.text
+
+
+def test_turns_opened_through_the_trajectory_handle_go_to_the_trajectorys_provider(tmp_path, monkeypatch):
+    from ppp_otel.capture import api as instrument
+
+    # No register(): the provider given to trajectory() is the only one there is.
+    monkeypatch.setattr(instrument, "_provider", None)
+    db = tmp_path / "t.db"
+    provider = TracerProvider()
+    provider.add_span_processor(ppp_otel.TrajectorySpanProcessor(db))
+    with trajectory("s", "a", tracer_provider=provider) as traj:
+        with traj.turn("first") as t:
+            t.respond("done")
+        with traj.turn("second"):
+            pass
+    provider.shutdown()
+    assert sqlite3.connect(db).execute(
+        "SELECT turn_number, prompt FROM trajectory_turns ORDER BY turn_number"
+    ).fetchall() == [(1, "first"), (2, "second")]

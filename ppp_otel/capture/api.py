@@ -69,12 +69,22 @@ def _nonempty(name: str, value: object) -> str:
 class Trajectory:
     """An open trajectory: one agent working on one spec."""
 
-    def __init__(self, span: Span, spec_id: str, agent_name: str, run_id: str | None, session_id: str):
+    def __init__(
+        self,
+        span: Span,
+        spec_id: str,
+        agent_name: str,
+        run_id: str | None,
+        session_id: str,
+        tracer_provider: TracerProvider | None = None,
+    ):
         self.span = span
         self.spec_id = spec_id
         self.agent_name = agent_name
         self.run_id = run_id
         self.session_id = session_id
+        # Turns opened through this handle go to the provider the trajectory went to.
+        self.tracer_provider = tracer_provider
 
     @property
     def trace_id(self) -> str:
@@ -91,7 +101,7 @@ class Trajectory:
         self.span.set_attribute(c.TECHNICAL_SCORE, float(score))
 
     def turn(self, prompt: str, *, number: int | None = None):
-        return turn(prompt, number=number)
+        return turn(prompt, number=number, tracer_provider=self.tracer_provider)
 
 
 class Turn:
@@ -169,7 +179,9 @@ def trajectory(
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
     with _tracer(tracer_provider).start_as_current_span(c.TRAJECTORY_SPAN, attributes=attributes) as span:
-        opened = Trajectory(span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]))
+        opened = Trajectory(
+            span, spec_id, agent_name, run_id, str(attributes[c.SESSION_ID]), tracer_provider
+        )
         span_id = span.get_span_context().span_id
         numbering.open_trajectory(span_id)
         token = _current.set(opened)

@@ -170,6 +170,11 @@ def export_trajectories(
     summary = ExportSummary(endpoint, project_name)
     with TrajectoryStore(db_path, read_only=True) as store:
         ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids)
+        missing = store.missing_ids(ids)
+        if missing:
+            raise ValueError(
+                f"no trajectory with id {', '.join(map(str, missing))} in {os.fspath(db_path)}"
+            )
         batch: list[ReadableSpan] = []
         in_batch: list[int] = []
 
@@ -183,8 +188,8 @@ def export_trajectories(
 
         for number, trajectory_id in enumerate(ids, 1):
             trajectory = store.get_trajectory(trajectory_id)
-            if trajectory is None:
-                raise ValueError(f"no trajectory with id {trajectory_id} in {os.fspath(db_path)}")
+            if trajectory is None:  # deleted since the check (a cleanup meanwhile): skip it
+                continue
             # A trajectory is never split across batches, so a receiver gets it whole.
             spans = trajectory_spans(trajectory, resource)
             if batch and len(batch) + len(spans) > batch_size:

@@ -133,6 +133,7 @@ FROM trajectory_violations v JOIN trajectory_turns tt ON v.turn_id = tt.id
 WHERE tt.trajectory_id = ? ORDER BY v.turn_id, v.id
 """
 
+SQL_EXISTS = "SELECT 1 FROM trajectories WHERE id = ?"
 SQL_SPECS = "SELECT DISTINCT spec_id FROM trajectories ORDER BY spec_id"
 SQL_AGENTS = "SELECT DISTINCT agent_name FROM trajectories ORDER BY agent_name"
 SQL_AGENTS_OF_SPEC = (
@@ -330,6 +331,14 @@ class TrajectoryStore:
     def migrate(self) -> list[int]:
         """Apply pending migrations; the versions applied (empty when up to date)."""
         return schema.migrate(self.conn, path=self.path)
+
+    def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]:
+        """Those of ``trajectory_ids`` that name no trajectory, in the order given."""
+        missing = []
+        for trajectory_id in dict.fromkeys(trajectory_ids):
+            if self.conn.execute(SQL_EXISTS, (trajectory_id,)).fetchone() is None:
+                missing.append(trajectory_id)
+        return missing
 
     def specs(self) -> list[str]:
         return [row[0] for row in self.conn.execute(SQL_SPECS)]
