@@ -27,6 +27,7 @@ from ppp_otel.ingest import wire as otlp
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,9 @@ class IngestOutcome:
 
 
 class SpanIngest:
-    """OTLP requests in, records queued on a :class:`TrajectorySpanProcessor`; thread-safe."""
+    """OTLP requests in, records queued on a :class:`~ppp_otel.recorder.Recorder`; thread-safe."""
 
-    def __init__(self, processor: TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None):
+    def __init__(self, processor: Recorder | TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None):
         self.processor = processor
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
@@ -183,7 +184,7 @@ class IngestServer:
         token: str | None = None,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        processor: TrajectorySpanProcessor | None = None,
+        processor: Recorder | TrajectorySpanProcessor | None = None,
         pending_ttl_s: float = 600.0,
         max_pending_spans: int = 100_000,
     ):
@@ -193,7 +194,7 @@ class IngestServer:
             raise ValueError("token must not be empty")
         # Network batches are large: write them in big transactions, soon.
         # A collector sends bursts of thousands of spans: queue more than an app would.
-        processor = processor or TrajectorySpanProcessor(
+        processor = processor or Recorder(
             db_path, buffer_size=1000, flush_interval_ms=100, max_queue_size=100_000
         )
         self.ingest = SpanIngest(processor)
