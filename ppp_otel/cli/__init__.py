@@ -26,7 +26,8 @@ import sys
 from typing import Sequence
 
 from ppp_otel.config.settings import ConfigError, load_config
-from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
+from ppp_otel.storage.base import StorageError
+from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH
 from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # a missing file, a directory where a file was meant, no permission
         return fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
-    except (DatabaseError, ConfigError, ValueError, sqlite3.Error) as exc:
+    except (StorageError, ConfigError, ValueError, sqlite3.Error) as exc:
         return fail(exc)
     except KeyboardInterrupt:
         print(file=sys.stderr)

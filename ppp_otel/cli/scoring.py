@@ -22,7 +22,6 @@ from ppp_otel.scoring.consensus import (
     parse_technical,
     parse_weights,
 )
-from ppp_otel.storage.sqlite.migrations import connect
 from ppp_otel.scoring.rewards import score_trajectories
 from ppp_otel.cli._output import PROG, fail, print_json, print_table
 
@@ -145,11 +144,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
                                 phoenix=args.phoenix, project_name=args.project, set_global=False)
     try:
         if result.consensus_id is not None:
-            conn = connect(args.db, must_exist=True)
-            try:
-                emit_consensus_span(result, tracer_provider=provider, conn=conn)
-            finally:
-                conn.close()
+            emit_consensus_span(result, tracer_provider=provider, store=args.db)
         else:
             emit_consensus_span(result, tracer_provider=provider)
     finally:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ppp_otel.ingest import wire as otlp
-from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import StorageError, TrajectoryBackend
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.recorder import Recorder
@@ -51,7 +51,7 @@ class SpanIngest:
     def __init__(self, processor: Recorder | TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None):
         self.processor = processor
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._db: TrajectoryBackend | None = None
         self.assembler = assembler or TrajectoryAssembler(self._stored_placement)
         self.received_spans = 0
         self.rejected_spans = 0
@@ -116,22 +116,16 @@ class SpanIngest:
         """A parent recorded earlier (another process, a restart): a trajectory or a turn."""
         try:
             if self._db is None:
-                self._db = schema.connect(self.processor.db_path, check_same_thread=False, migrate_schema=False)
-            row = self._db.execute(
-                "SELECT 1 FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-            ).fetchone()
-            if row is not None:
-                return Placement((trace_id, span_id))
-            row = self._db.execute(
-                """SELECT t.trace_id, t.span_id FROM trajectory_turns u JOIN trajectories t
-                   ON t.id = u.trajectory_id WHERE u.trace_id = ? AND u.span_id = ?""",
-                (trace_id, span_id),
-            ).fetchone()
-            if row is not None:
-                return Placement((row[0], row[1]), in_turn=True)
-        except (sqlite3.Error, schema.DatabaseError) as exc:
+                self._db = open_store(self.processor.db_path, must_exist=False,
+                                      check_same_thread=False, migrate_schema=False)
+            found = self._db.placement(trace_id, span_id)
+        except StorageError as exc:
             logger.debug("ppp-otel ingest: parent lookup failed: %s", exc)
-        return None
+            return None
+        if found is None:
+            return None
+        trajectory, in_turn = found
+        return Placement(trajectory, in_turn=in_turn)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,7 +23,9 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ppp_otel import conventions as c
 from ppp_otel.records import format_trace_id
-from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import TrajectoryBackend
+from ppp_otel.storage.sqlite.reader import Trajectory, Turn
 
 DEFAULT_BATCH_SIZE = 512
 SERVICE_NAME = "ppp-otel-export"
@@ -142,7 +144,7 @@ class ExportSummary:
 
 
 def selected_ids(
-    store: TrajectoryStore, *, spec_id: str | None = None, trajectory_ids: Sequence[int] | None = None
+    store: TrajectoryBackend, *, spec_id: str | None = None, trajectory_ids: Sequence[int] | None = None
 ) -> list[int]:
     if trajectory_ids:
         return list(trajectory_ids)
@@ -168,7 +170,7 @@ def export_trajectories(
 
     resource = Resource.create({PROJECT_NAME_ATTRIBUTE: project_name, "service.name": SERVICE_NAME})
     summary = ExportSummary(endpoint, project_name)
-    with TrajectoryStore(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True) as store:
         ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids)
         missing = store.missing_ids(ids)
         if missing:

@@ -48,8 +48,8 @@ class Recorder:
         # The engine checks its arguments before the sink touches the file.
         QueueEngine.check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
         self.sink = RecordSink(
-            self.db_path, self.counters, convert=convert, wal=wal, busy_timeout_ms=busy_timeout_ms,
-            classifier=classifier, connection_hook=connection_hook,
+            self.db_path, self.counters, convert=convert, classifier=classifier,
+            wal=wal, busy_timeout_ms=busy_timeout_ms, connection_hook=connection_hook,
         )
         self.engine = QueueEngine(
             self.sink, self.counters, buffer_size=buffer_size, flush_interval_ms=flush_interval_ms,

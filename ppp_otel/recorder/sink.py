@@ -10,10 +10,8 @@ counted as rejected and the rest of its batch is kept.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sqlite3
 import time
 import uuid
 from typing import Any, Callable
@@ -23,9 +21,8 @@ from ppp_otel.logs import LogLimiter
 from ppp_otel.model import TurnText
 from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.records import MAX_TEXT_CHARS, RecordError, TrajectoryRecord, TurnRecord, now_iso
-from ppp_otel.storage.sqlite import migrations as schema
-from ppp_otel.storage.sqlite.reader import parse_preferences
-from ppp_otel.storage.sqlite.writer import TrajectoryWriter
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import DatabaseNewerError, NotADatabaseError, StorageError, TrajectoryBackend
 
 logger = logging.getLogger(__name__)
 
@@ -53,36 +50,32 @@ class RecordSink:
         stats: RecorderStats,
         *,
         convert: Callable[[tuple], Record] = record_item,
-        wal: bool = True,
-        busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
         classifier: EffortClassifier | None = None,
-        connection_hook: Callable[[sqlite3.Connection], None] | None = None,
+        **store_options: Any,
     ):
         self.db_path = db_path
         self.stats = stats
         self.convert = convert
-        self._wal = wal
-        self._busy_timeout_ms = busy_timeout_ms
         self._classifier = classifier
-        # Called with every new writer connection: site pragmas, and the tests'
-        # way to make SQLite report a full disk (PRAGMA max_page_count).
-        self._connection_hook = connection_hook
+        # For the backend: for SQLite wal, busy_timeout_ms, and connection_hook
+        # (called with every new writer connection: site pragmas, and the tests'
+        # way to make SQLite report a full disk).
+        self._store_options = {**store_options, "must_exist": False}
         self._log_rejected = LogLimiter(logger)
         self._log_write = LogLimiter(logger)
-        # Refuse an unusable file at setup, where the error is seen; a locked or
-        # read-only file is only logged, the writer keeps retrying.
+        # Refuse an unusable database at setup, where the error is seen; a locked
+        # or read-only one is only logged, the writer keeps retrying.
         try:
-            schema.connect(self.db_path, wal=wal, busy_timeout_ms=busy_timeout_ms).close()
-        except schema.DatabaseError as exc:
-            if isinstance(exc, schema.SchemaTooNewError) or "not a SQLite" in str(exc):
+            open_store(self.db_path, **self._store_options).close()
+        except StorageError as exc:
+            if isinstance(exc, (DatabaseNewerError, NotADatabaseError)):
                 raise
             logger.warning("ppp-otel: %s; recording will retry", exc)
-        self._conn: sqlite3.Connection | None = None
+        self._store: TrajectoryBackend | None = None
         self._fresh_state()
 
     def _fresh_state(self) -> None:
-        self._conn = None
-        self._writer: TrajectoryWriter | None = None
+        self._store = None
         self.analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
@@ -90,8 +83,8 @@ class RecordSink:
 
     def after_fork(self) -> None:
         # The parent's connection must not be used across fork, nor closed here.
-        if self._conn is not None:
-            _ABANDONED_CONNECTIONS.append(self._conn)
+        if self._store is not None:
+            _ABANDONED_STORES.append(self._store)
         self._fresh_state()
 
     # ----------------------------------------------------------------- batch
@@ -138,30 +131,19 @@ class RecordSink:
 
     # ---------------------------------------------------------------- writes
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = schema.connect(self.db_path, wal=self._wal, busy_timeout_ms=self._busy_timeout_ms)
-            if self._connection_hook is not None:
-                try:
-                    self._connection_hook(conn)
-                except Exception as exc:
-                    conn.close()
-                    if isinstance(exc, sqlite3.Error):
-                        raise
-                    raise schema.DatabaseError(f"connection_hook failed: {exc!r}") from exc
-            self._conn = conn
-            self._writer = TrajectoryWriter(self._conn)
-        return self._conn
+    def _connection(self) -> TrajectoryBackend:
+        if self._store is None:
+            self._store = open_store(self.db_path, **self._store_options)
+        return self._store
 
     def _write(self, records: list, engine: Any) -> None:
         stats = self.stats
         delay = 0.05
         while True:
             try:
-                self._connection()
-                outcome = self._writer.write(records)
+                outcome = self._connection().write(records)
                 break
-            except (sqlite3.Error, schema.DatabaseError, OSError) as exc:
+            except (StorageError, OSError) as exc:
                 stats.write_errors += 1
                 stats.dirty = True
                 stats.last_error = f"write failed: {exc}"
@@ -184,13 +166,12 @@ class RecordSink:
         stats.dirty = True
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._store is not None:
             try:
-                self._conn.close()
-            except sqlite3.Error:
+                self._store.close()
+            except StorageError:
                 pass
-        self._conn = None
-        self._writer = None
+        self._store = None
 
     def tick(self, *, final: bool = False) -> None:
         """Save the counters for ``ppp-otel status``, at most once a second unless ``final``."""
@@ -200,22 +181,14 @@ class RecordSink:
             return
         self._stats_written_at = now
         try:
-            conn = self._connection()
-            conn.execute(
-                """INSERT INTO recorder_stats (recorder_id, pid, started_at, updated_at, enqueued,
-                       written_turns, duplicates, dropped, rejected, write_errors, last_error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (recorder_id) DO UPDATE SET updated_at = excluded.updated_at,
-                       enqueued = excluded.enqueued, written_turns = excluded.written_turns,
-                       duplicates = excluded.duplicates, dropped = excluded.dropped,
-                       rejected = excluded.rejected, write_errors = excluded.write_errors,
-                       last_error = excluded.last_error""",
+            # In RECORDER_COLUMNS order.
+            self._connection().save_recorder_stats(
                 (self._recorder_id, os.getpid(), self._started_at, now_iso(), stats.enqueued,
                  stats.written_turns, stats.duplicates, stats.dropped, stats.rejected,
                  stats.write_errors, stats.last_error),
             )
             stats.dirty = False
-        except (sqlite3.Error, schema.DatabaseError, OSError):
+        except (StorageError, OSError):
             self.close()  # the counters stay in memory; the log has the error
 
     def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
@@ -225,29 +198,11 @@ class RecordSink:
         the analyzer then asks again for the next turn instead of remembering nothing.
         """
         try:
-            conn = self._connection()
-            row = conn.execute(
-                "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
-            ).fetchone()
-            if row is None:
-                return None
-            preferences = tuple(parse_preferences(row[1]))
-            if not preferences:
-                return (), []
-            turns = conn.execute(
-                """SELECT t.turn_number, t.prompt, t.response,
-                          (SELECT json_group_array(question_text) FROM trajectory_questions q
-                           WHERE q.turn_id = t.id)
-                   FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
-                (row[0],),
-            ).fetchall()
-        except (sqlite3.Error, schema.DatabaseError):
+            return self._connection().trajectory_history(key)
+        except (StorageError, OSError):
             return None
-        history = [
-            TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
-            for n, p, r, qs in turns
-        ]
-        return preferences, history
 
 
-_ABANDONED_CONNECTIONS: list[sqlite3.Connection] = []
+# Stores a forked child inherited: never used again, nor closed (closing would
+# touch the parent's file handles), and kept from the garbage collector for that.
+_ABANDONED_STORES: list[TrajectoryBackend] = []

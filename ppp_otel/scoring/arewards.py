@@ -15,12 +15,13 @@ from typing import AsyncIterator
 import aiosqlite
 
 from ppp_otel.storage.aio import AsyncTrajectoryStore
+from ppp_otel.storage.sqlite.scoring import score_query
 from ppp_otel.scoring.rewards import (
     AgentRewards,
     TrajectoryScore,
     agent_rewards,
     score_from_row,
-    score_query,
+
 )
 
 __all__ = ["score_agents", "score_spec", "score_trajectories", "score_trajectory"]

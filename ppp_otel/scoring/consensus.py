@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, open_database, score_spec
+from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, score_spec
+from ppp_otel.storage import using_store
 
 __all__ = [
     "AgentScore",
@@ -292,79 +292,29 @@ def consensus(
     """
     if (
         config is not None and getattr(config, "enabled", True) is False
-        and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
+        and isinstance(db, (str, os.PathLike)) and not os.path.exists(db)
     ):
         return judge(spec_id, {}, technical, weights, agents=agents, config=config)
-    with open_database(db) as conn:
-        result = judge(spec_id, agent_rewards(score_spec(conn, spec_id)), technical, weights,
+    with using_store(db) as opened:
+        result = judge(spec_id, agent_rewards(score_spec(opened, spec_id)), technical, weights,
                        agents=agents, config=config)
         if store:
-            store_consensus(conn, result)
+            opened.store_consensus(result)
     return result
 
 
 # --- history ------------------------------------------------------------------------
 
-_INSERT_RUN = """
-INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction)
-VALUES (?, ?, ?, ?, ?)
-"""
-_INSERT_AGENT = """
-INSERT INTO consensus_agents (consensus_id, rank, agent_name, technical, technical_source,
-                              r_proact, r_pers, final, technical_only, trajectory_ids)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_HISTORY = """
-SELECT r.id, r.spec_id, r.best_agent, r.confidence, r.w_technical, r.w_interaction,
-       r.created_at, r.trace_id, r.span_id,
-       a.agent_name, a.technical, a.r_proact, a.r_pers, a.final, a.trajectory_ids,
-       a.technical_only, a.technical_source, a.rank
-FROM (SELECT * FROM consensus_runs WHERE spec_id = ? ORDER BY id DESC LIMIT ?) r
-JOIN consensus_agents a ON a.consensus_id = r.id
-ORDER BY r.id DESC, a.rank
-"""
+def store_consensus(db: Database, result: ConsensusResult) -> int:
+    """Record a run (one transaction); sets and returns ``result.consensus_id``."""
+    with using_store(db) as store:
+        return store.store_consensus(result)
 
 
-def _in_transaction(conn: sqlite3.Connection, work) -> Any:
-    # Inside the caller's transaction, join it; otherwise make the run and its
-    # agents one transaction, so history never holds half a run.
-    if conn.in_transaction:
-        return work()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        value = work()
-        conn.execute("COMMIT")
-        return value
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
-    """Record a run; sets and returns ``result.consensus_id``."""
-    def work() -> int:
-        # One row at a time, so lastrowid says which it was.
-        run_id = conn.execute(
-            _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
-                          result.weights.technical, result.weights.interaction),
-        ).lastrowid
-        created_at = conn.execute(
-            "SELECT created_at FROM consensus_runs WHERE id = ?", (run_id,)).fetchone()[0]
-        conn.executemany(_INSERT_AGENT, [
-            (run_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
-             a.final, int(a.technical_only), json.dumps(a.trajectory_ids))
-            for a in result.agents
-        ])
-        result.consensus_id, result.created_at = run_id, created_at
-        return run_id
-
-    return _in_transaction(conn, work)
-
-
-def record_consensus_span(conn: sqlite3.Connection, consensus_id: int, trace_id: str, span_id: str) -> None:
+def record_consensus_span(db: Database, consensus_id: int, trace_id: str, span_id: str) -> None:
     """Remember which ppp.consensus span reported a stored run."""
-    conn.execute("UPDATE consensus_runs SET trace_id = ?, span_id = ? WHERE id = ?",
-                 (trace_id, span_id, consensus_id))
+    with using_store(db) as store:
+        store.record_consensus_span(consensus_id, trace_id, span_id)
 
 
 def consensus_history(db: Database, spec_id: str, *, limit: int | None = None) -> list[ConsensusResult]:
@@ -372,8 +322,8 @@ def consensus_history(db: Database, spec_id: str, *, limit: int | None = None) -
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
     runs: dict[int, ConsensusResult] = {}
-    with open_database(db) as conn:
-        rows = conn.execute(_HISTORY, (spec_id, -1 if limit is None else limit)).fetchall()
+    with using_store(db) as store:
+        rows = store.consensus_history_rows(spec_id, limit)
     for (run_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
          agent, tech, r_proact, r_pers, final, trajectory_ids, technical_only, source, rank) in rows:
         run = runs.get(run_id)
@@ -382,6 +332,6 @@ def consensus_history(db: Database, spec_id: str, *, limit: int | None = None) -
                 spec, best, confidence, Weights(w_t, w_i), [], consensus_id=run_id,
                 created_at=created_at, trace_id=trace_id, span_id=span_id,
             )
-        run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, json.loads(trajectory_ids),
-                                     bool(technical_only), source, rank))
+        run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, trajectory_ids,
+                                     technical_only, source, rank))
     return list(runs.values())

@@ -5,11 +5,10 @@
 - R_Pers: no violations -> +0.05; otherwise -0.01 per minor, -0.03 per major,
   -0.05 per critical violation.
 
-SQLite counts a trajectory's questions by effort and its violations by
-severity (one statement, through the turn and question/violation indexes, no
-row per question reaches Python); the formulas above turn the counts into
-rewards. The statements live here once and :mod:`ppp_otel.scoring.arewards` runs the
-same ones over aiosqlite, so sync and async cannot disagree.
+The store counts a trajectory's questions by effort and its violations by
+severity (one statement, :mod:`ppp_otel.storage.sqlite.scoring`: no row per
+question reaches Python); the formulas above turn the counts into rewards.
+:mod:`ppp_otel.scoring.arewards` is this module run on the async store's thread.
 
 Per agent (:func:`score_agents`): an agent's reward on a spec is the mean over
 its trajectories of that spec, its question and violation counts are summed,
@@ -21,12 +20,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
+from ppp_otel.storage import using_store
+from ppp_otel.storage.base import TrajectoryBackend
 
 __all__ = [
     "AgentRewards",
@@ -105,73 +104,6 @@ class AgentRewards:
         return data
 
 
-# --- SQL, shared with ascoring ------------------------------------------------
-
-# `judged` picks the trajectories; the two aggregates start from it, so SQLite
-# walks trajectory_turns by its (trajectory_id, turn_number) index and the
-# questions/violations by their covering (turn_id, effort|severity) indexes,
-# touching only the judged trajectories' rows. CROSS JOIN fixes that join
-# order: left free, the planner prefers to scan every turn so as to group by
-# trajectory_id without sorting.
-_SCORE_SQL = """
-WITH judged AS MATERIALIZED (
-    SELECT id, spec_id, agent_name, run_id, technical_score, trace_id, span_id
-    FROM trajectories WHERE {where}
-),
-asked AS (
-    SELECT j.id AS trajectory_id,
-           sum(q.effort_level = 'low') AS low,
-           sum(q.effort_level = 'medium') AS medium,
-           sum(q.effort_level = 'high') AS high
-    FROM judged j
-    CROSS JOIN trajectory_turns tt ON tt.trajectory_id = j.id
-    CROSS JOIN trajectory_questions q ON q.turn_id = tt.id
-    GROUP BY j.id
-),
-violated AS (
-    SELECT j.id AS trajectory_id,
-           sum(v.severity = 'minor') AS minor,
-           sum(v.severity = 'major') AS major,
-           sum(v.severity = 'critical') AS critical
-    FROM judged j
-    CROSS JOIN trajectory_turns tt ON tt.trajectory_id = j.id
-    CROSS JOIN trajectory_violations v ON v.turn_id = tt.id
-    GROUP BY j.id
-)
-SELECT j.id, j.spec_id, j.agent_name, j.run_id, j.technical_score, j.trace_id, j.span_id,
-       coalesce(a.low, 0), coalesce(a.medium, 0), coalesce(a.high, 0),
-       coalesce(v.minor, 0), coalesce(v.major, 0), coalesce(v.critical, 0)
-FROM judged j
-LEFT JOIN asked a ON a.trajectory_id = j.id
-LEFT JOIN violated v ON v.trajectory_id = j.id
-ORDER BY j.id
-"""
-
-#: One statement per way of choosing trajectories; only the WHERE differs, so
-#: each filter can use its own index ((spec_id, agent_name), or the primary key).
-SQL_SCORE_TRAJECTORY = _SCORE_SQL.format(where="id = ?")
-SQL_SCORE_SPEC = _SCORE_SQL.format(where="spec_id = ?")
-SQL_SCORE_SPEC_AGENT = _SCORE_SQL.format(where="spec_id = ? AND agent_name = ?")
-SQL_SCORE_ALL = _SCORE_SQL.format(where="1")
-
-
-def score_query(
-    *, trajectory_id: int | None = None, spec_id: str | None = None, agent_name: str | None = None
-) -> tuple[str, tuple[Any, ...]]:
-    """The statement and parameters choosing trajectories by id, spec, spec+agent, or all."""
-    if trajectory_id is not None:
-        if spec_id is not None or agent_name is not None:
-            raise ValueError("give a trajectory id or a spec (and agent), not both")
-        return SQL_SCORE_TRAJECTORY, (trajectory_id,)
-    if agent_name is not None:
-        if spec_id is None:
-            raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
-        return SQL_SCORE_SPEC_AGENT, (spec_id, agent_name)
-    if spec_id is not None:
-        return SQL_SCORE_SPEC, (spec_id,)
-    return SQL_SCORE_ALL, ()
-
-
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
     (tid, spec_id, agent, run_id, technical, trace_id, span_id,
      low, medium, high, minor, major, critical) = row
@@ -212,22 +144,10 @@ def agent_rewards(scores: Sequence[TrajectoryScore]) -> dict[str, AgentRewards]:
     return result
 
 
-# --- the sync API --------------------------------------------------------------
+# --- the API --------------------------------------------------------------------
 
-Database = sqlite3.Connection | str | os.PathLike
-
-
-@contextmanager
-def open_database(db: Database) -> Iterator[sqlite3.Connection]:
-    """Use a connection as given, or open (and afterwards close) a path that must exist."""
-    if isinstance(db, sqlite3.Connection):
-        yield db
-        return
-    conn = schema.connect(db, must_exist=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
+# A store, a path (opened, and closed afterwards), or an open sqlite3 connection.
+Database = TrajectoryBackend | sqlite3.Connection | str | os.PathLike
 
 
 def score_trajectories(
@@ -238,9 +158,9 @@ def score_trajectories(
     trajectory_id: int | None = None,
 ) -> list[TrajectoryScore]:
     """Scores of the chosen trajectories (all of them when no filter is given), by id."""
-    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
-    with open_database(db) as conn:
-        return [score_from_row(row) for row in conn.execute(sql, params)]
+    with using_store(db) as store:
+        rows = store.score_counts(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
+    return [score_from_row(row) for row in rows]
 
 
 def score_trajectory(db: Database, trajectory_id: int) -> TrajectoryScore | None:

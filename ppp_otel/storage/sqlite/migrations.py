@@ -12,16 +12,13 @@ import os
 import sqlite3
 from typing import Callable
 
+# The storage errors, under the names this module has always given them.
+from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
+from ppp_otel.storage.base import NotADatabaseError
+from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
+
 DEFAULT_DB_PATH = "ppp_trajectories.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-
-
-class DatabaseError(Exception):
-    """The database file cannot be used; the message says why and names it."""
-
-
-class SchemaTooNewError(DatabaseError):
-    """The file was written by a newer ppp-otel; it is refused, never touched."""
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -276,10 +273,9 @@ def connect(
         raise
     except sqlite3.DatabaseError as exc:
         conn.close()
-        message = str(exc)
-        if "not a database" in message or "file is encrypted" in message:
-            raise DatabaseError(f"{path}: not a SQLite database") from exc
-        raise DatabaseError(f"{path}: {message}") from exc
+        if primary_code(exc) == SQLITE_NOTADB:
+            raise NotADatabaseError(f"{path}: not a SQLite database") from exc
+        raise DatabaseError(f"{path}: {exc}") from exc
     return conn
 
 
