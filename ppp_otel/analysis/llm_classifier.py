@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import socket
 import threading
 import urllib.error
@@ -290,9 +289,12 @@ def make_effort_classifier(
         return HeuristicEffortClassifier()
     if method != "llm":
         raise ValueError(f"unknown question classifier method {method!r}; expected one of {', '.join(METHODS)}")
-    base_url = base_url or os.environ.get("PPP_OTEL_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-    model = model or os.environ.get("PPP_OTEL_LLM_MODEL")
-    api_key = api_key or os.environ.get("PPP_OTEL_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    from ppp_otel.config.settings import llm_endpoint_from_env
+
+    env_base_url, env_model, env_api_key = llm_endpoint_from_env()
+    base_url = base_url or env_base_url
+    model = model or env_model
+    api_key = api_key or env_api_key
     missing = []
     if not base_url:
         missing.append("base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL)")

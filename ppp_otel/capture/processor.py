@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import numbering
-from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.config.settings import RECORDING, default_db_path
 from ppp_otel.analysis.analyzer import EffortClassifier
 from ppp_otel.recorder import Recorder
 from ppp_otel.records import (
@@ -73,19 +73,19 @@ class TrajectorySpanProcessor(SpanProcessor):
         self,
         db_path: str | os.PathLike | None = None,
         *,
-        buffer_size: int = 10,
-        flush_interval_ms: float = 500,
-        max_queue_size: int = 20_000,
-        on_full: str = "drop",
-        block_timeout_ms: float = 1000,
-        wal: bool = True,
-        busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
+        buffer_size: int = RECORDING.buffer_size,
+        flush_interval_ms: float = RECORDING.flush_interval_ms,
+        max_queue_size: int = RECORDING.max_queue_size,
+        on_full: str = RECORDING.on_full,
+        block_timeout_ms: float = RECORDING.block_timeout_ms,
+        wal: bool = RECORDING.enable_wal,
+        busy_timeout_ms: int = RECORDING.busy_timeout_ms,
         classifier: EffortClassifier | None = None,
         shutdown_timeout_ms: float = 30_000,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
     ):
         self._recorder = Recorder(
-            os.fspath(db_path or os.environ.get("PPP_OTEL_DB") or schema.DEFAULT_DB_PATH),
+            os.fspath(db_path or default_db_path(read_file=False)),
             buffer_size=buffer_size, flush_interval_ms=flush_interval_ms,
             max_queue_size=max_queue_size, on_full=on_full, block_timeout_ms=block_timeout_ms,
             wal=wal, busy_timeout_ms=busy_timeout_ms, classifier=classifier,

@@ -25,21 +25,17 @@ import sqlite3
 import sys
 from typing import Sequence
 
-from ppp_otel.config.settings import ConfigError, load_config
+from ppp_otel.config import settings
+from ppp_otel.config.settings import DB_ENV, ConfigError
 from ppp_otel.storage.base import StorageError
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH
 from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
 
-DB_ENV = "PPP_OTEL_DB"
-
-
 def default_db_path() -> str:
     """``$PPP_OTEL_DB``, else the config file's ``db_path``, else the default name."""
-    # The variable first, so a broken config file does not stop a command
-    # that was told where the database is.
-    return os.environ.get(DB_ENV) or load_config().db_path or DEFAULT_DB_PATH
+    return settings.default_db_path()
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, db: object, json: object) -> None:

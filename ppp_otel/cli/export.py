@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-from ppp_otel.config.settings import PhoenixConfig
+from ppp_otel.config.settings import PhoenixConfig, environ
 from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
 from ppp_otel.cli._output import fail, print_fields, print_json, progress
@@ -36,7 +35,7 @@ def _advance(bar: Any, done: int, total: int) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    env = os.environ
+    env = environ()
     settings = PhoenixConfig()
     # --to is OTLP/HTTP whatever OTEL_EXPORTER_OTLP_PROTOCOL says for live export.
     http_env = {**env, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 from typing import Any
 
+from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
 from ppp_otel.ingest.server import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, IngestServer
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
 
@@ -42,7 +42,7 @@ def _port(text: str) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    token = args.token or os.environ.get("PPP_OTEL_INGEST_TOKEN") or None
+    token = args.token or env_value(INGEST_TOKEN_ENV)
     try:
         server = IngestServer(args.db, args.host, args.port, token, max_body_bytes=args.max_body_bytes,
                               pending_ttl_s=args.pending_ttl)

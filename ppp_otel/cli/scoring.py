@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from typing import Any
 
@@ -134,10 +133,10 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
     from ppp_otel import register as register_tracing
     from ppp_otel.publish.phoenix_annotations import annotate_consensus
-    from ppp_otel.config.settings import load_config
+    from ppp_otel.config.settings import process_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
-    config = load_config()
+    config = process_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
@@ -149,7 +148,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
             emit_consensus_span(result, tracer_provider=provider)
     finally:
         provider.shutdown()  # exports the span before the annotations are posted
-    api_key = os.environ.get("PHOENIX_API_KEY") or config.phoenix.api_key or None
+    api_key = config.phoenix.api_key or None  # PHOENIX_API_KEY, else the file's (load_config's rule)
     summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
     for _, message in summary.failed:
         print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
@@ -159,12 +158,12 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 def run_consensus(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
-    from ppp_otel.config.settings import load_config
+    from ppp_otel.config.settings import process_config
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
     result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                       agents=args.agents, store=not args.no_store, config=load_config())
+                       agents=args.agents, store=not args.no_store, config=process_config())
     annotations = _publish(args, result) if args.phoenix else None
     if args.json:
         data = result.to_dict()

@@ -22,7 +22,6 @@ the HTTP status and the start of Phoenix's answer.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ppp_otel import conventions as c
+from ppp_otel.config.settings import PHOENIX_API_KEY_ENV, env_value
 from ppp_otel.scoring.consensus import ConsensusResult
 from ppp_otel.scoring.rewards import TrajectoryScore
 
@@ -131,7 +131,7 @@ def annotate_consensus(
     """
     url = phoenix_base_url(phoenix_url) + "/v1/span_annotations?sync=true"
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    api_key = api_key if api_key is not None else os.environ.get("PHOENIX_API_KEY")
+    api_key = api_key if api_key is not None else env_value(PHOENIX_API_KEY_ENV)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     summary = AnnotationSummary()

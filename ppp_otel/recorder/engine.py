@@ -26,12 +26,12 @@ import time
 import weakref
 from typing import Any, Callable, Protocol
 
+from ppp_otel.config.settings import ON_FULL, RECORDING
 from ppp_otel.logs import LogLimiter
 from ppp_otel.recorder.stats import RecorderStats
 
 logger = logging.getLogger(__name__)
 
-ON_FULL = ("drop", "block")
 # How often the worker wakes, when idle with unsaved counters, to let the sink save them.
 TICK_S = 1.0
 
@@ -51,22 +51,34 @@ class Sink(Protocol):
         """In a forked child, before its worker starts: forget the parent's resources."""
 
 
+def check_arguments(buffer_size: int, flush_interval_ms: float, max_queue_size: int, on_full: str) -> None:
+    """ValueError naming the first argument a queue cannot work with."""
+    if buffer_size < 1:
+        raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+    if flush_interval_ms <= 0:
+        raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
+    if max_queue_size < 1:
+        raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+    if on_full not in ON_FULL:
+        raise ValueError(f"on_full must be one of {', '.join(ON_FULL)}, got {on_full!r}")
+
+
 class QueueEngine:
     def __init__(
         self,
         sink: Sink,
         stats: RecorderStats,
         *,
-        buffer_size: int = 10,
-        flush_interval_ms: float = 500,
-        max_queue_size: int = 20_000,
-        on_full: str = "drop",
-        block_timeout_ms: float = 1000,
+        buffer_size: int = RECORDING.buffer_size,
+        flush_interval_ms: float = RECORDING.flush_interval_ms,
+        max_queue_size: int = RECORDING.max_queue_size,
+        on_full: str = RECORDING.on_full,
+        block_timeout_ms: float = RECORDING.block_timeout_ms,
         shutdown_timeout_ms: float = 30_000,
         carry_after_fork: Callable[[Any], bool] | None = None,
         thread_name: str = "ppp-otel-writer",
     ):
-        self.check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
+        check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
         self.sink = sink
         self.stats = stats
         self.buffer_size = buffer_size
@@ -85,17 +97,6 @@ class QueueEngine:
         ref = weakref.WeakMethod(self._after_fork_in_child)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
-
-    @staticmethod
-    def check_arguments(buffer_size: int, flush_interval_ms: float, max_queue_size: int, on_full: str) -> None:
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-        if flush_interval_ms <= 0:
-            raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
-        if max_queue_size < 1:
-            raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
-        if on_full not in ON_FULL:
-            raise ValueError(f"on_full must be one of {', '.join(ON_FULL)}, got {on_full!r}")
 
     def _reset(self) -> None:
         # Producers take the bare lock (cheaper than entering the Condition).

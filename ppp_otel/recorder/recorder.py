@@ -11,10 +11,10 @@ import sqlite3
 from typing import Any, Callable, Sequence
 
 from ppp_otel.analysis.analyzer import EffortClassifier
-from ppp_otel.recorder.engine import QueueEngine
+from ppp_otel.recorder.engine import QueueEngine, check_arguments
 from ppp_otel.recorder.sink import RECORD, Record, RecordSink, record_item
 from ppp_otel.recorder.stats import RecorderStats
-from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.config.settings import RECORDING
 
 
 class Recorder:
@@ -30,13 +30,13 @@ class Recorder:
         self,
         db_path: str | os.PathLike,
         *,
-        buffer_size: int = 10,
-        flush_interval_ms: float = 500,
-        max_queue_size: int = 20_000,
-        on_full: str = "drop",
-        block_timeout_ms: float = 1000,
-        wal: bool = True,
-        busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
+        buffer_size: int = RECORDING.buffer_size,
+        flush_interval_ms: float = RECORDING.flush_interval_ms,
+        max_queue_size: int = RECORDING.max_queue_size,
+        on_full: str = RECORDING.on_full,
+        block_timeout_ms: float = RECORDING.block_timeout_ms,
+        wal: bool = RECORDING.enable_wal,
+        busy_timeout_ms: int = RECORDING.busy_timeout_ms,
         classifier: EffortClassifier | None = None,
         shutdown_timeout_ms: float = 30_000,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
@@ -46,7 +46,7 @@ class Recorder:
         self.db_path = os.fspath(db_path)
         self.counters = RecorderStats()
         # The engine checks its arguments before the sink touches the file.
-        QueueEngine.check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
+        check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
         self.sink = RecordSink(
             self.db_path, self.counters, convert=convert, classifier=classifier,
             wal=wal, busy_timeout_ms=busy_timeout_ms, connection_hook=connection_hook,

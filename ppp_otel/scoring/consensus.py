@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ppp_otel.config.settings import check_weights, process_config
 from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, score_spec
 from ppp_otel.storage import using_store
 
@@ -60,14 +61,7 @@ class Weights:
     interaction: float
 
     def __post_init__(self) -> None:
-        for name in ("technical", "interaction"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"weight {name} must be a finite number, got {value!r}")
-            if value < 0:
-                raise ValueError(f"weight {name} must be >= 0, got {value}")
-        if self.technical == 0 and self.interaction == 0:
-            raise ValueError("weights technical and interaction are both 0; at least one must be > 0")
+        check_weights(self.technical, self.interaction)  # the config's rules; ConfigError is a ValueError
 
     def to_dict(self) -> dict[str, float]:
         return {"technical": float(self.technical), "interaction": float(self.interaction)}
@@ -194,7 +188,8 @@ def check_technical(scores: Mapping[str, Any], *, source: str = "technical") -> 
 def resolve_weights(
     weights: Weights | Sequence[float] | Mapping[str, float] | None = None, *, config: Any = None
 ) -> Weights:
-    """The weights given, else the config's ``[ppp.weights]`` (loaded when not passed)."""
+    """The weights given, else ``config``'s ``[ppp.weights]``; with neither, the process's
+    configuration (:func:`ppp_otel.config.settings.process_config`)."""
     if isinstance(weights, Weights):
         return weights
     if isinstance(weights, Mapping):
@@ -203,9 +198,7 @@ def resolve_weights(
         technical, interaction = weights
         return Weights(technical, interaction)
     if config is None:
-        from ppp_otel.config.settings import load_config
-
-        config = load_config()
+        config = process_config()
     return Weights(config.weights.technical, config.weights.interaction)
 
 
