@@ -97,8 +97,8 @@ def using_store(db: Any, **options: Any) -> Iterator[TrajectoryBackend]:
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use, so that importing the package loads neither aiosqlite
-    # nor the SQLite modules (a PostgreSQL user needs neither).
+    # Loaded on first use, so that importing the package does not load the
+    # SQLite modules (a PostgreSQL user needs none of them).
     if name == "AsyncTrajectoryStore":
         from ppp_otel.storage.aio import AsyncTrajectoryStore
 
