@@ -1,18 +1,61 @@
-"""Logging a recurring problem without flooding the log."""
+"""Logging a recurring problem without flooding the log: one helper for every module.
+
+``LogLimiter(logger)`` logs the first few occurrences of a problem, then every
+1000th, each with its count. ``LogLimiter(logger, first=1, every=0)`` logs each
+kind of problem (its ``key``) once: the count says the rest, where it is kept.
+Thread-safe: producers and the writer thread share limiters.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import threading
+from typing import Any, Hashable
 
 
 class LogLimiter:
-    """The first few occurrences of a problem are logged, then every 1000th, each with its count."""
+    """The first ``first`` occurrences of each kind of problem are logged, then every
+    ``every``-th (never again when ``every`` is 0)."""
 
-    def __init__(self, logger: logging.Logger, first: int = 10, every: int = 1000):
-        self.logger, self.first, self.every, self.count = logger, first, every, 0
+    def __init__(self, logger: logging.Logger, first: int = 10, every: int = 1000, *, numbered: bool = True):
+        self.logger, self.first, self.every = logger, first, every
+        # Whether the message gets " (occurrence N)"; a log-once message has no N to tell.
+        self.numbered = numbered
+        self._counts: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
 
-    def __call__(self, message: str, *args: Any, level: int = logging.WARNING) -> None:
-        self.count += 1
-        if self.count <= self.first or self.count % self.every == 0:
-            self.logger.log(level, message + " (occurrence %d)", *args, self.count)
+    @classmethod
+    def once(cls, logger: logging.Logger) -> LogLimiter:
+        """A limiter that logs each key once."""
+        return cls(logger, first=1, every=0, numbered=False)
+
+    @property
+    def count(self) -> int:
+        """Occurrences of the problem without a key."""
+        return self._counts.get(None, 0)
+
+    def allows(self, key: Hashable = None) -> bool:
+        """Count one occurrence of ``key``; whether it is one to log."""
+        with self._lock:
+            n = self._counts[key] = self._counts.get(key, 0) + 1
+        return n <= self.first or (self.every > 0 and n % self.every == 0)
+
+    def __call__(self, message: str, *args: Any, level: int = logging.WARNING,
+                 key: Hashable = None, **kwargs: Any) -> bool:
+        """Log ``message % args`` if this occurrence is one to log; whether it was."""
+        if not self.allows(key):
+            return False
+        if self.numbered:
+            self.logger.log(level, message + " (occurrence %d)", *args, self._counts[key], **kwargs)
+        else:
+            self.logger.log(level, message, *args, **kwargs)
+        return True
+
+    def forget(self, key: Hashable = None) -> None:
+        """Start counting ``key`` afresh (a replaced detector is a new problem)."""
+        with self._lock:
+            self._counts.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()

@@ -7,6 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import ppp_otel
 from ppp_otel import trajectory, turn
+from ppp_otel.logs import LogLimiter
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_the_technical_score_set_during_the_trajectory_is_recorded(tmp_path):
 def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeypatch):
     from ppp_otel.capture import api as instrument
 
-    monkeypatch.setattr(instrument, "_warned", set())
+    monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
     with turn("stray", tracer_provider=provider):
         pass
     assert "outside any trajectory" in caplog.text
@@ -96,7 +97,7 @@ def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeyp
 def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, monkeypatch):
     from ppp_otel.capture import api as instrument
 
-    monkeypatch.setattr(instrument, "_warned", set())
+    monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
     monkeypatch.setattr(instrument, "_provider", None)
     monkeypatch.setattr(instrument.trace, "get_tracer_provider", lambda: instrument.trace.NoOpTracerProvider())
     with trajectory("s", "a"):

@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, TracerProvider
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import numbering
+from ppp_otel.logs import LogLimiter
 from ppp_otel.model import check_effort, check_severity
 from ppp_otel.records import format_span_id, format_trace_id
 
@@ -42,14 +43,12 @@ def _tracer(provider: TracerProvider | None):
     return trace.get_tracer(_TRACER_NAME, __version__, tracer_provider=provider or _provider)
 
 
-_warned: set[str] = set()
+# Recording nothing must not go unnoticed, nor fill the log.
+_warned = LogLimiter.once(logger)
 
 
 def _warn_once(what: str, message: str) -> None:
-    # Recording nothing must not go unnoticed, nor fill the log.
-    if what not in _warned:
-        _warned.add(what)
-        logger.warning(message)
+    _warned(message, key=what)
 
 
 def _check_recordable(provider: TracerProvider | None) -> None:

@@ -63,10 +63,8 @@ class TrajectorySpanProcessor(SpanProcessor):
 
         provider.add_span_processor(TrajectorySpanProcessor("runs.db"))
 
-    ``buffer_size`` records are written per transaction; a partial batch is
-    written once its oldest record is ``flush_interval_ms`` old. When
-    ``max_queue_size`` records wait, ``on_full="drop"`` drops the newest and
-    counts it, ``on_full="block"`` waits up to ``block_timeout_ms`` first.
+    The queue and writer options are :class:`ppp_otel.recorder.Recorder`'s
+    (defaults: ``[ppp.trajectory]`` of :mod:`ppp_otel.config.settings`).
     """
 
     def __init__(

@@ -26,6 +26,7 @@ from ppp_otel import conventions as c
 from ppp_otel.ingest.wire import OtlpSpan
 from ppp_otel.records import RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, trajectory_record, turn_record
 from ppp_otel.logs import LogLimiter
+from ppp_otel.lru import LRUMap
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class TrajectoryAssembler:
         self.max_pending_spans = max_pending_spans
         self.max_known_spans = max_known_spans
         self._clock = clock
-        self._known: collections.OrderedDict[SpanKey, Placement] = collections.OrderedDict()
+        self._known: LRUMap[SpanKey, Placement] = LRUMap(max_known_spans)
         # Held spans grouped by the parent they wait for, oldest group first.
         self._waiting: collections.OrderedDict[SpanKey, tuple[float, dict[str, OtlpSpan]]] = collections.OrderedDict()
         self.pending = 0
@@ -147,7 +148,6 @@ class TrajectoryAssembler:
         parent = (span.trace_id, span.parent_span_id)
         placement = self._known.get(parent)
         if placement is not None:
-            self._known.move_to_end(parent)
             return placement
         if parent in self._waiting or self._lookup is None:
             return None  # already asked the database about this parent
@@ -157,10 +157,7 @@ class TrajectoryAssembler:
         return placement
 
     def _remember(self, key: SpanKey, placement: Placement) -> None:
-        self._known[key] = placement
-        self._known.move_to_end(key)
-        while len(self._known) > self.max_known_spans:
-            self._known.popitem(last=False)
+        self._known.put(key, placement)
 
     def _hold(self, span: OtlpSpan) -> None:
         parent = (span.trace_id, span.parent_span_id)

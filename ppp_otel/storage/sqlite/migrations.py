@@ -16,6 +16,7 @@ from typing import Callable
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
 from ppp_otel.storage.base import NotADatabaseError
 from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
+from ppp_otel.storage.sqlite.transaction import transaction
 
 DEFAULT_DB_PATH = "ppp_trajectories.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -205,19 +206,13 @@ def migrate(conn: sqlite3.Connection, *, path: str = "database") -> list[int]:
     current = refuse_if_newer(conn, path=path)
     applied = []
     while current < target:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn, join=False):
             # Another process may have migrated while we waited for the lock.
             current = schema_version(conn)
             if current >= target:
-                conn.execute("COMMIT")
                 break
             MIGRATIONS[current](conn)
             conn.execute(f"PRAGMA user_version = {current + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         current += 1
         applied.append(current)
     return applied

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage.sqlite.transaction import transaction
 
 __all__ = [
     "RecordedQuestion",
@@ -273,10 +274,12 @@ class TrajectoryStore:
         must_exist: bool = True,
         migrate_schema: bool = True,
         read_only: bool = False,
+        **connect_options: Any,
     ):
         self.path = os.fspath(path)
         self.conn: sqlite3.Connection = schema.connect(
-            self.path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only
+            self.path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only,
+            **connect_options,
         )
 
     def __enter__(self) -> TrajectoryStore:
@@ -305,16 +308,13 @@ class TrajectoryStore:
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
         # One read transaction, so a writer cannot slip a turn in between the
         # turns and their questions.
-        self.conn.execute("BEGIN")
-        try:
+        with transaction(self.conn, mode=""):
             summary = self.conn.execute(SQL_GET_SUMMARY, (trajectory_id,)).fetchone()
             if summary is None:
                 return None
             turns = self.conn.execute(SQL_TURNS, (trajectory_id,)).fetchall()
             questions = self.conn.execute(SQL_QUESTIONS, (trajectory_id,)).fetchall()
             violations = self.conn.execute(SQL_VIOLATIONS, (trajectory_id,)).fetchall()
-        finally:
-            self.conn.execute("COMMIT")
         return trajectory_from_rows(summary, turns, questions, violations)
 
     def status(self) -> dict[str, Any]:

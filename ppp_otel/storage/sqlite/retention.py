@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from ppp_otel.config.settings import Config, process_config
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.reader import file_size
+from ppp_otel.storage.sqlite.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +210,7 @@ def _one_chunk(
     conn: sqlite3.Connection, cutoff: str, chunk_size: int, archiving: bool, summary: CleanupSummary
 ) -> int:
     """Archive and delete up to ``chunk_size`` trajectories in one transaction; how many."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, join=False):
         for table in ("cleanup_doomed", "cleanup_copy", "cleanup_turns"):
             conn.execute(f"DELETE FROM temp.{table}")
         conn.execute(
@@ -225,11 +225,6 @@ def _one_chunk(
                 _copy_chunk(conn, summary)
             conn.execute("DELETE FROM trajectories WHERE id IN (SELECT id FROM temp.cleanup_doomed)")
             summary.trajectories += moved
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return moved
 
 

@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
 from ppp_otel.storage.sqlite import consensus as consensus_sql
-from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite import lookups, recorders as recorder_table
 from ppp_otel.storage.sqlite.errors import storage_errors
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
@@ -36,30 +35,22 @@ def _translated(method: Callable) -> Callable:
 class SQLiteStore(TrajectoryStore):
     """One SQLite trajectory database, read and written through one connection.
 
-    Beyond :class:`TrajectoryStore`'s options: ``wal`` (journal mode WAL, the
-    default), ``busy_timeout_ms``, ``check_same_thread`` (False for a store
-    used from several threads under the caller's lock), and
-    ``connection_hook`` (called with the new connection: site pragmas).
+    Beyond :class:`TrajectoryStore`'s options, :func:`~ppp_otel.storage.sqlite.migrations.connect`'s
+    (``wal``, ``busy_timeout_ms``, ``check_same_thread``: False for a store used
+    from several threads under the caller's lock) and ``connection_hook``
+    (called with the new connection: site pragmas).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        must_exist: bool = True,
-        migrate_schema: bool = True,
-        read_only: bool = False,
-        wal: bool = True,
-        busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
-        check_same_thread: bool = True,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
+        **options: Any,
     ):
-        self.path = os.fspath(path)
+        # must_exist, migrate_schema, read_only, and migrations.connect()'s own options.
+        super().__init__(path, **options)
         self._owned = True
-        self.conn = schema.connect(
-            self.path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only,
-            wal=wal, busy_timeout_ms=busy_timeout_ms, check_same_thread=check_same_thread,
-        )
         if connection_hook is not None:
             try:
                 connection_hook(self.conn)

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 from ppp_otel.records import TrajectoryRecord, TurnRecord
 from ppp_otel.storage.base import TurnNumberClash, WriteOutcome
 from ppp_otel.storage.sqlite.errors import is_unique_violation
+from ppp_otel.storage.sqlite.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -108,22 +109,14 @@ class TrajectoryWriter:
     def write(self, records: Sequence[Record]) -> WriteOutcome:
         trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
         turns = [r for r in records if isinstance(r, TurnRecord)]
-        conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                outcome = self._write_fast(trajectories, turns)
-            except _Slow:
-                # Start over, record by record; the common batch pays for no savepoint.
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                outcome = self._write_one_by_one(trajectories, turns)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return outcome
+            with transaction(self.conn, join=False):
+                return self._write_fast(trajectories, turns)
+        except _Slow:
+            pass
+        # Rolled back: start over, record by record; the common batch pays for no savepoint.
+        with transaction(self.conn, join=False):
+            return self._write_one_by_one(trajectories, turns)
 
     def _write_fast(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
