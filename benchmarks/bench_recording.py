@@ -496,7 +496,7 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
                         samples.append((i, rss_mb(), queued))
                         if i % (every * 5) == 0:
                             say(progress, f"memory: {i:,}/{total:,} turns, RSS {samples[-1][1]:.0f} MB, "
-                                           f"queue {queued:,}, dropped {processor.stats["dropped"]:,}")
+                                           f"queue {queued:,}, dropped {processor.stats['dropped']:,}")
                     if i >= total:
                         break
         produced_s = time.perf_counter() - t0

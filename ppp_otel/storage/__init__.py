@@ -83,13 +83,15 @@ def _redacted(url: str) -> str:
 def using_store(db: Any, **options: Any) -> Iterator[TrajectoryBackend]:
     """A store as given, a sqlite3 connection wrapped (not closed), or a path or URL
     opened (it must exist) and closed afterwards."""
-    if isinstance(db, TrajectoryBackend) and not isinstance(db, (str, os.PathLike)):
-        yield db
-        return
     if isinstance(db, sqlite3.Connection):
         from ppp_otel.storage.sqlite.store import SQLiteStore
 
         yield SQLiteStore.from_connection(db)
+        return
+    # Not isinstance(db, TrajectoryBackend): a runtime Protocol check looks up every
+    # member, on every scoring call.
+    if not isinstance(db, (str, os.PathLike)) and hasattr(db, "score_counts"):
+        yield db
         return
     options.setdefault("must_exist", True)
     with open_store(db, **options) as store:

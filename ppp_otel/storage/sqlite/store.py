@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
 from ppp_otel.storage.sqlite import consensus as consensus_sql
 from ppp_otel.storage.sqlite import lookups, recorders as recorder_table
-from ppp_otel.storage.sqlite.errors import storage_errors
+from ppp_otel.storage.sqlite.errors import storage_errors, translate
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
 from ppp_otel.storage.sqlite.scoring import score_counts
 from ppp_otel.storage.sqlite.transaction import transaction
@@ -25,10 +25,13 @@ from ppp_otel.storage.sqlite.writer import TrajectoryWriter
 
 
 def _translated(method: Callable) -> Callable:
+    # try/except rather than storage_errors(): scoring calls these in loops.
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with storage_errors():
+        try:
             return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
     return wrapper
 
 
@@ -49,6 +52,7 @@ class SQLiteStore(TrajectoryStore):
         **options: Any,
     ):
         # must_exist, migrate_schema, read_only, and migrations.connect()'s own options.
+        self._path = None
         super().__init__(path, **options)
         self._owned = True
         if connection_hook is not None:
@@ -59,17 +63,27 @@ class SQLiteStore(TrajectoryStore):
                 if isinstance(exc, sqlite3.Error):
                     raise WriteFailed(str(exc)) from exc
                 raise DatabaseError(f"connection_hook failed: {exc!r}") from exc
-        self._writer = TrajectoryWriter(self.conn)
+        self._writer: TrajectoryWriter | None = None
 
     @classmethod
     def from_connection(cls, conn: sqlite3.Connection, path: str | None = None) -> SQLiteStore:
         """A store over a connection the caller opened (and closes: :meth:`close` leaves it open)."""
         store = cls.__new__(cls)
         store.conn = conn
-        store.path = path or _connection_path(conn)
+        store._path = path  # looked up when first asked for: wrapping stays cheap
         store._owned = False
-        store._writer = TrajectoryWriter(conn)
+        store._writer = None
         return store
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            self._path = _connection_path(self.conn)
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self._path = value
 
     def close(self) -> None:
         if self._owned:
@@ -107,6 +121,8 @@ class SQLiteStore(TrajectoryStore):
     def write(self, records: Sequence[Any]) -> WriteOutcome:
         """Write a batch in one transaction. A wrong record is in ``rejected``; a
         database that cannot take the batch now (locked, full) is :class:`WriteFailed`."""
+        if self._writer is None:
+            self._writer = TrajectoryWriter(self.conn)
         with storage_errors(WriteFailed):
             return self._writer.write(records)
 
