@@ -491,7 +491,7 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
                     _turn_sdk(tracer, i)
                     i += 1
                     if i % every == 0:
-                        queued = processor._recorder.engine.queued
+                        queued = processor.engine.queued
                         max_queue = max(max_queue, queued)
                         samples.append((i, rss_mb(), queued))
                         if i % (every * 5) == 0:

@@ -620,10 +620,16 @@ def test_the_recorders_defaults_are_the_configs_defaults(tmp_path):
     from ppp_otel.recorder import Recorder
 
     defaults = Config().trajectory
-    for cls in (TrajectorySpanProcessor, Recorder):
-        params = inspect.signature(cls).parameters
-        assert params["buffer_size"].default == defaults.buffer_size
-        assert params["flush_interval_ms"].default == defaults.flush_interval_ms
-        assert params["max_queue_size"].default == defaults.max_queue_size
-        assert params["on_full"].default == defaults.on_full
-        assert params["busy_timeout_ms"].default == defaults.busy_timeout_ms
+    params = inspect.signature(Recorder).parameters
+    assert params["buffer_size"].default == defaults.buffer_size
+    assert params["flush_interval_ms"].default == defaults.flush_interval_ms
+    assert params["max_queue_size"].default == defaults.max_queue_size
+    assert params["on_full"].default == defaults.on_full
+    assert params["busy_timeout_ms"].default == defaults.busy_timeout_ms
+    processor = TrajectorySpanProcessor(tmp_path / "t.db")
+    try:
+        assert (processor.buffer_size, processor.max_queue_size, processor.on_full) == (
+            defaults.buffer_size, defaults.max_queue_size, defaults.on_full)
+        assert processor.flush_interval_s * 1000 == defaults.flush_interval_ms
+    finally:
+        processor.shutdown()

@@ -355,7 +355,7 @@ def test_a_full_queue_refuses_the_whole_request_with_503_and_a_retry_loses_nothi
         processor.submit([object()] * 3)  # the queue is full of other work
         status, _, _ = post(traces_url(receiver), body_of([trajectory]), PROTOBUF)
         assert status == 503  # nothing was released and lost
-        engine = processor._recorder.engine
+        engine = processor.engine
         with engine._lock:
             engine._queue.clear()  # the other work is done
         assert post(traces_url(receiver), body_of([trajectory]), PROTOBUF)[0] == 200

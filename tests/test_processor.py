@@ -515,7 +515,7 @@ def test_a_failing_classifier_falls_back_to_the_rules_and_the_turn_is_kept(db_pa
 
 def test_the_writer_thread_survives_an_unexpected_error_in_one_batch(db_path, monkeypatch):
     provider, processor = pipeline(db_path)
-    sink = processor._recorder.sink
+    sink = processor.sink
     real = sink._analyze
     calls = []
 

@@ -1,4 +1,4 @@
-"""TrajectorySpanProcessor: the OpenTelemetry adapter in front of the recorder.
+"""TrajectorySpanProcessor: a recorder whose queue takes OpenTelemetry spans.
 
 The app thread does two dictionary operations in ``on_start`` (to know which
 trajectory a span belongs to, since children end before their parent) and one
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import numbering
-from ppp_otel.config.settings import RECORDING, default_db_path
-from ppp_otel.analysis.analyzer import EffortClassifier
+from ppp_otel.config.settings import default_db_path
 from ppp_otel.recorder import Recorder
 from ppp_otel.records import (
     TrajectoryRecord,
@@ -56,52 +54,29 @@ def _is_start(item: tuple) -> bool:
     return item[0] == _START
 
 
-class TrajectorySpanProcessor(SpanProcessor):
+class TrajectorySpanProcessor(Recorder, SpanProcessor):
     """Records trajectory and turn spans into the SQLite trajectory database.
 
     Attach it to any SDK ``TracerProvider`` beside other processors::
 
         provider.add_span_processor(TrajectorySpanProcessor("runs.db"))
 
-    The queue and writer options are :class:`ppp_otel.recorder.Recorder`'s
-    (defaults: ``[ppp.trajectory]`` of :mod:`ppp_otel.config.settings`).
+    A :class:`~ppp_otel.recorder.Recorder` whose queue takes spans: ``options``
+    are the recorder's (``buffer_size``, ``flush_interval_ms``, ``max_queue_size``,
+    ``on_full``, ``block_timeout_ms``, ``wal``, ``busy_timeout_ms``, ``classifier``,
+    ``shutdown_timeout_ms``, ``connection_hook``; defaults ``[ppp.trajectory]``).
+    ``db_path`` defaults to ``$PPP_OTEL_DB``, else ``ppp_trajectories.db``.
     """
 
-    def __init__(
-        self,
-        db_path: str | os.PathLike | None = None,
-        *,
-        buffer_size: int = RECORDING.buffer_size,
-        flush_interval_ms: float = RECORDING.flush_interval_ms,
-        max_queue_size: int = RECORDING.max_queue_size,
-        on_full: str = RECORDING.on_full,
-        block_timeout_ms: float = RECORDING.block_timeout_ms,
-        wal: bool = RECORDING.enable_wal,
-        busy_timeout_ms: int = RECORDING.busy_timeout_ms,
-        classifier: EffortClassifier | None = None,
-        shutdown_timeout_ms: float = 30_000,
-        connection_hook: Callable[[sqlite3.Connection], None] | None = None,
-    ):
-        self._recorder = Recorder(
-            os.fspath(db_path or default_db_path(read_file=False)),
-            buffer_size=buffer_size, flush_interval_ms=flush_interval_ms,
-            max_queue_size=max_queue_size, on_full=on_full, block_timeout_ms=block_timeout_ms,
-            wal=wal, busy_timeout_ms=busy_timeout_ms, classifier=classifier,
-            shutdown_timeout_ms=shutdown_timeout_ms, connection_hook=connection_hook,
-            convert=self._convert, carry_after_fork=_is_start,
-        )
-        engine = self._recorder.engine
-        self.db_path = self._recorder.db_path
-        self.buffer_size = engine.buffer_size
-        self.flush_interval_s = engine.flush_interval_s
-        self.max_queue_size = engine.max_queue_size
-        self.on_full = engine.on_full
-        self.block_timeout_s = engine.block_timeout_s
-        self.shutdown_timeout_s = engine.shutdown_timeout_s
-        # Bound once: on_end's append is the engine's put, with no call in between.
-        self._put = engine.put
+    def __init__(self, db_path: str | os.PathLike | None = None, **options: Any):
         self._open: dict[int, _Member] = {}
         self.forgotten_spans = 0
+        super().__init__(
+            db_path or default_db_path(read_file=False),
+            convert=self._convert, carry_after_fork=_is_start, **options,
+        )
+        # Bound once: on_end's append is the engine's put, with no call in between.
+        self._put = self.engine.put
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -109,15 +84,15 @@ class TrajectorySpanProcessor(SpanProcessor):
         counts trajectory records (a start and an end each); ``enqueued`` plus
         ``dropped`` is everything offered; of the enqueued, those not written are
         ``rejected`` or, when the file stayed unwritable at shutdown, ``lost_at_shutdown``."""
-        return self._recorder.stats_dict(forgotten_spans=self.forgotten_spans)
+        return self.stats_dict(forgotten_spans=self.forgotten_spans)
 
     @property
     def internal_errors(self) -> int:
-        return self._recorder.counters.internal_errors
+        return self.counters.internal_errors
 
     @internal_errors.setter
     def internal_errors(self, value: int) -> None:
-        self._recorder.counters.internal_errors = value
+        self.counters.internal_errors = value
 
     # -------------------------------------------------------------- app thread
 
@@ -174,22 +149,6 @@ class TrajectorySpanProcessor(SpanProcessor):
         except Exception:
             self.internal_errors += 1
             logger.exception("ppp-otel: on_end failed")
-
-    def submit(self, records: Sequence[TrajectoryRecord | TurnRecord], *, force: bool = False) -> int:
-        """Queue ready-made records (OTLP ingest, imports); returns how many were taken."""
-        return self._recorder.submit(records, force=force)
-
-    def has_room(self, n: int) -> bool:
-        """Whether ``n`` more records fit in the queue now."""
-        return self._recorder.has_room(n)
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """True once everything queued before this call is committed."""
-        return self._recorder.force_flush(timeout_millis)
-
-    def shutdown(self) -> None:
-        """Write everything queued, then stop the writer thread. Idempotent."""
-        self._recorder.shutdown()
 
     # ------------------------------------------------------------ writer thread
 

@@ -58,6 +58,13 @@ class Recorder:
         )
         self.put = self.engine.put
         self.has_room = self.engine.has_room
+        engine = self.engine
+        self.buffer_size = engine.buffer_size
+        self.flush_interval_s = engine.flush_interval_s
+        self.max_queue_size = engine.max_queue_size
+        self.on_full = engine.on_full
+        self.block_timeout_s = engine.block_timeout_s
+        self.shutdown_timeout_s = engine.shutdown_timeout_s
 
     def submit(self, records: Sequence[Record], *, force: bool = False) -> int:
         """Queue ready-made records; returns how many were taken.
