@@ -646,12 +646,12 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
                     _turn_sdk(tracer, i)
                     i += 1
                     if i % every == 0:
-                        queued = len(processor._queue)
+                        queued = processor.engine.queued
                         max_queue = max(max_queue, queued)
                         samples.append((i, rss_mb(), queued))
                         if i % (every * 5) == 0:
                             say(progress, f"memory: {i:,}/{total:,} turns, RSS {samples[-1][1]:.0f} MB, "
-                                           f"queue {queued:,}, dropped {processor.dropped:,}")
+                                           f"queue {queued:,}, dropped {processor.stats['dropped']:,}")
                     if i >= total:
                         break
         produced_s = time.perf_counter() - t0

@@ -140,10 +140,10 @@ def record_demo(
     run = DemoRun(os.fspath(db_path), run_ids[-1], run_ids=run_ids)
     forwarding = None
     if phoenix:
-        from ppp_otel.config.settings import PhoenixConfig
+        from ppp_otel.config.settings import PhoenixConfig, environ
         from ppp_otel.capture.register import phoenix_processors
 
-        forwarding = phoenix_processors(phoenix, PhoenixConfig(), os.environ if env is None else env)
+        forwarding = phoenix_processors(phoenix, PhoenixConfig(), environ(env))
     sender = forwarding[1] if forwarding else None
     processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100,
                                         on_judged=sender.judged if sender else None)

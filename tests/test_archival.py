@@ -284,3 +284,12 @@ def test_scoring_reads_the_archive_like_any_trajectory_database(db_path, tmp_pat
     cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive)
     after = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(archive, "spec")}
     assert after == before and len(after) == 3
+
+
+def test_retention_is_taken_from_the_configuration_the_caller_passes(db_path, monkeypatch):
+    from ppp_otel.config.settings import ArchivalConfig, Config
+
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    build(db_path, old=range(1, 3), recent=())
+    config = Config(archival=ArchivalConfig(retention_days=200))
+    assert cleanup(db_path, now=NOW, config=config).trajectories == 0  # 100 days old, kept for 200

@@ -597,3 +597,41 @@ def test_repr_does_not_show_secrets():
     config = load_config(env={"PHOENIX_API_KEY": "px-secret", "PPP_OTEL_LLM_API_KEY": "llm-secret"})
     assert "px-secret" not in repr(config)
     assert "llm-secret" not in repr(config)
+
+
+# --- the rules are written once and used by the API too -------------------------------
+
+@pytest.mark.parametrize("technical, interaction, message", [
+    (-0.1, 0.3, "technical must be >= 0"),
+    (0.7, float("inf"), "interaction must be a finite number"),
+    (0, 0, "are both 0"),
+])
+def test_consensus_weights_follow_the_same_rules_as_the_config_file(technical, interaction, message):
+    from ppp_otel.scoring.consensus import Weights
+
+    with pytest.raises(ValueError, match=message):
+        Weights(technical, interaction)
+    with pytest.raises(ConfigError, match=message):
+        WeightsConfig(technical=technical, interaction=interaction)
+
+
+def test_the_recorders_defaults_are_the_configs_defaults(tmp_path):
+    import inspect
+
+    from ppp_otel import TrajectorySpanProcessor
+    from ppp_otel.recorder import Recorder
+
+    defaults = Config().trajectory
+    params = inspect.signature(Recorder).parameters
+    assert params["buffer_size"].default == defaults.buffer_size
+    assert params["flush_interval_ms"].default == defaults.flush_interval_ms
+    assert params["max_queue_size"].default == defaults.max_queue_size
+    assert params["on_full"].default == defaults.on_full
+    assert params["busy_timeout_ms"].default == defaults.busy_timeout_ms
+    processor = TrajectorySpanProcessor(tmp_path / "t.db")
+    try:
+        assert (processor.buffer_size, processor.max_queue_size, processor.on_full) == (
+            defaults.buffer_size, defaults.max_queue_size, defaults.on_full)
+        assert processor.flush_interval_s * 1000 == defaults.flush_interval_ms
+    finally:
+        processor.shutdown()

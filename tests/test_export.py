@@ -114,6 +114,15 @@ def test_an_unknown_trajectory_id_is_an_error_before_anything_is_sent(tmp_path):
         export_trajectories(source, memory, trajectory_ids=[1, 99])
 
 
+def test_an_unknown_trajectory_id_sends_nothing_even_when_earlier_batches_are_full(tmp_path):
+    source = tmp_path / "source.db"
+    record(source)
+    memory = InMemorySpanExporter()
+    with pytest.raises(ValueError, match="no trajectory with id 99"):
+        export_trajectories(source, memory, trajectory_ids=[1, 99], batch_size=1)
+    assert memory.get_finished_spans() == ()
+
+
 def ppp_otel_command(*args: str) -> subprocess.CompletedProcess:
     executable = os.path.join(os.path.dirname(sys.executable), "ppp-otel")
     return subprocess.run([executable, *args], capture_output=True, text=True, timeout=60)

@@ -7,6 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import ppp_otel
 from ppp_otel import trajectory, turn
+from ppp_otel.logs import LogLimiter
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_the_technical_score_set_during_the_trajectory_is_recorded(tmp_path):
 def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeypatch):
     from ppp_otel.capture import api as instrument
 
-    monkeypatch.setattr(instrument, "_warned", set())
+    monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
     with turn("stray", tracer_provider=provider):
         pass
     assert "outside any trajectory" in caplog.text
@@ -96,9 +97,28 @@ def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeyp
 def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, monkeypatch):
     from ppp_otel.capture import api as instrument
 
-    monkeypatch.setattr(instrument, "_warned", set())
+    monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
     monkeypatch.setattr(instrument, "_provider", None)
     monkeypatch.setattr(instrument.trace, "get_tracer_provider", lambda: instrument.trace.NoOpTracerProvider())
     with trajectory("s", "a"):
         pass
     assert "call ppp_otel.register() first" in caplog.text
+
+
+def test_turns_opened_through_the_trajectory_handle_go_to_the_trajectorys_provider(tmp_path, monkeypatch):
+    from ppp_otel.capture import api as instrument
+
+    # No register(): the provider given to trajectory() is the only one there is.
+    monkeypatch.setattr(instrument, "_provider", None)
+    db = tmp_path / "t.db"
+    provider = TracerProvider()
+    provider.add_span_processor(ppp_otel.TrajectorySpanProcessor(db))
+    with trajectory("s", "a", tracer_provider=provider) as traj:
+        with traj.turn("first") as t:
+            t.respond("done")
+        with traj.turn("second"):
+            pass
+    provider.shutdown()
+    assert sqlite3.connect(db).execute(
+        "SELECT turn_number, prompt FROM trajectory_turns ORDER BY turn_number"
+    ).fetchall() == [(1, "first"), (2, "second")]

@@ -8,7 +8,7 @@ import pytest
 
 from ppp_otel.storage.sqlite import migrations as schema
 
-from ppp_otel.scoring import rewards as scoring
+from ppp_otel.storage.sqlite import scoring
 from scoring_data import add_trajectory
 
 # The tables (and the aliases the statements give them) that grow with every turn.

@@ -259,8 +259,8 @@ async def test_async_store_gives_the_same_results_as_the_sync_store(db):
 
 async def test_async_store_turns_foreign_keys_on(db):
     async with AsyncTrajectoryStore(db) as store:
-        async with store.conn.execute("PRAGMA foreign_keys") as cursor:
-            assert (await cursor.fetchone())[0] == 1
+        row = await store.run(lambda sync: sync.conn.execute("PRAGMA foreign_keys").fetchone())
+        assert row[0] == 1
 
 
 async def test_async_store_creates_and_migrates_a_new_file_when_allowed(tmp_path):
@@ -283,3 +283,28 @@ async def test_async_store_refuses_a_newer_schema(db):
     conn.close()
     with pytest.raises(schema.SchemaTooNewError):
         await AsyncTrajectoryStore(db).open()
+
+
+async def test_async_store_runs_every_call_on_one_thread_of_its_own(db):
+    import threading
+
+    async with AsyncTrajectoryStore(db) as store:
+        threads = {await store.run(lambda _: threading.get_ident()) for _ in range(5)}
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+async def test_async_store_methods_are_the_sync_stores_methods(db):
+    from ppp_otel.storage.aio import METHODS
+    from ppp_otel.storage.sqlite.store import SQLiteStore
+
+    for name in METHODS:
+        assert callable(getattr(SQLiteStore, name))
+    async with AsyncTrajectoryStore(db) as store:
+        assert await store.missing_ids([1, 999]) == [999]
+
+
+async def test_a_closed_async_store_says_it_is_not_open(db):
+    store = await AsyncTrajectoryStore(db).open()
+    await store.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.specs()

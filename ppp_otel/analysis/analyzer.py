@@ -8,11 +8,11 @@ still gets both tables filled.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import replace
 from typing import Callable, Protocol, Sequence
 
 from ppp_otel.conventions import EFFORT_LEVELS
+from ppp_otel.lru import LRUMap
 from ppp_otel.model import Question, TurnText
 from ppp_otel.analysis.preferences import JUDGMENT_PREFERENCES, detect_violations, parse_preference
 from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
@@ -48,7 +48,7 @@ class TurnAnalyzer:
     ):
         self.classifier = classifier or _RULES
         self.lookup = lookup
-        self._open: OrderedDict[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = OrderedDict()
+        self._open: LRUMap[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = LRUMap(MAX_TRACKED_TRAJECTORIES)
         self.unknown_preferences = 0
         self.classifier_failures = 0
 
@@ -63,11 +63,7 @@ class TurnAnalyzer:
 
     def _remember(self, key, state) -> None:
         preferences, history = state
-        state = (self._checkable(key, preferences), history)
-        self._open[key] = state
-        self._open.move_to_end(key)
-        while len(self._open) > MAX_TRACKED_TRAJECTORIES:
-            self._open.popitem(last=False)
+        self._open.put(key, (self._checkable(key, preferences), history))
 
     def _checkable(self, key: TrajectoryKey, preferences: tuple[str, ...]) -> tuple[str, ...]:
         """The preferences a detector can check; the others are logged and counted once.
@@ -111,7 +107,7 @@ class TurnAnalyzer:
                 self._detect(record)
         for record in records:
             if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
-                self._open.pop(record.key, None)
+                self._open.pop(record.key)
 
     def _classify(self, questions: list[str]) -> list[str]:
         """The classifier's efforts, or the rules' when it fails or answers out of range."""

@@ -12,17 +12,17 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import socket
 import threading
 import urllib.error
 import urllib.request
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ppp_otel.conventions import EFFORT_LEVELS
 from ppp_otel.analysis.questions import RULES_VERSION, classify_effort
+from ppp_otel.logs import LogLimiter
+from ppp_otel.lru import LRUMap
 
 __all__ = [
     "FALLBACK_REASONS",
@@ -89,35 +89,6 @@ class _AnswerError(Exception):
         self.reason = reason
 
 
-class _LRUCache:
-    """A bounded, thread-safe map from question to effort level."""
-
-    def __init__(self, capacity: int):
-        self._capacity = capacity
-        self._entries: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: str) -> None:
-        if self._capacity <= 0:
-            return
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-
 def parse_effort(answer: str) -> str | None:
     """The effort level an answer names, or None when it names none.
 
@@ -177,7 +148,7 @@ class LLMEffortClassifier:
         self.max_concurrency = int(max_concurrency)
         self._api_key = api_key
         self._fallback = fallback
-        self._cache = _LRUCache(int(cache_size))
+        self._cache: LRUMap[str, str] = LRUMap(int(cache_size))  # question -> effort
         # Caps requests in flight across every caller of this instance, not
         # only within one classify_many.
         self._in_flight = threading.BoundedSemaphore(self.max_concurrency)
@@ -185,7 +156,7 @@ class LLMEffortClassifier:
         self._calls = 0
         self._cache_hits = 0
         self._fallbacks = {reason: 0 for reason in FALLBACK_REASONS}
-        self._warned: set[str] = set()
+        self._warned = LogLimiter.once(logger)
 
     def __repr__(self) -> str:
         # The key stays out of reprs, logs and tracebacks.
@@ -294,15 +265,13 @@ class LLMEffortClassifier:
     def _fall_back(self, question: str, reason: str, detail: str) -> str:
         with self._lock:
             self._fallbacks[reason] += 1
-            first_of_its_kind = reason not in self._warned
-            self._warned.add(reason)
-        if first_of_its_kind:
-            logger.warning(
-                "LLM effort classifier fell back to the heuristic (%s): %s; "
-                "further fallbacks of this kind are counted in stats, not logged",
-                reason,
-                detail,
-            )
+        self._warned(
+            "LLM effort classifier fell back to the heuristic (%s): %s; "
+            "further fallbacks of this kind are counted in stats, not logged",
+            reason,
+            detail,
+            key=reason,
+        )
         return self._fallback(question)
 
 
@@ -326,9 +295,12 @@ def make_effort_classifier(
         return HeuristicEffortClassifier()
     if method != "llm":
         raise ValueError(f"unknown question classifier method {method!r}; expected one of {', '.join(METHODS)}")
-    base_url = base_url or os.environ.get("PPP_OTEL_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-    model = model or os.environ.get("PPP_OTEL_LLM_MODEL")
-    api_key = api_key or os.environ.get("PPP_OTEL_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    from ppp_otel.config.settings import llm_endpoint_from_env
+
+    env_base_url, env_model, env_api_key = llm_endpoint_from_env()
+    base_url = base_url or env_base_url
+    model = model or env_model
+    api_key = api_key or env_api_key
     missing = []
     if not base_url:
         missing.append("base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL)")

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
+from ppp_otel.logs import LogLimiter
 from ppp_otel.model import TurnText, Violation, check_severity
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Preference:
 
 _registry: dict[str, Preference] = {}
 _lock = threading.Lock()
-_reported_failures: set[str] = set()
+_reported_failures = LogLimiter.once(logger)
 
 
 #: Preferences of the paper that need judgment rather than rules, with why.
@@ -167,7 +168,7 @@ def register_preference(
                     f"preference {name!r} is already registered; pass replace=True to replace it"
                 )
             _registry[name] = preference
-            _reported_failures.discard(name)
+            _reported_failures.forget(name)
         _parse.cache_clear()
         return check
 
@@ -330,12 +331,8 @@ def detect_violations(
 def _count_failure(name: str) -> None:
     with _lock:
         detector_errors[name] += 1
-        first = name not in _reported_failures
-        _reported_failures.add(name)
     # A broken detector fails on every turn; one traceback says it, the count keeps the rest.
-    if first:
-        logger.warning("preference detector %r failed; skipping it", name, exc_info=True)
-    else:
+    if not _reported_failures("preference detector %r failed; skipping it", name, key=name, exc_info=True):
         logger.debug("preference detector %r failed again", name, exc_info=True)
 
 

@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, TracerProvider
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import numbering
+from ppp_otel.logs import LogLimiter
 from ppp_otel.model import check_effort, check_severity
 from ppp_otel.records import format_span_id, format_trace_id
 
@@ -42,14 +43,12 @@ def _tracer(provider: TracerProvider | None):
     return trace.get_tracer(_TRACER_NAME, __version__, tracer_provider=provider or _provider)
 
 
-_warned: set[str] = set()
+# Recording nothing must not go unnoticed, nor fill the log.
+_warned = LogLimiter.once(logger)
 
 
 def _warn_once(what: str, message: str) -> None:
-    # Recording nothing must not go unnoticed, nor fill the log.
-    if what not in _warned:
-        _warned.add(what)
-        logger.warning(message)
+    _warned(message, key=what)
 
 
 def _records(provider: object) -> bool:
@@ -82,14 +81,24 @@ def _nonempty(name: str, value: object) -> str:
 class Trajectory:
     """An open trajectory: one agent working on one spec."""
 
-    def __init__(self, span: Span, spec_id: str, agent_name: str, run_id: str | None, session_id: str,
-                 stage: str | None = None):
+    def __init__(
+        self,
+        span: Span,
+        spec_id: str,
+        agent_name: str,
+        run_id: str | None,
+        session_id: str,
+        tracer_provider: TracerProvider | None = None,
+        stage: str | None = None,
+    ):
         self.span = span
         self.spec_id = spec_id
         self.agent_name = agent_name
         self.run_id = run_id
         self.session_id = session_id
         self.stage = stage
+        # Turns opened through this handle go to the provider the trajectory went to.
+        self.tracer_provider = tracer_provider
         # What Phoenix's session list shows as the conversation: the first
         # prompt and the last response, set on the span once, as it ends.
         self.first_prompt: str | None = None
@@ -120,7 +129,7 @@ class Trajectory:
         self.span.set_attribute(c.TECHNICAL_SCORE, float(score))
 
     def turn(self, prompt: str, *, number: int | None = None):
-        return turn(prompt, number=number)
+        return turn(prompt, number=number, tracer_provider=self.tracer_provider)
 
 
 class Turn:
@@ -258,7 +267,8 @@ def trajectory(
             # use too, so a session is found again from the database alone.
             session_id = c.default_session_id(agent_name, format_trace_id(context.trace_id))
             span.set_attribute(c.SESSION_ID, session_id)
-        opened = Trajectory(span, spec_id, agent_name, run_id, session_id, stage)
+        opened = Trajectory(span, spec_id, agent_name, run_id, session_id,
+                            tracer_provider=tracer_provider, stage=stage)
         span_id = context.span_id
         numbering.open_trajectory(span_id)
         token = _current.set(opened)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ppp_otel.capture import api as instrument
-from ppp_otel.config.settings import Config, PhoenixConfig, load_config
+from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def register(
     - ``set_global``: also make it the global OpenTelemetry tracer provider.
     - ``tracer_provider``: add the processors to this provider instead of a new one.
     """
-    env = os.environ if env is None else env
+    env = environ(env)
     if not isinstance(config, Config):
         overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None
         config = load_config(config, env=env, overrides=overrides)

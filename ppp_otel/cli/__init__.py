@@ -31,20 +31,21 @@ import sqlite3
 import sys
 from typing import Sequence
 
-from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV
+from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV, DB_ENV
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
+from ppp_otel.config import settings
+from ppp_otel.storage.base import StorageError
 from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
 
-DB_ENV = "PPP_OTEL_DB"
 
 
-def default_db_path(settings=None) -> str:
+def default_db_path(config=None) -> str:
     """``$PPP_OTEL_DB``, else the config file's ``db_path``, else the default name."""
-    if settings is None:
-        settings = load_config()
-    return os.environ.get(DB_ENV) or settings.db_path or DEFAULT_DB_PATH
+    if config is None:
+        return settings.default_db_path()
+    return settings.env_value(DB_ENV) or config.db_path or DEFAULT_DB_PATH
 
 
 class _Commands:
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.db_given = args.db is not None
         if args.db is None:
             args.db = (default_db_path(args.settings) if args.settings is not None
-                       else os.environ.get(DB_ENV) or DEFAULT_DB_PATH)
+                       else settings.env_value(DB_ENV) or DEFAULT_DB_PATH)
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # `ppp-otel trajectories | head`: the reader has gone, which is fine.
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # a missing file, a directory where a file was meant, no permission
         return fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
-    except (DatabaseError, ConfigError, ValueError, sqlite3.Error) as exc:
+    except (StorageError, ConfigError, ValueError, sqlite3.Error) as exc:
         return fail(exc)
     except KeyboardInterrupt:
         print(file=sys.stderr)

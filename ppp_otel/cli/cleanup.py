@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ppp_otel.storage.sqlite.retention import cleanup
-from ppp_otel.config.settings import load_config
+from ppp_otel.config.settings import process_config
 from ppp_otel.cli._output import print_fields, print_json, progress
 
 
@@ -42,7 +42,8 @@ def _days(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    archival = (args.settings or load_config()).archival
+    config = args.settings or process_config()
+    archival = config.archival
     days = args.older_than if args.older_than is not None else archival.retention_days
     archive = args.archive or archival.archive_path or None
     with progress("cleanup", json_output=args.json) as bar:
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         summary = cleanup(
             args.db, older_than_days=days, archive_path=archive, dry_run=args.dry_run,
-            vacuum=args.vacuum, progress=advance,
+            vacuum=args.vacuum, progress=advance, config=config,
         )
     if args.json:
         print_json(summary.to_dict())

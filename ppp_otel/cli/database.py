@@ -12,6 +12,7 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
 from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table, PROG
+from ppp_otel.storage import open_store
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -43,9 +44,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def status(args: argparse.Namespace) -> int:
     # Read-only: status reports the file as it is, an old schema included,
     # and does not migrate or switch its journal mode.
-    with TrajectoryStore(args.db, read_only=True) as store:
+    with open_store(args.db, read_only=True) as store:
         report = store.status()
-        report["recorders"] = _recorders(store.conn)
+        report["recorders"] = store.recorders()
     if args.json:
         print_json(report)
         return 0
@@ -72,25 +73,6 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-_RECORDER_COLUMNS = ("recorder_id", "pid", "started_at", "updated_at", "enqueued", "written_turns",
-                     "duplicates", "dropped", "rejected", "write_errors", "last_error")
-
-
-def _recorders(conn: Any) -> list[dict[str, Any]]:
-    """Each recording process's counters (drops, errors), most recently active first.
-
-    A file from before schema version 3 has no such table: no recorders to show.
-    """
-    if conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recorder_stats'"
-    ).fetchone() is None:
-        return []
-    rows = conn.execute(
-        f"SELECT {', '.join(_RECORDER_COLUMNS)} FROM recorder_stats ORDER BY updated_at DESC"
-    ).fetchall()
-    return [dict(zip(_RECORDER_COLUMNS, row)) for row in rows]
-
-
 def _version_text(version: int, latest: int) -> str:
     if version < latest:
         return f"{version} (latest {latest}; run `ppp-otel migrate`)"
@@ -100,7 +82,7 @@ def _version_text(version: int, latest: int) -> str:
 def migrate(args: argparse.Namespace) -> int:
     if not args.create and not os.path.exists(args.db) and "://" not in args.db:
         return fail(f"{args.db}: no such database file; `{PROG} migrate --create --db {args.db}` creates it")
-    with TrajectoryStore(args.db, must_exist=not args.create, migrate_schema=False) as store:
+    with open_store(args.db, must_exist=not args.create, migrate_schema=False) as store:
         applied = store.migrate()
         version = store.status()["schema_version"]
     if args.json:
@@ -114,7 +96,7 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def trajectories(args: argparse.Namespace) -> int:
-    with TrajectoryStore(args.db) as store:
+    with open_store(args.db) as store:
         found = store.list_trajectories(
             spec_id=args.spec, agent_name=args.agent, run_id=args.run, stage=args.stage,
             limit=args.limit, offset=args.offset,
@@ -148,7 +130,7 @@ def _none_found(args: argparse.Namespace) -> str:
 
 
 def show(args: argparse.Namespace) -> int:
-    with TrajectoryStore(args.db) as store:
+    with open_store(args.db) as store:
         found = store.get_trajectory(args.id)
     if found is None:
         return fail(f"no trajectory with id {args.id} in {args.db}")

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Any
 
+from ppp_otel.config.settings import env_value
 from ppp_otel.demo import record_demo, PROJECT_NAME
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.storage import open_store
 from ppp_otel.cli._output import print_json, print_table, PROG
 
 
@@ -37,7 +38,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _landed(db_path: str, run_ids: list[str]) -> list:
-    with TrajectoryStore(db_path) as store:
+    with open_store(db_path) as store:
         return [store.get_trajectory(s.id) for run_id in run_ids
                 for s in store.list_trajectories(run_id=run_id)]
 
@@ -78,7 +79,7 @@ def _annotate(args: argparse.Namespace, results: list) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     if args.run_prefix is not None and not args.run_prefix.strip():
         raise ValueError("--run-prefix must not be empty")
-    project = args.project or os.environ.get("PHOENIX_PROJECT_NAME") or PROJECT_NAME
+    project = args.project or env_value("PHOENIX_PROJECT_NAME") or PROJECT_NAME
     demo = record_demo(args.db, run_id=args.run_prefix, phoenix=args.phoenix, project_name=project)
     trajectories = _landed(args.db, demo.run_ids)
     scores, results = _scores(args.db, demo)

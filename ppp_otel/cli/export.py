@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ppp_otel.config.settings import PhoenixConfig
+from ppp_otel.config.settings import PhoenixConfig, environ
 from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
 from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
@@ -56,7 +56,7 @@ def _older_than_window(args: argparse.Namespace) -> tuple[int, str | None]:
 
 
 def export(args: argparse.Namespace) -> int:
-    env = os.environ
+    env = environ()
     settings = PhoenixConfig()
     # --to is OTLP/HTTP whatever OTEL_EXPORTER_OTLP_PROTOCOL says for live export.
     http_env = {**env, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}

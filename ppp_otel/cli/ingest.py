@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -17,6 +16,7 @@ from ppp_otel.ingest.server import (
     IngestServer,
     DEFAULT_GRPC_PORT,
 )
+from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
 from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
 
@@ -61,7 +61,7 @@ def _grpc_port(text: str) -> int | None:
 
 def ingest(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    token = args.token or os.environ.get("PPP_OTEL_INGEST_TOKEN") or None
+    token = args.token or env_value(INGEST_TOKEN_ENV)
     try:
         server = IngestServer(args.db, args.host, args.port, token, grpc_port=args.grpc_port,
                               max_body_bytes=args.max_body_bytes, pending_ttl_s=args.pending_ttl,

@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from ppp_otel.config.settings import env_value
 from ppp_otel.scoring.consensus import parse_weights
 from ppp_otel.cli._output import fail, int_at_least, print_json
 
@@ -47,7 +48,7 @@ def _phoenix_url(args: argparse.Namespace, config: Any) -> str | None:
         return args.phoenix
     if config.phoenix.enabled:
         return config.phoenix.endpoint
-    return os.environ.get("PHOENIX_COLLECTOR_ENDPOINT") or None
+    return env_value("PHOENIX_COLLECTOR_ENDPOINT")
 
 
 def run(args: argparse.Namespace) -> int:

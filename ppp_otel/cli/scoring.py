@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import warnings
 from typing import Any
@@ -187,26 +186,22 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
     from ppp_otel import register as register_tracing
     from ppp_otel.publish.phoenix_annotations import annotate_consensus
-    from ppp_otel.config.settings import load_config
+    from ppp_otel.config.settings import process_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
-    config = args.settings or load_config()
+    config = args.settings or process_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
                                 phoenix=args.phoenix, project_name=args.project, set_global=False)
     try:
         if result.consensus_id is not None:
-            conn = connect(args.db, must_exist=True)
-            try:
-                emit_consensus_span(result, tracer_provider=provider, conn=conn)
-            finally:
-                conn.close()
+            emit_consensus_span(result, tracer_provider=provider, store=args.db)
         else:
             emit_consensus_span(result, tracer_provider=provider)
     finally:
         provider.shutdown()  # exports the span before the annotations are posted
-    api_key = os.environ.get("PHOENIX_API_KEY") or config.phoenix.api_key or None
+    api_key = config.phoenix.api_key or None  # PHOENIX_API_KEY, else the file's (load_config's rule)
     summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
     for _, message in summary.failed:
         print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
@@ -222,11 +217,11 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 def run_consensus(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
-    from ppp_otel.config.settings import load_config
+    from ppp_otel.config.settings import process_config
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
-    config = args.settings or load_config()
+    config = args.settings or process_config()
     with warnings.catch_warnings():
         # Said once below, in the output and the JSON, rather than as a Python warning.
         warnings.simplefilter("ignore", MixedConsensusWarning)

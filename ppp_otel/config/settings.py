@@ -15,6 +15,11 @@ message names the dotted key and where the value came from, e.g.::
 
 Every effective value remembers its source (``Config.source``), so that
 ``ppp-otel config`` can show not just what is in effect but why.
+
+This is the one module that reads the environment: the other modules take a
+:class:`Config` (or an ``env`` mapping) from their caller, or ask here
+(:func:`environ`, :func:`env_value`, :func:`default_db_path`,
+:func:`llm_endpoint_from_env`, :func:`process_config`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
-from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH
+from ppp_otel.storage.sqlite.migrations import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_DB_PATH
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,11 +47,21 @@ __all__ = [
     "QuestionClassifierConfig",
     "TrajectoryConfig",
     "WeightsConfig",
+    "default_db_path",
     "display_value",
+    "env_value",
+    "environ",
     "load_config",
+    "process_config",
 ]
 
 CONFIG_ENV = "PPP_OTEL_CONFIG"
+DB_ENV = "PPP_OTEL_DB"
+INGEST_TOKEN_ENV = "PPP_OTEL_INGEST_TOKEN"
+PHOENIX_API_KEY_ENV = "PHOENIX_API_KEY"
+
+#: What a full recorder queue does with one more record.
+ON_FULL = ("drop", "block")
 
 DEFAULT = "default"
 ARGUMENT = "argument"
@@ -157,13 +172,17 @@ class TrajectoryConfig:
     max_queue_size: int = _setting(20_000, minimum=1)
     # A full queue makes the producer wait up to block_timeout_ms for room
     # ("block"), or drops at once ("drop"); either way a lost record is counted.
-    on_full: str = _setting("block", choices=("drop", "block"))
+    on_full: str = _setting("block", choices=ON_FULL)
     block_timeout_ms: float = _setting(2.0, above=0)
     enable_wal: bool = _setting(True)
-    busy_timeout_ms: int = _setting(5000, above=0)
+    busy_timeout_ms: int = _setting(DEFAULT_BUSY_TIMEOUT_MS, above=0)
 
     def __post_init__(self) -> None:
         _validate(self, "ppp.trajectory")
+
+
+#: The recorder's defaults, for the signatures of TrajectorySpanProcessor and Recorder.
+RECORDING = TrajectoryConfig()
 
 
 @dataclass(frozen=True)
@@ -190,14 +209,27 @@ class WeightsConfig:
     interaction: float = _setting(0.3, minimum=0)
 
     def __post_init__(self) -> None:
-        _validate(self, "ppp.weights")
-        if self.technical == 0 and self.interaction == 0:
-            # Every agent would score 0 and the "best" one would be arbitrary.
-            raise ConfigError(
-                "ppp.weights.technical and ppp.weights.interaction are both 0; "
-                "at least one must be > 0",
-                key="ppp.weights",
-            )
+        technical, interaction = check_weights(self.technical, self.interaction, in_config=True)
+        object.__setattr__(self, "technical", technical)
+        object.__setattr__(self, "interaction", interaction)
+
+
+def check_weights(technical: Any, interaction: Any, *, in_config: bool = False) -> tuple[float, float]:
+    """The weight rules, written once: each a finite number >= 0, not both 0.
+
+    ``in_config`` names them as the file does (``ppp.weights.technical``);
+    otherwise as an argument (``weight technical``), for consensus's ``Weights``.
+    """
+    checked = []
+    for f, value in zip(fields(WeightsConfig), (technical, interaction)):
+        key = f"ppp.weights.{f.name}" if in_config else f"weight {f.name}"
+        checked.append(_checked(key, value, f.default, f.metadata))
+    if checked[0] == 0 and checked[1] == 0:
+        # Every agent would score 0 and the "best" one would be arbitrary.
+        both = ("ppp.weights.technical and ppp.weights.interaction" if in_config
+                else "weights technical and interaction")
+        raise ConfigError(f"{both} are both 0; at least one must be > 0", key="ppp.weights")
+    return checked[0], checked[1]
 
 
 @dataclass(frozen=True)
@@ -557,3 +589,53 @@ def load_config(
     )
     object.__setattr__(config, "_sources", MappingProxyType(dict(sources)))
     return config
+
+
+# --------------------------------------------------------------------------
+# The environment, read here only
+
+
+def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """``env`` when given (``{}`` ignores the environment), else the process's."""
+    return os.environ if env is None else env
+
+
+def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """A variable's text; None when it is unset or empty (an empty variable counts as unset)."""
+    return environ(env).get(name) or None
+
+
+def default_db_path(env: Mapping[str, str] | None = None, *, read_file: bool = True) -> str:
+    """``$PPP_OTEL_DB``, else the config file's ``db_path`` (unless ``read_file``
+    is False), else the default name."""
+    # The variable first, so a broken config file does not stop a command
+    # that was told where the database is.
+    chosen = env_value(DB_ENV, env)
+    if chosen:
+        return chosen
+    if read_file:
+        return process_config(env).db_path or DEFAULT_DB_PATH
+    return DEFAULT_DB_PATH
+
+
+def llm_endpoint_from_env(env: Mapping[str, str] | None = None) -> tuple[str | None, str | None, str | None]:
+    """(base_url, model, api_key) for the LLM classifier from the environment alone,
+    with :func:`load_config`'s rules (``PPP_OTEL_LLM_*`` first, ``OPENAI_*`` as fallbacks)."""
+    values: dict[str, str | None] = {}
+    for var, key, _parse in _ENV:
+        if key.startswith("ppp.question_classifier.") and env_value(var, env):
+            values[key] = env_value(var, env)
+    for var, key in _ENV_FALLBACKS:
+        if not values.get(key) and env_value(var, env):
+            values[key] = env_value(var, env)
+    prefix = "ppp.question_classifier."
+    return (values.get(prefix + "base_url"), values.get(prefix + "model"), values.get(prefix + "api_key"))
+
+
+def process_config(env: Mapping[str, str] | None = None) -> Config:
+    """The process's configuration: the file ``PPP_OTEL_CONFIG`` names, and the environment.
+
+    For entry points (the CLI, ``register()``) and for API functions whose
+    caller passed no configuration.
+    """
+    return load_config(env=env)

@@ -41,6 +41,7 @@ from ppp_otel.records import (
     RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, candidate_of, carry, trajectory_record, turn_record,
 )
 from ppp_otel.logs import LogLimiter
+from ppp_otel.lru import LRUMap
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class TrajectoryAssembler:
         self._arrivals = 0  # every span gets a number as it arrives: the tie-break of equal start times
         # Sub-agent trajectories whose parent span has not been placed yet, by that span.
         self._links: collections.OrderedDict[SpanKey, list[TrajectoryRecord]] = collections.OrderedDict()
-        self._known: collections.OrderedDict[SpanKey, Placement] = collections.OrderedDict()
+        self._known: LRUMap[SpanKey, Placement] = LRUMap(max_known_spans)
         # Held spans grouped by the parent they wait for, oldest group first.
         self._waiting: collections.OrderedDict[SpanKey, tuple[float, dict[str, tuple[int, OtlpSpan]]]] = (
             collections.OrderedDict())
@@ -258,7 +259,6 @@ class TrajectoryAssembler:
         parent = (span.trace_id, span.parent_span_id)
         placement = self._known.get(parent)
         if placement is not None:
-            self._known.move_to_end(parent)
             return placement
         if parent in self._waiting or parent in self._staged_only or self._lookup is None:
             return None  # already asked the database about this parent
@@ -268,10 +268,7 @@ class TrajectoryAssembler:
         return placement
 
     def _remember(self, key: SpanKey, placement: Placement) -> None:
-        self._known[key] = placement
-        self._known.move_to_end(key)
-        while len(self._known) > self.max_known_spans:
-            self._known.popitem(last=False)
+        self._known.put(key, placement)
 
     def _hold(self, arrival: int, span: OtlpSpan, out: Assembled) -> None:
         parent = (span.trace_id, span.parent_span_id)

@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ppp_otel.ingest import wire as otlp
-from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import StorageError, TrajectoryBackend
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.storage.sqlite import staging
+from ppp_otel.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -92,14 +94,14 @@ class _Committed:
 
 
 class SpanIngest:
-    """OTLP requests in, records durably written by a :class:`TrajectorySpanProcessor`; thread-safe."""
+    """OTLP requests in, records durably written by a :class:`~ppp_otel.recorder.Recorder`; thread-safe."""
 
-    def __init__(self, processor: TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None, *,
-                 pending_retention_s: float = staging.DEFAULT_RETENTION_S):
+    def __init__(self, processor: Recorder | TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None,
+                 *, pending_retention_s: float = staging.DEFAULT_RETENTION_S):
         self.processor = processor
         self.pending_retention_s = pending_retention_s
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._db: TrajectoryBackend | None = None
         self.assembler = assembler or TrajectoryAssembler(self._stored_placement, load_staged=self._load_staged)
         self.received_spans = 0
         self.rejected_spans = 0
@@ -187,7 +189,7 @@ class SpanIngest:
         with self._lock:
             try:
                 parents = staging.waiting_parents(self._connection())
-            except (sqlite3.Error, schema.DatabaseError) as exc:
+            except (sqlite3.Error, StorageError) as exc:
                 logger.warning("ppp-otel ingest: cannot read pending spans: %s", exc)
                 return 0
             assembled = self.assembler.resume(parents)
@@ -211,7 +213,7 @@ class SpanIngest:
             self._last_purge = now
             try:
                 purged = staging.purge(self._connection(), self.pending_retention_s)
-            except (sqlite3.Error, schema.DatabaseError) as exc:
+            except (sqlite3.Error, StorageError) as exc:
                 logger.debug("ppp-otel ingest: purging pending spans failed: %s", exc)
                 return
         if purged:
@@ -242,35 +244,32 @@ class SpanIngest:
             **self.processor.stats,
         }
 
-    def _connection(self) -> sqlite3.Connection:
+    def _store(self) -> TrajectoryBackend:
         if self._db is None:
-            self._db = schema.connect(self.processor.db_path, check_same_thread=False, migrate_schema=False)
+            self._db = open_store(self.processor.db_path, must_exist=False,
+                                  check_same_thread=False, migrate_schema=False)
         return self._db
+
+    def _connection(self) -> sqlite3.Connection:
+        # The staging table's statements (storage/sqlite/staging.py) take the connection.
+        return self._store().conn
 
     def _stored_placement(self, trace_id: str, span_id: str) -> Placement | None:
         """A parent recorded earlier (another process, a restart): a trajectory or a turn."""
         try:
-            db = self._connection()
-            row = db.execute(
-                "SELECT 1 FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-            ).fetchone()
-            if row is not None:
-                return Placement((trace_id, span_id))
-            row = db.execute(
-                """SELECT t.trace_id, t.span_id FROM trajectory_turns u JOIN trajectories t
-                   ON t.id = u.trajectory_id WHERE u.trace_id = ? AND u.span_id = ?""",
-                (trace_id, span_id),
-            ).fetchone()
-            if row is not None:
-                return Placement((row[0], row[1]), in_turn=True)
-        except (sqlite3.Error, schema.DatabaseError) as exc:
+            found = self._store().placement(trace_id, span_id)
+        except StorageError as exc:
             logger.debug("ppp-otel ingest: parent lookup failed: %s", exc)
-        return None
+            return None
+        if found is None:
+            return None
+        trajectory, in_turn = found
+        return Placement(trajectory, in_turn=in_turn)
 
     def _load_staged(self, parent: tuple[str, str]) -> list[otlp.OtlpSpan]:
         try:
             return staging.load_children(self._connection(), parent)
-        except (sqlite3.Error, schema.DatabaseError, ValueError) as exc:
+        except (sqlite3.Error, StorageError, ValueError) as exc:
             logger.warning("ppp-otel ingest: reading the spans waiting for %s failed: %s", parent[1], exc)
             return []
 
@@ -505,7 +504,7 @@ class IngestServer:
         *,
         grpc_port: int | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        processor: TrajectorySpanProcessor | None = None,
+        processor: Recorder | TrajectorySpanProcessor | None = None,
         pending_ttl_s: float = 600.0,
         max_pending_spans: int = 100_000,
         pending_retention_s: float = staging.DEFAULT_RETENTION_S,
@@ -536,7 +535,7 @@ class IngestServer:
         # Network batches are large: write them in big transactions. Requests wait for
         # their commit, so the writer starts a transaction as soon as one is waiting
         # and takes every request queued meanwhile into it (group commit).
-        processor = processor or TrajectorySpanProcessor(
+        processor = processor or Recorder(
             db_path, buffer_size=5000, flush_interval_ms=100, max_queue_size=100_000
         )
         self.ingest = SpanIngest(processor, pending_retention_s=pending_retention_s)

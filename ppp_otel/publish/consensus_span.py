@@ -24,6 +24,7 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags, TracerProvider
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
 from ppp_otel.scoring.consensus import ConsensusResult, record_consensus_span
+from ppp_otel.scoring.rewards import Database
 from ppp_otel.records import format_span_id, format_trace_id
 
 __all__ = ["consensus_attributes", "emit_consensus_span"]
@@ -77,13 +78,14 @@ def emit_consensus_span(
     result: ConsensusResult,
     *,
     tracer_provider: TracerProvider | None = None,
+    store: "Database | None" = None,
     conn: sqlite3.Connection | None = None,
 ) -> tuple[str, str]:
     """Emit the span; return its (trace id, span id) in hex and set them on ``result``.
 
     The provider is, first found: the argument, the one :func:`ppp_otel.register`
-    set up, the global one. With ``conn`` and a stored run, the run's row
-    remembers the span.
+    set up, the global one. With a ``store`` (a store, a path, or ``conn``, a
+    connection) and a stored run, the run's row remembers the span.
     """
     from ppp_otel import __version__
 
@@ -95,6 +97,7 @@ def emit_consensus_span(
     span.end()
     ctx = span.get_span_context()
     result.trace_id, result.span_id = format_trace_id(ctx.trace_id), format_span_id(ctx.span_id)
-    if conn is not None and result.consensus_id is not None:
-        record_consensus_span(conn, result.consensus_id, result.trace_id, result.span_id)
+    db = store if store is not None else conn
+    if db is not None and result.consensus_id is not None:
+        record_consensus_span(db, result.consensus_id, result.trace_id, result.span_id)
     return result.trace_id, result.span_id

@@ -24,7 +24,9 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ppp_otel import conventions as c
 from ppp_otel.records import format_trace_id
-from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import TrajectoryBackend
+from ppp_otel.storage.sqlite.reader import Trajectory, Turn
 
 DEFAULT_BATCH_SIZE = 512
 SERVICE_NAME = "ppp-otel-export"
@@ -157,7 +159,7 @@ class ExportSummary:
 
 
 def selected_ids(
-    store: TrajectoryStore,
+    store: TrajectoryBackend,
     *,
     spec_id: str | None = None,
     trajectory_ids: Sequence[int] | None = None,
@@ -190,9 +192,14 @@ def export_trajectories(
 
     resource = Resource.create({PROJECT_NAME_ATTRIBUTE: project_name, "service.name": SERVICE_NAME})
     summary = ExportSummary(endpoint, project_name)
-    with TrajectoryStore(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True) as store:
         ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids, stage=stage,
                            run_id=run_id)
+        missing = store.missing_ids(ids)
+        if missing:
+            raise ValueError(
+                f"no trajectory with id {', '.join(map(str, missing))} in {os.fspath(db_path)}"
+            )
         batch: list[ReadableSpan] = []
         in_batch: list[int] = []
 
@@ -206,8 +213,8 @@ def export_trajectories(
 
         for number, trajectory_id in enumerate(ids, 1):
             trajectory = store.get_trajectory(trajectory_id)
-            if trajectory is None:
-                raise ValueError(f"no trajectory with id {trajectory_id} in {os.fspath(db_path)}")
+            if trajectory is None:  # deleted since the check (a cleanup meanwhile): skip it
+                continue
             # A trajectory is never split across batches, so a receiver gets it whole.
             spans = trajectory_spans(trajectory, resource)
             if batch and len(batch) + len(spans) > batch_size:

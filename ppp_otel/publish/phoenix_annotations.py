@@ -26,7 +26,6 @@ the HTTP status and the start of Phoenix's answer.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ppp_otel import conventions as c
+from ppp_otel.config.settings import PHOENIX_API_KEY_ENV, env_value
 from ppp_otel.scoring.consensus import ConsensusResult
 from ppp_otel.scoring.rewards import TrajectoryScore
 
@@ -151,7 +151,7 @@ def annotate_consensus(
     base = phoenix_base_url(phoenix_url)
     urls = (base + "/v1/span_annotations?sync=true", base + "/v1/session_annotations?sync=true")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    api_key = api_key if api_key is not None else os.environ.get("PHOENIX_API_KEY")
+    api_key = api_key if api_key is not None else env_value(PHOENIX_API_KEY_ENV)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     summary = AnnotationSummary()

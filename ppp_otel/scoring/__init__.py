@@ -1,7 +1,7 @@
 """Rewards (R_Proact, R_Pers) per trajectory and agent, and the weighted consensus between agents.
 
 The rewards API is importable from here (``ppp_otel.scoring.score_spec`` ...);
-:mod:`ppp_otel.scoring.arewards` is the same on aiosqlite and
+:mod:`ppp_otel.scoring.arewards` is the same awaited and
 :mod:`ppp_otel.scoring.consensus` picks the best agent.
 """
 

@@ -1,47 +1,30 @@
-"""The rewards over aiosqlite: the names and results of :mod:`ppp_otel.scoring.rewards`.
+"""The rewards, awaited: the names and results of :mod:`ppp_otel.scoring.rewards`.
 
-The statements and the row mapper are imported from :mod:`ppp_otel.scoring.rewards`;
-only the waiting differs. A path is opened through
-:class:`ppp_otel.storage.aio.AsyncTrajectoryStore`, so opening and migrating are
-the sync code's.
+Each function is the sync one run on an :class:`~ppp_otel.storage.aio.AsyncTrajectoryStore`'s
+thread, so the two cannot disagree. ``db`` is an open async store (used as
+given) or a path (opened, and closed afterwards; it must exist).
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, Callable, TypeVar
 
-import aiosqlite
-
+from ppp_otel.scoring import rewards as sync
+from ppp_otel.scoring.rewards import AgentRewards, TrajectoryScore
 from ppp_otel.storage.aio import AsyncTrajectoryStore
-from ppp_otel.scoring.paper import check_profile, rewards_from_rows, turns_query
-from ppp_otel.scoring.rewards import (
-    AgentRewards,
-    TrajectoryScore,
-    agent_rewards,
-    score_filter,
-    score_from_row,
-    score_sql,
-    with_profile,
-)
 
 __all__ = ["score_agents", "score_spec", "score_trajectories", "score_trajectory"]
 
-AsyncDatabase = aiosqlite.Connection | AsyncTrajectoryStore | str | os.PathLike
+AsyncDatabase = AsyncTrajectoryStore | str | os.PathLike
+T = TypeVar("T")
 
 
-@asynccontextmanager
-async def open_database(db: AsyncDatabase) -> AsyncIterator[aiosqlite.Connection]:
-    """Use an open connection or store as given, or open (and afterwards close) a path."""
-    if isinstance(db, aiosqlite.Connection):
-        yield db
-        return
+async def _on_store(db: AsyncDatabase, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if isinstance(db, AsyncTrajectoryStore):
-        yield db._db()
-        return
+        return await db.run(fn, *args, **kwargs)
     async with AsyncTrajectoryStore(db) as store:
-        yield store._db()
+        return await store.run(fn, *args, **kwargs)
 
 
 async def score_trajectories(
@@ -54,33 +37,23 @@ async def score_trajectories(
     run_id: str | None = None,
     rewards: str = "spec",
 ) -> list[TrajectoryScore]:
-    check_profile(rewards)
-    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
-                                 stage=stage, run_id=run_id)
-    paper = None
-    async with open_database(db) as conn:
-        async with conn.execute(score_sql(where), params) as cursor:
-            scores = [score_from_row(row) for row in await cursor.fetchall()]
-        if rewards == "paper":
-            async with conn.execute(turns_query(where), params) as cursor:
-                paper = rewards_from_rows(await cursor.fetchall())
-    return with_profile(scores, rewards, paper)
+    return await _on_store(db, sync.score_trajectories, spec_id=spec_id, agent_name=agent_name,
+                           trajectory_id=trajectory_id, stage=stage, run_id=run_id, rewards=rewards)
 
 
 async def score_trajectory(db: AsyncDatabase, trajectory_id: int, *, rewards: str = "spec") -> TrajectoryScore | None:
-    found = await score_trajectories(db, trajectory_id=trajectory_id, rewards=rewards)
-    return found[0] if found else None
+    return await _on_store(db, sync.score_trajectory, trajectory_id, rewards=rewards)
 
 
 async def score_spec(
     db: AsyncDatabase, spec_id: str, *, stage: str | None = None, run_id: str | None = None,
     rewards: str = "spec",
 ) -> list[TrajectoryScore]:
-    return await score_trajectories(db, spec_id=spec_id, stage=stage, run_id=run_id, rewards=rewards)
+    return await _on_store(db, sync.score_spec, spec_id, stage=stage, run_id=run_id, rewards=rewards)
 
 
 async def score_agents(
     db: AsyncDatabase, spec_id: str, *, stage: str | None = None, run_id: str | None = None,
     rewards: str = "spec",
 ) -> dict[str, AgentRewards]:
-    return agent_rewards(await score_spec(db, spec_id, stage=stage, run_id=run_id, rewards=rewards))
+    return await _on_store(db, sync.score_agents, spec_id, stage=stage, run_id=run_id, rewards=rewards)

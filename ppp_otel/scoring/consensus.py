@@ -39,13 +39,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ppp_otel.config.settings import check_weights, process_config
 from ppp_otel.scoring.paper import check_profile
-from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, open_database, score_spec
+from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, score_spec
+from ppp_otel.storage import using_store
 
 __all__ = [
     "AgentScore",
@@ -86,14 +87,7 @@ class Weights:
     interaction: float
 
     def __post_init__(self) -> None:
-        for name in ("technical", "interaction"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"weight {name} must be a finite number, got {value!r}")
-            if value < 0:
-                raise ValueError(f"weight {name} must be >= 0, got {value}")
-        if self.technical == 0 and self.interaction == 0:
-            raise ValueError("weights technical and interaction are both 0; at least one must be > 0")
+        check_weights(self.technical, self.interaction)  # the config's rules; ConfigError is a ValueError
 
     def to_dict(self) -> dict[str, float]:
         return {"technical": float(self.technical), "interaction": float(self.interaction)}
@@ -280,7 +274,8 @@ def check_technical(scores: Mapping[str, Any], *, source: str = "technical") -> 
 def resolve_weights(
     weights: Weights | Sequence[float] | Mapping[str, float] | None = None, *, config: Any = None
 ) -> Weights:
-    """The weights given, else the config's ``[ppp.weights]`` (loaded when not passed)."""
+    """The weights given, else ``config``'s ``[ppp.weights]``; with neither, the process's
+    configuration (:func:`ppp_otel.config.settings.process_config`)."""
     if isinstance(weights, Weights):
         return weights
     if isinstance(weights, Mapping):
@@ -289,9 +284,7 @@ def resolve_weights(
         technical, interaction = weights
         return Weights(technical, interaction)
     if config is None:
-        from ppp_otel.config.settings import load_config
-
-        config = load_config()
+        config = process_config()
     return Weights(config.weights.technical, config.weights.interaction)
 
 
@@ -409,19 +402,19 @@ def consensus(
     profile = check_profile(rewards or rewards_profile(config))
     if (
         config is not None and getattr(config, "enabled", True) is False
-        and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
+        and isinstance(db, (str, os.PathLike)) and not os.path.exists(db)
     ):
         result = judge(spec_id, {}, technical, weights, agents=agents, config=config,
                        stage=stage, run_id=run_id)
         result.rewards = profile
         return result
-    with open_database(db) as conn:
-        scores = score_spec(conn, spec_id, stage=stage, run_id=run_id, rewards=profile)
+    with using_store(db) as opened:
+        scores = score_spec(opened, spec_id, stage=stage, run_id=run_id, rewards=profile)
         result = judge(spec_id, agent_rewards(scores), technical, weights,
                        agents=agents, config=config, stage=stage, run_id=run_id)
         result.rewards = profile
         if store:
-            store_consensus(conn, result)
+            opened.store_consensus(result)
     if result.warning:
         warnings.warn(result.warning, MixedConsensusWarning, stacklevel=2)
     return result
@@ -457,79 +450,16 @@ def rewards_profile(config: Any = None) -> str:
 
 # --- history ------------------------------------------------------------------------
 
-_INSERT_RUN = """
-INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction,
-                            stage, run_id, scope, rewards)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_AGENT = """
-INSERT INTO consensus_agents (consensus_id, rank, agent_name, technical, technical_source,
-                              r_proact, r_pers, final, technical_only, trajectory_ids)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_HISTORY = """
-SELECT r.id, r.spec_id, r.best_agent, r.confidence, r.w_technical, r.w_interaction,
-       r.created_at, r.trace_id, r.span_id, r.stage, r.run_id, r.scope, coalesce(r.rewards, 'spec'),
-       a.agent_name, a.technical, a.r_proact, a.r_pers, a.final, a.trajectory_ids,
-       a.technical_only, a.technical_source, a.rank
-FROM (SELECT * FROM consensus_runs WHERE {where} ORDER BY id DESC LIMIT ?) r
-JOIN consensus_agents a ON a.consensus_id = r.id
-ORDER BY r.id DESC, a.rank
-"""
+def store_consensus(db: Database, result: ConsensusResult) -> int:
+    """Record a run (one transaction); sets and returns ``result.consensus_id``."""
+    with using_store(db) as store:
+        return store.store_consensus(result)
 
 
-def _in_transaction(conn: sqlite3.Connection, work) -> Any:
-    # Inside the caller's transaction, join it; otherwise make the run and its
-    # agents one transaction, so history never holds half a run.
-    if conn.in_transaction:
-        return work()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        value = work()
-        conn.execute("COMMIT")
-        return value
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
-    """Record a run; sets and returns ``result.consensus_id``."""
-    def work() -> int:
-        # One row at a time, so lastrowid says which it was.
-        scope = json.dumps({"stages": result.stages, "runs": result.runs})
-        consensus_id = conn.execute(
-            _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
-                          result.weights.technical, result.weights.interaction,
-                          result.stage, result.run_id, scope, result.rewards),
-        ).lastrowid
-        created_at = conn.execute(
-            "SELECT created_at FROM consensus_runs WHERE id = ?", (consensus_id,)).fetchone()[0]
-        conn.executemany(_INSERT_AGENT, [
-            (consensus_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
-             a.final, int(a.technical_only), json.dumps(a.trajectory_ids))
-            for a in result.agents
-        ])
-        result.consensus_id, result.created_at = consensus_id, created_at
-        return consensus_id
-
-    return _in_transaction(conn, work)
-
-
-def record_consensus_span(conn: sqlite3.Connection, consensus_id: int, trace_id: str, span_id: str) -> None:
+def record_consensus_span(db: Database, consensus_id: int, trace_id: str, span_id: str) -> None:
     """Remember which ppp.consensus span reported a stored run."""
-    conn.execute("UPDATE consensus_runs SET trace_id = ?, span_id = ? WHERE id = ?",
-                 (trace_id, span_id, consensus_id))
-
-
-def _scope_lists(text: str | None) -> tuple[list, list]:
-    try:
-        scope = json.loads(text) if text else {}
-    except ValueError:
-        scope = {}
-    if not isinstance(scope, dict):
-        scope = {}
-    return list(scope.get("stages") or []), list(scope.get("runs") or [])
+    with using_store(db) as store:
+        store.record_consensus_span(consensus_id, trace_id, span_id)
 
 
 def consensus_history(
@@ -544,26 +474,19 @@ def consensus_history(
     runs that judged that stage or run."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
-    clauses, params = ["spec_id = ?"], [spec_id]
-    for column, value in (("stage", stage), ("run_id", run_id)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    params.append(-1 if limit is None else limit)
     runs: dict[int, ConsensusResult] = {}
-    with open_database(db) as conn:
-        rows = conn.execute(_HISTORY.format(where=" AND ".join(clauses)), params).fetchall()
+    with using_store(db) as store:
+        rows = store.consensus_history_rows(spec_id, limit, stage=stage, run_id=run_id)
     for (consensus_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
-         judged_stage, judged_run, scope, profile, agent, tech, r_proact, r_pers, final, trajectory_ids,
-         technical_only, source, rank) in rows:
+         judged_stage, judged_run, (stages, run_ids), profile, agent, tech, r_proact, r_pers, final,
+         trajectory_ids, technical_only, source, rank) in rows:
         run = runs.get(consensus_id)
         if run is None:
-            stages, run_ids = _scope_lists(scope)
             run = runs[consensus_id] = ConsensusResult(
                 spec, best, confidence, Weights(w_t, w_i), [], consensus_id=consensus_id,
                 created_at=created_at, trace_id=trace_id, span_id=span_id,
                 stage=judged_stage, run_id=judged_run, stages=stages, runs=run_ids, rewards=profile,
             )
-        run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, json.loads(trajectory_ids),
-                                     bool(technical_only), source, rank))
+        run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, trajectory_ids,
+                                     technical_only, source, rank))
     return list(runs.values())

@@ -28,7 +28,6 @@ preferences and any preference the paper does not have (``max_words``,
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -39,7 +38,6 @@ __all__ = [
     "check_profile",
     "paper_personalization",
     "paper_proactivity",
-    "paper_rewards_by_trajectory",
 ]
 
 #: The reward profiles; ``spec`` (SPEC-PPP-004) is the default.
@@ -146,28 +144,12 @@ def paper_personalization(preferences: Iterable[str], asks: Sequence[Ask], *, fi
     return total / _SCALE
 
 
-# One row per turn of the chosen trajectories: its costliest question (1..3,
-# NULL when it asks nothing) and the preferences its violations name.
-_TURNS_SQL = """
-WITH judged AS MATERIALIZED (SELECT id, preferences FROM trajectories WHERE {where})
-SELECT j.id, j.preferences, tt.turn_number,
-       (SELECT max(CASE q.effort_level WHEN 'low' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END)
-          FROM trajectory_questions q WHERE q.turn_id = tt.id),
-       (SELECT json_group_array(DISTINCT v.preference_name)
-          FROM trajectory_violations v WHERE v.turn_id = tt.id)
-FROM judged j
-LEFT JOIN trajectory_turns tt ON tt.trajectory_id = j.id
-ORDER BY j.id, tt.turn_number
-"""
 _COST = {1: "low", 2: "medium", 3: "high"}
 
 
-def turns_query(where: str) -> str:
-    return _TURNS_SQL.format(where=where)
-
-
 def rewards_from_rows(rows: Iterable[Sequence]) -> dict[int, tuple[float, float]]:
-    """(r_proact, r_pers) by trajectory id, from the rows of :func:`turns_query`."""
+    """(r_proact, r_pers) by trajectory id, from the store's ``paper_turn_rows``
+    (:data:`ppp_otel.storage.base.PAPER_TURN_COLUMNS`)."""
     grouped: dict[int, tuple[list[str], list[int], list[Ask]]] = {}
     for tid, preferences, turn_number, cost, violated in rows:
         if tid not in grouped:
@@ -194,12 +176,6 @@ def _specs(stored: str | None) -> list[str]:
     except ValueError:
         return []
     return [s for s in value if isinstance(s, str)] if isinstance(value, list) else []
-
-
-def paper_rewards_by_trajectory(
-    conn: sqlite3.Connection, where: str, params: Sequence
-) -> dict[int, tuple[float, float]]:
-    return rewards_from_rows(conn.execute(turns_query(where), params))
 
 
 def asks_of(turns: Iterable) -> tuple[list[Ask], int]:

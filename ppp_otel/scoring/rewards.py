@@ -5,11 +5,10 @@
 - R_Pers: no violations -> +0.05; otherwise -0.01 per minor, -0.03 per major,
   -0.05 per critical violation.
 
-SQLite counts a trajectory's questions by effort and its violations by
-severity (one statement, through the turn and question/violation indexes, no
-row per question reaches Python); the formulas above turn the counts into
-rewards. The statements live here once and :mod:`ppp_otel.scoring.arewards` runs the
-same ones over aiosqlite, so sync and async cannot disagree.
+The store counts a trajectory's questions by effort and its violations by
+severity (one statement, :mod:`ppp_otel.storage.sqlite.scoring`: no row per
+question reaches Python); the formulas above turn the counts into rewards.
+:mod:`ppp_otel.scoring.arewards` is this module run on the async store's thread.
 
 Per agent (:func:`score_agents`): an agent's reward on a spec is the mean over
 its trajectories of that spec, its question and violation counts are summed,
@@ -25,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterator, Mapping, Sequence
 
-from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
-from ppp_otel.scoring.paper import check_profile, paper_rewards_by_trajectory
+from ppp_otel.scoring.paper import check_profile, rewards_from_rows
+from ppp_otel.storage import using_store
+from ppp_otel.storage.base import TrajectoryBackend
 
 __all__ = [
     "AgentRewards",
@@ -110,104 +110,6 @@ class AgentRewards:
         return data
 
 
-# --- SQL, shared with ascoring ------------------------------------------------
-
-# `judged` picks the trajectories; the two aggregates start from it, so SQLite
-# walks trajectory_turns by its (trajectory_id, turn_number) index and the
-# questions/violations by their covering (turn_id, effort|severity) indexes,
-# touching only the judged trajectories' rows. CROSS JOIN fixes that join
-# order: left free, the planner prefers to scan every turn so as to group by
-# trajectory_id without sorting.
-_SCORE_SQL = """
-WITH judged AS MATERIALIZED (
-    SELECT id, spec_id, agent_name, run_id, technical_score, trace_id, span_id, stage, created_at
-    FROM trajectories WHERE {where}
-),
-asked AS (
-    SELECT j.id AS trajectory_id,
-           sum(q.effort_level = 'low') AS low,
-           sum(q.effort_level = 'medium') AS medium,
-           sum(q.effort_level = 'high') AS high
-    FROM judged j
-    CROSS JOIN trajectory_turns tt ON tt.trajectory_id = j.id
-    CROSS JOIN trajectory_questions q ON q.turn_id = tt.id
-    GROUP BY j.id
-),
-violated AS (
-    SELECT j.id AS trajectory_id,
-           sum(v.severity = 'minor') AS minor,
-           sum(v.severity = 'major') AS major,
-           sum(v.severity = 'critical') AS critical
-    FROM judged j
-    CROSS JOIN trajectory_turns tt ON tt.trajectory_id = j.id
-    CROSS JOIN trajectory_violations v ON v.turn_id = tt.id
-    GROUP BY j.id
-)
-SELECT j.id, j.spec_id, j.agent_name, j.run_id, j.technical_score, j.trace_id, j.span_id,
-       coalesce(a.low, 0), coalesce(a.medium, 0), coalesce(a.high, 0),
-       coalesce(v.minor, 0), coalesce(v.major, 0), coalesce(v.critical, 0),
-       j.stage, j.created_at
-FROM judged j
-LEFT JOIN asked a ON a.trajectory_id = j.id
-LEFT JOIN violated v ON v.trajectory_id = j.id
-ORDER BY j.id
-"""
-
-#: One statement per way of choosing trajectories; only the WHERE differs, so
-#: each filter can use its own index ((spec_id, agent_name), (spec_id, run_id,
-#: stage), or the primary key).
-SQL_SCORE_TRAJECTORY = _SCORE_SQL.format(where="id = ?")
-SQL_SCORE_SPEC = _SCORE_SQL.format(where="spec_id = ?")
-SQL_SCORE_SPEC_AGENT = _SCORE_SQL.format(where="spec_id = ? AND agent_name = ?")
-SQL_SCORE_ALL = _SCORE_SQL.format(where="1")
-
-#: The trajectory columns a score can be filtered on, in WHERE order.
-_FILTER_COLUMNS = ("spec_id", "agent_name", "run_id", "stage")
-
-
-def score_query(
-    *,
-    trajectory_id: int | None = None,
-    spec_id: str | None = None,
-    agent_name: str | None = None,
-    stage: str | None = None,
-    run_id: str | None = None,
-) -> tuple[str, tuple[Any, ...]]:
-    """The statement and parameters choosing trajectories by id, or by spec, agent, run and
-    stage (any of them; all trajectories when none is given)."""
-    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
-                                 stage=stage, run_id=run_id)
-    return score_sql(where), params
-
-
-def score_filter(
-    *,
-    trajectory_id: int | None = None,
-    spec_id: str | None = None,
-    agent_name: str | None = None,
-    stage: str | None = None,
-    run_id: str | None = None,
-) -> tuple[str, tuple[Any, ...]]:
-    """The WHERE clause and parameters of :func:`score_query`, for statements that share it."""
-    filters = dict(zip(_FILTER_COLUMNS, (spec_id, agent_name, run_id, stage)))
-    given = {column: value for column, value in filters.items() if value is not None}
-    if trajectory_id is not None:
-        if given:
-            raise ValueError("give a trajectory id or a spec (and agent, run, stage), not both")
-        return "id = ?", (trajectory_id,)
-    if agent_name is not None and spec_id is None:
-        raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
-    if not given:
-        return "1", ()
-    # Only the filters given go into the WHERE clause, so each can use an index.
-    return " AND ".join(f"{column} = ?" for column in given), tuple(given.values())
-
-
-def score_sql(where: str) -> str:
-    """The scoring statement for a WHERE clause of :func:`score_filter`."""
-    return _SCORE_SQL.format(where=where)
-
-
 def with_profile(scores: list[TrajectoryScore], rewards: str, paper: Mapping[int, tuple[float, float]] | None):
     """The scores under a reward profile: the counts stay, the rewards are the profile's."""
     if rewards == "spec":
@@ -259,22 +161,10 @@ def agent_rewards(scores: Sequence[TrajectoryScore]) -> dict[str, AgentRewards]:
     return result
 
 
-# --- the sync API --------------------------------------------------------------
+# --- the API --------------------------------------------------------------------
 
-Database = sqlite3.Connection | str | os.PathLike
-
-
-@contextmanager
-def open_database(db: Database) -> Iterator[sqlite3.Connection]:
-    """Use a connection as given, or open (and afterwards close) a path that must exist."""
-    if isinstance(db, sqlite3.Connection):
-        yield db
-        return
-    conn = schema.connect(db, must_exist=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
+# A store, a path (opened, and closed afterwards), or an open sqlite3 connection.
+Database = TrajectoryBackend | sqlite3.Connection | str | os.PathLike
 
 
 def score_trajectories(
@@ -293,11 +183,11 @@ def score_trajectories(
     (:mod:`ppp_otel.scoring.paper`).
     """
     check_profile(rewards)
-    where, params = score_filter(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
-                                 stage=stage, run_id=run_id)
-    with open_database(db) as conn:
-        scores = [score_from_row(row) for row in conn.execute(score_sql(where), params)]
-        paper = paper_rewards_by_trajectory(conn, where, params) if rewards == "paper" else None
+    filters = dict(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name, stage=stage,
+                   run_id=run_id)
+    with using_store(db) as store:
+        scores = [score_from_row(row) for row in store.score_counts(**filters)]
+        paper = rewards_from_rows(store.paper_turn_rows(**filters)) if rewards == "paper" else None
     return with_profile(scores, rewards, paper)
 
 

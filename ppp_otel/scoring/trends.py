@@ -19,19 +19,12 @@ from typing import Any, Mapping, Sequence
 
 from ppp_otel.scoring.consensus import Weights, judge, resolve_weights
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.scoring.rewards import Database, TrajectoryScore, agent_rewards, open_database, score_from_row, score_query
+from ppp_otel.scoring.rewards import Database, TrajectoryScore, agent_rewards, score_from_row
+from ppp_otel.storage import using_store
 
 __all__ = ["AgentTrend", "RunTrend", "Trends", "trends"]
 
 # Violations by preference name: the scoring statement counts them by severity.
-_VIOLATIONS_BY_PREFERENCE = """
-SELECT t.id, v.preference_name, count(*)
-FROM trajectories t
-CROSS JOIN trajectory_turns tt ON tt.trajectory_id = t.id
-CROSS JOIN trajectory_violations v ON v.turn_id = tt.id
-WHERE {where}
-GROUP BY t.id, v.preference_name
-"""
 
 _NUMBERS = ("technical", "r_proact", "r_pers", "final")
 
@@ -122,20 +115,6 @@ def _ordered_stages(scores: Sequence[TrajectoryScore]) -> list[str | None]:
     return list(seen)
 
 
-def _violations_by_preference(conn, spec_id: str, agent_name: str | None, stage: str | None) -> dict[int, dict[str, int]]:
-    clauses, params = ["t.spec_id = ?"], [spec_id]
-    for column, value in (("agent_name", agent_name), ("stage", stage)):
-        if value is not None:
-            clauses.append(f"t.{column} = ?")
-            params.append(value)
-    found: dict[int, dict[str, int]] = {}
-    for trajectory_id, preference, count in conn.execute(
-        _VIOLATIONS_BY_PREFERENCE.format(where=" AND ".join(clauses)), params
-    ):
-        found.setdefault(trajectory_id, {})[preference] = count
-    return found
-
-
 def trends(
     db: Database,
     spec_id: str,
@@ -151,10 +130,12 @@ def trends(
     there is simply nothing to compare yet.
     """
     w = resolve_weights(weights, config=config)
-    sql, params = score_query(spec_id=spec_id, agent_name=agent_name, stage=stage)
-    with open_database(db) as conn:
-        scores = [score_from_row(row) for row in conn.execute(sql, params)]
-        by_preference = _violations_by_preference(conn, spec_id, agent_name, stage)
+    filters = dict(spec_id=spec_id, agent_name=agent_name, stage=stage)
+    with using_store(db) as store:
+        scores = [score_from_row(row) for row in store.score_counts(**filters)]
+        by_preference: dict[int, dict[str, int]] = {}
+        for trajectory_id, preference, count in store.violations_by_preference(**filters):
+            by_preference.setdefault(trajectory_id, {})[preference] = count
 
     runs: dict[str | None, list[TrajectoryScore]] = {}
     for score in scores:

@@ -1,9 +1,112 @@
 """The trajectory store: everything that reads or writes trajectories goes through here.
 
-    from ppp_otel.storage import TrajectoryStore, AsyncTrajectoryStore
+    from ppp_otel.storage import open_store, TrajectoryStore, AsyncTrajectoryStore
+
+    with open_store("runs.db") as store:          # SQLite; "postgresql://..." for PostgreSQL
+        store.list_trajectories(spec_id="spec-1")
+
+The interface and its errors are :mod:`ppp_otel.storage.base`; ``sqlite/``
+implements it, and a backend for another database is a package beside it.
 """
 
-from ppp_otel.storage.aio import AsyncTrajectoryStore
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from __future__ import annotations
 
-__all__ = ["AsyncTrajectoryStore", "TrajectoryStore"]
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ppp_otel.storage.base import (
+    BackendNotInstalled,
+    DatabaseError,
+    DatabaseNewerError,
+    ReadOnlyError,
+    StorageError,
+    TrajectoryBackend,
+    TurnNumberClash,
+    WriteFailed,
+)
+
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+__all__ = [
+    "AsyncTrajectoryStore",
+    "BackendNotInstalled",
+    "DatabaseError",
+    "DatabaseNewerError",
+    "ReadOnlyError",
+    "StorageError",
+    "TrajectoryBackend",
+    "TrajectoryStore",
+    "TurnNumberClash",
+    "WriteFailed",
+    "open_store",
+    "using_store",
+]
+
+
+def is_postgres_url(url_or_path: Any) -> bool:
+    return isinstance(url_or_path, str) and url_or_path.startswith(POSTGRES_PREFIXES)
+
+
+def open_store(url_or_path: str | os.PathLike, **options: Any) -> TrajectoryBackend:
+    """Open the store at a file path (SQLite) or a ``postgresql://`` URL.
+
+    ``options`` go to the backend (for SQLite: ``must_exist``, ``read_only``,
+    ``migrate_schema``, ``wal``, ``busy_timeout_ms``...). Raises
+    :class:`DatabaseError` for a database that cannot be used and
+    :class:`BackendNotInstalled` for a backend that is not there.
+    """
+    if is_postgres_url(url_or_path):
+        try:
+            from ppp_otel.storage.postgres.store import PostgresStore  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise BackendNotInstalled(
+                f"{_redacted(url_or_path)}: the PostgreSQL backend is not installed "
+                f"({exc}); install ppp-otel with the 'postgres' extra"
+            ) from exc
+        return PostgresStore(url_or_path, **options)
+    from ppp_otel.storage.sqlite.store import SQLiteStore
+
+    return SQLiteStore(url_or_path, **options)
+
+
+def _redacted(url: str) -> str:
+    # A URL may carry a password; a message must not.
+    scheme, _, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}://{rest}"
+
+
+@contextmanager
+def using_store(db: Any, **options: Any) -> Iterator[TrajectoryBackend]:
+    """A store as given, a sqlite3 connection wrapped (not closed), or a path or URL
+    opened (it must exist) and closed afterwards."""
+    if isinstance(db, sqlite3.Connection):
+        from ppp_otel.storage.sqlite.store import SQLiteStore
+
+        yield SQLiteStore.from_connection(db)
+        return
+    # Not isinstance(db, TrajectoryBackend): a runtime Protocol check looks up every
+    # member, on every scoring call.
+    if not isinstance(db, (str, os.PathLike)) and hasattr(db, "score_counts"):
+        yield db
+        return
+    options.setdefault("must_exist", True)
+    with open_store(db, **options) as store:
+        yield store
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, so that importing the package does not load the
+    # SQLite modules (a PostgreSQL user needs none of them).
+    if name == "AsyncTrajectoryStore":
+        from ppp_otel.storage.aio import AsyncTrajectoryStore
+
+        return AsyncTrajectoryStore
+    if name == "TrajectoryStore":
+        from ppp_otel.storage.sqlite.reader import TrajectoryStore
+
+        return TrajectoryStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,106 +1,72 @@
-"""The async read API: :class:`AsyncTrajectoryStore`, on aiosqlite.
+"""The async store: :class:`AsyncTrajectoryStore`, the sync store run on a thread it owns.
 
-Same methods and results as :class:`ppp_otel.storage.sqlite.reader.TrajectoryStore`, running
-the same SQL through the same mappers (imported from :mod:`ppp_otel.storage.sqlite.reader`).
-Opening, and so creating and migrating, goes through the sync
-:func:`ppp_otel.storage.sqlite.migrations.connect` in a thread: the migration code exists once and
-its ``BEGIN IMMEDIATE`` discipline does not have to be re-proved over aiosqlite.
+As aiosqlite does it: one thread per store holds the store (and so its
+connection), and every method is the sync store's method sent to that thread
+and awaited. Nothing is written twice, so the async results are the sync
+results by construction, and opening, migrating and the storage errors are
+the sync code's.
+
+    async with AsyncTrajectoryStore("runs.db") as store:
+        summaries = await store.list_trajectories(spec_id="spec-1")
+        counts = await store.run(lambda s: s.status()["row_counts"])
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
-import aiosqlite
-
-from ppp_otel.storage.sqlite import migrations as schema
-from ppp_otel.storage.sqlite.reader import (
-    SQL_AGENTS,
-    SQL_AGENTS_OF_SPEC,
-    SQL_EXISTING_TABLES,
-    SQL_GET_SUMMARY,
-    SQL_JOURNAL_MODE,
-    SQL_QUESTIONS,
-    SQL_SCHEMA_VERSION,
-    SQL_SPECS,
-    SQL_TURNS,
-    SQL_VIOLATIONS,
-    TABLES,
-    Trajectory,
-    TrajectorySummary,
-    count_sql,
-    list_query,
-    status_dict,
-    summary_from_row,
-    trajectory_from_rows,
-)
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import TrajectoryBackend
 
 __all__ = ["AsyncTrajectoryStore"]
 
+T = TypeVar("T")
 
-def _prepare(path: str, must_exist: bool, migrate_schema: bool, read_only: bool) -> None:
-    # Raises the same DatabaseError / SchemaTooNewError as the sync store.
-    schema.connect(
-        path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only
-    ).close()
-
-
-def _migrate(path: str) -> list[int]:
-    conn = schema.connect(path, must_exist=True, migrate_schema=False)
-    try:
-        return schema.migrate(conn, path=path)
-    finally:
-        conn.close()
+#: The store's methods offered as coroutines, each the sync method of the same name.
+METHODS = (
+    "list_trajectories", "get_trajectory", "missing_ids", "specs", "agents", "status", "migrate",
+    "trajectory_parents", "children_of", "turn_extras",
+    "write", "recorders", "trajectory_history", "placement",
+    "score_counts", "store_consensus", "record_consensus_span", "consensus_history_rows",
+)
 
 
 class AsyncTrajectoryStore:
-    """Async read access to a trajectory database.
+    """Async access to a trajectory store; the options are :func:`ppp_otel.storage.open_store`'s.
 
     Use ``async with AsyncTrajectoryStore(path) as store:`` or
     ``store = await AsyncTrajectoryStore(path).open()`` and ``await store.close()``.
+    ``must_exist`` defaults to True, as for the sync store.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        must_exist: bool = True,
-        migrate_schema: bool = True,
-        read_only: bool = False,
-        busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
-    ):
+    def __init__(self, path: str | os.PathLike[str], **options: Any):
         self.path = os.fspath(path)
-        self._must_exist = must_exist
-        self._migrate_schema = migrate_schema
-        self._read_only = read_only
-        self._busy_timeout_ms = int(busy_timeout_ms)
-        self.conn: aiosqlite.Connection | None = None
+        self._options = {"must_exist": True, **options}
+        self._thread: ThreadPoolExecutor | None = None
+        self._store: TrajectoryBackend | None = None
 
     async def open(self) -> AsyncTrajectoryStore:
-        await asyncio.to_thread(
-            _prepare, self.path, self._must_exist, self._migrate_schema, self._read_only
-        )
-        if self._read_only:
-            conn = await aiosqlite.connect(
-                f"file:{self.path}?mode=ro", uri=True, isolation_level=None
-            )
-        else:
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # One worker: the store and its connection are only ever used from it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppp-otel-store")
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            await conn.execute("PRAGMA foreign_keys = ON")
+            self._store = await self._on_thread(open_store, self.path, **self._options)
         except BaseException:
-            await conn.close()
+            self._thread.shutdown(wait=False)
+            self._thread = None
             raise
-        self.conn = conn
         return self
 
     async def close(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-            self.conn = None
+        if self._store is not None:
+            store, self._store = self._store, None
+            await self._on_thread(store.close)
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
     async def __aenter__(self) -> AsyncTrajectoryStore:
         return await self.open()
@@ -108,67 +74,36 @@ class AsyncTrajectoryStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _db(self) -> aiosqlite.Connection:
-        if self.conn is None:
+    async def _on_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(fn, *args, **kwargs))
+
+    def _opened(self) -> TrajectoryBackend:
+        if self._store is None:
             raise RuntimeError("AsyncTrajectoryStore is not open; use 'async with' or await open()")
-        return self.conn
+        return self._store
 
-    async def _all(self, sql: str, params: Any = ()) -> list[Any]:
-        async with self._db().execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(store, *args, **kwargs)`` on the store's thread, with the sync store:
+        how sync code over a store (the rewards, consensus) runs unchanged here."""
+        return await self._on_thread(fn, self._opened(), *args, **kwargs)
 
-    async def _one(self, sql: str, params: Any = ()) -> Any:
-        async with self._db().execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    @property
+    def conn(self) -> Any:
+        """The sync store's connection; use it only inside :meth:`run`."""
+        return getattr(self._opened(), "conn", None)
 
-    async def list_trajectories(
-        self,
-        *,
-        spec_id: str | None = None,
-        agent_name: str | None = None,
-        run_id: str | None = None,
-        stage: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[TrajectorySummary]:
-        sql, params = list_query(
-            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit,
-            offset=offset,
-        )
-        return [summary_from_row(row) for row in await self._all(sql, params)]
 
-    async def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
-        # One read transaction, as in the sync store.
-        await self._db().execute("BEGIN")
-        try:
-            summary = await self._one(SQL_GET_SUMMARY, (trajectory_id,))
-            if summary is None:
-                return None
-            turns = await self._all(SQL_TURNS, (trajectory_id,))
-            questions = await self._all(SQL_QUESTIONS, (trajectory_id,))
-            violations = await self._all(SQL_VIOLATIONS, (trajectory_id,))
-        finally:
-            await self._db().execute("COMMIT")
-        return trajectory_from_rows(summary, turns, questions, violations)
+def _coroutine(name: str) -> Callable[..., Any]:
+    async def method(self: AsyncTrajectoryStore, *args: Any, **kwargs: Any) -> Any:
+        store = self._opened()
+        return await self._on_thread(getattr(store, name), *args, **kwargs)
 
-    async def status(self) -> dict[str, Any]:
-        existing = {row[0] for row in await self._all(SQL_EXISTING_TABLES, TABLES)}
-        counts = {}
-        for table in TABLES:
-            counts[table] = (await self._one(count_sql(table)))[0] if table in existing else None
-        version = (await self._one(SQL_SCHEMA_VERSION))[0]
-        mode = (await self._one(SQL_JOURNAL_MODE))[0]
-        return status_dict(self.path, version, counts, mode)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"The store's ``{name}``, awaited (see :class:`ppp_otel.storage.base.TrajectoryBackend`)."
+    return method
 
-    async def migrate(self) -> list[int]:
-        """Apply pending migrations; the versions applied (empty when up to date)."""
-        # On its own sync connection: schema.migrate is the one migration code path.
-        return await asyncio.to_thread(_migrate, self.path)
 
-    async def specs(self) -> list[str]:
-        return [row[0] for row in await self._all(SQL_SPECS)]
-
-    async def agents(self, spec_id: str | None = None) -> list[str]:
-        if spec_id is None:
-            return [row[0] for row in await self._all(SQL_AGENTS)]
-        return [row[0] for row in await self._all(SQL_AGENTS_OF_SPEC, (spec_id,))]
+for _name in METHODS:
+    setattr(AsyncTrajectoryStore, _name, _coroutine(_name))
+del _name

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ppp_otel.scoring.paper import asks_of, check_profile, paper_personalization, paper_proactivity
 from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import TrajectoryBackend
 from ppp_otel.interchange.atif.convert import ATIF, PPP
 from ppp_otel.interchange.atif.document import EXPORT_VERSION, ROOT_FIELDS, STEP_FIELDS
 
@@ -49,8 +50,8 @@ def export_atif(
     """
     check_profile(rewards)
     out = Path(out_dir)
-    with TrajectoryStore(db_path) as store:
-        parents = dict(store.conn.execute("SELECT id, parent_trajectory_id FROM trajectories"))
+    with open_store(db_path) as store:
+        parents = store.trajectory_parents()
         if trajectory_id is not None:
             if trajectory_id not in parents:
                 raise ValueError(f"no trajectory with id {trajectory_id} in {db_path}")
@@ -73,13 +74,13 @@ def export_atif(
 
 
 def trajectory_document(
-    store: TrajectoryStore, trajectory_id: int, *, rewards: str = "spec", _seen: frozenset = frozenset()
+    store: TrajectoryBackend, trajectory_id: int, *, rewards: str = "spec", _seen: frozenset = frozenset()
 ) -> dict[str, Any]:
     """The ATIF-v1.7 document of one stored trajectory, its subagents embedded."""
     trajectory = store.get_trajectory(trajectory_id)
     if trajectory is None:
         raise ValueError(f"no trajectory with id {trajectory_id}")
-    extras = _turn_extras(store.conn, trajectory_id)
+    extras = store.turn_extras(trajectory_id)
     atif_of = {number: (extra.get(ATIF) or {}) for number, extra in extras.items()}
     first = atif_of.get(trajectory.turns[0].number, {}) if trajectory.turns else {}
     meta = dict(first.get("document") or {})
@@ -111,10 +112,8 @@ def trajectory_document(
     doc["extra"] = {**extra, PPP: ppp}
 
     children = [
-        row[0] for row in store.conn.execute(
-            "SELECT id FROM trajectories WHERE parent_trajectory_id = ? ORDER BY id", (trajectory_id,)
-        )
-        if row[0] not in _seen and row[0] != trajectory_id
+        child for child in store.children_of(trajectory_id)
+        if child not in _seen and child != trajectory_id
     ]
     if children:
         embedded, ids = [], set()
@@ -133,21 +132,6 @@ def trajectory_document(
 def _with_trajectory_id(doc: dict[str, Any], trajectory_id: str) -> dict[str, Any]:
     head = {k: doc[k] for k in ("schema_version", "session_id") if k in doc}
     return {**head, "trajectory_id": trajectory_id, **{k: v for k, v in doc.items() if k not in head}}
-
-
-def _turn_extras(conn: sqlite3.Connection, trajectory_id: int) -> dict[int, dict[str, Any]]:
-    extras = {}
-    for number, text in conn.execute(
-        "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL",
-        (trajectory_id,),
-    ):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            continue  # written by another tool; the columns still export
-        if isinstance(value, dict):
-            extras[number] = value
-    return extras
 
 
 def _rewards(trajectory: Trajectory, profile: str = "spec") -> tuple[float, float]:

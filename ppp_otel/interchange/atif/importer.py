@@ -1,7 +1,7 @@
 """Importing ATIF files and directories into the trajectory database.
 
-Records go through a :class:`~ppp_otel.capture.processor.TrajectorySpanProcessor`,
-the writer live recording uses, so imported turns get the same question
+Records go through a :class:`~ppp_otel.recorder.Recorder`, the queue and writer
+live recording uses, so imported turns get the same question
 extraction, effort classification and preference detection, and the same
 idempotence on (trace_id, span_id).
 """
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.recorder import Recorder
 from ppp_otel.interchange.atif.convert import convert
 from ppp_otel.interchange.atif.document import AtifError, Document, looks_like_atif, read_file, validate
 
@@ -106,7 +106,7 @@ def import_paths(
     """
     files = find_files(paths)
     summary = ImportSummary(files=len(files))
-    processor = TrajectorySpanProcessor(
+    processor = Recorder(
         db_path, buffer_size=1000, flush_interval_ms=50, max_queue_size=20_000,
         on_full="block", block_timeout_ms=_BLOCK_MS,
     )
@@ -119,9 +119,10 @@ def import_paths(
         processor.force_flush(_FLUSH_TIMEOUT_MS)
     finally:
         processor.shutdown()
-    summary.duplicates = processor.duplicates
-    summary.rejected = processor.rejected + processor.dropped
-    summary.last_error = processor.last_error
+    stats = processor.stats
+    summary.duplicates = stats["duplicates"]
+    summary.rejected = stats["rejected"] + stats["dropped"]
+    summary.last_error = stats["last_error"]
     return summary
 
 
@@ -129,7 +130,7 @@ def _import_one(
     item: Document | AtifError,
     path: Path,
     explicit: bool,
-    processor: TrajectorySpanProcessor,
+    processor: Recorder,
     summary: ImportSummary,
     spec_id: str | None,
     agent_name: str | None,

@@ -12,16 +12,14 @@ import os
 import sqlite3
 from typing import Callable
 
+# The storage errors, under the names this module has always given them.
+from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
+from ppp_otel.storage.base import NotADatabaseError
+from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
+from ppp_otel.storage.sqlite.transaction import transaction
+
 DEFAULT_DB_PATH = "ppp_trajectories.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-
-
-class DatabaseError(Exception):
-    """The database file cannot be used; the message says why and names it."""
-
-
-class SchemaTooNewError(DatabaseError):
-    """The file was written by a newer ppp-otel; it is refused, never touched."""
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -258,19 +256,13 @@ def migrate(conn: sqlite3.Connection, *, path: str = "database") -> list[int]:
     current = refuse_if_newer(conn, path=path)
     applied = []
     while current < target:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn, join=False):
             # Another process may have migrated while we waited for the lock.
             current = schema_version(conn)
             if current >= target:
-                conn.execute("COMMIT")
                 break
             MIGRATIONS[current](conn)
             conn.execute(f"PRAGMA user_version = {current + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         current += 1
         applied.append(current)
     return applied
@@ -326,10 +318,9 @@ def connect(
         raise
     except sqlite3.DatabaseError as exc:
         conn.close()
-        message = str(exc)
-        if "not a database" in message or "file is encrypted" in message:
-            raise DatabaseError(f"{path}: not a SQLite database") from exc
-        raise DatabaseError(f"{path}: {message}") from exc
+        if primary_code(exc) == SQLITE_NOTADB:
+            raise NotADatabaseError(f"{path}: not a SQLite database") from exc
+        raise DatabaseError(f"{path}: {exc}") from exc
     return conn
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage.sqlite.transaction import transaction
 
 __all__ = [
     "RecordedQuestion",
@@ -134,6 +135,7 @@ FROM trajectory_violations v JOIN trajectory_turns tt ON v.turn_id = tt.id
 WHERE tt.trajectory_id = ? ORDER BY v.turn_id, v.id
 """
 
+SQL_EXISTS = "SELECT 1 FROM trajectories WHERE id = ?"
 SQL_SPECS = "SELECT DISTINCT spec_id FROM trajectories ORDER BY spec_id"
 SQL_AGENTS = "SELECT DISTINCT agent_name FROM trajectories ORDER BY agent_name"
 SQL_AGENTS_OF_SPEC = (
@@ -275,10 +277,12 @@ class TrajectoryStore:
         must_exist: bool = True,
         migrate_schema: bool = True,
         read_only: bool = False,
+        **connect_options: Any,
     ):
         self.path = os.fspath(path)
         self.conn: sqlite3.Connection = schema.connect(
-            self.path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only
+            self.path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only,
+            **connect_options,
         )
 
     def __enter__(self) -> TrajectoryStore:
@@ -309,16 +313,13 @@ class TrajectoryStore:
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
         # One read transaction, so a writer cannot slip a turn in between the
         # turns and their questions.
-        self.conn.execute("BEGIN")
-        try:
+        with transaction(self.conn, mode=""):
             summary = self.conn.execute(SQL_GET_SUMMARY, (trajectory_id,)).fetchone()
             if summary is None:
                 return None
             turns = self.conn.execute(SQL_TURNS, (trajectory_id,)).fetchall()
             questions = self.conn.execute(SQL_QUESTIONS, (trajectory_id,)).fetchall()
             violations = self.conn.execute(SQL_VIOLATIONS, (trajectory_id,)).fetchall()
-        finally:
-            self.conn.execute("COMMIT")
         return trajectory_from_rows(summary, turns, questions, violations)
 
     def status(self) -> dict[str, Any]:
@@ -335,6 +336,14 @@ class TrajectoryStore:
     def migrate(self) -> list[int]:
         """Apply pending migrations; the versions applied (empty when up to date)."""
         return schema.migrate(self.conn, path=self.path)
+
+    def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]:
+        """Those of ``trajectory_ids`` that name no trajectory, in the order given."""
+        missing = []
+        for trajectory_id in dict.fromkeys(trajectory_ids):
+            if self.conn.execute(SQL_EXISTS, (trajectory_id,)).fetchone() is None:
+                missing.append(trajectory_id)
+        return missing
 
     def specs(self) -> list[str]:
         return [row[0] for row in self.conn.execute(SQL_SPECS)]

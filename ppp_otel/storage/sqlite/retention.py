@@ -36,8 +36,10 @@ from typing import Any, Callable
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from ppp_otel.config.settings import Config, process_config
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.reader import file_size
+from ppp_otel.storage.sqlite.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +113,12 @@ def cleanup(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
     cancel: threading.Event | None = None,
+    config: Config | None = None,
 ) -> CleanupSummary:
     """Delete (and optionally archive) the trajectories past retention; give the space back.
 
-    ``older_than_days`` defaults to the configuration's ``[ppp.archival]
-    retention_days``. ``archive_path`` copies each trajectory there before it is
+    ``older_than_days`` defaults to ``[ppp.archival] retention_days`` of
+    ``config``, else of the process's configuration (``PPP_OTEL_CONFIG``). ``archive_path`` copies each trajectory there before it is
     deleted. ``vacuum`` runs a full ``VACUUM`` when the file cannot give space
     back incrementally (older files, made before incremental auto-vacuum).
     ``progress(done, total)`` is called after each chunk; ``cancel``, once
@@ -124,9 +127,7 @@ def cleanup(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if older_than_days is None:
-        from ppp_otel.config.settings import load_config
-
-        older_than_days = load_config().archival.retention_days
+        older_than_days = (config or process_config()).archival.retention_days
     path = os.fspath(db_path)
     cutoff = cutoff_for(older_than_days, now)
     archive = os.fspath(archive_path) if archive_path else None
@@ -209,8 +210,7 @@ def _one_chunk(
     conn: sqlite3.Connection, cutoff: str, chunk_size: int, archiving: bool, summary: CleanupSummary
 ) -> int:
     """Archive and delete up to ``chunk_size`` trajectories in one transaction; how many."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, join=False):
         for table in ("cleanup_doomed", "cleanup_copy", "cleanup_turns"):
             conn.execute(f"DELETE FROM temp.{table}")
         conn.execute(
@@ -225,11 +225,6 @@ def _one_chunk(
                 _copy_chunk(conn, summary)
             conn.execute("DELETE FROM trajectories WHERE id IN (SELECT id FROM temp.cleanup_doomed)")
             summary.trajectories += moved
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return moved
 
 

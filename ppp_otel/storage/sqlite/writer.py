@@ -11,23 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Iterable, Sequence
 
 from ppp_otel.records import TrajectoryRecord, TurnRecord
 from ppp_otel.storage.sqlite import staging
+from ppp_otel.storage.base import TurnNumberClash, WriteOutcome
+from ppp_otel.storage.sqlite.errors import is_unique_violation
+from ppp_otel.storage.sqlite.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
 Record = TrajectoryRecord | TurnRecord | staging.StagedSpan | staging.Unstaged
 
-
-@dataclass
-class WriteOutcome:
-    trajectories: int = 0
-    turns: int = 0
-    duplicates: int = 0
-    rejected: list[tuple[Record, str]] = field(default_factory=list)
+__all__ = ["TrajectoryWriter", "WriteOutcome", "write_all"]
 
 
 _UPSERT_TRAJECTORY = """
@@ -148,7 +145,8 @@ def _check_turn(r: TurnRecord) -> None:
 # What one record can cause: a constraint it breaks, a value SQLite cannot bind
 # (ProgrammingError: a list where a number goes). The writer counts the record
 # and writes the rest; any other sqlite3.Error is about the file, and retried.
-_BAD_VALUE = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, ValueError, OverflowError)
+_BAD_VALUE = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, ValueError, OverflowError,
+              TurnNumberClash)
 
 
 class TrajectoryWriter:
@@ -165,24 +163,19 @@ class TrajectoryWriter:
         turns = [r for r in records if isinstance(r, TurnRecord)]
         staged = [r for r in records if isinstance(r, staging.StagedSpan)]
         unstaged = [r for r in records if isinstance(r, staging.Unstaged)]
-        conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self.conn, join=False):
                 outcome = self._write_fast(trajectories, turns)
-            except _Slow:
-                # Start over, record by record; the common batch pays for no savepoint.
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                outcome = self._write_one_by_one(trajectories, turns)
-            # After the turns: a span released in this batch is a turn before it stops waiting.
-            staging.write(conn, staged, unstaged)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return outcome
+                # After the turns: a span released in this batch is a turn before it stops waiting.
+                staging.write(self.conn, staged, unstaged)
+                return outcome
+        except _Slow:
+            pass
+        # Rolled back: start over, record by record; the common batch pays for no savepoint.
+        with transaction(self.conn, join=False):
+            outcome = self._write_one_by_one(trajectories, turns)
+            staging.write(self.conn, staged, unstaged)
+            return outcome
 
     def _write_fast(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
@@ -239,23 +232,26 @@ class TrajectoryWriter:
             except _BAD_VALUE as exc:
                 conn.execute("ROLLBACK TO turn")
                 conn.execute("RELEASE turn")
-                reason = str(exc)
-                if _NUMBER_TAKEN in reason:
-                    reason = f"turn number {r.turn_number} is already taken by another turn"
-                outcome.rejected.append((r, f"turn {r.span_id}: {reason}"))
+                outcome.rejected.append((r, f"turn {r.span_id}: {exc}"))
         return outcome
-
 
     def _insert_turn(self, r: TurnRecord) -> None:
         try:
             self.conn.execute(_INSERT_TURN, _turn_row(r))
         except sqlite3.IntegrityError as exc:
-            if not (r.renumber_on_conflict and _NUMBER_TAKEN in str(exc)):
+            # Of the table's unique constraints only (trajectory_id, turn_number)
+            # can fail here ((trace_id, span_id) conflicts do nothing): see whether it holds the number.
+            if not (is_unique_violation(exc) and self._number_taken(r)):
                 raise
+            if not r.renumber_on_conflict:
+                raise TurnNumberClash(r.turn_number) from exc
             self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None)))
 
+    def _number_taken(self, r: TurnRecord) -> bool:
+        return r.turn_number is not None and self.conn.execute(_NUMBER_TAKEN, (*r.trajectory, r.turn_number)).fetchone() is not None
 
-_NUMBER_TAKEN = "UNIQUE constraint failed: trajectory_turns.trajectory_id"
+
+_NUMBER_TAKEN = f"SELECT 1 FROM trajectory_turns WHERE trajectory_id = {_TRAJECTORY_ID} AND turn_number = ?"
 
 
 class _Slow(Exception):
@@ -271,11 +267,7 @@ def write_all(conn: sqlite3.Connection, records: Iterable[Record], *, batch_size
     batch: list[Record] = []
 
     def flush() -> None:
-        out = writer.write(batch)
-        total.trajectories += out.trajectories
-        total.turns += out.turns
-        total.duplicates += out.duplicates
-        total.rejected.extend(out.rejected)
+        total.add(writer.write(batch))
         batch.clear()
 
     for r in records:

@@ -1,0 +1,326 @@
+"""The queue engine: a bounded queue, one worker thread, precise flush and shutdown.
+
+Modelled on opentelemetry-sdk's shared ``BatchProcessor``: one small engine
+that knows nothing of spans or SQLite, with thin users over it (the span
+processor, OTLP ingest, ATIF import). Producers call :meth:`QueueEngine.put`
+from any thread; the worker hands batches of up to ``buffer_size`` items to a
+:class:`Sink`. A batch is due when it is full, when its oldest item is
+``flush_interval_ms`` old, when someone waits in :meth:`force_flush`, or at
+shutdown. Nothing here raises into a producer: a full queue is a counted drop,
+a sink that raises is a counted internal error and the worker goes on.
+
+``force_flush`` waits for a sequence number (everything enqueued before the
+call), not for an empty queue, so producers that keep going cannot starve it.
+After ``os.fork`` the child gets a new worker and an empty queue; items the
+``carry_after_fork`` predicate picks (in flight or queued in the parent) are
+queued again in the child.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, Callable, Protocol
+
+from ppp_otel.config.settings import ON_FULL, RECORDING
+from ppp_otel.logs import LogLimiter
+from ppp_otel.recorder.stats import RecorderStats
+
+logger = logging.getLogger(__name__)
+
+# How often the worker wakes, when idle with unsaved counters, to let the sink save them.
+TICK_S = 1.0
+#: The most items one batch takes when more than two batches wait.
+BACKLOG_BATCH = 100
+
+
+class Sink(Protocol):
+    """What the engine hands batches to; runs on the worker thread only."""
+
+    def process(self, batch: list, engine: "QueueEngine") -> None: ...
+
+    def tick(self, *, final: bool) -> None:
+        """After every batch and every idle second with changed counters; ``final`` at shutdown."""
+
+    def close(self) -> None:
+        """The worker is ending: release what it held."""
+
+    def after_fork(self) -> None:
+        """In a forked child, before its worker starts: forget the parent's resources."""
+
+
+def check_arguments(buffer_size: int, flush_interval_ms: float, max_queue_size: int, on_full: str) -> None:
+    """ValueError naming the first argument a queue cannot work with."""
+    if buffer_size < 1:
+        raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+    if flush_interval_ms <= 0:
+        raise ValueError(f"flush_interval_ms must be > 0, got {flush_interval_ms}")
+    if max_queue_size < 1:
+        raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+    if on_full not in ON_FULL:
+        raise ValueError(f"on_full must be one of {', '.join(ON_FULL)}, got {on_full!r}")
+
+
+def batch_size(queued: int, buffer_size: int) -> int:
+    """How many items the next batch takes. Behind a backlog, one batch (one transaction,
+    one statement per table) for several: each BEGIN, COMMIT and statement gives up the
+    GIL, which a busy app thread then holds for up to a switch interval."""
+    if queued < 2 * buffer_size:
+        return min(buffer_size, queued)
+    return max(buffer_size, min(queued, BACKLOG_BATCH))
+
+
+class QueueEngine:
+    def __init__(
+        self,
+        sink: Sink,
+        stats: RecorderStats,
+        *,
+        buffer_size: int = RECORDING.buffer_size,
+        flush_interval_ms: float = RECORDING.flush_interval_ms,
+        max_queue_size: int = RECORDING.max_queue_size,
+        on_full: str = RECORDING.on_full,
+        block_timeout_ms: float = RECORDING.block_timeout_ms,
+        shutdown_timeout_ms: float = 30_000,
+        carry_after_fork: Callable[[Any], bool] | None = None,
+        thread_name: str = "ppp-otel-writer",
+    ):
+        check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
+        self.sink = sink
+        self.stats = stats
+        self.buffer_size = buffer_size
+        self.flush_interval_s = flush_interval_ms / 1000
+        self.max_queue_size = max_queue_size
+        self.on_full = on_full
+        # Headroom for forced items, so memory stays bounded even for them.
+        self._hard_limit = max_queue_size + max(10, max_queue_size // 10)
+        self.block_timeout_s = block_timeout_ms / 1000
+        self.shutdown_timeout_s = shutdown_timeout_ms / 1000
+        self._carry = carry_after_fork
+        self._thread_name = thread_name
+        # A tight loop overflowing the queue must not write a line per drop.
+        self._log_dropped = LogLimiter(logger, every_s=10.0)
+        self._reset()
+        self._start_worker()
+        ref = weakref.WeakMethod(self._after_fork_in_child)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._queue: collections.deque = collections.deque()
+        self._oldest: float | None = None
+        self._flush_waiters: list[tuple[int, threading.Event]] = []
+        self._taken = 0  # items taken by the worker, in queue order
+        self._inflight: list = []  # of the batch being processed, what a fork must carry
+        self._done = 0  # of those, items processed (written, or counted as not)
+        self._stopping = False
+        self._shutdown_deadline = float("inf")
+        self._stopped = threading.Event()
+        # Set by the sink while writes fail (a locked or full file): a full queue
+        # then drops at once, since a stuck writer would cost every put the full wait.
+        self.writer_stuck = False
+
+    def _start_worker(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's worker does not exist here; what it queued is the parent's to write.
+        carried = []
+        if self._carry is not None:
+            carried = self._inflight + [item for item in self._queue if self._carry(item)]
+        self.stats.reset()
+        self.sink.after_fork()
+        self._reset()
+        if carried:
+            self._queue.extend(carried)
+            self.stats.enqueued = len(carried)
+            self._oldest = time.monotonic()
+        self._start_worker()
+
+    # -------------------------------------------------------------- producers
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def has_room(self, n: int) -> bool:
+        """Whether ``n`` more items fit in the queue now."""
+        return len(self._queue) + n <= self.max_queue_size
+
+    def put(self, item: Any, *, force: bool = False) -> bool:
+        """Queue one item; False when the queue is full and it was dropped (and counted).
+
+        ``force`` lets an item into the headroom above ``max_queue_size`` (a
+        tenth of it), for items without which others are useless. Past the
+        headroom even they are dropped, so memory stays bounded when the
+        worker cannot keep up.
+        """
+        with self._lock:
+            if self._stopping:
+                self.stats.dropped += 1  # as BatchSpanProcessor does after shutdown
+                return False
+            n = len(self._queue)
+            if n >= self.max_queue_size and (not force or n >= self._hard_limit):
+                return self._put_when_full(item)
+            self._append(item)
+        return True
+
+    def _append(self, item: Any) -> None:
+        # Called with the lock held; wakes the worker when a batch starts or fills.
+        self._queue.append(item)
+        self.stats.enqueued += 1
+        n = len(self._queue)
+        if n == 1:
+            self._oldest = time.monotonic()
+            self._cond.notify_all()
+        elif n == self.buffer_size:
+            self._cond.notify_all()
+
+    def _put_when_full(self, item: Any) -> bool:
+        # Called with the lock held.
+        if self.on_full == "block" and not self._stopping and not self.writer_stuck:
+            deadline = time.monotonic() + self.block_timeout_s
+            while len(self._queue) >= self.max_queue_size and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if not self._stopping and len(self._queue) < self.max_queue_size:
+                self._append(item)
+                return True
+        self.stats.dropped += 1
+        self.stats.dirty = True
+        self._log_dropped("ppp-otel: queue full (%d), record dropped", self.max_queue_size)
+        return False
+
+    # --------------------------------------------------------- flush/shutdown
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """True once everything queued before this call is processed."""
+        if self._stopped.is_set() or not self._thread.is_alive():
+            return not self._queue
+        done = threading.Event()
+        self.when_done(done)
+        finished = done.wait(timeout_millis / 1000)
+        # The worker may have ended meanwhile (it releases every waiter): done only if nothing is left.
+        return not self._queue if self._stopped.is_set() else finished
+
+    def when_done(self, waiter: Any) -> None:
+        """Call ``waiter.set()`` (from the worker) once everything queued so far is
+        processed, as :meth:`force_flush` waits; for callers that must not block a thread
+        (an event loop) or that acknowledge what they queued only once it is durable."""
+        with self._cond:
+            target = self.stats.enqueued
+            if self._done >= target or self._stopped.is_set():
+                waiter.set()
+                return
+            self._flush_waiters.append((target, waiter))
+            self._cond.notify_all()
+
+    def shutdown(self) -> None:
+        """Process everything queued, then stop the worker. Idempotent."""
+        with self._cond:
+            if self._stopping:
+                already = True
+            else:
+                already = False
+                self._shutdown_deadline = time.monotonic() + self.shutdown_timeout_s
+                self._stopping = True
+                self._cond.notify_all()
+        if not already and self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self.shutdown_timeout_s + 1)
+
+    # ------------------------------------------------------ for the sink
+
+    @property
+    def giving_up(self) -> bool:
+        """Shutting down and past its deadline: a sink retrying a write should stop."""
+        return self._stopping and time.monotonic() > self._shutdown_deadline
+
+    def discard_queued(self) -> int:
+        """Empty the queue (counted as processed, so flushes are released); how many."""
+        with self._cond:
+            left = len(self._queue)
+            self._queue.clear()
+            self._taken += left
+            self._oldest = None
+        return left
+
+    # ---------------------------------------------------------------- worker
+
+    def _take(self) -> tuple[list, bool]:
+        cond = self._cond
+        with cond:
+            while True:
+                n = len(self._queue)
+                if self._stopping or n >= self.buffer_size or (n and self._flush_waiters):
+                    break
+                if n:
+                    remaining = self._oldest + self.flush_interval_s - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    cond.wait(remaining)
+                else:
+                    cond.wait(TICK_S if self.stats.dirty else None)
+                    if self.stats.dirty and not self._queue and not self._stopping:
+                        return [], False
+            popleft = self._queue.popleft
+            batch = [popleft() for _ in range(batch_size(n, self.buffer_size))]
+            self._taken += len(batch)
+            # A fork before this batch is processed must still give the child what it carries.
+            self._inflight = [item for item in batch if self._carry(item)] if self._carry else []
+            if self._queue:
+                # Whatever stays behind a full batch is already due.
+                self._oldest = time.monotonic() - self.flush_interval_s
+            else:
+                self._oldest = None
+            stopping = self._stopping and not self._queue
+            cond.notify_all()  # producers blocked on a full queue
+        return batch, stopping
+
+    def _release_flushes(self) -> None:
+        with self._cond:
+            self._done = self._taken
+            waiting = []
+            for target, event in self._flush_waiters:
+                if target <= self._done:
+                    event.set()
+                else:
+                    waiting.append((target, event))
+            self._flush_waiters = waiting
+
+    def _run(self) -> None:
+        stats = self.stats
+        try:
+            while True:
+                batch, stopping = self._take()
+                if batch:
+                    try:
+                        self.sink.process(batch, self)
+                    except Exception as exc:
+                        # A bug must not end recording: count the batch, keep the thread.
+                        stats.internal_errors += 1
+                        stats.rejected += len(batch)
+                        stats.last_error = f"internal error: {exc!r}"
+                        logger.exception("ppp-otel: a batch of %d records could not be written", len(batch))
+                self._release_flushes()
+                self.sink.tick(final=stopping)
+                if stopping:
+                    break
+        except Exception:
+            stats.internal_errors += 1
+            logger.exception("ppp-otel: writer thread stopped unexpectedly")
+        finally:
+            self.sink.close()
+            self._stopped.set()
+            with self._cond:
+                for _, event in self._flush_waiters:
+                    event.set()
+                self._flush_waiters = []

@@ -1,0 +1,109 @@
+"""A recorder: the queue engine with the record sink behind it, writing to one database.
+
+OTLP ingest and ATIF import use it as it is (they queue ready-made records);
+the span processor builds one with its own span-to-record conversion.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any, Callable, Sequence
+
+from ppp_otel.analysis.analyzer import EffortClassifier
+from ppp_otel.recorder.engine import QueueEngine, check_arguments
+from ppp_otel.recorder.sink import RECORD, Record, RecordSink, record_item
+from ppp_otel.recorder.stats import RecorderStats
+from ppp_otel.config.settings import RECORDING
+
+
+class Recorder:
+    """Records in, committed rows out, off the caller's thread; never raises into the caller.
+
+    ``buffer_size`` records are written per transaction; a partial batch is
+    written once its oldest record is ``flush_interval_ms`` old. When
+    ``max_queue_size`` records wait, ``on_full="drop"`` drops the newest and
+    counts it, ``on_full="block"`` waits up to ``block_timeout_ms`` first.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike,
+        *,
+        buffer_size: int = RECORDING.buffer_size,
+        flush_interval_ms: float = RECORDING.flush_interval_ms,
+        max_queue_size: int = RECORDING.max_queue_size,
+        on_full: str = RECORDING.on_full,
+        block_timeout_ms: float = RECORDING.block_timeout_ms,
+        wal: bool = RECORDING.enable_wal,
+        busy_timeout_ms: int = RECORDING.busy_timeout_ms,
+        classifier: EffortClassifier | None = None,
+        shutdown_timeout_ms: float = 30_000,
+        connection_hook: Callable[[sqlite3.Connection], None] | None = None,
+        convert: Callable[[tuple], Record] = record_item,
+        carry_after_fork: Callable[[Any], bool] | None = None,
+        on_judged: Callable[[list], None] | None = None,
+    ):
+        self.db_path = os.fspath(db_path)
+        self.counters = RecorderStats()
+        # The engine checks its arguments before the sink touches the file.
+        check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
+        self.sink = RecordSink(
+            self.db_path, self.counters, convert=convert, classifier=classifier, on_judged=on_judged,
+            wal=wal, busy_timeout_ms=busy_timeout_ms, connection_hook=connection_hook,
+        )
+        self.engine = QueueEngine(
+            self.sink, self.counters, buffer_size=buffer_size, flush_interval_ms=flush_interval_ms,
+            max_queue_size=max_queue_size, on_full=on_full, block_timeout_ms=block_timeout_ms,
+            shutdown_timeout_ms=shutdown_timeout_ms, carry_after_fork=carry_after_fork,
+        )
+        self.put = self.engine.put
+        self.has_room = self.engine.has_room
+        engine = self.engine
+        self.buffer_size = engine.buffer_size
+        self.flush_interval_s = engine.flush_interval_s
+        self.max_queue_size = engine.max_queue_size
+        self.on_full = engine.on_full
+        self.block_timeout_s = engine.block_timeout_s
+        self.shutdown_timeout_s = engine.shutdown_timeout_s
+
+    def submit(self, records: Sequence[Record], *, force: bool = False) -> int:
+        """Queue ready-made records; returns how many were taken.
+
+        ``force`` lets them into the queue's headroom; for a caller that
+        checked :meth:`has_room` first and must not be half served.
+        """
+        put = self.engine.put
+        taken = 0
+        for record in records:
+            taken += put((RECORD, record), force=force)
+        return taken
+
+    def when_written(self, waiter: Any) -> None:
+        """Call ``waiter.set()`` from the writer thread once everything queued so far is
+        committed (see :meth:`QueueEngine.when_done`)."""
+        self.engine.when_done(waiter)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """True once everything queued before this call is committed."""
+        return self.engine.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Write everything queued, then stop the writer thread. Idempotent."""
+        self.engine.shutdown()
+
+    @property
+    def lost_at_shutdown(self) -> int:
+        """Records queued, then given up because the database stayed unwritable at shutdown."""
+        return self.counters.lost_at_shutdown
+
+    def stats_dict(self, *, forgotten_spans: int = 0, **extra: Any) -> dict[str, Any]:
+        return self.counters.as_dict(
+            db_path=self.db_path, queued=self.engine.queued,
+            forgotten_spans=forgotten_spans, analyzer=self.sink.analyzer, **extra,
+        )
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters since start (since fork in a child); see ``TrajectorySpanProcessor.stats``."""
+        return self.stats_dict()

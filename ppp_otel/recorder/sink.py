@@ -1,0 +1,251 @@
+"""What the queue engine's worker does with a batch: convert, analyse, write.
+
+Items become records through the ``convert`` function the user of the engine
+gives (the span processor turns spans into records; ingest and import queue
+ready-made records). The analyzer judges questions and preferences; the
+writer commits the batch in one transaction. A file that cannot be written is
+retried with backoff until shutdown's deadline; a record that is wrong is
+counted as rejected and the rest of its batch is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any, Callable
+
+from ppp_otel import textrepair
+from ppp_otel.analysis.analyzer import EffortClassifier, TurnAnalyzer
+from ppp_otel.logs import LogLimiter
+from ppp_otel.model import TurnText
+from ppp_otel.recorder.stats import RecorderStats
+from ppp_otel.records import MAX_TEXT_CHARS, RecordError, TrajectoryRecord, TurnRecord, now_iso
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import DatabaseNewerError, NotADatabaseError, StorageError, TrajectoryBackend
+from ppp_otel.storage.sqlite import forklock, staging
+
+logger = logging.getLogger(__name__)
+
+_MAX_RETRY_DELAY_S = 1.0
+_STATS_EVERY_S = 1.0
+
+#: The queue item of a ready-made record: (RECORD, record).
+RECORD = "record"
+
+Record = TrajectoryRecord | TurnRecord
+
+
+def record_item(item: tuple) -> Record:
+    """``convert`` for users that queue only ready-made records."""
+    kind, payload = item
+    if kind != RECORD:
+        raise RecordError(f"not a record: {kind!r}")
+    return payload
+
+
+class RecordSink:
+    def __init__(
+        self,
+        db_path: str,
+        stats: RecorderStats,
+        *,
+        convert: Callable[[tuple], Record] = record_item,
+        classifier: EffortClassifier | None = None,
+        on_judged: Callable[[list[TurnRecord]], None] | None = None,
+        **store_options: Any,
+    ):
+        self.db_path = db_path
+        self.stats = stats
+        self.convert = convert
+        self._classifier = classifier
+        # Given each batch of judged turns on the writer thread (the Phoenix
+        # annotation sender queues them); it must not block.
+        self._on_judged = on_judged
+        # For the backend: for SQLite wal, busy_timeout_ms, and connection_hook
+        # (called with every new writer connection: site pragmas, and the tests'
+        # way to make SQLite report a full disk).
+        self._store_options = {**store_options, "must_exist": False}
+        self._log_rejected = LogLimiter(logger)
+        self._log_write = LogLimiter(logger)
+        # Refuse an unusable database at setup, where the error is seen; a locked
+        # or read-only one is only logged, the writer keeps retrying.
+        try:
+            open_store(self.db_path, **self._store_options).close()
+        except StorageError as exc:
+            if isinstance(exc, (DatabaseNewerError, NotADatabaseError)):
+                raise
+            logger.warning("ppp-otel: %s; recording will retry", exc)
+        self._store: TrajectoryBackend | None = None
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
+        self._store = None
+        # Held whenever this thread touches the database, and taken by fork: see forklock.
+        self._db_lock = forklock.new_lock()
+        self.analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
+        self._recorder_id = uuid.uuid4().hex
+        self._started_at = now_iso()
+        self._stats_written_at = 0.0
+
+    def after_fork(self) -> None:
+        # The parent's connection must not be used across fork, nor closed here.
+        if self._store is not None:
+            _ABANDONED_STORES.append(self._store)
+        self._fresh_state()
+
+    # ----------------------------------------------------------------- batch
+
+    def _reject(self, what: str, reason: str) -> None:
+        stats = self.stats
+        stats.rejected += 1
+        stats.dirty = True
+        stats.last_error = f"rejected {what}: {reason}"
+        self._log_rejected("ppp-otel: rejected %s: %s", what, reason)
+
+    def process(self, batch: list[tuple], engine: Any) -> None:
+        records: list[Record] = []
+        for item in batch:
+            try:
+                made = self.convert(item)
+                if made is None:
+                    continue  # not a record after all (a span that was no model call)
+                if isinstance(made, list):
+                    records.extend(made)
+                else:
+                    records.append(made)
+            except RecordError as exc:
+                self._reject(item[0], str(exc))
+            except Exception as exc:  # an item we did not expect: count it, keep the rest
+                self._reject(item[0], f"{type(exc).__name__}: {exc}")
+        if not records:
+            return
+        for record in records:
+            if getattr(record, "truncated", False):
+                self.stats.truncated += 1
+                self._log_rejected("ppp-otel: a turn's text was cut to %d characters", MAX_TEXT_CHARS)
+            self._keep_storable(record)
+        # Spans waiting for their parent are stored as they came; they are judged once released.
+        waiting = [r for r in records if isinstance(r, staging.STAGING_RECORDS)]
+        if waiting:
+            records = [r for r in records if not isinstance(r, staging.STAGING_RECORDS)]
+        records = self._analyze(records)
+        self._write(records + waiting, engine)
+        if self._on_judged is not None:
+            turns = [r for r in records if isinstance(r, TurnRecord)]
+            if turns:
+                try:
+                    self._on_judged(turns)
+                except Exception:
+                    self.stats.internal_errors += 1
+                    logger.exception("ppp-otel: on_judged failed")
+
+    def _keep_storable(self, record: Record) -> None:
+        repaired = textrepair.repair_record(record)
+        if repaired:
+            self.stats.repaired_text += repaired
+            self._log_rejected("ppp-otel: %d characters SQLite cannot store became U+FFFD", repaired)
+        dropped = getattr(record, "dropped_values", 0)
+        if dropped:
+            self.stats.dropped_values += dropped
+            self._log_rejected("ppp-otel: %d out-of-range numbers dropped from turn %s", dropped, record.span_id)
+
+    def _analyze(self, records: list) -> list:
+        try:
+            self.analyzer.analyze(records)
+            return records
+        except Exception:
+            # One record broke the batch's analysis: find it, keep the others.
+            kept = []
+            for record in records:
+                try:
+                    self.analyzer.analyze([record])
+                    kept.append(record)
+                except Exception as exc:
+                    self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", str(exc))
+            return kept
+
+    # ---------------------------------------------------------------- writes
+
+    def _connection(self) -> TrajectoryBackend:
+        if self._store is None:
+            self._store = open_store(self.db_path, **self._store_options)
+        return self._store
+
+    def _write(self, records: list, engine: Any) -> None:
+        stats = self.stats
+        delay = 0.05
+        while True:
+            try:
+                with self._db_lock:
+                    outcome = self._connection().write(records)
+                break
+            except (StorageError, OSError) as exc:
+                engine.writer_stuck = True
+                stats.write_errors += 1
+                stats.dirty = True
+                stats.last_error = f"write failed: {exc}"
+                self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records), self.db_path, exc)
+                self.close()
+                if engine.giving_up:
+                    # Past the deadline nothing more can be written: count all that is left.
+                    left = engine.discard_queued()
+                    stats.lost_at_shutdown += len(records) + left
+                    logger.error("ppp-otel: shutting down with %s unwritable; %d records lost",
+                                 self.db_path, len(records) + left)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY_S)
+        engine.writer_stuck = False
+        stats.written_trajectories += outcome.trajectories
+        stats.written_turns += outcome.turns
+        stats.duplicates += outcome.duplicates
+        for record, reason in outcome.rejected:
+            self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", reason)
+        stats.dirty = True
+
+    def close(self) -> None:
+        with self._db_lock:
+            if self._store is not None:
+                try:
+                    self._store.close()
+                except StorageError:
+                    pass
+            self._store = None
+
+    def tick(self, *, final: bool = False) -> None:
+        """Save the counters for ``ppp-otel status``, at most once a second unless ``final``."""
+        stats = self.stats
+        now = time.monotonic()
+        if not stats.dirty or (not final and now - self._stats_written_at < _STATS_EVERY_S):
+            return
+        self._stats_written_at = now
+        try:
+            # In RECORDER_COLUMNS order.
+            with self._db_lock:
+                self._connection().save_recorder_stats(
+                    (self._recorder_id, os.getpid(), self._started_at, now_iso(), stats.enqueued,
+                     stats.written_turns, stats.duplicates, stats.dropped, stats.rejected,
+                     stats.write_errors, stats.last_error),
+                )
+            stats.dirty = False
+        except (StorageError, OSError):
+            self.close()  # the counters stay in memory; the log has the error
+
+    def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
+        """Preferences and earlier turns of a trajectory begun before this process knew it.
+
+        None when they cannot be read now (not written yet, a locked file):
+        the analyzer then asks again for the next turn instead of remembering nothing.
+        """
+        try:
+            with self._db_lock:
+                return self._connection().trajectory_history(key)
+        except (StorageError, OSError):
+            return None
+
+
+# Stores a forked child inherited: never used again, nor closed (closing would
+# touch the parent's file handles), and kept from the garbage collector for that.
+_ABANDONED_STORES: list[TrajectoryBackend] = []

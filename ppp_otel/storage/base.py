@@ -1,0 +1,152 @@
+"""The storage seam: what every backend of the trajectory store offers, and its errors.
+
+Everything above storage (the recorder, ingest, scoring, consensus, the CLI,
+exports) talks to a :class:`TrajectoryBackend` and catches :class:`StorageError`;
+no SQL and no driver exception crosses this line. ``storage/sqlite/`` is one
+implementation (:class:`ppp_otel.storage.sqlite.store.SQLiteStore`); a second
+backend implements the same methods in its own package and is picked by
+:func:`ppp_otel.storage.open_store` from the URL.
+
+Rows cross the seam as the dataclasses of :mod:`ppp_otel.storage.sqlite.reader`
+(``TrajectorySummary``, ``Trajectory``...) and plain tuples whose order is
+given below, so the mappers are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from ppp_otel.model import TurnText
+    from ppp_otel.records import TrajectoryRecord, TurnRecord
+
+    Record = TrajectoryRecord | TurnRecord
+
+
+# --- errors -------------------------------------------------------------------
+
+class StorageError(Exception):
+    """The store could not do what was asked; the message says why and names the database."""
+
+
+class DatabaseError(StorageError):
+    """The database cannot be used (missing, not a database, unreadable); names it."""
+
+
+class NotADatabaseError(DatabaseError):
+    """The file or server is not a database of this backend."""
+
+
+class DatabaseNewerError(DatabaseError):
+    """The database was written by a newer ppp-otel; it is refused, never touched."""
+
+
+class ReadOnlyError(DatabaseError):
+    """A write was asked of a store opened read-only, or of a file that cannot be written."""
+
+
+class WriteFailed(StorageError):
+    """A write failed for a reason about the database, not the records (locked, full):
+    worth retrying; nothing of the failed transaction was kept."""
+
+
+class TurnNumberClash(StorageError):
+    """Another turn of the trajectory already has this turn number.
+
+    Backends raise it from the unique constraint on (trajectory_id, turn_number),
+    recognised by the constraint, never by the driver's message text."""
+
+    def __init__(self, turn_number: int | None):
+        super().__init__(f"turn number {turn_number} is already taken by another turn")
+        self.turn_number = turn_number
+
+
+class BackendNotInstalled(StorageError):
+    """The URL names a backend whose package or driver is not installed."""
+
+
+# --- what crosses the seam ----------------------------------------------------
+
+@dataclass
+class WriteOutcome:
+    trajectories: int = 0
+    turns: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[Any, str]] = field(default_factory=list)
+
+    def add(self, other: "WriteOutcome") -> None:
+        self.trajectories += other.trajectories
+        self.turns += other.turns
+        self.duplicates += other.duplicates
+        self.rejected.extend(other.rejected)
+
+
+#: The columns of ``recorder_stats`` in the order :meth:`TrajectoryBackend.save_recorder_stats`
+#: takes them and :meth:`TrajectoryBackend.recorders` returns them (as dict keys).
+RECORDER_COLUMNS = ("recorder_id", "pid", "started_at", "updated_at", "enqueued", "written_turns",
+                    "duplicates", "dropped", "rejected", "write_errors", "last_error")
+
+#: One row of :meth:`TrajectoryBackend.score_counts`: a trajectory and its
+#: question counts by effort and violation counts by severity.
+SCORE_COLUMNS = ("id", "spec_id", "agent_name", "run_id", "technical_score", "trace_id", "span_id",
+                 "low", "medium", "high", "minor", "major", "critical", "stage", "created_at")
+#: One row of :meth:`TrajectoryBackend.paper_turn_rows`: a turn of a chosen trajectory,
+#: its costliest question (1 low .. 3 high, None) and its violated preferences (JSON).
+PAPER_TURN_COLUMNS = ("trajectory_id", "preferences", "turn_number", "costliest", "violated")
+
+
+@runtime_checkable
+class TrajectoryBackend(Protocol):
+    """A trajectory store. Methods raise :class:`StorageError` subclasses only."""
+
+    path: str  # what the store was opened from (a file path, a URL), for messages
+
+    # lifecycle
+    def close(self) -> None: ...
+    def __enter__(self) -> "TrajectoryBackend": ...
+    def __exit__(self, *exc: object) -> None: ...
+    def migrate(self) -> list[int]: ...
+    def transaction(self) -> ContextManager[None]:
+        """One write transaction; joins the caller's when one is open."""
+
+    # reading (ppp-otel trajectories/show/status, exports, the async store)
+    def list_trajectories(self, *, spec_id: str | None = None, agent_name: str | None = None,
+                          run_id: str | None = None, limit: int | None = None,
+                          offset: int = 0) -> list[Any]: ...
+    def get_trajectory(self, trajectory_id: int) -> Any | None: ...
+    def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]: ...
+    def specs(self) -> list[str]: ...
+    def agents(self, spec_id: str | None = None) -> list[str]: ...
+    def status(self) -> dict[str, Any]: ...
+    def trajectory_parents(self) -> dict[int, int | None]: ...
+    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]: ...
+    def children_of(self, trajectory_id: int) -> list[int]: ...
+
+    # recording (the recorder's sink, ingest)
+    def write(self, records: Sequence["Record"]) -> WriteOutcome: ...
+    def save_recorder_stats(self, row: Sequence[Any]) -> None: ...
+    def recorders(self) -> list[dict[str, Any]]: ...
+    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list["TurnText"]] | None: ...
+    def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None: ...
+
+    # scoring and consensus
+    def score_counts(self, *, trajectory_id: int | None = None, spec_id: str | None = None,
+                     agent_name: str | None = None, stage: str | None = None,
+                     run_id: str | None = None) -> list[tuple]: ...
+    def paper_turn_rows(self, *, trajectory_id: int | None = None, spec_id: str | None = None,
+                        agent_name: str | None = None, stage: str | None = None,
+                        run_id: str | None = None) -> list[tuple]: ...
+    def violations_by_preference(self, **filters: Any) -> list[tuple]: ...
+    def store_consensus(self, result: Any) -> int: ...
+    def record_consensus_span(self, consensus_id: int, trace_id: str, span_id: str) -> None: ...
+    def consensus_history_rows(self, spec_id: str, limit: int | None, *, stage: str | None = None,
+                               run_id: str | None = None) -> list[tuple]: ...
+
+    # retention
+    def cleanup(self, **options: Any) -> Any: ...
+
+
+#: What opens a store: ``opener(url_or_path, **options)``.
+Opener = Callable[..., TrajectoryBackend]
+Rows = Iterable[Sequence[Any]]

@@ -1,0 +1,87 @@
+"""Small lookups by id that the layers above need while they work.
+
+- :func:`trajectory_history`: a trajectory begun before this process knew it
+  (the analyzer's preferences and earlier turns);
+- :func:`placement`: where a span recorded earlier sits (ingest's parents);
+- :func:`trajectory_parents`, :func:`children_of`, :func:`turn_extras`: the
+  subagent tree and the turns' extra JSON (ATIF export).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ppp_otel.model import TurnText
+from ppp_otel.storage.sqlite.reader import parse_preferences
+
+
+def trajectory_history(
+    conn: sqlite3.Connection, key: tuple[str, str]
+) -> tuple[tuple[str, ...], list[TurnText]] | None:
+    """Its preferences and earlier turns (with their questions); None when not recorded (yet)."""
+    row = conn.execute(
+        "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
+    ).fetchone()
+    if row is None:
+        return None
+    preferences = tuple(parse_preferences(row[1]))
+    if not preferences:
+        return (), []
+    # SQLite-specific: json_group_array gathers each turn's questions in the one statement.
+    turns = conn.execute(
+        """SELECT t.turn_number, t.prompt, t.response,
+                  (SELECT json_group_array(question_text) FROM trajectory_questions q
+                   WHERE q.turn_id = t.id)
+           FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
+        (row[0],),
+    ).fetchall()
+    history = [
+        TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
+        for n, p, r, qs in turns
+    ]
+    return preferences, history
+
+
+def placement(conn: sqlite3.Connection, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
+    """For a recorded span: (its trajectory's (trace id, span id), whether the span is a turn)."""
+    row = conn.execute(
+        "SELECT 1 FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()
+    if row is not None:
+        return (trace_id, span_id), False
+    row = conn.execute(
+        """SELECT t.trace_id, t.span_id FROM trajectory_turns u JOIN trajectories t
+           ON t.id = u.trajectory_id WHERE u.trace_id = ? AND u.span_id = ?""",
+        (trace_id, span_id),
+    ).fetchone()
+    if row is not None:
+        return (row[0], row[1]), True
+    return None
+
+
+def trajectory_parents(conn: sqlite3.Connection) -> dict[int, int | None]:
+    return dict(conn.execute("SELECT id, parent_trajectory_id FROM trajectories"))
+
+
+def children_of(conn: sqlite3.Connection, trajectory_id: int) -> list[int]:
+    return [row[0] for row in conn.execute(
+        "SELECT id FROM trajectories WHERE parent_trajectory_id = ? ORDER BY id", (trajectory_id,)
+    )]
+
+
+def turn_extras(conn: sqlite3.Connection, trajectory_id: int) -> dict[int, dict[str, Any]]:
+    """Turn number -> its ``extra`` JSON object (turns without one, or with other JSON, left out)."""
+    extras = {}
+    for number, text in conn.execute(
+        "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL",
+        (trajectory_id,),
+    ):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue  # written by another tool; the columns still export
+        if isinstance(value, dict):
+            extras[number] = value
+    return extras

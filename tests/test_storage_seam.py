@@ -1,0 +1,118 @@
+"""The storage seam: open_store picks the backend, errors are the store's own, not sqlite3's."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.storage import (
+    BackendNotInstalled,
+    DatabaseError,
+    ReadOnlyError,
+    StorageError,
+    TrajectoryBackend,
+    open_store,
+    using_store,
+)
+from ppp_otel.storage.base import NotADatabaseError, TurnNumberClash, WriteFailed
+from ppp_otel.storage.sqlite.store import SQLiteStore
+
+
+def _trajectory() -> TrajectoryRecord:
+    return TrajectoryRecord("a" * 32, "b" * 16, "spec", "agent", started_at="2025-01-01T00:00:00.000Z")
+
+
+def _turn(t: TrajectoryRecord, span: str, number: int, *, renumber: bool = False) -> TurnRecord:
+    record = TurnRecord(t.trace_id, span, t.key, number, "prompt", "response", extract_questions=False)
+    record.renumber_on_conflict = renumber
+    return record
+
+
+def test_a_path_opens_the_sqlite_store_which_is_a_trajectory_backend(db_path):
+    with open_store(db_path, must_exist=False) as store:
+        assert isinstance(store, SQLiteStore)
+        assert isinstance(store, TrajectoryBackend)
+        assert store.list_trajectories() == []
+
+
+def test_a_postgresql_url_without_the_backend_installed_is_a_clear_error_without_the_password():
+    with pytest.raises(BackendNotInstalled, match="PostgreSQL backend is not installed") as info:
+        open_store("postgresql://ppp:secret@db.example/ppp")
+    assert "secret" not in str(info.value)
+    assert isinstance(info.value, StorageError)
+
+
+def test_a_missing_file_is_a_database_error_naming_it(tmp_path):
+    with pytest.raises(DatabaseError, match="no such database file"):
+        open_store(tmp_path / "missing.db")
+
+
+def test_a_file_that_is_not_sqlite_is_a_not_a_database_error(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are not the pages you are looking for" * 100)
+    with pytest.raises(NotADatabaseError, match="not a SQLite database"):
+        open_store(path)
+
+
+def test_a_write_to_a_read_only_store_is_a_read_only_error(db_path):
+    open_store(db_path, must_exist=False).close()
+    with open_store(db_path, read_only=True) as store:
+        with pytest.raises(ReadOnlyError):
+            store.write([_trajectory()])
+
+
+def test_a_locked_database_is_a_write_failed_worth_retrying(db_path):
+    open_store(db_path, must_exist=False).close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with open_store(db_path, busy_timeout_ms=10) as store:
+            with pytest.raises(WriteFailed, match="database is locked"):
+                store.write([_trajectory()])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_turn_number_already_taken_is_rejected_with_the_clash_named(db_path):
+    t = _trajectory()
+    with open_store(db_path, must_exist=False) as store:
+        store.write([t, _turn(t, "1" * 16, 1)])
+        outcome = store.write([_turn(t, "2" * 16, 1)])
+    assert outcome.turns == 0
+    [(_, reason)] = outcome.rejected
+    assert reason == f"turn {'2' * 16}: turn number 1 is already taken by another turn"
+
+
+def test_a_sequenced_turn_whose_number_is_taken_is_renumbered(db_path):
+    t = _trajectory()
+    with open_store(db_path, must_exist=False) as store:
+        store.write([t, _turn(t, "1" * 16, 1)])
+        outcome = store.write([_turn(t, "2" * 16, 1, renumber=True)])
+        numbers = [turn.number for turn in store.get_trajectory(1).turns]
+    assert outcome.turns == 1 and not outcome.rejected
+    assert numbers == [1, 2]
+
+
+def test_the_turn_number_clash_is_its_own_storage_error():
+    clash = TurnNumberClash(3)
+    assert isinstance(clash, StorageError) and clash.turn_number == 3
+    assert str(clash) == "turn number 3 is already taken by another turn"
+
+
+def test_using_store_wraps_a_connection_without_closing_it(db_path):
+    open_store(db_path, must_exist=False).close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    with using_store(conn) as store:
+        assert store.specs() == []
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    conn.close()
+
+
+def test_using_store_passes_a_store_through_and_leaves_it_open(db_path):
+    with open_store(db_path, must_exist=False) as store:
+        with using_store(store) as same:
+            assert same is store
+        assert store.specs() == []
