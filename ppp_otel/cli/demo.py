@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ppp_otel.demo import record_demo
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.storage import open_store
 from ppp_otel.cli._output import print_json, print_table
 
 
@@ -23,7 +23,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _landed(db_path: str, run_id: str) -> list:
-    with TrajectoryStore(db_path) as store:
+    with open_store(db_path) as store:
         return [store.get_trajectory(s.id) for s in store.list_trajectories(run_id=run_id)]
 
 
