@@ -116,3 +116,27 @@ def test_using_store_passes_a_store_through_and_leaves_it_open(db_path):
         with using_store(store) as same:
             assert same is store
         assert store.specs() == []
+
+
+def test_cleanup_through_the_seam_runs_the_backends_retention(db_path):
+    from ppp_otel.storage import cleanup
+
+    t = _trajectory()
+    with open_store(db_path, must_exist=False) as store:
+        store.write([t])
+    summary = cleanup(db_path, older_than_days=1, dry_run=True)
+    assert summary.dry_run and summary.trajectories == 1  # started 2025-01-01
+
+
+def test_cleanup_of_a_postgresql_url_without_the_backend_is_a_clear_error():
+    from ppp_otel.storage import cleanup
+
+    with pytest.raises(BackendNotInstalled):
+        cleanup("postgresql://localhost/ppp", older_than_days=1)
+
+
+def test_the_read_results_are_importable_from_the_storage_package():
+    from ppp_otel.storage import Trajectory, TrajectorySummary, Turn
+    from ppp_otel.storage.sqlite import reader
+
+    assert (Trajectory, TrajectorySummary, Turn) == (reader.Trajectory, reader.TrajectorySummary, reader.Turn)

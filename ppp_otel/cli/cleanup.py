@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ppp_otel.storage.sqlite.retention import cleanup
+from ppp_otel.storage import cleanup
 from ppp_otel.config.settings import process_config
 from ppp_otel.cli._output import print_fields, print_json, progress
 

@@ -24,9 +24,8 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ppp_otel import conventions as c
 from ppp_otel.records import format_trace_id
-from ppp_otel.storage import open_store
+from ppp_otel.storage import Trajectory, Turn, open_store
 from ppp_otel.storage.base import TrajectoryBackend
-from ppp_otel.storage.sqlite.reader import Trajectory, Turn
 
 DEFAULT_BATCH_SIZE = 512
 SERVICE_NAME = "ppp-otel-export"

@@ -29,6 +29,10 @@ from ppp_otel.storage.base import (
 
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
+# What reads return (defined with the read API), importable from here.
+_READ_TYPES = ("TrajectoryStore", "Trajectory", "TrajectorySummary", "Turn", "RecordedQuestion",
+               "RecordedViolation")
+
 __all__ = [
     "AsyncTrajectoryStore",
     "BackendNotInstalled",
@@ -40,6 +44,7 @@ __all__ = [
     "TrajectoryStore",
     "TurnNumberClash",
     "WriteFailed",
+    "cleanup",
     "open_store",
     "using_store",
 ]
@@ -69,6 +74,19 @@ def open_store(url_or_path: str | os.PathLike, **options: Any) -> TrajectoryBack
     from ppp_otel.storage.sqlite.store import SQLiteStore
 
     return SQLiteStore(url_or_path, **options)
+
+
+def cleanup(db: str | os.PathLike, **options: Any) -> Any:
+    """Delete (and optionally archive) trajectories past retention, in the backend's way.
+
+    For SQLite, :func:`ppp_otel.storage.sqlite.retention.cleanup` and its options.
+    """
+    if is_postgres_url(db):
+        with open_store(db) as store:
+            return store.cleanup(**options)
+    from ppp_otel.storage.sqlite.retention import cleanup as sqlite_cleanup
+
+    return sqlite_cleanup(db, **options)
 
 
 def _redacted(url: str) -> str:
@@ -105,8 +123,8 @@ def __getattr__(name: str) -> Any:
         from ppp_otel.storage.aio import AsyncTrajectoryStore
 
         return AsyncTrajectoryStore
-    if name == "TrajectoryStore":
-        from ppp_otel.storage.sqlite.reader import TrajectoryStore
+    if name in _READ_TYPES:
+        from ppp_otel.storage.sqlite import reader
 
-        return TrajectoryStore
+        return getattr(reader, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

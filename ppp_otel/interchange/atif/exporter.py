@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ppp_otel.scoring.paper import asks_of, check_profile, paper_personalization, paper_proactivity
-from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
-from ppp_otel.storage import open_store
+from ppp_otel.storage import Trajectory, Turn, open_store
 from ppp_otel.storage.base import TrajectoryBackend
 from ppp_otel.interchange.atif.convert import ATIF, PPP
 from ppp_otel.interchange.atif.document import EXPORT_VERSION, ROOT_FIELDS, STEP_FIELDS

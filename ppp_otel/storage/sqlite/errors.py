@@ -7,8 +7,6 @@ text is for people and changes between SQLite versions.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
-from typing import Iterator
 
 from ppp_otel.storage.base import DatabaseError, ReadOnlyError, StorageError
 
@@ -42,10 +40,18 @@ def translate(exc: sqlite3.Error, default: type[StorageError] = StorageError) ->
     return error
 
 
-@contextmanager
-def storage_errors(default: type[StorageError] = StorageError) -> Iterator[None]:
-    """Let no sqlite3.Error out: each leaves as a :class:`StorageError`."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise translate(exc, default) from exc
+class storage_errors:  # noqa: N801 - used like a function: ``with storage_errors():``
+    """Let no sqlite3.Error out: each leaves as a :class:`StorageError` (``default``
+    unless its result code says more). A class: the writer enters one per batch."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: type[StorageError] = StorageError):
+        self.default = default
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise translate(exc, self.default) from exc

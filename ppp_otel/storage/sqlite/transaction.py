@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
-from typing import Iterator
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection, *, join: bool = True, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+class transaction:  # noqa: N801 - used like a function: ``with transaction(conn):``
     """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception.
 
     IMMEDIATE takes the write lock at the start, so a transaction that reads
     and then writes cannot fail half-way on another writer. With ``join``,
     inside a transaction the caller already opened, the work joins it (the
     caller commits). ``mode=""`` is a plain deferred ``BEGIN``: a read snapshot.
+
+    A class rather than a generator: the writer enters one per batch.
     """
-    if join and conn.in_transaction:
-        yield conn
-        return
-    conn.execute(f"BEGIN {mode}".rstrip())
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+
+    __slots__ = ("conn", "_begin", "_join", "_joined")
+
+    def __init__(self, conn: sqlite3.Connection, *, join: bool = True, mode: str = "IMMEDIATE"):
+        self.conn = conn
+        self._begin = f"BEGIN {mode}".rstrip()
+        self._join = join
+        self._joined = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if self._join and self.conn.in_transaction:
+            self._joined = True
+        else:
+            self.conn.execute(self._begin)
+        return self.conn
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if self._joined:
+            return
+        if kind is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")

@@ -1,0 +1,135 @@
+"""The queue engine on its own: batches, flush and shutdown barriers, counted drops, a sink's failure."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ppp_otel.recorder.engine import BACKLOG_BATCH, QueueEngine, batch_size
+from ppp_otel.recorder.stats import RecorderStats
+
+
+class ListSink:
+    """Keeps what it is handed; ``fail_first`` batches raise, ``gate`` holds the worker."""
+
+    def __init__(self, fail_first: int = 0, gate: threading.Event | None = None):
+        self.batches: list[list] = []
+        self.fail_first = fail_first
+        self.gate = gate
+        self.ticks = 0
+        self.closed = False
+        self.entered = threading.Event()
+
+    def process(self, batch, engine):
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.fail_first:
+            self.fail_first -= 1
+            raise RuntimeError("a bug in the sink")
+        self.batches.append(list(batch))
+
+    def tick(self, *, final):
+        self.ticks += 1
+
+    def close(self):
+        self.closed = True
+
+    def after_fork(self):
+        pass
+
+    @property
+    def items(self):
+        return [item for batch in self.batches for item in batch]
+
+
+def engine(sink, **options):
+    return QueueEngine(sink, RecorderStats(), **{"flush_interval_ms": 60_000, **options})
+
+
+def test_force_flush_returns_once_everything_queued_before_it_is_processed():
+    sink = ListSink()
+    e = engine(sink, buffer_size=1000)
+    for i in range(25):
+        e.put(i)
+    assert e.force_flush(10_000)
+    assert sink.items == list(range(25))
+    e.shutdown()
+
+
+def test_items_are_handed_over_in_order_in_batches_no_larger_than_a_backlog_batch():
+    sink = ListSink()
+    e = engine(sink, buffer_size=10)
+    for i in range(300):
+        e.put(i)
+    e.force_flush(10_000)
+    e.shutdown()
+    assert all(len(batch) <= BACKLOG_BATCH for batch in sink.batches) and sink.items == list(range(300))
+
+
+def test_a_batch_is_buffer_size_unless_two_batches_wait_then_up_to_a_backlog_batch():
+    assert batch_size(5, 10) == 5
+    assert batch_size(19, 10) == 10
+    assert batch_size(20, 10) == 20
+    assert batch_size(5000, 10) == BACKLOG_BATCH
+    assert batch_size(5000, 1000) == 1000
+
+
+def test_shutdown_processes_what_is_queued_then_closes_the_sink():
+    sink = ListSink()
+    e = engine(sink, buffer_size=1000)
+    for i in range(5):
+        e.put(i)
+    e.shutdown()
+    assert sink.items == list(range(5)) and sink.closed
+
+
+def test_an_item_offered_after_shutdown_is_counted_as_dropped():
+    e = engine(ListSink())
+    e.shutdown()
+    assert e.put("late") is False
+    assert e.stats.dropped == 1
+
+
+def test_a_full_queue_drops_the_newest_and_counts_it():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    e = engine(sink, buffer_size=1, max_queue_size=2)
+    e.put("taken by the held worker")
+    assert sink.entered.wait(10)  # the worker holds that batch at the gate
+    results = [e.put(i) for i in range(4)]
+    assert results == [True, True, False, False] and e.stats.dropped == 2
+    gate.set()
+    e.shutdown()
+
+
+def test_forced_items_use_the_headroom_above_max_queue_size():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    e = engine(sink, buffer_size=1, max_queue_size=2)
+    e.put("held")
+    assert sink.entered.wait(10)
+    e.put(1), e.put(2)
+    assert e.put("must not be lost", force=True) is True
+    gate.set()
+    e.shutdown()
+
+
+def test_a_sink_that_raises_costs_its_batch_and_the_worker_goes_on():
+    sink = ListSink(fail_first=1)
+    e = engine(sink, buffer_size=1000)
+    e.put("lost")
+    assert e.force_flush(10_000)
+    e.put("kept")
+    e.shutdown()
+    assert sink.items == ["kept"]
+    assert e.stats.internal_errors == 1 and e.stats.rejected == 1
+    assert "a bug in the sink" in e.stats.last_error
+
+
+def test_arguments_a_queue_cannot_work_with_are_value_errors_naming_them():
+    with pytest.raises(ValueError, match="buffer_size"):
+        engine(ListSink(), buffer_size=0)
+    with pytest.raises(ValueError, match="on_full"):
+        engine(ListSink(), on_full="wait")
