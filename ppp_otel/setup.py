@@ -163,6 +163,7 @@ def register(
                 wal=settings.enable_wal,
                 busy_timeout_ms=settings.busy_timeout_ms,
                 classifier=classifier,
+                question_tools=settings.question_tools,
             )
         )
         archival = config.archival
