@@ -10,7 +10,8 @@ interleaved round by round, and reported as a median over rounds (the machine
 is assumed noisy):
 
 - app_thread: wall time the agent's thread spends in one turn's ``with`` block
-  (a ``ppp.turn`` span with the usual attributes inside an open trajectory),
+  (a ``ppp.turn`` span with the usual attributes inside an open trajectory;
+  and a GenAI chat span with a tool span, as auto-instrumentation makes them),
   with the TrajectorySpanProcessor against a bare ``BatchSpanProcessor`` and a
   no-op exporter. Target: ratio <= 1.15.
 - writer: TrajectoryWriter.write on pre-built TurnRecords against raw
@@ -73,6 +74,9 @@ RESPONSES = (
     "Do you prefer that I pin the library version or update the call sites to the new API?",
 )
 QUESTION = "Would you like me to open a pull request with this change?"
+GENAI_INPUT = json.dumps([{"role": "user", "parts": [{"type": "text", "content": PROMPT}]}])
+GENAI_OUTPUT = tuple(json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": r}]}])
+                     for r in RESPONSES)
 
 
 # ----------------------------------------------------------------- helpers
@@ -128,6 +132,18 @@ def _turn_sdk(tracer, i: int) -> None:
             span.add_event(c.QUESTION_EVENT, {c.QUESTION_TEXT: QUESTION, c.QUESTION_EFFORT: "low"})
 
 
+def _turn_instrumented(tracer, i: int) -> None:
+    """One model call as a GenAI instrumentation writes it, and a tool span beside it:
+    whether either is a turn is decided only when it ends."""
+    with tracer.start_as_current_span("chat gpt-test", attributes={"gen_ai.operation.name": "chat"}) as span:
+        span.set_attribute("gen_ai.input.messages", GENAI_INPUT)
+        span.set_attribute("gen_ai.output.messages", GENAI_OUTPUT[i & 3])
+        span.set_attribute("gen_ai.usage.input_tokens", 100)
+        span.set_attribute("gen_ai.usage.output_tokens", 20 + (i & 63))
+    with tracer.start_as_current_span("execute_tool run_tests", attributes={"gen_ai.operation.name": "execute_tool"}):
+        pass
+
+
 def _turn_api(provider, i: int) -> None:
     """The same turn through ``ppp_otel.turn()``."""
     with ppp_otel.turn(PROMPT, tracer_provider=provider) as t:
@@ -166,6 +182,11 @@ def _app_round(provider, tracer, via: str, n: int, k: int, gap_s: float = 0.0) -
             for i in range(n):
                 _turn_sdk(tracer, i)
             w1, c1 = time.perf_counter(), time.thread_time()
+        elif via == "instrumented":
+            w0, c0 = time.perf_counter(), time.thread_time()
+            for i in range(n):
+                _turn_instrumented(tracer, i)
+            w1, c1 = time.perf_counter(), time.thread_time()
         else:
             w0, c0 = time.perf_counter(), time.thread_time()
             for i in range(n):
@@ -191,7 +212,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
     }
     rows = []
     try:
-        for via in ("sdk", "api", "paced"):
+        for via in ("sdk", "api", "instrumented", "paced"):
             samples: dict[str, list[tuple[float, float]]] = {"ppp": [], "bsp": []}
             ratios = []
             gap = 0.001 if via == "paced" else 0.0
@@ -215,6 +236,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
             bsp_cpu = _median(s[1] for s in samples["bsp"]) * 1e6
             ratio = _median(ratios)
             how = {"sdk": "SDK tracer, back to back", "api": "ppp_otel.turn(), back to back",
+                   "instrumented": "a GenAI chat span and a tool span, back to back",
                    "paced": "SDK tracer, 1 ms agent I/O between turns"}[via]
             rows.append(row(
                 f"app-thread cost of a turn ({how})", round(ppp_wall, 2), "us/turn",

@@ -109,6 +109,8 @@ class TurnResolver:
     def add(self, step: Step) -> Resolved | None:
         """The turn this step is, or None (a second trace of a call, or a tool-call-only step)."""
         state = self._state(step.trajectory)
+        if step.candidate.dialect == "ppp" and not state.waiting:
+            return Resolved(step, [], [])  # a turn() span: a turn, and no call to compare it with
         for seen in state.recent:
             if same_call(seen, step):
                 self.duplicates += 1
