@@ -103,10 +103,3 @@ def is_trajectory_span(name: str, attributes) -> bool:
     if name == TRAJECTORY_SPAN:
         return True
     return name != TURN_SPAN and attributes is not None and SPEC_ID in attributes
-
-
-def is_turn_span(name: str, attributes) -> bool:
-    """A turn is a ``ppp.turn`` span or any OpenInference LLM span."""
-    if name == TURN_SPAN:
-        return True
-    return attributes is not None and attributes.get(SPAN_KIND) == KIND_LLM

@@ -164,7 +164,7 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             trajectory, role, number = member
             if role == _TURN_ROLE:
                 self._put((_TURN, (span, trajectory, number)))
-            elif (role == _CALL or role == _OTHER) and might_be_turn(span.name, span.attributes):
+            elif (role == _CALL or role == _OTHER) and might_be_turn(span.name, _plain_attributes(span)):
                 self._put((_TURN, (span, trajectory, None)))
             elif role == _TRAJECTORY:
                 numbering.close_trajectory(trajectory[1])
@@ -232,3 +232,11 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         if resolved is None:
             return None
         return self._numbered(carry(resolved.step.record, resolved.tool_calls, resolved.questions), traj_span_id, None)
+
+
+def _plain_attributes(span: ReadableSpan):
+    """The span's attributes as the dict under the SDK's mapping when there is one:
+    a miss through ``span.attributes`` raises and catches a KeyError inside the SDK,
+    several times slower, and most spans miss every key asked for here."""
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return inner if isinstance(inner, dict) else span.attributes

@@ -227,6 +227,7 @@ def register(
                 classifier=classifier,
                 # Each turn's judgment goes to Phoenix as span annotations.
                 on_judged=annotations.judged if annotations is not None else None,
+                question_tools=settings.question_tools,
             )
         )
         archival = config.archival
