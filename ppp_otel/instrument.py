@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator, Sequence
@@ -28,6 +29,9 @@ _TRACER_NAME = "ppp_otel"
 _provider: TracerProvider | None = None
 # The innermost open trajectory() of this thread or task, for numbering its turns.
 _current: ContextVar["Trajectory | None"] = ContextVar("ppp_otel_trajectory", default=None)
+# Open trajectory() spans by span id: the recorder tells them of the LLM spans
+# other instrumentations make inside them (see note_model_turn).
+_open: dict[int, "Trajectory"] = {}
 
 
 def set_tracer_provider(provider: TracerProvider | None) -> None:
@@ -79,13 +83,30 @@ class Trajectory:
         # prompt and the last response, set on the span once, as it ends.
         self.first_prompt: str | None = None
         self.last_response: str | None = None
+        self._responded_ns = 0
+        self._started_ns = 1 << 63  # when the first turn() began
+        # The first and last LLM span of another instrumentation inside this
+        # trajectory (ended, read-only); read only when the trajectory ends.
+        self._first_model_turn = None
+        self._last_model_turn = None
 
     def _conversation(self) -> dict[str, str]:
+        first_prompt, last_response = self.first_prompt, self.last_response
+        if self._first_model_turn is not None:
+            from .records import _prompt_and_response
+
+            first_model = _prompt_and_response(dict(self._first_model_turn.attributes or {}))[0]
+            last_model = _prompt_and_response(dict(self._last_model_turn.attributes or {}))[1]
+            if first_prompt is None or (self._first_model_turn.start_time or 0) < self._started_ns:
+                first_prompt = first_model if first_model is not None else first_prompt
+            if last_model is not None and (last_response is None
+                                           or (self._last_model_turn.end_time or 0) > self._responded_ns):
+                last_response = last_model
         shown = {}
-        if self.first_prompt is not None:
-            shown[c.INPUT_VALUE] = self.first_prompt
-        if self.last_response is not None:
-            shown[c.OUTPUT_VALUE] = self.last_response
+        if first_prompt is not None:
+            shown[c.INPUT_VALUE] = first_prompt
+        if last_response is not None:
+            shown[c.OUTPUT_VALUE] = last_response
         return shown
 
     @property
@@ -151,6 +172,7 @@ class Turn:
         self.span.set_attributes(attributes)
         if self._trajectory is not None:
             self._trajectory.last_response = text
+            self._trajectory._responded_ns = time.time_ns()
 
     def question(self, text: str, effort: str | None = None) -> None:
         """A question put to the user; ``effort`` None leaves it to the classifier."""
@@ -230,10 +252,12 @@ def trajectory(
         span_id = context.span_id
         numbering.open_trajectory(span_id)
         token = _current.set(opened)
+        _open[span_id] = opened
         try:
             yield opened
         finally:
             _current.reset(token)
+            _open.pop(span_id, None)
             numbering.close_trajectory(span_id)
             conversation = opened._conversation()
             if conversation:
@@ -265,8 +289,23 @@ def turn(
         attributes[c.TURN_NUMBER] = number
     if current is not None and current.first_prompt is None:
         current.first_prompt = prompt
+        current._started_ns = time.time_ns()
     with _tracer(tracer_provider).start_as_current_span(c.TURN_SPAN, attributes=attributes) as span:
         yield Turn(span, current)
+
+
+def note_model_turn(trajectory_span_id: int, span) -> None:
+    """An LLM span another instrumentation made inside an open ``trajectory()`` ended.
+
+    Called by the recorder on the app thread, so it only keeps the span: the
+    prompt and response are read from the first and the last one when the
+    trajectory ends, for its ``input.value`` / ``output.value``.
+    """
+    opened = _open.get(trajectory_span_id)
+    if opened is not None:
+        if opened._first_model_turn is None:
+            opened._first_model_turn = span
+        opened._last_model_turn = span
 
 
 def _metadata(spec_id: str, agent_name: str, run_id: str | None) -> dict[str, str]:

@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import conventions as c
-from . import numbering, schema
+from . import instrument, numbering, schema
 from .analysis import EffortClassifier, TurnAnalyzer
 from .logs import LogLimiter
 from .model import TurnText
@@ -267,6 +267,9 @@ class TrajectorySpanProcessor(SpanProcessor):
                 return
             trajectory, role, number = member
             if role == _TURN_ROLE:
+                if span.name != c.TURN_SPAN:
+                    # turn() shows its own conversation on the trajectory span; other LLM spans are told.
+                    instrument.note_model_turn(trajectory[1], span)
                 self._put((_TURN, (span, trajectory, number)))
             elif role == _TRAJECTORY:
                 numbering.close_trajectory(trajectory[1])
