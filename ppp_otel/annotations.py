@@ -35,6 +35,7 @@ from typing import Any
 
 from . import conventions as c
 from .consensus import ConsensusResult
+from .phoenix_link import base_url
 from .scoring import TrajectoryScore
 
 __all__ = ["AnnotationSummary", "annotate_consensus", "annotation_payload", "phoenix_base_url"]
@@ -60,13 +61,7 @@ class AnnotationSummary:
                 "failed": [{"trajectory_id": t, "error": why} for t, why in self.failed]}
 
 
-def phoenix_base_url(url: str) -> str:
-    """The server's base URL, also when given the OTLP endpoint (``.../v1/traces``)."""
-    url = url.rstrip("/")
-    for suffix in ("/v1/traces", "/v1"):
-        if url.endswith(suffix):
-            url = url[: -len(suffix)]
-    return url
+phoenix_base_url = base_url
 
 
 def identifier(spec_id: str) -> str:
