@@ -53,8 +53,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from _rows import Progress, row, say  # noqa: E402
 import ppp_otel  # noqa: E402
-from ppp_otel.ingest import IngestServer  # noqa: E402
-from ppp_otel.processor import TrajectorySpanProcessor  # noqa: E402
+from ppp_otel.ingest.server import IngestServer  # noqa: E402
+from ppp_otel.capture.processor import TrajectorySpanProcessor  # noqa: E402
 
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
 TURNS = 9  # per trajectory: 10 spans with the trajectory span

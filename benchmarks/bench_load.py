@@ -25,9 +25,9 @@ if str(ROOT) not in sys.path:
 
 from _rows import Progress, row, say  # noqa: E402
 from load_data import build  # noqa: E402
-from ppp_otel import scoring  # noqa: E402
-from ppp_otel.consensus import consensus  # noqa: E402
-from ppp_otel.store import TrajectoryStore  # noqa: E402
+from ppp_otel.scoring import rewards as scoring
+from ppp_otel.scoring.consensus import consensus  # noqa: E402
+from ppp_otel.storage.sqlite.reader import TrajectoryStore  # noqa: E402
 
 TARGET_MS = 20.0
 REPEATS = 200

@@ -51,12 +51,12 @@ from opentelemetry.sdk.trace.export import (  # noqa: E402
 
 from _rows import Progress, row, say  # noqa: E402
 import ppp_otel  # noqa: E402
-from ppp_otel import conventions as c  # noqa: E402
-from ppp_otel import schema  # noqa: E402
+from ppp_otel import conventions as c
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.model import Question  # noqa: E402
-from ppp_otel.processor import TrajectorySpanProcessor  # noqa: E402
+from ppp_otel.capture.processor import TrajectorySpanProcessor  # noqa: E402
 from ppp_otel.records import TrajectoryRecord, TurnRecord  # noqa: E402
-from ppp_otel.writer import TrajectoryWriter  # noqa: E402
+from ppp_otel.storage.sqlite.writer import TrajectoryWriter  # noqa: E402
 
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
 STEPS = ("app_thread", "writer", "lone_turn", "memory")

@@ -31,9 +31,9 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ppp_otel import schema  # noqa: E402
-from ppp_otel.consensus import Weights, consensus  # noqa: E402
-from ppp_otel.scoring import score_trajectory  # noqa: E402
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.scoring.consensus import Weights, consensus  # noqa: E402
+from ppp_otel.scoring.rewards import score_trajectory  # noqa: E402
 
 EFFORTS = ("low", "medium", "high")
 SEVERITIES = ("minor", "major", "critical")

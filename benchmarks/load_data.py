@@ -11,10 +11,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Iterator
 
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.writer import WriteOutcome, write_all
+from ppp_otel.storage.sqlite.writer import WriteOutcome, write_all
 
 SPECS, AGENTS, RUNS, TURNS = 100, 10, 10, 20
 

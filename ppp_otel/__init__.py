@@ -10,10 +10,10 @@
 
 __version__ = "0.1.0"
 
-from .instrument import Trajectory, Turn, trajectory, turn  # noqa: E402
-from .processor import TrajectorySpanProcessor  # noqa: E402
-from .questions import classify_effort, extract_questions  # noqa: E402
-from .setup import register  # noqa: E402
+from ppp_otel.capture.api import Trajectory, Turn, trajectory, turn  # noqa: E402
+from ppp_otel.capture.processor import TrajectorySpanProcessor  # noqa: E402
+from ppp_otel.analysis.questions import classify_effort, extract_questions  # noqa: E402
+from ppp_otel.capture.register import register  # noqa: E402
 
 __all__ = [
     "Trajectory",

@@ -38,7 +38,9 @@ MODEL_NAME = "llm.model_name"
 SPEC_ID = "ppp.spec_id"
 AGENT_NAME = "ppp.agent_name"
 RUN_ID = "ppp.run_id"
+STAGE = "ppp.stage"  # the spec's stage: plan, tasks, implement, validate, ...
 PREFERENCES = "ppp.preferences"
+USER_CONTEXT = "ppp.user_context"  # what the user knows (the full request), for a judge
 TECHNICAL_SCORE = "ppp.technical_score"
 
 # ppp attributes on the turn span
@@ -59,8 +61,12 @@ CONSENSUS_CONFIDENCE = "ppp.consensus.confidence"
 # recorder and by ingest, and the consensus span would be stored as one.
 CONSENSUS_SPEC_ID = "ppp.consensus.spec_id"
 CONSENSUS_RUN_ID = "ppp.consensus.id"  # its row in consensus_runs
+# The stage and run judged, when the consensus was limited to one.
+CONSENSUS_STAGE = "ppp.consensus.stage"
+CONSENSUS_JUDGED_RUN = "ppp.consensus.run_id"
 CONSENSUS_W_TECHNICAL = "ppp.consensus.weights.technical"
 CONSENSUS_W_INTERACTION = "ppp.consensus.weights.interaction"
+CONSENSUS_REWARDS = "ppp.consensus.rewards"  # the reward profile: spec or paper
 # On each link from a consensus span to a judged trajectory span
 LINK_TRAJECTORY_ID = "ppp.trajectory.id"
 # Phoenix span annotations written on each judged trajectory span

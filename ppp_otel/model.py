@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .conventions import EFFORT_LEVELS, SEVERITIES
+from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
 
 
 def check_effort(effort: str, *, name: str = "effort") -> str:

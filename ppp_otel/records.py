@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from . import conventions as c
-from .model import Question, Violation, check_effort, check_severity
+from ppp_otel import conventions as c
+from ppp_otel.model import Question, Violation, check_effort, check_severity
 
 #: Texts longer than this are cut (and counted) rather than bloating the database.
 MAX_TEXT_CHARS = 1_000_000
@@ -60,10 +60,12 @@ class TrajectoryRecord:
     agent_name: str
     run_id: str | None = None
     preferences: tuple[str, ...] = ()
+    stage: str | None = None
     technical_score: float | None = None
     started_at: str | None = None
     ended_at: str | None = None
     parent: TrajectoryKey | None = None
+    user_context: str | None = None  # what the user knows, for a judge
 
     @property
     def key(self) -> TrajectoryKey:
@@ -258,10 +260,12 @@ def trajectory_record(
         spec_id=_text(attrs, c.SPEC_ID, required=True),
         agent_name=_text(attrs, c.AGENT_NAME) or "unknown",
         run_id=_text(attrs, c.RUN_ID),
+        stage=_text(attrs, c.STAGE) or None,
         preferences=_string_list(attrs, c.PREFERENCES),
         technical_score=_float(attrs, c.TECHNICAL_SCORE),
         started_at=iso_from_ns(start_ns),
         ended_at=iso_from_ns(end_ns),
+        user_context=_cut(_text(attrs, c.USER_CONTEXT))[0],
     )
 
 

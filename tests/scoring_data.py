@@ -7,7 +7,7 @@ import sqlite3
 
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.writer import write_all
+from ppp_otel.storage.sqlite.writer import write_all
 
 _ids = itertools.count(1)
 
@@ -18,18 +18,20 @@ def add_trajectory(
     agent_name: str,
     *,
     questions: tuple[str, ...] | list[str] = (),
-    violations: tuple[str, ...] | list[str] = (),
+    violations: tuple | list = (),
     turns: int = 1,
     technical_score: float | None = None,
     run_id: str | None = None,
+    stage: str | None = None,
+    started_at: str | None = None,
 ) -> int:
-    """Write one trajectory; questions (by effort) and violations (by severity)
-    go round-robin over its turns. Returns its id."""
+    """Write one trajectory; questions (by effort) and violations (by severity, or
+    (preference, severity) pairs) go round-robin over its turns. Returns its id."""
     n = next(_ids)
     trace_id, span_id = format(n, "032x"), format(n, "016x")
     records: list = [
         TrajectoryRecord(trace_id, span_id, spec_id, agent_name, run_id=run_id,
-                         technical_score=technical_score)
+                         technical_score=technical_score, stage=stage, started_at=started_at)
     ]
     turn_records = [
         TurnRecord(trace_id, format(10**9 + n * 1000 + i, "016x"), (trace_id, span_id), i + 1,
@@ -38,9 +40,10 @@ def add_trajectory(
     ]
     for i, effort in enumerate(questions):
         turn_records[i % turns].questions.append(Question(f"question {i}?", effort))
-    for i, severity in enumerate(violations):
+    for i, violation in enumerate(violations):
+        preference, severity = violation if isinstance(violation, tuple) else (f"preference {i}", violation)
         turn_records[i % turns].violations.append(
-            Violation(f"preference {i}", "expected", "actual", severity))
+            Violation(preference, "expected", "actual", severity))
     records += turn_records
     outcome = write_all(conn, records)
     assert not outcome.rejected, outcome.rejected

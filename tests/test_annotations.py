@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from conftest import free_port
-from ppp_otel import schema
-from ppp_otel.annotations import annotate_consensus, annotation_payload, phoenix_base_url
-from ppp_otel.consensus import Weights, consensus
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.publish.phoenix_annotations import annotate_consensus, annotation_payload, phoenix_base_url
+from ppp_otel.scoring.consensus import Weights, consensus
 from scoring_data import add_trajectory
 
 

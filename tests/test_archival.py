@@ -10,13 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ppp_otel import schema
-from ppp_otel.archival import ArchivalScheduler, cleanup, cutoff_for
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage.sqlite.retention import ArchivalScheduler, cleanup, cutoff_for
 from ppp_otel.cli import main
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord, now_iso
-from ppp_otel.store import TrajectoryStore
-from ppp_otel.writer import write_all
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.storage.sqlite.writer import write_all
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 OLD = (NOW - timedelta(days=100)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -230,7 +230,7 @@ def test_a_failing_cleanup_is_logged_and_the_scheduler_keeps_going(tmp_path, cap
 
 def test_register_starts_the_scheduler_only_when_auto_cleanup_is_on(db_path):
     from ppp_otel import register
-    from ppp_otel.config import ArchivalConfig, Config
+    from ppp_otel.config.settings import ArchivalConfig, Config
 
     def schedulers(config: Config) -> list:
         provider = register(db_path, config=config, phoenix=False, set_global=False, env={})
@@ -277,7 +277,7 @@ def test_the_command_refuses_negative_days_and_a_missing_database(tmp_path, caps
 
 
 def test_scoring_reads_the_archive_like_any_trajectory_database(db_path, tmp_path):
-    scoring = pytest.importorskip("ppp_otel.scoring")
+    scoring = pytest.importorskip("ppp_otel.scoring.rewards")
     archive = tmp_path / "archive.db"
     build(db_path, old=range(1, 4), recent=())
     before = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(db_path, "spec")}

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ppp_otel.atif import EXPORT_VERSION, export_atif, import_paths, validate
+from ppp_otel.interchange.atif import EXPORT_VERSION, export_atif, import_paths, validate
 from ppp_otel.cli import main
 from ppp_otel.model import Question, Violation
-from ppp_otel.processor import TrajectorySpanProcessor
+from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.store import TrajectoryStore
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
 
 DATA = Path(__file__).parent / "data" / "atif"
 FULL = DATA / "full.trajectory.json"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import _command_modules, main
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.writer import write_all
+from ppp_otel.storage.sqlite.writer import write_all
 
 LONG_PROMPT = "Please refactor the whole module " + "and keep going " * 40 + "END-OF-PROMPT"
 

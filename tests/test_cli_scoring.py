@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import main
 from scoring_data import add_trajectory
 
@@ -152,3 +152,42 @@ def test_a_missing_technical_file_is_a_one_line_error(capsys, db, tmp_path):
     code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical-file",
                        str(tmp_path / "missing.json"))
     assert_one_line_error(code, err, "missing.json")
+
+
+# --- the reward profile -----------------------------------------------------------
+
+def test_score_rewards_paper_scores_by_the_papers_functions(capsys, db):
+    code, out, _ = run(capsys, "score", "--db", db, "--spec", "spec-a", "--rewards", "paper", "--json")
+    assert code == 0
+    rows = {row["agent_name"]: row for row in json.loads(out)}
+    # alpha asked once, a high question among its questions: -0.5; beta never asked: 0.
+    assert (rows["alpha"]["rewards"], rows["alpha"]["r_proact"], rows["beta"]["r_proact"]) == ("paper", -0.5, 0)
+
+
+def test_the_config_chooses_the_profile_and_the_flag_overrides_it(capsys, db, tmp_path, monkeypatch):
+    config = tmp_path / "ppp.toml"
+    config.write_text('[ppp.scoring]\nrewards = "paper"\n')
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    _, out, _ = run(capsys, "score", "--db", db, "--spec", "spec-a", "--json")
+    assert {row["rewards"] for row in json.loads(out)} == {"paper"}
+    _, out, _ = run(capsys, "score", "--db", db, "--spec", "spec-a", "--rewards", "spec", "--json")
+    assert {row["rewards"] for row in json.loads(out)} == {"spec"}
+
+
+def test_consensus_says_which_profile_it_used_and_history_keeps_it(capsys, db):
+    code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--rewards", "paper", "--json")
+    assert code == 0 and json.loads(out)["rewards"] == "paper"
+    _, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a")
+    assert "spec rewards" in out
+    _, out, _ = run(capsys, "consensus-history", "--db", db, "--spec", "spec-a", "--json")
+    assert [run_["rewards"] for run_ in json.loads(out)] == ["spec", "paper"]
+
+
+def test_export_atif_writes_the_chosen_profiles_rewards(capsys, db, tmp_path):
+    out_dir = tmp_path / "atif"
+    code, _, _ = run(capsys, "export-atif", "--db", db, "--spec", "spec-a", "--out", str(out_dir),
+                     "--rewards", "paper")
+    assert code == 0
+    documents = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
+    assert {d["extra"]["ppp"]["rewards"] for d in documents} == {"paper"}
+    assert sorted(d["extra"]["ppp"]["r_proact"] for d in documents) == [-0.5, 0]

@@ -8,9 +8,9 @@ import sqlite3
 import pytest
 
 import ppp_otel
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import build_parser, main
-from ppp_otel.ingest import IngestServer
+from ppp_otel.ingest.server import IngestServer
 from scoring_data import add_trajectory
 
 pytestmark = pytest.mark.usefixtures("no_ambient_database")
@@ -170,5 +170,6 @@ def test_export_with_nothing_to_send_says_so(capsys, db_path, tmp_path):
 def test_the_demo_without_phoenix_records_three_agents_and_names_the_best(capsys, tmp_path):
     code, out, err = run(capsys, "demo", "--db", str(tmp_path / "demo.db"))
     assert code == 0, err
-    assert "Best agent: careful-agent" in out
+    consensus = out.split("Consensus of each stage and run")[1]
+    assert "BEST AGENT" in consensus and "careful-agent" in consensus
     assert "Phoenix" not in out

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
 from conftest import stop_process
-from ppp_otel.ingest import IngestServer  # noqa: E402
+from ppp_otel.ingest.server import IngestServer  # noqa: E402
 
 
 class RotelCollector:

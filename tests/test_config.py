@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ppp_otel.config import (
+from ppp_otel.config.settings import (
     Config,
     ConfigError,
     PhoenixConfig,
@@ -426,8 +426,8 @@ def test_an_unknown_key_directly_under_ppp_is_an_error(toml):
 
 
 def test_an_unknown_section_names_section_and_file(toml):
-    path = toml("[ppp.scoring]\nmode = 'fast'\n")
-    with pytest.raises(ConfigError, match=rf"unknown section \[ppp\.scoring\] \(in {re.escape(str(path))}\)"):
+    path = toml("[ppp.grading]\nmode = 'fast'\n")
+    with pytest.raises(ConfigError, match=rf"unknown section \[ppp\.grading\] \(in {re.escape(str(path))}\)"):
         load_config(path, env={})
 
 
@@ -539,7 +539,7 @@ def test_items_lists_every_key_once_in_file_order_with_value_and_source():
     config = load_config(env={"PPP_OTEL_DB": "env.db"})
     items = list(config.items())
     keys = [key for key, _, _ in items]
-    assert len(keys) == len(set(keys)) == 28
+    assert len(keys) == len(set(keys)) == 29
     assert keys[:3] == ["ppp.enabled", "ppp.db_path", "ppp.trajectory.buffer_size"]
     assert keys[-1] == "ppp.phoenix.protocol"
     assert ("ppp.db_path", "env.db", "env:PPP_OTEL_DB") in items
@@ -559,7 +559,7 @@ def test_to_dict_mirrors_the_file_layout():
     assert data["ppp"]["trajectory"]["buffer_size"] == 10
     assert data["ppp"]["weights"] == {"technical": 0.7, "interaction": 0.3}
     assert set(data["ppp"]) == {
-        "enabled", "db_path", "trajectory", "question_classifier", "weights", "archival", "phoenix"
+        "enabled", "db_path", "trajectory", "question_classifier", "weights", "scoring", "archival", "phoenix"
     }
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ppp_otel import schema
-from ppp_otel.config import Config, WeightsConfig
-from ppp_otel.consensus import (
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.config.settings import Config, WeightsConfig
+from ppp_otel.scoring.consensus import (
     Weights,
     consensus,
     consensus_history,

@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from ppp_otel import register, trajectory, turn
-from ppp_otel.annotations import annotate_consensus
-from ppp_otel.consensus import Weights, consensus
-from ppp_otel.consensus_span import emit_consensus_span
+from ppp_otel.publish.phoenix_annotations import annotate_consensus
+from ppp_otel.scoring.consensus import Weights, consensus
+from ppp_otel.publish.consensus_span import emit_consensus_span
 
 pytestmark = pytest.mark.needs_phoenix
 

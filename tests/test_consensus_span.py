@@ -9,9 +9,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ppp_otel import register, schema, trajectory, turn
-from ppp_otel.consensus import Weights, consensus, consensus_history
-from ppp_otel.consensus_span import emit_consensus_span
+from ppp_otel import register, trajectory, turn
+
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.scoring.consensus import Weights, consensus, consensus_history
+from ppp_otel.publish.consensus_span import emit_consensus_span
 from scoring_data import add_trajectory
 
 

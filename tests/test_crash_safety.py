@@ -18,7 +18,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import ppp_otel
-from ppp_otel import TrajectorySpanProcessor, schema
+from ppp_otel import TrajectorySpanProcessor
+from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import main
 
 CHILD = str(Path(__file__).with_name("recording_child.py"))

@@ -16,8 +16,8 @@ import pytest
 yaml = pytest.importorskip("yaml")
 
 from ppp_otel.cli import build_parser  # noqa: E402
-from ppp_otel.config import PhoenixConfig  # noqa: E402
-from ppp_otel.ingest import DEFAULT_PORT  # noqa: E402
+from ppp_otel.config.settings import PhoenixConfig  # noqa: E402
+from ppp_otel.ingest.server import DEFAULT_PORT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTOR_FILE = ROOT / "collector" / "otel-collector.yaml"

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import ppp_otel
 from ppp_otel import TrajectorySpanProcessor, register
-from ppp_otel.config import Config
+from ppp_otel.config.settings import Config
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +59,7 @@ def test_spans_still_reach_other_exporters_when_recording_is_off(db_path):
 
 
 def test_with_nothing_recorded_consensus_is_technical_only():
-    consensus = pytest.importorskip("ppp_otel.consensus")
+    consensus = pytest.importorskip("ppp_otel.scoring.consensus")
     result = consensus.judge("spec-off", {}, {"a": 0.9, "b": 0.5}, (0.7, 0.3))
     assert result.best_agent == "a"
     assert all(score.technical_only for score in result.agents)
@@ -67,7 +67,7 @@ def test_with_nothing_recorded_consensus_is_technical_only():
 
 
 def test_consensus_over_a_database_never_created_falls_back_to_technical_only(db_path):
-    consensus = pytest.importorskip("ppp_otel.consensus")
+    consensus = pytest.importorskip("ppp_otel.scoring.consensus")
     off = Config(enabled=False)
     register(db_path, config=off, phoenix=False, set_global=False, env={}).shutdown()
     result = consensus.consensus(db_path, "spec-off", technical={"a": 0.9}, weights=(0.7, 0.3), config=off)

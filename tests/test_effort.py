@@ -1,4 +1,4 @@
-"""How much effort a question asks of the user: low, medium or high (DESIGN.md, "Effort")."""
+"""How much effort a question asks of the user: low, medium or high, as the PPP paper defines them (DESIGN.md, "Scoring")."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.questions import classify_effort, effort_scores
+from ppp_otel.analysis.questions import classify_effort, effort_scores
 
 LABELLED = Path(__file__).parent / "data" / "effort_questions.jsonl"
 
@@ -45,8 +45,6 @@ def test_confirmations_and_either_or_choices_are_low(question):
         "Can you research which providers offer EU hosting?",
         "Would you analyze last week's error logs?",
         "Can you determine which release introduced the leak?",
-        "What is the best way to roll this out to all regions?",
-        "How should I structure the configuration files?",
         "Before proceeding, can you take a snapshot of the volume?",
     ],
 )
@@ -61,7 +59,6 @@ def test_requests_named_by_the_spec_keywords_are_high(question):
         "Can you run the benchmark on your production hardware and send me the numbers?",
         "Could you ask your ops team how the load balancer is configured?",
         "Can you try the build on a fresh checkout and tell me what fails?",
-        "What design would you pick for the sync protocol?",
     ],
 )
 def test_work_for_the_user_is_high_without_any_spec_keyword(question):
@@ -73,12 +70,48 @@ def test_work_for_the_user_is_high_without_any_spec_keyword(question):
     [
         "Which version are you running in production?",
         "What error message do you get?",
-        "How many users does the service have?",
-        "Where is the config file on your machine?",
+        "Which shell were you in when it failed?",
         "Are you on the free plan?",
+        "Did it break before or after the upgrade?",
     ],
 )
-def test_facts_the_user_has_but_has_not_said_are_medium(question):
+def test_what_the_user_did_saw_or_has_is_low(question):
+    # The paper: the user answers from their own request and experience at once.
+    assert classify_effort(question) == "low"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Where in the code is the retry set?",
+        "Which file defines the TimeSeries class?",
+        "Which function raises this error?",
+        "Could you grep the server logs for this request id?",
+        "Which page of the school's website mentions the ceremony?",
+    ],
+)
+def test_where_in_the_code_or_which_document_is_high(question):
+    # The paper's simulator prices an answer from the file or function to edit,
+    # or from the source document, highest.
+    assert classify_effort(question) == "high"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Do you have a feeling for why it broke?",
+        "How would you design this module?",
+        "What is the best way to roll this out to all regions?",
+        "How should I structure the configuration files?",
+        "What design would you pick for the sync protocol?",
+        "What's the ideal caching policy for this service?",
+        "Which database should we adopt? Please weigh the pros and cons for your team.",
+        "Do you know why the validator compares the names that way?",
+        "Can you tell me more about the problem?",
+    ],
+)
+def test_what_the_user_cannot_really_answer_is_medium(question):
+    # Speculation, design opinions, vague questions: "I don't know" or a general answer.
     assert classify_effort(question) == "medium"
 
 
@@ -93,9 +126,8 @@ def test_facts_the_user_has_but_has_not_said_are_medium(question):
         "Where are the backups stored, S3 or on-prem?",
     ],
 )
-def test_an_or_question_about_the_users_own_setup_is_medium(question):
-    # The "or" lists likely answers to a fact, not options the agent offers.
-    assert classify_effort(question) == "medium"
+def test_an_or_question_about_the_users_own_setup_is_low(question):
+    assert classify_effort(question) == "low"
 
 
 @pytest.mark.parametrize(
@@ -129,8 +161,8 @@ def test_a_proposal_or_confirmation_without_should_i_is_low(question):
 
 
 @pytest.mark.parametrize("question", ["Install path?", "Update frequency?", "Order number?"])
-def test_a_terse_fact_question_about_a_noun_is_not_a_proposal(question):
-    assert classify_effort(question) == "medium"
+def test_a_terse_fact_question_about_a_noun_is_low(question):
+    assert classify_effort(question) == "low"
 
 
 @pytest.mark.parametrize(
@@ -139,8 +171,7 @@ def test_a_terse_fact_question_about_a_noun_is_not_a_proposal(question):
         "Can you speak with the vendor and get a quote?",
         "I need you to pull the invoices for March and reconcile them.",
         "It would help if you could talk to the DBA about the lock?",
-        "What's the ideal caching policy for this service?",
-        "Which database should we adopt? Please weigh the pros and cons for your team.",
+        "Would you like to run the load test and send me the numbers?",
         "Could you put together a list of the affected customers?",
     ],
 )
@@ -148,12 +179,12 @@ def test_work_asked_without_a_could_you_verb_is_high(question):
     assert classify_effort(question) == "high"
 
 
-def test_which_alone_does_not_make_a_question_low():
-    assert classify_effort("Which region is the bucket in?") == "medium"
+def test_which_alone_does_not_make_a_question_high():
+    assert classify_effort("Which region is the bucket in?") == "low"
 
 
 def test_a_design_decision_outweighs_a_polite_would_you_like():
-    assert classify_effort("How would you like the permission model to be designed?") == "high"
+    assert classify_effort("How would you like the permission model to be designed?") == "medium"
 
 
 def test_a_proposal_by_the_agent_to_do_the_work_is_low():
@@ -161,8 +192,8 @@ def test_a_proposal_by_the_agent_to_do_the_work_is_low():
     assert classify_effort("Should I investigate the memory leak next?") == "low"
 
 
-def test_a_question_without_any_cue_is_medium():
-    assert classify_effort("Anything else?") == "medium"
+def test_a_question_without_any_cue_is_low():
+    assert classify_effort("What did the stack trace say?") == "low"
 
 
 @pytest.mark.parametrize("question", ["", "   ", "???", "¿?", "x" * 10_000])
@@ -197,8 +228,9 @@ def test_the_labelled_set_is_large_balanced_and_well_formed():
     assert len({row["question"] for row in rows}) == len(rows)
     heldout = _labelled("heldout")
     assert len(heldout) >= 120
+    # Relabelled by the paper's definitions, most facts of the user's became low.
     for level in EFFORT_LEVELS:
-        assert sum(row["effort"] == level for row in heldout) >= 40
+        assert sum(row["effort"] == level for row in heldout) >= 5
 
 
 def test_held_out_accuracy_is_at_least_ninety_percent():
@@ -216,9 +248,20 @@ def test_accuracy_on_the_independently_written_set_is_at_least_ninety_percent():
     assert correct / len(rows) >= 0.90
 
 
-def test_accuracy_on_the_fresh_independent_set_never_tuned_on_is_at_least_ninety_percent():
+def test_accuracy_on_the_fresh_independent_set_is_at_least_ninety_percent():
     with (LABELLED.parent / "effort_questions_independent_2.jsonl").open(encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines if line.strip()]
     assert len(rows) >= 150
+    correct = sum(classify_effort(row["question"]) == row["effort"] for row in rows)
+    assert correct / len(rows) >= 0.90
+
+
+@pytest.mark.parametrize("name", ["effort_questions_paper.jsonl", "effort_questions_paper_2.jsonl"])
+def test_accuracy_on_the_paper_sets_never_tuned_on_is_at_least_ninety_percent(name):
+    # Coding and search questions labelled by the paper's definitions before the
+    # rules were changed for them; the rules were tuned on the other sets only.
+    with (LABELLED.parent / name).open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    assert {row["domain"] for row in rows} == {"coding", "search"}
     correct = sum(classify_effort(row["question"]) == row["effort"] for row in rows)
     assert correct / len(rows) >= 0.90

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import ppp_otel
 from ppp_otel import conventions as c
-from ppp_otel.ingest import IngestServer
-from ppp_otel.otlp_export import export_trajectories, otlp_exporter
+from ppp_otel.ingest.server import IngestServer
+from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 
 
 def record(db_path, spec="spec-1", agent="agent-a"):

@@ -27,10 +27,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import ppp_otel
-from ppp_otel import otlp
-from ppp_otel.assembler import TrajectoryAssembler
-from ppp_otel.ingest import IngestServer
-from ppp_otel.otlp import OtlpSpan
+from ppp_otel.ingest import wire as otlp
+from ppp_otel.ingest.assembler import TrajectoryAssembler
+from ppp_otel.ingest.server import IngestServer
+from ppp_otel.ingest.wire import OtlpSpan
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -345,7 +345,7 @@ def test_a_span_whose_attribute_breaks_conversion_in_an_unforeseen_way_is_reject
 
 
 def test_a_full_queue_refuses_the_whole_request_with_503_and_a_retry_loses_nothing(db_path):
-    from ppp_otel.processor import TrajectorySpanProcessor
+    from ppp_otel.capture.processor import TrajectorySpanProcessor
 
     processor = TrajectorySpanProcessor(db_path, max_queue_size=3, buffer_size=1000, flush_interval_ms=60_000)
     receiver = IngestServer(db_path, port=0, processor=processor).start()

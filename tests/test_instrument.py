@@ -85,7 +85,7 @@ def test_the_technical_score_set_during_the_trajectory_is_recorded(tmp_path):
 
 
 def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeypatch):
-    from ppp_otel import instrument
+    from ppp_otel.capture import api as instrument
 
     monkeypatch.setattr(instrument, "_warned", set())
     with turn("stray", tracer_provider=provider):
@@ -94,7 +94,7 @@ def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeyp
 
 
 def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, monkeypatch):
-    from ppp_otel import instrument
+    from ppp_otel.capture import api as instrument
 
     monkeypatch.setattr(instrument, "_warned", set())
     monkeypatch.setattr(instrument, "_provider", None)

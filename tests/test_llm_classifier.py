@@ -11,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ppp_otel.llm_classifier import (
+from ppp_otel.analysis.llm_classifier import (
     HeuristicEffortClassifier,
     LLMEffortClassifier,
     make_effort_classifier,
 )
-from ppp_otel.questions import classify_effort
+from ppp_otel.analysis.questions import classify_effort
 
 # The heuristic grades these differently from "medium", so a fallback to the
 # heuristic cannot be mistaken for a silent default.
@@ -215,7 +215,7 @@ def test_a_fallback_is_not_cached_so_a_recovered_endpoint_is_asked_again():
 def test_each_kind_of_failure_is_logged_once(caplog):
     with ChatServer(answering("nonsense")) as server:
         classifier = classifier_for(server)
-        with caplog.at_level(logging.WARNING, logger="ppp_otel.llm_classifier"):
+        with caplog.at_level(logging.WARNING, logger="ppp_otel.analysis.llm_classifier"):
             for question in ("One?", "Two?", "Three?"):
                 classifier.classify(question)
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]

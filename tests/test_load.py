@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ppp_otel.store import TrajectoryStore
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from load_data import AGENTS, RUNS, SPECS, TURNS, build  # noqa: E402
@@ -63,7 +63,7 @@ def test_fetching_one_trajectory_returns_its_turns_questions_and_violations(load
 
 
 def test_scoring_one_trajectory_applies_the_spec_rewards(loaded):
-    scoring = pytest.importorskip("ppp_otel.scoring")
+    scoring = pytest.importorskip("ppp_otel.scoring.rewards")
     with TrajectoryStore(loaded) as store:
         target = store.list_trajectories(spec_id="spec-5", limit=1)[0]
     score, seconds = timed("score one trajectory", lambda: scoring.score_trajectory(loaded, target.id))
@@ -75,7 +75,7 @@ def test_scoring_one_trajectory_applies_the_spec_rewards(loaded):
 
 
 def test_consensus_over_ten_agents_of_a_spec_picks_the_best_technical_score(loaded):
-    consensus = pytest.importorskip("ppp_otel.consensus")
+    consensus = pytest.importorskip("ppp_otel.scoring.consensus")
     result, seconds = timed(
         "consensus over 10 agents",
         lambda: consensus.consensus(loaded, "spec-9", weights=(0.7, 0.3), store=False),

@@ -19,9 +19,9 @@ import pytest
 
 from conftest import wait_for
 import ppp_otel
-from ppp_otel.config import PhoenixConfig
-from ppp_otel.otlp_export import export_trajectories, otlp_exporter
-from ppp_otel.setup import PROJECT_NAME_ATTRIBUTE, phoenix_exporter_settings
+from ppp_otel.config.settings import PhoenixConfig
+from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
+from ppp_otel.capture.register import PROJECT_NAME_ATTRIBUTE, phoenix_exporter_settings
 
 OFF = PhoenixConfig()
 ON = PhoenixConfig(enabled=True)
@@ -111,7 +111,7 @@ def test_a_project_name_argument_beats_phoenix_project_name(db_path):
 
 
 def test_phoenix_project_name_applies_to_a_config_given_as_an_object(db_path):
-    from ppp_otel.config import Config
+    from ppp_otel.config.settings import Config
 
     provider = ppp_otel.register(db_path, config=Config(), phoenix=False, set_global=False,
                                  env={"PHOENIX_PROJECT_NAME": "agents"})

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import wait_for
 import ppp_otel
-from ppp_otel.phoenix_exporter import PhoenixSpanExporter
-from ppp_otel.phoenix_sender import SPAN_ANNOTATIONS, PhoenixAnnotationSender
+from ppp_otel.publish.phoenix_exporter import PhoenixSpanExporter
+from ppp_otel.publish.phoenix_sender import SPAN_ANNOTATIONS, PhoenixAnnotationSender
 
 
 def closed_port() -> int:

@@ -18,11 +18,11 @@ import pytest
 
 from conftest import wait_for
 import ppp_otel
-from ppp_otel.annotations import annotate_consensus
+from ppp_otel.publish.phoenix_annotations import annotate_consensus
 from ppp_otel.cli import main
-from ppp_otel.consensus import Weights, consensus
+from ppp_otel.scoring.consensus import Weights, consensus
 from ppp_otel.conventions import default_session_id
-from ppp_otel.phoenix_sender import SPAN_ANNOTATIONS, PhoenixAnnotationSender
+from ppp_otel.publish.phoenix_sender import SPAN_ANNOTATIONS, PhoenixAnnotationSender
 
 pytestmark = pytest.mark.needs_phoenix
 
@@ -175,14 +175,15 @@ def test_the_demo_with_phoenix_shows_three_sessions_with_their_conversation_and_
     out = json.loads(capsys.readouterr().out)
     assert out["phoenix"]["annotations"]["failed"] == []
     assert out["phoenix"]["judgments"]["failed"] == 0
-    sessions = sessions_of(phoenix, project, 3, annotations=3)
-    assert len(sessions) == 3
-    by_agent = {sid.split("-", 2)[0] + "-" + sid.split("-", 2)[1]: s for sid, s in sessions.items()}
-    careful = by_agent["careful-agent"]
-    assert careful["firstInput"]["value"].startswith("The test_upload test fails")
-    assert careful["lastOutput"]["value"].startswith("Done: test_upload now retries")
-    labels = {a["name"]: a["label"] for a in careful["sessionAnnotations"]}
-    assert labels["ppp.final"] == "best"
+    # Three agents, two stages, two runs: twelve trajectories, twelve sessions.
+    sessions = sessions_of(phoenix, project, 12, annotations=3)
+    assert len(sessions) == 12
+    careful = [s for sid, s in sessions.items() if sid.startswith("careful-agent-")
+               and s["firstInput"]["value"].startswith("The test_upload test fails")]
+    assert len(careful) == 2  # its implement stage in each run
+    assert all(s["lastOutput"]["value"].startswith("Done: test_upload now retries") for s in careful)
+    labels = [{a["name"]: a["label"] for a in s["sessionAnnotations"]}["ppp.final"] for s in sessions.values()]
+    assert labels.count("best") == 4  # one best agent per stage and run
     assert {t["agent_name"] for t in out["trajectories"]} == {"careful-agent", "curious-agent", "hasty-agent"}
 
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from ppp_otel import preferences
+from ppp_otel.analysis import preferences as preferences
 from ppp_otel.model import TurnText
-from ppp_otel.preferences import (
+from ppp_otel.analysis.preferences import (
     JUDGMENT_PREFERENCES,
     detect_violations,
     get_preference,
@@ -293,7 +293,7 @@ def test_a_failing_detector_does_not_stop_the_others(scratch_preferences, caplog
         raise RuntimeError("bug")
 
     errors_before = preferences.detector_errors["always_fails"]
-    with caplog.at_level(logging.WARNING, logger="ppp_otel.preferences"):
+    with caplog.at_level(logging.WARNING, logger="ppp_otel.analysis.preferences"):
         found = detect_violations(["always_fails", "no_questions"], asking("Which?"))
     assert [v.preference for v in found] == ["no_questions"]
     assert preferences.detector_errors["always_fails"] == errors_before + 1

@@ -180,7 +180,7 @@ def test_any_trajectory_attributes_never_raise_and_every_record_is_accounted_for
 
 # --- the OTLP receiver -------------------------------------------------------
 
-ingest = pytest.importorskip("ppp_otel.ingest")
+ingest = pytest.importorskip("ppp_otel.ingest.server")
 
 
 @pytest.fixture(scope="module")

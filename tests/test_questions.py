@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from ppp_otel.questions import extract_questions
+from ppp_otel.analysis.questions import extract_questions
 
 
 def test_a_single_question_is_returned_as_its_sentence():

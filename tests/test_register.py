@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 import ppp_otel
-from ppp_otel.processor import TrajectorySpanProcessor
+from ppp_otel.capture.processor import TrajectorySpanProcessor
 
 
 def processors(provider):

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from ppp_otel import schema
+from ppp_otel.storage.sqlite import migrations as schema
 
 SPEC_V1 = """
 CREATE TABLE trajectories (

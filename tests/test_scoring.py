@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ppp_otel import ascoring, schema, scoring
-from ppp_otel.schema import DatabaseError
+from ppp_otel.scoring import arewards as ascoring
+
+from ppp_otel.storage.sqlite import migrations as schema
+
+from ppp_otel.scoring import rewards as scoring
+from ppp_otel.storage.sqlite.migrations import DatabaseError
 from scoring_data import add_trajectory
 
 
@@ -82,6 +86,8 @@ def test_a_score_counts_questions_by_effort_and_violations_by_severity(conn):
         "questions": {"low": 1, "medium": 0, "high": 2},
         "violations": {"minor": 0, "major": 1, "critical": 0},
         "technical_score": 0.8, "trace_id": score.trace_id, "span_id": score.span_id,
+        "stage": None, "created_at": score.created_at,
+        "rewards": "spec",
     }
 
 
@@ -182,7 +188,7 @@ async def test_async_scores_one_trajectory_as_the_sync_api_does(mixed, db_path):
 
 
 async def test_async_scoring_accepts_an_open_store(mixed, db_path):
-    from ppp_otel.astore import AsyncTrajectoryStore
+    from ppp_otel.storage.aio import AsyncTrajectoryStore
 
     async with AsyncTrajectoryStore(db_path) as store:
         assert await ascoring.score_spec(store, "spec") == scoring.score_spec(mixed, "spec")

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from ppp_otel import schema, scoring
+from ppp_otel.storage.sqlite import migrations as schema
+
+from ppp_otel.scoring import rewards as scoring
 from scoring_data import add_trajectory
 
 # The tables (and the aliases the statements give them) that grow with every turn.
@@ -17,6 +19,9 @@ STATEMENTS = {
     "one spec": (scoring.SQL_SCORE_SPEC, ("spec",)),
     "one agent on a spec": (scoring.SQL_SCORE_SPEC_AGENT, ("spec", "alpha")),
     "every trajectory": (scoring.SQL_SCORE_ALL, ()),
+    "one stage of one run of a spec": scoring.score_query(spec_id="spec", stage="plan", run_id="r1"),
+    "one stage of a spec": scoring.score_query(spec_id="spec", stage="plan"),
+    "one run of a spec": scoring.score_query(spec_id="spec", run_id="r1"),
 }
 
 
@@ -26,7 +31,8 @@ def conn(tmp_path_factory):
     connection = schema.connect(tmp_path_factory.mktemp("plan") / "plan.db")
     for i in range(30):
         add_trajectory(connection, f"spec-{i % 3}", f"agent-{i % 5}", turns=5,
-                       questions=["low", "medium", "high"], violations=["minor", "major"])
+                       questions=["low", "medium", "high"], violations=["minor", "major"],
+                       run_id=f"r{i % 4}", stage=("plan", "implement")[i % 2])
     connection.execute("ANALYZE")
     yield connection
     connection.close()
@@ -56,7 +62,9 @@ def test_every_scoring_statement_reaches_questions_and_violations_by_their_turn_
     assert any(step.startswith("SEARCH tt USING COVERING INDEX") for step in steps), steps
 
 
-@pytest.mark.parametrize("name", ["one trajectory", "one spec", "one agent on a spec"])
+@pytest.mark.parametrize("name", ["one trajectory", "one spec", "one agent on a spec",
+                                  "one stage of one run of a spec", "one stage of a spec",
+                                  "one run of a spec"])
 def test_a_filtered_scoring_statement_finds_its_trajectories_by_index(conn, name):
     sql, params = STATEMENTS[name]
     assert "trajectories" not in scanned(plan(conn, sql, params))

@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 
-from ppp_otel import schema
-from ppp_otel.astore import AsyncTrajectoryStore
+from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage.aio import AsyncTrajectoryStore
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.store import (
+from ppp_otel.storage.sqlite.reader import (
     RecordedQuestion,
     RecordedViolation,
     Trajectory,
@@ -19,7 +19,7 @@ from ppp_otel.store import (
     TrajectorySummary,
     list_query,
 )
-from ppp_otel.writer import write_all
+from ppp_otel.storage.sqlite.writer import write_all
 
 
 def _trajectory(n: int, spec: str, agent: str, run: str | None = None, **kw) -> TrajectoryRecord:

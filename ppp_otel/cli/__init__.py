@@ -31,9 +31,9 @@ import sqlite3
 import sys
 from typing import Sequence
 
-from ..config import CONFIG_ENV, ConfigError, load_config
-from ..schema import DEFAULT_DB_PATH, DatabaseError
-from ._output import PROG, fail
+from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV
+from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
+from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
 
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Record, inspect and score AI agent trajectories.",
     )
-    from .. import __version__
+    from ppp_otel import __version__
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_common_options(parser, db=None, json=False)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..atif import export_atif, import_paths
-from ._output import print_json, progress
+from ppp_otel.interchange.atif import export_atif, import_paths
+from ppp_otel.cli._output import print_json, progress
+from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
 EXIT_PARTIAL = 1
 
@@ -37,6 +38,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory (and its subagents)")
+    p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
+    p.add_argument("--run", metavar="R", help="only this run id")
+    add_rewards_argument(p)
     p.set_defaults(func=run_export)
 
 
@@ -74,7 +78,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory)
+    paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory,
+                        stage=args.stage, run_id=args.run, rewards=rewards_of(args))
     if args.json:
         print_json({"out": args.out, "files": [str(p) for p in paths]})
     else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..archival import cleanup
-from ..config import load_config
-from ._output import print_fields, print_json, progress
+from ppp_otel.storage.sqlite.retention import cleanup
+from ppp_otel.config.settings import load_config
+from ppp_otel.cli._output import print_fields, print_json, progress
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import display_value, load_config
-from ._output import print_json, print_table
+from ppp_otel.config.settings import display_value, load_config
+from ppp_otel.cli._output import print_json, print_table
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

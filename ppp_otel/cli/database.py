@@ -10,8 +10,8 @@ import argparse
 import os
 from typing import Any
 
-from ..store import TrajectoryStore
-from ._output import PROG, fail, human_size, int_at_least, print_fields, print_json, print_table
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table, PROG
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -28,6 +28,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--agent", metavar="A", help="only this agent")
     p.add_argument("--run", metavar="R", help="only this run id")
+    p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
     p.add_argument("--limit", metavar="N", type=int_at_least(0), help="at most N trajectories")
     p.add_argument("--offset", metavar="N", type=int_at_least(0), default=0, help="skip the first N")
     p.set_defaults(func=trajectories)
@@ -115,19 +116,22 @@ def migrate(args: argparse.Namespace) -> int:
 def trajectories(args: argparse.Namespace) -> int:
     with TrajectoryStore(args.db) as store:
         found = store.list_trajectories(
-            spec_id=args.spec, agent_name=args.agent, run_id=args.run,
+            spec_id=args.spec, agent_name=args.agent, run_id=args.run, stage=args.stage,
             limit=args.limit, offset=args.offset,
         )
     if args.json:
         print_json([t.to_dict() for t in found])
         return 0
+    # The stage column only when some trajectory has a stage: most databases have none.
+    staged = any(t.stage is not None for t in found)
     print_table(
         [
             (t.id, t.spec_id, t.agent_name, t.run_id, t.created_at, t.turn_count,
-             t.question_count, t.violation_count, t.technical_score)
+             t.question_count, t.violation_count, t.technical_score) + ((t.stage,) if staged else ())
             for t in found
         ],
-        ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"],
+        ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
+        + (["stage"] if staged else []),
         max_width=32,
         empty=_none_found(args),
     )
@@ -156,6 +160,7 @@ def show(args: argparse.Namespace) -> int:
         "spec": found.spec_id,
         "agent": found.agent_name,
         "run": found.run_id,
+        "stage": found.stage,
         "created": found.created_at,
         "ended": found.ended_at,
         "technical score": found.technical_score,

@@ -8,21 +8,26 @@ import os
 import sys
 from typing import Any
 
-from ..demo import PROJECT_NAME, record_demo
-from ..store import TrajectoryStore
-from ._output import PROG, print_json, print_table
+from ppp_otel.demo import record_demo, PROJECT_NAME
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.cli._output import print_json, print_table, PROG
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "demo", parents=[common],
         help="record a small multi-agent run through the real pipeline and score it",
-        description="Three agents work on one task for a user with interaction preferences; their "
-        "turns go through a real OpenTelemetry pipeline into the database (no server), the "
-        "recorder finds their questions and violations, and the rewards and consensus are printed. "
-        "Each run adds a new run id; consensus covers every run of the demo spec in the file. "
+        description="Three agents work on one task, in two stages (plan, implement), for a user "
+        "with interaction preferences, and again after a prompt change: two runs. Their turns go "
+        "through a real OpenTelemetry pipeline into the database (no server), the recorder finds "
+        "their questions and violations, and the rewards and the consensus of each stage and run "
+        "are printed. Each demo adds two new runs of the demo spec to the file. "
         "With --phoenix, the spans go to that Phoenix too, each turn's questions and violations "
         "as span annotations and the rewards as session annotations.",
+    )
+    p.add_argument(
+        "--run-prefix", metavar="P",
+        help="name the two runs P-r1 and P-r2 (default: demo-<random>, new each time)",
     )
     p.add_argument("--phoenix", metavar="URL",
                    help="also record into this Phoenix, e.g. http://localhost:6006")
@@ -31,52 +36,64 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
-def _landed(db_path: str, run_id: str) -> list:
+def _landed(db_path: str, run_ids: list[str]) -> list:
     with TrajectoryStore(db_path) as store:
-        return [store.get_trajectory(s.id) for s in store.list_trajectories(run_id=run_id)]
+        return [store.get_trajectory(s.id) for run_id in run_ids
+                for s in store.list_trajectories(run_id=run_id)]
 
 
-def _scores(db_path: str, run) -> tuple[list, Any]:
-    """Rewards and consensus, when the scoring modules are installed with this version."""
+def _scores(db_path: str, demo) -> tuple[list, list]:
+    """Rewards, and the consensus of each stage of each run, when the scoring modules are
+    installed with this version."""
     try:
-        from ..consensus import consensus
-        from ..scoring import score_trajectories
+        from ppp_otel.scoring.consensus import consensus
+        from ppp_otel.scoring.rewards import score_trajectories
     except ImportError:
-        return [], None
-    scores = [s for s in score_trajectories(db_path, spec_id=run.spec_id) if s.run_id == run.run_id]
+        return [], []
+    scores = [s for run_id in demo.run_ids
+              for s in score_trajectories(db_path, spec_id=demo.spec_id, run_id=run_id)]
     # Technical scores come from each trajectory's ppp.technical_score attribute.
-    result = consensus(db_path, run.spec_id, store=True)
-    return scores, result
+    results = [consensus(db_path, demo.spec_id, stage=stage, run_id=run_id, store=True)
+               for run_id in demo.run_ids for stage in demo.stages]
+    return scores, results
 
 
-def _annotate(args: argparse.Namespace, demo, result) -> dict[str, Any] | None:
-    """This run's rewards and consensus as span and session annotations in Phoenix."""
-    if not args.phoenix or result is None:
+def _annotate(args: argparse.Namespace, results: list) -> dict[str, Any] | None:
+    """Each stage's and run's rewards and consensus as span and session annotations in Phoenix."""
+    if not args.phoenix or not results:
         return None
-    from ..annotations import annotate_consensus
+    from ppp_otel.publish.phoenix_annotations import annotate_consensus
 
-    mine = dataclasses.replace(result, trajectories=[t for t in result.trajectories if t.run_id == demo.run_id])
-    summary = annotate_consensus(mine, args.phoenix)
-    for _, message in summary.failed:
-        print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
-    return summary.to_dict()
+    annotated, failed = [], []
+    for result in results:
+        summary = annotate_consensus(result, args.phoenix)
+        for _, message in summary.failed:
+            print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
+        data = summary.to_dict()
+        annotated += data.get("annotated", [])
+        failed += data.get("failed", [])
+    return {"annotated": annotated, "failed": failed}
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.run_prefix is not None and not args.run_prefix.strip():
+        raise ValueError("--run-prefix must not be empty")
     project = args.project or os.environ.get("PHOENIX_PROJECT_NAME") or PROJECT_NAME
-    demo = record_demo(args.db, phoenix=args.phoenix, project_name=project)
-    trajectories = _landed(args.db, demo.run_id)
-    scores, result = _scores(args.db, demo)
-    annotations = _annotate(args, demo, result)
+    demo = record_demo(args.db, run_id=args.run_prefix, phoenix=args.phoenix, project_name=project)
+    trajectories = _landed(args.db, demo.run_ids)
+    scores, results = _scores(args.db, demo)
+    annotations = _annotate(args, results)
     if args.json:
         data = {
             "db_path": demo.db_path,
             "run_id": demo.run_id,
+            "run_ids": demo.run_ids,
+            "stages": list(demo.stages),
             "spec_id": demo.spec_id,
             "recorder": demo.recorder,
             "trajectories": trajectories,
             "scores": scores,
-            "consensus": result,
+            "consensus": results,
         }
         if args.phoenix:
             data["phoenix"] = {"url": args.phoenix, "project": project, "judgments": demo.phoenix,
@@ -84,40 +101,49 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
 
-    print(f"Recorded run {demo.run_id} of spec {demo.spec_id!r} into {demo.db_path}\n")
+    runs = " and ".join(demo.run_ids)
+    print(f"Recorded runs {runs} of spec {demo.spec_id!r}, stages {', '.join(demo.stages)}, "
+          f"into {demo.db_path}\n")
     print_table(
-        [(t.id, t.agent_name, t.turn_count, t.question_count, t.violation_count) for t in trajectories],
-        ["trajectory", "agent", "turns", "questions", "violations"],
+        [(t.id, t.run_id, t.stage, t.agent_name, t.turn_count, t.question_count, t.violation_count)
+         for t in trajectories],
+        ["trajectory", "run", "stage", "agent", "turns", "questions", "violations"],
     )
     print("\nQuestions (extracted from responses unless the agent code reported them):")
     print_table(
-        [(t.agent_name, turn.number, q.text, q.effort_level, q.source)
+        [(t.id, t.agent_name, turn.number, q.text, q.effort_level, q.source)
          for t in trajectories for turn in t.turns for q in turn.questions],
-        ["agent", "turn", "question", "effort", "source"], max_width=70,
+        ["trajectory", "agent", "turn", "question", "effort", "source"], max_width=70,
     )
     print("\nPreference violations (detected from the user's preferences unless reported):")
     print_table(
-        [(t.agent_name, turn.number, v.preference_name, v.expected, v.actual, v.severity)
+        [(t.id, t.agent_name, turn.number, v.preference_name, v.actual, v.severity)
          for t in trajectories for turn in t.turns for v in turn.violations],
-        ["agent", "turn", "preference", "expected", "actual", "severity"], max_width=36,
+        ["trajectory", "agent", "turn", "preference", "actual", "severity"], max_width=40,
     )
     if scores:
         print("\nRewards:")
         print_table(
-            [(s.trajectory_id, s.agent_name, s.r_proact, s.r_pers) for s in scores],
-            ["trajectory", "agent", "r_proact", "r_pers"],
+            [(s.trajectory_id, s.run_id, s.stage, s.agent_name, s.r_proact, s.r_pers) for s in scores],
+            ["trajectory", "run", "stage", "agent", "r_proact", "r_pers"],
         )
-    if result is not None:
-        w = result.weights
-        print(f"\nConsensus (final = {w.technical} x technical + {w.interaction} x (r_proact + r_pers)):")
+    if results:
+        w = results[0].weights
+        print(f"\nConsensus of each stage and run (final = {w.technical} x technical + "
+              f"{w.interaction} x (r_proact + r_pers)):")
+        agents = [a.agent_name for a in sorted(results[0].agents, key=lambda a: a.agent_name)]
         print_table(
-            [(a.agent_name, a.technical, a.r_proact, a.r_pers, a.final) for a in result.agents],
-            ["agent", "technical", "r_proact", "r_pers", "final"],
+            [(r.run_id, r.stage, r.best_agent, r.confidence) + tuple(r.agent(a).final for a in agents)
+             for r in results],
+            ["run", "stage", "best agent", "confidence"] + [f"final {a}" for a in agents],
         )
-        print(f"\nBest agent: {result.best_agent} (confidence {result.confidence:.3f})")
+    db = demo.db_path
     if args.phoenix:
         sent = len(annotations["annotated"]) if annotations else 0
         print(f"\nPhoenix: spans, judgments and rewards of {sent} trajectories sent to {args.phoenix}, "
               f"project {project}; open it and choose Sessions.")
-    print(f"\nNext: ppp-otel trajectories --db {demo.db_path}   |   ppp-otel show ID --db {demo.db_path}")
+    print("\nNext:")
+    print(f"  ppp-otel report --db {db} --out report.html      # a page to look at")
+    print(f"  ppp-otel trends --db {db} --spec {demo.spec_id}  # run against run")
+    print(f"  ppp-otel show ID --db {db}                        # one trajectory's turns")
     return 0

@@ -8,11 +8,11 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..config import PhoenixConfig
-from ..otlp_export import export_trajectories, otlp_exporter
-from ..setup import phoenix_exporter_settings, phoenix_project_name
-from ..store import TrajectoryStore
-from ._output import PROG, fail, print_fields, print_json, progress
+from ppp_otel.config.settings import PhoenixConfig
+from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
+from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
+from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ import sys
 import threading
 from typing import Any
 
-from ..ingest import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, IngestServer
-from ._output import int_at_least, print_fields, print_json
+from ppp_otel.ingest.server import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, IngestServer
+from ppp_otel.cli._output import int_at_least, print_fields, print_json
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """Commands that score: score, consensus, consensus-history.
 
-A thin shell over :mod:`ppp_otel.scoring`, :mod:`ppp_otel.consensus`,
-:mod:`ppp_otel.consensus_span` and :mod:`ppp_otel.annotations`.
+A thin shell over :mod:`ppp_otel.scoring.rewards`, :mod:`ppp_otel.scoring.consensus`,
+:mod:`ppp_otel.publish.consensus_span` and :mod:`ppp_otel.publish.phoenix_annotations`.
 """
 
 from __future__ import annotations
@@ -10,22 +10,42 @@ import argparse
 import dataclasses
 import os
 import sys
+import warnings
 from typing import Any
 
-from ..consensus import (
+from ppp_otel.scoring.consensus import (
     ATTRIBUTE,
     NONE,
     ConsensusResult,
+    MixedConsensusWarning,
     consensus,
     consensus_history,
     load_technical_file,
     parse_technical,
     parse_weights,
+    rewards_profile,
 )
-from ..annotations import NOT_IN_PHOENIX
-from ..schema import connect
-from ..scoring import score_trajectories
-from ._output import PROG, fail, print_json, print_table
+from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX
+from ppp_otel.scoring.paper import PROFILES
+from ppp_otel.storage.sqlite.migrations import connect
+from ppp_otel.scoring.rewards import score_trajectories
+from ppp_otel.cli._output import PROG, fail, print_json, print_table
+
+
+def add_rewards_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rewards", choices=PROFILES, default=None,
+        help="reward profile: spec (SPEC-PPP-004) or paper (the PPP paper's reward functions); "
+        "default: the config's [ppp.scoring] rewards, else spec",
+    )
+
+
+def rewards_of(args: argparse.Namespace) -> str:
+    if args.rewards:
+        return args.rewards
+    from ppp_otel.config.settings import load_config
+
+    return rewards_profile(load_config())
 
 
 #: ``consensus --phoenix`` when no trajectory could be annotated (the scores are still printed and stored).
@@ -36,9 +56,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "score", parents=[common], help="R_Proact and R_Pers of trajectories"
     )
+    add_rewards_argument(p)
     p.add_argument("--spec", metavar="S", help="only this spec id")
     p.add_argument("--agent", metavar="A", help="only this agent (with --spec)")
     p.add_argument("--trajectory", metavar="ID", type=int, help="only this trajectory")
+    _add_stage_and_run(p, "only trajectories of this")
     p.set_defaults(func=score)
 
     p = subparsers.add_parser(
@@ -76,6 +98,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="seconds to wait for Phoenix to have the trajectory spans (default 10)",
     )
     p.add_argument("--no-store", action="store_true", help="do not record the run in the history")
+    _add_stage_and_run(p, "judge only the trajectories of this")
+    add_rewards_argument(p)
     p.set_defaults(func=run_consensus)
 
     p = subparsers.add_parser(
@@ -83,7 +107,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--spec", metavar="S", required=True, help="the spec id")
     p.add_argument("--limit", metavar="N", type=int, help="at most N runs")
+    _add_stage_and_run(p, "only consensus runs that judged this")
     p.set_defaults(func=history)
+
+
+def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--stage", metavar="X", help=f"{what} stage of the spec (plan, implement, ...)")
+    parser.add_argument("--run", metavar="R", help=f"{what} run id")
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -95,18 +125,23 @@ def score(args: argparse.Namespace) -> int:
         return fail("--agent needs --spec: an agent is scored on a spec "
                     f"(e.g. {PROG} score --spec SPEC --agent {args.agent})")
     scores = score_trajectories(
-        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory
+        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
+        stage=args.stage, run_id=args.run,
+        rewards=rewards_of(args),
     )
     if args.trajectory is not None and not scores:
         return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     if args.json:
         print_json([s.to_dict() for s in scores])
         return 0
+    # The stage column only when some trajectory has a stage: most databases have none.
+    staged = any(s.stage is not None for s in scores)
     print_table(
         [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
-          _counts(s.questions), _counts(s.violations), s.technical_score) for s in scores],
+          _counts(s.questions), _counts(s.violations), s.technical_score)
+         + ((s.stage,) if staged else ()) for s in scores],
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
-         "violations mi/ma/cr", "technical"],
+         "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
         max_width=32,
         empty=f"no trajectories{_filters(args)} in {args.db}",
     )
@@ -138,8 +173,9 @@ def _note(agent) -> str:
 
 def _print_result(result: ConsensusResult) -> None:
     w = result.weights
-    print(f"spec {result.spec_id}: best agent {result.best_agent}, confidence "
-          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g})")
+    print(f"{result.scope}: best agent {result.best_agent}, confidence "
+          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
+          f"{result.rewards} rewards)")
     print_table(
         [(a.rank, a.agent_name, a.technical, a.r_proact, a.r_pers, a.final,
           len(a.trajectory_ids), _note(a)) for a in result.agents],
@@ -149,10 +185,10 @@ def _print_result(result: ConsensusResult) -> None:
 
 def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
-    from .. import register as register_tracing
-    from ..annotations import annotate_consensus
-    from ..config import load_config
-    from ..consensus_span import emit_consensus_span
+    from ppp_otel import register as register_tracing
+    from ppp_otel.publish.phoenix_annotations import annotate_consensus
+    from ppp_otel.config.settings import load_config
+    from ppp_otel.publish.consensus_span import emit_consensus_span
 
     config = args.settings or load_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
@@ -186,13 +222,18 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 def run_consensus(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
-    from ..config import load_config
+    from ppp_otel.config.settings import load_config
 
     # The config gives the default weights, and says whether recording is off
     # (then agents are judged on technical scores alone).
-    result = consensus(args.db, args.spec, technical=technical, weights=weights,
-                       agents=args.agents, store=not args.no_store,
-                       config=args.settings or load_config())
+    config = args.settings or load_config()
+    with warnings.catch_warnings():
+        # Said once below, in the output and the JSON, rather than as a Python warning.
+        warnings.simplefilter("ignore", MixedConsensusWarning)
+        result = consensus(args.db, args.spec, technical=technical, weights=weights,
+                           agents=args.agents, store=not args.no_store, config=config,
+                           stage=args.stage, run_id=args.run,
+                           rewards=args.rewards or rewards_profile(config))
     annotations = _publish(args, result) if args.phoenix else None
     # Nothing annotated at all is a failure a script must see.
     status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
@@ -201,23 +242,39 @@ def run_consensus(args: argparse.Namespace) -> int:
         if annotations is not None:
             data["annotations"] = annotations
         print_json(data)
+        if result.warning:  # in the JSON too; said here for the person running the script
+            print(f"{PROG}: warning: {result.warning}", file=sys.stderr)
         return status
     _print_result(result)
+    if result.warning:
+        print(f"note: {result.warning}")
     if annotations is not None:
         print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session), "
               f"{len(annotations['failed'])} failed")
     return status
 
 
+def _judged(asked: str | None, covered: list) -> str | None:
+    """The stage (or run) a stored consensus judged: the one asked for, else what it covered."""
+    if asked is not None:
+        return asked
+    named = [v for v in covered if v is not None]
+    if len(covered) > 1:
+        return f"mixed: {', '.join(named)}" + (" + none" if None in covered else "")
+    return named[0] if named else None
+
+
 def history(args: argparse.Namespace) -> int:
-    runs = consensus_history(args.db, args.spec, limit=args.limit)
+    runs = consensus_history(args.db, args.spec, limit=args.limit, stage=args.stage, run_id=args.run)
     if args.json:
         print_json([run.to_dict() for run in runs])
         return 0
     print_table(
         [(run.consensus_id, run.created_at, run.best_agent, run.confidence, run.weights.technical,
-          run.weights.interaction, len(run.agents)) for run in runs],
-        ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents"],
+          run.weights.interaction, len(run.agents), _judged(run.stage, run.stages),
+          _judged(run.run_id, run.runs)) for run in runs],
+        ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents",
+         "stage", "run"],
         empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
     )
     return 0

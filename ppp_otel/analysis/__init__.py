@@ -1,0 +1,1 @@
+"""Judging turns off the app thread: questions, their effort, preference violations."""

@@ -1,0 +1,259 @@
+"""``register()``: one call sets up recording (and, if asked, Phoenix).
+
+Every default is readable here and every one can be changed by the config
+file, by the environment or by an argument, in that order of precedence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from ppp_otel.capture import api as instrument
+from ppp_otel.config.settings import Config, PhoenixConfig, load_config
+from ppp_otel.capture.processor import TrajectorySpanProcessor
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "ppp-otel"
+# Phoenix files spans under the project named by this resource attribute.
+PROJECT_NAME_ATTRIBUTE = "openinference.project.name"
+PHOENIX_DEFAULT_ENDPOINT = "http://localhost:6006"
+PHOENIX_DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
+
+
+def _parse_headers(text: str | None) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` syntax: ``k1=v1,k2=v2`` (values URL-encoded)."""
+    from urllib.parse import unquote
+
+    headers = {}
+    for part in (text or "").split(","):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            headers[key.strip().lower()] = unquote(value.strip())
+    return headers
+
+
+def phoenix_exporter_settings(
+    phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]
+) -> tuple[str, str, dict[str, str]] | None:
+    """(protocol, endpoint, headers) for forwarding to Phoenix, or None when off.
+
+    On when ``phoenix`` is True or a URL, or when it is None and either the
+    config enables it or ``PHOENIX_COLLECTOR_ENDPOINT`` is set; ``False`` is off.
+
+    The endpoint is, first to last: the ``phoenix`` argument when it is a URL,
+    ``PHOENIX_COLLECTOR_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    (used as given, as the OTel spec says), ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    the config file's ``[ppp.phoenix] endpoint``. Over HTTP a base URL gets
+    ``/v1/traces`` appended. Headers come from ``OTEL_EXPORTER_OTLP_HEADERS``;
+    an API key (``PHOENIX_API_KEY``, else the config's) becomes a bearer token.
+    """
+    if phoenix is False:
+        return None
+    if phoenix is None and not (settings.enabled or env.get("PHOENIX_COLLECTOR_ENDPOINT")):
+        return None
+    protocol = settings.protocol
+    if env.get("OTEL_EXPORTER_OTLP_PROTOCOL") in ("grpc", "http/protobuf"):
+        protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+    as_given = False
+    if isinstance(phoenix, str):
+        endpoint = phoenix
+    elif env.get("PHOENIX_COLLECTOR_ENDPOINT"):
+        endpoint = env["PHOENIX_COLLECTOR_ENDPOINT"]
+    elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        endpoint, as_given = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], True
+    else:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or settings.endpoint
+    endpoint = endpoint.rstrip("/")
+    if protocol == "grpc" and endpoint == PHOENIX_DEFAULT_ENDPOINT:
+        # Phoenix takes gRPC on its own port, not on the UI's.
+        endpoint = PHOENIX_DEFAULT_GRPC_ENDPOINT
+    if protocol == "http/protobuf" and not as_given and not endpoint.endswith("/v1/traces"):
+        endpoint += "/v1/traces"
+    headers = _parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    api_key = env.get("PHOENIX_API_KEY") or settings.api_key
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return protocol, endpoint, headers
+
+
+def phoenix_project_name(project_name: str | None, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
+    """The argument, else ``PHOENIX_PROJECT_NAME``, else the config's ``project_name``."""
+    return project_name or env.get("PHOENIX_PROJECT_NAME") or settings.project_name
+
+
+def _check_creatable(path: str) -> None:
+    """A database file whose directory is missing can never be created: say so now, not at exit."""
+    if path == ":memory:" or "://" in path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"ppp-otel: cannot record to {path}: the directory {directory} does not exist "
+            "(create it, or choose another db_path / PPP_OTEL_DB)"
+        )
+
+
+def _phoenix_forwarder(
+    protocol: str, endpoint: str, headers: dict[str, str], env: Mapping[str, str]
+) -> SpanProcessor:
+    if protocol == "grpc":
+        return BatchSpanProcessor(_otlp_exporter(protocol, endpoint, headers))
+    # Quiet when Phoenix is down, and quick to shut down (see phoenix_exporter).
+    from ppp_otel.publish.phoenix_exporter import DEFAULT_TIMEOUT_S, PhoenixForwarder, PhoenixSpanExporter
+
+    timeout_s = DEFAULT_TIMEOUT_S
+    text = env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    if text:
+        try:
+            timeout_s = float(text)
+        except ValueError:
+            logger.warning("ppp-otel: OTLP timeout %r is not a number of seconds; using %g", text, timeout_s)
+    return PhoenixForwarder(PhoenixSpanExporter(endpoint, headers, timeout_s=timeout_s))
+
+
+def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
+    """Phoenix's REST API: beside the OTLP/HTTP endpoint, or the UI's address when spans go by gRPC."""
+    from ppp_otel.publish.phoenix_link import base_url
+
+    if protocol != "grpc":
+        return base_url(endpoint)
+    return base_url(env.get("PHOENIX_COLLECTOR_ENDPOINT") or settings.endpoint or PHOENIX_DEFAULT_ENDPOINT)
+
+
+def phoenix_processors(
+    phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]
+) -> tuple[SpanProcessor, "PhoenixAnnotationSender"] | None:
+    """(span forwarder, annotation sender) for Phoenix, or None when forwarding is off.
+
+    Add the forwarder after the recorder and the sender after the forwarder,
+    so that at shutdown the last spans leave before their annotations; give
+    the recorder ``on_judged=sender.judged``.
+    """
+    from ppp_otel.publish.phoenix_sender import PhoenixAnnotationSender
+
+    forwarding = phoenix_exporter_settings(phoenix, settings, env)
+    if forwarding is None:
+        return None
+    protocol, endpoint, headers = forwarding
+    annotation_headers = {k: v for k, v in headers.items() if k == "authorization"}
+    sender = PhoenixAnnotationSender(_annotation_url(protocol, endpoint, settings, env), headers=annotation_headers)
+    return _phoenix_forwarder(protocol, endpoint, headers, env), sender
+
+
+def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, timeout_s: float | None = None):
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        insecure = endpoint.startswith("http://")
+        target = endpoint.split("://", 1)[-1]
+        return OTLPSpanExporter(
+            endpoint=target, headers=tuple(headers.items()) or None, insecure=insecure, timeout=timeout_s
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, headers=headers or None, timeout=timeout_s)
+
+
+def register(
+    db_path: str | os.PathLike | None = None,
+    *,
+    config: Config | str | os.PathLike | None = None,
+    phoenix: bool | str | None = None,
+    project_name: str | None = None,
+    set_global: bool = True,
+    tracer_provider: TracerProvider | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TracerProvider:
+    """Set up tracing into the SQLite trajectory database and return the provider.
+
+    - ``db_path``: the database file; default ``$PPP_OTEL_DB``, the config's
+      ``db_path``, else ``ppp_trajectories.db`` in the working directory.
+    - ``config``: a :class:`Config` or a TOML file; default ``$PPP_OTEL_CONFIG``.
+    - ``phoenix``: ``True`` forwards spans to Phoenix over OTLP, a string is the
+      endpoint, ``None`` follows ``[ppp.phoenix] enabled`` (or
+      ``PHOENIX_COLLECTOR_ENDPOINT`` being set), ``False`` never forwards.
+    - ``project_name``: the Phoenix project; default ``$PHOENIX_PROJECT_NAME``,
+      the config's ``project_name``.
+    - ``set_global``: also make it the global OpenTelemetry tracer provider.
+    - ``tracer_provider``: add the processors to this provider instead of a new one.
+    """
+    env = os.environ if env is None else env
+    if not isinstance(config, Config):
+        overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None
+        config = load_config(config, env=env, overrides=overrides)
+    path = os.fspath(db_path) if db_path is not None else config.db_path
+    project = phoenix_project_name(project_name, config.phoenix, env)
+    forwarding = phoenix_processors(phoenix, config.phoenix, env)
+    forwarder, annotations = forwarding if forwarding is not None else (None, None)
+
+    if tracer_provider is None:
+        attributes = {PROJECT_NAME_ATTRIBUTE: project}
+        if not env.get("OTEL_SERVICE_NAME"):
+            attributes["service.name"] = DEFAULT_SERVICE_NAME
+        resource = Resource.create(attributes)
+        tracer_provider = TracerProvider(resource=resource)
+
+    if config.enabled:
+        _check_creatable(path)
+        settings = config.trajectory
+        classifier = None
+        if config.question_classifier.method != "heuristic":
+            from ppp_otel.analysis.llm_classifier import make_effort_classifier
+
+            qc = config.question_classifier
+            classifier = make_effort_classifier(
+                qc.method, base_url=qc.base_url or None, model=qc.model or None,
+                api_key=qc.api_key or None, timeout_s=qc.timeout_s,
+                max_concurrency=qc.max_concurrency, cache_size=qc.cache_size,
+            )
+        tracer_provider.add_span_processor(
+            TrajectorySpanProcessor(
+                path,
+                buffer_size=settings.buffer_size,
+                flush_interval_ms=settings.flush_interval_ms,
+                max_queue_size=settings.max_queue_size,
+                on_full=settings.on_full,
+                block_timeout_ms=settings.block_timeout_ms,
+                wal=settings.enable_wal,
+                busy_timeout_ms=settings.busy_timeout_ms,
+                classifier=classifier,
+                # Each turn's judgment goes to Phoenix as span annotations.
+                on_judged=annotations.judged if annotations is not None else None,
+            )
+        )
+        archival = config.archival
+        if archival.enabled and archival.auto_cleanup:
+            from ppp_otel.storage.sqlite.retention import ArchivalScheduler
+
+            # A span processor only so that provider shutdown stops it.
+            tracer_provider.add_span_processor(
+                ArchivalScheduler(
+                    path,
+                    retention_days=archival.retention_days,
+                    interval_s=archival.cleanup_interval_s,
+                    archive_path=archival.archive_path or None,
+                )
+            )
+    else:
+        logger.info("ppp-otel: recording is disabled by configuration ([ppp] enabled = false)")
+
+    if forwarding is not None:
+        # Its own batch processor and thread: Phoenix being slow never delays SQLite.
+        tracer_provider.add_span_processor(forwarder)
+        # After the forwarder: at shutdown the last spans leave before their annotations.
+        tracer_provider.add_span_processor(annotations)
+        logger.info("ppp-otel: forwarding spans and judgments to Phoenix at %s, project %s",
+                    annotations.url, project)
+
+    instrument.set_tracer_provider(tracer_provider)
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+    return tracer_provider

@@ -1,0 +1,98 @@
+"""``ppp-otel trends``: each agent's rewards, questions and violations run after run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ppp_otel.scoring.consensus import parse_weights
+from ppp_otel.scoring.trends import RunTrend, trends
+from ppp_otel.cli._output import cell, print_json, print_table
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "trends", parents=[common],
+        help="each agent's R_Proact, R_Pers, final score, questions and violations per run",
+        description="Per agent and per run of a spec, in the order the runs started: R_Proact, "
+        "R_Pers, technical and final score (as the consensus of that run weighs them), questions "
+        "by effort and violations by preference, each with its change since the agent's "
+        "previous run.",
+    )
+    p.add_argument("--spec", metavar="S", required=True, help="the spec id")
+    p.add_argument("--agent", metavar="A", help="only this agent")
+    p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
+    p.add_argument(
+        "--weights", metavar="T,I", help="technical and interaction weights for the final score "
+        "(default: the config's [ppp.weights], else 0.7,0.3)"
+    )
+    p.set_defaults(func=run)
+
+
+def _signed(value: float | int) -> str:
+    text = f"{value:+.4g}" if isinstance(value, float) else f"{value:+d}"
+    return "±0" if value == 0 else text
+
+
+def _with_change(value: float | None, change: float | None, first: bool) -> str:
+    text = cell(value)
+    if first or change is None:
+        return text
+    return f"{text} ({_signed(change)})"
+
+
+def _questions(run: RunTrend) -> str:
+    counts = "/".join(str(run.questions[e]) for e in ("low", "medium", "high"))
+    if run.change is None:
+        return counts
+    moved = run.change["questions"]
+    return f"{counts} ({'/'.join(_signed(moved[e]) for e in ('low', 'medium', 'high'))})"
+
+
+def _violations(run: RunTrend) -> str:
+    names = sorted(set(run.violations) | set((run.change or {}).get("violations", {})))
+    parts = []
+    for name in names:
+        text = f"{name} {run.violations.get(name, 0)}"
+        if run.change is not None:
+            text += f" ({_signed(run.change['violations'].get(name, 0))})"
+        parts.append(text)
+    return ", ".join(parts) or "-"
+
+
+def _stages(run: RunTrend) -> str:
+    return ", ".join("-" if s is None else s for s in run.stages)
+
+
+def run(args: argparse.Namespace) -> int:
+    weights = parse_weights(args.weights) if args.weights is not None else None
+    from ppp_otel.config.settings import load_config
+
+    found = trends(args.db, args.spec, agent_name=args.agent, stage=args.stage, weights=weights,
+                   config=load_config() if weights is None else None)
+    if args.json:
+        print_json(found.to_dict())
+        return 0
+    scope = f"spec {found.spec_id}" + (f", stage {found.stage}" if found.stage else "")
+    w = found.weights
+    print(f"{scope} (final = {w.technical:g} x technical + {w.interaction:g} x (r_proact + r_pers); "
+          "changes since the agent's previous run in brackets)")
+    if not found.agents:
+        print("no trajectories")
+        return 0
+    for agent in found.agents:
+        print(f"\n{agent.agent_name}")
+        rows = []
+        for i, r in enumerate(agent.runs):
+            ch = r.change or {}
+            rows.append((
+                r.run_id, r.started_at, _stages(r),
+                _with_change(r.technical, ch.get("technical"), i == 0),
+                _with_change(r.r_proact, ch.get("r_proact"), i == 0),
+                _with_change(r.r_pers, ch.get("r_pers"), i == 0),
+                _with_change(r.final, ch.get("final"), i == 0),
+                _questions(r), _violations(r),
+            ))
+        print_table(rows, ["run", "started", "stages", "technical", "r_proact", "r_pers", "final",
+                           "questions l/m/h", "violations by preference"], max_width=None)
+    return 0

@@ -1,0 +1,1 @@
+"""Trajectories to and from other formats (ATIF)."""

@@ -1,0 +1,192 @@
+"""Phoenix annotations: a consensus run written onto the trajectories it judged.
+
+Each judged trajectory gets three annotations on its span through Phoenix's
+REST API (``POST {base}/v1/span_annotations?sync=true``, as served by
+arize-phoenix), and the same three on its session
+(``POST {base}/v1/session_annotations?sync=true``; the session id is the one
+``trajectory()`` and ``ppp-otel export`` give by default: agent and trace id), so
+Phoenix's session list and session view show them:
+
+- ``ppp.r_proact``: score = the trajectory's R_Proact
+- ``ppp.r_pers``: score = the trajectory's R_Pers
+- ``ppp.final``: score = its agent's final consensus score, label ``best`` or
+  ``not_best``, and an explanation of the sum
+
+all with ``annotator_kind = "CODE"`` and the identifier ``ppp-otel:<spec>``.
+Phoenix upserts on (annotation name, span, identifier), so scoring the spec
+again updates the annotations instead of adding more.
+
+Phoenix only annotates spans it already has, and spans reach it through a
+batching exporter: a span it does not have yet is retried until ``wait_s``
+runs out, then reported as "span not in Phoenix" (:data:`NOT_IN_PHOENIX`). Nothing here raises:
+every failure is a line in :class:`AnnotationSummary`, naming the trajectory,
+the HTTP status and the start of Phoenix's answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from ppp_otel import conventions as c
+from ppp_otel.publish.phoenix_link import base_url
+from ppp_otel.scoring.consensus import ConsensusResult
+from ppp_otel.scoring.rewards import TrajectoryScore
+
+__all__ = ["AnnotationSummary", "annotate_consensus", "annotation_payload", "phoenix_base_url"]
+
+ANNOTATOR_KIND = "CODE"
+BEST, NOT_BEST = "best", "not_best"
+#: How much of an error body goes into the message.
+BODY_EXCERPT_CHARS = 300
+_RETRY_INTERVAL_S = 0.25
+
+
+@dataclass
+class AnnotationSummary:
+    annotated: list[int] = field(default_factory=list)  # trajectory ids
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (trajectory id, why)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"annotated": list(self.annotated),
+                "failed": [{"trajectory_id": t, "error": why} for t, why in self.failed]}
+
+
+phoenix_base_url = base_url
+
+
+def identifier(spec_id: str) -> str:
+    return f"ppp-otel:{spec_id}"
+
+
+def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dict[str, Any]:
+    """The request body annotating one trajectory span (POST /v1/span_annotations)."""
+    agent = result.agent(trajectory.agent_name)
+    label = BEST if agent.agent_name == result.best_agent else NOT_BEST
+    w = result.weights
+    explanation = (
+        f"{agent.agent_name}: final {agent.final:.4g} = {w.technical:g} * technical "
+        f"{'-' if agent.technical is None else format(agent.technical, '.4g')} + {w.interaction:g} "
+        f"* (r_proact {agent.r_proact:.4g} + r_pers {agent.r_pers:.4g}), means over "
+        f"{len(agent.trajectory_ids)} trajectories; rank {agent.rank} of {len(result.agents)}, "
+        f"best agent {result.best_agent}; {result.rewards} rewards"
+    )
+    metadata = {"spec_id": result.spec_id, "agent_name": agent.agent_name, "rewards": result.rewards,
+                "trajectory_id": trajectory.trajectory_id, "consensus_id": result.consensus_id}
+    common = {"span_id": trajectory.span_id, "annotator_kind": ANNOTATOR_KIND,
+              "identifier": identifier(result.spec_id), "metadata": metadata}
+    return {"data": [
+        {**common, "name": c.ANNOTATION_R_PROACT, "result": {"score": trajectory.r_proact}},
+        {**common, "name": c.ANNOTATION_R_PERS, "result": {"score": trajectory.r_pers}},
+        {**common, "name": c.ANNOTATION_FINAL,
+         "result": {"score": agent.final, "label": label, "explanation": explanation}},
+    ]}
+
+
+def session_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dict[str, Any]:
+    """The same three annotations on the trajectory's session (POST /v1/session_annotations)."""
+    data = []
+    for item in annotation_payload(result, trajectory)["data"]:
+        item = {k: v for k, v in item.items() if k != "span_id"}
+        data.append({"session_id": c.default_session_id(trajectory.agent_name, trajectory.trace_id), **item})
+    return {"data": data}
+
+
+#: What a failure for a span or session Phoenix never received starts with.
+NOT_IN_PHOENIX = "not in Phoenix"
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, *, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        excerpt = " ".join(exc.read().decode("utf-8", "replace").split())[:BODY_EXCERPT_CHARS]
+        # Phoenix answers 404 "Spans with IDs ... do not exist." for a span it has not
+        # ingested yet ("Sessions with IDs ..." for a session).
+        if exc.code == 404 and "do not exist" in excerpt:
+            what = "session" if "session" in url else "span"
+            raise _Failure(f"{what} {NOT_IN_PHOENIX} (HTTP 404)", retry=True) from None
+        raise _Failure(f"HTTP {exc.code} from {url}: {excerpt or exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise _Failure(f"cannot reach {url}: {exc.reason}") from None
+    except OSError as exc:  # timeouts and resets
+        raise _Failure(f"cannot reach {url}: {exc}") from None
+
+
+def annotate_consensus(
+    result: ConsensusResult,
+    phoenix_url: str,
+    *,
+    api_key: str | None = None,
+    wait_s: float = 10.0,
+    timeout_s: float = 10.0,
+) -> AnnotationSummary:
+    """Annotate every judged trajectory span; never raises for a Phoenix problem.
+
+    ``api_key``: sent as ``Authorization: Bearer``; default ``$PHOENIX_API_KEY``.
+    ``wait_s``: how long to keep retrying spans Phoenix does not have yet.
+    """
+    base = phoenix_base_url(phoenix_url)
+    urls = (base + "/v1/span_annotations?sync=true", base + "/v1/session_annotations?sync=true")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    api_key = api_key if api_key is not None else os.environ.get("PHOENIX_API_KEY")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    summary = AnnotationSummary()
+    deadline = time.monotonic() + wait_s
+    unreachable: str | None = None
+    for t in result.trajectories:
+        where = f"trajectory {t.trajectory_id} ({t.agent_name})"
+        if not t.span_id:
+            summary.failed.append((t.trajectory_id, f"{where}: no span id recorded, nothing to annotate"))
+            continue
+        if unreachable is not None:
+            # One refused connection is enough to know; do not wait out a timeout per span.
+            summary.failed.append((t.trajectory_id, f"{where}: {unreachable}"))
+            continue
+        bodies = [annotation_payload(result, t)]
+        if t.trace_id:
+            bodies.append(session_payload(result, t))
+        failure = None
+        for url, body in zip(urls, bodies):
+            failure = _post_until(url, body, headers, timeout_s, deadline)
+            if failure is not None:
+                break
+        if failure is None:
+            summary.annotated.append(t.trajectory_id)
+            continue
+        if failure.startswith("cannot reach"):
+            unreachable = failure
+        summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {failure}"))
+    return summary
+
+
+def _post_until(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float,
+                deadline: float) -> str | None:
+    """None once Phoenix took it, else why not (a span it lacks is retried until ``deadline``)."""
+    while True:
+        try:
+            _post(url, body, headers, timeout_s)
+            return None
+        except _Failure as failure:
+            if failure.retry and time.monotonic() < deadline:
+                time.sleep(_RETRY_INTERVAL_S)
+                continue
+            return str(failure)

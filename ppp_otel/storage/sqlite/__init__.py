@@ -1,0 +1,1 @@
+"""The SQLite trajectory store: connecting and migrating, the writer, the reader, retention."""

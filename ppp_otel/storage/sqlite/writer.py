@@ -1,0 +1,227 @@
+"""Writes batches of records to SQLite, one transaction a batch.
+
+The common batch goes through ``executemany``. When anything in it is wrong
+(a duplicate turn number, an orphan turn, a redelivered span) the batch is
+rolled back to a savepoint and written again record by record, so that the one
+bad record is counted and the good ones around it are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+from ppp_otel.records import TrajectoryRecord, TurnRecord
+
+logger = logging.getLogger(__name__)
+
+Record = TrajectoryRecord | TurnRecord
+
+
+@dataclass
+class WriteOutcome:
+    trajectories: int = 0
+    turns: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[Record, str]] = field(default_factory=list)
+
+
+_UPSERT_TRAJECTORY = """
+INSERT INTO trajectories (spec_id, agent_name, run_id, created_at, trace_id, span_id,
+                          preferences, technical_score, ended_at, parent_trajectory_id, stage, user_context)
+VALUES (?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?, ?,
+        (SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?), ?, ?)
+ON CONFLICT (trace_id, span_id) DO UPDATE SET
+    ended_at = COALESCE(excluded.ended_at, ended_at),
+    user_context = COALESCE(excluded.user_context, user_context),
+    technical_score = COALESCE(excluded.technical_score, technical_score),
+    preferences = COALESCE(excluded.preferences, preferences),
+    run_id = COALESCE(excluded.run_id, run_id),
+    stage = COALESCE(excluded.stage, stage)
+"""
+
+_TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?)"
+
+_INSERT_TURN = f"""
+INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
+                              latency_ms, timestamp, trace_id, span_id, extra)
+VALUES ({_TRAJECTORY_ID},
+        COALESCE(?, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
+                     WHERE trajectory_id = {_TRAJECTORY_ID})),
+        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO NOTHING
+"""
+
+_TURN_ID = "(SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ?)"
+
+_INSERT_QUESTION = f"""
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source)
+VALUES ({_TURN_ID}, ?, ?, ?)
+"""
+
+_INSERT_VIOLATION = f"""
+INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source)
+VALUES ({_TURN_ID}, ?, ?, ?, ?, ?)
+"""
+
+
+def _trajectory_row(r: TrajectoryRecord) -> tuple:
+    parent = r.parent or (None, None)
+    preferences = json.dumps(list(r.preferences)) if r.preferences else None
+    return (r.spec_id, r.agent_name, r.run_id, r.started_at, r.trace_id, r.span_id,
+            preferences, r.technical_score, r.ended_at, parent[0], parent[1], r.stage, r.user_context)
+
+
+def _turn_row(r: TurnRecord) -> tuple:
+    trace, span = r.trajectory
+    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
+    return (trace, span, r.turn_number, trace, span, r.prompt, r.response, r.token_count,
+            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra)
+
+
+def _question_rows(r: TurnRecord) -> list[tuple]:
+    source = "extracted" if r.extract_questions else "explicit"
+    return [(r.trace_id, r.span_id, q.text, q.effort, source) for q in r.questions]
+
+
+def _violation_rows(r: TurnRecord) -> list[tuple]:
+    return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source)
+            for v in r.violations]
+
+
+def _check_turn(r: TurnRecord) -> None:
+    for q in r.questions:
+        if q.effort is None:
+            raise ValueError(f"question {q.text!r:.60} has no effort level")
+
+
+# What one record can cause: a constraint it breaks, a value SQLite cannot bind
+# (ProgrammingError: a list where a number goes). The writer counts the record
+# and writes the rest; any other sqlite3.Error is about the file, and retried.
+_BAD_VALUE = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, ValueError, OverflowError)
+
+
+class TrajectoryWriter:
+    """Owns one connection; callers serialize access (the recorder's writer thread)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def write(self, records: Sequence[Record]) -> WriteOutcome:
+        trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
+        turns = [r for r in records if isinstance(r, TurnRecord)]
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcome = self._write_fast(trajectories, turns)
+            except _Slow:
+                # Start over, record by record; the common batch pays for no savepoint.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcome = self._write_one_by_one(trajectories, turns)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcome
+
+    def _write_fast(self, trajectories, turns) -> WriteOutcome:
+        conn = self.conn
+        try:
+            for r in turns:
+                _check_turn(r)
+            if trajectories:
+                conn.executemany(_UPSERT_TRAJECTORY, [_trajectory_row(r) for r in trajectories])
+            if turns:
+                before = conn.total_changes
+                conn.executemany(_INSERT_TURN, [_turn_row(r) for r in turns])
+                if conn.total_changes - before != len(turns):
+                    raise _Slow()  # a redelivered span: its children must not be inserted twice
+                questions = [row for r in turns for row in _question_rows(r)]
+                if questions:
+                    conn.executemany(_INSERT_QUESTION, questions)
+                violations = [row for r in turns for row in _violation_rows(r)]
+                if violations:
+                    conn.executemany(_INSERT_VIOLATION, violations)
+        except _BAD_VALUE as exc:
+            raise _Slow() from exc
+        return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
+
+    def _write_one_by_one(self, trajectories, turns) -> WriteOutcome:
+        conn = self.conn
+        outcome = WriteOutcome()
+        for r in trajectories:
+            try:
+                conn.execute(_UPSERT_TRAJECTORY, _trajectory_row(r))
+                outcome.trajectories += 1
+            except _BAD_VALUE as exc:
+                outcome.rejected.append((r, f"trajectory {r.spec_id}/{r.agent_name}: {exc}"))
+        for r in turns:
+            conn.execute("SAVEPOINT turn")
+            try:
+                _check_turn(r)
+                if conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone() is None:
+                    raise ValueError("its trajectory was never recorded")
+                before = conn.total_changes
+                self._insert_turn(r)
+                if conn.total_changes == before:
+                    outcome.duplicates += 1
+                else:
+                    conn.executemany(_INSERT_QUESTION, _question_rows(r))
+                    conn.executemany(_INSERT_VIOLATION, _violation_rows(r))
+                    outcome.turns += 1
+                conn.execute("RELEASE turn")
+            except _BAD_VALUE as exc:
+                conn.execute("ROLLBACK TO turn")
+                conn.execute("RELEASE turn")
+                reason = str(exc)
+                if _NUMBER_TAKEN in reason:
+                    reason = f"turn number {r.turn_number} is already taken by another turn"
+                outcome.rejected.append((r, f"turn {r.span_id}: {reason}"))
+        return outcome
+
+
+    def _insert_turn(self, r: TurnRecord) -> None:
+        try:
+            self.conn.execute(_INSERT_TURN, _turn_row(r))
+        except sqlite3.IntegrityError as exc:
+            if not (r.renumber_on_conflict and _NUMBER_TAKEN in str(exc)):
+                raise
+            self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None)))
+
+
+_NUMBER_TAKEN = "UNIQUE constraint failed: trajectory_turns.trajectory_id"
+
+
+class _Slow(Exception):
+    """The fast path cannot write this batch exactly; take the careful one."""
+
+
+def write_all(conn: sqlite3.Connection, records: Iterable[Record], *, batch_size: int = 500) -> WriteOutcome:
+    """Write records synchronously in batches, with no analysis: records must be complete
+    (question efforts set). For bulk loads such as the load benchmark and tests;
+    importers go through the recorder, which judges questions and preferences."""
+    writer = TrajectoryWriter(conn)
+    total = WriteOutcome()
+    batch: list[Record] = []
+
+    def flush() -> None:
+        out = writer.write(batch)
+        total.trajectories += out.trajectories
+        total.turns += out.turns
+        total.duplicates += out.duplicates
+        total.rejected.extend(out.rejected)
+        batch.clear()
+
+    for r in records:
+        batch.append(r)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return total

@@ -1,0 +1,63 @@
+"""``ppp-otel demo``: two runs of two stages of three agents, through the real pipeline, worth a report."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from ppp_otel.cli import main
+from ppp_otel.scoring.consensus import consensus_history
+from browser import chromium  # noqa: F401  (a fixture)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["demo", "--db", str(db), "--json"]) == 0
+    return db, json.loads(out.getvalue())
+
+
+def test_the_demo_records_two_runs_of_two_stages_of_three_agents(demo):
+    _, data = demo
+    cells = {(t["run_id"], t["stage"], t["agent_name"]) for t in data["trajectories"]}
+    assert len(data["trajectories"]) == 12 and len(cells) == 12
+    assert data["stages"] == ["plan", "implement"] and len(data["run_ids"]) == 2
+    assert data["recorder"]["dropped"] == 0
+
+
+def test_the_demo_judges_each_stage_of_each_run_and_the_prompt_change_shows(demo):
+    db, data = demo
+    first, second = data["run_ids"]
+    best = {(c["run_id"], c["stage"]): c["best_agent"] for c in data["consensus"]}
+    assert best == {(first, "plan"): "careful-agent", (first, "implement"): "careful-agent",
+                    (second, "plan"): "curious-agent", (second, "implement"): "curious-agent"}
+    assert all(c["warnings"] == [] for c in data["consensus"])
+    assert len(consensus_history(db, data["spec_id"])) == 4
+
+
+def test_the_demo_prints_the_consensus_of_each_stage_and_run(tmp_path, capsys):
+    assert main(["demo", "--db", str(tmp_path / "demo.db")]) == 0
+    out = capsys.readouterr().out
+    assert "Consensus of each stage and run" in out
+    table = out.split("Consensus of each stage and run")[1].split("Next:")[0].splitlines()[2:]
+    assert [line.split()[1:3] for line in table if line.strip()] == [
+        ["plan", "careful-agent"], ["implement", "careful-agent"],
+        ["plan", "curious-agent"], ["implement", "curious-agent"]]
+    assert "ppp-otel report --db" in out
+
+
+def test_the_report_of_the_demo_shows_every_agent_in_chromium(demo, tmp_path, chromium):
+    db, data = demo
+    out = tmp_path / "report.html"
+    assert main(["report", "--db", str(db), "--out", str(out)]) == 0
+    visit = chromium.open(out.as_uri())
+    assert visit.console_errors == [] and visit.requests == [out.as_uri()]
+    text = chromium.evaluate("document.body.innerText")
+    for agent in ("careful-agent", "curious-agent", "hasty-agent"):
+        assert agent in text
+    assert chromium.evaluate("document.querySelectorAll('figure.chart svg .series').length") > 10
