@@ -66,6 +66,15 @@ def test_the_span_name_starts_with_the_agent_as_phoenix_lists_it(exported):
     assert roots(exporter).name == "careful-agent (ppp.trajectory)"
 
 
+def test_the_stage_follows_the_agent_in_the_span_name_and_is_in_the_metadata(exported):
+    provider, exporter = exported
+    with trajectory("spec", "careful-agent", "run-1", stage="plan", tracer_provider=provider):
+        pass
+    root = roots(exporter)
+    assert root.name == "careful-agent: plan (ppp.trajectory)"
+    assert json.loads(root.attributes["metadata"])["stage"] == "plan"
+
+
 def test_the_default_session_id_is_the_agent_and_the_trace_id(exported):
     provider, exporter = exported
     with trajectory("spec", "agent", tracer_provider=provider) as traj:

@@ -235,7 +235,7 @@ def trajectory(
         # Until a turn gives the first prompt.
         c.INPUT_VALUE: spec_id,
         # Phoenix's trace list shows metadata and tags, not ppp.* attributes.
-        c.METADATA: json.dumps(_metadata(spec_id, agent_name, run_id)),
+        c.METADATA: json.dumps(c.trajectory_metadata(spec_id, agent_name, run_id, stage)),
         c.TAGS: [agent_name],
     }
     if session_id is not None:
@@ -259,7 +259,7 @@ def trajectory(
             except ValueError as exc:
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
-    name = c.trajectory_span_name(agent_name)
+    name = c.trajectory_span_name(agent_name, stage)
     with _tracer(tracer_provider).start_as_current_span(name, attributes=attributes) as span:
         context = span.get_span_context()
         if session_id is None:
@@ -326,10 +326,4 @@ def note_model_turn(trajectory_span_id: int, span) -> None:
             opened._first_model_turn = span
         opened._last_model_turn = span
 
-
-def _metadata(spec_id: str, agent_name: str, run_id: str | None) -> dict[str, str]:
-    metadata = {"agent": agent_name, "spec": spec_id}
-    if run_id is not None:
-        metadata["run"] = run_id
-    return metadata
 
