@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ppp_otel import conventions as c
+from ppp_otel.capture import api as instrument
 from ppp_otel.capture import numbering
 from ppp_otel.config.settings import default_db_path
 from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
@@ -165,6 +166,8 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             if role == _TURN_ROLE:
                 self._put((_TURN, (span, trajectory, number)))
             elif (role == _CALL or role == _OTHER) and might_be_turn(span.name, _plain_attributes(span)):
+                # turn() shows its own conversation on the trajectory span; other model calls are told.
+                instrument.note_model_turn(trajectory[1], span)
                 self._put((_TURN, (span, trajectory, None)))
             elif role == _TRAJECTORY:
                 numbering.close_trajectory(trajectory[1])
