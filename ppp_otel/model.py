@@ -25,6 +25,8 @@ class Question:
 
     text: str
     effort: str | None = None  # None: to be classified off the app thread
+    # "explicit" or "extracted"; None: as the turn says (extracted unless the agent code gave questions)
+    source: str | None = None
 
 
 @dataclass(frozen=True)

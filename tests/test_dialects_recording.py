@@ -100,7 +100,7 @@ def test_a_configured_question_tool_asks_the_user(db_path, tmp_path):
         chat(pipe.tracer, "Fix it", tool=("consult_human", {"text": "Which branch?"}))
         chat(pipe.tracer, "Fix it", "Fixed on main.")
     pipe.spans()
-    assert rows(db_path, "SELECT question_text, source FROM trajectory_questions") == [("Which branch?", "extracted")]
+    assert rows(db_path, "SELECT question_text, source FROM trajectory_questions") == [("Which branch?", "explicit")]
     assert [json.loads(e)["tool_calls"][0]["name"] for (e,) in rows(db_path, "SELECT extra FROM trajectory_turns")] \
         == ["consult_human"]
 
@@ -163,3 +163,30 @@ def test_a_trajectory_inside_another_records_its_parent_over_ingest(tmp_path, ba
     db = tmp_path / "ingest.db"
     ingest(list(memory.get_finished_spans()), db, batches=batches)  # the scout's spans arrive first
     assert sorted(rows(db, SUBAGENTS)) == [("lead", None), ("scout", "lead")]
+
+
+def test_a_question_asked_through_a_tool_survives_an_atif_round_trip(db_path, tmp_path):
+    from ppp_otel.atif.importer import import_paths
+
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        chat(pipe.tracer, "Fix it", tool=("ask_user", {"question": "Which branch?"}))
+        chat(pipe.tracer, "Fix it", "Fixed on main. Anything else?")
+    pipe.spans()
+    copy = tmp_path / "copy.db"
+    import_paths(export_atif(db_path, tmp_path / "atif"), copy)
+    questions = "SELECT question_text, source FROM trajectory_questions ORDER BY question_text"
+    assert rows(copy, questions) == rows(db_path, questions) == [
+        ("Anything else?", "extracted"), ("Which branch?", "explicit")]
+
+
+def test_turn_calls_and_instrumented_calls_share_one_sequence(db_path):
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        with ppp_otel.turn("one", tracer_provider=pipe.provider) as t:
+            t.respond("first")
+        chat(pipe.tracer, "two", "second")
+        with ppp_otel.turn("three", tracer_provider=pipe.provider) as t:
+            t.respond("third")
+    pipe.spans()
+    assert rows(db_path, TURNS) == [(1, "one", "first"), (2, "two", "second"), (3, "three", "third")]

@@ -255,7 +255,8 @@ def _questions(ppp: dict[str, Any], where: str) -> tuple[list[Question], bool]:
             raise AtifError(f"{where}: a question in extra.ppp.questions has no text")
         if effort is not None and effort not in EFFORT_LEVELS:
             raise AtifError(f"{where}: question effort must be one of {', '.join(EFFORT_LEVELS)}, got {effort!r}")
-        questions.append(Question(text, effort))
+        source = q.get("source") if q.get("source") in ("explicit", "extracted") else None
+        questions.append(Question(text, effort, source))
     return questions, True
 
 

@@ -128,7 +128,7 @@ def _turn_row(r: TurnRecord) -> tuple:
 
 def _question_rows(r: TurnRecord) -> list[tuple]:
     source = "extracted" if r.extract_questions else "explicit"
-    return [(r.trace_id, r.span_id, q.text, q.effort, source) for q in r.questions]
+    return [(r.trace_id, r.span_id, q.text, q.effort, q.source or source) for q in r.questions]
 
 
 def _violation_rows(r: TurnRecord) -> list[tuple]:
