@@ -166,7 +166,7 @@ def test_a_trajectory_inside_another_records_its_parent_over_ingest(tmp_path, ba
 
 
 def test_a_question_asked_through_a_tool_survives_an_atif_round_trip(db_path, tmp_path):
-    from ppp_otel.atif.importer import import_paths
+    from ppp_otel.interchange.atif.importer import import_paths
 
     pipe = Pipeline(db_path)
     with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
