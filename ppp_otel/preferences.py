@@ -96,6 +96,8 @@ class Preference:
     check: Detector
     severity: str = "major"
     params: Mapping[str, object] = field(default_factory=dict)
+    # Checked once, when the trajectory ends, on its last turn and all before it.
+    at_end: bool = False
 
 
 _registry: dict[str, Preference] = {}
@@ -103,18 +105,11 @@ _lock = threading.Lock()
 _reported_failures: set[str] = set()
 
 
-#: Preferences of the paper that need judgment rather than rules, with why.
+#: Preferences of the paper that need judgment rather than rules, with why; the
+#: LLM preference judge (:mod:`ppp_otel.preference_judge`) checks them.
 JUDGMENT_PREFERENCES: Mapping[str, str] = MappingProxyType({
     "detailed_questions": (
         "whether a question gives enough context is a judgment of its content, not its length"
-    ),
-    "min_questions": (
-        "the user expects at least three questions over the conversation, "
-        "which is only known once it has ended"
-    ),
-    "expert_questions": (
-        "the user welcomes expert-level questions, so there is nothing to flag by rule "
-        "(the paper gives it no penalty either)"
     ),
     "simple_questions": (
         "whether a question needs expertise or only common sense is a judgment about the user"
@@ -137,6 +132,7 @@ def register_preference(
     severity: str = "major",
     params: Mapping[str, object] | None = None,
     replace: bool = False,
+    at_end: bool = False,
 ) -> Callable[[Detector], Detector]:
     """Register a detector under ``name``; use as a decorator on the check function.
 
@@ -144,7 +140,9 @@ def register_preference(
     default's type (bool, int, float or str) is how a spec's value is read.
     Registering a name that is already taken raises ValueError unless
     ``replace`` is true. A name from :data:`JUDGMENT_PREFERENCES` may be
-    registered: the detector then runs for it like for any other.
+    registered: the detector then runs for it like for any other. With
+    ``at_end`` the detector runs once, when the trajectory ends, on its last
+    turn and the turns before it (a preference about the whole conversation).
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"preference name must be lowercase snake_case; got {name!r}")
@@ -160,7 +158,7 @@ def register_preference(
             )
 
     def decorate(check: Detector) -> Detector:
-        preference = Preference(name, description, check, severity, MappingProxyType(defaults))
+        preference = Preference(name, description, check, severity, MappingProxyType(defaults), at_end)
         with _lock:
             if name in _registry and not replace:
                 raise ValueError(
@@ -307,11 +305,22 @@ def detect_violations(
     bad one). Judgment-only preferences are skipped. A detector that fails is
     logged, counted in :data:`detector_errors` and skipped.
     """
+    return _detect(preferences, turn, history, at_end=False)
+
+
+def detect_at_end(preferences: Sequence[str], turns: Sequence[TurnText]) -> list[Violation]:
+    """Run the detectors that judge a whole conversation (``at_end``) on its turns, in order."""
+    if not turns:
+        return []
+    return _detect(preferences, turns[-1], turns[:-1], at_end=True)
+
+
+def _detect(preferences, turn, history, *, at_end: bool) -> list[Violation]:
     selected = [_parse(_as_spec(spec)) for spec in preferences]
     violations = []
     for name, params in dict.fromkeys(selected):  # the same spec twice is one preference
         preference = _registry.get(name)
-        if preference is None:
+        if preference is None or preference.at_end != at_end:
             continue
         try:
             found = preference.check(turn, history, **dict(params))
@@ -462,6 +471,31 @@ def _languages(text: str) -> set[str]:
 )
 def no_preference(turn: TurnText, history: Sequence[TurnText]):
     return None
+
+
+@register_preference(
+    "expert_questions",
+    "The user can answer expert-level questions (never violated: the paper gives it no penalty)",
+    severity="minor",
+)
+def expert_questions(turn: TurnText, history: Sequence[TurnText]):
+    return None
+
+
+@register_preference(
+    "min_questions",
+    "The user expects at least limit questions over the conversation (three by default), "
+    "checked when the trajectory ends",
+    severity="critical",
+    params={"limit": 3},
+    at_end=True,
+)
+def min_questions(turn: TurnText, history: Sequence[TurnText], limit: int):
+    # The paper counts asks (asking turns), not sentences: answer_more is min(ask_turn - 3, 0).
+    asks = sum(1 for t in [*history, turn] if t.questions)
+    if asks >= limit:
+        return None
+    return f"at least {_plural(limit, 'asking turn')}", f"{_plural(asks, 'asking turn')}"
 
 
 @register_preference(

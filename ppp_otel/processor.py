@@ -2,8 +2,9 @@
 
 The app thread does two dictionary operations in ``on_start`` (to know which
 trajectory a span belongs to, since children end before their parent) and one
-bounded append in ``on_end``. A single writer thread turns spans into records,
-judges their questions and violations, and writes them in batches. Nothing
+bounded append in ``on_end``. A single writer thread turns spans into records
+and writes them in batches; the judgment stage (:mod:`ppp_otel.judging`) then
+fills in their questions and violations on its own thread. Nothing
 here raises into the caller: failures become counts, a log line and
 ``last_error``.
 """
@@ -11,7 +12,6 @@ here raises into the caller: failures become counts, a log line and
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import sqlite3
@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import conventions as c
 from . import numbering, schema
-from .analysis import EffortClassifier, TurnAnalyzer
+from .analysis import EffortClassifier, PreferenceJudge
+from .judging import JudgmentStage, as_written
 from .logs import LogLimiter
-from .model import TurnText
 from .records import (
     MAX_TEXT_CHARS,
     RecordError,
@@ -40,7 +40,6 @@ from .records import (
     trajectory_record,
     turn_record,
 )
-from .store import parse_preferences
 from .writer import TrajectoryWriter
 
 logger = logging.getLogger(__name__)
@@ -88,6 +87,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         wal: bool = True,
         busy_timeout_ms: int = schema.DEFAULT_BUSY_TIMEOUT_MS,
         classifier: EffortClassifier | None = None,
+        preference_judge: PreferenceJudge | None = None,
         shutdown_timeout_ms: float = 30_000,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
     ):
@@ -110,6 +110,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._wal = wal
         self._busy_timeout_ms = busy_timeout_ms
         self._classifier = classifier
+        self._preference_judge = preference_judge
         # Called with every new writer connection: site pragmas, and the tests'
         # way to make SQLite report a full disk (PRAGMA max_page_count).
         self._connection_hook = connection_hook
@@ -149,7 +150,11 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._stopped = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self._writer: TrajectoryWriter | None = None
-        self._analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
+        # Judgment runs on its own thread after the writes (a slow judge never delays one).
+        self._judgment = JudgmentStage(
+            self.db_path, self._classifier, self._preference_judge, wal=self._wal,
+            busy_timeout_ms=self._busy_timeout_ms, connection_hook=self._connection_hook,
+        )
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
         self._stats_written_at = 0.0
@@ -166,6 +171,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         self.truncated = 0
         self.lost_at_shutdown = 0  # queued, then given up: the file stayed unwritable past the deadline
         self.last_error: str | None = None
+        self.last_flush: str | None = None  # what the last force_flush waited for: done, writes, judgment
         self._log_rejected = LogLimiter(logger)
         self._log_dropped = LogLimiter(logger)
         self._log_write = LogLimiter(logger)
@@ -211,8 +217,7 @@ class TrajectorySpanProcessor(SpanProcessor):
             "truncated": self.truncated,
             "forgotten_spans": self.forgotten_spans,
             "lost_at_shutdown": self.lost_at_shutdown,
-            "unknown_preferences": self._analyzer.unknown_preferences,
-            "classifier_failures": self._analyzer.classifier_failures,
+            **self._judgment.stats,
             "last_error": self.last_error,
         }
 
@@ -338,19 +343,34 @@ class TrajectorySpanProcessor(SpanProcessor):
     # ---------------------------------------------------------- flush/shutdown
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """True once everything queued before this call is committed."""
+        """True once everything queued before this call is committed and judged.
+
+        False when the timeout came first; ``last_flush`` says which part was
+        still waiting: ``"writes"`` or ``"judgment"`` (the turns are stored then,
+        and their judgment follows).
+        """
+        deadline = time.monotonic() + timeout_millis / 1000
         if self._stopped.is_set() or not self._thread.is_alive():
-            return not self._queue
-        done = threading.Event()
-        with self._cond:
-            if self._stopped.is_set():  # the writer ended meanwhile: nothing will release us
-                return not self._queue
-            target = self.enqueued
-            if self._done >= target:
-                return True
-            self._flush_waiters.append((target, done))
-            self._cond.notify_all()
-        return done.wait(timeout_millis / 1000)
+            written = not self._queue
+        else:
+            done = threading.Event()
+            with self._cond:
+                if self._stopped.is_set():  # the writer ended meanwhile: nothing will release us
+                    written = not self._queue
+                else:
+                    target = self.enqueued
+                    if self._done >= target:
+                        done.set()
+                    else:
+                        self._flush_waiters.append((target, done))
+                        self._cond.notify_all()
+            written = done.wait(max(0.0, deadline - time.monotonic()))
+        if not written:
+            self.last_flush = "writes"
+            return False
+        judged = self._judgment.flush(deadline - time.monotonic())
+        self.last_flush = "done" if judged else "judgment"
+        return judged
 
     def shutdown(self) -> None:
         """Write everything queued, then stop the writer thread. Idempotent."""
@@ -364,6 +384,8 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self._cond.notify_all()
         if not already and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(self.shutdown_timeout_s + 1)
+        if not already:
+            self._judgment.shutdown(max(0.0, self._shutdown_deadline - time.monotonic()))
 
     # ------------------------------------------------------------ writer thread
 
@@ -485,23 +507,8 @@ class TrajectorySpanProcessor(SpanProcessor):
             if getattr(record, "truncated", False):
                 self.truncated += 1
                 self._log_rejected("ppp-otel: a turn's text was cut to %d characters", MAX_TEXT_CHARS)
-        records = self._analyze(records)
-        self._write(records)
-
-    def _analyze(self, records: list) -> list:
-        try:
-            self._analyzer.analyze(records)
-            return records
-        except Exception:
-            # One record broke the batch's analysis: find it, keep the others.
-            kept = []
-            for record in records:
-                try:
-                    self._analyzer.analyze([record])
-                    kept.append(record)
-                except Exception as exc:
-                    self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", str(exc))
-            return kept
+        self._write(as_written(records))
+        self._judgment.submit(records)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -583,37 +590,6 @@ class TrajectorySpanProcessor(SpanProcessor):
             self._stats_dirty = False
         except (sqlite3.Error, schema.DatabaseError, OSError):
             self._drop_connection()  # the counters stay in memory; the log has the error
-
-    def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
-        """Preferences and earlier turns of a trajectory begun before this process knew it.
-
-        None when they cannot be read now (not written yet, a locked file):
-        the analyzer then asks again for the next turn instead of remembering nothing.
-        """
-        try:
-            conn = self._connection()
-            row = conn.execute(
-                "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
-            ).fetchone()
-            if row is None:
-                return None
-            preferences = tuple(parse_preferences(row[1]))
-            if not preferences:
-                return (), []
-            turns = conn.execute(
-                """SELECT t.turn_number, t.prompt, t.response,
-                          (SELECT json_group_array(question_text) FROM trajectory_questions q
-                           WHERE q.turn_id = t.id)
-                   FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
-                (row[0],),
-            ).fetchall()
-        except (sqlite3.Error, schema.DatabaseError):
-            return None
-        history = [
-            TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
-            for n, p, r, qs in turns
-        ]
-        return preferences, history
 
 
 _ABANDONED_CONNECTIONS: list[sqlite3.Connection] = []

@@ -142,16 +142,9 @@ def register(
 
     if config.enabled:
         settings = config.trajectory
-        classifier = None
-        if config.question_classifier.method != "heuristic":
-            from .llm_classifier import make_effort_classifier
+        from .judging import judges_from_config
 
-            qc = config.question_classifier
-            classifier = make_effort_classifier(
-                qc.method, base_url=qc.base_url or None, model=qc.model or None,
-                api_key=qc.api_key or None, timeout_s=qc.timeout_s,
-                max_concurrency=qc.max_concurrency, cache_size=qc.cache_size,
-            )
+        classifier, preference_judge = judges_from_config(config.question_classifier)
         tracer_provider.add_span_processor(
             TrajectorySpanProcessor(
                 path,
@@ -163,6 +156,7 @@ def register(
                 wal=settings.enable_wal,
                 busy_timeout_ms=settings.busy_timeout_ms,
                 classifier=classifier,
+                preference_judge=preference_judge,
             )
         )
         archival = config.archival

@@ -539,7 +539,7 @@ def test_items_lists_every_key_once_in_file_order_with_value_and_source():
     config = load_config(env={"PPP_OTEL_DB": "env.db"})
     items = list(config.items())
     keys = [key for key, _, _ in items]
-    assert len(keys) == len(set(keys)) == 29
+    assert len(keys) == len(set(keys)) == 30
     assert keys[:3] == ["ppp.enabled", "ppp.db_path", "ppp.trajectory.buffer_size"]
     assert keys[-1] == "ppp.phoenix.protocol"
     assert ("ppp.db_path", "env.db", "env:PPP_OTEL_DB") in items

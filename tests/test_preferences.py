@@ -11,6 +11,7 @@ from ppp_otel import preferences
 from ppp_otel.model import TurnText
 from ppp_otel.preferences import (
     JUDGMENT_PREFERENCES,
+    detect_at_end,
     detect_violations,
     get_preference,
     list_preferences,
@@ -256,9 +257,26 @@ def test_max_questions_lets_a_conversation_within_the_limit_pass():
     assert violations("max_questions(limit=2)", asking("B?", number=2), history) == []
 
 
+def test_expert_questions_is_never_violated():
+    # The paper's "professional" user answers technical questions; its reward function is None.
+    assert violations("expert_questions", asking("What's the amortized cost of the B-tree split?")) == []
+
+
+def test_min_questions_is_checked_when_the_trajectory_ends_by_counting_asking_turns():
+    turns = [asking("A? B?", 1), ANSWER, asking("C?", 3)]
+    [found] = detect_at_end(["min_questions"], turns)
+    assert (found.preference, found.expected, found.actual) == (
+        "min_questions", "at least 3 asking turns", "2 asking turns")
+    assert detect_at_end(["min_questions(limit=2)"], turns) == []
+
+
+def test_min_questions_is_not_checked_turn_by_turn():
+    assert violations("min_questions", asking("Only one?")) == []
+
+
 def test_every_registered_preference_is_covered_by_a_test_here():
     tested = {
-        "no_preference", "short_questions", "questions_only_at_start", "no_questions",
+        "no_preference", "expert_questions", "min_questions", "short_questions", "questions_only_at_start", "no_questions",
         "multiple_choice", "all_questions_in_one_turn", "max_questions_per_turn", "italian_only",
         "multilingual", "english_all_caps", "no_commas", "json_only", "code_snippet_with_reference",
         "exact_sentences", "max_words", "max_questions",
@@ -374,7 +392,8 @@ def test_get_preference_explains_a_judgment_preference():
 
 
 def test_judgment_preferences_each_give_a_reason_and_have_no_built_in_detector():
-    assert len(JUDGMENT_PREFERENCES) == 6
+    assert set(JUDGMENT_PREFERENCES) == {
+        "detailed_questions", "simple_questions", "ask_only_on_blockers", "question_with_joke"}
     for name, reason in JUDGMENT_PREFERENCES.items():
         assert reason
         assert name not in {p.name for p in list_preferences()}

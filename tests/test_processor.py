@@ -515,7 +515,7 @@ def test_a_failing_classifier_falls_back_to_the_rules_and_the_turn_is_kept(db_pa
 
 def test_the_writer_thread_survives_an_unexpected_error_in_one_batch(db_path, monkeypatch):
     provider, processor = pipeline(db_path)
-    real = processor._analyze
+    real = processor._write
     calls = []
 
     def flaky(records):
@@ -524,7 +524,7 @@ def test_the_writer_thread_survives_an_unexpected_error_in_one_batch(db_path, mo
             raise TypeError("a bug in one batch")
         return real(records)
 
-    monkeypatch.setattr(processor, "_analyze", flaky)
+    monkeypatch.setattr(processor, "_write", flaky)
     with trajectory("s", "a", tracer_provider=provider):
         with turn("lost with its batch", tracer_provider=provider):
             pass
