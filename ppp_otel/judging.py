@@ -340,6 +340,11 @@ class JudgmentStage:
             self._conn = conn
         return self._conn
 
+    def abandon_after_fork(self) -> sqlite3.Connection | None:
+        """In a forked child: the parent's connection, which must be neither used nor closed here."""
+        conn, self._conn = self._conn, None
+        return conn
+
     def _close(self) -> None:
         if self._conn is not None:
             try:

@@ -186,9 +186,9 @@ class TrajectorySpanProcessor(SpanProcessor):
         # Open spans and the trajectory starts are kept (a trajectory row is an
         # upsert, so writing it from both processes is harmless): turns of a
         # trajectory begun in the parent find it.
-        abandoned = self._conn
-        if abandoned is not None:
-            _ABANDONED_CONNECTIONS.append(abandoned)
+        for abandoned in (self._conn, self._judgment.abandon_after_fork()):
+            if abandoned is not None:
+                _ABANDONED_CONNECTIONS.append(abandoned)
         starts = self._inflight_starts + [item for item in self._queue if item[0] == _START]
         self._init_worker_state()
         if starts:
