@@ -47,7 +47,8 @@ def _agreement_rows(progress) -> list[dict]:
         "target": ">= 0.90",
         "ok": now["agreement"] >= 0.90,
         "detail": f"n={now['n']} cases; `python benchmarks/preference_agreement.py --errors` lists the "
-                  f"disagreements; per preference now {now['by_preference']}",
+                  f"disagreements; per preference now {now['by_preference']}; "
+                  f"before {before['by_preference']}",
     }]
 
 
@@ -113,8 +114,8 @@ def _paper_rows(progress) -> list[dict]:
         "target": "1.0 (every case)",
         "ok": got == CASES,
         "detail": f"{CASES} generated trajectories (seeded), R_Proact and R_Pers both equal to "
-                  "tests/paper_oracle.py; also `pytest tests/test_paper_rewards.py` (named cases and "
-                  "300 hypothesis cases)",
+                  "tests/paper_oracle.py (`python benchmarks/bench_judgment.py`); also "
+                  "`pytest tests/test_paper_rewards.py` (17 named cases and 300 hypothesis cases)",
     }]
 
 

@@ -139,6 +139,7 @@ def effort_rows(progress: Progress, quick: bool) -> list[dict]:
             "target": f">= {EFFORT_TARGET:.2f}",
             "ok": accuracy >= EFFORT_TARGET,
             "detail": f"n={result['n']} questions ({split}); "
+                      f"`python benchmarks/effort_accuracy.py --split {split} --errors`; "
                       f"{result.get('us_per_question', 0):.1f} us/question; confusion (true -> predicted) "
                       + json.dumps(confusion),
         })

@@ -196,6 +196,8 @@ class JudgmentStage:
         turns = sum(isinstance(r, TurnRecord) for r in records)
         with self._cond:
             if self._stopping:
+                # Written after shutdown began: stored, left pending for `ppp-otel judge --pending`.
+                self.unjudged_at_shutdown += turns
                 return
             if turns and self._pending_turns + turns > self.max_pending_turns:
                 # The turns are stored; only their judgment waits for `ppp-otel judge --pending`.

@@ -304,3 +304,24 @@ def test_judge_pending_judges_only_turns_left_unjudged(tmp_path, capsys):
     assert rows(db, "SELECT effort_level FROM trajectory_questions WHERE turn_id = 3") == [("low",)]
     assert rows(db, "SELECT effort_level FROM trajectory_questions WHERE turn_id = 1 ORDER BY id") == [
         ("medium",), ("medium",)]
+
+
+def test_the_preference_judge_caches_and_bounds_its_requests():
+    from ppp_otel.model import TurnText
+
+    with ChatServer(lambda message: "[Reward 1]", delay_s=0.05) as server:
+        judge = LLMPreferenceJudge(server.base_url, "pref-judge", preferences="all", max_concurrency=2)
+        asking = TurnText(1, "p", "Which file, please?", ("Which file, please?",))
+        specs = ["question_with_joke", "no_commas", "json_only", "detailed_questions", "simple_questions"]
+        assert judge.judge_turn(specs, asking, [], None) == []
+        assert judge.judge_turn(specs, asking, [], None) == []
+        assert server.max_in_flight <= 2
+    assert judge.stats["calls"] == 5 and judge.stats["cache_hits"] == 5
+
+
+def test_a_turn_that_asks_nothing_is_not_sent_to_the_preference_judge():
+    from ppp_otel.model import TurnText
+
+    judge = LLMPreferenceJudge("http://127.0.0.1:9/v1", "pref-judge")
+    assert judge.judge_turn(["question_with_joke"], TurnText(1, "p", "Done.", ()), [], None) == []
+    assert judge.stats["calls"] == 0
