@@ -45,8 +45,11 @@ class PreferenceJudge(Protocol):
 
 
 def judge_name(classifier) -> str:
-    """How a classifier signs its judgments: its ``judge`` attribute, else the rules' name."""
-    return getattr(classifier, "judge", None) or RULES_JUDGE
+    """How a classifier signs its judgments: its ``judge`` attribute, else its class name."""
+    name = getattr(classifier, "judge", None)
+    if isinstance(name, str) and name:
+        return name
+    return f"custom/{type(classifier).__name__}"
 
 
 #: Open trajectories whose preferences and history are kept in memory.

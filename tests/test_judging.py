@@ -325,3 +325,39 @@ def test_a_turn_that_asks_nothing_is_not_sent_to_the_preference_judge():
     judge = LLMPreferenceJudge("http://127.0.0.1:9/v1", "pref-judge")
     assert judge.judge_turn(["question_with_joke"], TurnText(1, "p", "Done.", ()), [], None) == []
     assert judge.stats["calls"] == 0
+
+
+def test_judgment_far_behind_leaves_later_turns_pending_and_judge_pending_catches_up(db_path):
+    from ppp_otel.judging import JudgmentStage, as_written, rejudge
+    from ppp_otel.records import TrajectoryRecord, TurnRecord
+    from ppp_otel.writer import write_all
+
+    release = threading.Event()
+
+    class Held:
+        """An effort classifier that answers only when the test lets it."""
+
+        judge = "held/1"
+
+        def classify_many(self, questions, contexts=None):
+            release.wait(30)
+            return ["low"] * len(questions)
+
+    conn = schema.connect(db_path)
+    trajectory_record = TrajectoryRecord("t" * 32, "s" * 16, "spec", "agent")
+    turns = [TurnRecord("t" * 32, f"{i:016x}", trajectory_record.key, i + 1, "p", f"Which branch {i}?")
+             for i in range(3)]
+    write_all(conn, as_written([trajectory_record, *turns]))
+    stage = JudgmentStage(str(db_path), Held(), max_pending_turns=2)
+    for record in turns:
+        stage.submit([record])
+    assert stage.stats["judgment_deferred"] == 1
+    release.set()
+    assert stage.flush(30)
+    stage.shutdown(5)
+    assert rows(db_path, "SELECT turn_number, judged_by FROM trajectory_turns ORDER BY turn_number") == [
+        (1, "held/1"), (2, "held/1"), (3, None)]
+    summary = rejudge(conn, pending_only=True)
+    conn.close()
+    assert summary.trajectories == 1
+    assert rows(db_path, "SELECT count(*) FROM trajectory_turns WHERE judged_by IS NULL") == [(0,)]
