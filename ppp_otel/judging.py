@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 #: Turns waiting for judgment beyond this are left to ``ppp-otel judge --pending``.
 MAX_PENDING_TURNS = 100_000
 _MAX_RETRY_DELAY_S = 2.0
+_BATCHES_PER_TRANSACTION = 50
 
 
 def as_written(records: Sequence[TrajectoryRecord | TurnRecord]) -> list[TrajectoryRecord | TurnRecord]:
@@ -258,11 +259,15 @@ class JudgmentStage:
                         logger.warning("ppp-otel: %d turns left unjudged at shutdown; "
                                        "`ppp-otel judge --pending` judges them", left)
                         break
-                    batch = self._queue.pop(0)
+                    # Whatever the writer has handed over meanwhile is judged and
+                    # stored together: one transaction however far behind it is.
+                    taken = self._queue[:_BATCHES_PER_TRANSACTION]
+                    del self._queue[:_BATCHES_PER_TRANSACTION]
+                batch = [record for written in taken for record in written]
                 self._judge_batch(batch)
                 with self._cond:
                     self._pending_turns -= sum(isinstance(r, TurnRecord) for r in batch)
-                    self._judged += 1
+                    self._judged += len(taken)
                     self._cond.notify_all()
         except Exception:
             self.judge_errors += 1
