@@ -62,7 +62,6 @@ def as_written(records: Sequence[TrajectoryRecord | TurnRecord]) -> list[Traject
 
 # --- storing judgments -----------------------------------------------------------------
 
-_CLAIM_TURN = "UPDATE trajectory_turns SET judged_by = ? WHERE id = ? AND judged_by IS NULL"
 _INSERT_QUESTION = """INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
                       VALUES (?, ?, ?, ?, ?)"""
 _REGRADE_QUESTION = """UPDATE trajectory_questions SET effort_level = ?, judge = ?
@@ -72,22 +71,42 @@ _INSERT_VIOLATION = """INSERT INTO trajectory_violations
                        VALUES (?, ?, ?, ?, ?, ?, ?)"""
 
 
-def _store_judgment(conn: sqlite3.Connection, turn_id: int, record: TurnRecord, judge: str) -> None:
-    """The questions and violations a judge added to one turn (inside the caller's transaction)."""
+def _judgment_rows(turn_id: int, record: TurnRecord, judge: str) -> tuple[list, list, list]:
+    """(new questions, regraded explicit questions, new violations) rows of one judged turn."""
     if record.extract_questions:
-        conn.executemany(_INSERT_QUESTION, [
-            (turn_id, q.text, q.effort, "extracted", q.judge or judge) for q in record.questions
-        ])
+        questions = [(turn_id, q.text, q.effort, "extracted", q.judge or judge) for q in record.questions]
+        regraded = []
     else:
-        conn.executemany(_REGRADE_QUESTION, [
-            (q.effort, q.judge, turn_id, q.text) for q in record.questions if q.judge is not None
-        ])
+        questions = []
+        regraded = [(q.effort, q.judge, turn_id, q.text) for q in record.questions if q.judge is not None]
     # Only what a judge found now: reported violations (by the agent code, or
     # detected by another tool and imported) were written with the turn.
-    conn.executemany(_INSERT_VIOLATION, [
-        (turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
-        for v in record.violations if v.judge is not None
-    ])
+    violations = [(turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
+                  for v in record.violations if v.judge is not None]
+    return questions, regraded, violations
+
+
+def _store_judgments(conn: sqlite3.Connection, judged: list[tuple[int, TurnRecord]], judge: str) -> None:
+    """The questions and violations a judge added to turns (inside the caller's transaction)."""
+    questions, regraded, violations = [], [], []
+    for turn_id, record in judged:
+        q, r, v = _judgment_rows(turn_id, record, judge)
+        questions += q
+        regraded += r
+        violations += v
+    if questions:
+        conn.executemany(_INSERT_QUESTION, questions)
+    if regraded:
+        conn.executemany(_REGRADE_QUESTION, regraded)
+    if violations:
+        conn.executemany(_INSERT_VIOLATION, violations)
+
+
+def _store_judgment(conn: sqlite3.Connection, turn_id: int, record: TurnRecord, judge: str) -> None:
+    _store_judgments(conn, [(turn_id, record)], judge)
+
+
+_TURN_TO_JUDGE = "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL"
 
 
 _LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id
@@ -320,15 +339,18 @@ class JudgmentStage:
         conn.execute("BEGIN IMMEDIATE")
         try:
             _store_at_end(conn, at_end)
+            # A turn not stored (refused by the writer) or judged already (a
+            # redelivered span, judged once) is left alone.
+            judged, seen = [], set()
             for record in turns:
-                row = conn.execute(
-                    "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ?",
-                    (record.trace_id, record.span_id),
-                ).fetchone()
-                # Not stored (refused by the writer), or judged already (a redelivered span).
-                if row is None or conn.execute(_CLAIM_TURN, (judge, row[0])).rowcount != 1:
-                    continue
-                _store_judgment(conn, row[0], record, judge)
+                key = (record.trace_id, record.span_id)
+                row = conn.execute(_TURN_TO_JUDGE, key).fetchone()  # the (trace_id, span_id) index
+                if row is not None and key not in seen:
+                    seen.add(key)
+                    judged.append((row[0], record))
+            conn.executemany("UPDATE trajectory_turns SET judged_by = ? WHERE id = ?",
+                             [(judge, turn_id) for turn_id, _ in judged])
+            _store_judgments(conn, judged, judge)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
