@@ -209,16 +209,9 @@ def register(
     if config.enabled:
         _check_creatable(path)
         settings = config.trajectory
-        classifier = None
-        if config.question_classifier.method != "heuristic":
-            from ppp_otel.analysis.llm_classifier import make_effort_classifier
+        from ppp_otel.analysis.judgment_stage import judges_from_config
 
-            qc = config.question_classifier
-            classifier = make_effort_classifier(
-                qc.method, base_url=qc.base_url or None, model=qc.model or None,
-                api_key=qc.api_key or None, timeout_s=qc.timeout_s,
-                max_concurrency=qc.max_concurrency, cache_size=qc.cache_size,
-            )
+        classifier, preference_judge = judges_from_config(config.question_classifier)
         tracer_provider.add_span_processor(
             TrajectorySpanProcessor(
                 path,
@@ -233,6 +226,7 @@ def register(
                 # Each turn's judgment goes to Phoenix as span annotations.
                 on_judged=annotations.judged if annotations is not None else None,
                 question_tools=settings.question_tools,
+                preference_judge=preference_judge,
             )
         )
         archival = config.archival

@@ -203,6 +203,10 @@ class QuestionClassifierConfig:
     timeout_s: float = _setting(10.0, above=0)
     max_concurrency: int = _setting(4, minimum=1)
     cache_size: int = _setting(10_000, minimum=0)
+    # Who judges the preferences rules cannot check (detailed, simple, blockers,
+    # joke): "llm" the same endpoint, "llm_all" it judges every preference it
+    # has a paper criterion for; "rules" leaves those four unjudged.
+    preference_judge: str = _setting("rules", choices=("rules", "llm", "llm_all"))
 
     def __post_init__(self) -> None:
         _validate(self, "ppp.question_classifier")

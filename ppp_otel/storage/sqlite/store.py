@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
 from ppp_otel.storage.sqlite import consensus as consensus_sql
-from ppp_otel.storage.sqlite import lookups, recorders as recorder_table
+from ppp_otel.storage.sqlite import judgments, lookups, recorders as recorder_table
 from ppp_otel.storage.sqlite.errors import storage_errors, translate
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
 from ppp_otel.storage.sqlite.scoring import paper_turn_rows, score_counts, violations_by_preference
@@ -137,6 +137,25 @@ class SQLiteStore(TrajectoryStore):
     @_translated
     def trajectory_history(self, key: tuple[str, str]) -> Any:
         return lookups.trajectory_history(self.conn, key)
+
+    # --- judgments ---------------------------------------------------------------------
+
+    @_translated
+    def store_judged(self, turns: Sequence[Any], at_end: list, judge: str) -> int:
+        return judgments.store_judged(self.conn, turns, at_end, judge)
+
+    @_translated
+    def to_rejudge(self, *, spec_id: str | None = None, since: str | None = None,
+                   pending: bool = False) -> list[int]:
+        return judgments.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
+
+    @_translated
+    def as_reported(self, trajectory_id: int) -> tuple:
+        return judgments.as_reported(self.conn, trajectory_id)
+
+    @_translated
+    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
+        judgments.replace_judgments(self.conn, turns, at_end, judge)
 
     @_translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
