@@ -60,7 +60,8 @@ def convert(
     ``spec_id`` and ``agent_name`` override the document's for its top
     trajectory; subagents keep their own agent names and share its spec.
     """
-    identity = "atif:" + hashlib.sha256(_canonical(data).encode()).hexdigest()
+    # surrogatepass: a lone surrogate (kept, later stored as U+FFFD) must not stop the import.
+    identity = "atif:" + hashlib.sha256(_canonical(data).encode("utf-8", "surrogatepass")).hexdigest()
     out = Converted()
     _convert_trajectory(
         data, origin, out, identity=identity, parent=None, parent_spec=None, parent_run=None,

@@ -9,10 +9,12 @@ idempotence on (trace_id, span_id).
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from .. import schema
 from ..processor import TrajectorySpanProcessor
 from .convert import convert
 from .document import AtifError, Document, looks_like_atif, read_file, validate
@@ -101,6 +103,7 @@ def import_paths(
     ``progress(done, total)`` is called after each file.
     """
     files = find_files(paths)
+    check_writable(db_path)
     summary = ImportSummary(files=len(files))
     processor = TrajectorySpanProcessor(
         db_path, buffer_size=1000, flush_interval_ms=50, max_queue_size=20_000,
@@ -108,17 +111,41 @@ def import_paths(
     )
     try:
         for done, (path, explicit) in enumerate(files, 1):
-            for item in read_file(path):
-                _import_one(item, path, explicit, processor, summary, spec_id, agent_name)
+            try:
+                for item in read_file(path):
+                    _import_one(item, path, explicit, processor, summary, spec_id, agent_name)
+            except Exception as exc:  # a file no check foresaw costs itself, not the import
+                summary.skipped.append((str(path), f"{path}: cannot import: {type(exc).__name__}: {exc}"[:500]))
             if progress is not None:
                 progress(done, len(files))
-        processor.force_flush(_FLUSH_TIMEOUT_MS)
+        committed = processor.force_flush(_FLUSH_TIMEOUT_MS)
     finally:
         processor.shutdown()
+    # A document counts as imported only once committed.
+    if not committed or processor.lost_at_shutdown:
+        summary.skipped.append((str(db_path), f"{db_path}: the writer did not confirm {summary.imported} "
+                                f"document(s): {processor.last_error}"))
+        summary.imported = 0
     summary.duplicates = processor.duplicates
     summary.rejected = processor.rejected + processor.dropped
     summary.last_error = processor.last_error
     return summary
+
+
+def check_writable(db_path: str | os.PathLike) -> None:
+    """Raise :class:`~ppp_otel.schema.DatabaseError` at once, with the reason, when
+    ``db_path`` cannot be written (read-only file or directory, not a database, locked)."""
+    try:
+        conn = schema.connect(db_path, busy_timeout_ms=2000)
+    except schema.DatabaseError as exc:
+        raise schema.DatabaseError(f"cannot import into {exc}") from None
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise schema.DatabaseError(f"cannot import into {os.fspath(db_path)}: {exc}") from None
+    finally:
+        conn.close()
 
 
 def _import_one(
