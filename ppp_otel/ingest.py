@@ -534,7 +534,11 @@ class IngestServer:
         self._grpc = None
         self.grpc_port: int | None = None
         if grpc_port is not None:
-            self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+            try:
+                self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+            except OSError:
+                self._socket.close()
+                raise
         # Network batches are large: write them in big transactions. Requests wait for
         # their commit, so the writer starts a transaction as soon as one is waiting
         # and takes every request queued meanwhile into it (group commit).

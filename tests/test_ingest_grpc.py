@@ -67,3 +67,19 @@ def test_a_full_writer_queue_gets_unavailable_which_exporters_retry(db_path):
 
         processor.submit([object()] * 3)  # the queue is full of other work
         assert call(receiver, encode_spans(record_conversation()).SerializeToString()) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_grpc_port_in_use_is_a_clear_error_naming_the_way_out(db_path):
+    import socket
+    import subprocess
+
+    from ingest_process import PPP_OTEL
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([PPP_OTEL, "ingest", "--db", str(db_path), "--port", "0", "--grpc-port", str(port)],
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}" in done.stderr and "--grpc-port off" in done.stderr
