@@ -113,6 +113,9 @@ class JudgmentStage:
         if self._store is not None:
             _ABANDONED_STORES.append(self._store)
         self._fresh()
+        # The parent's judge thread may have been inside the analyzer: the child's starts clean.
+        old = self.analyzer
+        self.analyzer = TurnAnalyzer(old.classifier, lookup=self._lookup, preference_judge=old.preference_judge)
 
     @property
     def judge(self) -> str:

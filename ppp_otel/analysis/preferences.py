@@ -64,6 +64,7 @@ import functools
 import json
 import logging
 import re
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -798,3 +799,13 @@ def max_questions(turn: TurnText, history: Sequence[TurnText], limit: int):
         f"at most {_plural(limit, 'question')} in the conversation",
         f"{_plural(total, 'question')} by turn {turn.number}",
     )
+
+
+def _relock_in_child() -> None:
+    # The judgment thread may hold one of these when another thread forks.
+    global _lock, _detector_lock, _segmenter_lock
+    _lock, _detector_lock, _segmenter_lock = threading.Lock(), threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_relock_in_child)

@@ -111,6 +111,8 @@ class TrajectoryAssembler:
         # Parents whose waiting children are in the database only (out of memory, or from before a restart).
         self._staged_only: set[SpanKey] = set()
         self._load_staged = load_staged
+        # Spans held during the current add(): staged only if still waiting at its end.
+        self._new_held: dict[SpanKey, tuple[OtlpSpan, bool]] = {}
         self.pending = 0  # held spans in memory
         self.orphans = 0  # turns that left memory still waiting (they stay in pending_spans)
         self.expired = 0  # every held span that left memory, turns or not
@@ -124,6 +126,11 @@ class TrajectoryAssembler:
         turns: list[tuple[int, int, Step]] = []
         for span in spans:
             self._place((self._arrive(), span), trajectories, turns, out)
+        out.staged.extend(self._new_held.values())
+        self._new_held.clear()
+        # Only now, once this request's held spans are to be staged, may they leave memory.
+        while self.pending > self.max_pending_spans:
+            self._give_up(*self._waiting.popitem(last=False), reason="more spans wait than memory holds")
         self.expire()
         self._emit(trajectories, turns, out)
         return out
@@ -190,7 +197,11 @@ class TrajectoryAssembler:
                 for span in self._load_staged(parent):
                     if span.span_id not in found:
                         found[span.span_id] = (self._arrive(), span)
-        out.released.extend((parent[0], span_id) for span_id in found)
+        for span_id in found:
+            key = (parent[0], span_id)
+            # Held and released within one request: never staged, nothing to unstage.
+            if self._new_held.pop(key, None) is None:
+                out.released.append(key)
         return list(found.values())
 
     def _placement(self, arrival: int, span: OtlpSpan, trajectories: list, turns: list,
@@ -277,10 +288,8 @@ class TrajectoryAssembler:
             group = self._waiting[parent] = (self._clock(), {})
         if span.span_id not in group[1]:  # a redelivered span waits once
             self.pending += 1
-            out.staged.append((span, might_be_turn(span.name, span.attributes)))
+            self._new_held[(span.trace_id, span.span_id)] = (span, might_be_turn(span.name, span.attributes))
         group[1][span.span_id] = (arrival, span)
-        while self.pending > self.max_pending_spans:
-            self._give_up(*self._waiting.popitem(last=False), reason="more spans wait than memory holds")
 
     # ----------------------------------------------------------------- expiry
 

@@ -239,6 +239,7 @@ class SpanIngest:
             "received_spans": self.received_spans,
             "rejected_spans": self.rejected_spans,
             "pending_spans": a.pending,
+            "repaired_text_in_bodies": self.repaired_text,
             "pending_turns_out_of_memory": a.orphans,
             "purged_pending_turns": self.purged_turns,
             **self.processor.stats,
@@ -335,9 +336,12 @@ class _HttpApp:
         body = await _read_body(receive, headers, r.max_body_bytes, r.read_timeout_s)
         try:
             body = otlp.decompress(body, headers.get("content-encoding"), r.max_body_bytes)
-            request = otlp.parse_request(body, media)
+            counts: dict = {}
+            request = otlp.parse_request(body, media, counts)
         except otlp.BodyError as exc:
             raise _Refused(exc.status, str(exc)) from None
+        if counts:
+            r.ingest.repaired_text += counts.get("repaired_text", 0)
         outcome = await r.ingest.ingest_async(request, r.commit_timeout_s)
         if not outcome.committed:
             # Retryable per OTLP: the writer is behind; a redelivery is stored once.
@@ -531,7 +535,11 @@ class IngestServer:
         self._grpc = None
         self.grpc_port: int | None = None
         if grpc_port is not None:
-            self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+            try:
+                self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+            except OSError:
+                self._socket.close()
+                raise
         # Network batches are large: write them in big transactions. Requests wait for
         # their commit, so the writer starts a transaction as soon as one is waiting
         # and takes every request queued meanwhile into it (group commit).

@@ -62,7 +62,8 @@ def convert(
     trajectory; subagents keep their own agent names and share its spec.
     ``stage`` overrides the stage of every trajectory of the document.
     """
-    identity = "atif:" + hashlib.sha256(_canonical(data).encode()).hexdigest()
+    # surrogatepass: a lone surrogate (kept, later stored as U+FFFD) must not stop the import.
+    identity = "atif:" + hashlib.sha256(_canonical(data).encode("utf-8", "surrogatepass")).hexdigest()
     out = Converted()
     _convert_trajectory(
         data, origin, out, identity=identity, parent=None, parent_spec=None, parent_run=None,

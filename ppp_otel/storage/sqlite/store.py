@@ -138,6 +138,21 @@ class SQLiteStore(TrajectoryStore):
     def trajectory_history(self, key: tuple[str, str]) -> Any:
         return lookups.trajectory_history(self.conn, key)
 
+    def check_writable(self) -> None:
+        """StorageError (naming the file and the reason) unless a write could start now."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise type(translate(exc))(f"{self.path}: {exc}") from exc
+
+    @_translated
+    def pending_summary(self) -> dict[str, Any]:
+        """Turns ingest acknowledged whose trajectory span has not come (yet)."""
+        from ppp_otel.storage.sqlite import staging
+
+        return staging.summary(self.conn)
+
     # --- judgments ---------------------------------------------------------------------
 
     @_translated
