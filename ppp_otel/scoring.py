@@ -19,6 +19,7 @@ trajectories carry (``None`` when none does).
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -172,14 +173,23 @@ def score_query(
     return SQL_SCORE_ALL, ()
 
 
+@functools.lru_cache(maxsize=4096)
+def _rewards(low: int, medium: int, high: int, minor: int, major: int, critical: int) -> tuple[float, float]:
+    # Scoring every trajectory of a large file meets the same few count
+    # combinations again and again; the rewards are pure functions of them.
+    return (proactivity_reward({"low": low, "medium": medium, "high": high}),
+            personalization_reward({"minor": minor, "major": major, "critical": critical}))
+
+
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
     (tid, spec_id, agent, run_id, technical, trace_id, span_id,
      low, medium, high, minor, major, critical) = row
     questions = {"low": low, "medium": medium, "high": high}
     violations = {"minor": minor, "major": major, "critical": critical}
+    r_proact, r_pers = _rewards(low, medium, high, minor, major, critical)
     return TrajectoryScore(
         trajectory_id=tid, spec_id=spec_id, agent_name=agent, run_id=run_id,
-        r_proact=proactivity_reward(questions), r_pers=personalization_reward(violations),
+        r_proact=r_proact, r_pers=r_pers,
         questions=questions, violations=violations, technical_score=technical,
         trace_id=trace_id, span_id=span_id,
     )

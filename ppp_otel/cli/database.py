@@ -7,9 +7,10 @@ leave an empty one behind because a path was mistyped.
 from __future__ import annotations
 
 import argparse
+import operator
 from typing import Any
 
-from ..store import TrajectoryStore
+from ..store import SUMMARY_COLUMNS, TrajectoryStore, summary_dict_from_row
 from ._output import fail, human_size, int_at_least, print_fields, print_json, print_table
 
 
@@ -109,21 +110,24 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# The listing's columns, picked from its rows: a listing of 100,000 trajectories
+# must not spend more on objects than SQLite spends on finding them.
+_LISTED = operator.itemgetter(*(SUMMARY_COLUMNS.index(name) for name in (
+    "id", "spec_id", "agent_name", "run_id", "created_at", "turn_count", "question_count",
+    "violation_count", "technical_score")))
+
+
 def trajectories(args: argparse.Namespace) -> int:
     with TrajectoryStore(args.db) as store:
-        found = store.list_trajectories(
+        found = store.list_trajectory_rows(
             spec_id=args.spec, agent_name=args.agent, run_id=args.run,
             limit=args.limit, offset=args.offset,
         )
     if args.json:
-        print_json([t.to_dict() for t in found])
+        print_json([summary_dict_from_row(row) for row in found])
         return 0
     print_table(
-        [
-            (t.id, t.spec_id, t.agent_name, t.run_id, t.created_at, t.turn_count,
-             t.question_count, t.violation_count, t.technical_score)
-            for t in found
-        ],
+        list(map(_LISTED, found)),
         ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"],
         max_width=32,
     )
