@@ -164,6 +164,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._conn: sqlite3.Connection | None = None
         self._writer: TrajectoryWriter | None = None
         self._analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
+        self._keys: dict[tuple[int, int], tuple[str, str]] = {}  # trajectory ids -> their hex
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
         self._stats_written_at = 0.0
@@ -468,14 +469,20 @@ class TrajectorySpanProcessor(SpanProcessor):
                 format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), span.attributes or {},
                 start_ns=span.start_time, end_ns=span.end_time,
             )
-        span, (trace_id, traj_span_id), (number, sequenced) = payload
+        span, trajectory, (number, sequenced) = payload
         ctx = span.context
+        key = self._keys.get(trajectory)
+        if key is None:  # every turn of a trajectory shares its key: formatted once
+            if len(self._keys) >= MAX_OPEN_SPANS:
+                self._keys.clear()
+            key = self._keys[trajectory] = (format_trace_id(trajectory[0]), format_span_id(trajectory[1]))
+        events = span.events
         record = turn_record(
-            format_trace_id(ctx.trace_id),
+            key[0] if ctx.trace_id == trajectory[0] else format_trace_id(ctx.trace_id),
             format_span_id(ctx.span_id),
-            (format_trace_id(trace_id), format_span_id(traj_span_id)),
-            dict(span.attributes or {}),  # plain dict: the SDK mapping makes every miss raise
-            [(e.name, e.attributes or {}) for e in span.events],
+            key,
+            _plain(span.attributes),
+            [(e.name, e.attributes or {}) for e in events] if events else (),
             start_ns=span.start_time,
             end_ns=span.end_time,
             turn_number=number,
@@ -635,6 +642,15 @@ class TrajectorySpanProcessor(SpanProcessor):
             for n, p, r, qs in turns
         ]
         return preferences, history
+
+
+def _plain(attrs) -> dict:
+    """An ended span's attributes as a plain dict: the SDK's mapping makes every
+    missing key raise and catch inside ``get``, and copying it takes its lock per key."""
+    if not attrs:
+        return {}
+    inner = getattr(attrs, "_dict", None)  # BoundedAttributes, frozen once the span ended
+    return inner if type(inner) in (dict, collections.OrderedDict) else dict(attrs)
 
 
 _ABANDONED_CONNECTIONS: list[sqlite3.Connection] = []

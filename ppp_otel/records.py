@@ -38,9 +38,19 @@ def iso_from_ns(ns: int | None) -> str | None:
     if ns is None:
         return None
     seconds, rest = divmod(ns, 1_000_000_000)
-    t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d}.{rest // 1_000_000:03d}Z")
+    # Spans come in bursts within the same second: its text is made once. One
+    # tuple, read and replaced whole, so threads never pair a second with another's text.
+    global _iso_cache
+    cached_second, prefix = _iso_cache
+    if seconds != cached_second:
+        t = time.gmtime(seconds)
+        prefix = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+                  f"{t.tm_sec:02d}.")
+        _iso_cache = (seconds, prefix)
+    return f"{prefix}{rest // 1_000_000:03d}Z"
+
+
+_iso_cache: tuple[int | None, str] = (None, "")
 
 
 def now_iso() -> str:
@@ -179,7 +189,8 @@ _MESSAGE_KEY = re.compile(r"^(llm\.(?:input|output)_messages)\.(\d+)\.message\.(
 def _messages(attrs: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
     """OpenInference flattens messages as ``<prefix>.<i>.message.role|content``."""
     # Scanning every attribute is the slow part of converting a span; most turns have none.
-    if f"{prefix}.0.message.role" not in attrs and f"{prefix}.0.message.content" not in attrs:
+    first_role, first_content = _FIRST_MESSAGE[prefix]
+    if first_role not in attrs and first_content not in attrs:
         return []
     found: dict[int, dict[str, str]] = {}
     for key, value in attrs.items():
@@ -189,6 +200,10 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
         if match and match.group(1) == prefix and isinstance(value, str):
             found.setdefault(int(match.group(2)), {})[match.group(3)] = value
     return [(m.get("role", ""), m.get("content", "")) for _, m in sorted(found.items())]
+
+
+_FIRST_MESSAGE = {prefix: (f"{prefix}.0.message.role", f"{prefix}.0.message.content")
+                  for prefix in (c.LLM_INPUT_MESSAGES, c.LLM_OUTPUT_MESSAGES)}
 
 
 def _prompt_and_response(attrs: Mapping[str, Any]) -> tuple[str | None, str | None]:
