@@ -187,12 +187,19 @@ def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
     questions = {"low": low, "medium": medium, "high": high}
     violations = {"minor": minor, "major": major, "critical": critical}
     r_proact, r_pers = _rewards(low, medium, high, minor, major, critical)
-    return TrajectoryScore(
+    # Filled in directly: a frozen dataclass's __init__ sets each field through
+    # object.__setattr__, a third of scoring 100,000 trajectories. Same fields, same object.
+    score = _new(TrajectoryScore)
+    score.__dict__.update(
         trajectory_id=tid, spec_id=spec_id, agent_name=agent, run_id=run_id,
         r_proact=r_proact, r_pers=r_pers,
         questions=questions, violations=violations, technical_score=technical,
         trace_id=trace_id, span_id=span_id,
     )
+    return score
+
+
+_new = object.__new__
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -81,7 +81,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return "/".join(str(n) for n in counts.values())
+    return "/".join(map(str, counts.values()))
 
 
 def score(args: argparse.Namespace) -> int:
