@@ -236,7 +236,7 @@ class TrajectorySpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             name = span.name
-            attrs = span.attributes
+            attrs = _attribute_dict(span) or span.attributes
             if c.is_trajectory_span(name, attrs):
                 ctx = span.get_span_context()
                 self._open[ctx.span_id] = ((ctx.trace_id, ctx.span_id), _TRAJECTORY, None)
@@ -258,7 +258,9 @@ class TrajectorySpanProcessor(SpanProcessor):
                     number = attrs.get(c.TURN_NUMBER)
                     if number is None:
                         number = numbering.next_turn_number(trajectory[1])
-                    sequenced = numbering.was_handed_out(trajectory[1], number)
+                        sequenced = number is not None  # just handed out: no need to ask
+                    else:
+                        sequenced = numbering.was_handed_out(trajectory[1], number)
                     self._open[span_id] = (trajectory, _TURN_ROLE, (number, sequenced))
                     return
                 self._open[span_id] = (trajectory, _OTHER, None)
@@ -481,7 +483,7 @@ class TrajectorySpanProcessor(SpanProcessor):
             key[0] if ctx.trace_id == trajectory[0] else format_trace_id(ctx.trace_id),
             format_span_id(ctx.span_id),
             key,
-            _plain(span.attributes),
+            _plain(span),
             [(e.name, e.attributes or {}) for e in events] if events else (),
             start_ns=span.start_time,
             end_ns=span.end_time,
@@ -644,12 +646,27 @@ class TrajectorySpanProcessor(SpanProcessor):
         return preferences, history
 
 
-def _plain(attrs) -> dict:
-    """An ended span's attributes as a plain dict: the SDK's mapping makes every
-    missing key raise and catch inside ``get``, and copying it takes its lock per key."""
-    inner = getattr(attrs, "_dict", None)  # BoundedAttributes, frozen once the span ended
-    if type(inner) in (dict, collections.OrderedDict):
+def _attribute_dict(span) -> dict | None:
+    """The SDK span's own attribute dict, or None when this is not an SDK span.
+
+    Read in place (never changed here): the public ``span.attributes`` is a
+    proxy over a mapping that answers every missing key by raising and
+    catching inside ``get`` and takes a lock per key to copy, which costs the
+    app thread more than the rest of ``on_start``. Once a span has ended its
+    attributes no longer change.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if type(inner) is dict or type(inner) is collections.OrderedDict:
         return inner
+    return None
+
+
+def _plain(span) -> dict:
+    """An ended span's attributes as a dict."""
+    inner = _attribute_dict(span)
+    if inner is not None:
+        return inner
+    attrs = span.attributes
     return dict(attrs) if attrs else {}
 
 
