@@ -260,6 +260,27 @@ def score_trajectories(
         return [score_from_row(row) for row in conn.execute(sql, params)]
 
 
+def score_rows(
+    db: Database,
+    *,
+    spec_id: str | None = None,
+    agent_name: str | None = None,
+    trajectory_id: int | None = None,
+) -> list[tuple]:
+    """What :func:`score_trajectories` scores, as tuples: (trajectory_id, spec_id,
+    agent_name, run_id, r_proact, r_pers, (low, medium, high) question counts,
+    (minor, major, critical) violation counts, technical_score). For a caller
+    printing a hundred thousand of them, which has no use for objects."""
+    sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
+    with open_database(db) as conn:
+        found = conn.execute(sql, params).fetchall()
+    rewards = _rewards
+    return [(tid, spec, agent, run, *rewards(low, medium, high, minor, major, critical),
+             (low, medium, high), (minor, major, critical), technical)
+            for (tid, spec, agent, run, technical, _trace, _span, low, medium, high, minor, major, critical)
+            in found]
+
+
 def score_trajectory(db: Database, trajectory_id: int) -> TrajectoryScore | None:
     """One trajectory's score; None when there is no trajectory with that id."""
     found = score_trajectories(db, trajectory_id=trajectory_id)

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import time
+from itertools import repeat
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 PROG = "ppp-otel"
@@ -84,10 +85,22 @@ def print_table(
     columns = [_column(col, max_width) for col in zip(*raw)] if raw else [([], False) for _ in headers]
     widths = [max([len(h)] + [len(t) for t in texts]) for h, (texts, _) in zip(headers, columns)]
     numeric = [bool(raw) and right for _, right in columns]
-    template = "  ".join(f"{{:{'>' if right else '<'}{w}}}" for w, right in zip(widths, numeric))
-    fill = template.format
-    lines = [fill(*[h.upper() for h in headers]).rstrip()]
-    lines += [fill(*texts).rstrip() for texts in zip(*[texts for texts, _ in columns])]
+    # Padded a column at a time with C-level maps: per-row Python would cost more
+    # than SQLite spends finding 100,000 rows. The last column is not padded when
+    # left-aligned, so lines need no stripping unless one of its cells is empty.
+    padded = []
+    last = len(headers) - 1
+    for i, ((texts, _), width, right) in enumerate(zip(columns, widths, numeric)):
+        texts = [headers[i].upper()] + texts
+        if right:
+            padded.append(list(map(str.rjust, texts, repeat(width))))
+        elif i == last:
+            padded.append(texts)
+        else:
+            padded.append(list(map(str.ljust, texts, repeat(width))))
+    lines = list(map("  ".join, zip(*padded)))
+    if not numeric[last] and "" in padded[last]:
+        lines = [line.rstrip() for line in lines]
     out.write("\n".join(lines) + "\n")
 
 

@@ -23,7 +23,7 @@ from ..consensus import (
     parse_weights,
 )
 from ..schema import connect
-from ..scoring import score_trajectories
+from ..scoring import score_rows, score_trajectories
 from ._output import PROG, fail, print_json, print_table
 
 
@@ -80,22 +80,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=history)
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return "/".join(map(str, counts.values()))
-
-
 def score(args: argparse.Namespace) -> int:
-    scores = score_trajectories(
-        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory
-    )
+    choice = dict(spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory)
+    # The table needs no objects: at 100,000 trajectories they would cost more than the SQL.
+    scores = score_trajectories(args.db, **choice) if args.json else score_rows(args.db, **choice)
     if args.trajectory is not None and not scores:
         return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     if args.json:
         print_json([s.to_dict() for s in scores])
         return 0
+    counts: dict[tuple, str] = {}  # a few distinct count triples, each joined once
+    for triple in {row[6] for row in scores} | {row[7] for row in scores}:
+        counts[triple] = "/".join(map(str, triple))
     print_table(
-        [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
-          _counts(s.questions), _counts(s.violations), s.technical_score) for s in scores],
+        [(tid, spec, agent, run, r_proact, r_pers, counts[questions], counts[violations], technical)
+         for tid, spec, agent, run, r_proact, r_pers, questions, violations, technical in scores],
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
          "violations mi/ma/cr", "technical"],
         max_width=32,
