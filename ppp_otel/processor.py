@@ -56,6 +56,8 @@ MAX_OPEN_SPANS = 1_000_000
 _MAX_RETRY_DELAY_S = 1.0
 #: The most records one transaction takes when more than two batches wait.
 _BACKLOG_BATCH = 100
+#: Trajectories whose formatted ids are kept for their next turns.
+_MAX_KEYS = 10_000
 _STATS_EVERY_S = 1.0
 
 
@@ -467,6 +469,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         if kind == _END:
             span = payload
             ctx = span.context
+            self._keys.pop((ctx.trace_id, ctx.span_id), None)
             return trajectory_record(
                 format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), span.attributes or {},
                 start_ns=span.start_time, end_ns=span.end_time,
@@ -475,7 +478,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         ctx = span.context
         key = self._keys.get(trajectory)
         if key is None:  # every turn of a trajectory shares its key: formatted once
-            if len(self._keys) >= MAX_OPEN_SPANS:
+            if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             key = self._keys[trajectory] = (format_trace_id(trajectory[0]), format_span_id(trajectory[1]))
         events = span.events
