@@ -204,7 +204,10 @@ def render(meta: dict, rows: list[dict], notes: list[str]) -> str:
         + (" (quick run: smaller sizes, fewer repeats)" if meta["quick"] else "") + ".",
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['platform']}; Python {m['python']}, "
-        f"SQLite {m['sqlite']}, ppp-otel {m['ppp_otel']}. Took {meta['seconds']:.0f} s.",
+        f"SQLite {m['sqlite']}, ppp-otel {m['ppp_otel']}. Took {meta['seconds']:.0f} s."
+        + (f" Load average {meta['load'][0]:.1f} at the start, {meta['load'][1]:.1f} at the end: other work "
+           "shared the cores, which is why rounds are interleaved and min and median both shown."
+           if meta.get("load") else ""),
         "",
         "Each figure is measured beside its baseline in the same run; the ratio is figure / baseline.",
         "",
@@ -229,6 +232,13 @@ def render(meta: dict, rows: list[dict], notes: list[str]) -> str:
               + (": " + "; ".join(f"{short_name(r['module'])}: {r['name']}" for r in missed) if missed else "")
               + "."]
     return "\n".join(lines) + "\n"
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def missed_summary(rows: list[dict], notes: list[str]) -> str:
@@ -280,6 +290,7 @@ def _main(argv: list[str] | None) -> int:
 
     progress = Progress()
     started = time.perf_counter()
+    load_at_start = _load()
     rows: list[dict] = []
     notes: list[str] = []
     modules = discover()
@@ -329,6 +340,7 @@ def _main(argv: list[str] | None) -> int:
         "quick": args.quick,
         "machine": machine(),
         "seconds": time.perf_counter() - started,
+        "load": (load_at_start, _load()) if load_at_start is not None else None,
     }
     text = render(meta, rows, notes)
     if output is not None:
