@@ -481,7 +481,11 @@ class TrajectorySpanProcessor(SpanProcessor):
             if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             key = self._keys[trajectory] = (format_trace_id(trajectory[0]), format_span_id(trajectory[1]))
-        events = span.events
+        # The SDK span's own deque, read in place like its attributes: ``span.events``
+        # copies it under a lock.
+        events = getattr(getattr(span, "_events", None), "_dq", None)
+        if events is None:
+            events = span.events
         record = turn_record(
             key[0] if ctx.trace_id == trajectory[0] else format_trace_id(ctx.trace_id),
             format_span_id(ctx.span_id),
