@@ -83,7 +83,7 @@ def print_table(
     out = file or sys.stdout
     raw = rows if isinstance(rows, list) else list(rows)
     columns = [_column(col, max_width) for col in zip(*raw)] if raw else [([], False) for _ in headers]
-    widths = [max([len(h)] + [len(t) for t in texts]) for h, (texts, _) in zip(headers, columns)]
+    widths = [max(len(h), max(map(len, texts), default=0)) for h, (texts, _) in zip(headers, columns)]
     numeric = [bool(raw) and right for _, right in columns]
     # Padded a column at a time with C-level maps: per-row Python would cost more
     # than SQLite spends finding 100,000 rows. The last column is not padded when
