@@ -11,7 +11,8 @@ a trial run never replaces the published figures.
 
 Each ``benchmarks/bench_*.py`` module found is imported and its
 ``run(progress)`` called; it returns rows {"name", "value", "unit",
-"baseline_name", "baseline_value", "ratio", "target", "ok"}. A module that fails
+"baseline_name", "baseline_value", "ratio", "target", "ok"}, optionally "detail"
+(how it was measured) and "why" (printed when its target is missed). A module that fails
 to import or to run is skipped with a note in the report. The held-out
 accuracy of ``benchmarks/effort_accuracy.py`` is added as one more row.
 Progress goes to stderr while it runs; the recorder's own warnings (a full
@@ -102,8 +103,9 @@ def normalize(rows: Any, module: str) -> list[dict]:
         fixed = {key: r.get(key) for key in ROW_KEYS}
         fixed["name"] = fixed["name"] or "(unnamed)"
         fixed["module"] = module
-        if r.get("detail"):
-            fixed["detail"] = r["detail"]
+        for extra in ("detail", "why"):
+            if r.get(extra):
+                fixed[extra] = r[extra]
         out.append(fixed)
     return out
 
@@ -224,6 +226,10 @@ def render(meta: dict, rows: list[dict], notes: list[str]) -> str:
     if details:
         lines += ["", "## How each figure was measured", ""]
         lines += [f"- {short_name(r['module'])}: {r['name']}: {r['detail']}" for r in details]
+    explained = [r for r in rows if r["ok"] is False and r.get("why")]
+    if explained:
+        lines += ["", "## Why the missed targets are missed", ""]
+        lines += [f"- {short_name(r['module'])}: {r['name']}: {r['why']}" for r in explained]
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in notes]
