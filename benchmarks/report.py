@@ -11,7 +11,8 @@ a trial run never replaces the published figures.
 
 Each ``benchmarks/bench_*.py`` module found is imported and its
 ``run(progress)`` called; it returns rows {"name", "value", "unit",
-"baseline_name", "baseline_value", "ratio", "target", "ok"}. A module that fails
+"baseline_name", "baseline_value", "ratio", "target", "ok"}, optionally "detail"
+(how it was measured) and "why" (printed when its target is missed). A module that fails
 to import or to run is skipped with a note in the report. The held-out
 accuracy of ``benchmarks/effort_accuracy.py`` is added as one more row.
 Progress goes to stderr while it runs; the recorder's own warnings (a full
@@ -102,8 +103,9 @@ def normalize(rows: Any, module: str) -> list[dict]:
         fixed = {key: r.get(key) for key in ROW_KEYS}
         fixed["name"] = fixed["name"] or "(unnamed)"
         fixed["module"] = module
-        if r.get("detail"):
-            fixed["detail"] = r["detail"]
+        for extra in ("detail", "why"):
+            if r.get(extra):
+                fixed[extra] = r[extra]
         out.append(fixed)
     return out
 
@@ -211,7 +213,10 @@ def render(meta: dict, rows: list[dict], notes: list[str]) -> str:
         + (" (quick run: smaller sizes, fewer repeats)" if meta["quick"] else "") + ".",
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['platform']}; Python {m['python']}, "
-        f"SQLite {m['sqlite']}, ppp-otel {m['ppp_otel']}. Took {meta['seconds']:.0f} s.",
+        f"SQLite {m['sqlite']}, ppp-otel {m['ppp_otel']}. Took {meta['seconds']:.0f} s."
+        + (f" Load average {meta['load'][0]:.1f} at the start, {meta['load'][1]:.1f} at the end: other work "
+           "shared the cores, which is why rounds are interleaved and min and median both shown."
+           if meta.get("load") else ""),
         "",
         "Each figure is measured beside its baseline in the same run; the ratio is figure / baseline.",
         "",
@@ -228,6 +233,10 @@ def render(meta: dict, rows: list[dict], notes: list[str]) -> str:
     if details:
         lines += ["", "## How each figure was measured", ""]
         lines += [f"- {short_name(r['module'])}: {r['name']}: {r['detail']}" for r in details]
+    explained = [r for r in rows if r["ok"] is False and r.get("why")]
+    if explained:
+        lines += ["", "## Why the missed targets are missed", ""]
+        lines += [f"- {short_name(r['module'])}: {r['name']}: {r['why']}" for r in explained]
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in notes]
@@ -236,6 +245,13 @@ def render(meta: dict, rows: list[dict], notes: list[str]) -> str:
               + (": " + "; ".join(f"{short_name(r['module'])}: {r['name']}" for r in missed) if missed else "")
               + "."]
     return "\n".join(lines) + "\n"
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def missed_summary(rows: list[dict], notes: list[str]) -> str:
@@ -287,6 +303,7 @@ def _main(argv: list[str] | None) -> int:
 
     progress = Progress()
     started = time.perf_counter()
+    load_at_start = _load()
     rows: list[dict] = []
     notes: list[str] = []
     modules = discover()
@@ -336,6 +353,7 @@ def _main(argv: list[str] | None) -> int:
         "quick": args.quick,
         "machine": machine(),
         "seconds": time.perf_counter() - started,
+        "load": (load_at_start, _load()) if load_at_start is not None else None,
     }
     text = render(meta, rows, notes)
     if output is not None:

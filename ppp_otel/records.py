@@ -38,9 +38,19 @@ def iso_from_ns(ns: int | None) -> str | None:
     if ns is None:
         return None
     seconds, rest = divmod(ns, 1_000_000_000)
-    t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d}.{rest // 1_000_000:03d}Z")
+    # Spans come in bursts within the same second: its text is made once. One
+    # tuple, read and replaced whole, so threads never pair a second with another's text.
+    global _iso_cache
+    cached_second, prefix = _iso_cache
+    if seconds != cached_second:
+        t = time.gmtime(seconds)
+        prefix = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+                  f"{t.tm_sec:02d}.")
+        _iso_cache = (seconds, prefix)
+    return f"{prefix}{rest // 1_000_000:03d}Z"
+
+
+_iso_cache: tuple[int | None, str] = (None, "")
 
 
 def now_iso() -> str:

@@ -112,3 +112,14 @@ def test_a_missed_target_is_marked(report):
     text = report.render(meta, rows, [])
     assert "| thing: x | 3.000 | ms | - | - | - | - | **NO** |" in text
     assert "1 target(s) missed: thing: x" in text
+
+
+def test_a_missed_target_says_why_when_its_benchmark_knows(report):
+    rows = report.normalize([
+        {"name": "slow", "value": 3.0, "unit": "ms", "ok": False, "why": "the writer shares the GIL"},
+        {"name": "fast", "value": 1.0, "unit": "ms", "ok": True, "why": "never shown"},
+    ], "bench_thing")
+    meta = {"date": "today", "command": "c", "quick": False, "seconds": 1.0, "machine": report.machine()}
+    text = report.render(meta, rows, [])
+    assert "## Why the missed targets are missed\n\n- thing: slow: the writer shares the GIL\n" in text
+    assert "never shown" not in text

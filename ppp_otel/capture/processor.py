@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 # Spans started inside trajectories and never ended (an abandoned stream) must
 # not grow the membership map without bound: past this, the oldest is forgotten.
 MAX_OPEN_SPANS = 1_000_000
+#: Trajectories whose formatted ids are kept for their next turns.
+_MAX_KEYS = 10_000
 
 
 # What the processor knows of an open span inside a trajectory, as a tuple
@@ -88,6 +90,7 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         # One model call traced twice is one turn; a step that only calls tools
         # goes with the turn it leads to (writer thread only).
         self._resolver = TurnResolver()
+        self._keys: dict[tuple[int, int], tuple[str, str]] = {}  # trajectory ids -> their hex (writer thread)
         super().__init__(
             db_path or default_db_path(read_file=False),
             convert=self._convert, carry_after_fork=_is_start, **options,
@@ -119,7 +122,7 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             name = span.name
-            attrs = span.attributes
+            attrs = _plain_attributes(span)
             parent = span.parent
             if c.is_trajectory_span(name, attrs):
                 ctx = span.get_span_context()
@@ -144,7 +147,9 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
                     number = attrs.get(c.TURN_NUMBER)
                     if number is None:
                         number = numbering.next_turn_number(trajectory[1])
-                    sequenced = numbering.was_handed_out(trajectory[1], number)
+                        sequenced = number is not None  # just handed out: no need to ask
+                    else:
+                        sequenced = numbering.was_handed_out(trajectory[1], number)
                     self._open[span_id] = (trajectory, _TURN_ROLE, (number, sequenced))
                     return
                 self._open[span_id] = (trajectory, _CALL if attrs.get(c.SPAN_KIND) == c.KIND_LLM else _OTHER, None)
@@ -194,22 +199,38 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         if kind == _END:
             span = payload
             ctx = span.context
+            self._keys.pop((ctx.trace_id, ctx.span_id), None)
             record = trajectory_record(
                 format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), span.attributes or {},
                 start_ns=span.start_time, end_ns=span.end_time,
             )
             last = self._closed(record, ctx.span_id)
             return record if last is None else [last, record]
-        span, (trace_id, traj_span_id), numbered = payload
+        span, ids, numbered = payload
+        traj_span_id = ids[1]
         ctx = span.context
-        attrs = dict(span.attributes or {})  # plain dict: the SDK mapping makes every miss raise
-        events = [(e.name, e.attributes or {}) for e in span.events]
+        # Read in place: an ended span's attributes no longer change, and the public
+        # mapping makes every miss raise inside the SDK.
+        attrs = _plain_attributes(span)
+        if not isinstance(attrs, dict):
+            attrs = dict(attrs or {})
+        # The SDK span's own deque, read in place like its attributes: ``span.events``
+        # copies it under a lock.
+        raw_events = getattr(getattr(span, "_events", None), "_dq", None)
+        if raw_events is None:
+            raw_events = span.events
+        events = [(e.name, e.attributes or {}) for e in raw_events] if raw_events else []
         candidate = candidate_of(span.name, attrs, events, self.question_tools)
         if candidate is None:
             return None  # its kind, set at its end, says it is no model call
-        trajectory = (format_trace_id(trace_id), format_span_id(traj_span_id))
+        trajectory = self._keys.get(ids)
+        if trajectory is None:  # every turn of a trajectory shares its key: formatted once
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
+            trajectory = self._keys[ids] = (format_trace_id(ids[0]), format_span_id(ids[1]))
+        trace_hex = trajectory[0] if ctx.trace_id == ids[0] else format_trace_id(ctx.trace_id)
         record = turn_record(
-            format_trace_id(ctx.trace_id), format_span_id(ctx.span_id), trajectory, attrs, events,
+            trace_hex, format_span_id(ctx.span_id), trajectory, attrs, events,
             start_ns=span.start_time, end_ns=span.end_time,
             turn_number=numbered[0] if numbered else None, candidate=candidate,
         )
@@ -242,4 +263,4 @@ def _plain_attributes(span: ReadableSpan):
     a miss through ``span.attributes`` raises and catches a KeyError inside the SDK,
     several times slower, and most spans miss every key asked for here."""
     inner = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return inner if isinstance(inner, dict) else span.attributes
+    return inner if isinstance(inner, dict) else (span.attributes or {})

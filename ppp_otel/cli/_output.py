@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from itertools import repeat
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 PROG = "ppp-otel"
@@ -28,11 +30,46 @@ def cell(value: Any, max_width: int | None = DEFAULT_MAX_WIDTH) -> str:
         text = ", ".join(cell(v, None) for v in value) or "-"
     else:
         text = str(value)
-    # A newline in a prompt would break the row apart.
-    text = " ".join(text.split())
+    return _one_line(text, max_width)
+
+
+# Whitespace that would need folding: a run of two, or anything but a plain space.
+_FOLD = re.compile(r"\s\s|[^\S ]")
+
+
+def _one_line(text: str, max_width: int | None) -> str:
+    # A newline in a prompt would break the row apart; most cells have none,
+    # and one regex scan is cheaper than splitting and joining every cell.
+    if _FOLD.search(text) or text[:1] == " " or text[-1:] == " ":
+        text = " ".join(text.split())
     if max_width is not None and len(text) > max_width:
         text = text[: max(max_width - 1, 0)] + "…"
     return text
+
+
+def _column(values: Sequence[Any], max_width: int | None) -> tuple[list[str], bool]:
+    """A column's cells and whether it is numeric (right-aligned), typed once per column:
+    a 100,000-row listing spends its time here, not in SQLite."""
+    kinds = set(map(type, values))
+    if kinds <= {int, type(None)}:
+        if type(None) in kinds:
+            return ["-" if v is None else str(v) for v in values], True
+        return list(map(str, values)), True
+    if kinds <= {str, type(None)}:
+        texts = ["-" if v is None else v for v in values] if type(None) in kinds else list(values)
+        # One scan of the whole column finds whether any cell needs folding at all.
+        joined = "\0".join(texts)
+        if _FOLD.search(joined) or " \0" in joined or "\0 " in joined or joined[:1] == " " or joined[-1:] == " ":
+            return [_one_line(t, max_width) for t in texts], False
+        if max_width is not None and max(map(len, texts)) > max_width:
+            return [_one_line(t, max_width) for t in texts], False
+        return texts, False
+    if kinds <= {float, int, type(None)}:  # no bools: they print as words
+        texts = ["-" if v is None else f"{v:.4g}" if type(v) is float else str(v) for v in values]
+        if max_width is None or max(map(len, texts)) <= max_width:
+            return texts, True
+    numeric = all(isinstance(v, (int, float)) or v is None for v in values)
+    return [cell(v, max_width) for v in values], numeric
 
 
 def print_table(
@@ -48,27 +85,30 @@ def print_table(
     ``empty``: printed instead of a lone header line when there are no rows.
     """
     out = file or sys.stdout
-    raw = [list(row) for row in rows]
+    raw = rows if isinstance(rows, list) else list(rows)
     if not raw and empty is not None:
         print(empty, file=out)
         return
-    cells = [[cell(v, max_width) for v in row] for row in raw]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], len(text))
-    numeric = [
-        bool(raw) and all(isinstance(row[i], (int, float)) or row[i] is None for row in raw)
-        for i in range(len(headers))
-    ]
-
-    def line(texts: Sequence[str], align: Sequence[bool]) -> str:
-        parts = [t.rjust(w) if right else t.ljust(w) for t, w, right in zip(texts, widths, align)]
-        return "  ".join(parts).rstrip()
-
-    print(line([h.upper() for h in headers], numeric), file=out)
-    for row in cells:
-        print(line(row, numeric), file=out)
+    columns = [_column(col, max_width) for col in zip(*raw)] if raw else [([], False) for _ in headers]
+    widths = [max(len(h), max(map(len, texts), default=0)) for h, (texts, _) in zip(headers, columns)]
+    numeric = [bool(raw) and right for _, right in columns]
+    # Padded a column at a time with C-level maps: per-row Python would cost more
+    # than SQLite spends finding 100,000 rows. The last column is not padded when
+    # left-aligned, so lines need no stripping unless one of its cells is empty.
+    padded = []
+    last = len(headers) - 1
+    for i, ((texts, _), width, right) in enumerate(zip(columns, widths, numeric)):
+        texts = [headers[i].upper()] + texts
+        if right:
+            padded.append(list(map(str.rjust, texts, repeat(width))))
+        elif i == last:
+            padded.append(texts)
+        else:
+            padded.append(list(map(str.ljust, texts, repeat(width))))
+    lines = list(map("  ".join, zip(*padded)))
+    if not numeric[last] and "" in padded[last]:
+        lines = [line.rstrip() for line in lines]
+    out.write("\n".join(lines) + "\n")
 
 
 def print_fields(fields: Mapping[str, Any], *, file: TextIO | None = None, indent: int = 0) -> None:

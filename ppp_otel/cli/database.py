@@ -7,10 +7,11 @@ leave an empty one behind because a path was mistyped.
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 from typing import Any
 
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table, PROG
 from ppp_otel.storage import open_store
 
@@ -104,23 +105,28 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# The listing's columns, picked from its rows: a listing of 100,000 trajectories
+# must not spend more on objects than SQLite spends on finding them.
+_COLUMNS = ("id", "spec_id", "agent_name", "run_id", "created_at", "turn_count", "question_count",
+            "violation_count", "technical_score")
+_LISTED = operator.itemgetter(*(SUMMARY_COLUMNS.index(name) for name in _COLUMNS))
+_LISTED_STAGED = operator.itemgetter(*(SUMMARY_COLUMNS.index(name) for name in _COLUMNS + ("stage",)))
+_STAGE = SUMMARY_COLUMNS.index("stage")
+
+
 def trajectories(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
-        found = store.list_trajectories(
+        found = store.list_trajectory_rows(
             spec_id=args.spec, agent_name=args.agent, run_id=args.run, stage=args.stage,
             limit=args.limit, offset=args.offset,
         )
     if args.json:
-        print_json([t.to_dict() for t in found])
+        print_json([summary_dict_from_row(row) for row in found])
         return 0
     # The stage column only when some trajectory has a stage: most databases have none.
-    staged = any(t.stage is not None for t in found)
+    staged = any(row[_STAGE] is not None for row in found)
     print_table(
-        [
-            (t.id, t.spec_id, t.agent_name, t.run_id, t.created_at, t.turn_count,
-             t.question_count, t.violation_count, t.technical_score) + ((t.stage,) if staged else ())
-            for t in found
-        ],
+        list(map(_LISTED_STAGED if staged else _LISTED, found)),
         ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
         + (["stage"] if staged else []),
         max_width=32,

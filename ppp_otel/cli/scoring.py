@@ -27,7 +27,7 @@ from ppp_otel.scoring.consensus import (
 from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.storage.sqlite.migrations import connect
-from ppp_otel.scoring.rewards import score_trajectories
+from ppp_otel.scoring.rewards import score_rows, score_trajectories
 from ppp_otel.cli._output import PROG, fail, print_json, print_table
 
 
@@ -115,30 +115,35 @@ def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--run", metavar="R", help=f"{what} run id")
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return "/".join(str(n) for n in counts.values())
-
-
 def score(args: argparse.Namespace) -> int:
     if args.agent is not None and args.spec is None:
         return fail("--agent needs --spec: an agent is scored on a spec "
                     f"(e.g. {PROG} score --spec SPEC --agent {args.agent})")
-    scores = score_trajectories(
-        args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
-        stage=args.stage, run_id=args.run,
-        rewards=rewards_of(args),
-    )
+    choice = dict(spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
+                  stage=args.stage, run_id=args.run)
+    profile = rewards_of(args)
+    if args.json or profile != "spec":
+        scores = score_trajectories(args.db, rewards=profile, **choice)
+        rows = [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
+                 tuple(s.questions.values()), tuple(s.violations.values()), s.technical_score, s.stage)
+                for s in scores]
+    else:
+        # The table needs no objects: at 100,000 trajectories they would cost more than the SQL.
+        scores = rows = score_rows(args.db, **choice)
     if args.trajectory is not None and not scores:
         return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     if args.json:
         print_json([s.to_dict() for s in scores])
         return 0
+    counts: dict[tuple, str] = {}  # a few distinct count triples, each joined once
+    for triple in {row[6] for row in rows} | {row[7] for row in rows}:
+        counts[triple] = "/".join(map(str, triple))
     # The stage column only when some trajectory has a stage: most databases have none.
-    staged = any(s.stage is not None for s in scores)
+    staged = any(row[9] is not None for row in rows)
     print_table(
-        [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
-          _counts(s.questions), _counts(s.violations), s.technical_score)
-         + ((s.stage,) if staged else ()) for s in scores],
+        [(tid, spec, agent, run, r_proact, r_pers, counts[questions], counts[violations], technical)
+         + ((stage,) if staged else ())
+         for tid, spec, agent, run, r_proact, r_pers, questions, violations, technical, stage in rows],
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
          "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
         max_width=32,

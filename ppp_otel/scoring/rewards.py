@@ -18,6 +18,7 @@ trajectories carry (``None`` when none does).
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -120,17 +121,33 @@ def with_profile(scores: list[TrajectoryScore], rewards: str, paper: Mapping[int
     ]
 
 
+@functools.lru_cache(maxsize=4096)
+def _rewards(low: int, medium: int, high: int, minor: int, major: int, critical: int) -> tuple[float, float]:
+    # Scoring every trajectory of a large file meets the same few count
+    # combinations again and again; the rewards are pure functions of them.
+    return (proactivity_reward({"low": low, "medium": medium, "high": high}),
+            personalization_reward({"minor": minor, "major": major, "critical": critical}))
+
+
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
     (tid, spec_id, agent, run_id, technical, trace_id, span_id,
      low, medium, high, minor, major, critical, stage, created_at) = row
     questions = {"low": low, "medium": medium, "high": high}
     violations = {"minor": minor, "major": major, "critical": critical}
-    return TrajectoryScore(
+    r_proact, r_pers = _rewards(low, medium, high, minor, major, critical)
+    # Filled in directly: a frozen dataclass's __init__ sets each field through
+    # object.__setattr__, a third of scoring 100,000 trajectories. Same fields, same object.
+    score = _new(TrajectoryScore)
+    score.__dict__.update(
         trajectory_id=tid, spec_id=spec_id, agent_name=agent, run_id=run_id,
-        r_proact=proactivity_reward(questions), r_pers=personalization_reward(violations),
+        r_proact=r_proact, r_pers=r_pers,
         questions=questions, violations=violations, technical_score=technical,
         trace_id=trace_id, span_id=span_id, stage=stage, created_at=created_at,
     )
+    return score
+
+
+_new = object.__new__
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -189,6 +206,29 @@ def score_trajectories(
         scores = [score_from_row(row) for row in store.score_counts(**filters)]
         paper = rewards_from_rows(store.paper_turn_rows(**filters)) if rewards == "paper" else None
     return with_profile(scores, rewards, paper)
+
+
+def score_rows(
+    db: Database,
+    *,
+    spec_id: str | None = None,
+    agent_name: str | None = None,
+    trajectory_id: int | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
+) -> list[tuple]:
+    """What :func:`score_trajectories` scores under the ``spec`` profile, as tuples:
+    (trajectory_id, spec_id, agent_name, run_id, r_proact, r_pers, (low, medium, high)
+    question counts, (minor, major, critical) violation counts, technical_score, stage).
+    For a caller printing a hundred thousand of them, which has no use for objects."""
+    with using_store(db) as store:
+        found = store.score_counts(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
+                                   stage=stage, run_id=run_id)
+    rewards = _rewards
+    return [(tid, spec, agent, run, *rewards(low, medium, high, minor, major, critical),
+             (low, medium, high), (minor, major, critical), technical, stage_)
+            for (tid, spec, agent, run, technical, _trace, _span, low, medium, high, minor, major, critical,
+                 stage_, _created) in found]
 
 
 def score_trajectory(db: Database, trajectory_id: int, *, rewards: str = "spec") -> TrajectoryScore | None:

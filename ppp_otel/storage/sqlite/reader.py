@@ -118,6 +118,11 @@ FROM trajectories t
 
 SQL_GET_SUMMARY = _SUMMARY_SELECT + "WHERE t.id = ?"
 
+#: The columns of a listing row, as :class:`TrajectorySummary` names them.
+SUMMARY_COLUMNS = ("id", "spec_id", "agent_name", "run_id", "created_at", "ended_at", "turn_count",
+                   "question_count", "violation_count", "technical_score", "preferences", "trace_id",
+                   "span_id", "stage")
+
 SQL_TURNS = """
 SELECT id, turn_number, prompt, response, token_count, latency_ms, timestamp, trace_id, span_id
 FROM trajectory_turns WHERE trajectory_id = ? ORDER BY turn_number
@@ -210,6 +215,13 @@ def summary_from_row(row: Sequence[Any]) -> TrajectorySummary:
         technical_score=row[9], preferences=parse_preferences(row[10]),
         trace_id=row[11], span_id=row[12], stage=row[13],
     )
+
+
+def summary_dict_from_row(row: Sequence[Any]) -> dict[str, Any]:
+    """``summary_from_row(row).to_dict()`` without the object: what ``--json`` prints."""
+    d = dict(zip(SUMMARY_COLUMNS, row))
+    d["preferences"] = parse_preferences(d["preferences"])
+    return d
 
 
 def trajectory_from_rows(
@@ -309,6 +321,24 @@ class TrajectoryStore:
             offset=offset,
         )
         return [summary_from_row(row) for row in self.conn.execute(sql, params)]
+
+    def list_trajectory_rows(
+        self,
+        *,
+        spec_id: str | None = None,
+        agent_name: str | None = None,
+        run_id: str | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple]:
+        """What :meth:`list_trajectories` lists, as the rows SQLite returns them, in
+        :data:`SUMMARY_COLUMNS` order (``preferences`` still JSON text): for a
+        caller printing a hundred thousand of them, which has no use for objects."""
+        sql, params = list_query(
+            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
+        )
+        return self.conn.execute(sql, params).fetchall()
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
         # One read transaction, so a writer cannot slip a turn in between the

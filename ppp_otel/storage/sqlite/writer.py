@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import replace
+from dataclasses import replace, dataclass, field
+from itertools import chain
 from typing import Iterable, Sequence
 
 from ppp_otel.records import TrajectoryRecord, TurnRecord
@@ -51,6 +52,16 @@ VALUES ({_TRAJECTORY_ID},
         COALESCE(?, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
                      WHERE trajectory_id = {_TRAJECTORY_ID})),
         ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO NOTHING
+"""
+
+# The same insert for a turn whose number is known. Without the MAX() over
+# trajectory_turns, a multi-row VALUES is not copied to a temporary table first
+# (SQLite does that when a statement reads the table it inserts into).
+_INSERT_NUMBERED_TURN = f"""
+INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
+                              latency_ms, timestamp, trace_id, span_id, extra)
+VALUES ({_TRAJECTORY_ID}, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
@@ -107,7 +118,7 @@ class _Statements:
             sql = self._by_size.get(n)
             if sql is None:
                 sql = self._by_size[n] = _values_sql(self.sql, n)
-            conn.execute(sql, [value for row in rows[start:start + n] for value in row])
+            conn.execute(sql, list(chain.from_iterable(rows[start:start + n])))
             start += n
             left -= n
 
@@ -123,6 +134,13 @@ def _turn_row(r: TurnRecord) -> tuple:
     trace, span = r.trajectory
     extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
     return (trace, span, r.turn_number, trace, span, r.prompt, r.response, r.token_count,
+            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra)
+
+
+def _numbered_turn_row(r: TurnRecord) -> tuple:
+    trace, span = r.trajectory
+    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
+    return (trace, span, r.turn_number, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra)
 
 
@@ -154,7 +172,7 @@ class TrajectoryWriter:
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
-        self._turns = _Statements(_INSERT_TURN)
+        self._turns = _Statements(_INSERT_NUMBERED_TURN)
         self._questions = _Statements(_INSERT_QUESTION)
         self._violations = _Statements(_INSERT_VIOLATION)
 
@@ -186,13 +204,12 @@ class TrajectoryWriter:
                 conn.executemany(_UPSERT_TRAJECTORY, [_trajectory_row(r) for r in trajectories])
             if turns:
                 before = conn.total_changes
-                rows = [_turn_row(r) for r in turns]
                 if all(r.turn_number is not None for r in turns):
-                    self._turns.run(conn, rows)
+                    self._turns.run(conn, [_numbered_turn_row(r) for r in turns])
                 else:
                     # A turn numbered by SQL (MAX + 1) must see the rows inserted before
                     # it, which one multi-row statement does not show it.
-                    conn.executemany(_INSERT_TURN, rows)
+                    conn.executemany(_INSERT_TURN, [_turn_row(r) for r in turns])
                 if conn.total_changes - before != len(turns):
                     raise _Slow()  # a redelivered span: its children must not be inserted twice
                 questions = [row for r in turns if r.questions for row in _question_rows(r)]
