@@ -42,6 +42,7 @@ from ppp_otel.records import (
     turn_record,
 )
 from ppp_otel.storage.sqlite.reader import parse_preferences
+from ppp_otel.storage import backends
 from ppp_otel.storage.sqlite.writer import TrajectoryWriter
 
 logger = logging.getLogger(__name__)
@@ -117,10 +118,12 @@ class TrajectorySpanProcessor(SpanProcessor):
 
         # Refuse an unusable file at setup, where the error is seen; a locked or
         # read-only file is only logged, the writer keeps retrying.
+        self._storage_errors = backends.storage_errors()
         try:
-            schema.connect(self.db_path, wal=wal, busy_timeout_ms=busy_timeout_ms).close()
+            backends.connect(self.db_path, wal=wal, busy_timeout_ms=busy_timeout_ms).close()
         except schema.DatabaseError as exc:
-            if isinstance(exc, schema.SchemaTooNewError) or "not a SQLite" in str(exc):
+            if isinstance(exc, schema.SchemaTooNewError) or "not a SQLite" in str(exc) \
+                    or "pip install" in str(exc):
                 raise
             logger.warning("ppp-otel: %s; recording will retry", exc)
 
@@ -506,7 +509,7 @@ class TrajectorySpanProcessor(SpanProcessor):
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = schema.connect(self.db_path, wal=self._wal, busy_timeout_ms=self._busy_timeout_ms)
+            conn = backends.connect(self.db_path, wal=self._wal, busy_timeout_ms=self._busy_timeout_ms)
             if self._connection_hook is not None:
                 try:
                     self._connection_hook(conn)
@@ -516,7 +519,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                         raise
                     raise schema.DatabaseError(f"connection_hook failed: {exc!r}") from exc
             self._conn = conn
-            self._writer = TrajectoryWriter(self._conn)
+            self._writer = backends.writer_for(self._conn)
         return self._conn
 
     def _write(self, records: list) -> None:
@@ -526,7 +529,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self._connection()
                 outcome = self._writer.write(records)
                 break
-            except (sqlite3.Error, schema.DatabaseError, OSError) as exc:
+            except self._storage_errors as exc:
                 self.write_errors += 1
                 self._stats_dirty = True
                 self.last_error = f"write failed: {exc}"
@@ -556,7 +559,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         if self._conn is not None:
             try:
                 self._conn.close()
-            except sqlite3.Error:
+            except Exception:  # a connection already broken closes as it can
                 pass
         self._conn = None
         self._writer = None
@@ -568,6 +571,15 @@ class TrajectorySpanProcessor(SpanProcessor):
         self._stats_written_at = now
         try:
             conn = self._connection()
+            row = (self._recorder_id, os.getpid(), self._started_at, now_iso(), self.enqueued,
+                   self.written_turns, self.duplicates, self.dropped, self.rejected,
+                   self.write_errors, self.last_error)
+            if backends.is_postgres_connection(conn):
+                from ppp_otel.storage.postgres.writer import save_recorder_stats
+
+                save_recorder_stats(conn, row)
+                self._stats_dirty = False
+                return
             conn.execute(
                 """INSERT INTO recorder_stats (recorder_id, pid, started_at, updated_at, enqueued,
                        written_turns, duplicates, dropped, rejected, write_errors, last_error)
@@ -582,7 +594,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                  self.write_errors, self.last_error),
             )
             self._stats_dirty = False
-        except (sqlite3.Error, schema.DatabaseError, OSError):
+        except self._storage_errors:
             self._drop_connection()  # the counters stay in memory; the log has the error
 
     def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
@@ -593,6 +605,14 @@ class TrajectorySpanProcessor(SpanProcessor):
         """
         try:
             conn = self._connection()
+            if backends.is_postgres_connection(conn):
+                from ppp_otel.storage.postgres.reader import trajectory_context
+
+                found = trajectory_context(conn, key)
+                if found is None:
+                    return None
+                preferences, rows = found
+                return preferences, [TurnText(n, p or "", r or "", tuple(qs or ())) for n, p, r, qs in rows]
             row = conn.execute(
                 "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
             ).fetchone()
@@ -608,7 +628,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                    FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
                 (row[0],),
             ).fetchall()
-        except (sqlite3.Error, schema.DatabaseError):
+        except self._storage_errors:
             return None
         history = [
             TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))

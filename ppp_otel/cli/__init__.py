@@ -27,6 +27,7 @@ from typing import Sequence
 
 from ppp_otel.config.settings import ConfigError, load_config
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
+from ppp_otel.storage.backends import display_name, storage_errors
 from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
@@ -44,7 +45,7 @@ def default_db_path() -> str:
 def _add_common_options(parser: argparse.ArgumentParser, *, db: object, json: object) -> None:
     parser.add_argument(
         "--db", metavar="PATH", default=db,
-        help=f"trajectory database (default: ${DB_ENV}, else the config's db_path, "
+        help=f"trajectory database: a SQLite file or a postgresql:// URL (default: ${DB_ENV}, else the config's db_path, "
         f"else {DEFAULT_DB_PATH})",
     )
     parser.add_argument(
@@ -107,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
     except (DatabaseError, ConfigError, ValueError, sqlite3.Error) as exc:
         return fail(exc)
+    except storage_errors() as exc:  # psycopg's, when a postgresql:// store is used
+        return fail(f"{display_name(args.db)}: {exc}")
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

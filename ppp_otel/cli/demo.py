@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ppp_otel.demo import record_demo
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.storage.backends import display_name, open_store as TrajectoryStore
 from ppp_otel.cli._output import print_json, print_table
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     scores, result = _scores(args.db, demo)
     if args.json:
         print_json({
-            "db_path": demo.db_path,
+            "db_path": display_name(demo.db_path),
             "run_id": demo.run_id,
             "spec_id": demo.spec_id,
             "recorder": demo.recorder,
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         })
         return 0
 
-    print(f"Recorded run {demo.run_id} of spec {demo.spec_id!r} into {demo.db_path}\n")
+    print(f"Recorded run {demo.run_id} of spec {demo.spec_id!r} into {display_name(demo.db_path)}\n")
     print_table(
         [(t.id, t.agent_name, t.turn_count, t.question_count, t.violation_count) for t in trajectories],
         ["trajectory", "agent", "turns", "questions", "violations"],
@@ -87,5 +87,6 @@ def run(args: argparse.Namespace) -> int:
             ["agent", "technical", "r_proact", "r_pers", "final"],
         )
         print(f"\nBest agent: {result.best_agent} (confidence {result.confidence:.3f})")
-    print(f"\nNext: ppp-otel trajectories --db {demo.db_path}   |   ppp-otel show ID --db {demo.db_path}")
+    shown = display_name(demo.db_path)
+    print(f"\nNext: ppp-otel trajectories --db {shown}   |   ppp-otel show ID --db {shown}")
     return 0

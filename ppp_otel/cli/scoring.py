@@ -22,7 +22,7 @@ from ppp_otel.scoring.consensus import (
     parse_technical,
     parse_weights,
 )
-from ppp_otel.storage.sqlite.migrations import connect
+from ppp_otel.storage.backends import connect, display_name
 from ppp_otel.scoring.rewards import score_trajectories
 from ppp_otel.cli._output import PROG, fail, print_json, print_table
 
@@ -89,7 +89,7 @@ def score(args: argparse.Namespace) -> int:
         args.db, spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory
     )
     if args.trajectory is not None and not scores:
-        return fail(f"no trajectory with id {args.trajectory} in {args.db}")
+        return fail(f"no trajectory with id {args.trajectory} in {display_name(args.db)}")
     if args.json:
         print_json([s.to_dict() for s in scores])
         return 0

@@ -32,6 +32,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ppp_otel.storage import backends
 from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, open_database, score_spec
 
 __all__ = [
@@ -292,7 +293,8 @@ def consensus(
     """
     if (
         config is not None and getattr(config, "enabled", True) is False
-        and not isinstance(db, sqlite3.Connection) and not os.path.exists(db)
+        and not isinstance(db, sqlite3.Connection) and not backends.is_postgres(db)
+        and not backends.is_postgres_connection(db) and not os.path.exists(db)
     ):
         return judge(spec_id, {}, technical, weights, agents=agents, config=config)
     with open_database(db) as conn:
@@ -340,8 +342,13 @@ def _in_transaction(conn: sqlite3.Connection, work) -> Any:
         raise
 
 
-def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
+def store_consensus(conn: Any, result: ConsensusResult) -> int:
     """Record a run; sets and returns ``result.consensus_id``."""
+    if backends.is_postgres_connection(conn):
+        from ppp_otel.storage.postgres.consensus import store_consensus as pg_store
+
+        return pg_store(conn, result)
+
     def work() -> int:
         # One row at a time, so lastrowid says which it was.
         run_id = conn.execute(
@@ -361,8 +368,12 @@ def store_consensus(conn: sqlite3.Connection, result: ConsensusResult) -> int:
     return _in_transaction(conn, work)
 
 
-def record_consensus_span(conn: sqlite3.Connection, consensus_id: int, trace_id: str, span_id: str) -> None:
+def record_consensus_span(conn: Any, consensus_id: int, trace_id: str, span_id: str) -> None:
     """Remember which ppp.consensus span reported a stored run."""
+    if backends.is_postgres_connection(conn):
+        from ppp_otel.storage.postgres.consensus import record_consensus_span as pg_record
+
+        return pg_record(conn, consensus_id, trace_id, span_id)
     conn.execute("UPDATE consensus_runs SET trace_id = ?, span_id = ? WHERE id = ?",
                  (trace_id, span_id, consensus_id))
 
@@ -373,7 +384,12 @@ def consensus_history(db: Database, spec_id: str, *, limit: int | None = None) -
         raise ValueError(f"limit must not be negative, got {limit}")
     runs: dict[int, ConsensusResult] = {}
     with open_database(db) as conn:
-        rows = conn.execute(_HISTORY, (spec_id, -1 if limit is None else limit)).fetchall()
+        if backends.is_postgres_connection(conn):
+            from ppp_otel.storage.postgres.consensus import history_rows
+
+            rows = history_rows(conn, spec_id, limit)
+        else:
+            rows = conn.execute(_HISTORY, (spec_id, -1 if limit is None else limit)).fetchall()
     for (run_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
          agent, tech, r_proact, r_pers, final, trajectory_ids, technical_only, source, rank) in rows:
         run = runs.get(run_id)

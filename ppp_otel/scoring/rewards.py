@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
-from ppp_otel.storage.sqlite import migrations as schema
+from ppp_otel.storage import backends
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
 
 __all__ = [
@@ -214,16 +214,17 @@ def agent_rewards(scores: Sequence[TrajectoryScore]) -> dict[str, AgentRewards]:
 
 # --- the sync API --------------------------------------------------------------
 
-Database = sqlite3.Connection | str | os.PathLike
+#: A SQLite connection or path, a psycopg connection or a ``postgresql://`` URL.
+Database = Any
 
 
 @contextmanager
-def open_database(db: Database) -> Iterator[sqlite3.Connection]:
-    """Use a connection as given, or open (and afterwards close) a path that must exist."""
-    if isinstance(db, sqlite3.Connection):
+def open_database(db: Database) -> Iterator[Any]:
+    """Use a connection as given, or open (and afterwards close) a database that must exist."""
+    if isinstance(db, sqlite3.Connection) or backends.is_postgres_connection(db):
         yield db
         return
-    conn = schema.connect(db, must_exist=True)
+    conn = backends.connect(db, must_exist=True)
     try:
         yield conn
     finally:
@@ -240,6 +241,10 @@ def score_trajectories(
     """Scores of the chosen trajectories (all of them when no filter is given), by id."""
     sql, params = score_query(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name)
     with open_database(db) as conn:
+        if backends.is_postgres_connection(conn):
+            from ppp_otel.storage.postgres.rewards import score_rows
+
+            return [score_from_row(row) for row in score_rows(conn, sql, params)]
         return [score_from_row(row) for row in conn.execute(sql, params)]
 
 
