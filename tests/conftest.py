@@ -102,9 +102,88 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "trajectories.db"
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session (Debian's package, a temporary cluster)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from postgres_server import start_server
+
+    try:
+        server = start_server()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty PostgreSQL store (a schema of its own) for one test."""
+    return postgres_server.new_schema_url()
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty trajectory store on each backend: a SQLite path, then a postgresql:// URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "trajectories.db")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def backend(store_url) -> str:
+    return "postgresql" if store_url.startswith("postgresql://") else "sqlite"
+
+
 @pytest.fixture
 def no_ambient_database(monkeypatch, tmp_path):
     """The developer's own database and config are never picked up by a test."""
     monkeypatch.delenv("PPP_OTEL_DB", raising=False)
     monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def is_postgres(db) -> bool:
+    return str(db).startswith("postgresql://")
+
+
+def run_sql(db, sql: str, params=()) -> list:
+    """Run one statement (``?`` parameters) on either backend, committed; its rows, if any."""
+    if is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
+    import sqlite3
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        cur = conn.execute(sql, params)
+        return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def schema_of(db):
+    """The migrations module of the database's backend."""
+    if is_postgres(db):
+        from ppp_otel.storage.postgres import migrations
+    else:
+        from ppp_otel.storage.sqlite import migrations
+    return migrations
+
+
+def set_schema_version(db, version: int) -> None:
+    """Mark the store as being at ``version`` (to test how newer and older stores are met)."""
+    if is_postgres(db):
+        run_sql(db, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "applied_at TEXT NOT NULL DEFAULT 'now')")
+        run_sql(db, "DELETE FROM schema_migrations WHERE version > ?", (version,))
+        run_sql(db, "INSERT INTO schema_migrations (version) SELECT v FROM generate_series(1, ?) v "
+                    "ON CONFLICT DO NOTHING", (version,))
+    else:
+        run_sql(db, f"PRAGMA user_version = {int(version)}")
