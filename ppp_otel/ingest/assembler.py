@@ -173,6 +173,17 @@ class TrajectoryAssembler:
         while self.pending > self.max_pending_spans:
             self._give_up(*self._waiting.popitem(last=False), reason="the pending buffer is full")
 
+    def take_waiting(self) -> list[OtlpSpan]:
+        """Hand over every held span and forget it (ingest replicas hold them in the store instead)."""
+        held = [span for _, group in self._waiting.values() for span in group.values()]
+        self._waiting.clear()
+        self.pending = 0
+        return held
+
+    def placement_of(self, trace_id: str, span_id: str) -> Placement | None:
+        """Where a span seen lately sits (None: not seen, or forgotten)."""
+        return self._known.get((trace_id, span_id))
+
     # ----------------------------------------------------------------- expiry
 
     def expire(self, now: float | None = None) -> int:

@@ -19,11 +19,17 @@ import logging
 import os
 import sqlite3
 import threading
+import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ppp_otel import conventions as c
 from ppp_otel.ingest import wire as otlp
+from ppp_otel.logs import LogLimiter
+from ppp_otel.records import TurnRecord
+from ppp_otel.storage import backends
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
 from ppp_otel.capture.processor import TrajectorySpanProcessor
@@ -45,15 +51,40 @@ class IngestOutcome:
 
 
 class SpanIngest:
-    """OTLP requests in, records queued on a :class:`TrajectorySpanProcessor`; thread-safe."""
+    """OTLP requests in, records queued on a :class:`TrajectorySpanProcessor`; thread-safe.
+
+    On a PostgreSQL store, spans still waiting for their parent after a request
+    are not held in this process: they go to the store's pending table before
+    the request is answered, and a claimer thread writes them once any replica
+    has stored their parent (:mod:`ppp_otel.storage.postgres.ingest`).
+    """
+
+    #: How often the claimer looks for pending spans whose parent has been stored.
+    claim_interval_s = 0.2
+    _EXPIRE_EVERY_S = 5.0
 
     def __init__(self, processor: TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None):
         self.processor = processor
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self.shared = None
+        if backends.is_postgres(processor.db_path):
+            from ppp_otel.storage.postgres.ingest import SharedPending
+
+            self.shared = SharedPending(processor.db_path)
         self.assembler = assembler or TrajectoryAssembler(self._stored_placement)
         self.received_spans = 0
         self.rejected_spans = 0
+        self.shared_orphans = 0
+        self._stop_claiming = threading.Event()
+        self._claimer: threading.Thread | None = None
+        self._log_claim = LogLimiter(logger)
+
+    def start(self) -> None:
+        """Start the claimer (PostgreSQL stores only)."""
+        if self.shared is not None and self._claimer is None:
+            self._claimer = threading.Thread(target=self._claim_loop, name="ppp-otel-ingest-claimer", daemon=True)
+            self._claimer.start()
 
     def ingest(self, request: Any) -> IngestOutcome:
         outcome = IngestOutcome()
@@ -74,23 +105,109 @@ class SpanIngest:
                 outcome.not_queued = len(good)
                 return outcome
             assembled = self.assembler.add(good)
+            held = self.assembler.take_waiting() if self.shared is not None else []
+            placed = self._shared_placements(good, assembled) if self.shared is not None else []
             # Under the lock, so a trajectory record is queued before turns another request releases.
             taken = self.processor.submit(assembled.records, force=True)
             self.received_spans += outcome.spans
             self.rejected_spans += outcome.rejected + len(assembled.rejected)
+        if held or placed:
+            try:
+                self.shared.stage(held, placed)
+            except Exception as exc:  # the store is unreachable: these spans are not accepted
+                self._log_claim("ppp-otel ingest: cannot keep %d waiting spans in the store: %s", len(held), exc)
+                outcome.not_queued += len(held) + len(placed)
+                outcome.first_error = outcome.first_error or f"the store is unavailable: {exc}"
         outcome.rejected += len(assembled.rejected)
         if assembled.rejected:
             outcome.first_error = outcome.first_error or assembled.rejected[0]
         outcome.queued = taken
-        outcome.not_queued = len(assembled.records) - taken
+        outcome.not_queued += len(assembled.records) - taken
         return outcome
+
+    def _shared_placements(self, spans: list, assembled: Any) -> list:
+        """Spans inside a trajectory that are stored as neither trajectory nor turn: other
+        replicas can learn only from here where a span below them belongs."""
+        turns = {(r.trace_id, r.span_id) for r in assembled.records if isinstance(r, TurnRecord)}
+        placed = []
+        for span in spans:
+            if (span.trace_id, span.span_id) in turns or c.is_trajectory_span(span.name, span.attributes):
+                continue
+            placement = self.assembler.placement_of(span.trace_id, span.span_id)
+            if placement is not None and placement.trajectory is not None:
+                placed.append((span.trace_id, span.span_id, placement))
+        return placed
+
+    # ------------------------------------------------------ shared pending spans
+
+    def _claim_loop(self) -> None:
+        next_expiry = 0.0
+        while not self._stop_claiming.wait(self.claim_interval_s):
+            try:
+                while self.claim_once() and not self._stop_claiming.is_set():
+                    pass
+                if time.monotonic() >= next_expiry:
+                    next_expiry = time.monotonic() + self._EXPIRE_EVERY_S
+                    self.expire_shared()
+            except Exception as exc:  # the store is down or restarting: try again next round
+                self._log_claim("ppp-otel ingest: claiming pending spans failed: %s", exc)
+
+    def claim_once(self) -> int:
+        """Write the pending spans (of any replica) whose parent is now stored; how many."""
+        spans = self.shared.claim()
+        if not spans:
+            return 0
+        with self._lock:
+            assembled = self.assembler.add(spans)
+            still = self.assembler.take_waiting()
+            placed = self._shared_placements(spans, assembled)
+            written_later = set()
+            for record in assembled.records:
+                if isinstance(record, TurnRecord):
+                    # The writer deletes its pending row in the transaction that stores the turn.
+                    record.claimed_pending = True
+                    written_later.add((record.trace_id, record.span_id))
+            self.processor.submit(assembled.records, force=True)
+            self.rejected_spans += len(assembled.rejected)
+        self.shared.stage(still, placed)  # what still waits goes back, unclaimed
+        waiting = {(s.trace_id, s.span_id) for s in still} | written_later
+        # Spans that make no row (a chain span, a rejected turn) are done once placed.
+        self.shared.done([(s.trace_id, s.span_id) for s in spans if (s.trace_id, s.span_id) not in waiting])
+        return len(spans)
+
+    def expire_shared(self) -> int:
+        """Give up pending spans older than the TTL; returns how many turns became orphans."""
+        before = datetime.now(timezone.utc) - timedelta(seconds=self.assembler.pending_ttl_s)
+        orphans = 0
+        for parent, span in self.shared.expire(before.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"):
+            if span is not None and c.is_turn_span(span.name, span.attributes):
+                orphans += 1
+                self._log_claim(
+                    "ppp-otel ingest: turn span %s of trace %s dropped as an orphan: parent %s never arrived "
+                    "(no parent within %gs)", span.span_id, span.trace_id, parent, self.assembler.pending_ttl_s)
+        with self._lock:
+            self.shared_orphans += orphans
+        return orphans
 
     def expire(self) -> int:
         with self._lock:
             return self.assembler.expire()
 
     def close(self, timeout_s: float | None = None) -> None:
-        """Give up spans still waiting for a parent, then write everything queued."""
+        """Give up spans still waiting for a parent, then write everything queued.
+
+        Spans waiting in a PostgreSQL store stay there for the other replicas (or this one, restarted)."""
+        self._stop_claiming.set()
+        if self._claimer is not None:
+            self._claimer.join(60)
+        if self.shared is not None:
+            # Parents this replica just accepted free the spans waiting for them: write those now.
+            try:
+                self.processor.force_flush(5_000)
+                while self.claim_once():
+                    pass
+            except Exception as exc:
+                logger.warning("ppp-otel ingest: pending spans left for the other replicas: %s", exc)
         with self._lock:
             orphans = self.assembler.expire_all()
             if orphans:
@@ -99,6 +216,8 @@ class SpanIngest:
                 self._db.close()
                 self._db = None
         self.processor.shutdown()
+        if self.shared is not None:
+            self.shared.close()
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -107,12 +226,20 @@ class SpanIngest:
             "received_spans": self.received_spans,
             "rejected_spans": self.rejected_spans,
             "pending_spans": a.pending,
-            "orphan_turns": a.orphans,
+            "orphan_turns": a.orphans + self.shared_orphans,
+            "staged_spans": self.shared.staged if self.shared is not None else 0,
+            "claimed_spans": self.shared.claimed if self.shared is not None else 0,
             **self.processor.stats,
         }
 
     def _stored_placement(self, trace_id: str, span_id: str) -> Placement | None:
         """A parent recorded earlier (another process, a restart): a trajectory or a turn."""
+        if self.shared is not None:
+            try:
+                return self.shared.placement(trace_id, span_id)
+            except Exception as exc:  # unreachable now: the span waits, and is claimed later
+                logger.debug("ppp-otel ingest: parent lookup failed: %s", exc)
+                return None
         try:
             if self._db is None:
                 self._db = schema.connect(self.processor.db_path, check_same_thread=False, migrate_schema=False)
@@ -230,6 +357,7 @@ class IngestServer:
         return self
 
     def serve_forever(self) -> None:
+        self.ingest.start()
         self._httpd.service_actions = self.ingest.expire  # runs every poll, ten times a second
         self._httpd.serve_forever(poll_interval=0.1)
 

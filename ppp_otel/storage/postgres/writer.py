@@ -152,6 +152,7 @@ class TrajectoryWriter:
                     violations = [row for r in turns for row in _violation_rows(r)]
                     if violations:
                         cur.executemany(INSERT_VIOLATION, violations)
+                    _release_claimed(cur, turns)
         except _BAD_VALUE as exc:
             raise _Slow() from exc
         return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
@@ -185,6 +186,7 @@ class TrajectoryWriter:
                     if _NUMBER_TAKEN in reason:
                         reason = f"turn number {r.turn_number} is already taken by another turn"
                     outcome.rejected.append((r, f"turn {r.span_id}: {reason}"))
+            _release_claimed(cur, turns)
         return outcome
 
     def _insert_turn(self, cur: psycopg.Cursor, r: TurnRecord) -> bool:
@@ -198,6 +200,18 @@ class TrajectoryWriter:
                 raise
         cur.execute(INSERT_TURN, _turn_row(replace(r, turn_number=None)))
         return cur.rowcount == 1
+
+
+def _release_claimed(cur: psycopg.Cursor, turns: list[TurnRecord]) -> None:
+    """Turns an ingest replica claimed from the pending table leave it as they are
+    stored (or refused): in the same transaction, so a turn is never both."""
+    claimed = [r for r in turns if getattr(r, "claimed_pending", False)]
+    if claimed:
+        cur.execute(
+            "DELETE FROM ingest_pending WHERE (trace_id, span_id) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([r.trace_id for r in claimed], [r.span_id for r in claimed]),
+        )
 
 
 def _message(exc: BaseException) -> str:
