@@ -134,3 +134,36 @@ def test_two_ppp_otel_ingest_processes_fed_trajectories_split_across_them_store_
     assert all(process.returncode == 0 for process in processes)
     assert stored(postgres_url) == (20, 40, expected)
     assert pending(postgres_url) == 0
+
+
+def test_a_replica_takes_otlp_over_grpc_as_the_loadbalancing_exporter_sends_it(postgres_url):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    from conftest import free_port
+
+    with IngestServer(postgres_url, port=0, grpc_port=free_port(), token="s3cret") as replica:
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{replica.grpc.port}", insecure=True,
+                                    headers=(("authorization", "Bearer s3cret"),))
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with ppp_otel.trajectory("spec", "over-grpc", tracer_provider=provider):
+            with ppp_otel.turn("Fix it", tracer_provider=provider) as t:
+                t.respond("Fixed.")
+        provider.shutdown()
+    assert stored(postgres_url) == (1, 1, [("over-grpc", 1, 1, 1)])
+
+
+def test_grpc_without_the_token_is_unauthenticated(db_path):
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    from conftest import free_port
+
+    with IngestServer(db_path, port=0, grpc_port=free_port(), token="s3cret") as replica:
+        with grpc.insecure_channel(f"127.0.0.1:{replica.grpc.port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Export(encode_spans(record_conversation()), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED

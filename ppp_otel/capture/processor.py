@@ -202,7 +202,7 @@ class TrajectorySpanProcessor(SpanProcessor):
         ``dropped`` is everything offered; of the enqueued, those not written are
         ``rejected`` or, when the file stayed unwritable at shutdown, ``lost_at_shutdown``."""
         return {
-            "db_path": self.db_path,
+            "db_path": backends.display_name(self.db_path),
             "queued": len(self._queue),
             "enqueued": self.enqueued,
             "written_trajectories": self.written_trajectories,
@@ -533,7 +533,8 @@ class TrajectorySpanProcessor(SpanProcessor):
                 self.write_errors += 1
                 self._stats_dirty = True
                 self.last_error = f"write failed: {exc}"
-                self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records), self.db_path, exc)
+                self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records),
+                                backends.display_name(self.db_path), exc)
                 self._drop_connection()
                 if self._stopping and time.monotonic() > self._shutdown_deadline:
                     # Past the deadline nothing more can be written: count all that is left.
@@ -544,7 +545,7 @@ class TrajectorySpanProcessor(SpanProcessor):
                         self._oldest = None
                         self.lost_at_shutdown += len(records) + left
                     logger.error("ppp-otel: shutting down with %s unwritable; %d records lost",
-                                 self.db_path, len(records) + left)
+                                 backends.display_name(self.db_path), len(records) + left)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)

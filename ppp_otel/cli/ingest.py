@@ -12,6 +12,7 @@ from typing import Any
 
 from ppp_otel.ingest.server import DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, IngestServer
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
+from ppp_otel.storage.backends import display_name
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -24,6 +25,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST}; "
                    "0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--grpc-port", type=_port, metavar="PORT",
+                   help="also receive OTLP/gRPC on this port (4317 is OTLP's; the Collector's loadbalancing "
+                   "exporter speaks only gRPC; default: off)")
     p.add_argument("--token", metavar="T", help="require 'Authorization: Bearer T' (default: $PPP_OTEL_INGEST_TOKEN)")
     p.add_argument("--max-body-bytes", metavar="N", type=int_at_least(1), default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest body accepted, before or after gzip (default: {DEFAULT_MAX_BODY_BYTES})")
@@ -45,7 +49,7 @@ def ingest(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("PPP_OTEL_INGEST_TOKEN") or None
     try:
         server = IngestServer(args.db, args.host, args.port, token, max_body_bytes=args.max_body_bytes,
-                              pending_ttl_s=args.pending_ttl)
+                              pending_ttl_s=args.pending_ttl, grpc_port=args.grpc_port)
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     stop = threading.Event()
@@ -55,7 +59,9 @@ def ingest(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     # A line a supervisor (or a test) can wait for, with the real port when --port 0.
-    print(f"ppp-otel ingest: listening on {server.url}/v1/traces, writing to {args.db}", file=sys.stderr, flush=True)
+    grpc_note = f" and gRPC on {server.host}:{server.grpc.port}" if server.grpc is not None else ""
+    print(f"ppp-otel ingest: listening on {server.url}/v1/traces{grpc_note}, writing to {display_name(args.db)}",
+          file=sys.stderr, flush=True)
     while not stop.wait(1.0):
         pass
     server.stop()

@@ -313,6 +313,7 @@ class IngestServer:
         processor: TrajectorySpanProcessor | None = None,
         pending_ttl_s: float = 600.0,
         max_pending_spans: int = 100_000,
+        grpc_port: int | None = None,
     ):
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
@@ -330,6 +331,15 @@ class IngestServer:
         self.max_body_bytes = max_body_bytes
         self._httpd = _Server((host, port), _Handler, bind_and_activate=True)
         self._httpd.receiver = self
+        self.grpc = None
+        if grpc_port is not None:
+            from ppp_otel.ingest.grpc_receiver import GrpcReceiver
+
+            try:
+                self.grpc = GrpcReceiver(self.ingest, host, grpc_port, token, max_message_bytes=max_body_bytes)
+            except BaseException:
+                self._httpd.server_close()
+                raise
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -354,6 +364,8 @@ class IngestServer:
         """Serve on a background thread; returns at once."""
         self._thread = threading.Thread(target=self.serve_forever, name="ppp-otel-ingest", daemon=True)
         self._thread.start()
+        if self.grpc is not None:
+            self.grpc.start()
         return self
 
     def serve_forever(self) -> None:
@@ -366,6 +378,8 @@ class IngestServer:
         if self._stopped:
             return
         self._stopped = True
+        if self.grpc is not None:
+            self.grpc.stop()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
