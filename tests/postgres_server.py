@@ -64,7 +64,8 @@ class PostgresServer:
                   "--locale=C.UTF-8", "--no-sync")
         # A test server: durability off (fsync), so tests do not wait on the disk.
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                   "-c deadlock_timeout=100ms")  # tests race writers on purpose: find their deadlocks soon
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
         return self
 

@@ -106,6 +106,7 @@ VALUES ({_TURN_ID}, %s, %s, %s, %s, %s)
 _BAD_VALUE = (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError, ValueError,
               OverflowError, TypeError)
 _NUMBER_TAKEN = "ux_turns_number"
+_RENUMBER_ATTEMPTS = 20
 
 #: What the recorder retries: the server is down, restarting, or a transaction lost a race.
 # Two writers updating the same trajectories in different orders can deadlock;
@@ -196,10 +197,20 @@ class TrajectoryWriter:
                 cur.execute(INSERT_TURN, _turn_row(r))
                 return cur.rowcount == 1
         except errors.UniqueViolation as exc:
-            if not (r.renumber_on_conflict and _NUMBER_TAKEN in str(exc)):
+            if not ((r.renumber_on_conflict or r.turn_number is None) and _NUMBER_TAKEN in str(exc)):
                 raise
-        cur.execute(INSERT_TURN, _turn_row(replace(r, turn_number=None)))
-        return cur.rowcount == 1
+        # The next free number; another writer (another host) may take it between
+        # our reading MAX and inserting, and then the next one is tried.
+        unnumbered = replace(r, turn_number=None)
+        for attempt in range(_RENUMBER_ATTEMPTS):
+            try:
+                with self.conn.transaction():
+                    cur.execute(INSERT_TURN, _turn_row(unnumbered))
+                    return cur.rowcount == 1
+            except errors.UniqueViolation as exc:
+                if _NUMBER_TAKEN not in str(exc) or attempt == _RENUMBER_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _release_claimed(cur: psycopg.Cursor, turns: list[TurnRecord]) -> None:
