@@ -38,8 +38,12 @@ def find_bin_dir() -> str | None:
 class PostgresServer:
     """``start()`` makes and starts the cluster; ``url(database)``; ``new_schema_url()``; ``stop()``."""
 
-    def __init__(self, bin_dir: str, *, port: int | None = None):
+    def __init__(self, bin_dir: str, *, port: int | None = None, durable: bool = False):
         self.bin_dir = bin_dir
+        # durable: fsync on, commits not waited for (synchronous_commit=off), as SQLite's
+        # WAL with synchronous=NORMAL: safe against a crash of the server, not of the OS
+        # for the last moments. Benchmarks use it; tests need no durability at all.
+        self.durable = durable
         self.port = port or _free_port()
         self.root = tempfile.mkdtemp(prefix="ppp-otel-pg-")
         self.data = os.path.join(self.root, "data")
@@ -63,8 +67,9 @@ class PostgresServer:
         self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
         # A test server: durability off (fsync), so tests do not wait on the disk.
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        durability = "" if self.durable else "-c fsync=off -c full_page_writes=off "
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {durability}"
+                   "-c synchronous_commit=off -c max_connections=200 "
                    "-c deadlock_timeout=100ms")  # tests race writers on purpose: find their deadlocks soon
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
         return self
@@ -97,7 +102,7 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_server() -> PostgresServer:
+def start_server(*, durable: bool = False) -> PostgresServer:
     """A running server, or RuntimeError saying why there is none."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
@@ -111,7 +116,7 @@ def start_server() -> PostgresServer:
             pwd.getpwnam("postgres")
         except KeyError:
             raise RuntimeError("running as root and there is no postgres user to run the server") from None
-    server = PostgresServer(bin_dir)
+    server = PostgresServer(bin_dir, durable=durable)
     try:
         server.start()
     except subprocess.CalledProcessError as exc:
