@@ -144,15 +144,13 @@ class TrajectoryWriter:
                 if trajectories:
                     cur.executemany(UPSERT_TRAJECTORY, [trajectory_params(r) for r in trajectories])
                 if turns:
-                    cur.executemany(INSERT_TURN, [_turn_row(r) for r in turns])
+                    if all(r.turn_number is not None for r in turns):
+                        _insert_turns_at_once(cur, turns)
+                    else:  # numbers from MAX + 1, turn after turn, as SQLite gives them
+                        cur.executemany(INSERT_TURN, [_turn_row(r) for r in turns])
                     if cur.rowcount != len(turns):
-                        raise _Slow()  # a redelivered span: its children must not be inserted twice
-                    questions = [row for r in turns for row in _question_rows(r)]
-                    if questions:
-                        cur.executemany(INSERT_QUESTION, questions)
-                    violations = [row for r in turns for row in _violation_rows(r)]
-                    if violations:
-                        cur.executemany(INSERT_VIOLATION, violations)
+                        raise _Slow()  # a redelivered span, an orphan: take the careful path
+                    _insert_children_at_once(cur, turns)
                     _release_claimed(cur, turns)
         except _BAD_VALUE as exc:
             raise _Slow() from exc
@@ -211,6 +209,73 @@ class TrajectoryWriter:
                 if _NUMBER_TAKEN not in str(exc) or attempt == _RENUMBER_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+
+# The common batch, every turn numbered, goes in as one statement per table:
+# the rows travel as arrays and are joined to their trajectory (and questions
+# and violations to their turn) by span ids on the server. WITH ORDINALITY
+# and ORDER BY keep ids in the order the records came, as executemany would.
+INSERT_TURNS_AT_ONCE = f"""
+INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
+                              latency_ms, timestamp, trace_id, span_id, extra)
+SELECT t.id, u.turn_number, u.prompt, u.response, u.token_count, u.latency_ms,
+       COALESCE(u.ts, {NOW}), u.trace_id, u.span_id, u.extra
+FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
+            %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS u(of_trace, of_span, turn_number, prompt, response, token_count,
+                          latency_ms, ts, trace_id, span_id, extra, ord)
+JOIN trajectories t ON t.trace_id = u.of_trace AND t.span_id = u.of_span
+ORDER BY u.ord
+ON CONFLICT (trace_id, span_id) DO NOTHING
+"""
+
+INSERT_QUESTIONS_AT_ONCE = """
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source)
+SELECT tt.id, q.question_text, q.effort_level, q.source
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS q(trace_id, span_id, question_text, effort_level, source, ord)
+JOIN trajectory_turns tt ON tt.trace_id = q.trace_id AND tt.span_id = q.span_id
+ORDER BY q.ord
+"""
+
+INSERT_VIOLATIONS_AT_ONCE = """
+INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source)
+SELECT tt.id, v.preference_name, v.expected, v.actual, v.severity, v.source
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS v(trace_id, span_id, preference_name, expected, actual, severity, source, ord)
+JOIN trajectory_turns tt ON tt.trace_id = v.trace_id AND tt.span_id = v.span_id
+ORDER BY v.ord
+"""
+
+
+def _number(value: Any, kind: type) -> Any:
+    # Arrays hold one type: an int latency or a float token count is made so,
+    # and a value that is no number at all fails here, sending the batch the careful way.
+    return None if value is None else kind(value)
+
+
+def _insert_turns_at_once(cur: psycopg.Cursor, turns: list[TurnRecord]) -> None:
+    rows = [_turn_row(r) for r in turns]
+    # _turn_row: (trace, span, number, trace, span, prompt, response, tokens, latency, ts, trace_id, span_id, extra)
+    columns = list(zip(*rows))
+    cur.execute(INSERT_TURNS_AT_ONCE, (
+        list(columns[0]), list(columns[1]), [_number(v, int) for v in columns[2]], list(columns[5]),
+        list(columns[6]), [_number(v, int) for v in columns[7]], [_number(v, float) for v in columns[8]],
+        list(columns[9]), list(columns[10]), list(columns[11]), list(columns[12]),
+    ))
+
+
+def _insert_children_at_once(cur: psycopg.Cursor, turns: list[TurnRecord]) -> None:
+    questions = [row for r in turns for row in _question_rows(r)]
+    if questions:
+        cur.execute(INSERT_QUESTIONS_AT_ONCE, [list(c) for c in zip(*questions)])
+        if cur.rowcount != len(questions):
+            raise _Slow()
+    violations = [row for r in turns for row in _violation_rows(r)]
+    if violations:
+        cur.execute(INSERT_VIOLATIONS_AT_ONCE, [list(c) for c in zip(*violations)])
+        if cur.rowcount != len(violations):
+            raise _Slow()
 
 
 def _release_claimed(cur: psycopg.Cursor, turns: list[TurnRecord]) -> None:
