@@ -91,6 +91,9 @@ class TrajectoryAssembler:
         out = Assembled()
         trajectories: list[TrajectoryRecord] = []
         turns: list[tuple[int, TurnRecord]] = []
+        # Trajectory spans first: their turns in the same batch then find them here,
+        # not by asking the store (a round trip each when the store is a server).
+        spans = sorted(spans, key=lambda s: not c.is_trajectory_span(s.name, s.attributes))
         for span in spans:
             self._place(span, trajectories, turns, out.rejected)
         self.expire()
