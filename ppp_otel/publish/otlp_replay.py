@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ppp_otel import conventions as c
 from ppp_otel.records import format_trace_id
+from ppp_otel.storage.backends import open_store
 from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
 
 DEFAULT_BATCH_SIZE = 512
@@ -168,7 +169,7 @@ def export_trajectories(
 
     resource = Resource.create({PROJECT_NAME_ATTRIBUTE: project_name, "service.name": SERVICE_NAME})
     summary = ExportSummary(endpoint, project_name)
-    with TrajectoryStore(db_path, read_only=True) as store:
+    with open_store(db_path, read_only=True) as store:
         ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids)
         batch: list[ReadableSpan] = []
         in_batch: list[int] = []

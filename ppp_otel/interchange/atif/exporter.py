@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ppp_otel.storage.backends import is_postgres_connection, open_store
 from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore, Turn
 from ppp_otel.interchange.atif.convert import ATIF, PPP
 from ppp_otel.interchange.atif.document import EXPORT_VERSION, ROOT_FIELDS, STEP_FIELDS
@@ -40,7 +41,7 @@ def export_atif(
     otherwise every top-level trajectory, or those of ``spec_id``.
     """
     out = Path(out_dir)
-    with TrajectoryStore(db_path) as store:
+    with open_store(db_path) as store:
         parents = dict(store.conn.execute("SELECT id, parent_trajectory_id FROM trajectories"))
         if trajectory_id is not None:
             if trajectory_id not in parents:
@@ -101,7 +102,8 @@ def trajectory_document(store: TrajectoryStore, trajectory_id: int, *, _seen: fr
 
     children = [
         row[0] for row in store.conn.execute(
-            "SELECT id FROM trajectories WHERE parent_trajectory_id = ? ORDER BY id", (trajectory_id,)
+            _sql(store.conn, "SELECT id FROM trajectories WHERE parent_trajectory_id = ? ORDER BY id"),
+            (trajectory_id,),
         )
         if row[0] not in _seen and row[0] != trajectory_id
     ]
@@ -124,10 +126,15 @@ def _with_trajectory_id(doc: dict[str, Any], trajectory_id: str) -> dict[str, An
     return {**head, "trajectory_id": trajectory_id, **{k: v for k, v in doc.items() if k not in head}}
 
 
+def _sql(conn: Any, statement: str) -> str:
+    """``?`` parameters as the connection's driver wants them (psycopg: ``%s``)."""
+    return statement.replace("?", "%s") if is_postgres_connection(conn) else statement
+
+
 def _turn_extras(conn: sqlite3.Connection, trajectory_id: int) -> dict[int, dict[str, Any]]:
     extras = {}
     for number, text in conn.execute(
-        "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL",
+        _sql(conn, "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL"),
         (trajectory_id,),
     ):
         try:
