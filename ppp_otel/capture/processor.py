@@ -66,7 +66,8 @@ _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
 
 
 class TrajectorySpanProcessor(SpanProcessor):
-    """Records trajectory and turn spans into the SQLite trajectory database.
+    """Records trajectory and turn spans into the trajectory store (a SQLite file, or a
+    ``postgresql://`` URL).
 
     Attach it to any SDK ``TracerProvider`` beside other processors::
 

@@ -27,7 +27,6 @@ except ImportError:  # the extra is not installed; connect() says how to get it
 __all__ = ["DatabaseError", "SchemaTooNewError", "connect", "latest_version", "migrate",
            "redact", "schema_version"]
 
-URL_PREFIXES = ("postgresql://", "postgres://")
 #: Any fixed number: every ppp-otel process takes the same lock to migrate.
 _MIGRATION_LOCK = 0x7070706F74656C  # "pppotel"
 
