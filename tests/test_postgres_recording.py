@@ -145,3 +145,20 @@ def test_the_postgres_extra_is_needed_only_for_postgresql_urls(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "pip install 'ppp-otel[postgres]'" in done.stdout, done.stderr
+
+
+def test_the_demo_on_postgresql_prints_the_same_scores_as_on_sqlite(postgres_url, tmp_path, capsys):
+    import json
+
+    results = {}
+    for name, db in (("sqlite", str(tmp_path / "demo.db")), ("postgresql", postgres_url)):
+        assert main(["demo", "--db", db, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        results[name] = (
+            [(s["trajectory_id"], s["agent_name"], s["r_proact"], s["r_pers"]) for s in out["scores"]],
+            [(a["agent_name"], a["technical"], a["r_proact"], a["r_pers"], a["final"])
+             for a in out["consensus"]["agents"]],
+            out["consensus"]["best_agent"],
+        )
+    assert results["postgresql"] == results["sqlite"]
+    assert results["sqlite"][2] == "careful-agent"
