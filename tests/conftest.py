@@ -129,7 +129,7 @@ BACKENDS = ("sqlite", "postgresql")
 def store_url(request, tmp_path) -> str:
     """A fresh, empty trajectory store on each backend: a SQLite path, then a postgresql:// URL."""
     if request.param == "sqlite":
-        return str(tmp_path / "trajectories.db")
+        return str(tmp_path / "store.db")  # not db_path's file: a test may use both
     return request.getfixturevalue("postgres_url")
 
 
