@@ -167,3 +167,15 @@ def test_grpc_without_the_token_is_unauthenticated(db_path):
             with pytest.raises(grpc.RpcError) as caught:
                 stub.Export(encode_spans(record_conversation()), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_status_counts_the_spans_waiting_for_their_parent(postgres_url, capsys):
+    from ppp_otel.cli import main
+
+    *turns, _trajectory = record_conversation()
+    with IngestServer(postgres_url, port=0) as replica:
+        assert post(replica.url + "/v1/traces", body_of(turns), PROTOBUF)[0] == 200
+    assert main(["status", "--db", postgres_url]) == 0
+    import re
+
+    assert re.search(r"^pending_spans\s+2$", capsys.readouterr().out, re.M)

@@ -115,7 +115,11 @@ class TrajectoryStore:
         }
         version = schema.schema_version(self.conn)
         size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        return status_dict(self.path, version, counts, size)
+        report = status_dict(self.path, version, counts, size)
+        if self.conn.execute("SELECT to_regclass('ingest_pending') IS NOT NULL").fetchone()[0]:
+            # Spans ingest replicas accepted that still wait for their parent.
+            report["pending_spans"] = self.conn.execute("SELECT count(*) FROM ingest_pending").fetchone()[0]
+        return report
 
     def migrate(self) -> list[int]:
         return schema.migrate(self.conn, path=self.path)
