@@ -162,3 +162,10 @@ def test_the_demo_on_postgresql_prints_the_same_scores_as_on_sqlite(postgres_url
         )
     assert results["postgresql"] == results["sqlite"]
     assert results["sqlite"][2] == "careful-agent"
+
+
+def test_ppp_otel_config_shows_a_postgresql_url_without_its_password(monkeypatch, capsys):
+    monkeypatch.setenv("PPP_OTEL_DB", "postgresql://ppp:hunter2@db.internal:5432/ppp_otel")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "postgresql://ppp:***@db.internal:5432/ppp_otel" in out and "hunter2" not in out
