@@ -31,6 +31,7 @@ from ppp_otel.ingest import wire as otlp
 from ppp_otel.ingest.assembler import TrajectoryAssembler
 from ppp_otel.ingest.server import IngestServer
 from ppp_otel.ingest.wire import OtlpSpan
+from backends import run_sql
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -65,17 +66,22 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, di
 
 
 def stored_turns(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(
-            """SELECT t.spec_id, t.agent_name, u.turn_number, u.prompt, u.response, u.token_count
-               FROM trajectory_turns u JOIN trajectories t ON t.id = u.trajectory_id
-               ORDER BY t.id, u.turn_number"""
-        ).fetchall()
+    return [tuple(row) for row in run_sql(
+        str(db),
+        """SELECT t.spec_id, t.agent_name, u.turn_number, u.prompt, u.response, u.token_count
+           FROM trajectory_turns u JOIN trajectories t ON t.id = u.trajectory_id
+           ORDER BY t.id, u.turn_number""",
+    )]
 
 
 def count(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return run_sql(str(db), f"SELECT count(*) FROM {table}")[0][0]
+
+
+@pytest.fixture
+def db_path(store_url):
+    """Every receiver test runs on a SQLite file and on a PostgreSQL store."""
+    return store_url
 
 
 @pytest.fixture

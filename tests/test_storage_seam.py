@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -37,11 +39,27 @@ def test_a_path_opens_the_sqlite_store_which_is_a_trajectory_backend(db_path):
         assert store.list_trajectories() == []
 
 
+def _without_psycopg(code: str) -> subprocess.CompletedProcess:
+    # A fresh interpreter in which psycopg cannot be imported, as without the postgres extra.
+    return subprocess.run([sys.executable, "-c", "import sys; sys.modules['psycopg'] = None\n" + code],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_a_postgresql_url_without_the_backend_installed_is_a_clear_error_without_the_password():
-    with pytest.raises(BackendNotInstalled, match="PostgreSQL backend is not installed") as info:
-        open_store("postgresql://ppp:secret@db.example/ppp")
+    done = _without_psycopg(
+        "from ppp_otel.storage import open_store, BackendNotInstalled, StorageError\n"
+        "try:\n    open_store('postgresql://ppp:secret@db.example/ppp')\n"
+        "except BackendNotInstalled as exc:\n    assert isinstance(exc, StorageError); print(exc)\n")
+    assert done.returncode == 0, done.stderr
+    assert "PostgreSQL backend is not installed" in done.stdout and "secret" not in done.stdout
+
+
+def test_an_unreachable_postgresql_server_is_a_database_error_without_the_password(tmp_path):
+    from support import free_port
+
+    with pytest.raises(DatabaseError, match="cannot connect") as info:
+        open_store(f"postgresql://ppp:secret@127.0.0.1:{free_port()}/ppp")
     assert "secret" not in str(info.value)
-    assert isinstance(info.value, StorageError)
 
 
 def test_a_missing_file_is_a_database_error_naming_it(tmp_path):
@@ -129,10 +147,12 @@ def test_cleanup_through_the_seam_runs_the_backends_retention(db_path):
 
 
 def test_cleanup_of_a_postgresql_url_without_the_backend_is_a_clear_error():
-    from ppp_otel.storage import cleanup
-
-    with pytest.raises(BackendNotInstalled):
-        cleanup("postgresql://localhost/ppp", older_than_days=1)
+    done = _without_psycopg(
+        "from ppp_otel.storage import cleanup, BackendNotInstalled\n"
+        "try:\n    cleanup('postgresql://localhost/ppp', older_than_days=1)\n"
+        "except BackendNotInstalled:\n    print('refused')\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused"
 
 
 def test_the_read_results_are_importable_from_the_storage_package():

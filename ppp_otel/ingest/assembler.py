@@ -159,6 +159,25 @@ class TrajectoryAssembler:
         self._emit(trajectories, turns, out)
         return out
 
+    def adopt(self, spans: Iterable[OtlpSpan]) -> Assembled:
+        """Spans another replica staged (claimed from a shared store) whose parent is now
+        stored: held here as if they arrived now, then released with their parents."""
+        out, trajectories, turns = Assembled(), [], []
+        spans = list(spans)
+        for span in spans:
+            self._hold(self._arrive(), span, Assembled())  # staged already: not again
+        for parent in dict.fromkeys((s.trace_id, s.parent_span_id) for s in spans):
+            placement = self._known.get(parent) or (self._lookup(*parent) if self._lookup else None)
+            if placement is not None:  # else they wait here, and in the store for another claim
+                self._remember(parent, placement)
+                self._release(parent, trajectories, turns, out)
+        self._emit(trajectories, turns, out)
+        return out
+
+    def placement_of(self, trace_id: str, span_id: str) -> Placement | None:
+        """Where a span seen lately sits (None: not seen, or forgotten)."""
+        return self._known.get((trace_id, span_id))
+
     def _place(self, first: tuple[int, OtlpSpan], trajectories: list, turns: list, out: Assembled) -> None:
         stack = [first]
         while stack:
