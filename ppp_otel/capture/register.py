@@ -172,7 +172,7 @@ def register(
     tracer_provider: TracerProvider | None = None,
     env: Mapping[str, str] | None = None,
 ) -> TracerProvider:
-    """Set up tracing into the SQLite trajectory database and return the provider.
+    """Set up tracing into the trajectory store (a SQLite file or a ``postgresql://`` URL) and return the provider.
 
     - ``db_path``: the database file, or a ``postgresql://`` URL (with the
       ``ppp-otel[postgres]`` extra); default ``$PPP_OTEL_DB``, the config's

@@ -6,7 +6,7 @@
         store.list_trajectories(spec_id="spec-1")
 
 The interface and its errors are :mod:`ppp_otel.storage.base`; ``sqlite/``
-implements it, and a backend for another database is a package beside it.
+implements it, and ``postgres/`` (the ``ppp-otel[postgres]`` extra) beside it.
 """
 
 from __future__ import annotations

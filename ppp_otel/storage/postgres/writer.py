@@ -24,7 +24,7 @@ import psycopg
 from psycopg import errors
 
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.storage.base import TurnNumberClash, WriteOutcome
+from ppp_otel.storage.base import WriteOutcome
 from ppp_otel.storage.postgres import staging
 from ppp_otel.storage.postgres.migrations import NOW
 from ppp_otel.storage.sqlite.writer import (
