@@ -180,3 +180,35 @@ def test_status_counts_the_spans_waiting_for_their_parent(postgres_url, capsys):
     import re
 
     assert re.search(r"^pending_spans\s+2$", capsys.readouterr().out, re.M)
+
+
+def _waiting_turn_of_a_stored_trajectory(postgres_url):
+    from ppp_otel.ingest.wire import OtlpSpan
+    from ppp_otel.records import TrajectoryRecord
+    from ppp_otel.storage import open_store
+    from ppp_otel.storage.sqlite.staging import staged_records
+
+    trajectory = TrajectoryRecord("a" * 32, "b" * 16, "spec", "agent")
+    turn = OtlpSpan("a" * 32, "c" * 16, "b" * 16, "llm", {}, [], 1, 2, {})
+    with open_store(postgres_url, must_exist=False) as store:
+        store.write([trajectory, *staged_records([(turn, True)])])
+    return turn
+
+
+def test_a_waiting_span_is_claimed_by_one_replica_at_a_time(postgres_url):
+    from ppp_otel.storage import open_store
+
+    turn = _waiting_turn_of_a_stored_trajectory(postgres_url)
+    with open_store(postgres_url) as one, open_store(postgres_url) as other:
+        assert [s.span_id for s in one.claim_pending()] == [turn.span_id]
+        assert other.claim_pending() == []  # leased to the first
+    assert pending(postgres_url) == 1  # claimed is not written: the row stays until its turn is stored
+
+
+def test_a_claim_whose_replica_died_is_claimed_again_once_its_lease_ends(postgres_url):
+    from ppp_otel.storage import open_store
+
+    turn = _waiting_turn_of_a_stored_trajectory(postgres_url)
+    with open_store(postgres_url) as one, open_store(postgres_url) as other:
+        assert len(one.claim_pending(lease_s=0.0)) == 1
+        assert [s.span_id for s in other.claim_pending()] == [turn.span_id]
