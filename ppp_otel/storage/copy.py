@@ -13,10 +13,12 @@ the target's highest id, its turns, questions and violations going with it.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from ppp_otel.storage import display_name, open_store
+from ppp_otel.storage.base import StorageError
 
 __all__ = ["CopySummary", "copy_chunk", "copy_store"]
 
@@ -186,6 +188,23 @@ def copy_store(source: str, target: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE
     if display_name(source) == display_name(target):
         raise ValueError("the source and the target are the same database")
     summary = CopySummary(display_name(source), display_name(target))
+    try:
+        return _copy(source, target, chunk_size, progress, summary)
+    except StorageError:
+        raise
+    except Exception as exc:
+        if not _is_driver_error(exc):
+            raise
+        # The rows go through the drivers directly: their errors leave as storage errors.
+        raise StorageError(f"copying {summary.source} to {summary.target}: {' '.join(str(exc).split())}") from exc
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")
+
+
+def _copy(source: str, target: str, chunk_size: int, progress: Callable[[int, int], None] | None,
+          summary: CopySummary) -> CopySummary:
     with open_store(source, must_exist=True, read_only=True) as src_store, \
             open_store(target, must_exist=False) as dst_store:
         src_conn, dst_conn = src_store.conn, dst_store.conn
