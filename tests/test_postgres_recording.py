@@ -169,3 +169,14 @@ def test_ppp_otel_config_shows_a_postgresql_url_without_its_password(monkeypatch
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert "postgresql://ppp:***@db.internal:5432/ppp_otel" in out and "hunter2" not in out
+
+
+def test_the_demo_on_postgresql_prints_the_same_tables_as_on_sqlite(postgres_url, tmp_path, capsys):
+    from ppp_otel.storage import display_name
+
+    printed = {}
+    for name, db in (("sqlite", str(tmp_path / "demo.db")), ("postgresql", postgres_url)):
+        assert main(["demo", "--db", db, "--run-prefix", "same"]) == 0
+        printed[name] = capsys.readouterr().out.replace(display_name(db), "DB")
+    assert "R_PROACT" in printed["sqlite"]
+    assert printed["postgresql"] == printed["sqlite"]
