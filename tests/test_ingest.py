@@ -159,6 +159,17 @@ def test_a_turn_whose_trajectory_is_already_stored_lands_without_waiting(db_path
     assert stored_turns(db_path) == TWO_TURNS
 
 
+def test_status_counts_the_turns_waiting_for_their_trajectory(db_path, server, capsys):
+    from ppp_otel.cli import main
+
+    *turns, _trajectory = record_conversation()
+    assert post(traces_url(server), body_of(turns), PROTOBUF)[0] == 200
+    assert main(["status", "--db", str(db_path), "--json"]) == 0
+    pending = json.loads(capsys.readouterr().out)["pending"]
+    assert (pending["pending_spans"], pending["pending_turns"]) == (2, 2)
+    assert pending["oldest_pending_age_s"] >= 0
+
+
 def test_an_llm_span_inside_a_turn_is_part_of_that_turn_not_another(db_path, server):
     memory = InMemorySpanExporter()
     provider = TracerProvider()

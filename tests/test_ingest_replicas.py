@@ -179,7 +179,8 @@ def test_status_counts_the_spans_waiting_for_their_parent(postgres_url, capsys):
     assert main(["status", "--db", postgres_url]) == 0
     import re
 
-    assert re.search(r"^pending_spans\s+2$", capsys.readouterr().out, re.M)
+    out = capsys.readouterr().out
+    assert re.search(r"^pending:\n  spans\s+2\n  turns\s+2$", out, re.M), out
 
 
 def _waiting_turn_of_a_stored_trajectory(postgres_url):

@@ -56,10 +56,14 @@ def status(args: argparse.Namespace) -> int:
         "file size": f"{human_size(report['file_size_bytes'])} ({report['file_size_bytes']} bytes)",
         "rows": {table: count for table, count in report["row_counts"].items()},
     }
+    pending = report.get("pending")
+    if pending is not None:
+        shown["pending"] = {"spans": pending["pending_spans"], "turns": pending["pending_turns"],
+                            "oldest (s)": pending["oldest_pending_age_s"]}
     if report.get("backend") == "postgresql":
         del shown["journal mode"]
         shown["database size"] = shown.pop("file size")
-    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "backend",
+    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "backend", "pending",
              "row_counts", "recorders"}
     # Whatever else status() reports is shown as it comes.
     shown.update({key: value for key, value in report.items() if key not in known})

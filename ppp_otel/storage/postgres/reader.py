@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ppp_otel.storage.postgres import migrations as schema
+from ppp_otel.storage.postgres import staging
 from ppp_otel.storage.sqlite.reader import (
     SQL_AGENTS,
     SQL_AGENTS_OF_SPEC,
@@ -116,9 +117,10 @@ class TrajectoryStore:
         version = schema.schema_version(self.conn)
         size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         report = status_dict(self.path, version, counts, size)
-        if self.conn.execute("SELECT to_regclass('pending_spans') IS NOT NULL").fetchone()[0]:
-            # Spans ingest replicas accepted that still wait for their parent.
-            report["pending_spans"] = self.conn.execute("SELECT count(*) FROM pending_spans").fetchone()[0]
+        # Spans ingest replicas accepted that still wait for their parent, as SQLite's status says.
+        report["pending"] = (staging.summary(self.conn) if self.conn.execute(
+            "SELECT to_regclass('pending_spans') IS NOT NULL").fetchone()[0]
+            else {"pending_turns": 0, "pending_spans": 0, "oldest_pending_age_s": None})
         return report
 
     def migrate(self) -> list[int]:

@@ -99,7 +99,12 @@ class SQLiteStore(TrajectoryStore):
     list_trajectories = _translated(TrajectoryStore.list_trajectories)
     get_trajectory = _translated(TrajectoryStore.get_trajectory)
     missing_ids = _translated(TrajectoryStore.missing_ids)
-    status = _translated(TrajectoryStore.status)
+    @_translated
+    def status(self) -> dict[str, Any]:
+        report = TrajectoryStore.status(self)
+        report["pending"] = staging.summary(self.conn)  # spans ingest holds for a parent
+        return report
+
     migrate = _translated(TrajectoryStore.migrate)
     specs = _translated(TrajectoryStore.specs)
     agents = _translated(TrajectoryStore.agents)
