@@ -3,6 +3,7 @@
     python benchmarks/effort_accuracy.py                 # every split, the paper sets first
     python benchmarks/effort_accuracy.py --split paper --json
     python benchmarks/effort_accuracy.py --errors        # list the disagreements
+    python benchmarks/effort_accuracy.py --earlier       # beside the rules before the paper's definitions
 
 Every label follows the PPP paper's definitions (DESIGN.md, "Scoring"): low =
 answerable at once from what the user asked for, did or saw; medium = the
@@ -39,12 +40,21 @@ def load(path: Path) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def evaluate(examples: list[dict]) -> dict:
+def earlier_rules():
+    """classify_effort as it was before the paper's definitions (git, see preference_agreement.BASELINE)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import preference_agreement
+
+    questions, _ = preference_agreement.baseline_version()
+    return questions.classify_effort
+
+
+def evaluate(examples: list[dict], classify=classify_effort) -> dict:
     # confusion[expected][predicted]
     confusion = {expected: {predicted: 0 for predicted in LEVELS} for expected in LEVELS}
     errors = []
     started = time.perf_counter()
-    predictions = [classify_effort(example["question"]) for example in examples]
+    predictions = [classify(example["question"]) for example in examples]
     elapsed = time.perf_counter() - started
     for example, predicted in zip(examples, predictions):
         confusion[example["effort"]][predicted] += 1
@@ -62,7 +72,8 @@ def evaluate(examples: list[dict]) -> dict:
 
 def render(split: str, result: dict, show_errors: bool) -> str:
     lines = [f"{split}: n={result['n']} accuracy={result['accuracy']:.3f} "
-             f"({result['us_per_question']:.1f} us/question)"]
+             f"({result['us_per_question']:.1f} us/question)"
+             + (f"; earlier rules {result['earlier_rules_accuracy']:.3f}" if "earlier_rules_accuracy" in result else "")]
     lines.append("  expected \\ predicted " + "".join(f"{level:>8}" for level in LEVELS))
     for expected in LEVELS:
         row = result["confusion"][expected]
@@ -80,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled JSONL file")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--errors", action="store_true", help="list the misclassified questions")
+    parser.add_argument("--earlier", action="store_true",
+                        help="also score the earlier rules (before the paper's definitions) on the same split")
     args = parser.parse_args(argv)
 
     examples = load(args.data)
@@ -93,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if not chosen:
             parser.error(f"no examples in split {split!r} of {args.data}")
         results[split] = evaluate(chosen)
+        if args.earlier:
+            results[split]["earlier_rules_accuracy"] = evaluate(chosen, earlier_rules())["accuracy"]
 
     if args.json:
         if not args.errors:

@@ -124,7 +124,7 @@ def effort_rows(progress: Progress, quick: bool) -> list[dict]:
                         ("heldout", "held-out split, relabelled (tuning data)")):
         progress(f"no run(): calling it with --split {split} --json")
         done = subprocess.run(
-            [sys.executable, str(path), "--split", split, "--json"],
+            [sys.executable, str(path), "--split", split, "--json", "--earlier"],
             capture_output=True, text=True, timeout=600, cwd=str(ROOT),
         )
         if done.returncode != 0:
@@ -136,16 +136,22 @@ def effort_rows(progress: Progress, quick: bool) -> list[dict]:
         counts = {level: sum(row.values()) for level, row in confusion.items()}
         majority = max(counts, key=counts.get) if counts else None
         baseline = counts[majority] / result["n"] if majority and result["n"] else None
+        earlier = result.get("earlier_rules_accuracy")
+        if earlier:
+            baseline_name, baseline = "the earlier rules (before the paper's definitions)", earlier
+        else:
+            baseline_name = f"always '{majority}' (majority label)" if majority else None
         rows.append({
             "name": f"effort classifier accuracy, {what}",
             "value": round(accuracy, 3),
             "unit": "fraction",
-            "baseline_name": f"always '{majority}' (majority label)" if majority else None,
+            "baseline_name": baseline_name,
             "baseline_value": round(baseline, 3) if baseline is not None else None,
             "ratio": round(accuracy / baseline, 3) if baseline else None,
             "target": f">= {EFFORT_TARGET:.2f}",
             "ok": accuracy >= EFFORT_TARGET,
             "detail": f"n={result['n']} questions ({split}); "
+                      f"`python benchmarks/effort_accuracy.py --split {split} --errors`; "
                       f"{result.get('us_per_question', 0):.1f} us/question; confusion (true -> predicted) "
                       + json.dumps(confusion),
         })

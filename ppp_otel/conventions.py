@@ -81,10 +81,20 @@ EFFORT_LEVELS = ("low", "medium", "high")
 SEVERITIES = ("minor", "major", "critical")
 
 
-def trajectory_span_name(agent_name: str) -> str:
-    """What ``trajectory()`` names its span: the agent first, because Phoenix's
-    trace list shows the span name (and neither metadata nor tags) by default."""
+def trajectory_span_name(agent_name: str, stage: str | None = None) -> str:
+    """What ``trajectory()`` names its span: the agent (and the stage) first,
+    because Phoenix's trace list shows the span name (and neither metadata
+    nor tags) by default."""
+    if stage:
+        return f"{agent_name}: {stage} ({TRAJECTORY_SPAN})"
     return f"{agent_name} ({TRAJECTORY_SPAN})"
+
+
+def trajectory_metadata(spec_id: str, agent_name: str, run_id: str | None = None,
+                        stage: str | None = None) -> dict[str, str]:
+    """The trajectory span's OpenInference ``metadata``, which Phoenix shows with the span."""
+    found = (("agent", agent_name), ("spec", spec_id), ("stage", stage), ("run", run_id))
+    return {key: value for key, value in found if value is not None}
 
 
 def default_session_id(agent_name: str, trace_id: str) -> str:
@@ -103,10 +113,3 @@ def is_trajectory_span(name: str, attributes) -> bool:
     if name == TRAJECTORY_SPAN:
         return True
     return name != TURN_SPAN and attributes is not None and SPEC_ID in attributes
-
-
-def is_turn_span(name: str, attributes) -> bool:
-    """A turn is a ``ppp.turn`` span or any OpenInference LLM span."""
-    if name == TURN_SPAN:
-        return True
-    return attributes is not None and attributes.get(SPAN_KIND) == KIND_LLM

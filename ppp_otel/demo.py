@@ -143,7 +143,8 @@ def record_demo(
         from ppp_otel.config.settings import PhoenixConfig, environ
         from ppp_otel.capture.register import phoenix_processors
 
-        forwarding = phoenix_processors(phoenix, PhoenixConfig(), environ(env))
+        # The demo is there to be looked at: it gives Phoenix longer than an app's exit would.
+        forwarding = phoenix_processors(phoenix, PhoenixConfig(), environ(env), shutdown_timeout_s=10.0)
     sender = forwarding[1] if forwarding else None
     processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100,
                                         on_judged=sender.judged if sender else None)

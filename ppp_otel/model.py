@@ -25,6 +25,11 @@ class Question:
 
     text: str
     effort: str | None = None  # None: to be classified off the app thread
+    # "explicit" or "extracted"; None: as the turn says (extracted unless the agent code gave questions)
+    source: str | None = None
+    # Which judge graded it: None when the agent code gave its effort, else
+    # "rules/<version>" or "llm/<model>".
+    judge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Violation:
     severity: str
     # "explicit" when agent code reported it, "detected" when a detector found it
     source: str = "explicit"
+    judge: str | None = None  # of a detected one: "rules/<version>" or "llm/<model>"
 
 
 @dataclass(frozen=True)

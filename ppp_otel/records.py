@@ -308,5 +308,6 @@ def carry(record: TurnRecord, tool_calls: Sequence[Mapping[str, Any]], questions
     for text in questions:
         if text not in known:
             known.add(text)
-            record.questions.append(Question(text))
+            # Asked through a tool: explicit, not found in the text (an ATIF round trip keeps it).
+            record.questions.append(Question(text, source="explicit"))
     return record

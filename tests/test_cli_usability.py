@@ -60,6 +60,18 @@ def test_a_technical_score_for_a_mistyped_agent_is_an_error_naming_the_spec_agen
     assert "carefull-agent" in line and "careful-agent, hasty-agent" in line
 
 
+def test_a_mistyped_agent_in_one_stage_and_run_names_that_scope_and_its_agents(capsys, db_path):
+    conn = schema.connect(db_path)
+    add_trajectory(conn, "spec-s", "careful-agent", stage="plan", run_id="r1")
+    add_trajectory(conn, "spec-s", "hasty-agent", stage="implement", run_id="r1")
+    conn.close()
+    code, _, err = run(capsys, "consensus", "--db", str(db_path), "--spec", "spec-s", "--stage", "plan",
+                       "--run", "r1", "--technical", "carefull-agent=0.9")
+    assert code == 2
+    line = one_error_line(err)
+    assert "spec spec-s, stage plan, run r1 (its agents: careful-agent)" in line
+
+
 @pytest.mark.parametrize("score", ["1.22", "-0.5"])
 def test_a_technical_score_outside_zero_to_one_is_an_error(capsys, db, score):
     code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical", f"careful-agent={score}")

@@ -537,11 +537,32 @@ def test_source_of_an_unknown_key_is_a_key_error():
         load_config(env={}).source("trajectory.nope")
 
 
+def _example_keys() -> set[str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    from pathlib import Path
+
+    data = tomllib.loads((Path(__file__).resolve().parent.parent / "examples" / "ppp-otel.toml").read_text())
+
+    def walk(prefix: str, table: dict) -> set[str]:
+        found = set()
+        for key, value in table.items():
+            name = f"{prefix}.{key}" if prefix else key
+            found |= walk(name, value) if isinstance(value, dict) else {name}
+        return found
+
+    return walk("", data)
+
+
 def test_items_lists_every_key_once_in_file_order_with_value_and_source():
     config = load_config(env={"PPP_OTEL_DB": "env.db"})
     items = list(config.items())
     keys = [key for key, _, _ in items]
-    assert len(keys) == len(set(keys)) == 29
+    # Every key of the example file (which lists each with its default), once.
+    example = _example_keys()
+    assert len(keys) == len(set(keys)) == len(example) and set(keys) == example
     assert keys[:3] == ["ppp.enabled", "ppp.db_path", "ppp.trajectory.buffer_size"]
     assert keys[-1] == "ppp.phoenix.protocol"
     assert ("ppp.db_path", "env.db", "env:PPP_OTEL_DB") in items

@@ -74,7 +74,8 @@ def test_the_trajectory_span_carries_a_session_id_and_the_agent_kind(tmp_path):
     export_trajectories(source, memory, project_name="my-project")
     spans = {s.name: s for s in memory.get_finished_spans()}
     (trajectory,) = [s for s in spans.values() if s.parent is None]
-    assert trajectory.name == c.trajectory_span_name(trajectory.attributes[c.AGENT_NAME])
+    assert trajectory.name == c.trajectory_span_name(trajectory.attributes[c.AGENT_NAME],
+                                                     trajectory.attributes.get(c.STAGE))
     assert trajectory.attributes[c.SPAN_KIND] == c.KIND_AGENT
     assert trajectory.attributes[c.SESSION_ID] == c.default_session_id(
         trajectory.attributes[c.AGENT_NAME], format(trajectory.context.trace_id, "032x"))

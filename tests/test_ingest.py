@@ -308,7 +308,7 @@ def otlp_span(span_id: str, parent: str | None, name: str, **attributes) -> Otlp
     return OtlpSpan("ab" * 16, span_id, parent, name, attributes, [], 1, 2, {})
 
 
-def test_turns_whose_trajectory_never_arrives_become_counted_orphans():
+def test_turns_whose_trajectory_is_late_leave_memory_counted_after_the_ttl():
     now = [0.0]
     assembler = TrajectoryAssembler(pending_ttl_s=60, clock=lambda: now[0])
     assembler.add([otlp_span("01" * 8, "0f" * 8, "ppp.turn"), otlp_span("02" * 8, "0f" * 8, "helper")])
@@ -318,10 +318,26 @@ def test_turns_whose_trajectory_never_arrives_become_counted_orphans():
     assert (assembler.pending, assembler.orphans, assembler.expired) == (0, 1, 2)
 
 
-def test_the_pending_buffer_gives_up_its_oldest_spans_when_full():
+def test_the_pending_buffer_moves_its_oldest_spans_out_of_memory_when_full():
     assembler = TrajectoryAssembler(max_pending_spans=2)
     assembler.add([otlp_span(f"{i:016x}", f"{100 + i:016x}", "ppp.turn") for i in range(1, 4)])
     assert (assembler.pending, assembler.orphans) == (2, 1)
+
+
+def test_spans_that_left_memory_are_read_back_when_their_parent_arrives():
+    staged = {}
+    assembler = TrajectoryAssembler(max_pending_spans=1, load_staged=lambda parent: staged.pop(parent, []))
+    trajectory = otlp_span("0a" * 8, None, "ppp.trajectory", **{"ppp.spec_id": "s"})
+    first = otlp_span("01" * 8, "0a" * 8, "ppp.turn", **{"input.value": "first"})
+    second = otlp_span("02" * 8, "0b" * 8, "ppp.turn", **{"input.value": "elsewhere"})
+    held = assembler.add([first])
+    assert [span for span, _ in held.staged] == [first]  # to be written to pending_spans
+    staged[("ab" * 16, "0a" * 8)] = [first]
+    assembler.add([second])  # pushes the first out of memory
+    assert assembler.pending == 1
+    released = assembler.add([trajectory])
+    assert [getattr(r, "prompt", None) for r in released.records] == [None, "first"]
+    assert released.released == [("ab" * 16, "01" * 8)]  # to be deleted from pending_spans
 
 
 def test_a_redelivered_held_span_waits_once():

@@ -180,7 +180,7 @@ def test_status_counts_the_spans_waiting_for_their_parent(postgres_url, capsys):
     import re
 
     out = capsys.readouterr().out
-    assert re.search(r"^pending:\n  spans\s+2\n  turns\s+2$", out, re.M), out
+    assert re.search(r"^pending turns\s+2 \(2 spans in pending_spans", out, re.M), out
 
 
 def _waiting_turn_of_a_stored_trajectory(postgres_url):

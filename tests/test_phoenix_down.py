@@ -126,3 +126,14 @@ def test_a_bad_annotation_kind_is_a_value_error():
     sender = PhoenixAnnotationSender("http://127.0.0.1:1")
     with pytest.raises(ValueError, match="span_annotations or session_annotations"):
         sender.submit("trace_annotations", [])
+
+
+def test_a_phoenix_that_is_only_slow_is_not_taken_for_down(silent_url, caplog):
+    caplog.set_level(logging.WARNING)
+    sender = PhoenixAnnotationSender(silent_url, timeout_s=0.2, retry_for_s=3600)
+    sender.submit(SPAN_ANNOTATIONS, [{"span_id": "00000000000000aa", "name": "n"}])
+    assert wait_for(lambda: sender.retries >= 1)
+    assert sender.stats["phoenix_down"] is False  # a flush keeps waiting for a slow Phoenix
+    sender.shutdown()
+    (line,) = [r.getMessage() for r in caplog.records if "Phoenix at" in r.getMessage()]
+    assert f"Phoenix at {silent_url} is not answering in time" in line

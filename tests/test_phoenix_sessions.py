@@ -168,7 +168,7 @@ def test_annotating_twice_updates_instead_of_duplicating(db_path, phoenix):
     assert sorted(turn_names) == ["ppp.questions", "ppp.violations"]
 
 
-def test_the_demo_with_phoenix_shows_three_sessions_with_their_conversation_and_scores(tmp_path, phoenix, capsys):
+def test_the_demo_with_phoenix_shows_a_session_per_trajectory_with_its_conversation_and_scores(tmp_path, phoenix, capsys):
     project = unique_project()
     db = tmp_path / "demo.db"
     assert main(["demo", "--db", str(db), "--phoenix", phoenix.url, "--project", project, "--json"]) == 0

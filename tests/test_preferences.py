@@ -11,6 +11,7 @@ from ppp_otel.analysis import preferences as preferences
 from ppp_otel.model import TurnText
 from ppp_otel.analysis.preferences import (
     JUDGMENT_PREFERENCES,
+    detect_at_end,
     detect_violations,
     get_preference,
     list_preferences,
@@ -93,7 +94,18 @@ def test_no_questions_lets_a_turn_without_questions_pass():
 
 def test_multiple_choice_flags_an_open_question():
     [found] = violations("multiple_choice", asking("Which database do you use?"))
-    assert found.actual == "1 question without lettered options"
+    assert found.actual == "1 question without options"
+
+
+def test_multiple_choice_lets_numbered_options_pass():
+    response = "Which database do you use?\n1. SQLite\n2. PostgreSQL"
+    assert violations("multiple_choice", turn(response, "Which database do you use?")) == []
+
+
+def test_multiple_choice_flags_an_open_question_besides_the_options():
+    response = "Which database do you use?\nA) SQLite\nB) PostgreSQL\n\nAnd what is the deadline?"
+    [found] = violations("multiple_choice", turn(response, "Which database do you use?", "And what is the deadline?"))
+    assert found.actual == "an open question besides the options: 'And what is the deadline?'"
 
 
 def test_multiple_choice_lets_lettered_options_pass():
@@ -210,18 +222,26 @@ def test_code_snippet_with_reference_flags_a_plain_question():
 
 
 def test_code_snippet_with_reference_flags_a_snippet_without_its_file():
-    response = "Is this the call that fails?\n```python\nparse(line)\n```"
+    response = "Is this the call that fails?\n```python\nfor line in lines:\n    parse(line)\nreturn out\n```"
     [found] = violations("code_snippet_with_reference", turn(response, "Is this the call that fails?"))
     assert found.actual == "no file or URL reference"
 
 
 def test_code_snippet_with_reference_lets_a_snippet_with_its_file_pass():
-    response = "In src/parser.py:\n```python\nparse(line)\n```\nIs this the call that fails?"
+    response = ("In src/parser.py:\n```python\nfor line in lines:\n    parse(line)\nreturn out\n```\n"
+                "Is this the call that fails?")
     assert violations("code_snippet_with_reference", turn(response, "Is this the call that fails?")) == []
 
 
+def test_code_snippet_with_reference_flags_a_snippet_under_three_lines():
+    response = "In src/parser.py:\n```python\nparse(line)\n```\nIs this the call that fails?"
+    [found] = violations("code_snippet_with_reference", turn(response, "Is this the call that fails?"))
+    assert found.actual == "a snippet of 1 line, not 3"
+
+
 def test_code_snippet_with_reference_accepts_a_quoted_doc_with_a_url():
-    response = "> Returns None on EOF.\n(https://docs.python.org/3/library/io.html) Is that what you see?"
+    response = ("> Returns None on EOF.\n> Raises OSError when the file is closed.\n> Blocks until data arrive.\n"
+                "(https://docs.python.org/3/library/io.html) Is that what you see?")
     assert violations("code_snippet_with_reference", turn(response, "Is that what you see?")) == []
 
 
@@ -256,9 +276,26 @@ def test_max_questions_lets_a_conversation_within_the_limit_pass():
     assert violations("max_questions(limit=2)", asking("B?", number=2), history) == []
 
 
+def test_expert_questions_is_never_violated():
+    # The paper's "professional" user answers technical questions; its reward function is None.
+    assert violations("expert_questions", asking("What's the amortized cost of the B-tree split?")) == []
+
+
+def test_min_questions_is_checked_when_the_trajectory_ends_by_counting_asking_turns():
+    turns = [asking("A? B?", 1), ANSWER, asking("C?", 3)]
+    [found] = detect_at_end(["min_questions"], turns)
+    assert (found.preference, found.expected, found.actual) == (
+        "min_questions", "at least 3 asking turns", "2 asking turns")
+    assert detect_at_end(["min_questions(limit=2)"], turns) == []
+
+
+def test_min_questions_is_not_checked_turn_by_turn():
+    assert violations("min_questions", asking("Only one?")) == []
+
+
 def test_every_registered_preference_is_covered_by_a_test_here():
     tested = {
-        "no_preference", "short_questions", "questions_only_at_start", "no_questions",
+        "no_preference", "expert_questions", "min_questions", "short_questions", "questions_only_at_start", "no_questions",
         "multiple_choice", "all_questions_in_one_turn", "max_questions_per_turn", "italian_only",
         "multilingual", "english_all_caps", "no_commas", "json_only", "code_snippet_with_reference",
         "exact_sentences", "max_words", "max_questions",
@@ -374,7 +411,8 @@ def test_get_preference_explains_a_judgment_preference():
 
 
 def test_judgment_preferences_each_give_a_reason_and_have_no_built_in_detector():
-    assert len(JUDGMENT_PREFERENCES) == 6
+    assert set(JUDGMENT_PREFERENCES) == {
+        "detailed_questions", "simple_questions", "ask_only_on_blockers", "question_with_joke"}
     for name, reason in JUDGMENT_PREFERENCES.items():
         assert reason
         assert name not in {p.name for p in list_preferences()}
@@ -448,3 +486,44 @@ def test_a_malformed_spec_is_refused(spec):
 def test_a_spec_that_is_not_text_is_refused():
     with pytest.raises(ValueError, match="must be a string"):
         parse_preference(None)
+
+
+# --- the paper's criteria on ordinary text ------------------------------------------------
+
+
+def test_exact_sentences_does_not_break_at_e_g_or_at_a_wrapped_line():
+    response = "I found the test, e.g. test_remove. It checks the\ntime column. Should I keep 'time' first?"
+    assert violations("exact_sentences", turn(response, "Should I keep 'time' first?")) == []
+
+
+def test_multilingual_tells_five_languages_written_as_short_questions():
+    response = ("Which file did you edit? ¿Qué archivo editaste? Quel fichier as-tu modifié? "
+                "Welche Datei hast du bearbeitet? Quale file hai modificato?")
+    assert violations("multilingual", turn(response, "Which file did you edit?")) == []
+
+
+def test_italian_only_flags_a_french_question():
+    [found] = violations("italian_only", asking("Quelle version de Python utilises-tu?"))
+    assert found.preference == "italian_only"
+
+
+def test_json_only_accepts_a_json_fence_and_flags_text_around_json():
+    fenced = '```json\n{"question": "Which Python version are you on?"}\n```'
+    assert violations("json_only", turn(fenced, "Which Python version are you on?")) == []
+    [found] = violations("json_only", turn('Here: {"question": "Which version?"}'))
+    assert found.actual.startswith("not valid JSON")
+
+
+def test_the_detectors_agree_with_the_labelled_cases_nine_times_in_ten():
+    from pathlib import Path
+
+    from ppp_otel.analysis.questions import extract_questions
+
+    path = Path(__file__).parent / "data" / "preference_cases.jsonl"
+    cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    agree = 0
+    for case in cases:
+        history = [TurnText(i + 1, "", t, tuple(extract_questions(t))) for i, t in enumerate(case["history"])]
+        current = TurnText(len(history) + 1, "", case["response"], tuple(extract_questions(case["response"])))
+        agree += bool(detect_violations([case["preference"]], current, history)) != case["follows"]
+    assert agree / len(cases) >= 0.9

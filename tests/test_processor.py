@@ -547,16 +547,16 @@ def test_a_failing_classifier_falls_back_to_the_rules_and_the_turn_is_kept(db_pa
 def test_the_writer_thread_survives_an_unexpected_error_in_one_batch(db_path, monkeypatch):
     provider, processor = pipeline(db_path)
     sink = processor.sink
-    real = sink._analyze
+    real = sink._write
     calls = []
 
-    def flaky(records):
+    def flaky(records, engine):
         calls.append(1)
         if len(calls) == 1:
             raise TypeError("a bug in one batch")
-        return real(records)
+        return real(records, engine)
 
-    monkeypatch.setattr(sink, "_analyze", flaky)
+    monkeypatch.setattr(sink, "_write", flaky)
     with trajectory("s", "a", tracer_provider=provider):
         with turn("lost with its batch", tracer_provider=provider):
             pass

@@ -152,3 +152,19 @@ def test_any_string_gives_a_list_of_stripped_non_empty_strings():
 def test_pathological_input_does_not_hang(text):
     # No timing assertion: a quadratic pattern would take minutes here, not seconds.
     assert isinstance(extract_questions(text), list)
+
+
+def test_two_questions_joined_in_one_sentence_are_two():
+    assert extract_questions("Which Python version are you on, and what error do you see?") == [
+        "Which Python version are you on?", "What error do you see?"]
+
+
+def test_a_question_asked_without_its_question_mark_is_a_question():
+    assert extract_questions("Please tell me which version you are running.") == [
+        "Please tell me which version you are running."]
+    assert extract_questions("Let me know if you need anything else.") == []
+
+
+def test_the_questions_of_a_json_message_are_its_strings_questions():
+    assert extract_questions('```json\n{"questions": ["Which Python version?", "Which OS?"]}\n```') == [
+        "Which Python version?", "Which OS?"]

@@ -66,6 +66,15 @@ def test_the_span_name_starts_with_the_agent_as_phoenix_lists_it(exported):
     assert roots(exporter).name == "careful-agent (ppp.trajectory)"
 
 
+def test_the_stage_follows_the_agent_in_the_span_name_and_is_in_the_metadata(exported):
+    provider, exporter = exported
+    with trajectory("spec", "careful-agent", "run-1", stage="plan", tracer_provider=provider):
+        pass
+    root = roots(exporter)
+    assert root.name == "careful-agent: plan (ppp.trajectory)"
+    assert json.loads(root.attributes["metadata"])["stage"] == "plan"
+
+
 def test_the_default_session_id_is_the_agent_and_the_trace_id(exported):
     provider, exporter = exported
     with trajectory("spec", "agent", tracer_provider=provider) as traj:
@@ -119,3 +128,29 @@ def test_a_technical_score_outside_zero_to_one_is_a_value_error(exported, score)
     with trajectory("spec", "agent", tracer_provider=provider) as traj:
         with pytest.raises(ValueError, match="between 0 and 1"):
             traj.set_technical_score(score)
+
+
+def test_llm_spans_of_other_instrumentations_give_the_trajectory_span_its_conversation(db_path):
+    from ppp_otel import TrajectorySpanProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(TrajectorySpanProcessor(db_path))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("an-instrumentation")
+    with trajectory("spec", "gpt-agent", tracer_provider=provider):
+        for question, answer in (("Why does CI fail?", "Which job fails?"), ("The lint job.", "Fixed the lint.")):
+            with tracer.start_as_current_span("ChatCompletion", attributes={
+                "openinference.span.kind": "LLM",
+                "llm.input_messages.0.message.role": "system",
+                "llm.input_messages.0.message.content": "You are helpful.",
+                "llm.input_messages.1.message.role": "user",
+                "llm.input_messages.1.message.content": question,
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": answer,
+            }):
+                pass
+    provider.shutdown()
+    root = roots(exporter)
+    assert root.attributes["input.value"] == "Why does CI fail?"
+    assert root.attributes["output.value"] == "Fixed the lint."

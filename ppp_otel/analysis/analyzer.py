@@ -1,8 +1,9 @@
 """Judging a turn off the app thread: its questions, their effort, its violations.
 
-The recorder's writer thread runs a :class:`TurnAnalyzer` on each batch before
-writing it, so agent code that never calls ``question()`` or ``violation()``
-still gets both tables filled.
+The recorder's judgment stage (:mod:`ppp_otel.analysis.judgment_stage`) runs a
+:class:`TurnAnalyzer` on each batch after the writer has stored it, so agent
+code that never calls ``question()`` or ``violation()`` still gets both tables
+filled, and a slow judge never delays a write.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from typing import Callable, Protocol, Sequence
 
 from ppp_otel.conventions import EFFORT_LEVELS
 from ppp_otel.lru import LRUMap
-from ppp_otel.model import Question, TurnText
-from ppp_otel.analysis.preferences import JUDGMENT_PREFERENCES, detect_violations, parse_preference
+from ppp_otel.model import Question, TurnText, Violation
+from ppp_otel.analysis.preferences import (
+    JUDGMENT_PREFERENCES,
+    detect_violations,
+    parse_preference,
+    detect_at_end,
+)
 from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
-from ppp_otel.analysis.questions import extract_questions
+from ppp_otel.analysis.questions import extract_questions, RULES_VERSION
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
 logger = logging.getLogger(__name__)
@@ -24,9 +30,31 @@ logger = logging.getLogger(__name__)
 
 _RULES = HeuristicEffortClassifier()
 
+#: The rules' name in the judge columns.
+RULES_JUDGE = f"rules/{RULES_VERSION}"
+
 
 class EffortClassifier(Protocol):
-    def classify_many(self, questions: Sequence[str]) -> list[str]: ...
+    def classify_many(self, questions: Sequence[str], contexts: Sequence[str | None] | None = None) -> list[str]: ...
+
+
+class PreferenceJudge(Protocol):
+    """Judges one preference on one turn; see :mod:`ppp_otel.analysis.preference_judge`."""
+
+    judge: str
+
+    def handles(self, name: str) -> bool: ...
+
+    def judge_turn(self, specs: Sequence[str], turn: TurnText, history: Sequence[TurnText],
+                   user_context: str | None) -> list: ...
+
+
+def judge_name(classifier) -> str:
+    """How a classifier signs its judgments: its ``judge`` attribute, else its class name."""
+    name = getattr(classifier, "judge", None)
+    if isinstance(name, str) and name:
+        return name
+    return f"custom/{type(classifier).__name__}"
 
 
 #: Open trajectories whose preferences and history are kept in memory.
@@ -44,26 +72,42 @@ class TurnAnalyzer:
     def __init__(
         self,
         classifier: EffortClassifier | None = None,
-        lookup: Callable[[TrajectoryKey], tuple[tuple[str, ...], list[TurnText]] | None] | None = None,
+        lookup: Callable[[TrajectoryKey], tuple | None] | None = None,
+        preference_judge: PreferenceJudge | None = None,
     ):
         self.classifier = classifier or _RULES
         self.lookup = lookup
-        self._open: LRUMap[TrajectoryKey, tuple[tuple[str, ...], list[TurnText]]] = LRUMap(MAX_TRACKED_TRAJECTORIES)
+        self.preference_judge = preference_judge
+        # key -> (checkable preference specs, earlier turns, what the user knows)
+        self._open: LRUMap[TrajectoryKey, tuple[tuple[str, ...], list[TurnText], str | None]] = (
+            LRUMap(MAX_TRACKED_TRAJECTORIES))
         self.unknown_preferences = 0
         self.classifier_failures = 0
+        self.preference_judge_failures = 0
+        #: Violations of whole-conversation preferences found when a trajectory ended:
+        #: (trajectory, its last turn's number, violation); the caller stores and clears them.
+        self.at_end: list[tuple[TrajectoryKey, int, Violation]] = []
 
-    def _state(self, key: TrajectoryKey) -> tuple[tuple[str, ...], list[TurnText]]:
+    @property
+    def judge(self) -> str:
+        return judge_name(self.classifier)
+
+    def _state(self, key: TrajectoryKey) -> tuple[tuple[str, ...], list[TurnText], str | None]:
         state = self._open.get(key)
         if state is None:
             state = self.lookup(key) if self.lookup else None
             if state is None:
-                return (), []  # not readable now: asked again for the next turn
+                return (), [], None  # not readable now: asked again for the next turn
             self._remember(key, state)
+            state = self._open.get(key) or (state[0], state[1], state[2] if len(state) > 2 else None)
         return state
 
+    def context_of(self, key: TrajectoryKey) -> str | None:
+        return self._state(key)[2]
+
     def _remember(self, key, state) -> None:
-        preferences, history = state
-        self._open.put(key, (self._checkable(key, preferences), history))
+        preferences, history, *rest = state
+        self._open.put(key, (self._checkable(key, preferences), history, rest[0] if rest else None))
 
     def _checkable(self, key: TrajectoryKey, preferences: tuple[str, ...]) -> tuple[str, ...]:
         """The preferences a detector can check; the others are logged and counted once.
@@ -79,7 +123,8 @@ class TurnAnalyzer:
                 self.unknown_preferences += 1
                 logger.warning("ppp-otel: trajectory %s/%s: preference ignored: %s", *key, exc)
                 continue
-            if name not in JUDGMENT_PREFERENCES:
+            judged = self.preference_judge is not None and self.preference_judge.handles(name)
+            if name not in JUDGMENT_PREFERENCES or judged:
                 usable.append(spec)
         return tuple(usable)
 
@@ -91,7 +136,7 @@ class TurnAnalyzer:
                 # Over OTLP a trajectory arrives already ended, in the batch of its
                 # turns: remember it either way; the last loop forgets ended ones.
                 if record.key not in self._open:
-                    self._remember(record.key, (tuple(record.preferences), []))
+                    self._remember(record.key, (tuple(record.preferences), [], record.user_context))
                 continue
             if record.extract_questions and record.response:
                 # Questions asked through a tool (ask_user, ...) are already there; add the text's.
@@ -99,31 +144,50 @@ class TurnAnalyzer:
                 record.questions = list(record.questions) + [
                     Question(text) for text in extract_questions(record.response) if text not in asked
                 ]
-            pending.extend(q for q in record.questions if q.effort is None)
-        efforts = iter(self._classify([q.text for q in pending]) if pending else [])
+            context = self.context_of(record.trajectory)
+            pending.extend((q, context) for q in record.questions if q.effort is None)
+        graded = self._classify([q.text for q, _ in pending], [ctx for _, ctx in pending]) if pending else ([], None)
+        efforts, judge = iter(graded[0]), graded[1]
         for record in records:
             if isinstance(record, TurnRecord):
-                record.questions = [q if q.effort else replace(q, effort=next(efforts)) for q in record.questions]
+                record.questions = [
+                    q if q.effort else replace(q, effort=next(efforts), judge=judge) for q in record.questions
+                ]
                 self._detect(record)
         for record in records:
             if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
+                self._check_at_end(record.key)
                 self._open.pop(record.key)
 
-    def _classify(self, questions: list[str]) -> list[str]:
-        """The classifier's efforts, or the rules' when it fails or answers out of range."""
+    def _check_at_end(self, key: TrajectoryKey) -> None:
+        preferences, history, _ = self._state(key)
+        if not preferences or not history:
+            return
+        for violation in detect_at_end(preferences, history):
+            self.at_end.append((key, history[-1].number, replace(violation, judge=RULES_JUDGE)))
+
+    def _classify(self, questions: list[str], contexts: list[str | None]) -> tuple[list[str], str | None]:
+        """The classifier's efforts and its name, or the rules' when it fails or answers out of range.
+
+        An LLM classifier that falls back for a question answers with the rules'
+        level; it still signs the batch (its stats count the fallbacks).
+        """
         try:
-            efforts = list(self.classifier.classify_many(questions))
+            if any(contexts) and getattr(self.classifier, "reads_context", False):
+                efforts = list(self.classifier.classify_many(questions, contexts))
+            else:
+                efforts = list(self.classifier.classify_many(questions))
             if len(efforts) == len(questions) and all(e in EFFORT_LEVELS for e in efforts):
-                return efforts
+                return efforts, self.judge
             problem = f"{len(efforts)} answers for {len(questions)} questions, or a level outside {EFFORT_LEVELS}"
         except Exception as exc:
             problem = repr(exc)
         self.classifier_failures += 1
         logger.warning("ppp-otel: effort classifier failed (%s); the rules graded the questions", problem)
-        return _RULES.classify_many(questions)
+        return _RULES.classify_many(questions), RULES_JUDGE
 
     def _detect(self, record: TurnRecord) -> None:
-        preferences, history = self._state(record.trajectory)
+        preferences, history, context = self._state(record.trajectory)
         if not preferences:
             return
         text = TurnText(
@@ -132,11 +196,20 @@ class TurnAnalyzer:
             response=record.response or "",
             questions=tuple(q.text for q in record.questions),
         )
-        detected = detect_violations(preferences, text, history)
+        judged_by_llm = []
+        by_rules = list(preferences)
+        if self.preference_judge is not None:
+            judged_by_llm = [s for s in preferences if self.preference_judge.handles(parse_preference(s)[0])]
+            by_rules = [s for s in preferences if s not in judged_by_llm]
+        detected = [replace(v, source="detected", judge=RULES_JUDGE) for v in detect_violations(by_rules, text, history)]
+        if judged_by_llm:
+            try:
+                detected += self.preference_judge.judge_turn(judged_by_llm, text, history, context)
+            except Exception as exc:  # a judge must not cost the turn its other judgments
+                self.preference_judge_failures += 1
+                logger.warning("ppp-otel: preference judge failed (%r); its preferences were not judged", exc)
         explicit = {v.preference for v in record.violations}
         record.violations = list(record.violations) + [
-            replace(v, source="detected")
-            for v in detected
-            if v.preference not in explicit  # the agent's own report wins
+            v for v in detected if v.preference not in explicit  # the agent's own report wins
         ]
         history.append(text)

@@ -120,6 +120,9 @@ class HeuristicEffortClassifier:
 class LLMEffortClassifier:
     """Effort levels from a chat-completions endpoint, with a heuristic fallback."""
 
+    #: classify_many takes what the user knows for each question.
+    reads_context = True
+
     def __init__(
         self,
         base_url: str,
@@ -235,20 +238,7 @@ class LLMEffortClassifier:
         return self._effort_from(raw)
 
     def _post(self, request: urllib.request.Request) -> bytes:
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read()
-        except urllib.error.HTTPError as error:
-            raise _AnswerError(HTTP_ERROR, f"HTTP {error.code} from {self.url}") from None
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, (TimeoutError, socket.timeout)):
-                raise _AnswerError(TIMEOUT, f"no answer from {self.url} within {self.timeout_s}s") from None
-            raise _AnswerError(CONNECTION_ERROR, f"cannot reach {self.url}: {error.reason}") from None
-        except (TimeoutError, socket.timeout):
-            raise _AnswerError(TIMEOUT, f"no answer from {self.url} within {self.timeout_s}s") from None
-        except (OSError, ValueError, http.client.HTTPException) as error:
-            # A reset connection, a truncated body, a URL urllib cannot use.
-            raise _AnswerError(CONNECTION_ERROR, f"cannot reach {self.url}: {error}") from None
+        return post_chat(request, self.url, self.timeout_s)
 
     def _effort_from(self, raw: bytes) -> str:
         try:
@@ -273,6 +263,47 @@ class LLMEffortClassifier:
             key=reason,
         )
         return self._fallback(question)
+
+
+def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> bytes:
+    """The response body of a chat-completions request; every failure as an _AnswerError with its reason."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:
+        raise _AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, (TimeoutError, socket.timeout)):
+            raise _AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
+        raise _AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error.reason}") from None
+    except (TimeoutError, socket.timeout):
+        raise _AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        # A reset connection, a truncated body, a URL urllib cannot use.
+        raise _AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error}") from None
+
+
+def chat_request(url: str, model: str, api_key: str | None, system: str, user: str) -> urllib.request.Request:
+    body = json.dumps({
+        "model": model,
+        "temperature": 0,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+    }).encode("utf-8")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return urllib.request.Request(url, data=body, headers=headers, method="POST")
+
+
+def chat_content(raw: bytes, url: str) -> str:
+    """The assistant message of a chat-completions response body."""
+    try:
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise _AnswerError(MALFORMED_RESPONSE, f"not a chat-completions response from {url}") from None
+    if not isinstance(content, str):
+        raise _AnswerError(MALFORMED_RESPONSE, f"no message content in the response from {url}")
+    return content
 
 
 def make_effort_classifier(

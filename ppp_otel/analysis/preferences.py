@@ -16,12 +16,14 @@ default. Integer parameters are counts and limits, so they may not be negative.
 
 The built-in preferences are the twenty of the PPP paper's user simulator
 (UserVille, Sun et al. 2025, arXiv 2511.02208, Section 4.2), plus two plain
-limits (``max_words`` and ``max_questions``). Fourteen of the paper's
+limits (``max_words`` and ``max_questions``). Sixteen of the paper's
 preferences can be checked from the text and the turn history and have a
-detector here; the other six need judgment (is a question detailed enough, is
-it a real blocker, is the joke funny) and are listed in
-:data:`JUDGMENT_PREFERENCES`. Their names are valid specs, so a trajectory can
-carry them, but no detector runs for them: report their violations by hand with
+detector here (``min_questions`` when the trajectory ends, by counting its
+asking turns; ``expert_questions`` is never violated, as the paper gives it no
+penalty); the other four need judgment (is a question detailed enough, simple
+enough, a real blocker, funny) and are listed in :data:`JUDGMENT_PREFERENCES`.
+The LLM preference judge (:mod:`ppp_otel.analysis.preference_judge`) checks those, by
+the paper's own criteria; without it, report their violations by hand with
 ``turn.violation(...)``, or register a detector of your own under that name.
 
 The paper's preferences are about how the agent *asks*: its user simulator only
@@ -37,14 +39,11 @@ asking after the first turn, spreading questions over turns) is ``critical``,
 ``major``, and 0.1 (very short questions) is ``minor``. The two limits that are
 not in the paper are ``major``, like the paper's other format rules.
 
-Language detection is a small stopword heuristic: a question reads as Italian
-(or English) when it holds more of that language's function words than of any
-other language the module knows (English, Italian, Spanish, French, German,
-Portuguese, Dutch). It cannot tell apart languages outside that list, it can
-misjudge questions of two or three words, and a question with no function word
-at all is given the benefit of the doubt rather than flagged. Scripts other
-than Latin (Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai, Chinese,
-Japanese, Korean) are told apart by their Unicode ranges.
+Language identification is lingua's (the ``languages`` extra), a model made
+for short and mixed-language text, over twenty languages; a question too short
+for it to tell (one word, "Ok?") is given the benefit of the doubt, and a
+mixed message is told phrase by phrase. Sentence boundaries are pysbd's
+(abbreviations, "e.g.", version numbers), with a wrapped line joined first.
 
 A detector is a function ``check(turn, history, **params)`` that returns
 ``None`` when the turn follows the preference, or a pair ``(expected, actual)``
@@ -65,6 +64,7 @@ import functools
 import json
 import logging
 import re
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -97,6 +97,8 @@ class Preference:
     check: Detector
     severity: str = "major"
     params: Mapping[str, object] = field(default_factory=dict)
+    # Checked once, when the trajectory ends, on its last turn and all before it.
+    at_end: bool = False
 
 
 _registry: dict[str, Preference] = {}
@@ -104,18 +106,11 @@ _lock = threading.Lock()
 _reported_failures = LogLimiter.once(logger)
 
 
-#: Preferences of the paper that need judgment rather than rules, with why.
+#: Preferences of the paper that need judgment rather than rules, with why; the
+#: LLM preference judge (:mod:`ppp_otel.analysis.preference_judge`) checks them.
 JUDGMENT_PREFERENCES: Mapping[str, str] = MappingProxyType({
     "detailed_questions": (
         "whether a question gives enough context is a judgment of its content, not its length"
-    ),
-    "min_questions": (
-        "the user expects at least three questions over the conversation, "
-        "which is only known once it has ended"
-    ),
-    "expert_questions": (
-        "the user welcomes expert-level questions, so there is nothing to flag by rule "
-        "(the paper gives it no penalty either)"
     ),
     "simple_questions": (
         "whether a question needs expertise or only common sense is a judgment about the user"
@@ -138,6 +133,7 @@ def register_preference(
     severity: str = "major",
     params: Mapping[str, object] | None = None,
     replace: bool = False,
+    at_end: bool = False,
 ) -> Callable[[Detector], Detector]:
     """Register a detector under ``name``; use as a decorator on the check function.
 
@@ -145,7 +141,9 @@ def register_preference(
     default's type (bool, int, float or str) is how a spec's value is read.
     Registering a name that is already taken raises ValueError unless
     ``replace`` is true. A name from :data:`JUDGMENT_PREFERENCES` may be
-    registered: the detector then runs for it like for any other.
+    registered: the detector then runs for it like for any other. With
+    ``at_end`` the detector runs once, when the trajectory ends, on its last
+    turn and the turns before it (a preference about the whole conversation).
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"preference name must be lowercase snake_case; got {name!r}")
@@ -161,7 +159,7 @@ def register_preference(
             )
 
     def decorate(check: Detector) -> Detector:
-        preference = Preference(name, description, check, severity, MappingProxyType(defaults))
+        preference = Preference(name, description, check, severity, MappingProxyType(defaults), at_end)
         with _lock:
             if name in _registry and not replace:
                 raise ValueError(
@@ -308,11 +306,22 @@ def detect_violations(
     bad one). Judgment-only preferences are skipped. A detector that fails is
     logged, counted in :data:`detector_errors` and skipped.
     """
+    return _detect(preferences, turn, history, at_end=False)
+
+
+def detect_at_end(preferences: Sequence[str], turns: Sequence[TurnText]) -> list[Violation]:
+    """Run the detectors that judge a whole conversation (``at_end``) on its turns, in order."""
+    if not turns:
+        return []
+    return _detect(preferences, turns[-1], turns[:-1], at_end=True)
+
+
+def _detect(preferences, turn, history, *, at_end: bool) -> list[Violation]:
     selected = [_parse(_as_spec(spec)) for spec in preferences]
     violations = []
     for name, params in dict.fromkeys(selected):  # the same spec twice is one preference
         preference = _registry.get(name)
-        if preference is None:
+        if preference is None or preference.at_end != at_end:
             continue
         try:
             found = preference.check(turn, history, **dict(params))
@@ -343,7 +352,6 @@ _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _LETTERS = re.compile(r"[^\W\d_]+")
-_SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)|\n")
 
 
 def _prose(text: str) -> str:
@@ -366,89 +374,84 @@ def _quote(text: str, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
-# Function words, chosen to be frequent in questions and rare in other languages'
-# prose. Only the words unique to one language count as evidence for it.
-_STOPWORDS = {
-    "english": """the a an and or but of to in on for with is are was were be been do does did
-        have has had i you we they it this that these those what which who whom whose where
-        when why how would should could will can may might shall your my our their there
-        here not any some if from by about into than then also just please want prefer""",
-    "italian": """il lo la gli le un una uno di del della dei delle degli nel nella nei con
-        su per tra fra che chi quale quali come dove quando perché perche cosa quanto quanta
-        quanti è sono sei siamo hai ha abbiamo hanno vuoi puoi devo posso preferisci non ma
-        anche questo questa questi quello quella mi ti ci vi si se già più ancora oppure""",
-    "spanish": """el los las un una unos unas del al y o pero que qué cuál cuáles quién cómo
-        dónde cuándo por para con sin es son está están estás tienes quieres puedes
-        prefieres usted nosotros este esta estos esa ese eso muy también más hay la de en
-        se lo no si su mi""",
-    "french": """le les un une des du au aux et ou mais que qui quel quelle quels quelles
-        comment où quand pourquoi est sont êtes avez voulez pouvez préférez vous nous je
-        ce cette ces dans sur avec pour pas ne plus aussi très la de il en se si""",
-    "german": """der die das den dem des ein eine einen einem und oder aber nicht ist sind
-        bist haben hast wollen willst können kannst möchten möchtest welche welcher welches
-        wie wo wann warum was wer sie ich wir du ihr mit für auf bei von zu auch noch in an""",
-    "portuguese": """o os as um uma uns umas do da dos das no na nos nas e ou mas que qual
-        quais quem como onde quando porque por para com sem é são está estão você vocês
-        quer pode prefere isso este esta muito também mais de em se não a""",
-    "dutch": """de het een en of maar niet is zijn bent heb hebt heeft wil wilt kan kunt
-        welke wat wie waar wanneer waarom hoe met voor op bij van naar ook nog jij je u wij
-        in dat te""",
-}
+# Language identification is lingua's (lingua-language-detector), made for short
+# and mixed-language text: a statistical model per language, no stopword lists.
+# The detector is built once, on first use (off the app thread: detection runs
+# in the judgment stage), for the languages below; its models load lazily.
+_LANGUAGES = (
+    "ENGLISH", "ITALIAN", "SPANISH", "FRENCH", "GERMAN", "PORTUGUESE", "DUTCH", "RUSSIAN",
+    "JAPANESE", "CHINESE", "KOREAN", "ARABIC", "GREEK", "HEBREW", "HINDI", "THAI", "POLISH",
+    "SWEDISH", "TURKISH", "CATALAN",
+)
+# A language is told when it leads the next one by this much confidence; a
+# question too short to tell (one word) is given the benefit of the doubt.
+_MARGIN = 0.1
+_detector_lock = threading.Lock()
+_detector = None
 
 
-def _unique_words() -> dict[str, frozenset[str]]:
-    words = {language: set(text.split()) for language, text in _STOPWORDS.items()}
-    unique = {}
-    for language, own in words.items():
-        others = set().union(*(w for other, w in words.items() if other != language))
-        unique[language] = frozenset(own - others)
-    return unique
+def _language_detector():
+    global _detector
+    if _detector is None:
+        with _detector_lock:
+            if _detector is None:
+                try:
+                    from lingua import Language, LanguageDetectorBuilder
+                except ImportError:
+                    raise RuntimeError(
+                        "the language preferences (italian_only, multilingual, english_all_caps) need "
+                        "lingua-language-detector: pip install 'ppp-otel[languages]'"
+                    ) from None
+
+                _detector = LanguageDetectorBuilder.from_languages(
+                    *(getattr(Language, name) for name in _LANGUAGES)
+                ).build()
+    return _detector
 
 
-_MARKERS = _unique_words()
-
-# Non-Latin scripts, each taken as one language; kana marks Japanese apart from Chinese.
-_SCRIPTS = {
-    "russian": re.compile(r"[\u0400-\u04FF]"),
-    "greek": re.compile(r"[\u0370-\u03FF]"),
-    "arabic": re.compile(r"[\u0600-\u06FF]"),
-    "hebrew": re.compile(r"[\u0590-\u05FF]"),
-    "hindi": re.compile(r"[\u0900-\u097F]"),
-    "thai": re.compile(r"[\u0E00-\u0E7F]"),
-    "korean": re.compile(r"[\uAC00-\uD7AF]"),
-    "japanese": re.compile(r"[\u3040-\u30FF]"),
-    "chinese": re.compile(r"[\u4E00-\u9FFF]"),
-}
-
-
-def _marker_counts(text: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    # Split at hyphens and apostrophes too: "voulez-vous", "l'errore".
-    for word in _LETTERS.findall(_prose(text).lower()):
-        for language, markers in _MARKERS.items():
-            if word in markers:
-                counts[language] += 1
-    return counts
+@functools.lru_cache(maxsize=4096)
+def _language_of(text: str) -> str | None:
+    """The language ``text`` is written in (lowercase English name), or None when it cannot tell."""
+    if not _LETTERS.search(text):
+        return None
+    # Capitals are a style here (english_all_caps), not a clue to the language.
+    values = _language_detector().compute_language_confidence_values(text.lower())
+    if not values:
+        return None
+    top = values[0]
+    runner_up = values[1].value if len(values) > 1 else 0.0
+    if top.value - runner_up < _MARGIN:
+        return None
+    return top.language.name.lower()
 
 
 def _reads_as(text: str, language: str) -> bool:
-    """Whether ``text`` reads as ``language``; text with no function word passes."""
-    counts = _marker_counts(text)
-    if not counts:
-        return True
-    return counts[language] > 0 and counts[language] == max(counts.values())
+    """Whether ``text`` reads as ``language``; text too short to tell passes."""
+    found = _language_of(" ".join(_prose(text).split()))
+    return found is None or found == language
+
+
+# Where one language gives way to the next in a mixed message: sentence ends,
+# inverted marks that open a Spanish question, line breaks.
+_SEGMENT = re.compile(r"(?<=[.!?…。！？])\s+|(?=[¿¡])|\n+")
 
 
 def _languages(text: str) -> set[str]:
-    prose = _prose(text)
-    # Two function words, not one: a single "die" or "son" can be an English word.
-    found = {language for language, count in _marker_counts(prose).items() if count >= 2}
-    for language, script in _SCRIPTS.items():
-        if len(script.findall(prose)) >= 2:
+    """The languages of a message, told phrase by phrase (each phrase of two words or more,
+    or of a script with its own language)."""
+    found = set()
+    for segment in _SEGMENT.split(_prose(text)):
+        segment = " ".join(segment.split())
+        if len(_words(segment)) < 2 and not _NON_LATIN.search(segment):
+            continue
+        language = _language_of(segment)
+        if language is not None:
             found.add(language)
-    if "japanese" in found:
-        found.discard("chinese")  # Japanese writes with kanji too
     return found
+
+
+_NON_LATIN = re.compile(r"[\u0370-\u03FF\u0400-\u04FF\u0590-\u06FF\u0900-\u097F\u0E00-\u0E7F"
+                        r"\u3040-\u30FF\u4E00-\u9FFF\uAC00-\uD7AF]")
 
 
 # --- the paper's preferences ------------------------------------------------------
@@ -459,6 +462,31 @@ def _languages(text: str) -> set[str]:
 )
 def no_preference(turn: TurnText, history: Sequence[TurnText]):
     return None
+
+
+@register_preference(
+    "expert_questions",
+    "The user can answer expert-level questions (never violated: the paper gives it no penalty)",
+    severity="minor",
+)
+def expert_questions(turn: TurnText, history: Sequence[TurnText]):
+    return None
+
+
+@register_preference(
+    "min_questions",
+    "The user expects at least limit questions over the conversation (three by default), "
+    "checked when the trajectory ends",
+    severity="critical",
+    params={"limit": 3},
+    at_end=True,
+)
+def min_questions(turn: TurnText, history: Sequence[TurnText], limit: int):
+    # The paper counts asks (asking turns), not sentences: answer_more is min(ask_turn - 3, 0).
+    asks = sum(1 for t in [*history, turn] if t.questions)
+    if asks >= limit:
+        return None
+    return f"at least {_plural(limit, 'asking turn')}", f"{_plural(asks, 'asking turn')}"
 
 
 @register_preference(
@@ -499,23 +527,48 @@ def no_questions(turn: TurnText, history: Sequence[TurnText]):
     return "no questions", _plural(len(turn.questions), "question")
 
 
-_OPTION = re.compile(r"(?:^|[\s(\[])\(?([A-Ha-h])[).:\]](?=\s)", re.MULTILINE)
+# Options a selection question offers: lettered (A) / a. / (b)), numbered (1. / 2)),
+# or a bulleted list; at least two of one kind.
+_LETTERED = re.compile(r"(?:^|[\s(\[])\(?([A-Ha-h])[).:\]](?=\s)", re.MULTILINE)
+_NUMBERED = re.compile(r"^[ \t]*\(?([1-9])[.)](?=\s)", re.MULTILINE)
+_BULLETED = re.compile(r"^[ \t]*[-*•][ \t]+\S", re.MULTILINE)
+
+
+def _option_spans(text: str) -> list[tuple[int, int]]:
+    """Where the options of a selection question are, as (start, end) offsets; [] when none."""
+    for pattern, first in ((_LETTERED, "a"), (_NUMBERED, "1")):
+        found = list(pattern.finditer(text))
+        labels = [m.group(1).lower() for m in found]
+        if first in labels and len(set(labels)) >= 2:
+            return [m.span() for m in found]
+    bullets = list(_BULLETED.finditer(text))
+    return [m.span() for m in bullets] if len(bullets) >= 2 else []
 
 
 @register_preference(
     "multiple_choice",
-    "The user answers only multiple-choice questions: options labelled A, B, C...",
+    "The user answers only selection questions: the question provides options "
+    "(lettered A, B, C, numbered, or listed)",
 )
 def multiple_choice(turn: TurnText, history: Sequence[TurnText]):
     if not turn.questions:
         return None
-    labels = {label.upper() for label in _OPTION.findall(_prose(turn.response))}
-    if {"A", "B"} <= labels:
+    text = _prose(turn.response)
+    spans = _option_spans(text)
+    if not spans:
+        return (
+            "questions that provide options (A, B, C...)",
+            f"{_plural(len(turn.questions), 'question')} without options",
+        )
+    # An open question besides the one the options answer does not comply: any
+    # question after the options, or before the last one leading to them.
+    first, last = spans[0][0], spans[-1][1]
+    before = [q for q in turn.questions if 0 <= text.find(q.rstrip("?")[:40]) < first]
+    after = [q for q in turn.questions if text.find(q.rstrip("?")[:40]) >= last]
+    extra = before[:-1] + after
+    if not extra:
         return None
-    return (
-        "questions with lettered options (A, B, C...)",
-        f"{_plural(len(turn.questions), 'question')} without lettered options",
-    )
+    return "every question provides options", f"an open question besides the options: {_quote(extra[0])}"
 
 
 @register_preference(
@@ -604,15 +657,27 @@ def no_commas(turn: TurnText, history: Sequence[TurnText]):
     return "no commas", _plural(commas, "comma")
 
 
+_JSON_FENCE = re.compile(r"^\s*```(?:json)?[ \t]*\n(.*?)\n?```\s*$", re.DOTALL | re.IGNORECASE)
+
+
 @register_preference(
     "json_only",
-    "A message that asks questions is entirely valid JSON (an object or array), no extra text",
+    "A message that asks questions is entirely valid JSON (an object or array, also in a "
+    "json fence or as one quoted JSON string), no extra text",
 )
 def json_only(turn: TurnText, history: Sequence[TurnText]):
-    if not turn.questions:
+    # A question inside a JSON string is masked as a quotation, so a message that
+    # only quotes its question still counts as asking here.
+    if not turn.questions and "?" not in turn.response:
         return None
+    text = turn.response.strip()
+    fenced = _JSON_FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
     try:
-        value = json.loads(turn.response)
+        value = json.loads(text)
+        if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+            value = json.loads(value)
     except ValueError as error:
         return "the whole message as valid JSON", f"not valid JSON ({error})"
     if not isinstance(value, (dict, list)):
@@ -621,8 +686,19 @@ def json_only(turn: TurnText, history: Sequence[TurnText]):
     return None
 
 
-_BLOCKQUOTE = re.compile(r"^\s*>", re.MULTILINE)
-_CODE_FENCE = re.compile(r"```")
+_SNIPPET_LINES = 3  # the paper: "at least three lines of code or document snippets"
+_FENCED_BLOCK = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_QUOTE_RUN = re.compile(r"(?:^[ \t]*>[^\n]*(?:\n|$))+", re.MULTILINE)
+
+
+def _snippet_lines(text: str) -> int:
+    """The most lines of any one code block or block quote in the text."""
+    longest = 0
+    for block in _FENCED_BLOCK.finditer(text):
+        longest = max(longest, sum(1 for line in block.group(2).splitlines() if line.strip()))
+    for run in _QUOTE_RUN.finditer(text):
+        longest = max(longest, sum(1 for line in run.group(0).splitlines() if line.strip(" \t>")))
+    return longest
 _EXTENSIONS = (
     "py|pyi|ipynb|js|jsx|ts|tsx|mjs|java|kt|scala|go|rs|c|h|cc|cpp|hpp|cs|rb|php|swift|m|sh|bash"
     "|sql|html|css|scss|md|rst|txt|json|yaml|yml|toml|ini|cfg|conf|xml|csv|lock|gradle|proto"
@@ -637,14 +713,18 @@ _FILE_REFERENCE = re.compile(
 
 @register_preference(
     "code_snippet_with_reference",
-    "Each message asking questions quotes a code or documentation snippet and names its file or URL",
+    "Each message asking questions quotes a code or documentation snippet of at least three "
+    "lines and names its file or URL",
 )
 def code_snippet_with_reference(turn: TurnText, history: Sequence[TurnText]):
     if not turn.questions:
         return None
     missing = []
-    if not (_CODE_FENCE.search(turn.response) or _BLOCKQUOTE.search(turn.response)):
+    lines = _snippet_lines(turn.response)
+    if lines == 0:
         missing.append("no code or documentation snippet")
+    elif lines < _SNIPPET_LINES:
+        missing.append(f"a snippet of {_plural(lines, 'line')}, not {_SNIPPET_LINES}")
     if not (_URL.search(turn.response) or _FILE_REFERENCE.search(turn.response)):
         missing.append("no file or URL reference")
     if not missing:
@@ -652,9 +732,29 @@ def code_snippet_with_reference(turn: TurnText, history: Sequence[TurnText]):
     return "a code or documentation snippet with its file or URL", "; ".join(missing)
 
 
+# A line break inside a paragraph only wraps the text; a blank line, a list item
+# or a heading starts a new sentence.
+_WRAPPED_LINE = re.compile(r"(?<=\S)[ \t]*\n(?![ \t]*(?:\n|[-*+•>#|]|\d+[.)]\s))[ \t]*")
+_segmenter_lock = threading.Lock()
+_segmenter = None
+
+
 def _sentences(text: str) -> list[str]:
-    # Code and links are left out: their dots do not end sentences.
-    return [part for part in _SENTENCE_END.split(_prose(text)) if _words(part)]
+    """The sentences of a message by pysbd's rules (abbreviations, "e.g.", numbers);
+    code and links are left out, since their dots end no sentence."""
+    global _segmenter
+    if _segmenter is None:
+        with _segmenter_lock:
+            if _segmenter is None:
+                import pysbd
+
+                _segmenter = pysbd.Segmenter(language="en", clean=False)
+    prose = _WRAPPED_LINE.sub(" ", _prose(text))
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n|\n(?=[ \t]*(?:[-*+•>#|]|\d+[.)]\s))", prose):
+        if _words(paragraph):
+            sentences += [part for part in _segmenter.segment(paragraph) if _words(part)]
+    return sentences
 
 
 @register_preference(
@@ -699,3 +799,13 @@ def max_questions(turn: TurnText, history: Sequence[TurnText], limit: int):
         f"at most {_plural(limit, 'question')} in the conversation",
         f"{_plural(total, 'question')} by turn {turn.number}",
     )
+
+
+def _relock_in_child() -> None:
+    # The judgment thread may hold one of these when another thread forks.
+    global _lock, _detector_lock, _segmenter_lock
+    _lock, _detector_lock, _segmenter_lock = threading.Lock(), threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_relock_in_child)

@@ -7,6 +7,7 @@ plain precompiled regular expressions: no tokenizer, no model, no I/O.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 
@@ -145,29 +146,109 @@ def _tidy(sentence: str) -> tuple[str, bool]:
     return sentence, prose and bool(_HAS_WORD.search(sentence))
 
 
+# A question asked without its question mark: an inverted question ("Which file
+# did you edit.") or a request for an answer ("Please tell me which version you
+# run."), ending the sentence with a full stop or nothing.
+_UNMARKED_QUESTION = re.compile(
+    r"^(?:(?:so|and|also|then|ok|okay),? )?(?:"
+    r"(?:what|which|who|whom|whose|where|when|why|how)(?: \w+){0,3}? (?:do|does|did|are|is|was|were|have|has|had"
+    r"|can|could|would|will|should|shall)\b(?: \w+){0,2}? (?:you|your|i|we|it|they|the|this|that)\b"
+    r"|(?:can|could|would|will|do|did|are|were|have|should|shall) you\b"
+    r"|(?:please )?(?:tell me|let me know|remind me|confirm) (?:which|what|who|where|when|why|how|whether)\b"
+    r")[^?]*[.]?\s*$",
+    re.IGNORECASE,
+)
+# Two questions in one sentence: a new interrogative clause after ", and" or ";".
+_JOINED_QUESTION = re.compile(
+    r"(?:,\s*(?:and|also|plus)\s+|;\s*(?:and\s+)?|\s+and\s+(?:also\s+)?)"
+    r"(?=(?:what|which|who|where|when|why|how|is|are|do|does|did|can|could|would|should|shall|will|have)\b"
+    r"(?:\s+\w+){0,3}?\s+(?:you|your|i|we|it|they|the|this|that|there)\b)",
+    re.IGNORECASE,
+)
+_JSON_FENCE = re.compile(r"^\s*```(?:json)?[ \t]*\n(.*?)\n?```\s*$", re.DOTALL | re.IGNORECASE)
+
+
+def _as_json(text: str):
+    """The JSON value the whole text is (also fenced, or as a quoted JSON string), or None."""
+    stripped = text.strip()
+    fenced = _JSON_FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1).strip()
+    if not stripped or stripped[0] not in "{[\"":
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        return _as_json(value)
+    return value if isinstance(value, (dict, list)) else None
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _split_joined(question: str) -> list[str]:
+    parts = [p.strip(" ,;") for p in _JOINED_QUESTION.split(question) if p.strip(" ,;")]
+    if len(parts) == 1:
+        return parts
+    mark = "?" if question.rstrip().endswith("?") else ""
+    return [(p if p.endswith("?") else p + mark)[:1].upper() + (p if p.endswith("?") else p + mark)[1:]
+            for p in parts]
+
+
 def extract_questions(text: str) -> list[str]:
-    """The questions a response puts to the user, in order, one sentence each.
+    """The questions a response puts to the user, in order, one question each.
 
     Code, URLs, quotations, headings and block quotes ask nothing of the user,
     and neither does a question the agent answers itself in the next sentence.
+    A message that is all JSON (also fenced) asks the questions in its strings.
+    Two questions joined in one sentence ("..., and which OS are you on?") are
+    two, and a question asked without its question mark still counts.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str; got {type(text).__name__}")
-    if "?" not in text and "？" not in text:
+    if "{" in text or "[" in text:
+        value = _as_json(text)
+        if value is not None:
+            return [q for string in _strings(value) for q in extract_questions(string)]
+    marked = "?" in text or "？" in text
+    if not marked and not _may_ask_unmarked(text):
         return []
     sentences = _sentences(text)
     questions = []
     # Only asking sentences (and the one after each) are tidied: it is the costly part.
     for i, (sentence, masked) in enumerate(sentences):
-        if not _asks(masked):
-            continue
-        sentence, prose = _tidy(sentence)
+        if _asks(masked):
+            sentence, prose = _tidy(sentence)
+        else:
+            sentence, prose = _tidy(sentence)
+            if not (prose and _UNMARKED_QUESTION.match(_tidy(masked)[0])):
+                continue
         if not prose:
             continue
         if i + 1 < len(sentences) and _SELF_ANSWER.match(_tidy(sentences[i + 1][0])[0]):
             continue
-        questions.append(sentence)
+        questions.extend(_split_joined(sentence))
     return questions
+
+
+_UNMARKED_HINT = re.compile(
+    r"(?:^|[.!\n]\s*)(?:(?:so|and|also|then|ok|okay),? )?(?:what|which|who|whom|whose|where|when|why|how|can|could|would|will|do|did|are|were"
+    r"|have|should|shall|please|tell me|let me know|remind me|confirm)\b",
+    re.IGNORECASE,
+)
+
+
+def _may_ask_unmarked(text: str) -> bool:
+    return bool(_UNMARKED_HINT.search(text))
 
 
 # ---------------------------------------------------------------------------

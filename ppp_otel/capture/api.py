@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator, Sequence
@@ -29,6 +30,9 @@ _TRACER_NAME = "ppp_otel"
 _provider: TracerProvider | None = None
 # The innermost open trajectory() of this thread or task, for numbering its turns.
 _current: ContextVar["Trajectory | None"] = ContextVar("ppp_otel_trajectory", default=None)
+# Open trajectory() spans by span id: the recorder tells them of the LLM spans
+# other instrumentations make inside them (see note_model_turn).
+_open: dict[int, "Trajectory"] = {}
 
 
 def set_tracer_provider(provider: TracerProvider | None) -> None:
@@ -103,13 +107,28 @@ class Trajectory:
         # prompt and the last response, set on the span once, as it ends.
         self.first_prompt: str | None = None
         self.last_response: str | None = None
+        self._responded_ns = 0
+        self._started_ns = 1 << 63  # when the first turn() began
+        # The first and last LLM span of another instrumentation inside this
+        # trajectory (ended, read-only); read only when the trajectory ends.
+        self._first_model_turn = None
+        self._last_model_turn = None
 
     def _conversation(self) -> dict[str, str]:
+        first_prompt, last_response = self.first_prompt, self.last_response
+        if self._first_model_turn is not None:
+            first_model = _said(self._first_model_turn)[0]
+            last_model = _said(self._last_model_turn)[1]
+            if first_prompt is None or (self._first_model_turn.start_time or 0) < self._started_ns:
+                first_prompt = first_model if first_model is not None else first_prompt
+            if last_model is not None and (last_response is None
+                                           or (self._last_model_turn.end_time or 0) > self._responded_ns):
+                last_response = last_model
         shown = {}
-        if self.first_prompt is not None:
-            shown[c.INPUT_VALUE] = self.first_prompt
-        if self.last_response is not None:
-            shown[c.OUTPUT_VALUE] = self.last_response
+        if first_prompt is not None:
+            shown[c.INPUT_VALUE] = first_prompt
+        if last_response is not None:
+            shown[c.OUTPUT_VALUE] = last_response
         return shown
 
     @property
@@ -175,6 +194,7 @@ class Turn:
         self.span.set_attributes(attributes)
         if self._trajectory is not None:
             self._trajectory.last_response = text
+            self._trajectory._responded_ns = time.time_ns()
 
     def question(self, text: str, effort: str | None = None) -> None:
         """A question put to the user; ``effort`` None leaves it to the classifier."""
@@ -235,7 +255,7 @@ def trajectory(
         # Until a turn gives the first prompt.
         c.INPUT_VALUE: spec_id,
         # Phoenix's trace list shows metadata and tags, not ppp.* attributes.
-        c.METADATA: json.dumps(_metadata(spec_id, agent_name, run_id)),
+        c.METADATA: json.dumps(c.trajectory_metadata(spec_id, agent_name, run_id, stage)),
         c.TAGS: [agent_name],
     }
     if session_id is not None:
@@ -259,7 +279,7 @@ def trajectory(
             except ValueError as exc:
                 raise ValueError(f"preferences: {exc}") from None
         attributes[c.PREFERENCES] = list(preferences)
-    name = c.trajectory_span_name(agent_name)
+    name = c.trajectory_span_name(agent_name, stage)
     with _tracer(tracer_provider).start_as_current_span(name, attributes=attributes) as span:
         context = span.get_span_context()
         if session_id is None:
@@ -272,10 +292,12 @@ def trajectory(
         span_id = context.span_id
         numbering.open_trajectory(span_id)
         token = _current.set(opened)
+        _open[span_id] = opened
         try:
             yield opened
         finally:
             _current.reset(token)
+            _open.pop(span_id, None)
             numbering.close_trajectory(span_id)
             conversation = opened._conversation()
             if conversation:
@@ -307,13 +329,34 @@ def turn(
         attributes[c.TURN_NUMBER] = number
     if current is not None and current.first_prompt is None:
         current.first_prompt = prompt
+        current._started_ns = time.time_ns()
     with _tracer(tracer_provider).start_as_current_span(c.TURN_SPAN, attributes=attributes) as span:
         yield Turn(span, current)
 
 
-def _metadata(spec_id: str, agent_name: str, run_id: str | None) -> dict[str, str]:
-    metadata = {"agent": agent_name, "spec": spec_id}
-    if run_id is not None:
-        metadata["run"] = run_id
-    return metadata
+def _said(span) -> tuple[str | None, str | None]:
+    """(prompt, response) of a model call's span, in whatever dialect it speaks."""
+    from ppp_otel.dialects import read_turn
+
+    try:
+        candidate = read_turn(span.name, dict(span.attributes or {}),
+                              [(e.name, e.attributes or {}) for e in span.events])
+    except ValueError:  # a span the dialects cannot read: it shows nothing
+        return None, None
+    return (candidate.prompt, candidate.response) if candidate is not None else (None, None)
+
+
+def note_model_turn(trajectory_span_id: int, span) -> None:
+    """An LLM span another instrumentation made inside an open ``trajectory()`` ended.
+
+    Called by the recorder on the app thread, so it only keeps the span: the
+    prompt and response are read from the first and the last one when the
+    trajectory ends, for its ``input.value`` / ``output.value``.
+    """
+    opened = _open.get(trajectory_span_id)
+    if opened is not None:
+        if opened._first_model_turn is None:
+            opened._first_model_turn = span
+        opened._last_model_turn = span
+
 

@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ppp_otel import conventions as c
+from ppp_otel.capture import api as instrument
 from ppp_otel.capture import numbering
 from ppp_otel.config.settings import default_db_path
 from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
@@ -164,7 +165,9 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             trajectory, role, number = member
             if role == _TURN_ROLE:
                 self._put((_TURN, (span, trajectory, number)))
-            elif (role == _CALL or role == _OTHER) and might_be_turn(span.name, span.attributes):
+            elif (role == _CALL or role == _OTHER) and might_be_turn(span.name, _plain_attributes(span)):
+                # turn() shows its own conversation on the trajectory span; other model calls are told.
+                instrument.note_model_turn(trajectory[1], span)
                 self._put((_TURN, (span, trajectory, None)))
             elif role == _TRAJECTORY:
                 numbering.close_trajectory(trajectory[1])
@@ -232,3 +235,11 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         if resolved is None:
             return None
         return self._numbered(carry(resolved.step.record, resolved.tool_calls, resolved.questions), traj_span_id, None)
+
+
+def _plain_attributes(span: ReadableSpan):
+    """The span's attributes as the dict under the SDK's mapping when there is one:
+    a miss through ``span.attributes`` raises and catches a KeyError inside the SDK,
+    several times slower, and most spans miss every key asked for here."""
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return inner if isinstance(inner, dict) else span.attributes

@@ -102,7 +102,8 @@ def _check_creatable(path: str) -> None:
 
 
 def _phoenix_forwarder(
-    protocol: str, endpoint: str, headers: dict[str, str], env: Mapping[str, str]
+    protocol: str, endpoint: str, headers: dict[str, str], env: Mapping[str, str],
+    *, shutdown_timeout_s: float = 1.0,
 ) -> SpanProcessor:
     if protocol == "grpc":
         return BatchSpanProcessor(_otlp_exporter(protocol, endpoint, headers))
@@ -116,7 +117,8 @@ def _phoenix_forwarder(
             timeout_s = float(text)
         except ValueError:
             logger.warning("ppp-otel: OTLP timeout %r is not a number of seconds; using %g", text, timeout_s)
-    return PhoenixForwarder(PhoenixSpanExporter(endpoint, headers, timeout_s=timeout_s))
+    return PhoenixForwarder(PhoenixSpanExporter(endpoint, headers, timeout_s=timeout_s,
+                                                shutdown_timeout_s=shutdown_timeout_s))
 
 
 def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
@@ -129,13 +131,15 @@ def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: 
 
 
 def phoenix_processors(
-    phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]
+    phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str],
+    *, shutdown_timeout_s: float = 1.0,
 ) -> tuple[SpanProcessor, "PhoenixAnnotationSender"] | None:
     """(span forwarder, annotation sender) for Phoenix, or None when forwarding is off.
 
     Add the forwarder after the recorder and the sender after the forwarder,
     so that at shutdown the last spans leave before their annotations; give
-    the recorder ``on_judged=sender.judged``.
+    the recorder ``on_judged=sender.judged``. ``shutdown_timeout_s``: what
+    each of them gives Phoenix at shutdown.
     """
     from ppp_otel.publish.phoenix_sender import PhoenixAnnotationSender
 
@@ -144,8 +148,9 @@ def phoenix_processors(
         return None
     protocol, endpoint, headers = forwarding
     annotation_headers = {k: v for k, v in headers.items() if k == "authorization"}
-    sender = PhoenixAnnotationSender(_annotation_url(protocol, endpoint, settings, env), headers=annotation_headers)
-    return _phoenix_forwarder(protocol, endpoint, headers, env), sender
+    sender = PhoenixAnnotationSender(_annotation_url(protocol, endpoint, settings, env), headers=annotation_headers,
+                                     shutdown_timeout_s=shutdown_timeout_s)
+    return _phoenix_forwarder(protocol, endpoint, headers, env, shutdown_timeout_s=shutdown_timeout_s), sender
 
 
 def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, timeout_s: float | None = None):
@@ -205,16 +210,9 @@ def register(
     if config.enabled:
         _check_creatable(path)
         settings = config.trajectory
-        classifier = None
-        if config.question_classifier.method != "heuristic":
-            from ppp_otel.analysis.llm_classifier import make_effort_classifier
+        from ppp_otel.analysis.judgment_stage import judges_from_config
 
-            qc = config.question_classifier
-            classifier = make_effort_classifier(
-                qc.method, base_url=qc.base_url or None, model=qc.model or None,
-                api_key=qc.api_key or None, timeout_s=qc.timeout_s,
-                max_concurrency=qc.max_concurrency, cache_size=qc.cache_size,
-            )
+        classifier, preference_judge = judges_from_config(config.question_classifier)
         tracer_provider.add_span_processor(
             TrajectorySpanProcessor(
                 path,
@@ -228,6 +226,8 @@ def register(
                 classifier=classifier,
                 # Each turn's judgment goes to Phoenix as span annotations.
                 on_judged=annotations.judged if annotations is not None else None,
+                question_tools=settings.question_tools,
+                preference_judge=preference_judge,
             )
         )
         archival = config.archival

@@ -14,6 +14,7 @@ from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, p
 from ppp_otel.storage import display_name, open_store
 
 
+
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "status", parents=[common], help="schema version, row counts, file size, journal mode"
@@ -46,6 +47,8 @@ def status(args: argparse.Namespace) -> int:
     with open_store(args.db, read_only=True) as store:
         report = store.status()
         report["recorders"] = store.recorders()
+        # Turns ingest acknowledged whose trajectory span has not come (yet): kept, never dropped.
+        report["pending"] = store.pending_summary()
     if args.json:
         print_json(report)
         return 0
@@ -56,15 +59,17 @@ def status(args: argparse.Namespace) -> int:
         "file size": f"{human_size(report['file_size_bytes'])} ({report['file_size_bytes']} bytes)",
         "rows": {table: count for table, count in report["row_counts"].items()},
     }
-    pending = report.get("pending")
-    if pending is not None:
-        shown["pending"] = {"spans": pending["pending_spans"], "turns": pending["pending_turns"],
-                            "oldest (s)": pending["oldest_pending_age_s"]}
+    pending = report["pending"]
+    age = pending["oldest_pending_age_s"]
+    shown["pending turns"] = (  # waiting for their trajectory span
+        f"{pending['pending_turns']} ({pending['pending_spans']} spans in pending_spans"
+        + (f", oldest {age:g}s" if age is not None else "") + ")"
+    )
     if report.get("backend") == "postgresql":
         del shown["journal mode"]
         shown["database size"] = shown.pop("file size")
-    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "backend", "pending",
-             "row_counts", "recorders"}
+    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "backend",
+             "row_counts", "recorders", "pending"}
     # Whatever else status() reports is shown as it comes.
     shown.update({key: value for key, value in report.items() if key not in known})
     print_fields(shown)

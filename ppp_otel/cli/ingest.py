@@ -68,7 +68,8 @@ def ingest(args: argparse.Namespace) -> int:
                               max_body_bytes=args.max_body_bytes, pending_ttl_s=args.pending_ttl,
                               pending_retention_s=args.pending_retention)
     except OSError as exc:
-        raise ValueError(f"cannot listen on {args.host}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot listen on {args.host}: {exc.strerror or exc} (other ports: --port P, "
+                         "--grpc-port P, or --grpc-port off for HTTP only)") from None
     stop = threading.Event()
     # The handler only sets a flag: stopping the server from inside it would
     # wait on the very thread the signal interrupted.

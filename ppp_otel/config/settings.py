@@ -136,6 +136,11 @@ def _checked(key: str, value: Any, default: Any, meta: Mapping[str, Any]) -> Any
         value = float(value)
         if not math.isfinite(value):
             raise bad("a finite number")
+    elif kind is tuple:
+        # A list of names; a tuple so the frozen config stays hashable.
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise bad("a list of non-empty strings", _describe(value))
+        value = tuple(value)
     elif kind is str:
         if meta.get("path") and isinstance(value, os.PathLike):
             value = os.fspath(value)
@@ -176,6 +181,8 @@ class TrajectoryConfig:
     block_timeout_ms: float = _setting(2.0, above=0)
     enable_wal: bool = _setting(True)
     busy_timeout_ms: int = _setting(DEFAULT_BUSY_TIMEOUT_MS, above=0)
+    # Tools through which the agent asks the user a question (see ppp_otel.dialects).
+    question_tools: tuple = _setting(("ask_question", "ask_user", "AskUserQuestion", "request_user_input"))
 
     def __post_init__(self) -> None:
         _validate(self, "ppp.trajectory")
@@ -196,6 +203,10 @@ class QuestionClassifierConfig:
     timeout_s: float = _setting(10.0, above=0)
     max_concurrency: int = _setting(4, minimum=1)
     cache_size: int = _setting(10_000, minimum=0)
+    # Who judges the preferences rules cannot check (detailed, simple, blockers,
+    # joke): "llm" the same endpoint, "llm_all" it judges every preference it
+    # has a paper criterion for; "rules" leaves those four unjudged.
+    preference_judge: str = _setting("rules", choices=("rules", "llm", "llm_all"))
 
     def __post_init__(self) -> None:
         _validate(self, "ppp.question_classifier")

@@ -41,6 +41,25 @@ class Step:
     record: Any = None  # the caller's turn record; its tool calls and questions are filled in
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What is kept of a call already seen: enough to recognise a second trace of it,
+    not its text (a trajectory's recent calls are kept for as long as it is open)."""
+
+    start_ns: int | None
+    end_ns: int | None
+    empty: bool
+    prompt: int | None  # hashes of the stripped texts
+    response: int
+    calls: int | None
+
+    @classmethod
+    def of(cls, step: "Step") -> "_Seen":
+        c = step.candidate
+        return cls(step.start_ns, step.end_ns, _empty(c), hash(c.prompt.strip()) if c.prompt else None,
+                   hash((c.response or "").strip()), hash(tuple(_calls(c))) if c.tool_calls else None)
+
+
 @dataclass(slots=True)
 class _Trajectory:
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RECENT_CALLS))
@@ -56,7 +75,7 @@ class Resolved:
     questions: list[str]
 
 
-def _nested(a: Step, b: Step) -> bool:
+def _nested(a, b) -> bool:
     if None in (a.start_ns, a.end_ns, b.start_ns, b.end_ns):
         return False
     return (a.start_ns <= b.start_ns and b.end_ns <= a.end_ns) or (b.start_ns <= a.start_ns and a.end_ns <= b.end_ns)
@@ -72,18 +91,21 @@ def _calls(c: TurnCandidate) -> list[tuple[str, str]]:
 
 def same_call(a: Step, b: Step) -> bool:
     """Whether two candidates are one model call seen by two instrumentations."""
-    if not _nested(a, b):
-        return False
-    x, y = a.candidate, b.candidate
-    if x.dialect == "ppp" or y.dialect == "ppp":
+    if a.candidate.dialect == "ppp" or b.candidate.dialect == "ppp":
         return False  # turn() spans are turns because the agent code says so
-    if _empty(x) or _empty(y):
+    return _same(_Seen.of(a), _Seen.of(b))
+
+
+def _same(x: _Seen, y: _Seen) -> bool:
+    if not _nested(x, y):
+        return False
+    if x.empty or y.empty:
         return True
-    if (x.response or "").strip() != (y.response or "").strip():
+    if x.response != y.response:
         return False
-    if x.prompt and y.prompt and x.prompt.strip() != y.prompt.strip():
+    if x.prompt is not None and y.prompt is not None and x.prompt != y.prompt:
         return False
-    return _calls(x) == _calls(y) if (x.tool_calls and y.tool_calls) else True
+    return x.calls == y.calls if (x.calls is not None and y.calls is not None) else True
 
 
 class TurnResolver:
@@ -109,11 +131,13 @@ class TurnResolver:
     def add(self, step: Step) -> Resolved | None:
         """The turn this step is, or None (a second trace of a call, or a tool-call-only step)."""
         state = self._state(step.trajectory)
-        for seen in state.recent:
-            if same_call(seen, step):
-                self.duplicates += 1
-                return None
-        state.recent.append(step)
+        if step.candidate.dialect == "ppp":
+            return self._resolve(step, state)  # a turn() span: a turn, because the agent code says so
+        seen = _Seen.of(step)
+        if any(_same(earlier, seen) for earlier in state.recent):
+            self.duplicates += 1
+            return None
+        state.recent.append(seen)
         if step.candidate.tool_calls_only:
             state.waiting.append(step)
             return None

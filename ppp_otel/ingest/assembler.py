@@ -111,6 +111,8 @@ class TrajectoryAssembler:
         # Parents whose waiting children are in the database only (out of memory, or from before a restart).
         self._staged_only: set[SpanKey] = set()
         self._load_staged = load_staged
+        # Spans held during the current add(): staged only if still waiting at its end.
+        self._new_held: dict[SpanKey, tuple[OtlpSpan, bool]] = {}
         self.pending = 0  # held spans in memory
         self.orphans = 0  # turns that left memory still waiting (they stay in pending_spans)
         self.expired = 0  # every held span that left memory, turns or not
@@ -124,6 +126,11 @@ class TrajectoryAssembler:
         turns: list[tuple[int, int, Step]] = []
         for span in spans:
             self._place((self._arrive(), span), trajectories, turns, out)
+        out.staged.extend(self._new_held.values())
+        self._new_held.clear()
+        # Only now, once this request's held spans are to be staged, may they leave memory.
+        while self.pending > self.max_pending_spans:
+            self._give_up(*self._waiting.popitem(last=False), reason="more spans wait than memory holds")
         self.expire()
         self._emit(trajectories, turns, out)
         return out
@@ -154,21 +161,6 @@ class TrajectoryAssembler:
         for parent in list(self._staged_only):
             placement = self._lookup(*parent) if self._lookup is not None else None
             if placement is not None:
-                self._remember(parent, placement)
-                self._release(parent, trajectories, turns, out)
-        self._emit(trajectories, turns, out)
-        return out
-
-    def adopt(self, spans: Iterable[OtlpSpan]) -> Assembled:
-        """Spans another replica staged (claimed from a shared store) whose parent is now
-        stored: held here as if they arrived now, then released with their parents."""
-        out, trajectories, turns = Assembled(), [], []
-        spans = list(spans)
-        for span in spans:
-            self._hold(self._arrive(), span, Assembled())  # staged already: not again
-        for parent in dict.fromkeys((s.trace_id, s.parent_span_id) for s in spans):
-            placement = self._known.get(parent) or (self._lookup(*parent) if self._lookup else None)
-            if placement is not None:  # else they wait here, and in the store for another claim
                 self._remember(parent, placement)
                 self._release(parent, trajectories, turns, out)
         self._emit(trajectories, turns, out)
@@ -209,7 +201,11 @@ class TrajectoryAssembler:
                 for span in self._load_staged(parent):
                     if span.span_id not in found:
                         found[span.span_id] = (self._arrive(), span)
-        out.released.extend((parent[0], span_id) for span_id in found)
+        for span_id in found:
+            key = (parent[0], span_id)
+            # Held and released within one request: never staged, nothing to unstage.
+            if self._new_held.pop(key, None) is None:
+                out.released.append(key)
         return list(found.values())
 
     def _placement(self, arrival: int, span: OtlpSpan, trajectories: list, turns: list,
@@ -296,10 +292,8 @@ class TrajectoryAssembler:
             group = self._waiting[parent] = (self._clock(), {})
         if span.span_id not in group[1]:  # a redelivered span waits once
             self.pending += 1
-            out.staged.append((span, might_be_turn(span.name, span.attributes)))
+            self._new_held[(span.trace_id, span.span_id)] = (span, might_be_turn(span.name, span.attributes))
         group[1][span.span_id] = (arrival, span)
-        while self.pending > self.max_pending_spans:
-            self._give_up(*self._waiting.popitem(last=False), reason="more spans wait than memory holds")
 
     # ----------------------------------------------------------------- expiry
 
@@ -327,3 +321,25 @@ class TrajectoryAssembler:
                     "ppp-otel ingest: turn span %s of trace %s still waits for parent %s (%s); "
                     "it stays in pending_spans", span.span_id, span.trace_id, parent[1], reason,
                 )
+
+
+def adopt(assembler: TrajectoryAssembler, spans: Iterable[OtlpSpan]) -> Assembled:
+    """Spans another ingest replica staged (claimed from a store replicas share) whose parent
+    is now stored: held by ``assembler`` as if they arrived now, then released with their
+    parents, so that the records made from them come with their keys in ``released``."""
+    a = assembler
+    out, trajectories, turns = Assembled(), [], []
+    spans = list(spans)
+    for span in spans:
+        a._hold(a._arrive(), span, out)
+    for span in spans:  # staged already: not again, and released once placed
+        a._new_held.pop((span.trace_id, span.span_id), None)
+    for parent in dict.fromkeys((s.trace_id, s.parent_span_id) for s in spans):
+        placement = a._known.get(parent) or (a._lookup(*parent) if a._lookup else None)
+        if placement is not None:  # else they wait here, and in the store for another claim
+            a._remember(parent, placement)
+            a._release(parent, trajectories, turns, out)
+    out.staged.extend(a._new_held.values())
+    a._new_held.clear()
+    a._emit(trajectories, turns, out)
+    return out

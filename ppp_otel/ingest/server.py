@@ -38,7 +38,7 @@ from typing import Any
 from ppp_otel.ingest import wire as otlp
 from ppp_otel.storage import open_store
 from ppp_otel.storage.base import StorageError, TrajectoryBackend
-from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
+from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler, adopt
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.records import TurnRecord
 from ppp_otel.storage.sqlite import staging
@@ -200,7 +200,7 @@ class SpanIngest:
             claimed = self._store().claim_pending()
             if not claimed:
                 return 0
-            assembled = self.assembler.adopt(claimed)
+            assembled = adopt(self.assembler, claimed)
             records = self._records_of(assembled, claimed)
             self.processor.submit(records, force=True)
             self.claimed_spans += len(claimed)
@@ -312,6 +312,7 @@ class SpanIngest:
             "received_spans": self.received_spans,
             "rejected_spans": self.rejected_spans,
             "pending_spans": a.pending,
+            "repaired_text_in_bodies": self.repaired_text,
             "pending_turns_out_of_memory": a.orphans,
             "purged_pending_turns": self.purged_turns,
             "claimed_spans": self.claimed_spans,
@@ -405,9 +406,12 @@ class _HttpApp:
         body = await _read_body(receive, headers, r.max_body_bytes, r.read_timeout_s)
         try:
             body = otlp.decompress(body, headers.get("content-encoding"), r.max_body_bytes)
-            request = otlp.parse_request(body, media)
+            counts: dict = {}
+            request = otlp.parse_request(body, media, counts)
         except otlp.BodyError as exc:
             raise _Refused(exc.status, str(exc)) from None
+        if counts:
+            r.ingest.repaired_text += counts.get("repaired_text", 0)
         outcome = await r.ingest.ingest_async(request, r.commit_timeout_s)
         if not outcome.committed:
             # Retryable per OTLP: the writer is behind; a redelivery is stored once.
@@ -601,7 +605,11 @@ class IngestServer:
         self._grpc = None
         self.grpc_port: int | None = None
         if grpc_port is not None:
-            self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+            try:
+                self._grpc, self.grpc_port = self._grpc_server(host, grpc_port, max_connections)
+            except OSError:
+                self._socket.close()
+                raise
         # Network batches are large: write them in big transactions. Requests wait for
         # their commit, so the writer starts a transaction as soon as one is waiting
         # and takes every request queued meanwhile into it (group commit).

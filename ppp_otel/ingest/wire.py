@@ -67,16 +67,25 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         return body
     if encoding != "gzip":
         raise UnsupportedMediaType(f"content encoding {encoding!r} is not supported; use gzip or none")
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        data = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise BodyError(f"gzip body does not inflate: {exc}") from None
-    if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise BodyTooLarge(f"body inflates to more than {max_bytes} bytes")
-    if not inflater.eof:
-        raise BodyError("gzip body is truncated")
-    return data
+    # A gzip stream may hold several members one after another (RFC 1952): all are the body.
+    parts: list[bytes] = []
+    total = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(rest, max_bytes + 1 - total)
+        except zlib.error as exc:
+            raise BodyError(f"gzip body does not inflate: {exc}") from None
+        total += len(data)
+        if total > max_bytes or inflater.unconsumed_tail:
+            raise BodyTooLarge(f"body inflates to more than {max_bytes} bytes")
+        if not inflater.eof:
+            raise BodyError("gzip body is truncated")
+        parts.append(data)
+        rest = inflater.unused_data
+        if not rest.strip(b"\0"):  # some writers pad the end with zeros
+            return b"".join(parts)
 
 
 # --- reading ----------------------------------------------------------------
@@ -125,7 +134,8 @@ def _list(obj: Any, *keys: str) -> list:
     return []
 
 
-def parse_request(body: bytes, media: str) -> ExportTraceServiceRequest:
+def parse_request(body: bytes, media: str, counts: dict | None = None) -> ExportTraceServiceRequest:
+    """The request in ``body``; ``counts["repaired_text"]`` is raised by the characters replaced."""
     request = ExportTraceServiceRequest()
     if media == PROTOBUF:
         try:
@@ -137,6 +147,8 @@ def parse_request(body: bytes, media: str) -> ExportTraceServiceRequest:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"JSON body does not parse: {exc}") from None
+    except RecursionError:
+        raise BodyError("JSON body is nested too deeply") from None
     for obj, where in list(_spans_in_json(document)):
         _hex_ids_to_base64(obj, where)
     # Exporters older than OTLP 0.15 call scope spans "instrumentation library spans".
@@ -147,8 +159,38 @@ def parse_request(body: bytes, media: str) -> ExportTraceServiceRequest:
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
-        raise BodyError(f"JSON body is not an OTLP trace export: {exc}") from None
+        if "surrogate" not in str(exc):
+            raise BodyError(f"JSON body is not an OTLP trace export: {exc}") from None
+        # A lone surrogate (\ud83d with no partner: a stream cut mid-emoji) costs a
+        # character, not the request: it becomes U+FFFD, counted on the request.
+        request.Clear()
+        document, repaired = _repaired(document)
+        try:
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        except json_format.ParseError as exc2:
+            raise BodyError(f"JSON body is not an OTLP trace export: {exc2}") from None
+        if counts is not None:
+            counts["repaired_text"] = counts.get("repaired_text", 0) + repaired
+    except RecursionError:
+        raise BodyError("JSON body is nested too deeply") from None
     return request
+
+
+def _repaired(value: Any) -> tuple[Any, int]:
+    from ppp_otel.textrepair import repair_text
+
+    if isinstance(value, str):
+        return repair_text(value)
+    if isinstance(value, dict):
+        total, out = 0, {}
+        for k, v in value.items():
+            out[k], n = _repaired(v)
+            total += n
+        return out, total
+    if isinstance(value, list):
+        items = [_repaired(v) for v in value]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return value, 0
 
 
 def any_value(value: AnyValue) -> Any:

@@ -83,8 +83,7 @@ def trajectory_spans(trajectory: Trajectory, resource: Resource) -> list[Readabl
         # As trajectory() makes it by default (a session id given live is not stored).
         c.SESSION_ID: c.default_session_id(t.agent_name, format_trace_id(trace_id)),
         c.INPUT_VALUE: t.spec_id,
-        c.METADATA: json.dumps({k: v for k, v in (("agent", t.agent_name), ("spec", t.spec_id),
-                                                  ("run", t.run_id)) if v is not None}),
+        c.METADATA: json.dumps(c.trajectory_metadata(t.spec_id, t.agent_name, t.run_id, t.stage)),
         c.TAGS: [t.agent_name],
     }
     # The conversation, as live recording shows it.
@@ -103,7 +102,7 @@ def trajectory_spans(trajectory: Trajectory, resource: Resource) -> list[Readabl
     if t.technical_score is not None:
         attributes[c.TECHNICAL_SCORE] = float(t.technical_score)
     root = ReadableSpan(
-        name=c.trajectory_span_name(t.agent_name), context=parent, parent=None, resource=resource,
+        name=c.trajectory_span_name(t.agent_name, t.stage), context=parent, parent=None, resource=resource,
         attributes=attributes, kind=SpanKind.INTERNAL, start_time=start, end_time=end,
     )
     return turn_spans + [root]  # children first, as a live exporter sends them

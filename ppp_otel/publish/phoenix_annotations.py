@@ -34,6 +34,7 @@ from typing import Any
 
 from ppp_otel import conventions as c
 from ppp_otel.config.settings import PHOENIX_API_KEY_ENV, env_value
+from ppp_otel.publish.phoenix_link import base_url
 from ppp_otel.scoring.consensus import ConsensusResult
 from ppp_otel.scoring.rewards import TrajectoryScore
 
@@ -60,13 +61,7 @@ class AnnotationSummary:
                 "failed": [{"trajectory_id": t, "error": why} for t, why in self.failed]}
 
 
-def phoenix_base_url(url: str) -> str:
-    """The server's base URL, also when given the OTLP endpoint (``.../v1/traces``)."""
-    url = url.rstrip("/")
-    for suffix in ("/v1/traces", "/v1"):
-        if url.endswith(suffix):
-            url = url[: -len(suffix)]
-    return url
+phoenix_base_url = base_url
 
 
 def identifier(spec_id: str) -> str:

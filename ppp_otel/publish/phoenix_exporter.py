@@ -72,8 +72,7 @@ class PhoenixSpanExporter(SpanExporter):
             try:
                 post(self.endpoint, body, self._headers, timeout)
             except PhoenixError as exc:
-                if exc.unreachable:
-                    self.reachability.down(exc)
+                self.reachability.failed(exc)
                 # Retries are for a passing fault; a Phoenix known to be down is not waited for.
                 if (not exc.retryable or known_down or attempt == len(_RETRY_DELAYS_S)
                         or self._closing.is_set()):

@@ -19,14 +19,17 @@ BODY_EXCERPT_CHARS = 300
 
 
 class PhoenixError(Exception):
-    """A request Phoenix did not take. ``unreachable``: no answer at all;
-    ``status``: the HTTP status of an answer."""
+    """A request Phoenix did not take. ``unreachable``: no answer at all
+    (``timed_out`` when it may only be slow: connected, or trying to, but no
+    answer in time); ``status``: the HTTP status of an answer."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: str = "", unreachable: bool = False):
+    def __init__(self, message: str, *, status: int | None = None, body: str = "", unreachable: bool = False,
+                 timed_out: bool = False):
         super().__init__(message)
         self.status = status
         self.body = body
-        self.unreachable = unreachable
+        self.unreachable = unreachable or timed_out
+        self.timed_out = timed_out
 
     @property
     def retryable(self) -> bool:
@@ -52,8 +55,11 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> by
         excerpt = " ".join(exc.read().decode("utf-8", "replace").split())[:BODY_EXCERPT_CHARS]
         raise PhoenixError(f"HTTP {exc.code}: {excerpt or exc.reason}", status=exc.code, body=excerpt) from None
     except urllib.error.URLError as exc:
-        raise PhoenixError(f"{exc.reason}", unreachable=True) from None
-    except OSError as exc:  # timeouts and resets
+        timed_out = isinstance(exc.reason, TimeoutError)
+        raise PhoenixError(f"{exc.reason}", unreachable=True, timed_out=timed_out) from None
+    except TimeoutError as exc:
+        raise PhoenixError(f"no answer within {timeout_s:.3g} s", timed_out=True) from None
+    except OSError as exc:  # resets
         raise PhoenixError(f"{exc}", unreachable=True) from None
 
 
@@ -67,8 +73,26 @@ class Reachability:
     def __init__(self, url: str):
         self.url = url
         self._down = False
+        self._slow = False
         self._lock = threading.Lock()
         self.failures = 0
+
+    def failed(self, error: PhoenixError) -> None:
+        """A request got no answer: down when refused, slow when it timed out."""
+        if error.timed_out:
+            self.slow(error)
+        elif error.unreachable:
+            self.down(error)
+
+    def slow(self, reason: object) -> None:
+        with self._lock:
+            self.failures += 1
+            first, self._slow = not self._slow, True
+        if first:
+            logger.warning(
+                "ppp-otel: Phoenix at %s is not answering in time (%s); what is sent to it is retried "
+                "and, past the retries, dropped. Recording to the database goes on.", self.url, reason,
+            )
 
     def down(self, reason: object) -> None:
         with self._lock:
@@ -82,7 +106,8 @@ class Reachability:
 
     def up(self) -> None:
         with self._lock:
-            was, self._down = self._down, False
+            was, self._down = self._down or self._slow, False
+            self._slow = False
         if was:
             logger.info("ppp-otel: Phoenix at %s answers again", self.url)
 

@@ -255,8 +255,7 @@ class PhoenixAnnotationSender(SpanProcessor):
             if exc.status == 404:
                 self._retry(batch, now, cap_s=2.0)
                 return
-            if exc.unreachable:
-                self.reachability.down(exc)
+            self.reachability.failed(exc)
             if exc.retryable and not self._closing:
                 fresh = [p for p in batch if now - p.queued_at < self.retry_for_s]
                 self.failed += len(batch) - len(fresh)

@@ -10,7 +10,9 @@ import os
 import sqlite3
 from typing import Any, Callable, Sequence
 
-from ppp_otel.analysis.analyzer import EffortClassifier
+import time
+
+from ppp_otel.analysis.analyzer import EffortClassifier, PreferenceJudge
 from ppp_otel.recorder.engine import QueueEngine, check_arguments
 from ppp_otel.recorder.sink import RECORD, Record, RecordSink, record_item
 from ppp_otel.recorder.stats import RecorderStats
@@ -38,6 +40,7 @@ class Recorder:
         wal: bool = RECORDING.enable_wal,
         busy_timeout_ms: int = RECORDING.busy_timeout_ms,
         classifier: EffortClassifier | None = None,
+        preference_judge: PreferenceJudge | None = None,
         shutdown_timeout_ms: float = 30_000,
         connection_hook: Callable[[sqlite3.Connection], None] | None = None,
         convert: Callable[[tuple], Record] = record_item,
@@ -49,7 +52,8 @@ class Recorder:
         # The engine checks its arguments before the sink touches the file.
         check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
         self.sink = RecordSink(
-            self.db_path, self.counters, convert=convert, classifier=classifier, on_judged=on_judged,
+            self.db_path, self.counters, convert=convert, classifier=classifier,
+            preference_judge=preference_judge, on_judged=on_judged,
             wal=wal, busy_timeout_ms=busy_timeout_ms, connection_hook=connection_hook,
         )
         self.engine = QueueEngine(
@@ -66,6 +70,7 @@ class Recorder:
         self.on_full = engine.on_full
         self.block_timeout_s = engine.block_timeout_s
         self.shutdown_timeout_s = engine.shutdown_timeout_s
+        self.last_flush: str | None = None  # what the last force_flush waited for: done, writes, judgment
 
     def submit(self, records: Sequence[Record], *, force: bool = False) -> int:
         """Queue ready-made records; returns how many were taken.
@@ -85,12 +90,26 @@ class Recorder:
         self.engine.when_done(waiter)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """True once everything queued before this call is committed."""
-        return self.engine.force_flush(timeout_millis)
+        """True once everything queued before this call is committed and judged.
+
+        False when the timeout came first; ``last_flush`` says which part was
+        still waiting: ``"writes"`` or ``"judgment"`` (the turns are stored then,
+        and their judgment follows).
+        """
+        deadline = time.monotonic() + timeout_millis / 1000
+        if not self.engine.force_flush(timeout_millis):
+            self.last_flush = "writes"
+            return False
+        judged = self.sink.judgment.flush(deadline - time.monotonic())
+        self.last_flush = "done" if judged else "judgment"
+        return judged
 
     def shutdown(self) -> None:
-        """Write everything queued, then stop the writer thread. Idempotent."""
+        """Write everything queued, judge what can be before the deadline, then stop both
+        threads (turns left unjudged wait for ``ppp-otel judge --pending``). Idempotent."""
+        deadline = time.monotonic() + self.shutdown_timeout_s
         self.engine.shutdown()
+        self.sink.judgment.shutdown(max(0.0, deadline - time.monotonic()))
 
     @property
     def lost_at_shutdown(self) -> int:
@@ -100,7 +119,7 @@ class Recorder:
     def stats_dict(self, *, forgotten_spans: int = 0, **extra: Any) -> dict[str, Any]:
         return self.counters.as_dict(
             db_path=self.db_path, queued=self.engine.queued,
-            forgotten_spans=forgotten_spans, analyzer=self.sink.analyzer, **extra,
+            forgotten_spans=forgotten_spans, judgment=self.sink.judgment.stats, **extra,
         )
 
     @property

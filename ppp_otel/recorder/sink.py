@@ -1,9 +1,11 @@
-"""What the queue engine's worker does with a batch: convert, analyse, write.
+"""What the queue engine's worker does with a batch: convert, write, hand over for judgment.
 
 Items become records through the ``convert`` function the user of the engine
 gives (the span processor turns spans into records; ingest and import queue
-ready-made records). The analyzer judges questions and preferences; the
-writer commits the batch in one transaction. A file that cannot be written is
+ready-made records). The writer commits the batch in one transaction; the
+judgment stage (:mod:`ppp_otel.analysis.judgment_stage`) then finds questions,
+grades their effort and detects violations on its own thread, so a slow judge
+never delays a write. A file that cannot be written is
 retried with backoff until shutdown's deadline; a record that is wrong is
 counted as rejected and the rest of its batch is kept.
 """
@@ -17,9 +19,9 @@ import uuid
 from typing import Any, Callable
 
 from ppp_otel import textrepair
-from ppp_otel.analysis.analyzer import EffortClassifier, TurnAnalyzer
+from ppp_otel.analysis.analyzer import EffortClassifier, PreferenceJudge
+from ppp_otel.analysis.judgment_stage import JudgmentStage, as_written
 from ppp_otel.logs import LogLimiter
-from ppp_otel.model import TurnText
 from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.records import MAX_TEXT_CHARS, RecordError, TrajectoryRecord, TurnRecord, now_iso
 from ppp_otel.storage import open_store
@@ -53,16 +55,13 @@ class RecordSink:
         *,
         convert: Callable[[tuple], Record] = record_item,
         classifier: EffortClassifier | None = None,
+        preference_judge: PreferenceJudge | None = None,
         on_judged: Callable[[list[TurnRecord]], None] | None = None,
         **store_options: Any,
     ):
         self.db_path = db_path
         self.stats = stats
         self.convert = convert
-        self._classifier = classifier
-        # Given each batch of judged turns on the writer thread (the Phoenix
-        # annotation sender queues them); it must not block.
-        self._on_judged = on_judged
         # For the backend: for SQLite wal, busy_timeout_ms, and connection_hook
         # (called with every new writer connection: site pragmas, and the tests'
         # way to make SQLite report a full disk).
@@ -78,13 +77,15 @@ class RecordSink:
                 raise
             logger.warning("ppp-otel: %s; recording will retry", exc)
         self._store: TrajectoryBackend | None = None
+        # Judgment runs on its own thread and connection, after the writes.
+        self.judgment = JudgmentStage(db_path, classifier, preference_judge, on_judged=on_judged,
+                                      **store_options)
         self._fresh_state()
 
     def _fresh_state(self) -> None:
         self._store = None
         # Held whenever this thread touches the database, and taken by fork: see forklock.
         self._db_lock = forklock.new_lock()
-        self.analyzer = TurnAnalyzer(self._classifier, lookup=self._lookup)
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
         self._stats_written_at = 0.0
@@ -94,6 +95,7 @@ class RecordSink:
         if self._store is not None:
             _ABANDONED_STORES.append(self._store)
         self._fresh_state()
+        self.judgment.after_fork()
 
     # ----------------------------------------------------------------- batch
 
@@ -130,16 +132,8 @@ class RecordSink:
         waiting = [r for r in records if isinstance(r, staging.STAGING_RECORDS)]
         if waiting:
             records = [r for r in records if not isinstance(r, staging.STAGING_RECORDS)]
-        records = self._analyze(records)
-        self._write(records + waiting, engine)
-        if self._on_judged is not None:
-            turns = [r for r in records if isinstance(r, TurnRecord)]
-            if turns:
-                try:
-                    self._on_judged(turns)
-                except Exception:
-                    self.stats.internal_errors += 1
-                    logger.exception("ppp-otel: on_judged failed")
+        self._write(as_written(records) + waiting, engine)
+        self.judgment.submit(records)
 
     def _keep_storable(self, record: Record) -> None:
         repaired = textrepair.repair_record(record)
@@ -150,21 +144,6 @@ class RecordSink:
         if dropped:
             self.stats.dropped_values += dropped
             self._log_rejected("ppp-otel: %d out-of-range numbers dropped from turn %s", dropped, record.span_id)
-
-    def _analyze(self, records: list) -> list:
-        try:
-            self.analyzer.analyze(records)
-            return records
-        except Exception:
-            # One record broke the batch's analysis: find it, keep the others.
-            kept = []
-            for record in records:
-                try:
-                    self.analyzer.analyze([record])
-                    kept.append(record)
-                except Exception as exc:
-                    self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", str(exc))
-            return kept
 
     # ---------------------------------------------------------------- writes
 
@@ -232,19 +211,6 @@ class RecordSink:
             stats.dirty = False
         except (StorageError, OSError):
             self.close()  # the counters stay in memory; the log has the error
-
-    def _lookup(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
-        """Preferences and earlier turns of a trajectory begun before this process knew it.
-
-        None when they cannot be read now (not written yet, a locked file):
-        the analyzer then asks again for the next turn instead of remembering nothing.
-        """
-        try:
-            with self._db_lock:
-                return self._connection().trajectory_history(key)
-        except (StorageError, OSError):
-            return None
-
 
 # Stores a forked child inherited: never used again, nor closed (closing would
 # touch the parent's file handles), and kept from the garbage collector for that.

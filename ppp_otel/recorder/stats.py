@@ -34,7 +34,7 @@ class RecorderStats:
             setattr(self, f.name, f.default)
 
     def as_dict(
-        self, *, db_path: str, queued: int, forgotten_spans: int, analyzer: Any, **extra: Any
+        self, *, db_path: str, queued: int, forgotten_spans: int, judgment: dict[str, Any], **extra: Any
     ) -> dict[str, Any]:
         """The ``stats`` mapping the processor, ingest and import report, in this order."""
         return {
@@ -53,8 +53,7 @@ class RecorderStats:
             "dropped_values": self.dropped_values,
             "forgotten_spans": forgotten_spans,
             "lost_at_shutdown": self.lost_at_shutdown,
-            "unknown_preferences": analyzer.unknown_preferences,
-            "classifier_failures": analyzer.classifier_failures,
+            **judgment,
             **extra,
             "last_error": self.last_error,
         }

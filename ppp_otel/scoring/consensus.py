@@ -330,9 +330,10 @@ def judge(
         strangers = sorted(set(given) - set(rewards))
         if strangers and rewards:
             # A typo in an agent's name must not become a new agent that wins.
+            scope = f"spec {spec_id}" + (f", stage {stage}" if stage else "") + (f", run {run_id}" if run_id else "")
             raise ValueError(
                 f"technical score for {', '.join(strangers)}, which {'is' if len(strangers) == 1 else 'are'} "
-                f"not an agent of spec {spec_id} (its agents: {', '.join(sorted(rewards))}); "
+                f"not an agent of {scope} (its agents: {', '.join(sorted(rewards))}); "
                 "to score an agent with no trajectory on technical alone, name it in agents= (--agent)"
             )
         wanted = sorted(set(rewards) | set(given))

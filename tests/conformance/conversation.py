@@ -71,13 +71,13 @@ def replay_over_ingest(spans, db: Path, *, batches: int = 2) -> None:
     """Send the spans to a real ``ppp-otel ingest`` as an OTLP/HTTP exporter would:
     in the order they ended, split into batches."""
     server = IngestServer(db, port=0).start()
+    exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", timeout=10)
     try:
-        exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", timeout=10)
         size = max(1, -(-len(spans) // batches))
         for i in range(0, len(spans), size):
             assert exporter.export(spans[i:i + size]).name == "SUCCESS"
-        exporter.shutdown()
     finally:
+        exporter.shutdown()  # closes its keep-alive connection, which stop() would wait for
         server.stop()
 
 

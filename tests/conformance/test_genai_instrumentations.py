@@ -103,3 +103,23 @@ def test_pydantic_ai_agent(llm, recording, tmp_path):
     llm.script(*SCRIPT)
     in_one_trajectory(recording, conversation)
     assert_recorded_by_every_path(recording, tmp_path)
+
+
+def test_two_instrumentors_on_one_openai_client_record_each_call_once(llm, recording, tmp_path, monkeypatch):
+    # Traceloop's span wraps the client call and OpenInference's sits inside it.
+    traceloop = pytest.importorskip("opentelemetry.instrumentation.openai")
+    oi_openai = pytest.importorskip("openinference.instrumentation.openai")
+    monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "true")
+    outer, inner = traceloop.OpenAIInstrumentor(), oi_openai.OpenAIInstrumentor()
+    outer.instrument(tracer_provider=recording.provider)
+    inner.instrument(tracer_provider=recording.provider)
+    try:
+        llm.script(*SCRIPT)
+        in_one_trajectory(recording, openai_chat_agent, openai_client(llm))
+    finally:
+        inner.uninstrument()
+        outer.uninstrument()
+        _unwrap_what_uninstrument_left("openai")
+    spans = recording.memory.get_finished_spans()
+    assert len([s for s in spans if s.name in ("openai.chat", "ChatCompletion")]) == 2 * len(SCRIPT)
+    assert_recorded_by_every_path(recording, tmp_path)

@@ -62,7 +62,8 @@ def convert(
     trajectory; subagents keep their own agent names and share its spec.
     ``stage`` overrides the stage of every trajectory of the document.
     """
-    identity = "atif:" + hashlib.sha256(_canonical(data).encode()).hexdigest()
+    # surrogatepass: a lone surrogate (kept, later stored as U+FFFD) must not stop the import.
+    identity = "atif:" + hashlib.sha256(_canonical(data).encode("utf-8", "surrogatepass")).hexdigest()
     out = Converted()
     _convert_trajectory(
         data, origin, out, identity=identity, parent=None, parent_spec=None, parent_run=None,
@@ -255,7 +256,8 @@ def _questions(ppp: dict[str, Any], where: str) -> tuple[list[Question], bool]:
             raise AtifError(f"{where}: a question in extra.ppp.questions has no text")
         if effort is not None and effort not in EFFORT_LEVELS:
             raise AtifError(f"{where}: question effort must be one of {', '.join(EFFORT_LEVELS)}, got {effort!r}")
-        questions.append(Question(text, effort))
+        source = q.get("source") if q.get("source") in ("explicit", "extracted") else None
+        questions.append(Question(text, effort, source))
     return questions, True
 
 

@@ -69,6 +69,9 @@ def read_file(path: Path) -> Iterator[Document | AtifError]:
         return
     try:
         whole = json.loads(text)
+    except RecursionError:
+        yield AtifError(f"{path}: JSON nested too deeply")
+        return
     except ValueError as exc:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if len(lines) < 2 or not all(line.lstrip().startswith("{") for _, line in lines):
@@ -77,9 +80,12 @@ def read_file(path: Path) -> Iterator[Document | AtifError]:
         for number, line in lines:
             origin = f"{path} line {number}"
             try:
-                yield Document(origin, json.loads(line))
+                document = Document(origin, json.loads(line))
             except ValueError as line_exc:
-                yield AtifError(f"{origin}: not JSON: {line_exc}")
+                document = AtifError(f"{origin}: not JSON: {line_exc}")
+            except RecursionError:
+                document = AtifError(f"{origin}: JSON nested too deeply")
+            yield document
         return
     if isinstance(whole, list):
         for index, item in enumerate(whole):

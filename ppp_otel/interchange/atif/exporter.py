@@ -65,7 +65,8 @@ def export_atif(
             document = trajectory_document(store, tid, rewards=rewards)
             ppp = document["extra"][PPP]
             # Named by the span id, not the row id, so a file keeps its name across databases.
-            name = f"{_safe(ppp['spec_id'])}__{_safe(ppp['agent_name'])}__{ppp['span_id'] or tid}"
+            # Every part made safe: a span id written by another tool ("../../x") must not leave --out.
+            name = f"{_safe(ppp['spec_id'])}__{_safe(ppp['agent_name'])}__{_safe(str(ppp['span_id'] or tid))}"
             path = out / f"{name}.trajectory.json"
             _write_atomically(path, document)
             written.append(path)

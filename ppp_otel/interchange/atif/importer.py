@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, Sequence
 from ppp_otel.recorder import Recorder
 from ppp_otel.interchange.atif.convert import convert
 from ppp_otel.interchange.atif.document import AtifError, Document, looks_like_atif, read_file, validate
+from ppp_otel.storage import open_store
+from ppp_otel.storage.base import StorageError
 
 #: What a directory import reads; other files are not looked at.
 SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -105,6 +107,7 @@ def import_paths(
     ``progress(done, total)`` is called after each file.
     """
     files = find_files(paths)
+    check_writable(db_path)
     summary = ImportSummary(files=len(files))
     processor = Recorder(
         db_path, buffer_size=1000, flush_interval_ms=50, max_queue_size=20_000,
@@ -112,18 +115,36 @@ def import_paths(
     )
     try:
         for done, (path, explicit) in enumerate(files, 1):
-            for item in read_file(path):
-                _import_one(item, path, explicit, processor, summary, spec_id, agent_name, stage)
+            try:
+                for item in read_file(path):
+                    _import_one(item, path, explicit, processor, summary, spec_id, agent_name, stage)
+            except Exception as exc:  # a file no check foresaw costs itself, not the import
+                summary.skipped.append((str(path), f"{path}: cannot import: {type(exc).__name__}: {exc}"[:500]))
             if progress is not None:
                 progress(done, len(files))
-        processor.force_flush(_FLUSH_TIMEOUT_MS)
+        committed = processor.force_flush(_FLUSH_TIMEOUT_MS)
     finally:
         processor.shutdown()
     stats = processor.stats
+    # A document counts as imported only once committed.
+    if not committed or processor.lost_at_shutdown:
+        summary.skipped.append((str(db_path), f"{db_path}: the writer did not confirm {summary.imported} "
+                                f"document(s): {stats['last_error']}"))
+        summary.imported = 0
     summary.duplicates = stats["duplicates"]
     summary.rejected = stats["rejected"] + stats["dropped"]
     summary.last_error = stats["last_error"]
     return summary
+
+
+def check_writable(db_path: str | os.PathLike) -> None:
+    """Raise :class:`~ppp_otel.storage.base.StorageError` at once, with the reason, when
+    ``db_path`` cannot be written (read-only file or directory, not a database, locked)."""
+    try:
+        with open_store(db_path, must_exist=False, busy_timeout_ms=2000) as store:
+            store.check_writable()
+    except StorageError as exc:
+        raise type(exc)(f"cannot import into {exc}") from None
 
 
 def _import_one(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from ppp_otel.storage.postgres import migrations as schema
-from ppp_otel.storage.postgres import staging
 from ppp_otel.storage.sqlite.reader import (
     SQL_AGENTS,
     SQL_AGENTS_OF_SPEC,
@@ -117,10 +116,6 @@ class TrajectoryStore:
         version = schema.schema_version(self.conn)
         size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         report = status_dict(self.path, version, counts, size)
-        # Spans ingest replicas accepted that still wait for their parent, as SQLite's status says.
-        report["pending"] = (staging.summary(self.conn) if self.conn.execute(
-            "SELECT to_regclass('pending_spans') IS NOT NULL").fetchone()[0]
-            else {"pending_turns": 0, "pending_spans": 0, "oldest_pending_age_s": None})
         return report
 
     def migrate(self) -> list[int]:
@@ -142,20 +137,21 @@ class TrajectoryStore:
         return [dict(zip(columns, row)) for row in rows]
 
 
-def trajectory_context(conn: Any, key: tuple[str, str]) -> tuple[tuple[str, ...], list[tuple]] | None:
-    """A trajectory's preference specs and its turns' (number, prompt, response, questions),
-    for the recorder's analyzer; None when the trajectory is not stored (yet)."""
-    row = conn.execute("SELECT id, preferences FROM trajectories WHERE trace_id = %s AND span_id = %s",
-                       key).fetchone()
+def trajectory_context(conn: Any, key: tuple[str, str]) -> tuple[tuple[str, ...], list[tuple], str | None] | None:
+    """A trajectory's preference specs, its judged turns' (number, prompt, response, questions)
+    and what the user knows, for the judges; None when the trajectory is not stored (yet)."""
+    row = conn.execute("SELECT id, preferences, user_context FROM trajectories "
+                       "WHERE trace_id = %s AND span_id = %s", key).fetchone()
     if row is None:
         return None
     preferences = tuple(parse_preferences(row[1]))
     if not preferences:
-        return (), []
+        return (), [], row[2]
     turns = conn.execute(
         """SELECT t.turn_number, t.prompt, t.response,
                   ARRAY(SELECT question_text FROM trajectory_questions q WHERE q.turn_id = t.id ORDER BY q.id)
-           FROM trajectory_turns t WHERE t.trajectory_id = %s ORDER BY t.turn_number""",
+           FROM trajectory_turns t WHERE t.trajectory_id = %s AND t.judged_by IS NOT NULL
+           ORDER BY t.turn_number""",
         (row[0],),
     ).fetchall()
-    return preferences, turns
+    return preferences, turns, row[2]

@@ -136,6 +136,9 @@ def load_children(conn: Any, parent: SpanKey) -> list[OtlpSpan]:
 
 
 def summary(conn: Any) -> dict:
+    """What ``status`` shows: turns waiting for their trajectory, and the oldest one's age."""
+    if not conn.execute("SELECT to_regclass('pending_spans') IS NOT NULL").fetchone()[0]:
+        return {"pending_turns": 0, "pending_spans": 0, "oldest_pending_age_s": None}  # an older schema
     turns, spans, oldest = conn.execute(
         "SELECT coalesce(sum(is_turn), 0), count(*), min(received_at) FROM pending_spans").fetchone()
     age = None if oldest is None else round(max(0.0, time.time() - oldest), 1)

@@ -26,7 +26,7 @@ from ppp_otel.storage.base import (
 )
 from ppp_otel.storage.postgres import consensus as consensus_sql
 from ppp_otel.storage.postgres import migrations as schema
-from ppp_otel.storage.postgres import scoring, staging
+from ppp_otel.storage.postgres import judgments, scoring, staging
 from ppp_otel.storage.postgres.reader import TrajectoryStore, trajectory_context
 from ppp_otel.storage.postgres.writer import TrajectoryWriter, save_recorder_stats
 
@@ -168,12 +168,40 @@ class PostgresStore(TrajectoryStore):
         return TrajectoryStore.recorders(self, RECORDER_COLUMNS)
 
     @_translated
-    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText]] | None:
+    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
         found = trajectory_context(self.conn, key)
         if found is None:
             return None
-        preferences, rows = found
-        return preferences, [TurnText(n, p or "", r or "", tuple(qs or ())) for n, p, r, qs in rows]
+        preferences, rows, user_context = found
+        return preferences, [TurnText(n, p or "", r or "", tuple(qs or ())) for n, p, r, qs in rows], user_context
+
+    def check_writable(self) -> None:
+        """StorageError (naming the store and the reason) unless a write could start now."""
+        try:
+            if self.conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on":
+                raise ReadOnlyError(f"{schema.redact(self.path)}: opened read-only")
+            self.conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise translate(exc, url=self.path) from exc
+
+    # --- judgments (the judgment stage, ppp-otel judge) -----------------------------------
+
+    @_translated
+    def store_judged(self, turns: Sequence[Any], at_end: list, judge: str) -> int:
+        return judgments.store_judged(self.conn, turns, at_end, judge)
+
+    @_translated
+    def to_rejudge(self, *, spec_id: str | None = None, since: str | None = None,
+                   pending: bool = False) -> list[int]:
+        return judgments.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
+
+    @_translated
+    def as_reported(self, trajectory_id: int) -> tuple:
+        return judgments.as_reported(self.conn, trajectory_id)
+
+    @_translated
+    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
+        judgments.replace_judgments(self.conn, turns, at_end, judge)
 
     @_translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:

@@ -100,13 +100,13 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 _TURN_ID = "(SELECT id FROM trajectory_turns WHERE trace_id = %s AND span_id = %s)"
 
 INSERT_QUESTION = f"""
-INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source)
-VALUES ({_TURN_ID}, %s, %s, %s)
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
+VALUES ({_TURN_ID}, %s, %s, %s, %s)
 """
 
 INSERT_VIOLATION = f"""
-INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source)
-VALUES ({_TURN_ID}, %s, %s, %s, %s, %s)
+INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
+VALUES ({_TURN_ID}, %s, %s, %s, %s, %s, %s)
 """
 
 # What one record can cause: a constraint it breaks (IntegrityError), a value
@@ -246,19 +246,19 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
 INSERT_QUESTIONS_AT_ONCE = """
-INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source)
-SELECT tt.id, q.question_text, q.effort_level, q.source
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-     WITH ORDINALITY AS q(trace_id, span_id, question_text, effort_level, source, ord)
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
+SELECT tt.id, q.question_text, q.effort_level, q.source, q.judge
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS q(trace_id, span_id, question_text, effort_level, source, judge, ord)
 JOIN trajectory_turns tt ON tt.trace_id = q.trace_id AND tt.span_id = q.span_id
 ORDER BY q.ord
 """
 
 INSERT_VIOLATIONS_AT_ONCE = """
-INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source)
-SELECT tt.id, v.preference_name, v.expected, v.actual, v.severity, v.source
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-     WITH ORDINALITY AS v(trace_id, span_id, preference_name, expected, actual, severity, source, ord)
+INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
+SELECT tt.id, v.preference_name, v.expected, v.actual, v.severity, v.source, v.judge
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS v(trace_id, span_id, preference_name, expected, actual, severity, source, judge, ord)
 JOIN trajectory_turns tt ON tt.trace_id = v.trace_id AND tt.span_id = v.span_id
 ORDER BY v.ord
 """

@@ -19,29 +19,31 @@ from ppp_otel.storage.sqlite.reader import parse_preferences
 
 def trajectory_history(
     conn: sqlite3.Connection, key: tuple[str, str]
-) -> tuple[tuple[str, ...], list[TurnText]] | None:
-    """Its preferences and earlier turns (with their questions); None when not recorded (yet)."""
+) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
+    """Its preferences, its turns judged so far (with their questions) and what the user
+    knows; None when not recorded (yet)."""
     row = conn.execute(
-        "SELECT id, preferences FROM trajectories WHERE trace_id = ? AND span_id = ?", key
+        "SELECT id, preferences, user_context FROM trajectories WHERE trace_id = ? AND span_id = ?", key
     ).fetchone()
     if row is None:
         return None
     preferences = tuple(parse_preferences(row[1]))
     if not preferences:
-        return (), []
+        return (), [], row[2]
     # SQLite-specific: json_group_array gathers each turn's questions in the one statement.
     turns = conn.execute(
         """SELECT t.turn_number, t.prompt, t.response,
                   (SELECT json_group_array(question_text) FROM trajectory_questions q
                    WHERE q.turn_id = t.id)
-           FROM trajectory_turns t WHERE t.trajectory_id = ? ORDER BY t.turn_number""",
+           FROM trajectory_turns t WHERE t.trajectory_id = ? AND t.judged_by IS NOT NULL
+           ORDER BY t.turn_number""",
         (row[0],),
     ).fetchall()
     history = [
         TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
         for n, p, r, qs in turns
     ]
-    return preferences, history
+    return preferences, history, row[2]
 
 
 def placement(conn: sqlite3.Connection, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:

@@ -286,6 +286,9 @@ def connect(
     path = os.fspath(path)
     if must_exist and path != ":memory:" and not os.path.exists(path):
         raise DatabaseError(f"{path}: no such database file")
+    if must_exist and path != ":memory:" and os.path.isfile(path) and os.path.getsize(path) == 0:
+        # A command that reads must not turn an empty file (a typo, a failed copy) into a database.
+        raise DatabaseError(f"{path}: empty file, not a trajectory database")
     try:
         if read_only:
             conn = sqlite3.connect(
@@ -295,7 +298,7 @@ def connect(
         else:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
     except sqlite3.Error as exc:
-        raise DatabaseError(f"{path}: cannot open database: {exc}") from exc
+        raise DatabaseError(f"{path}: cannot open database: {exc}{_why_unopenable(path, str(exc))}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         # Reading the schema is the first access that fails on a non-SQLite file.
@@ -320,8 +323,22 @@ def connect(
         conn.close()
         if primary_code(exc) == SQLITE_NOTADB:
             raise NotADatabaseError(f"{path}: not a SQLite database") from exc
-        raise DatabaseError(f"{path}: {exc}") from exc
+        message = str(exc)
+        raise DatabaseError(f"{path}: {message}{_why_unopenable(path, message)}") from exc
     return conn
+
+
+def _why_unopenable(path: str, message: str) -> str:
+    """The likely reason behind SQLite's bare "unable to open database file" / "readonly database"."""
+    if "unable to open" not in message and "readonly" not in message:
+        return ""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.access(directory, os.W_OK):
+        return (f" (the directory {directory} is not writable: SQLite keeps its WAL and shared-memory "
+                "files beside the database; make it writable or work on a copy)")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return " (the file is read-only)"
+    return ""
 
 
 def journal_mode(conn: sqlite3.Connection) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
 from ppp_otel.storage.sqlite import consensus as consensus_sql
-from ppp_otel.storage.sqlite import lookups, recorders as recorder_table, staging
+from ppp_otel.storage.sqlite import judgments, lookups, recorders as recorder_table, staging
 from ppp_otel.storage.sqlite.errors import storage_errors, translate
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
 from ppp_otel.storage.sqlite.scoring import paper_turn_rows, score_counts, violations_by_preference
@@ -99,11 +99,7 @@ class SQLiteStore(TrajectoryStore):
     list_trajectories = _translated(TrajectoryStore.list_trajectories)
     get_trajectory = _translated(TrajectoryStore.get_trajectory)
     missing_ids = _translated(TrajectoryStore.missing_ids)
-    @_translated
-    def status(self) -> dict[str, Any]:
-        report = TrajectoryStore.status(self)
-        report["pending"] = staging.summary(self.conn)  # spans ingest holds for a parent
-        return report
+    status = _translated(TrajectoryStore.status)
 
     migrate = _translated(TrajectoryStore.migrate)
     specs = _translated(TrajectoryStore.specs)
@@ -143,6 +139,38 @@ class SQLiteStore(TrajectoryStore):
     def trajectory_history(self, key: tuple[str, str]) -> Any:
         return lookups.trajectory_history(self.conn, key)
 
+    def check_writable(self) -> None:
+        """StorageError (naming the file and the reason) unless a write could start now."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise type(translate(exc))(f"{self.path}: {exc}") from exc
+
+    @_translated
+    def pending_summary(self) -> dict[str, Any]:
+        """Turns ingest acknowledged whose trajectory span has not come (yet)."""
+        return staging.summary(self.conn)
+
+    # --- judgments ---------------------------------------------------------------------
+
+    @_translated
+    def store_judged(self, turns: Sequence[Any], at_end: list, judge: str) -> int:
+        return judgments.store_judged(self.conn, turns, at_end, judge)
+
+    @_translated
+    def to_rejudge(self, *, spec_id: str | None = None, since: str | None = None,
+                   pending: bool = False) -> list[int]:
+        return judgments.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
+
+    @_translated
+    def as_reported(self, trajectory_id: int) -> tuple:
+        return judgments.as_reported(self.conn, trajectory_id)
+
+    @_translated
+    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
+        judgments.replace_judgments(self.conn, turns, at_end, judge)
+
     @_translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
         return lookups.placement(self.conn, trace_id, span_id)
@@ -163,10 +191,6 @@ class SQLiteStore(TrajectoryStore):
     @_translated
     def purge_pending(self, retention_s: float) -> int:
         return staging.purge(self.conn, retention_s)
-
-    @_translated
-    def pending_summary(self) -> dict[str, Any]:
-        return staging.summary(self.conn)
 
     # --- scoring and consensus ------------------------------------------------------------
 

@@ -57,13 +57,13 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 _TURN_ID = "(SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ?)"
 
 _INSERT_QUESTION = f"""
-INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source)
-VALUES ({_TURN_ID}, ?, ?, ?)
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
+VALUES ({_TURN_ID}, ?, ?, ?, ?)
 """
 
 _INSERT_VIOLATION = f"""
-INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source)
-VALUES ({_TURN_ID}, ?, ?, ?, ?, ?)
+INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
+VALUES ({_TURN_ID}, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -128,11 +128,11 @@ def _turn_row(r: TurnRecord) -> tuple:
 
 def _question_rows(r: TurnRecord) -> list[tuple]:
     source = "extracted" if r.extract_questions else "explicit"
-    return [(r.trace_id, r.span_id, q.text, q.effort, source) for q in r.questions]
+    return [(r.trace_id, r.span_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
 
 
 def _violation_rows(r: TurnRecord) -> list[tuple]:
-    return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source)
+    return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
             for v in r.violations]
 
 

@@ -1,0 +1,313 @@
+"""Judge interaction preferences with an LLM behind any OpenAI-compatible endpoint.
+
+The PPP paper's user simulator judges most preferences itself: shown the
+agent's question, it tags its answer ``[Reward 1]`` (the question follows the
+preference) or ``[Reward 0]`` by a preference-specific criterion (the paper's
+Table 4). :class:`LLMPreferenceJudge` asks an LLM the same thing, with the
+same criteria, for the preferences that need judgment (is the question
+detailed, simple, a real blocker, funny) and, optionally, for the ones rules
+check too.
+
+Like the LLM effort classifier it uses only the standard library, caches its
+answers, caps the requests in flight, and falls back when the endpoint fails:
+a preference it cannot judge is left unjudged (no violation is invented), and
+each fallback is counted in ``stats`` by reason and logged once per kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from ppp_otel.analysis.llm_classifier import (
+    FALLBACK_REASONS,
+    NONSENSE_ANSWER,
+    _AnswerError,
+    chat_content,
+    chat_request,
+    post_chat,
+)
+from ppp_otel.lru import LRUMap
+from ppp_otel.model import TurnText, Violation
+from ppp_otel.analysis.preferences import get_preference, parse_preference
+
+__all__ = ["CRITERIA", "LLM_JUDGED", "LLMPreferenceJudge", "make_preference_judge", "parse_reward"]
+
+logger = logging.getLogger(__name__)
+
+#: (what the user prefers, the reward rule) per preference, from the paper's Table 4,
+#: in the words its user simulator is given.
+CRITERIA: dict[str, tuple[str, str]] = {
+    "short_questions": (
+        "The user prefers concise questions; very short and to the point.",
+        "If the question is one short sentence, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "detailed_questions": (
+        "The user prefers detailed questions with sufficient context and explanation.",
+        "If the question is detailed and well contextualized, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "multiple_choice": (
+        "The user only answers selection questions (A/B/C). If not a selection question, "
+        "they respond with \"I don't know.\"",
+        "If the question provides options, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "simple_questions": (
+        "The user is an amateur and only answers simple, general questions. If a question is "
+        "professional, they respond \"I don't know.\"",
+        "If the question is simple/common-sense, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "max_questions_per_turn": (
+        "The user prefers only one question at a time.",
+        "If only one question is asked, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "ask_only_on_blockers": (
+        "The agent should first try solving on its own and only ask when facing a real blocker.",
+        "If the question shows prior effort and identifies a real blocker, tag [Reward 1]; "
+        "otherwise, [Reward 0].",
+    ),
+    "italian_only": (
+        "The user can only speak Italian, so the agent question must be in Italian.",
+        "If the agent question is Italian, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "multilingual": (
+        "The user likes multi-language questions using at least five different languages.",
+        "If the question uses at least five different languages, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "english_all_caps": (
+        "The entire question should be in English capital letters only.",
+        "If the question is in English and all capitalized, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "no_commas": (
+        "The question must avoid the use of any commas.",
+        "If the question has no commas, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "json_only": (
+        "The question must be fully wrapped in JSON format.",
+        "If the question is wrapped in JSON format, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "question_with_joke": (
+        "The user loves jokes, so the question must include a humorous joke.",
+        "If the question includes a humorous joke, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "code_snippet_with_reference": (
+        "The question must include at least three lines of code or document snippets, with file or "
+        "webpage references marked.",
+        "If snippets with references are included, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+    "exact_sentences": (
+        "The question must contain exactly three sentences.",
+        "If the question has three sentences, tag [Reward 1]; otherwise, [Reward 0].",
+    ),
+}
+
+#: The preferences only a judge can check; the judge takes them by default.
+LLM_JUDGED = frozenset({"detailed_questions", "simple_questions", "ask_only_on_blockers", "question_with_joke"})
+
+SYSTEM_PROMPT = """\
+You play the role of a human user reading an AI agent's message that asks you \
+questions. Your behavior is dictated by a specific user preference, and you \
+evaluate the agent's message by a reward rule.
+
+Your preference: {preference}
+Reward rule: {rule}
+
+Answer with exactly one line: [Reward 1] when the message follows the rule, \
+[Reward 0] when it does not. You may add a reason of at most twelve words on \
+a second line. Nothing else."""
+
+_HISTORY_TURNS = 3
+_MAX_CHARS = 4000
+
+
+def parse_reward(answer: str) -> tuple[int, str] | None:
+    """(1 or 0, the reason given) from an answer, or None when it names neither tag."""
+    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    first = lines[0].rstrip(".").strip()
+    if first not in ("[Reward 1]", "[Reward 0]"):
+        return None
+    return int(first[-2]), " ".join(lines[1:])[:120]
+
+
+def _cut(text: str, limit: int = _MAX_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def user_message(turn: TurnText, history: Sequence[TurnText], user_context: str | None) -> str:
+    parts = []
+    if user_context:
+        parts.append(f"What you asked the agent for:\n{_cut(user_context)}")
+    earlier = list(history)[-_HISTORY_TURNS:]
+    if earlier:
+        parts.append("The agent's earlier messages:\n" + "\n---\n".join(_cut(t.response, 1000) for t in earlier))
+    parts.append(f"The agent's message to you now:\n{_cut(turn.response)}")
+    return "\n\n".join(parts)
+
+
+class LLMPreferenceJudge:
+    """Preference judgments from a chat-completions endpoint; see the module docstring.
+
+    ``preferences`` are the names it judges: by default the four only a judge
+    can check; ``"all"`` adds every preference that has a paper criterion.
+    """
+
+    reads_context = True
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        preferences: Iterable[str] | str = LLM_JUDGED,
+        timeout_s: float = 10.0,
+        max_concurrency: int = 4,
+        cache_size: int = 10000,
+    ):
+        if not base_url:
+            raise ValueError("base_url is required for the LLM preference judge")
+        if not model:
+            raise ValueError("model is required for the LLM preference judge")
+        if not timeout_s or timeout_s <= 0:
+            raise ValueError(f"timeout_s must be a positive number of seconds; got {timeout_s!r}")
+        if int(max_concurrency) < 1:
+            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency!r}")
+        names = set(CRITERIA) if preferences == "all" else set(preferences)
+        unknown = names - set(CRITERIA)
+        if unknown:
+            raise ValueError(f"no judging criterion for {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(CRITERIA))}")
+        self.preferences = frozenset(names)
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.judge = f"llm/{model}"
+        self.timeout_s = float(timeout_s)
+        self.max_concurrency = int(max_concurrency)
+        self._api_key = api_key
+        self._cache: LRUMap = LRUMap(int(cache_size))
+        self._in_flight = threading.BoundedSemaphore(self.max_concurrency)
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._cache_hits = 0
+        self._fallbacks = {reason: 0 for reason in FALLBACK_REASONS}
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"LLMPreferenceJudge(url={self.url!r}, model={self.model!r})"
+
+    @property
+    def stats(self) -> dict:
+        with self._lock:
+            return {"calls": self._calls, "cache_hits": self._cache_hits, "fallbacks": dict(self._fallbacks)}
+
+    def handles(self, name: str) -> bool:
+        return name in self.preferences
+
+    def judge_turn(
+        self, specs: Sequence[str], turn: TurnText, history: Sequence[TurnText], user_context: str | None
+    ) -> list[Violation]:
+        """The violations of ``specs`` (those this judge handles) in a turn that asks questions."""
+        if not turn.questions:
+            return []  # the paper judges asks only
+        names = [parse_preference(spec)[0] for spec in specs]
+        names = [name for name in dict.fromkeys(names) if self.handles(name)]
+        message = user_message(turn, history, user_context)
+        if len(names) <= 1:
+            verdicts = [self._verdict(name, message) for name in names]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(names)),
+                                    thread_name_prefix="ppp-preference") as pool:
+                verdicts = list(pool.map(lambda name: self._verdict(name, message), names))
+        violations = []
+        for name, verdict in zip(names, verdicts):
+            if verdict is None or verdict[0] == 1:
+                continue
+            preference, rule = CRITERIA[name]
+            violations.append(Violation(
+                name, preference, verdict[1] or "the judge tagged [Reward 0]",
+                _severity(name), source="detected", judge=self.judge,
+            ))
+        return violations
+
+    def _verdict(self, name: str, message: str) -> tuple[int, str] | None:
+        preference, rule = CRITERIA[name]
+        key = f"{name}\x00{message}"
+        cached = self._cache.get(key)
+        if cached is not None:
+            with self._lock:
+                self._cache_hits += 1
+            return cached
+        request = chat_request(self.url, self.model, self._api_key,
+                               SYSTEM_PROMPT.format(preference=preference, rule=rule), message)
+        try:
+            with self._in_flight:
+                with self._lock:
+                    self._calls += 1
+                raw = post_chat(request, self.url, self.timeout_s)
+            content = chat_content(raw, self.url)
+            verdict = parse_reward(content)
+            if verdict is None:
+                raise _AnswerError(NONSENSE_ANSWER, f"{self.model} answered {content[:80]!r}, not [Reward 1] or [Reward 0]")
+        except _AnswerError as error:
+            self._fall_back(error.reason, str(error))
+            return None
+        self._cache.put(key, verdict)
+        return verdict
+
+    def _fall_back(self, reason: str, detail: str) -> None:
+        with self._lock:
+            self._fallbacks[reason] += 1
+            first = reason not in self._warned
+            self._warned.add(reason)
+        if first:
+            logger.warning(
+                "LLM preference judge could not judge (%s): %s; the preference is left unjudged; "
+                "further failures of this kind are counted in stats, not logged", reason, detail,
+            )
+
+
+def _severity(name: str) -> str:
+    try:
+        return get_preference(name).severity
+    except KeyError:
+        # The judgment-only preferences: the paper's -0.1 per rejected ask is a minor one,
+        # its -0.5 a major one.
+        return "major" if name == "question_with_joke" else "minor"
+
+
+def make_preference_judge(
+    method: str = "rules",
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 10.0,
+    max_concurrency: int = 4,
+    cache_size: int = 10000,
+) -> LLMPreferenceJudge | None:
+    """The preference judge ``[ppp.question_classifier] preference_judge`` names: ``rules``
+    (None: the rules alone), ``llm`` (the four judgment preferences) or ``llm_all``
+    (every preference with a paper criterion). The endpoint, model and key come
+    from the arguments or the same environment variables as the effort classifier."""
+    if method == "rules":
+        return None
+    if method not in ("llm", "llm_all"):
+        raise ValueError(f"unknown preference judge {method!r}; expected rules, llm or llm_all")
+    from ppp_otel.config.settings import llm_endpoint_from_env
+
+    env_base_url, env_model, env_api_key = llm_endpoint_from_env()
+    base_url = base_url or env_base_url
+    model = model or env_model
+    api_key = api_key or env_api_key
+    if not base_url or not model:
+        raise ValueError("preference judge 'llm' needs base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL) "
+                         "and model (or PPP_OTEL_LLM_MODEL)")
+    return LLMPreferenceJudge(
+        base_url, model, api_key, preferences="all" if method == "llm_all" else LLM_JUDGED,
+        timeout_s=timeout_s, max_concurrency=max_concurrency, cache_size=cache_size,
+    )
+

@@ -1,0 +1,75 @@
+"""``ppp-otel judge``: judge stored trajectories again, with the current rules or an LLM judge.
+
+A database recorded before a better judge (or while an LLM judge was down)
+is brought up to it: extracted questions and detected violations are found
+anew, an effort a judge gave is graded again, and what the agent code
+reported is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, datetime
+from typing import Any
+
+from ppp_otel.config.settings import load_config
+from ppp_otel.analysis.judgment_stage import judges_from_config, rejudge
+from ppp_otel.cli._output import print_fields, print_json, progress
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "judge", parents=[common],
+        help="judge stored trajectories again: questions, their effort, preference violations",
+    )
+    p.add_argument("--spec", metavar="S", help="only this spec id")
+    p.add_argument("--since", metavar="DATE", type=_date,
+                   help="only trajectories created on or after this date (YYYY-MM-DD or ISO time)")
+    p.add_argument("--judge", choices=("rules", "llm"), default=None,
+                   help="rules, or llm (the config's [ppp.question_classifier] endpoint); "
+                   "default: what the config says")
+    p.add_argument("--pending", action="store_true",
+                   help="only trajectories with turns not judged yet (recorded while judgment lagged)")
+    p.set_defaults(func=run)
+
+
+def _date(text: str) -> str:
+    try:
+        if len(text) == 10:
+            date.fromisoformat(text)
+        else:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD) or ISO time: {text}") from None
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    classifier, preference_judge = judges_from_config(load_config().question_classifier, method=args.judge)
+    bar = progress("judging trajectories", json_output=args.json)
+
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.advance()
+
+    with bar:
+        summary = rejudge(args.db, spec_id=args.spec, since=args.since, classifier=classifier,
+                          preference_judge=preference_judge, pending_only=args.pending, progress=advance)
+    data = summary.to_dict()
+    for name, judge in (("effort_judge", classifier), ("preference_judge", preference_judge)):
+        if judge is not None and hasattr(judge, "stats"):
+            data[f"{name}_stats"] = judge.stats
+    if args.json:
+        print_json(data)
+        return 0
+    changed = ", ".join(f"{k} {v}" for k, v in sorted(summary.changed.items())) or "none"
+    print_fields({
+        "judge": summary.judge,
+        "trajectories": summary.trajectories,
+        "turns": summary.turns,
+        "questions judged": summary.questions,
+        "violations found": summary.violations,
+        "efforts changed": changed,
+        "fell back to rules": summary.classifier_failures,
+    })
+    return 0

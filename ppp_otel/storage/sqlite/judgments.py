@@ -1,0 +1,165 @@
+"""Judgments in SQLite: what the judgment stage and ``ppp-otel judge`` read and write.
+
+Which questions and violations a judge finds is :mod:`ppp_otel.analysis`'s;
+this module stores them (marking each turn judged) and reads back what a
+re-judging needs: the trajectories to judge and what the agent code reported.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Sequence
+
+from ppp_otel.model import Question, Violation
+from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
+from ppp_otel.storage.sqlite.reader import parse_preferences
+from ppp_otel.storage.sqlite.transaction import transaction
+
+_INSERT_QUESTION = """INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
+                      VALUES (?, ?, ?, ?, ?)"""
+_REGRADE_QUESTION = """UPDATE trajectory_questions SET effort_level = ?, judge = ?
+                       WHERE turn_id = ? AND question_text = ? AND source = 'explicit' AND judge IS NOT NULL"""
+_INSERT_VIOLATION = """INSERT INTO trajectory_violations
+                           (turn_id, preference_name, expected, actual, severity, source, judge)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_TURN_TO_JUDGE = "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL"
+_LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id
+                 WHERE j.trace_id = ? AND j.span_id = ? AND t.turn_number = ?"""
+_MARK_JUDGED = "UPDATE trajectory_turns SET judged_by = ? WHERE id = ?"
+
+
+def _judgment_rows(turn_id: int, record: TurnRecord, judge: str) -> tuple[list, list, list]:
+    """(new questions, regraded explicit questions, new violations) rows of one judged turn."""
+    # Written with the turn: the agent code's questions, and those asked through a tool
+    # (explicit even on a turn whose text is searched for more); the rest a judge found.
+    written = [q for q in record.questions if not record.extract_questions or q.source == "explicit"]
+    found = [q for q in record.questions if record.extract_questions and q.source != "explicit"]
+    questions = [(turn_id, q.text, q.effort, "extracted", q.judge or judge) for q in found]
+    regraded = [(q.effort, q.judge, turn_id, q.text) for q in written if q.judge is not None]
+    # Only what a judge found now: reported violations (by the agent code, or
+    # detected by another tool and imported) were written with the turn.
+    violations = [(turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
+                  for v in record.violations if v.judge is not None]
+    return questions, regraded, violations
+
+
+def _store_judgments(conn: sqlite3.Connection, judged: list[tuple[int, TurnRecord]], judge: str) -> None:
+    questions, regraded, violations = [], [], []
+    for turn_id, record in judged:
+        q, r, v = _judgment_rows(turn_id, record, judge)
+        questions += q
+        regraded += r
+        violations += v
+    if questions:
+        conn.executemany(_INSERT_QUESTION, questions)
+    if regraded:
+        conn.executemany(_REGRADE_QUESTION, regraded)
+    if violations:
+        conn.executemany(_INSERT_VIOLATION, violations)
+    if judged:
+        conn.executemany(_MARK_JUDGED, [(judge, turn_id) for turn_id, _ in judged])
+
+
+def _store_at_end(conn: sqlite3.Connection, at_end: list, turn_ids: dict | None = None) -> None:
+    """Whole-conversation violations, on the trajectory's last turn."""
+    for key, number, v in at_end:
+        turn_id = turn_ids.get(number) if turn_ids is not None else None
+        if turn_id is None:
+            row = conn.execute(_LAST_TURN, (*key, number)).fetchone()
+            if row is None:
+                continue
+            turn_id = row[0]
+        conn.execute(_INSERT_VIOLATION, (turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge))
+
+
+def store_judged(conn: sqlite3.Connection, turns: Sequence[TurnRecord], at_end: list, judge: str) -> int:
+    """One transaction: the turns' judgments and whole-conversation violations; how many turns.
+
+    A turn not stored (refused by the writer) or judged already (a redelivered
+    span, judged once) is left alone.
+    """
+    with transaction(conn, join=False):
+        _store_at_end(conn, at_end)
+        judged, seen = [], set()
+        for record in turns:
+            key = (record.trace_id, record.span_id)
+            row = conn.execute(_TURN_TO_JUDGE, key).fetchone()  # the (trace_id, span_id) index
+            if row is not None and key not in seen:
+                seen.add(key)
+                judged.append((row[0], record))
+        _store_judgments(conn, judged, judge)
+    return len(judged)
+
+
+def to_rejudge(conn: sqlite3.Connection, *, spec_id: str | None, since: str | None, pending: bool) -> list[int]:
+    """Ids of the trajectories to judge again (all, a spec's, created since, with unjudged turns)."""
+    where, params = ["1"], []
+    if spec_id is not None:
+        where.append("spec_id = ?")
+        params.append(spec_id)
+    if since is not None:
+        where.append("created_at >= ?")
+        params.append(since)
+    if pending:
+        where.append("EXISTS (SELECT 1 FROM trajectory_turns t WHERE t.trajectory_id = trajectories.id "
+                     "AND t.judged_by IS NULL)")
+    return [r[0] for r in conn.execute(f"SELECT id FROM trajectories WHERE {' AND '.join(where)} ORDER BY id", params)]
+
+
+def as_reported(conn: sqlite3.Connection, tid: int) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict]:
+    """A stored trajectory as records holding only what the agent code reported, and the
+    efforts judges gave before (by "turn id:question")."""
+    spec_id, agent, trace_id, span_id, preferences, context, ended_at = conn.execute(
+        "SELECT spec_id, agent_name, trace_id, span_id, preferences, user_context, ended_at "
+        "FROM trajectories WHERE id = ?", (tid,),
+    ).fetchone()
+    key = (trace_id or f"row-{tid}", span_id or f"row-{tid}")
+    trajectory = TrajectoryRecord(key[0], key[1], spec_id, agent, preferences=tuple(parse_preferences(preferences)),
+                                  user_context=context, ended_at=ended_at)
+    turns = []
+    for turn_id, number, prompt, response in conn.execute(
+        "SELECT id, turn_number, prompt, response FROM trajectory_turns WHERE trajectory_id = ? ORDER BY turn_number",
+        (tid,),
+    ).fetchall():
+        # Reported: what the agent code gave (or another tool's judgment, imported);
+        # a judge's own findings (judge set) are found again.
+        explicit = conn.execute(
+            "SELECT question_text, effort_level, judge FROM trajectory_questions "
+            "WHERE turn_id = ? AND (source = 'explicit' OR judge IS NULL) ORDER BY id", (turn_id,),
+        ).fetchall()
+        reported = conn.execute(
+            "SELECT preference_name, expected, actual, severity, source FROM trajectory_violations "
+            "WHERE turn_id = ? AND judge IS NULL ORDER BY id", (turn_id,),
+        ).fetchall()
+        record = TurnRecord(
+            key[0], f"turn-{turn_id}", key, number, prompt, response,
+            # An effort a judge gave is graded again; the agent's own stays.
+            questions=[Question(text, None if judge else effort) for text, effort, judge in explicit],
+            violations=[Violation(p, e or "", a or "", s, source) for p, e, a, s, source in reported],
+            extract_questions=not explicit,
+        )
+        turns.append((turn_id, record))
+    before = dict(conn.execute(
+        """SELECT q.turn_id || ':' || q.question_text, q.effort_level FROM trajectory_questions q
+           JOIN trajectory_turns t ON t.id = q.turn_id
+           WHERE t.trajectory_id = ? AND (q.source = 'extracted' OR q.judge IS NOT NULL)""", (tid,),
+    ).fetchall())
+    return trajectory, turns, before
+
+
+def replace_judgments(conn: sqlite3.Connection, turns: list[tuple[int, TurnRecord]], at_end: list,
+                      judge: str) -> None:
+    """One transaction: a re-judged trajectory's earlier judge findings out, the new ones in."""
+    with transaction(conn, join=False):
+        turn_ids = [turn_id for turn_id, _ in turns]
+        marks = ",".join("?" * len(turn_ids))
+        if turn_ids:
+            conn.execute(f"DELETE FROM trajectory_questions WHERE source = 'extracted' "
+                         f"AND judge IS NOT NULL AND turn_id IN ({marks})", turn_ids)
+            conn.execute(f"DELETE FROM trajectory_violations WHERE judge IS NOT NULL "
+                         f"AND turn_id IN ({marks})", turn_ids)
+        _store_at_end(conn, at_end, {record.turn_number: turn_id for turn_id, record in turns})
+        _store_judgments(conn, turns, judge)
+
+
+__all__: Any = ["as_reported", "replace_judgments", "store_judged", "to_rejudge"]
