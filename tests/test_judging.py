@@ -364,3 +364,19 @@ def test_judgment_far_behind_leaves_later_turns_pending_and_judge_pending_catche
     conn.close()
     assert summary.trajectories == 1
     assert rows(db_path, "SELECT count(*) FROM trajectory_turns WHERE judged_by IS NULL") == [(0,)]
+
+
+def test_judge_on_a_postgresql_store_judges_its_trajectories_and_changes_nothing_the_second_time(
+        postgres_url, capsys):
+    provider, processor = pipeline(postgres_url)
+    record(provider, ["Done. Which Python version were you running?", "Fixed it."])
+    provider.shutdown()
+    code, out, _ = run(capsys, "judge", "--db", postgres_url, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert (summary["judge"], summary["trajectories"], summary["turns"]) == (RULES, 1, 2)
+    before = rows(postgres_url, "SELECT question_text, effort_level, judge FROM trajectory_questions ORDER BY 1")
+    assert before == [("Which Python version were you running?", "low", RULES)]
+    _, out, _ = run(capsys, "judge", "--db", postgres_url, "--json")
+    assert json.loads(out)["changed"] == {}
+    assert rows(postgres_url, "SELECT question_text, effort_level, judge FROM trajectory_questions ORDER BY 1") == before
