@@ -180,3 +180,16 @@ def test_the_demo_on_postgresql_prints_the_same_tables_as_on_sqlite(postgres_url
         printed[name] = capsys.readouterr().out.replace(display_name(db), "DB")
     assert "R_PROACT" in printed["sqlite"]
     assert printed["postgresql"] == printed["sqlite"]
+
+
+def test_the_report_of_a_postgresql_store_shows_what_the_sqlite_one_shows(postgres_url, tmp_path, capsys):
+    from ppp_otel.publish.report import build_report
+
+    shown = {}
+    for name, db in (("sqlite", str(tmp_path / "demo.db")), ("postgresql", postgres_url)):
+        assert main(["demo", "--db", db, "--run-prefix", "same"]) == 0
+        _html, reports = build_report(db)
+        shown[name] = [(r.spec_id, r.agents, r.questions, r.violations,
+                        [(s.trajectory_id, s.r_proact, s.r_pers) for s in r.scores]) for r in reports]
+    capsys.readouterr()
+    assert shown["postgresql"] == shown["sqlite"] and shown["sqlite"]
