@@ -77,6 +77,42 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "trajectories.db"
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session (Debian's package, a temporary cluster)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from postgres_server import start_server
+
+    try:
+        server = start_server()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty PostgreSQL store (a schema of its own) for one test."""
+    return postgres_server.new_schema_url()
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty trajectory store on each backend: a SQLite path, then a postgresql:// URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")  # not db_path's file: a test may use both
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def backend(store_url) -> str:
+    return "postgresql" if store_url.startswith("postgresql://") else "sqlite"
+
+
 @pytest.fixture
 def no_ambient_database(monkeypatch, tmp_path):
     """The developer's own database and config are never picked up by a test."""

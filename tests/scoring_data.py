@@ -7,13 +7,13 @@ import sqlite3
 
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.storage.sqlite.writer import write_all
+from backends import is_postgres_connection, write_all
 
 _ids = itertools.count(1)
 
 
 def add_trajectory(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection,  # or a psycopg connection
     spec_id: str,
     agent_name: str,
     *,
@@ -47,6 +47,7 @@ def add_trajectory(
     records += turn_records
     outcome = write_all(conn, records)
     assert not outcome.rejected, outcome.rejected
+    mark = "%s" if is_postgres_connection(conn) else "?"
     return conn.execute(
-        "SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+        f"SELECT id FROM trajectories WHERE trace_id = {mark} AND span_id = {mark}", (trace_id, span_id)
     ).fetchone()[0]

@@ -1,4 +1,6 @@
-"""Retention: cleanup deletes old trajectories whole, archives them readably, gives space back."""
+"""Retention: cleanup deletes old trajectories whole, archives them readably, gives space back.
+
+On both backends; an archive is always a SQLite file."""
 
 from __future__ import annotations
 
@@ -11,16 +13,23 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ppp_otel.storage.sqlite import migrations as schema
-from ppp_otel.storage.sqlite.retention import ArchivalScheduler, cleanup, cutoff_for
+from ppp_otel.storage.sqlite.retention import ArchivalScheduler, cutoff_for
+from backends import cleanup
 from ppp_otel.cli import main
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord, now_iso
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
-from ppp_otel.storage.sqlite.writer import write_all
+import backends
+from backends import run_sql
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 OLD = (NOW - timedelta(days=100)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 RECENT = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.fixture
+def db(store_url) -> str:
+    """An empty store of each backend."""
+    return store_url
 
 
 @pytest.fixture(autouse=True)
@@ -49,60 +58,60 @@ def build(path, old: range, recent: range, turns: int = 3, recent_at: str = RECE
         records += trajectory_with_turns(n, OLD, turns)
     for n in recent:
         records += trajectory_with_turns(n, recent_at, turns)
-    with closing(schema.connect(path)) as conn:
-        write_all(conn, records)
+    with closing(backends.connect(str(path))) as conn:
+        backends.write_all(conn, records)
 
 
 def counts(path) -> dict[str, int]:
-    with TrajectoryStore(path) as store:
+    with backends.open_store(str(path)) as store:
         return store.status()["row_counts"]
 
 
 def spans(path) -> set[str]:
-    with closing(sqlite3.connect(path)) as conn:
-        return {row[0] for row in conn.execute("SELECT span_id FROM trajectories")}
+    return {row[0] for row in run_sql(str(path), "SELECT span_id FROM trajectories")}
 
 
-def test_trajectories_past_retention_go_with_their_turns_questions_and_violations(db_path):
-    build(db_path, old=range(1, 6), recent=range(6, 9))
-    summary = cleanup(db_path, older_than_days=30, now=NOW)
+def test_trajectories_past_retention_go_with_their_turns_questions_and_violations(db):
+    build(db, old=range(1, 6), recent=range(6, 9))
+    summary = cleanup(db, older_than_days=30, now=NOW)
     assert (summary.trajectories, summary.turns, summary.questions, summary.violations) == (5, 15, 15, 15)
-    assert counts(db_path) == {"trajectories": 3, "trajectory_turns": 9,
+    assert counts(db) == {"trajectories": 3, "trajectory_turns": 9,
                                "trajectory_questions": 9, "trajectory_violations": 9}
-    assert spans(db_path) == {f"{n:016x}" for n in range(6, 9)}
+    assert spans(db) == {f"{n:016x}" for n in range(6, 9)}
 
 
-def test_work_is_done_in_chunks_and_reported_as_progress(db_path):
-    build(db_path, old=range(1, 11), recent=())
+def test_work_is_done_in_chunks_and_reported_as_progress(db):
+    build(db, old=range(1, 11), recent=())
     seen = []
-    cleanup(db_path, older_than_days=30, now=NOW, chunk_size=3, progress=lambda d, t: seen.append((d, t)))
+    cleanup(db, older_than_days=30, now=NOW, chunk_size=3, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(3, 10), (6, 10), (9, 10), (10, 10)]
 
 
-def test_a_dry_run_counts_and_changes_nothing(db_path):
-    build(db_path, old=range(1, 4), recent=range(4, 6))
-    before = counts(db_path)
-    summary = cleanup(db_path, older_than_days=30, now=NOW, dry_run=True)
+def test_a_dry_run_counts_and_changes_nothing(db):
+    build(db, old=range(1, 4), recent=range(4, 6))
+    before = counts(db)
+    summary = cleanup(db, older_than_days=30, now=NOW, dry_run=True)
     assert summary.dry_run and (summary.trajectories, summary.turns) == (3, 9)
-    assert counts(db_path) == before
+    assert counts(db) == before
 
 
-def test_retention_defaults_to_the_configured_retention_days(db_path, tmp_path, monkeypatch):
+def test_retention_defaults_to_the_configured_retention_days(db, tmp_path, monkeypatch):
     config = tmp_path / "ppp.toml"
     config.write_text("[ppp.archival]\nretention_days = 200\n")
     monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
-    build(db_path, old=range(1, 3), recent=())
-    assert cleanup(db_path, now=NOW).trajectories == 0  # 100 days old, kept for 200
+    build(db, old=range(1, 3), recent=())
+    assert cleanup(db, now=NOW).trajectories == 0  # 100 days old, kept for 200
 
 
-def test_rows_written_by_other_tools_with_a_space_in_created_at_are_judged_by_time(db_path):
-    with closing(schema.connect(db_path)) as conn:
-        conn.execute("INSERT INTO trajectories (spec_id, agent_name, created_at) VALUES "
-                     "('s', 'early', '2025-05-01 11:00:00'), ('s', 'late', '2025-05-02 13:00:00')")
+def test_rows_written_by_other_tools_with_a_space_in_created_at_are_judged_by_time(db):
+    backends.connect(db).close()
+    run_sql(db, "INSERT INTO trajectories (spec_id, agent_name, created_at) VALUES "
+                     "('s', 'early', '2025-05-01 11:00:00'), ('s', 'late', '2025-05-02 13:00:00'), "
+                     "('s', 'unreadable', '1999 or so')")
     cutoff_now = datetime(2025, 5, 2, 12, 0, tzinfo=timezone.utc) + timedelta(days=1)
-    cleanup(db_path, older_than_days=1, now=cutoff_now)
-    with closing(sqlite3.connect(db_path)) as conn:
-        assert [r[0] for r in conn.execute("SELECT agent_name FROM trajectories")] == ["late"]
+    cleanup(db, older_than_days=1, now=cutoff_now)
+    assert sorted(r[0] for r in run_sql(db, "SELECT agent_name FROM trajectories")) == [
+        "late", "unreadable"]
 
 
 def test_the_cutoff_is_spelled_like_created_at():
@@ -111,29 +120,29 @@ def test_the_cutoff_is_spelled_like_created_at():
         cutoff_for(-1, NOW)
 
 
-def test_archived_trajectories_read_back_whole_from_the_archive(db_path, tmp_path):
+def test_archived_trajectories_read_back_whole_from_the_archive(db, tmp_path):
     archive = tmp_path / "archive.db"
-    build(db_path, old=range(1, 5), recent=range(5, 7))
-    with TrajectoryStore(db_path) as store:
+    build(db, old=range(1, 5), recent=range(5, 7))
+    with backends.open_store(db) as store:
         original = store.get_trajectory(store.list_trajectories(limit=1)[0].id)
-    summary = cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive, chunk_size=2)
+    summary = cleanup(db, older_than_days=30, now=NOW, archive_path=archive, chunk_size=2)
     assert summary.archived == 4 and not summary.renumbered
-    with TrajectoryStore(archive) as store:
+    with backends.open_store(str(archive)) as store:
         assert len(store.list_trajectories()) == 4
         copy = store.get_trajectory(original.id)
     assert copy == original  # same ids, turns, questions and violations
-    assert spans(db_path) == {f"{n:016x}" for n in (5, 6)}
+    assert spans(db) == {f"{n:016x}" for n in (5, 6)}
 
 
-def test_ids_already_taken_in_the_archive_are_moved_up_with_their_turns(db_path, tmp_path):
+def test_ids_already_taken_in_the_archive_are_moved_up_with_their_turns(db, tmp_path):
     archive = tmp_path / "archive.db"
     other = tmp_path / "other.db"
     build(other, old=range(100, 103), recent=())
     cleanup(other, older_than_days=30, now=NOW, archive_path=archive)
-    build(db_path, old=range(1, 3), recent=())  # the same ids 1 and 2, other spans
-    summary = cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive)
+    build(db, old=range(1, 3), recent=())  # the same ids 1 and 2, other spans
+    summary = cleanup(db, older_than_days=30, now=NOW, archive_path=archive)
     assert summary.renumbered
-    with TrajectoryStore(archive) as store:
+    with backends.open_store(str(archive)) as store:
         listed = store.list_trajectories()
         assert len(listed) == 5
         for summary_row in listed:
@@ -143,16 +152,16 @@ def test_ids_already_taken_in_the_archive_are_moved_up_with_their_turns(db_path,
             assert all(len(t.questions) == 1 and len(t.violations) == 1 for t in full.turns)
 
 
-def test_a_trajectory_the_archive_already_holds_is_deleted_but_not_copied_twice(db_path, tmp_path):
+def test_a_trajectory_the_archive_already_holds_is_deleted_but_not_copied_twice(db, tmp_path):
     # As after a crash between the archive's commit and the database's.
     archive = tmp_path / "archive.db"
-    build(db_path, old=range(1, 3), recent=())
-    cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive)
-    build(db_path, old=range(1, 3), recent=())
-    summary = cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive)
+    build(db, old=range(1, 3), recent=())
+    cleanup(db, older_than_days=30, now=NOW, archive_path=archive)
+    build(db, old=range(1, 3), recent=())
+    summary = cleanup(db, older_than_days=30, now=NOW, archive_path=archive)
     assert (summary.trajectories, summary.archived) == (2, 0)
     assert counts(archive)["trajectory_turns"] == 6
-    assert counts(db_path)["trajectories"] == 0
+    assert counts(db)["trajectories"] == 0
 
 
 def test_the_archive_cannot_be_the_database_itself(db_path):
@@ -182,11 +191,11 @@ def test_a_file_without_incremental_vacuum_says_a_vacuum_is_needed_and_runs_one_
     assert summary.space == "vacuum" and summary.free_pages_left == 0 and summary.freed_bytes > 0
 
 
-def test_recording_goes_on_while_cleanup_runs(db_path):
+def test_recording_goes_on_while_cleanup_runs(db):
     from ppp_otel import TrajectorySpanProcessor
 
-    build(db_path, old=range(1, 400), recent=(), turns=5)
-    processor = TrajectorySpanProcessor(db_path, buffer_size=5, flush_interval_ms=20)
+    build(db, old=range(1, 400), recent=(), turns=5)
+    processor = TrajectorySpanProcessor(db, buffer_size=5, flush_interval_ms=20)
     fresh = [r for n in range(1000, 1040) for r in trajectory_with_turns(n, RECENT, 5)]
     stop = threading.Event()
 
@@ -198,21 +207,21 @@ def test_recording_goes_on_while_cleanup_runs(db_path):
 
     writer = threading.Thread(target=record)
     writer.start()
-    summary = cleanup(db_path, older_than_days=30, now=NOW, chunk_size=10)
+    summary = cleanup(db, older_than_days=30, now=NOW, chunk_size=10)
     writer.join(30)
     processor.shutdown()
     assert stop.is_set() and summary.trajectories == 399
     assert processor.stats["dropped"] == 0 and processor.stats["rejected"] == 0
-    assert counts(db_path)["trajectory_turns"] == 40 * 5
+    assert counts(db)["trajectory_turns"] == 40 * 5
 
 
 # --- the background scheduler ------------------------------------------------
 
-def test_the_scheduler_cleans_up_right_after_start_and_stops_on_shutdown(db_path, tmp_path):
+def test_the_scheduler_cleans_up_right_after_start_and_stops_on_shutdown(db, tmp_path):
     archive = tmp_path / "archive.db"
     # The scheduler goes by the real clock.
-    build(db_path, old=range(1, 4), recent=range(4, 5), recent_at=now_iso())
-    scheduler = ArchivalScheduler(db_path, retention_days=30, interval_s=3600, archive_path=archive)
+    build(db, old=range(1, 4), recent=range(4, 5), recent_at=now_iso())
+    scheduler = ArchivalScheduler(db, retention_days=30, interval_s=3600, archive_path=archive)
     assert scheduler.wait_for_runs(1, timeout_s=20)
     scheduler.shutdown()
     assert not scheduler.running
@@ -248,24 +257,24 @@ def test_register_starts_the_scheduler_only_when_auto_cleanup_is_on(db_path):
 
 # --- the command -------------------------------------------------------------
 
-def test_the_command_deletes_and_archives_and_reports_json(db_path, tmp_path, capsys):
+def test_the_command_deletes_and_archives_and_reports_json(db, tmp_path, capsys):
     archive = tmp_path / "archive.db"
-    build(db_path, old=range(1, 3), recent=range(3, 4))
+    build(db, old=range(1, 3), recent=range(3, 4))
     # Days relative to the real clock: OLD is long past, RECENT is not yet old enough.
-    code = main(["cleanup", "--db", str(db_path), "--older-than", "5000", "--archive", str(archive), "--json"])
+    code = main(["cleanup", "--db", str(db), "--older-than", "5000", "--archive", str(archive), "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["trajectories"] == 0
-    code = main(["cleanup", "--db", str(db_path), "--older-than", "0", "--archive", str(archive), "--json"])
+    code = main(["cleanup", "--db", str(db), "--older-than", "0", "--archive", str(archive), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["trajectories"] == 3 and report["archived"] == 3
     assert counts(archive)["trajectories"] == 3
 
 
-def test_the_command_dry_run_says_what_it_would_delete(db_path, capsys):
-    build(db_path, old=range(1, 3), recent=())
-    assert main(["cleanup", "--db", str(db_path), "--older-than", "0", "--dry-run"]) == 0
+def test_the_command_dry_run_says_what_it_would_delete(db, capsys):
+    build(db, old=range(1, 3), recent=())
+    assert main(["cleanup", "--db", str(db), "--older-than", "0", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would delete 2 trajectories" in out
-    assert counts(db_path)["trajectories"] == 2
+    assert counts(db)["trajectories"] == 2
 
 
 def test_the_command_refuses_negative_days_and_a_missing_database(tmp_path, capsys):
@@ -276,12 +285,12 @@ def test_the_command_refuses_negative_days_and_a_missing_database(tmp_path, caps
     assert not (tmp_path / "nope.db").exists()
 
 
-def test_scoring_reads_the_archive_like_any_trajectory_database(db_path, tmp_path):
+def test_scoring_reads_the_archive_like_any_trajectory_database(db, tmp_path):
     scoring = pytest.importorskip("ppp_otel.scoring.rewards")
     archive = tmp_path / "archive.db"
-    build(db_path, old=range(1, 4), recent=())
-    before = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(db_path, "spec")}
-    cleanup(db_path, older_than_days=30, now=NOW, archive_path=archive)
+    build(db, old=range(1, 4), recent=())
+    before = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(db, "spec")}
+    cleanup(db, older_than_days=30, now=NOW, archive_path=archive)
     after = {s.span_id: (s.r_proact, s.r_pers) for s in scoring.score_spec(archive, "spec")}
     assert after == before and len(after) == 3
 

@@ -1,4 +1,4 @@
-"""ppp-otel status / migrate / trajectories / show, and the CLI's error contract."""
+"""ppp-otel status / migrate / trajectories / show, and the CLI's error contract, on both backends."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import _command_modules, main
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.storage.sqlite.writer import write_all
+import backends
+from backends import is_postgres, run_sql, schema_of, set_schema_version
+from support import free_port
 
 LONG_PROMPT = "Please refactor the whole module " + "and keep going " * 40 + "END-OF-PROMPT"
 
@@ -25,8 +27,8 @@ pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
 
 @pytest.fixture
-def db(tmp_path) -> str:
-    path = str(tmp_path / "cli.db")
+def db(store_url) -> str:
+    path = store_url
     t1 = TrajectoryRecord("1" * 32, "1" * 16, "spec-a", "alice", run_id="r1", technical_score=0.5)
     t2 = TrajectoryRecord("2" * 32, "2" * 16, "spec-b", "bob", run_id="r2")
     turn = TurnRecord(
@@ -36,8 +38,8 @@ def db(tmp_path) -> str:
         violations=[Violation("no_questions", "no questions", "1 question", "critical")],
         extract_questions=False,
     )
-    conn = schema.connect(path)
-    write_all(conn, [t1, t2, turn])
+    conn = backends.connect(path)
+    backends.write_all(conn, [t1, t2, turn])
     conn.close()
     return path
 
@@ -62,8 +64,11 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
 def test_status_shows_version_counts_size_and_journal_mode(capsys, db):
     code, out, _ = run(capsys, "status", "--db", db)
     assert code == 0
-    assert f"schema version  {schema.latest_version()}" in out
-    assert "journal mode    wal" in out
+    assert f"schema version  {schema_of(db).latest_version()}" in out
+    if is_postgres(db):
+        assert "database size" in out and "journal mode" not in out
+    else:
+        assert "journal mode    wal" in out
     assert "bytes)" in out
     assert "trajectory_turns       1" in out
 
@@ -76,17 +81,21 @@ def test_status_json_parses_and_counts_rows(capsys, db):
     assert report["file_size_bytes"] > 0
 
 
-def test_status_does_not_migrate_an_old_database(capsys, tmp_path):
-    path = str(tmp_path / "v1.db")
-    conn = schema.connect(path, migrate_schema=False)
-    schema.MIGRATIONS[0](conn)
-    conn.execute("PRAGMA user_version = 1")
+def test_status_does_not_migrate_an_old_database(capsys, store_url):
+    path = store_url
+    conn = backends.connect(path, migrate_schema=False)
+    if is_postgres(path):
+        with conn.cursor() as cur:
+            schema_of(path).MIGRATIONS[0](cur)
+    else:
+        schema.MIGRATIONS[0](conn)
     conn.close()
+    set_schema_version(path, 1)
     code, out, _ = run(capsys, "status", "--db", path)
     assert code == 0
     assert "run `ppp-otel migrate`" in out
-    with closing(sqlite3.connect(path)) as conn:
-        assert schema.schema_version(conn) == 1
+    with closing(backends.connect(path, migrate_schema=False)) as conn:
+        assert schema_of(path).schema_version(conn) == 1
 
 
 # --- migrate ---------------------------------------------------------------
@@ -98,15 +107,26 @@ def test_migrate_refuses_a_missing_file_without_create(capsys, tmp_path):
     assert not path.exists()
 
 
-def test_migrate_create_makes_a_database_at_the_latest_version(capsys, tmp_path):
-    path = str(tmp_path / "new.db")
+def test_migrate_create_makes_a_database_at_the_latest_version(capsys, store_url):
+    path = store_url
+    latest = schema_of(path).latest_version()
     code, out, _ = run(capsys, "migrate", "--db", path, "--create", "--json")
     assert code == 0
-    assert json.loads(out) == {
-        "path": path,
-        "applied": list(range(1, schema.latest_version() + 1)),
-        "schema_version": schema.latest_version(),
-    }
+    assert json.loads(out) == {"path": path, "applied": list(range(1, latest + 1)), "schema_version": latest}
+
+
+def test_migrate_refuses_a_postgresql_database_without_a_store_unless_asked_to_create(capsys, postgres_url):
+    code, _, err = run(capsys, "migrate", "--db", postgres_url)
+    assert_one_line_error(code, err, "no trajectory store in this database", "--create")
+    assert run_sql(postgres_url, "SELECT to_regclass('trajectories')") == [(None,)]
+
+
+@pytest.mark.parametrize("command", [["status"], ["migrate"], ["trajectories"], ["show", "1"], ["score"]])
+def test_an_unreachable_postgresql_server_is_a_one_line_error_without_the_password(capsys, command):
+    url = f"postgresql://ppp:hunter2@127.0.0.1:{free_port()}/trajectories"
+    code, _, err = run(capsys, *command, "--db", url)
+    assert_one_line_error(code, err, "postgresql://ppp:***@127.0.0.1", "cannot connect")
+    assert "hunter2" not in err
 
 
 def test_migrate_of_a_current_database_says_it_is_up_to_date(capsys, db):
@@ -209,9 +229,7 @@ def test_a_file_that_is_not_sqlite_is_an_error(capsys, tmp_path, command):
 
 @pytest.mark.parametrize("command", [["status"], ["migrate"], ["trajectories"], ["show", "1"]])
 def test_a_database_from_a_newer_ppp_otel_is_an_error(capsys, db, command):
-    conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
-    conn.close()
+    set_schema_version(db, schema_of(db).latest_version() + 1)
     code, _, err = run(capsys, *command, "--db", db)
     assert_one_line_error(code, err, "newer than this ppp-otel supports")
 

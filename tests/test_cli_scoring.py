@@ -1,4 +1,4 @@
-"""ppp-otel score / consensus / consensus-history: the JSON contract, the tables, the errors."""
+"""ppp-otel score / consensus / consensus-history: the JSON contract, the tables, the errors, on both backends."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ppp_otel.storage.sqlite import migrations as schema
+import backends
 from ppp_otel.cli import main
 from scoring_data import add_trajectory
 
@@ -15,14 +15,14 @@ pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
 
 @pytest.fixture
-def db(db_path) -> str:
-    conn = schema.connect(db_path)
+def db(store_url) -> str:
+    conn = backends.connect(store_url)
     add_trajectory(conn, "spec-a", "alpha", questions=["low", "high"], violations=["minor"],
                    technical_score=0.9)
     add_trajectory(conn, "spec-a", "beta", technical_score=0.8)
     add_trajectory(conn, "spec-b", "alpha")
     conn.close()
-    return str(db_path)
+    return store_url
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -1,4 +1,5 @@
-"""Several processes, and forked processes, record into one database without losing a turn."""
+"""Several processes, and forked processes, record into one database without losing a turn,
+on a SQLite file and on a PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from backends import is_postgres, run_sql
+
 CHILD = str(Path(__file__).with_name("recording_child.py"))
+
+
+@pytest.fixture
+def db_path(store_url):
+    return store_url
 
 
 def prompts_by_agent(path) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    with closing(sqlite3.connect(path)) as conn:
-        for agent, prompt in conn.execute(
-            "SELECT j.agent_name, t.prompt FROM trajectory_turns t "
-            "JOIN trajectories j ON j.id = t.trajectory_id"
-        ):
-            found.setdefault(agent, set()).add(prompt)
+    for agent, prompt in run_sql(str(path), "SELECT j.agent_name, t.prompt FROM trajectory_turns t "
+                                            "JOIN trajectories j ON j.id = t.trajectory_id"):
+        found.setdefault(agent, set()).add(prompt)
     return found
 
 
@@ -47,9 +52,10 @@ def test_four_processes_recording_into_one_new_database_lose_nothing(db_path):
     stored = prompts_by_agent(db_path)
     for k in range(processes):
         assert stored[f"proc-{k}"] == {f"proc-{k} turn {i}" for i in range(1, turns + 1)}
-    with closing(sqlite3.connect(db_path)) as conn:
-        assert conn.execute("SELECT count(*) FROM trajectory_turns").fetchone()[0] == processes * turns
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert run_sql(db_path, "SELECT count(*) FROM trajectory_turns") == [(processes * turns,)]
+    if not is_postgres(db_path):
+        with closing(sqlite3.connect(db_path)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_a_forked_child_gets_a_working_recorder_and_the_parent_keeps_its_own(db_path):

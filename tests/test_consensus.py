@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import backends
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.config.settings import Config, WeightsConfig
 from ppp_otel.scoring.consensus import (
@@ -23,8 +24,8 @@ EVEN = Weights(0.5, 0.5)
 
 
 @pytest.fixture
-def conn(db_path):
-    connection = schema.connect(db_path)
+def conn(store_url):
+    connection = backends.connect(store_url)
     yield connection
     connection.close()
 
@@ -257,7 +258,7 @@ def test_a_run_not_stored_leaves_no_history(conn):
     assert consensus_history(conn, "spec") == []
 
 
-def test_consensus_on_a_path_stores_in_that_file(conn, db_path):
+def test_consensus_on_a_path_stores_in_that_file(conn, store_url):
     add_trajectory(conn, "spec", "alpha")
-    stored = consensus(db_path, "spec", weights=EVEN)
-    assert consensus_history(db_path, "spec")[0].consensus_id == stored.consensus_id
+    stored = consensus(store_url, "spec", weights=EVEN)
+    assert consensus_history(store_url, "spec")[0].consensus_id == stored.consensus_id

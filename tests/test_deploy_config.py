@@ -161,3 +161,82 @@ def test_the_ingest_service_mounts_what_pip_needs_to_install_the_package(compose
 
 def test_ingest_is_started_with_exec_so_it_gets_sigterm_and_flushes(compose):
     assert "exec ppp-otel ingest" in compose["services"]["ppp-ingest"]["command"][-1]
+
+
+# --- PostgreSQL and ingest replicas behind a load-balancing collector --------------------
+
+REPLICAS_COLLECTOR_FILE = ROOT / "collector" / "otel-collector-replicas.yaml"
+
+
+@pytest.fixture(scope="module")
+def replicas_collector() -> dict:
+    return yaml.safe_load(REPLICAS_COLLECTOR_FILE.read_text())
+
+
+def replica_command(compose) -> list[str]:
+    words = shlex.split(compose["services"]["ppp-ingest-replica"]["command"][-1])
+    return words[words.index("ppp-otel") + 1:]
+
+
+def test_the_replicas_stack_is_a_compose_profile_beside_the_sqlite_one(compose):
+    services = compose["services"]
+    for name in ("postgres", "ppp-ingest-replica", "otel-collector-replicas"):
+        assert services[name]["profiles"] == ["replicas"], name
+    for name in ("phoenix", "otel-collector", "ppp-ingest"):
+        assert "profiles" not in services[name], name
+
+
+def test_the_replicas_collector_load_balances_by_trace_id_over_grpc(replicas_collector):
+    traces = replicas_collector["service"]["pipelines"]["traces"]
+    assert sorted(traces["exporters"]) == ["loadbalancing/ppp", "otlphttp/phoenix"]
+    for section in ("receivers", "processors", "exporters"):
+        assert set(traces[section]) == set(replicas_collector[section]), section
+    balancer = replicas_collector["exporters"]["loadbalancing/ppp"]
+    assert balancer["routing_key"] == "traceID"
+    assert list(balancer["protocol"]) == ["otlp"]  # OTLP/gRPC: the only protocol the exporter speaks
+    assert "endpoint" not in balancer["protocol"]["otlp"]  # the resolver gives each replica's
+
+
+def test_the_balancer_resolves_the_scaled_ingest_service_on_its_grpc_port(replicas_collector, compose):
+    dns = replicas_collector["exporters"]["loadbalancing/ppp"]["resolver"]["dns"]
+    replica = compose["services"]["ppp-ingest-replica"]
+    assert dns["hostname"] == "ppp-ingest-replica"
+    args = build_parser().parse_args(replica_command(compose))
+    assert args.func.__name__ == "ingest" and args.host == "0.0.0.0"
+    assert dns["port"] == args.grpc_port == 4317
+    assert str(args.grpc_port) in [str(p) for p in replica["expose"]]
+    assert replica["deploy"]["replicas"] >= 2
+
+
+def test_the_replicas_write_the_postgres_service_database(compose):
+    replica = compose["services"]["ppp-ingest-replica"]
+    postgres = compose["services"]["postgres"]
+    url = urlsplit(replica["environment"]["PPP_OTEL_DB"])
+    assert url.scheme == "postgresql" and url.hostname == "postgres" and url.port == 5432
+    assert url.username == postgres["environment"]["POSTGRES_USER"]
+    assert url.path.lstrip("/") == postgres["environment"]["POSTGRES_DB"]
+    assert url.password == postgres["environment"]["POSTGRES_PASSWORD"]  # the same ${...} default
+    assert "--db" not in replica_command(compose)  # PPP_OTEL_DB names it
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert any(m.endswith(":/var/lib/postgresql/data") and m.split(":")[0] in compose["volumes"]
+               for m in postgres["volumes"])
+
+
+def test_the_replicas_install_the_postgres_extra_the_project_declares(compose):
+    script = compose["services"]["ppp-ingest-replica"]["command"][-1]
+    assert "[postgres]" in script and "exec ppp-otel ingest" in script
+    project = (ROOT / "pyproject.toml").read_text()
+    assert "postgres = [" in project and "psycopg" in project
+
+
+def test_the_replicas_collector_is_mounted_and_shares_the_token(compose, replicas_collector):
+    service = compose["services"]["otel-collector-replicas"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
+    in_container = next(a for a in service["command"] if a.startswith("--config=")).split("=", 1)[1]
+    assert (ROOT / mounts[in_container]).resolve() == REPLICAS_COLLECTOR_FILE
+    assert published(service) == {4317: 4317, 4318: 4318}
+    assert set(service["depends_on"]) == {"phoenix", "ppp-ingest-replica"}
+    header = replicas_collector["exporters"]["loadbalancing/ppp"]["protocol"]["otlp"]["headers"]["authorization"]
+    assert "${env:PPP_OTEL_INGEST_TOKEN}" in header
+    for name in ("otel-collector-replicas", "ppp-ingest-replica"):
+        assert "PPP_OTEL_INGEST_TOKEN" in compose["services"][name]["environment"]

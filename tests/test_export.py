@@ -148,3 +148,28 @@ def test_the_export_command_fails_with_one_line_when_the_endpoint_refuses(tmp_pa
         done = ppp_otel_command("export", "--db", str(source), "--to", receiver.url)
     assert done.returncode == 2
     assert "ppp-otel: error: 3 spans were not accepted" in done.stderr.splitlines()[-1]
+
+
+def test_a_postgresql_store_replays_the_same_spans_as_the_sqlite_file_it_was_copied_from(tmp_path, postgres_url):
+    from ppp_otel.storage.copy import copy_store
+
+    source, replayed = tmp_path / "source.db", tmp_path / "replayed.db"
+    record(source)
+    copy_store(str(source), postgres_url)
+    with IngestServer(replayed, port=0) as receiver:
+        summary = export_trajectories(postgres_url, otlp_exporter(receiver.url), endpoint=receiver.url)
+    assert (summary.trajectories, summary.spans, summary.ok) == (1, 3, True)
+    assert [r[:13] + r[14:] for r in rows(replayed)] == [r[:13] + r[14:] for r in rows(source)]
+
+
+def test_atif_documents_from_a_postgresql_store_equal_those_from_sqlite(tmp_path, postgres_url):
+    from ppp_otel.interchange.atif.exporter import export_atif
+    from ppp_otel.storage.copy import copy_store
+
+    source = tmp_path / "source.db"
+    record(source)
+    copy_store(str(source), postgres_url)
+    export_atif(str(source), tmp_path / "from-sqlite")
+    export_atif(postgres_url, tmp_path / "from-postgresql")
+    documents = {d.name: d.read_text() for d in (tmp_path / "from-sqlite").iterdir()}
+    assert documents and documents == {d.name: d.read_text() for d in (tmp_path / "from-postgresql").iterdir()}

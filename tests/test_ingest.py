@@ -31,6 +31,7 @@ from ppp_otel.ingest import wire as otlp
 from ppp_otel.ingest.assembler import TrajectoryAssembler
 from ppp_otel.ingest.server import IngestServer
 from ppp_otel.ingest.wire import OtlpSpan
+from backends import run_sql
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -65,17 +66,22 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, di
 
 
 def stored_turns(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(
-            """SELECT t.spec_id, t.agent_name, u.turn_number, u.prompt, u.response, u.token_count
-               FROM trajectory_turns u JOIN trajectories t ON t.id = u.trajectory_id
-               ORDER BY t.id, u.turn_number"""
-        ).fetchall()
+    return [tuple(row) for row in run_sql(
+        str(db),
+        """SELECT t.spec_id, t.agent_name, u.turn_number, u.prompt, u.response, u.token_count
+           FROM trajectory_turns u JOIN trajectories t ON t.id = u.trajectory_id
+           ORDER BY t.id, u.turn_number""",
+    )]
 
 
 def count(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return run_sql(str(db), f"SELECT count(*) FROM {table}")[0][0]
+
+
+@pytest.fixture
+def db_path(store_url):
+    """Every receiver test runs on a SQLite file and on a PostgreSQL store."""
+    return store_url
 
 
 @pytest.fixture
@@ -151,6 +157,17 @@ def test_a_turn_whose_trajectory_is_already_stored_lands_without_waiting(db_path
         post(traces_url(second), body_of([turn_2]), PROTOBUF)
         assert second.stats["pending_spans"] == 0
     assert stored_turns(db_path) == TWO_TURNS
+
+
+def test_status_counts_the_turns_waiting_for_their_trajectory(db_path, server, capsys):
+    from ppp_otel.cli import main
+
+    *turns, _trajectory = record_conversation()
+    assert post(traces_url(server), body_of(turns), PROTOBUF)[0] == 200
+    assert main(["status", "--db", str(db_path), "--json"]) == 0
+    pending = json.loads(capsys.readouterr().out)["pending"]
+    assert (pending["pending_spans"], pending["pending_turns"]) == (2, 2)
+    assert pending["oldest_pending_age_s"] >= 0
 
 
 def test_an_llm_span_inside_a_turn_is_part_of_that_turn_not_another(db_path, server):

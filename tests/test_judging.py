@@ -10,7 +10,9 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from chat_server import ChatServer
-from conftest import wait_for
+import backends
+from backends import run_sql
+from support import wait_for
 from ppp_otel import trajectory, turn
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import main
@@ -30,12 +32,14 @@ def no_proxies_or_ambient_settings(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def db_path(store_url):
+    """The judgment stage's tests run on a SQLite file and on a PostgreSQL store."""
+    return store_url
+
+
 def rows(db_path, sql, params=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return [tuple(row) for row in run_sql(str(db_path), sql, params)]
 
 
 def pipeline(db_path, **options):
@@ -331,8 +335,6 @@ def test_a_turn_that_asks_nothing_is_not_sent_to_the_preference_judge():
 def test_judgment_far_behind_leaves_later_turns_pending_and_judge_pending_catches_up(db_path):
     from ppp_otel.analysis.judgment_stage import JudgmentStage, as_written, rejudge
     from ppp_otel.records import TrajectoryRecord, TurnRecord
-    from ppp_otel.storage.sqlite.writer import write_all
-
     release = threading.Event()
 
     class Held:
@@ -344,11 +346,11 @@ def test_judgment_far_behind_leaves_later_turns_pending_and_judge_pending_catche
             release.wait(30)
             return ["low"] * len(questions)
 
-    conn = schema.connect(db_path)
+    conn = backends.connect(db_path)
     trajectory_record = TrajectoryRecord("t" * 32, "s" * 16, "spec", "agent")
     turns = [TurnRecord("t" * 32, f"{i:016x}", trajectory_record.key, i + 1, "p", f"Which branch {i}?")
              for i in range(3)]
-    write_all(conn, as_written([trajectory_record, *turns]))
+    backends.write_all(conn, as_written([trajectory_record, *turns]))
     stage = JudgmentStage(str(db_path), Held(), max_pending_turns=2)
     for record in turns:
         stage.submit([record])
@@ -362,3 +364,19 @@ def test_judgment_far_behind_leaves_later_turns_pending_and_judge_pending_catche
     conn.close()
     assert summary.trajectories == 1
     assert rows(db_path, "SELECT count(*) FROM trajectory_turns WHERE judged_by IS NULL") == [(0,)]
+
+
+def test_judge_on_a_postgresql_store_judges_its_trajectories_and_changes_nothing_the_second_time(
+        postgres_url, capsys):
+    provider, processor = pipeline(postgres_url)
+    record(provider, ["Done. Which Python version were you running?", "Fixed it."])
+    provider.shutdown()
+    code, out, _ = run(capsys, "judge", "--db", postgres_url, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert (summary["judge"], summary["trajectories"], summary["turns"]) == (RULES, 1, 2)
+    before = rows(postgres_url, "SELECT question_text, effort_level, judge FROM trajectory_questions ORDER BY 1")
+    assert before == [("Which Python version were you running?", "low", RULES)]
+    _, out, _ = run(capsys, "judge", "--db", postgres_url, "--json")
+    assert json.loads(out)["changed"] == {}
+    assert rows(postgres_url, "SELECT question_text, effort_level, judge FROM trajectory_questions ORDER BY 1") == before

@@ -2,7 +2,7 @@
 
 The oracle (tests/paper_oracle.py) is the paper's REWARD_FUNCTIONS and
 calculate_preference_reward as written; each case is written to a real SQLite
-database the way the recorder writes it and scored with ``rewards="paper"``.
+file and a real PostgreSQL store the way the recorder writes it and scored with ``rewards="paper"``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from hypothesis import strategies as st
 
 import paper_oracle
 from ppp_otel.scoring import arewards as ascoring
-from ppp_otel.storage.sqlite import migrations as schema
+import backends
 from ppp_otel.scoring import rewards as scoring
 from ppp_otel.model import Question, Violation
 from ppp_otel.scoring.paper import PAPER_NAMES
 from ppp_otel.records import TrajectoryRecord, TurnRecord
-from ppp_otel.storage.sqlite.writer import write_all
 
 OURS = {paper: ours for ours, paper in PAPER_NAMES.items()}
 LEVEL_EFFORT = {1: "low", 2: "medium", 3: "high"}
@@ -47,13 +46,14 @@ def write_case(conn, agent_messages, preference_names, *, extra_questions=0):
             for name in sorted(rejected):
                 turn.violations.append(Violation(OURS[name], "expected", "actual", "major"))
         records.append(turn)
-    assert not write_all(conn, records).rejected
-    return conn.execute("SELECT id FROM trajectories WHERE span_id = ?", (span_id,)).fetchone()[0]
+    assert not backends.write_all(conn, records).rejected
+    mark = "%s" if backends.is_postgres_connection(conn) else "?"
+    return conn.execute(f"SELECT id FROM trajectories WHERE span_id = {mark}", (span_id,)).fetchone()[0]
 
 
 @pytest.fixture
-def conn(db_path):
-    connection = schema.connect(db_path)
+def conn(store_url):
+    connection = backends.connect(store_url)
     yield connection
     connection.close()
 
@@ -115,8 +115,8 @@ def test_preferences_the_paper_does_not_have_give_no_paper_reward(conn):
                           questions=[Question("q?", "low")],
                           violations=[Violation("max_words", "e", "a", "major")],
                           extract_questions=False)]
-    write_all(conn, records)
-    tid = conn.execute("SELECT id FROM trajectories WHERE span_id = ?", (span_id,)).fetchone()[0]
+    backends.write_all(conn, records)
+    tid = scoring.score_trajectories(conn)[-1].trajectory_id
     assert paper_score(conn, tid).r_pers == 0
 
 
@@ -152,12 +152,12 @@ def test_every_generated_case_scores_as_the_papers_code(conn, agent_messages, na
     assert score.r_pers == pytest.approx(r_pers, abs=1e-9)
 
 
-def test_async_scoring_gives_the_same_paper_rewards(db_path, conn):
+def test_async_scoring_gives_the_same_paper_rewards(store_url, conn):
     cases = [([(2, {"json"}), None, (1, set())], ["json", "only_begin"]),
              ([None], ["answer_more"])]
     ids = [write_case(conn, *case) for case in cases]
     sync = scoring.score_trajectories(conn, rewards="paper")
-    async_ = asyncio.run(ascoring.score_trajectories(db_path, rewards="paper"))
+    async_ = asyncio.run(ascoring.score_trajectories(store_url, rewards="paper"))
     assert [(s.trajectory_id, s.r_proact, s.r_pers) for s in async_] == \
         [(s.trajectory_id, s.r_proact, s.r_pers) for s in sync]
     assert [s.trajectory_id for s in sync] == ids

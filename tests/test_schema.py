@@ -165,3 +165,125 @@ def test_a_missing_file_is_refused_when_it_must_exist(tmp_path):
     with pytest.raises(schema.DatabaseError, match="no such database file"):
         schema.connect(tmp_path / "missing.db", must_exist=True)
     assert not (tmp_path / "missing.db").exists()
+
+
+# --- PostgreSQL: the same tables, columns and migrations ---------------------------
+
+def pg_columns(conn, table):
+    return [r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
+
+
+@pytest.fixture
+def pg(postgres_url):
+    from ppp_otel.storage.postgres import migrations as pg_schema
+
+    conn = pg_schema.connect(postgres_url)
+    yield conn
+    conn.close()
+
+
+def test_postgresql_has_every_table_and_column_of_the_sqlite_schema_in_the_same_order(pg, db_path):
+    lite = schema.connect(db_path)
+    tables = [r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert {"trajectories", "trajectory_turns", "trajectory_questions", "trajectory_violations"} <= set(tables)
+    # What replicas share beyond SQLite's staging: a claim's lease, and where chain spans sit.
+    only_postgres = {"pending_spans": ["claimed_until"]}
+    for table in tables:
+        assert pg_columns(pg, table) == columns(lite, table) + only_postgres.get(table, []), table
+
+
+def test_postgresql_has_the_spec_indexes_and_the_span_id_constraints(pg):
+    indexed = {row[0] for row in pg.execute(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()")}
+    text = "\n".join(indexed)
+    for wanted in ("(spec_id, agent_name)", "(run_id)", "(trajectory_id, turn_number)",
+                   "UNIQUE INDEX ux_trajectories_span ON", "UNIQUE INDEX ux_turns_span ON"):
+        assert wanted in text, wanted
+
+
+def test_postgresql_checks_effort_and_severity_and_cascades_deletes(pg):
+    import psycopg
+
+    pg.execute("INSERT INTO trajectories (id, spec_id, agent_name) VALUES (1, 's', 'a')")
+    pg.execute("INSERT INTO trajectory_turns (id, trajectory_id, turn_number) VALUES (1, 1, 1)")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        pg.execute("INSERT INTO trajectory_questions (turn_id, question_text, effort_level) VALUES (1, 'q?', 'huge')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        pg.execute("INSERT INTO trajectory_violations (turn_id, preference_name, severity) VALUES (1, 'p', 'fatal')")
+    pg.execute("INSERT INTO trajectory_questions (turn_id, question_text, effort_level) VALUES (1, 'q?', 'low')")
+    pg.execute("DELETE FROM trajectories")
+    for table in ("trajectory_turns", "trajectory_questions"):
+        assert pg.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_postgresql_accepts_rows_with_only_the_spec_columns(pg):
+    pg.execute("INSERT INTO trajectories (spec_id, agent_name, run_id, created_at) VALUES ('s', 'a', 'r', 'now')")
+    pg.execute("INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count, "
+               "latency_ms, timestamp) VALUES (1, 1, 'p', 'r', 1, 1.0, 'now')")
+    pg.execute("INSERT INTO trajectories (spec_id, agent_name) VALUES ('s', 'b')")  # NULL span ids never clash
+    created = pg.execute("SELECT created_at FROM trajectories WHERE agent_name = 'b'").fetchone()[0]
+    assert created.endswith("Z") and created[10] == "T"  # spelled as SQLite's default spells it
+
+
+def test_postgresql_text_sorts_in_code_point_order_as_sqlite_does(pg):
+    for name in ("b", "B", "a-c", "ab", "é"):
+        pg.execute("INSERT INTO trajectories (spec_id, agent_name) VALUES (%s, 'x')", (name,))
+    assert [r[0] for r in pg.execute("SELECT spec_id FROM trajectories ORDER BY spec_id")] == sorted(
+        ["b", "B", "a-c", "ab", "é"])
+
+
+def test_postgresql_migrations_are_tracked_in_a_table_and_applied_once(postgres_url):
+    from ppp_otel.storage.postgres import migrations as pg_schema
+
+    conn = pg_schema.connect(postgres_url, migrate_schema=False)
+    assert pg_schema.schema_version(conn) == 0
+    assert pg_schema.migrate(conn) == list(range(1, pg_schema.latest_version() + 1))
+    assert pg_schema.migrate(conn) == []
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == list(range(1, pg_schema.latest_version() + 1))
+
+
+def test_postgresql_processes_migrating_at_once_apply_each_version_exactly_once(postgres_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ppp_otel.storage.postgres import migrations as pg_schema
+
+    def open_and_migrate(_):
+        conn = pg_schema.connect(postgres_url, migrate_schema=False)
+        try:
+            return pg_schema.migrate(conn)
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        applied = list(pool.map(open_and_migrate, range(6)))
+    assert sorted(v for versions in applied for v in versions) == list(range(1, pg_schema.latest_version() + 1))
+
+
+def test_a_failed_postgresql_migration_leaves_the_database_as_it_was(postgres_url, monkeypatch):
+    import psycopg
+
+    from ppp_otel.storage.postgres import migrations as pg_schema
+
+    def broken(cur):
+        cur.execute("CREATE TABLE half_done (x int)")
+        raise psycopg.OperationalError("the disk is full")
+
+    monkeypatch.setattr(pg_schema, "MIGRATIONS", [pg_schema.MIGRATIONS[0], broken])
+    conn = pg_schema.connect(postgres_url, migrate_schema=False)
+    with pytest.raises(psycopg.OperationalError):
+        pg_schema.migrate(conn)
+    assert pg_schema.schema_version(conn) == 1
+    assert conn.execute("SELECT to_regclass('half_done')").fetchone()[0] is None
+
+
+def test_a_newer_postgresql_store_is_refused_naming_both_versions_and_left_untouched(pg, postgres_url):
+    from ppp_otel.storage.postgres import migrations as pg_schema
+
+    pg.execute("INSERT INTO schema_migrations (version) VALUES (99)")
+    with pytest.raises(schema.SchemaTooNewError) as info:
+        pg_schema.connect(postgres_url)
+    assert "99" in str(info.value) and str(pg_schema.latest_version()) in str(info.value)
+    assert pg.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 99

@@ -1,4 +1,4 @@
-"""R_Proact and R_Pers, as the spec states them, read from SQLite."""
+"""R_Proact and R_Pers, as the spec states them, read from SQLite and from PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from ppp_otel.scoring import arewards as ascoring
 
+import backends
 from ppp_otel.storage.sqlite import migrations as schema
 
 from ppp_otel.scoring import rewards as scoring
@@ -14,7 +15,14 @@ from scoring_data import add_trajectory
 
 
 @pytest.fixture
-def conn(db_path):
+def conn(store_url):
+    connection = backends.connect(store_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def sqlite_conn(db_path):
     connection = schema.connect(db_path)
     yield connection
     connection.close()
@@ -101,9 +109,9 @@ def test_a_trajectory_without_turns_earns_both_bonuses(conn):
     assert (score.r_proact, score.r_pers) == (0.05, 0.05)
 
 
-def test_scoring_a_path_opens_and_closes_the_database(conn, db_path):
+def test_scoring_a_path_opens_and_closes_the_database(conn, store_url):
     tid = add_trajectory(conn, "spec", "agent", questions=["high"])
-    assert scoring.score_trajectory(db_path, tid).r_proact == -0.5
+    assert scoring.score_trajectory(store_url, tid).r_proact == -0.5
 
 
 def test_scoring_a_missing_file_is_an_error_and_creates_nothing(tmp_path):
@@ -166,7 +174,8 @@ def test_without_filters_every_trajectory_is_scored(conn):
 # --- sync and async agree -----------------------------------------------------
 
 @pytest.fixture
-def mixed(conn):
+def mixed(sqlite_conn):
+    conn = sqlite_conn
     add_trajectory(conn, "spec", "alpha", questions=["low", "high"], violations=["minor"], turns=4)
     add_trajectory(conn, "spec", "alpha", questions=["medium"], technical_score=0.4)
     add_trajectory(conn, "spec", "beta", violations=["major", "critical"], turns=2)

@@ -68,3 +68,45 @@ def test_every_scoring_statement_reaches_questions_and_violations_by_their_turn_
 def test_a_filtered_scoring_statement_finds_its_trajectories_by_index(conn, name):
     sql, params = STATEMENTS[name]
     assert "trajectories" not in scanned(plan(conn, sql, params))
+
+
+# --- PostgreSQL: the same statements in its dialect, planned on a store of some size ----------
+
+@pytest.fixture(scope="module")
+def pg_conn(postgres_server):
+    import psycopg
+
+    from ppp_otel.storage.postgres import migrations as pg_schema
+    from ppp_otel.storage.postgres.writer import write_all
+    from ppp_otel.model import Question
+    from ppp_otel.records import TrajectoryRecord, TurnRecord
+
+    connection = pg_schema.connect(postgres_server.new_schema_url())
+    records = []
+    for i in range(1, 3001):
+        t = TrajectoryRecord(f"{i:032x}", f"{i:016x}", f"spec-{i % 300}", f"agent-{i % 10}")
+        records.append(t)
+        records += [TurnRecord(t.trace_id, f"{i:08x}{k:08x}", t.key, k, "p", "r", extract_questions=False,
+                               questions=[Question("q?", "low")]) for k in (1, 2)]
+    write_all(connection, records, batch_size=3000)
+    connection.execute("ANALYZE")
+    yield connection
+    connection.close()
+
+
+PG_FILTERS = {
+    "one trajectory": {"trajectory_id": 1},
+    "one spec": {"spec_id": "spec-1"},
+    "one agent on a spec": {"spec_id": "spec-1", "agent_name": "agent-1"},
+    "one stage of one run of a spec": {"spec_id": "spec-1", "stage": "plan", "run_id": "r1"},
+}
+
+
+@pytest.mark.parametrize("name", PG_FILTERS)
+def test_postgresql_scoring_reaches_turns_and_questions_through_indexes(pg_conn, name):
+    from ppp_otel.storage.postgres.scoring import pg_filter, score_sql
+
+    where, params = pg_filter(**PG_FILTERS[name])
+    text = "\n".join(r[0] for r in pg_conn.execute("EXPLAIN " + score_sql(where), params))
+    for table in ("trajectory_turns", "trajectory_questions", "trajectories"):
+        assert f"Seq Scan on {table}" not in text, text

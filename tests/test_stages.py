@@ -30,6 +30,8 @@ from ppp_otel.scoring.consensus import (
 from ppp_otel.ingest.server import IngestServer
 from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 from ppp_otel.scoring.rewards import score_trajectories
+import backends
+from backends import run_sql
 from scoring_data import add_trajectory
 
 RUNS = ("r1", "r2")
@@ -41,22 +43,20 @@ BEST = {("plan", "r1"): "alpha", ("implement", "r1"): "beta",
 
 
 @pytest.fixture
-def staged(db_path):
-    """Two runs x two stages x three agents; one clean agent per (stage, run)."""
-    conn = schema.connect(db_path)
+def staged(store_url):
+    """Two runs x two stages x three agents; one clean agent per (stage, run); on each backend."""
+    conn = backends.connect(store_url)
     for run in RUNS:
         for stage in STAGES:
             for agent in AGENTS:
                 questions = [] if BEST[stage, run] == agent else ["high"]
                 add_trajectory(conn, "spec", agent, run_id=run, stage=stage, questions=questions)
     conn.close()
-    return db_path
+    return store_url
 
 
-def stored_stages(db_path) -> list[tuple]:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute(
-            "SELECT spec_id, agent_name, run_id, stage FROM trajectories ORDER BY id").fetchall()
+def stored_stages(db) -> list[tuple]:
+    return [tuple(row) for row in run_sql(str(db), "SELECT spec_id, agent_name, run_id, stage FROM trajectories ORDER BY id")]
 
 
 # --- consensus per (spec, stage, run) ------------------------------------------------

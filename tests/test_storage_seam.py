@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -37,11 +39,38 @@ def test_a_path_opens_the_sqlite_store_which_is_a_trajectory_backend(db_path):
         assert store.list_trajectories() == []
 
 
+def _without_psycopg(code: str) -> subprocess.CompletedProcess:
+    # A fresh interpreter in which psycopg cannot be imported, as without the postgres extra.
+    return subprocess.run([sys.executable, "-c", "import sys; sys.modules['psycopg'] = None\n" + code],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_postgresql_url_opens_the_postgres_store_which_has_every_method_of_the_sqlite_one(postgres_url):
+    from ppp_otel.storage.postgres.store import PostgresStore
+
+    with open_store(postgres_url, must_exist=False, wal=True, busy_timeout_ms=10, check_same_thread=False) as store:
+        assert isinstance(store, PostgresStore)
+        assert isinstance(store, TrajectoryBackend)
+        assert store.path == postgres_url
+    public = {name for name in dir(SQLiteStore) if not name.startswith("_")} - {"path"}
+    assert sorted(public - set(dir(PostgresStore))) == []
+
+
 def test_a_postgresql_url_without_the_backend_installed_is_a_clear_error_without_the_password():
-    with pytest.raises(BackendNotInstalled, match="PostgreSQL backend is not installed") as info:
-        open_store("postgresql://ppp:secret@db.example/ppp")
+    done = _without_psycopg(
+        "from ppp_otel.storage import open_store, BackendNotInstalled, StorageError\n"
+        "try:\n    open_store('postgresql://ppp:secret@db.example/ppp')\n"
+        "except BackendNotInstalled as exc:\n    assert isinstance(exc, StorageError); print(exc)\n")
+    assert done.returncode == 0, done.stderr
+    assert "PostgreSQL backend is not installed" in done.stdout and "secret" not in done.stdout
+
+
+def test_an_unreachable_postgresql_server_is_a_database_error_without_the_password(tmp_path):
+    from support import free_port
+
+    with pytest.raises(DatabaseError, match="cannot connect") as info:
+        open_store(f"postgresql://ppp:secret@127.0.0.1:{free_port()}/ppp")
     assert "secret" not in str(info.value)
-    assert isinstance(info.value, StorageError)
 
 
 def test_a_missing_file_is_a_database_error_naming_it(tmp_path):
@@ -56,9 +85,9 @@ def test_a_file_that_is_not_sqlite_is_a_not_a_database_error(tmp_path):
         open_store(path)
 
 
-def test_a_write_to_a_read_only_store_is_a_read_only_error(db_path):
-    open_store(db_path, must_exist=False).close()
-    with open_store(db_path, read_only=True) as store:
+def test_a_write_to_a_read_only_store_is_a_read_only_error(store_url):
+    open_store(store_url, must_exist=False).close()
+    with open_store(store_url, read_only=True) as store:
         with pytest.raises(ReadOnlyError):
             store.write([_trajectory()])
 
@@ -76,9 +105,9 @@ def test_a_locked_database_is_a_write_failed_worth_retrying(db_path):
         holder.close()
 
 
-def test_a_turn_number_already_taken_is_rejected_with_the_clash_named(db_path):
+def test_a_turn_number_already_taken_is_rejected_with_the_clash_named(store_url):
     t = _trajectory()
-    with open_store(db_path, must_exist=False) as store:
+    with open_store(store_url, must_exist=False) as store:
         store.write([t, _turn(t, "1" * 16, 1)])
         outcome = store.write([_turn(t, "2" * 16, 1)])
     assert outcome.turns == 0
@@ -86,9 +115,9 @@ def test_a_turn_number_already_taken_is_rejected_with_the_clash_named(db_path):
     assert reason == f"turn {'2' * 16}: turn number 1 is already taken by another turn"
 
 
-def test_a_sequenced_turn_whose_number_is_taken_is_renumbered(db_path):
+def test_a_sequenced_turn_whose_number_is_taken_is_renumbered(store_url):
     t = _trajectory()
-    with open_store(db_path, must_exist=False) as store:
+    with open_store(store_url, must_exist=False) as store:
         store.write([t, _turn(t, "1" * 16, 1)])
         outcome = store.write([_turn(t, "2" * 16, 1, renumber=True)])
         numbers = [turn.number for turn in store.get_trajectory(1).turns]
@@ -111,8 +140,8 @@ def test_using_store_wraps_a_connection_without_closing_it(db_path):
     conn.close()
 
 
-def test_using_store_passes_a_store_through_and_leaves_it_open(db_path):
-    with open_store(db_path, must_exist=False) as store:
+def test_using_store_passes_a_store_through_and_leaves_it_open(store_url):
+    with open_store(store_url, must_exist=False) as store:
         with using_store(store) as same:
             assert same is store
         assert store.specs() == []
@@ -129,10 +158,12 @@ def test_cleanup_through_the_seam_runs_the_backends_retention(db_path):
 
 
 def test_cleanup_of_a_postgresql_url_without_the_backend_is_a_clear_error():
-    from ppp_otel.storage import cleanup
-
-    with pytest.raises(BackendNotInstalled):
-        cleanup("postgresql://localhost/ppp", older_than_days=1)
+    done = _without_psycopg(
+        "from ppp_otel.storage import cleanup, BackendNotInstalled\n"
+        "try:\n    cleanup('postgresql://localhost/ppp', older_than_days=1)\n"
+        "except BackendNotInstalled:\n    print('refused')\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused"
 
 
 def test_the_read_results_are_importable_from_the_storage_package():

@@ -1,4 +1,5 @@
-"""The read API: TrajectoryStore and AsyncTrajectoryStore on real SQLite files."""
+"""The read API: TrajectoryStore on real SQLite files and a real PostgreSQL server
+(the same tests on both), and AsyncTrajectoryStore on SQLite."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from ppp_otel.storage.sqlite.reader import (
     RecordedQuestion,
     RecordedViolation,
     Trajectory,
-    TrajectoryStore,
     TrajectorySummary,
     list_query,
 )
-from ppp_otel.storage.sqlite.writer import write_all
+import backends
+from backends import is_postgres, run_sql, schema_of, set_schema_version
 
 
 def _trajectory(n: int, spec: str, agent: str, run: str | None = None, **kw) -> TrajectoryRecord:
@@ -37,10 +38,8 @@ def _turn(t: TrajectoryRecord, number: int, *, questions=(), violations=()) -> T
     )
 
 
-@pytest.fixture
-def db(tmp_path) -> str:
+def _fill(path: str) -> str:
     """Three trajectories: two agents on spec A (run r1), one on spec B (run r2)."""
-    path = str(tmp_path / "t.db")
     a1 = _trajectory(1, "spec-a", "alice", "r1", preferences=("no_questions", "max_words(limit=50)"),
                      technical_score=0.9)
     a2 = _trajectory(2, "spec-a", "bob", "r1")
@@ -52,11 +51,27 @@ def db(tmp_path) -> str:
         _turn(a1, 3),
         _turn(a2, 1),
     ]
-    conn = schema.connect(path)
-    outcome = write_all(conn, records)
+    conn = backends.connect(path)
+    outcome = backends.write_all(conn, records)
     conn.close()
     assert not outcome.rejected
     return path
+
+
+@pytest.fixture
+def db(store_url) -> str:
+    """The three trajectories in a store of each backend."""
+    return _fill(store_url)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path) -> str:
+    """The three trajectories in a SQLite file, for what only SQLite has (query plans, the WAL file, aiosqlite)."""
+    return _fill(str(tmp_path / "t.db"))
+
+
+def TrajectoryStore(db, **options):  # noqa: N802: the store of the database's backend
+    return backends.open_store(db, **options)
 
 
 def _ids(summaries: list[TrajectorySummary]) -> list[int]:
@@ -102,8 +117,8 @@ def test_list_rejects_a_negative_limit(db):
         store.list_trajectories(limit=-1)
 
 
-def test_filtered_listing_uses_the_indexes(db):
-    with TrajectoryStore(db) as store:
+def test_filtered_listing_uses_the_indexes(sqlite_db):
+    with TrajectoryStore(sqlite_db) as store:
         for filters, index in (
             ({"spec_id": "a", "agent_name": "b"}, "idx_trajectories_spec_agent"),
             ({"run_id": "r"}, "idx_trajectories_run"),
@@ -140,9 +155,9 @@ def test_get_of_an_unknown_id_is_none(db):
         assert store.get_trajectory(999) is None
 
 
-def test_get_reads_a_trajectory_in_four_statements_whatever_its_length(db):
+def test_get_reads_a_trajectory_in_four_statements_whatever_its_length(sqlite_db):
     statements = []
-    with TrajectoryStore(db) as store:
+    with TrajectoryStore(sqlite_db) as store:
         store.conn.set_trace_callback(statements.append)
         store.get_trajectory(1)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
@@ -158,10 +173,7 @@ def test_to_dict_is_plain_data_down_to_the_questions(db):
 
 
 def test_preferences_written_by_other_tools_as_a_comma_list_are_read(db):
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO trajectories (spec_id, agent_name, preferences) VALUES ('x', 'y', 'a, b')")
-    conn.commit()
-    conn.close()
+    run_sql(db, "INSERT INTO trajectories (spec_id, agent_name, preferences) VALUES ('x', 'y', 'a, b')")
     with TrajectoryStore(db) as store:
         assert store.list_trajectories(spec_id="x")[0].preferences == ["a", "b"]
 
@@ -182,12 +194,14 @@ def test_status_counts_the_rows_of_each_table(db):
         "trajectories": 3, "trajectory_turns": 4,
         "trajectory_questions": 2, "trajectory_violations": 1,
     }
-    assert report["schema_version"] == report["latest_version"] == schema.latest_version()
-    assert report["journal_mode"] == "wal"
+    assert report["schema_version"] == report["latest_version"] == schema_of(db).latest_version()
+    assert report["journal_mode"] == ("postgresql" if is_postgres(db) else "wal")
     assert report["path"] == db
+    assert report["file_size_bytes"] > 0
 
 
-def test_status_file_size_includes_the_write_ahead_log(db):
+def test_status_file_size_includes_the_write_ahead_log(sqlite_db):
+    db = sqlite_db
     with TrajectoryStore(db) as store:
         store.conn.execute("INSERT INTO trajectories (spec_id, agent_name) VALUES ('s', 'a')")
         size = store.status()["file_size_bytes"]
@@ -195,22 +209,26 @@ def test_status_file_size_includes_the_write_ahead_log(db):
         assert size == os.path.getsize(db) + os.path.getsize(db + "-wal")
 
 
-def test_status_of_an_old_schema_read_only_shows_its_version_and_missing_tables(tmp_path):
-    path = str(tmp_path / "v1.db")
-    conn = schema.connect(path, migrate_schema=False)
-    schema.MIGRATIONS[0](conn)
-    conn.execute("PRAGMA user_version = 1")
+def test_status_of_an_old_schema_read_only_shows_its_version_and_missing_tables(store_url):
+    path = store_url
+    conn = backends.connect(path, migrate_schema=False)
+    if is_postgres(path):
+        with conn.cursor() as cur:
+            schema_of(path).MIGRATIONS[0](cur)
+    else:
+        schema.MIGRATIONS[0](conn)
     conn.close()
+    set_schema_version(path, 1)
     with TrajectoryStore(path, read_only=True) as store:
         report = store.status()
     assert report["schema_version"] == 1
     assert report["row_counts"]["trajectory_questions"] is None
 
 
-def test_migrate_applies_pending_versions_once(tmp_path):
-    path = str(tmp_path / "fresh.db")
+def test_migrate_applies_pending_versions_once(store_url):
+    path = store_url
     with TrajectoryStore(path, must_exist=False, migrate_schema=False) as store:
-        assert store.migrate() == list(range(1, schema.latest_version() + 1))
+        assert store.migrate() == list(range(1, schema_of(path).latest_version() + 1))
         assert store.migrate() == []
 
 
@@ -231,16 +249,30 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
 
 
 def test_a_newer_schema_is_refused(db):
-    conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
-    conn.close()
-    with pytest.raises(schema.SchemaTooNewError):
+    set_schema_version(db, schema_of(db).latest_version() + 1)
+    with pytest.raises(schema.SchemaTooNewError, match="newer than this ppp-otel supports"):
         TrajectoryStore(db)
+
+
+def test_a_postgresql_database_without_a_store_is_refused_and_left_empty(postgres_url):
+    with pytest.raises(schema.DatabaseError, match="no trajectory store in this database"):
+        TrajectoryStore(postgres_url)
+    assert run_sql(postgres_url, "SELECT to_regclass('trajectories')") == [(None,)]
+
+
+def test_an_unreachable_postgresql_server_is_a_clear_error():
+    from support import free_port
+
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(schema.DatabaseError, match="cannot connect") as caught:
+        TrajectoryStore(url)
+    assert "secret" not in str(caught.value)
 
 
 # --- async -----------------------------------------------------------------
 
-async def test_async_store_gives_the_same_results_as_the_sync_store(db):
+async def test_async_store_gives_the_same_results_as_the_sync_store(sqlite_db):
+    db = sqlite_db
     with TrajectoryStore(db) as sync:
         expected = (
             sync.list_trajectories(), sync.list_trajectories(spec_id="spec-a", agent_name="bob"),
@@ -257,7 +289,8 @@ async def test_async_store_gives_the_same_results_as_the_sync_store(db):
     assert got == expected
 
 
-async def test_async_store_turns_foreign_keys_on(db):
+async def test_async_store_turns_foreign_keys_on(sqlite_db):
+    db = sqlite_db
     async with AsyncTrajectoryStore(db) as store:
         row = await store.run(lambda sync: sync.conn.execute("PRAGMA foreign_keys").fetchone())
         assert row[0] == 1
@@ -277,7 +310,8 @@ async def test_async_store_refuses_a_missing_file(tmp_path):
     assert not (tmp_path / "missing.db").exists()
 
 
-async def test_async_store_refuses_a_newer_schema(db):
+async def test_async_store_refuses_a_newer_schema(sqlite_db):
+    db = sqlite_db
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {schema.latest_version() + 1}")
     conn.close()

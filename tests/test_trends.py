@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ppp_otel.storage.sqlite import migrations as schema
+import backends
 from ppp_otel.cli import main
 from ppp_otel.scoring.trends import trends
 from scoring_data import add_trajectory
@@ -16,8 +16,8 @@ T0, T1, T2 = "2026-01-01T10:00:00.000Z", "2026-01-02T10:00:00.000Z", "2026-01-03
 
 
 @pytest.fixture
-def three_runs(db_path):
-    conn = schema.connect(db_path)
+def three_runs(store_url):
+    conn = backends.connect(store_url)
     add_trajectory(conn, "spec", "careful", run_id="mid", started_at=T2, technical_score=0.9)
     add_trajectory(conn, "spec", "careful", run_id="zeta", started_at=T0, technical_score=0.5,
                    questions=["high"], violations=[("concise", "minor")])
@@ -28,7 +28,7 @@ def three_runs(db_path):
     add_trajectory(conn, "spec", "sparse", run_id="zeta", started_at=T0, questions=["medium"])
     add_trajectory(conn, "spec", "sparse", run_id="mid", started_at=T2)
     conn.close()
-    return db_path
+    return store_url
 
 
 def test_runs_come_in_the_order_they_started(three_runs):
@@ -69,18 +69,18 @@ def test_an_agent_missing_from_a_run_is_compared_with_the_run_before(three_runs)
     assert mid.change["technical"] is None  # it never had a technical score
 
 
-def test_a_stage_limits_the_trend_to_that_stage(db_path):
-    conn = schema.connect(db_path)
+def test_a_stage_limits_the_trend_to_that_stage(store_url):
+    conn = backends.connect(store_url)
     for run, start in (("r1", T0), ("r2", T1)):
         add_trajectory(conn, "spec", "a", run_id=run, stage="plan", started_at=start,
                        questions=["high"] if run == "r1" else [])
         add_trajectory(conn, "spec", "a", run_id=run, stage="implement", started_at=start,
                        questions=["medium"])
     conn.close()
-    plan = trends(db_path, "spec", stage="plan", weights=(0.5, 0.5)).agent("a").runs
+    plan = trends(store_url, "spec", stage="plan", weights=(0.5, 0.5)).agent("a").runs
     assert [(r.r_proact, r.stages) for r in plan] == [(-0.5, ["plan"]), (0.05, ["plan"])]
     assert plan[1].change["r_proact"] == pytest.approx(0.55)
-    both = trends(db_path, "spec", weights=(0.5, 0.5)).agent("a").runs
+    both = trends(store_url, "spec", weights=(0.5, 0.5)).agent("a").runs
     assert [r.r_proact for r in both] == pytest.approx([-0.3, -0.025])
     assert sorted(both[0].stages) == ["implement", "plan"]
 

@@ -177,9 +177,10 @@ def register(
     tracer_provider: TracerProvider | None = None,
     env: Mapping[str, str] | None = None,
 ) -> TracerProvider:
-    """Set up tracing into the SQLite trajectory database and return the provider.
+    """Set up tracing into the trajectory store (a SQLite file or a ``postgresql://`` URL) and return the provider.
 
-    - ``db_path``: the database file; default ``$PPP_OTEL_DB``, the config's
+    - ``db_path``: the database file, or a ``postgresql://`` URL (with the
+      ``ppp-otel[postgres]`` extra); default ``$PPP_OTEL_DB``, the config's
       ``db_path``, else ``ppp_trajectories.db`` in the working directory.
     - ``config``: a :class:`Config` or a TOML file; default ``$PPP_OTEL_CONFIG``.
     - ``phoenix``: ``True`` forwards spans to Phoenix over OTLP, a string is the

@@ -67,7 +67,7 @@ class _Commands:
 def _add_common_options(parser: argparse.ArgumentParser, *, db: object, json: object) -> None:
     parser.add_argument(
         "--db", metavar="PATH", default=db,
-        help=f"trajectory database (default: ${DB_ENV}, else the config's db_path, "
+        help=f"trajectory database: a SQLite file or a postgresql:// URL (default: ${DB_ENV}, else the config's db_path, "
         f"else {DEFAULT_DB_PATH})",
     )
     parser.add_argument(

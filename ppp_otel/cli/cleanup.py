@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ppp_otel.storage import cleanup
+from ppp_otel.storage import cleanup, display_name
 from ppp_otel.config.settings import process_config
 from ppp_otel.cli._output import print_fields, print_json, progress
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     verb = "would delete" if summary.dry_run else "deleted"
     print(
-        f"{summary.db_path}: {verb} {summary.trajectories} trajectories created before "
+        f"{display_name(summary.db_path)}: {verb} {summary.trajectories} trajectories created before "
         f"{summary.cutoff}"
     )
     shown: dict[str, Any] = {
@@ -82,6 +82,8 @@ def _space_text(summary: Any) -> str:
             f"{summary.free_pages_left} free pages stay in the file; "
             "run `ppp-otel cleanup --vacuum` to give them back"
         )
+    if summary.space == "autovacuum":
+        return "PostgreSQL's autovacuum makes the space reusable; --vacuum does it now"
     if summary.space == "none":
         return "nothing to give back"
     return f"{summary.freed_bytes} bytes given back ({summary.space})"

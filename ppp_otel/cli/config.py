@@ -7,6 +7,7 @@ from typing import Any
 
 from ppp_otel.config.settings import display_value, load_config
 from ppp_otel.cli._output import print_json, print_table
+from ppp_otel.storage import display_name
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -28,6 +29,8 @@ def show_config(args: argparse.Namespace) -> int:
     db_override = args.db if getattr(args, "db_given", True) else None
     config = load_config(args.config, overrides={"db_path": db_override})
     rows = [(key, display_value(key, value), source) for key, value, source in config.items()]
+    # A postgresql:// URL may carry a password: shown without it, as everywhere else.
+    rows = [(k, display_name(v) if k.endswith("db_path") and isinstance(v, str) else v, s) for k, v, s in rows]
     if args.json:
         print_json({
             "file": config.file,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table, PROG
-from ppp_otel.storage import open_store
+from ppp_otel.storage import display_name, open_store
 
 
 
@@ -67,7 +67,10 @@ def status(args: argparse.Namespace) -> int:
         f"{pending['pending_turns']} ({pending['pending_spans']} spans in pending_spans"
         + (f", oldest {age:g}s" if age is not None else "") + ")"
     )
-    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes",
+    if report.get("backend") == "postgresql":
+        del shown["journal mode"]
+        shown["database size"] = shown.pop("file size")
+    known = {"path", "schema_version", "latest_version", "journal_mode", "file_size_bytes", "backend",
              "row_counts", "recorders", "pending"}
     # Whatever else status() reports is shown as it comes.
     shown.update({key: value for key, value in report.items() if key not in known})
@@ -96,12 +99,12 @@ def migrate(args: argparse.Namespace) -> int:
         applied = store.migrate()
         version = store.status()["schema_version"]
     if args.json:
-        print_json({"path": store.path, "applied": applied, "schema_version": version})
+        print_json({"path": display_name(store.path), "applied": applied, "schema_version": version})
     elif applied:
         versions = ", ".join(str(v) for v in applied)
-        print(f"{store.path}: migrated to schema version {version} (applied {versions})")
+        print(f"{display_name(store.path)}: migrated to schema version {version} (applied {versions})")
     else:
-        print(f"{store.path}: up to date at schema version {version}")
+        print(f"{display_name(store.path)}: up to date at schema version {version}")
     return 0
 
 
@@ -141,14 +144,14 @@ def _none_found(args: argparse.Namespace) -> str:
     where = "".join(f" of {flag} {value!r}" for flag, value in named)
     if args.offset:
         where += f" past the first {args.offset}"
-    return f"no trajectories{where} in {args.db}"
+    return f"no trajectories{where} in {display_name(args.db)}"
 
 
 def show(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         found = store.get_trajectory(args.id)
     if found is None:
-        return fail(f"no trajectory with id {args.id} in {args.db}")
+        return fail(f"no trajectory with id {args.id} in {display_name(args.db)}")
     if args.json:
         print_json(found.to_dict())
         return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from ppp_otel.config.settings import env_value
 from ppp_otel.demo import record_demo, PROJECT_NAME
-from ppp_otel.storage import open_store
+from ppp_otel.storage import display_name, open_store
 from ppp_otel.cli._output import print_json, print_table, PROG
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     annotations = _annotate(args, results)
     if args.json:
         data = {
-            "db_path": demo.db_path,
+            "db_path": display_name(demo.db_path),
             "run_id": demo.run_id,
             "run_ids": demo.run_ids,
             "stages": list(demo.stages),
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     runs = " and ".join(demo.run_ids)
     print(f"Recorded runs {runs} of spec {demo.spec_id!r}, stages {', '.join(demo.stages)}, "
-          f"into {demo.db_path}\n")
+          f"into {display_name(demo.db_path)}\n")
     print_table(
         [(t.id, t.run_id, t.stage, t.agent_name, t.turn_count, t.question_count, t.violation_count)
          for t in trajectories],
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
              for r in results],
             ["run", "stage", "best agent", "confidence"] + [f"final {a}" for a in agents],
         )
-    db = demo.db_path
+    db = display_name(demo.db_path)
     if args.phoenix:
         sent = len(annotations["annotated"]) if annotations else 0
         print(f"\nPhoenix: spans, judgments and rewards of {sent} trajectories sent to {args.phoenix}, "

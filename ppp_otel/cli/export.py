@@ -12,7 +12,7 @@ from ppp_otel.config.settings import PhoenixConfig, environ
 from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
 from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
-from ppp_otel.storage.sqlite.reader import TrajectoryStore
+from ppp_otel.storage import display_name, open_store
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ def _older_than_window(args: argparse.Namespace) -> tuple[int, str | None]:
     """How many of the trajectories to send started before Phoenix's default window, and the oldest start."""
     cutoff = (datetime.now(timezone.utc) - timedelta(days=PHOENIX_DEFAULT_WINDOW_DAYS)).strftime("%Y-%m-%dT%H:%M:%S")
     wanted = set(args.trajectory or ())
-    with TrajectoryStore(args.db, read_only=True) as store:
+    with open_store(args.db, read_only=True) as store:
         found = [t for t in store.list_trajectories(spec_id=args.spec) if not wanted or t.id in wanted]
     # The stored texts are ISO 8601 (or SQLite's "YYYY-MM-DD HH:MM:SS"): they sort as times do.
     old = sorted(t.created_at.replace(" ", "T") for t in found if t.created_at and t.created_at.replace(" ", "T") < cutoff)
@@ -82,7 +82,7 @@ def export(args: argparse.Namespace) -> int:
         data["older_than_phoenix_window"] = old
         print_json(data)
     elif not summary.trajectories:
-        print(f"no trajectories to export{' of spec ' + repr(args.spec) if args.spec else ''} in {args.db}")
+        print(f"no trajectories to export{' of spec ' + repr(args.spec) if args.spec else ''} in {display_name(args.db)}")
     else:
         print_fields({"endpoint": summary.endpoint, "project": summary.project,
                       "trajectories": summary.trajectories, "spans": summary.spans,

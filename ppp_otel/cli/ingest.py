@@ -18,6 +18,7 @@ from ppp_otel.ingest.server import (
 )
 from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
+from ppp_otel.storage import display_name
 from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
 
 
@@ -77,7 +78,7 @@ def ingest(args: argparse.Namespace) -> int:
     server.start()
     # A line a supervisor (or a test) can wait for, with the real port when --port 0.
     grpc = f" and gRPC {server.grpc_endpoint}" if server.grpc_endpoint else ""
-    print(f"ppp-otel ingest: listening on {server.url}/v1/traces{grpc}, writing to {args.db}",
+    print(f"ppp-otel ingest: listening on {server.url}/v1/traces{grpc}, writing to {display_name(args.db)}",
           file=sys.stderr, flush=True)
     while not stop.wait(0.2):
         pass

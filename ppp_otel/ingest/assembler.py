@@ -166,6 +166,10 @@ class TrajectoryAssembler:
         self._emit(trajectories, turns, out)
         return out
 
+    def placement_of(self, trace_id: str, span_id: str) -> Placement | None:
+        """Where a span seen lately sits (None: not seen, or forgotten)."""
+        return self._known.get((trace_id, span_id))
+
     def _place(self, first: tuple[int, OtlpSpan], trajectories: list, turns: list, out: Assembled) -> None:
         stack = [first]
         while stack:
@@ -317,3 +321,25 @@ class TrajectoryAssembler:
                     "ppp-otel ingest: turn span %s of trace %s still waits for parent %s (%s); "
                     "it stays in pending_spans", span.span_id, span.trace_id, parent[1], reason,
                 )
+
+
+def adopt(assembler: TrajectoryAssembler, spans: Iterable[OtlpSpan]) -> Assembled:
+    """Spans another ingest replica staged (claimed from a store replicas share) whose parent
+    is now stored: held by ``assembler`` as if they arrived now, then released with their
+    parents, so that the records made from them come with their keys in ``released``."""
+    a = assembler
+    out, trajectories, turns = Assembled(), [], []
+    spans = list(spans)
+    for span in spans:
+        a._hold(a._arrive(), span, out)
+    for span in spans:  # staged already: not again, and released once placed
+        a._new_held.pop((span.trace_id, span.span_id), None)
+    for parent in dict.fromkeys((s.trace_id, s.parent_span_id) for s in spans):
+        placement = a._known.get(parent) or (a._lookup(*parent) if a._lookup else None)
+        if placement is not None:  # else they wait here, and in the store for another claim
+            a._remember(parent, placement)
+            a._release(parent, trajectories, turns, out)
+    out.staged.extend(a._new_held.values())
+    a._new_held.clear()
+    a._emit(trajectories, turns, out)
+    return out

@@ -6,7 +6,10 @@ through the same records, analysis and writer thread as spans recorded in
 process. A request is answered 200 (gRPC OK) only once its spans are
 committed: turns that arrive before their trajectory span wait durably in
 ``pending_spans`` (see :mod:`ppp_otel.storage.sqlite.staging`), so nothing acknowledged is
-lost to a restart, SIGTERM or kill -9. Many requests share one transaction
+lost to a restart, SIGTERM or kill -9. On PostgreSQL several ingest replicas
+share that table: each also claims the waiting spans whose parent another
+replica stored (:mod:`ppp_otel.storage.postgres.staging`), so a turn received by
+one replica and its trajectory span by another are stored once. Many requests share one transaction
 (group commit). The writer is idempotent on (trace id, span id), so a client
 that retries after a lost answer does no harm.
 
@@ -26,7 +29,6 @@ import hmac
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 from concurrent import futures
@@ -36,8 +38,9 @@ from typing import Any
 from ppp_otel.ingest import wire as otlp
 from ppp_otel.storage import open_store
 from ppp_otel.storage.base import StorageError, TrajectoryBackend
-from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler
+from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler, adopt
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.records import TurnRecord
 from ppp_otel.storage.sqlite import staging
 from ppp_otel.recorder import Recorder
 
@@ -58,6 +61,8 @@ DEFAULT_GRACE_S = 3.0
 DEFAULT_MAX_CONNECTIONS = 1000
 _RETRY_AFTER_S = "1"
 _PURGE_EVERY_S = 60.0
+#: How often a replica of a shared store claims the spans whose parent another replica stored.
+_CLAIM_EVERY_S = 0.2
 # An over-limit body is read and thrown away (so the client sees the 413, not
 # a reset), up to this much more; past it the connection is simply closed.
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
@@ -107,7 +112,10 @@ class SpanIngest:
         self.rejected_spans = 0
         self.repaired_text = 0
         self.purged_turns = 0
+        self.claimed_spans = 0
         self._last_purge = 0.0
+        self._last_claim = 0.0
+        self._shared: bool | None = None  # does the store share pending spans with other replicas
 
     # ------------------------------------------------------------- requests
 
@@ -133,11 +141,7 @@ class SpanIngest:
                 outcome.not_queued = len(good)
                 return outcome, None, 0
             assembled = self.assembler.add(good)
-            records: list = list(assembled.records)
-            if assembled.staged:
-                records.extend(staging.staged_records(assembled.staged))
-            if assembled.released:
-                records.append(staging.Unstaged(assembled.released))
+            records = self._records_of(assembled, good)
             lost = self.processor.lost_at_shutdown
             # Under the lock, so a trajectory record is queued before turns another request releases.
             taken = self.processor.submit(records, force=True)
@@ -150,6 +154,58 @@ class SpanIngest:
         outcome.queued = taken
         outcome.not_queued = len(records) - taken
         return outcome, waiter, lost
+
+    def _records_of(self, assembled: Any, spans: list) -> list:
+        """What the writer gets: the records, the spans that now wait, those that stopped
+        waiting and, on a shared store, where the spans that make no row sit."""
+        records: list = list(assembled.records)
+        if assembled.staged:
+            records.extend(staging.staged_records(assembled.staged))
+        if assembled.released:
+            records.append(staging.Unstaged(assembled.released))
+        if spans and self._shares_pending():
+            placed = self._placements(spans, assembled)
+            if placed:
+                records.append(staging.Placed(placed))
+        return records
+
+    def _placements(self, spans: list, assembled: Any) -> list:
+        # A chain or tool span between a trajectory and its model calls is stored nowhere:
+        # another replica can learn only from here where a span below it belongs.
+        turns = {(r.trace_id, r.span_id) for r in assembled.records if isinstance(r, TurnRecord)}
+        placed = []
+        for span in spans:
+            key = (span.trace_id, span.span_id)
+            if key in turns:
+                continue
+            placement = self.assembler.placement_of(*key)
+            if placement is not None and placement.trajectory is not None and placement.trajectory != key:
+                placed.append((span.trace_id, span.span_id, placement.trajectory, placement.in_turn))
+        return placed
+
+    def _shares_pending(self) -> bool:
+        if self._shared is None:
+            try:
+                self._shared = bool(getattr(self._store(), "shares_pending", False))
+            except StorageError:
+                return False
+        return self._shared
+
+    def claim_once(self) -> int:
+        """On a shared store: write the spans (staged by any replica) whose parent has since
+        been stored by any replica; how many were claimed."""
+        with self._lock:
+            if not self._shares_pending():
+                return 0
+            claimed = self._store().claim_pending()
+            if not claimed:
+                return 0
+            assembled = adopt(self.assembler, claimed)
+            records = self._records_of(assembled, claimed)
+            self.processor.submit(records, force=True)
+            self.claimed_spans += len(claimed)
+            self.rejected_spans += len(assembled.rejected)
+        return len(claimed)
 
     @staticmethod
     def _loop() -> asyncio.AbstractEventLoop | None:
@@ -188,8 +244,8 @@ class SpanIngest:
         """At startup: spans staged before a restart wait again; those whose parent is stored land."""
         with self._lock:
             try:
-                parents = staging.waiting_parents(self._connection())
-            except (sqlite3.Error, StorageError) as exc:
+                parents = self._store().waiting_parents()
+            except StorageError as exc:
                 logger.warning("ppp-otel ingest: cannot read pending spans: %s", exc)
                 return 0
             assembled = self.assembler.resume(parents)
@@ -204,16 +260,24 @@ class SpanIngest:
         return len(assembled.released)
 
     def tick(self) -> None:
-        """Ten times a second: held spans past the TTL leave memory; now and then old ones are purged."""
+        """Ten times a second: held spans past the TTL leave memory; on a shared store the spans
+        other replicas' parents freed are claimed; now and then old ones are purged."""
+        now = time.monotonic()
+        if now - self._last_claim >= _CLAIM_EVERY_S:
+            self._last_claim = now
+            try:
+                while self.claim_once():
+                    pass
+            except StorageError as exc:  # the server is down or restarting: next round
+                logger.debug("ppp-otel ingest: claiming pending spans failed: %s", exc)
         with self._lock:
             self.assembler.expire()
-            now = time.monotonic()
             if now - self._last_purge < _PURGE_EVERY_S:
                 return
             self._last_purge = now
             try:
-                purged = staging.purge(self._connection(), self.pending_retention_s)
-            except (sqlite3.Error, StorageError) as exc:
+                purged = self._store().purge_pending(self.pending_retention_s)
+            except StorageError as exc:
                 logger.debug("ppp-otel ingest: purging pending spans failed: %s", exc)
                 return
         if purged:
@@ -222,7 +286,16 @@ class SpanIngest:
                            "deleted", purged, self.pending_retention_s)
 
     def close(self) -> None:
-        """Write everything queued. Spans still waiting for a parent are already in the database."""
+        """Write everything queued. Spans still waiting for a parent are already in the database
+        (on a shared store, for the other replicas too)."""
+        try:
+            if self._shares_pending():
+                # Parents this replica just accepted free spans other replicas hold: write those now.
+                self.processor.force_flush(5_000)
+                while self.claim_once():
+                    pass
+        except StorageError as exc:
+            logger.warning("ppp-otel ingest: pending spans left for the other replicas: %s", exc)
         with self._lock:
             if self.assembler.pending:
                 logger.info("ppp-otel ingest: %d spans wait for their parent in pending_spans",
@@ -242,6 +315,7 @@ class SpanIngest:
             "repaired_text_in_bodies": self.repaired_text,
             "pending_turns_out_of_memory": a.orphans,
             "purged_pending_turns": self.purged_turns,
+            "claimed_spans": self.claimed_spans,
             **self.processor.stats,
         }
 
@@ -250,10 +324,6 @@ class SpanIngest:
             self._db = open_store(self.processor.db_path, must_exist=False,
                                   check_same_thread=False, migrate_schema=False)
         return self._db
-
-    def _connection(self) -> sqlite3.Connection:
-        # The staging table's statements (storage/sqlite/staging.py) take the connection.
-        return self._store().conn
 
     def _stored_placement(self, trace_id: str, span_id: str) -> Placement | None:
         """A parent recorded earlier (another process, a restart): a trajectory or a turn."""
@@ -269,8 +339,8 @@ class SpanIngest:
 
     def _load_staged(self, parent: tuple[str, str]) -> list[otlp.OtlpSpan]:
         try:
-            return staging.load_children(self._connection(), parent)
-        except (sqlite3.Error, StorageError, ValueError) as exc:
+            return self._store().staged_children(parent)
+        except (StorageError, ValueError) as exc:
             logger.warning("ppp-otel ingest: reading the spans waiting for %s failed: %s", parent[1], exc)
             return []
 

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from ppp_otel.scoring.consensus import ConsensusResult, Weights, judge, resolve_weights
 from ppp_otel.conventions import EFFORT_LEVELS
 from ppp_otel.scoring.rewards import TrajectoryScore, agent_rewards, score_trajectories
+from ppp_otel.storage import open_store
 from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore
 from ppp_otel.scoring.trends import AgentTrend, trends
 
@@ -326,8 +327,8 @@ def build_report(
     jinja2, pygal, Style = _libraries()
     w = resolve_weights(weights, config=config)
     max_runs = DEFAULT_MAX_RUNS if max_runs is None else max_runs
-    with TrajectoryStore(db) as store:
-        conn = store.conn
+    with open_store(db, must_exist=True) as store:
+        conn = store  # scoring reads through the store, on either backend
         specs = [spec_id] if spec_id is not None else store.specs()
         if spec_id is not None and spec_id not in store.specs():
             raise ValueError(f"no trajectories of spec {spec_id} in {os.fspath(db)}")

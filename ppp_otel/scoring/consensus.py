@@ -46,7 +46,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ppp_otel.config.settings import check_weights, process_config
 from ppp_otel.scoring.paper import check_profile
 from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, score_spec
-from ppp_otel.storage import using_store
+from ppp_otel.storage import is_postgres_url, using_store
 
 __all__ = [
     "AgentScore",
@@ -403,7 +403,7 @@ def consensus(
     profile = check_profile(rewards or rewards_profile(config))
     if (
         config is not None and getattr(config, "enabled", True) is False
-        and isinstance(db, (str, os.PathLike)) and not os.path.exists(db)
+        and isinstance(db, (str, os.PathLike)) and not is_postgres_url(db) and not os.path.exists(db)
     ):
         result = judge(spec_id, {}, technical, weights, agents=agents, config=config,
                        stage=stage, run_id=run_id)

@@ -6,7 +6,7 @@
         store.list_trajectories(spec_id="spec-1")
 
 The interface and its errors are :mod:`ppp_otel.storage.base`; ``sqlite/``
-implements it, and a backend for another database is a package beside it.
+implements it, and ``postgres/`` (the ``ppp-otel[postgres]`` extra) beside it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ __all__ = [
     "TurnNumberClash",
     "WriteFailed",
     "cleanup",
+    "display_name",
+    "is_postgres_url",
     "open_store",
     "using_store",
 ]
@@ -68,7 +70,7 @@ def open_store(url_or_path: str | os.PathLike, **options: Any) -> TrajectoryBack
         except ImportError as exc:
             raise BackendNotInstalled(
                 f"{_redacted(url_or_path)}: the PostgreSQL backend is not installed "
-                f"({exc}); install ppp-otel with the 'postgres' extra"
+                f"({exc}); pip install 'ppp-otel[postgres]'"
             ) from exc
         return PostgresStore(url_or_path, **options)
     from ppp_otel.storage.sqlite.store import SQLiteStore
@@ -93,8 +95,18 @@ def _redacted(url: str) -> str:
     # A URL may carry a password; a message must not.
     scheme, _, rest = url.partition("://")
     if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
+        user, _, host = rest.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        rest = f"{user}@{host}"
     return f"{scheme}://{rest}"
+
+
+def display_name(db: Any) -> str:
+    """How to name a database to a person: a path, or a URL without its password."""
+    if is_postgres_url(db):
+        return _redacted(db)
+    return os.fspath(db) if isinstance(db, (str, os.PathLike)) else str(db)
 
 
 @contextmanager
@@ -105,6 +117,11 @@ def using_store(db: Any, **options: Any) -> Iterator[TrajectoryBackend]:
         from ppp_otel.storage.sqlite.store import SQLiteStore
 
         yield SQLiteStore.from_connection(db)
+        return
+    if type(db).__module__.startswith("psycopg"):  # a psycopg connection the caller opened
+        from ppp_otel.storage.postgres.store import PostgresStore
+
+        yield PostgresStore.from_connection(db)
         return
     # Not isinstance(db, TrajectoryBackend): a runtime Protocol check looks up every
     # member, on every scoring call.

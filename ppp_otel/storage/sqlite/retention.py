@@ -371,7 +371,9 @@ class ArchivalScheduler(SpanProcessor):
 
     def run_once(self) -> CleanupSummary | None:
         try:
-            summary = cleanup(
+            from ppp_otel.storage import cleanup as any_cleanup
+
+            summary = any_cleanup(
                 self.db_path, older_than_days=self.retention_days,
                 archive_path=self.archive_path, cancel=self._stop,
             )

@@ -42,7 +42,16 @@ class Unstaged:
     keys: list[SpanKey]
 
 
-STAGING_RECORDS = (StagedSpan, Unstaged)
+@dataclass(slots=True)
+class Placed:
+    """Where spans that are neither trajectories nor turns sit (trace id, span id, trajectory
+    key, inside a turn), for ingest replicas that receive their children. One SQLite ingest
+    process holds these in memory: the SQLite writer ignores them."""
+
+    rows: list[tuple[str, str, tuple[str, str], bool]]
+
+
+STAGING_RECORDS = (StagedSpan, Unstaged, Placed)
 
 
 def to_json(span: OtlpSpan) -> str:
@@ -120,5 +129,5 @@ def staged_records(spans: Iterable[tuple[OtlpSpan, bool]]) -> list[StagedSpan]:
     return [StagedSpan(span, is_turn, now) for span, is_turn in spans]
 
 
-__all__ = ["DEFAULT_RETENTION_S", "STAGING_RECORDS", "StagedSpan", "Unstaged", "load_children", "purge",
+__all__ = ["DEFAULT_RETENTION_S", "STAGING_RECORDS", "Placed", "StagedSpan", "Unstaged", "load_children", "purge",
            "staged_records", "summary", "waiting_parents", "write"]

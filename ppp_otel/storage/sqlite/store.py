@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
 from ppp_otel.storage.sqlite import consensus as consensus_sql
-from ppp_otel.storage.sqlite import judgments, lookups, recorders as recorder_table
+from ppp_otel.storage.sqlite import judgments, lookups, recorders as recorder_table, staging
 from ppp_otel.storage.sqlite.errors import storage_errors, translate
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
 from ppp_otel.storage.sqlite.scoring import paper_turn_rows, score_counts, violations_by_preference
@@ -100,6 +100,7 @@ class SQLiteStore(TrajectoryStore):
     get_trajectory = _translated(TrajectoryStore.get_trajectory)
     missing_ids = _translated(TrajectoryStore.missing_ids)
     status = _translated(TrajectoryStore.status)
+
     migrate = _translated(TrajectoryStore.migrate)
     specs = _translated(TrajectoryStore.specs)
     agents = _translated(TrajectoryStore.agents)
@@ -149,8 +150,6 @@ class SQLiteStore(TrajectoryStore):
     @_translated
     def pending_summary(self) -> dict[str, Any]:
         """Turns ingest acknowledged whose trajectory span has not come (yet)."""
-        from ppp_otel.storage.sqlite import staging
-
         return staging.summary(self.conn)
 
     # --- judgments ---------------------------------------------------------------------
@@ -175,6 +174,23 @@ class SQLiteStore(TrajectoryStore):
     @_translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
         return lookups.placement(self.conn, trace_id, span_id)
+
+    # --- spans waiting for their parent (ingest; see staging.py) --------------------------
+
+    #: One SQLite ingest process holds what waits: no replicas share this store's pending spans.
+    shares_pending = False
+
+    @_translated
+    def waiting_parents(self) -> list[tuple[str, str]]:
+        return staging.waiting_parents(self.conn)
+
+    @_translated
+    def staged_children(self, parent: tuple[str, str]) -> list[Any]:
+        return staging.load_children(self.conn, parent)
+
+    @_translated
+    def purge_pending(self, retention_s: float) -> int:
+        return staging.purge(self.conn, retention_s)
 
     # --- scoring and consensus ------------------------------------------------------------
 

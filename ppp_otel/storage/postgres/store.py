@@ -1,0 +1,270 @@
+"""PostgresStore: the PostgreSQL implementation of :class:`ppp_otel.storage.base.TrajectoryBackend`.
+
+A facade over one autocommit psycopg connection, as :class:`~ppp_otel.storage.sqlite.store.SQLiteStore`
+is over one sqlite3 connection: the statements live in the modules beside it
+(reader, writer, scoring, consensus, staging, retention, migrations), the rows
+that cross the seam are SQLite's, and psycopg's exceptions leave as storage errors.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from ppp_otel.model import TurnText
+from ppp_otel.storage.base import (
+    RECORDER_COLUMNS,
+    DatabaseError,
+    ReadOnlyError,
+    StorageError,
+    WriteFailed,
+    WriteOutcome,
+)
+from ppp_otel.storage.postgres import consensus as consensus_sql
+from ppp_otel.storage.postgres import migrations as schema
+from ppp_otel.storage.postgres import judgments, scoring, staging
+from ppp_otel.storage.postgres.reader import TrajectoryStore, trajectory_context
+from ppp_otel.storage.postgres.writer import TrajectoryWriter, save_recorder_stats
+
+__all__ = ["PostgresStore", "translate"]
+
+
+def translate(exc: psycopg.Error, default: type[StorageError] = StorageError, *, url: str = "") -> StorageError:
+    """The storage error for a psycopg error, by its class (SQLSTATE), never its text."""
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        kind: type[StorageError] = ReadOnlyError
+    elif isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        kind = WriteFailed  # the server is down, restarting, or the connection broke: retry
+    else:
+        kind = default
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    error = kind(f"{schema.redact(url)}: {text}" if url else text)
+    error.__cause__ = exc
+    return error
+
+
+def _translated(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc, url=self.path) from exc
+    return wrapper
+
+
+class PostgresStore(TrajectoryStore):
+    """One PostgreSQL trajectory store, read and written through one connection.
+
+    Options are SQLite's where they mean something here (``must_exist``,
+    ``migrate_schema``, ``read_only``, ``connection_hook``: called with the new
+    psycopg connection); SQLite's own (``wal``, ``busy_timeout_ms``,
+    ``check_same_thread``...) are accepted and ignored, so callers pass the
+    same arguments to either backend.
+    """
+
+    #: Ingest replicas may share this store's pending spans (see :mod:`.staging`).
+    shares_pending = True
+
+    def __init__(self, url: str, *, must_exist: bool = True, migrate_schema: bool = True,
+                 read_only: bool = False, connection_hook: Callable[[Any], None] | None = None,
+                 **_sqlite_only: Any):
+        super().__init__(url, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only)
+        self._owned = True
+        self._writer: TrajectoryWriter | None = None
+        if connection_hook is not None:
+            try:
+                connection_hook(self.conn)
+            except Exception as exc:
+                self.conn.close()
+                raise DatabaseError(f"connection_hook failed: {exc!r}") from exc
+
+    @classmethod
+    def from_connection(cls, conn: Any, url: str = "postgresql") -> PostgresStore:
+        """A store over a connection the caller opened (and closes: :meth:`close` leaves it open)."""
+        store = cls.__new__(cls)
+        store.conn, store.path, store._owned, store._writer = conn, url, False, None
+        return store
+
+    def close(self) -> None:
+        if self._owned:
+            try:
+                self.conn.close()
+            except psycopg.Error:
+                pass  # a broken connection closes as it can
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            with self.conn.transaction():
+                yield
+        except psycopg.Error as exc:
+            raise translate(exc, url=self.path) from exc
+
+    # --- reading (the statements are reader.py's, SQLite's in psycopg's dialect) ---------
+
+    list_trajectories = _translated(TrajectoryStore.list_trajectories)
+    list_trajectory_rows = _translated(TrajectoryStore.list_trajectory_rows)
+    get_trajectory = _translated(TrajectoryStore.get_trajectory)
+    status = _translated(TrajectoryStore.status)
+    migrate = _translated(TrajectoryStore.migrate)
+    specs = _translated(TrajectoryStore.specs)
+    agents = _translated(TrajectoryStore.agents)
+
+    @_translated
+    def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]:
+        wanted = list(dict.fromkeys(int(i) for i in trajectory_ids))
+        found = {row[0] for row in self.conn.execute(
+            "SELECT id FROM trajectories WHERE id = ANY(%s)", (wanted,))}
+        return [i for i in wanted if i not in found]
+
+    @_translated
+    def trajectory_parents(self) -> dict[int, int | None]:
+        return dict(self.conn.execute("SELECT id, parent_trajectory_id FROM trajectories").fetchall())
+
+    @_translated
+    def children_of(self, trajectory_id: int) -> list[int]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT id FROM trajectories WHERE parent_trajectory_id = %s ORDER BY id", (trajectory_id,))]
+
+    @_translated
+    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]:
+        import json
+
+        extras = {}
+        for number, text in self.conn.execute(
+            "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = %s AND extra IS NOT NULL",
+            (trajectory_id,),
+        ):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue  # written by another tool; the columns still export
+            if isinstance(value, dict):
+                extras[number] = value
+        return extras
+
+    # --- recording ------------------------------------------------------------------------
+
+    def write(self, records: Sequence[Any]) -> WriteOutcome:
+        """Write a batch in one transaction. A wrong record is in ``rejected``; a server
+        that cannot take the batch now (down, a lost race) is :class:`WriteFailed`."""
+        if self._writer is None:
+            self._writer = TrajectoryWriter(self.conn)
+        try:
+            return self._writer.write(records)
+        except psycopg.Error as exc:
+            raise translate(exc, WriteFailed, url=self.path) from exc
+
+    @_translated
+    def save_recorder_stats(self, row: Sequence[Any]) -> None:
+        save_recorder_stats(self.conn, tuple(row))
+
+    @_translated
+    def recorders(self) -> list[dict[str, Any]]:
+        return TrajectoryStore.recorders(self, RECORDER_COLUMNS)
+
+    @_translated
+    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
+        found = trajectory_context(self.conn, key)
+        if found is None:
+            return None
+        preferences, rows, user_context = found
+        return preferences, [TurnText(n, p or "", r or "", tuple(qs or ())) for n, p, r, qs in rows], user_context
+
+    def check_writable(self) -> None:
+        """StorageError (naming the store and the reason) unless a write could start now."""
+        try:
+            if self.conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on":
+                raise ReadOnlyError(f"{schema.redact(self.path)}: opened read-only")
+            self.conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise translate(exc, url=self.path) from exc
+
+    # --- judgments (the judgment stage, ppp-otel judge) -----------------------------------
+
+    @_translated
+    def store_judged(self, turns: Sequence[Any], at_end: list, judge: str) -> int:
+        return judgments.store_judged(self.conn, turns, at_end, judge)
+
+    @_translated
+    def to_rejudge(self, *, spec_id: str | None = None, since: str | None = None,
+                   pending: bool = False) -> list[int]:
+        return judgments.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
+
+    @_translated
+    def as_reported(self, trajectory_id: int) -> tuple:
+        return judgments.as_reported(self.conn, trajectory_id)
+
+    @_translated
+    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
+        judgments.replace_judgments(self.conn, turns, at_end, judge)
+
+    @_translated
+    def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
+        return staging.placement(self.conn, trace_id, span_id)
+
+    # --- spans waiting for their parent (ingest) ---------------------------------------------
+
+    @_translated
+    def waiting_parents(self) -> list[tuple[str, str]]:
+        return staging.waiting_parents(self.conn)
+
+    @_translated
+    def staged_children(self, parent: tuple[str, str]) -> list[Any]:
+        return staging.load_children(self.conn, parent)
+
+    @_translated
+    def purge_pending(self, retention_s: float) -> int:
+        return staging.purge(self.conn, retention_s)
+
+    @_translated
+    def pending_summary(self) -> dict[str, Any]:
+        return staging.summary(self.conn)
+
+    @_translated
+    def claim_pending(self, limit: int = 1000, lease_s: float = staging.DEFAULT_LEASE_S) -> list[Any]:
+        """Lease the waiting spans (of any replica) whose parent is now stored."""
+        return staging.claim_ready(self.conn, limit=limit, lease_s=lease_s)
+
+    # --- scoring and consensus ------------------------------------------------------------
+
+    @_translated
+    def score_counts(self, **filters: Any) -> list[tuple]:
+        return scoring.score_counts(self.conn, **filters)
+
+    @_translated
+    def paper_turn_rows(self, **filters: Any) -> list[tuple]:
+        return scoring.paper_turn_rows(self.conn, **filters)
+
+    @_translated
+    def violations_by_preference(self, **filters: Any) -> list[tuple]:
+        return scoring.violations_by_preference(self.conn, **filters)
+
+    @_translated
+    def store_consensus(self, result: Any) -> int:
+        return consensus_sql.store_consensus(self.conn, result)
+
+    @_translated
+    def record_consensus_span(self, consensus_id: int, trace_id: str, span_id: str) -> None:
+        consensus_sql.record_consensus_span(self.conn, consensus_id, trace_id, span_id)
+
+    @_translated
+    def consensus_history_rows(self, spec_id: str, limit: int | None, *, stage: str | None = None,
+                               run_id: str | None = None) -> list[tuple]:
+        return consensus_sql.history_rows(self.conn, spec_id, limit, stage=stage, run_id=run_id)
+
+    # --- retention ----------------------------------------------------------------------
+
+    def cleanup(self, **options: Any) -> Any:
+        """:func:`ppp_otel.storage.postgres.retention.cleanup` on this store (its own connection)."""
+        from ppp_otel.storage.postgres.retention import cleanup
+
+        try:
+            return cleanup(self.path, **options)
+        except psycopg.Error as exc:
+            raise translate(exc, url=self.path) from exc
