@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
+from ppp_otel.forksafe import renew_locks_in_child
 from ppp_otel.logs import LogLimiter
 from ppp_otel.model import TurnText, Violation, check_severity
 
@@ -49,6 +50,8 @@ class Preference:
 
 _registry: dict[str, Preference] = {}
 _lock = threading.Lock()
+# The judgment thread may hold it when another thread forks.
+renew_locks_in_child(sys.modules[__name__])
 _reported_failures = LogLimiter.once(logger)
 
 
@@ -289,13 +292,3 @@ def _count_failure(name: str) -> None:
     # A broken detector fails on every turn; one traceback says it, the count keeps the rest.
     if not _reported_failures("preference detector %r failed; skipping it", name, key=name, exc_info=True):
         logger.debug("preference detector %r failed again", name, exc_info=True)
-
-
-def _relock_in_child() -> None:
-    # The judgment thread may hold the registry's lock when another thread forks.
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_relock_in_child)

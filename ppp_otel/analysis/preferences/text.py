@@ -13,9 +13,11 @@ judgment stage).
 from __future__ import annotations
 
 import functools
-import os
 import re
+import sys
 import threading
+
+from ppp_otel.forksafe import renew_locks_in_child
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
@@ -149,11 +151,5 @@ def sentences_of(text: str) -> list[str]:
     return sentences
 
 
-def _relock_in_child() -> None:
-    # The judgment thread may hold one of these when another thread forks.
-    global _detector_lock, _segmenter_lock
-    _detector_lock, _segmenter_lock = threading.Lock(), threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_relock_in_child)
+# The judgment thread may hold one of these when another thread forks.
+renew_locks_in_child(sys.modules[__name__], "_detector_lock", "_segmenter_lock")
