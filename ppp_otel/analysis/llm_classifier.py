@@ -1,6 +1,6 @@
 """Grade question effort with an LLM behind any OpenAI-compatible endpoint.
 
-Optional: the heuristic in `ppp_otel.analysis.questions` is the default and the
+Optional: the heuristic in `ppp_otel.analysis.effort` is the default and the
 fallback. Only the standard library is used, so that recording never pulls in
 an HTTP client or an SDK. Every failure of the endpoint falls back to the
 heuristic (never to a silent "medium"), is counted in `stats`, and is logged
@@ -21,7 +21,7 @@ from ppp_otel.analysis.llm_endpoint import (
     endpoint_settings,
 )
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.analysis.questions import RULES_VERSION, classify_effort
+from ppp_otel.analysis.effort import RULES_VERSION, classify_effort
 
 __all__ = [
     "FALLBACK_REASONS",

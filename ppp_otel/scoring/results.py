@@ -67,6 +67,7 @@ class ConsensusResult:
     #: The stages and runs the judged trajectories covered (None: a trajectory without one).
     stages: list[str | None] = field(default_factory=list)
     runs: list[str | None] = field(default_factory=list)
+    rewards: str = "spec"  # the reward profile r_proact and r_pers come from
 
     @property
     def mixed(self) -> bool:
@@ -106,7 +107,6 @@ class ConsensusResult:
         )
         return (f"consensus on spec {self.spec_id} averaged each agent over {' and '.join(mixed)}; "
                 f"give {give} to judge one")
-    rewards: str = "spec"  # the reward profile r_proact and r_pers come from
 
     def agent(self, name: str) -> AgentScore:
         for score in self.agents:
