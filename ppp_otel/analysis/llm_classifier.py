@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from ppp_otel.analysis.llm_endpoint import (
     FALLBACK_REASONS,
@@ -159,13 +158,7 @@ class LLMEffortClassifier(ChatEndpoint):
             raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
         # A question asked twice in one batch (with the same context) is sent once.
         unique = list(dict.fromkeys(zip(questions, contexts)))
-        if len(unique) <= 1:
-            efforts = [self.classify(q, ctx) for q, ctx in unique]
-        else:
-            with ThreadPoolExecutor(
-                max_workers=min(self.max_concurrency, len(unique)), thread_name_prefix="ppp-effort"
-            ) as pool:
-                efforts = list(pool.map(lambda pair: self.classify(*pair), unique))
+        efforts = self._map(lambda pair: self.classify(*pair), unique, "ppp-effort")
         by_pair = dict(zip(unique, efforts))
         return [by_pair[pair] for pair in zip(questions, contexts)]
 

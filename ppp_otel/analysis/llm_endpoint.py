@@ -17,10 +17,14 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence, TypeVar
 
 from ppp_otel.logs import LogLimiter
 from ppp_otel.lru import LRUMap
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Why an answer came from the fallback instead of the endpoint.
 HTTP_ERROR = "http_error"
@@ -160,6 +164,15 @@ class ChatEndpoint:
                 self._calls += 1
             raw = post_chat(request, self.url, self.timeout_s)
         return chat_content(raw, self.url)
+
+    def _map(self, ask: Callable[[T], R], items: Sequence[T], thread_name: str) -> list[R]:
+        """``ask`` of each item, in order: at most max_concurrency at once, on threads of
+        their own when there is more than one."""
+        if len(items) <= 1:
+            return [ask(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items)),
+                                thread_name_prefix=thread_name) as pool:
+            return list(pool.map(ask, items))
 
     def _count_fallback(self, error: AnswerError, message: str) -> None:
         """Count a fallback; the first of its kind is logged (``message % (reason, detail)``)."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from ppp_otel.analysis.llm_endpoint import NONSENSE_ANSWER, AnswerError, ChatEndpoint, endpoint_settings
 from ppp_otel.model import TurnText, Violation
@@ -183,12 +182,7 @@ class LLMPreferenceJudge(ChatEndpoint):
         names = [parse_preference(spec)[0] for spec in specs]
         names = [name for name in dict.fromkeys(names) if self.handles(name)]
         message = user_message(turn, history, user_context)
-        if len(names) <= 1:
-            verdicts = [self._verdict(name, message) for name in names]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(names)),
-                                    thread_name_prefix="ppp-preference") as pool:
-                verdicts = list(pool.map(lambda name: self._verdict(name, message), names))
+        verdicts = self._map(lambda name: self._verdict(name, message), names, "ppp-preference")
         violations = []
         for name, verdict in zip(names, verdicts):
             if verdict is None or verdict[0] == 1:
