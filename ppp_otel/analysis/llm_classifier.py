@@ -189,14 +189,9 @@ def make_effort_classifier(
         return HeuristicEffortClassifier()
     if method != "llm":
         raise ValueError(f"unknown question classifier method {method!r}; expected one of {', '.join(METHODS)}")
-    base_url, model, api_key = endpoint_settings(base_url, model, api_key)
-    missing = []
-    if not base_url:
-        missing.append("base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL)")
-    if not model:
-        missing.append("model (or PPP_OTEL_LLM_MODEL)")
-    if missing:
-        raise ValueError(f"question classifier method 'llm' needs {' and '.join(missing)}")
+    base_url, model, api_key = endpoint_settings(
+        base_url, model, api_key, needed_by="question classifier method 'llm'"
+    )
     return LLMEffortClassifier(
         base_url,
         model,

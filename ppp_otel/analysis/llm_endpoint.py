@@ -85,15 +85,24 @@ def chat_content(raw: bytes, url: str) -> str:
 
 
 def endpoint_settings(
-    base_url: str | None, model: str | None, api_key: str | None
-) -> tuple[str | None, str | None, str | None]:
+    base_url: str | None, model: str | None, api_key: str | None, *, needed_by: str
+) -> tuple[str, str, str | None]:
     """The endpoint, model and key given, each left out taken from the environment
     (PPP_OTEL_LLM_BASE_URL or OPENAI_BASE_URL, PPP_OTEL_LLM_MODEL, PPP_OTEL_LLM_API_KEY
-    or OPENAI_API_KEY)."""
+    or OPENAI_API_KEY); a ValueError naming what is missing and ``needed_by``
+    when there is no endpoint or no model."""
     from ppp_otel.config.settings import llm_endpoint_from_env
 
     env_base_url, env_model, env_api_key = llm_endpoint_from_env()
-    return base_url or env_base_url, model or env_model, api_key or env_api_key
+    base_url, model, api_key = base_url or env_base_url, model or env_model, api_key or env_api_key
+    missing = []
+    if not base_url:
+        missing.append("base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL)")
+    if not model:
+        missing.append("model (or PPP_OTEL_LLM_MODEL)")
+    if missing:
+        raise ValueError(f"{needed_by} needs {' and '.join(missing)}")
+    return base_url, model, api_key
 
 
 class ChatEndpoint:
