@@ -9,11 +9,11 @@ Thread-safe: producers and the writer thread share limiters.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 import time
 from typing import Any, Hashable
+
+from ppp_otel.forksafe import renew_locks_in_child
 
 
 class LogLimiter:
@@ -33,7 +33,7 @@ class LogLimiter:
         self._counts: dict[Hashable, int] = {}
         self._logged_at: dict[Hashable, float] = {}
         self._lock = threading.Lock()
-        _instances.add(self)
+        renew_locks_in_child(self)
 
     @classmethod
     def once(cls, logger: logging.Logger) -> LogLimiter:
@@ -80,17 +80,3 @@ class LogLimiter:
         with self._lock:
             self._counts.clear()
             self._logged_at.clear()
-
-
-# A fork while another thread holds a limiter's lock would leave the child's copy
-# locked for good: the child starts each limiter's lock afresh.
-_instances: weakref.WeakSet = weakref.WeakSet()
-
-
-def _relock_in_child() -> None:
-    for limiter in list(_instances):
-        limiter._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_relock_in_child)

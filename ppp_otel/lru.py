@@ -7,11 +7,11 @@ none of them grows without bound in a long-running process.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Generic, Hashable, TypeVar
+
+from ppp_otel.forksafe import renew_locks_in_child
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -26,7 +26,7 @@ class LRUMap(Generic[K, V]):
         self.capacity = capacity
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
-        _instances.add(self)
+        renew_locks_in_child(self)
 
     def get(self, key: K) -> V | None:
         with self._lock:
@@ -55,17 +55,3 @@ class LRUMap(Generic[K, V]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
-
-
-# A fork while another thread holds a map's lock would leave the child's copy
-# locked for good: the child starts each map's lock afresh.
-_instances: weakref.WeakSet = weakref.WeakSet()
-
-
-def _relock_in_child() -> None:
-    for lru in list(_instances):
-        lru._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_relock_in_child)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ppp_otel import conventions as c
 from ppp_otel.model import Question, Violation, check_effort, check_severity
-from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, TurnCandidate, read_turn
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, TurnCandidate, int_attribute, read_turn
 
 #: Texts longer than this are cut (and counted) rather than bloating the database.
 MAX_TEXT_CHARS = 1_000_000
@@ -125,27 +125,6 @@ def _text(attrs: Mapping[str, Any], key: str, *, required: bool = False) -> str 
 
 class OutOfRange(RecordError):
     """A number SQLite cannot store (past 64 bits)."""
-
-
-def _int(attrs: Mapping[str, Any], key: str) -> int | None:
-    value = attrs.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise RecordError(f"attribute {key} must be an integer, got a bool")
-    if isinstance(value, int):
-        result = value
-    elif isinstance(value, float) and value.is_integer():
-        result = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        if len(value.strip()) > 20:  # past int64 anyway; int() of huge strings is slow
-            raise OutOfRange(f"attribute {key} is out of range: {value.strip()[:20]}...")
-        result = int(value)
-    else:
-        raise RecordError(f"attribute {key} must be an integer, got {value!r:.60}")
-    if not -(2**63) <= result < 2**63:
-        raise OutOfRange(f"attribute {key} is out of range: {result}")
-    return result
 
 
 def _float(attrs: Mapping[str, Any], key: str) -> float | None:
@@ -272,7 +251,7 @@ def turn_record(
     response, cut_response = _cut(response)
     dropped = 0
     try:
-        number = _int(attrs, c.TURN_NUMBER)
+        number = int_attribute(attrs, c.TURN_NUMBER, invalid=RecordError, out_of_range=OutOfRange)
     except OutOfRange:
         number, dropped = None, dropped + 1
     if number is None:

@@ -22,7 +22,8 @@ from ppp_otel.analysis.preferences import (
     detect_at_end,
 )
 from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
-from ppp_otel.analysis.questions import extract_questions, RULES_VERSION
+from ppp_otel.analysis.effort import RULES_VERSION
+from ppp_otel.analysis.questions import extract_questions
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from ppp_otel.analysis.analyzer import RULES_JUDGE, EffortClassifier, PreferenceJudge, TurnAnalyzer
-from ppp_otel.analysis.questions import classify_effort
+from ppp_otel.analysis.effort import classify_effort
 from ppp_otel.logs import LogLimiter
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
 from ppp_otel.storage import open_store

@@ -1,6 +1,6 @@
 """Grade question effort with an LLM behind any OpenAI-compatible endpoint.
 
-Optional: the heuristic in `ppp_otel.analysis.questions` is the default and the
+Optional: the heuristic in `ppp_otel.analysis.effort` is the default and the
 fallback. Only the standard library is used, so that recording never pulls in
 an HTTP client or an SDK. Every failure of the endpoint falls back to the
 heuristic (never to a silent "medium"), is counted in `stats`, and is logged
@@ -9,20 +9,18 @@ once per kind so that a dead endpoint does not flood the log.
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
-import socket
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
+from ppp_otel.analysis.llm_endpoint import (
+    FALLBACK_REASONS,
+    NONSENSE_ANSWER,
+    AnswerError,
+    ChatEndpoint,
+    endpoint_settings,
+)
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.analysis.questions import RULES_VERSION, classify_effort
-from ppp_otel.logs import LogLimiter
-from ppp_otel.lru import LRUMap
+from ppp_otel.analysis.effort import RULES_VERSION, classify_effort
 
 __all__ = [
     "FALLBACK_REASONS",
@@ -34,14 +32,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 METHODS = ("heuristic", "llm")
-
-# Why an answer came from the fallback instead of the endpoint.
-HTTP_ERROR = "http_error"
-TIMEOUT = "timeout"
-CONNECTION_ERROR = "connection_error"
-MALFORMED_RESPONSE = "malformed_response"
-NONSENSE_ANSWER = "nonsense_answer"
-FALLBACK_REASONS = (HTTP_ERROR, TIMEOUT, CONNECTION_ERROR, MALFORMED_RESPONSE, NONSENSE_ANSWER)
 
 # The PPP paper's effort levels (Section 4.3), worded as its user simulator is
 # told to grade its own answer (UserVille's cost tags: "used only the full
@@ -81,14 +71,6 @@ def user_message(question: str, context: str | None = None) -> str:
     return f"What you know (your full request):\n{context}\n\nThe agent asks: {question}"
 
 
-class _AnswerError(Exception):
-    """The endpoint answered, but not with an effort level."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-
-
 def parse_effort(answer: str) -> str | None:
     """The effort level an answer names, or None when it names none.
 
@@ -117,7 +99,7 @@ class HeuristicEffortClassifier:
         return {"calls": 0, "cache_hits": 0, "fallbacks": {reason: 0 for reason in FALLBACK_REASONS}}
 
 
-class LLMEffortClassifier:
+class LLMEffortClassifier(ChatEndpoint):
     """Effort levels from a chat-completions endpoint, with a heuristic fallback."""
 
     #: classify_many takes what the user knows for each question.
@@ -134,42 +116,11 @@ class LLMEffortClassifier:
         cache_size: int = 10000,
         fallback: Callable[[str], str] = classify_effort,
     ):
-        if not base_url:
-            raise ValueError("base_url is required for the LLM effort classifier")
-        if not model:
-            raise ValueError("model is required for the LLM effort classifier")
-        if not timeout_s or timeout_s <= 0:
-            raise ValueError(f"timeout_s must be a positive number of seconds; got {timeout_s!r}")
-        if int(max_concurrency) < 1:
-            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency!r}")
-        if int(cache_size) < 0:
-            raise ValueError(f"cache_size must not be negative; got {cache_size!r}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.judge = f"llm/{model}"
-        self.timeout_s = float(timeout_s)
-        self.max_concurrency = int(max_concurrency)
-        self._api_key = api_key
+        super().__init__(
+            "the LLM effort classifier", base_url, model, api_key, timeout_s=timeout_s,
+            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
+        )
         self._fallback = fallback
-        self._cache: LRUMap[str, str] = LRUMap(int(cache_size))  # question -> effort
-        # Caps requests in flight across every caller of this instance, not
-        # only within one classify_many.
-        self._in_flight = threading.BoundedSemaphore(self.max_concurrency)
-        self._lock = threading.Lock()
-        self._calls = 0
-        self._cache_hits = 0
-        self._fallbacks = {reason: 0 for reason in FALLBACK_REASONS}
-        self._warned = LogLimiter.once(logger)
-
-    def __repr__(self) -> str:
-        # The key stays out of reprs, logs and tracebacks.
-        return f"LLMEffortClassifier(url={self.url!r}, model={self.model!r})"
-
-    @property
-    def stats(self) -> dict:
-        """Requests sent, answers served from the cache, and fallbacks by reason."""
-        with self._lock:
-            return {"calls": self._calls, "cache_hits": self._cache_hits, "fallbacks": dict(self._fallbacks)}
 
     def classify(self, question: str, context: str | None = None) -> str:
         """The question's level; ``context`` is what the user knows (their full request)."""
@@ -178,15 +129,18 @@ class LLMEffortClassifier:
         if context is not None and not isinstance(context, str):
             raise TypeError(f"context must be a str or None; got {type(context).__name__}")
         message = user_message(question, context)
-        cached = self._cache.get(message)
+        cached = self._cached(message)
         if cached is not None:
-            with self._lock:
-                self._cache_hits += 1
             return cached
         try:
-            effort = self._ask(message)
-        except _AnswerError as error:
-            return self._fall_back(question, error.reason, str(error))
+            effort = self._effort_from(self._chat(SYSTEM_PROMPT, message))
+        except AnswerError as error:
+            self._count_fallback(
+                error,
+                "LLM effort classifier fell back to the heuristic (%s): %s; "
+                "further fallbacks of this kind are counted in stats, not logged",
+            )
+            return self._fallback(question)
         self._cache.put(message, effort)
         return effort
 
@@ -204,106 +158,15 @@ class LLMEffortClassifier:
             raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
         # A question asked twice in one batch (with the same context) is sent once.
         unique = list(dict.fromkeys(zip(questions, contexts)))
-        if len(unique) <= 1:
-            efforts = [self.classify(q, ctx) for q, ctx in unique]
-        else:
-            with ThreadPoolExecutor(
-                max_workers=min(self.max_concurrency, len(unique)), thread_name_prefix="ppp-effort"
-            ) as pool:
-                efforts = list(pool.map(lambda pair: self.classify(*pair), unique))
+        efforts = self._map(lambda pair: self.classify(*pair), unique, "ppp-effort")
         by_pair = dict(zip(unique, efforts))
         return [by_pair[pair] for pair in zip(questions, contexts)]
 
-    # -- the endpoint ----------------------------------------------------------
-
-    def _ask(self, question: str) -> str:
-        body = json.dumps(
-            {
-                "model": self.model,
-                "temperature": 0,
-                "messages": [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": question},
-                ],
-            }
-        ).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with self._in_flight:
-            with self._lock:
-                self._calls += 1
-            raw = self._post(request)
-        return self._effort_from(raw)
-
-    def _post(self, request: urllib.request.Request) -> bytes:
-        return post_chat(request, self.url, self.timeout_s)
-
-    def _effort_from(self, raw: bytes) -> str:
-        try:
-            content = json.loads(raw)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _AnswerError(MALFORMED_RESPONSE, f"not a chat-completions response from {self.url}") from None
-        if not isinstance(content, str):
-            raise _AnswerError(MALFORMED_RESPONSE, f"no message content in the response from {self.url}")
+    def _effort_from(self, content: str) -> str:
         effort = parse_effort(content)
         if effort is None:
-            raise _AnswerError(NONSENSE_ANSWER, f"{self.model} answered {content[:80]!r}, not low, medium or high")
+            raise AnswerError(NONSENSE_ANSWER, f"{self.model} answered {content[:80]!r}, not low, medium or high")
         return effort
-
-    def _fall_back(self, question: str, reason: str, detail: str) -> str:
-        with self._lock:
-            self._fallbacks[reason] += 1
-        self._warned(
-            "LLM effort classifier fell back to the heuristic (%s): %s; "
-            "further fallbacks of this kind are counted in stats, not logged",
-            reason,
-            detail,
-            key=reason,
-        )
-        return self._fallback(question)
-
-
-def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> bytes:
-    """The response body of a chat-completions request; every failure as an _AnswerError with its reason."""
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.read()
-    except urllib.error.HTTPError as error:
-        raise _AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}") from None
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, (TimeoutError, socket.timeout)):
-            raise _AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
-        raise _AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error.reason}") from None
-    except (TimeoutError, socket.timeout):
-        raise _AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
-    except (OSError, ValueError, http.client.HTTPException) as error:
-        # A reset connection, a truncated body, a URL urllib cannot use.
-        raise _AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error}") from None
-
-
-def chat_request(url: str, model: str, api_key: str | None, system: str, user: str) -> urllib.request.Request:
-    body = json.dumps({
-        "model": model,
-        "temperature": 0,
-        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-    }).encode("utf-8")
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return urllib.request.Request(url, data=body, headers=headers, method="POST")
-
-
-def chat_content(raw: bytes, url: str) -> str:
-    """The assistant message of a chat-completions response body."""
-    try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise _AnswerError(MALFORMED_RESPONSE, f"not a chat-completions response from {url}") from None
-    if not isinstance(content, str):
-        raise _AnswerError(MALFORMED_RESPONSE, f"no message content in the response from {url}")
-    return content
 
 
 def make_effort_classifier(
@@ -326,19 +189,9 @@ def make_effort_classifier(
         return HeuristicEffortClassifier()
     if method != "llm":
         raise ValueError(f"unknown question classifier method {method!r}; expected one of {', '.join(METHODS)}")
-    from ppp_otel.config.settings import llm_endpoint_from_env
-
-    env_base_url, env_model, env_api_key = llm_endpoint_from_env()
-    base_url = base_url or env_base_url
-    model = model or env_model
-    api_key = api_key or env_api_key
-    missing = []
-    if not base_url:
-        missing.append("base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL)")
-    if not model:
-        missing.append("model (or PPP_OTEL_LLM_MODEL)")
-    if missing:
-        raise ValueError(f"question classifier method 'llm' needs {' and '.join(missing)}")
+    base_url, model, api_key = endpoint_settings(
+        base_url, model, api_key, needed_by="question classifier method 'llm'"
+    )
     return LLMEffortClassifier(
         base_url,
         model,

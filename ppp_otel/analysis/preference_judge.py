@@ -8,29 +8,20 @@ same criteria, for the preferences that need judgment (is the question
 detailed, simple, a real blocker, funny) and, optionally, for the ones rules
 check too.
 
-Like the LLM effort classifier it uses only the standard library, caches its
-answers, caps the requests in flight, and falls back when the endpoint fails:
-a preference it cannot judge is left unjudged (no violation is invented), and
-each fallback is counted in ``stats`` by reason and logged once per kind.
+Like the LLM effort classifier, it is a
+:class:`~ppp_otel.analysis.llm_endpoint.ChatEndpoint`: the standard library only,
+a cache of answers, a cap on requests in flight, and a fallback when the
+endpoint fails: a preference it cannot judge is left unjudged (no violation is
+invented), and each fallback is counted in ``stats`` by reason and logged once
+per kind.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from ppp_otel.analysis.llm_classifier import (
-    FALLBACK_REASONS,
-    NONSENSE_ANSWER,
-    _AnswerError,
-    chat_content,
-    chat_request,
-    post_chat,
-)
-from ppp_otel.lru import LRUMap
+from ppp_otel.analysis.llm_endpoint import NONSENSE_ANSWER, AnswerError, ChatEndpoint, endpoint_settings
 from ppp_otel.model import TurnText, Violation
 from ppp_otel.analysis.preferences import get_preference, parse_preference
 
@@ -148,7 +139,7 @@ def user_message(turn: TurnText, history: Sequence[TurnText], user_context: str 
     return "\n\n".join(parts)
 
 
-class LLMPreferenceJudge:
+class LLMPreferenceJudge(ChatEndpoint):
     """Preference judgments from a chat-completions endpoint; see the module docstring.
 
     ``preferences`` are the names it judges: by default the four only a judge
@@ -168,41 +159,16 @@ class LLMPreferenceJudge:
         max_concurrency: int = 4,
         cache_size: int = 10000,
     ):
-        if not base_url:
-            raise ValueError("base_url is required for the LLM preference judge")
-        if not model:
-            raise ValueError("model is required for the LLM preference judge")
-        if not timeout_s or timeout_s <= 0:
-            raise ValueError(f"timeout_s must be a positive number of seconds; got {timeout_s!r}")
-        if int(max_concurrency) < 1:
-            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency!r}")
+        super().__init__(
+            "the LLM preference judge", base_url, model, api_key, timeout_s=timeout_s,
+            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
+        )
         names = set(CRITERIA) if preferences == "all" else set(preferences)
         unknown = names - set(CRITERIA)
         if unknown:
             raise ValueError(f"no judging criterion for {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(sorted(CRITERIA))}")
         self.preferences = frozenset(names)
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.judge = f"llm/{model}"
-        self.timeout_s = float(timeout_s)
-        self.max_concurrency = int(max_concurrency)
-        self._api_key = api_key
-        self._cache: LRUMap = LRUMap(int(cache_size))
-        self._in_flight = threading.BoundedSemaphore(self.max_concurrency)
-        self._lock = threading.Lock()
-        self._calls = 0
-        self._cache_hits = 0
-        self._fallbacks = {reason: 0 for reason in FALLBACK_REASONS}
-        self._warned: set[str] = set()
-
-    def __repr__(self) -> str:
-        return f"LLMPreferenceJudge(url={self.url!r}, model={self.model!r})"
-
-    @property
-    def stats(self) -> dict:
-        with self._lock:
-            return {"calls": self._calls, "cache_hits": self._cache_hits, "fallbacks": dict(self._fallbacks)}
 
     def handles(self, name: str) -> bool:
         return name in self.preferences
@@ -216,12 +182,7 @@ class LLMPreferenceJudge:
         names = [parse_preference(spec)[0] for spec in specs]
         names = [name for name in dict.fromkeys(names) if self.handles(name)]
         message = user_message(turn, history, user_context)
-        if len(names) <= 1:
-            verdicts = [self._verdict(name, message) for name in names]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(names)),
-                                    thread_name_prefix="ppp-preference") as pool:
-                verdicts = list(pool.map(lambda name: self._verdict(name, message), names))
+        verdicts = self._map(lambda name: self._verdict(name, message), names, "ppp-preference")
         violations = []
         for name, verdict in zip(names, verdicts):
             if verdict is None or verdict[0] == 1:
@@ -236,38 +197,23 @@ class LLMPreferenceJudge:
     def _verdict(self, name: str, message: str) -> tuple[int, str] | None:
         preference, rule = CRITERIA[name]
         key = f"{name}\x00{message}"
-        cached = self._cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
-            with self._lock:
-                self._cache_hits += 1
             return cached
-        request = chat_request(self.url, self.model, self._api_key,
-                               SYSTEM_PROMPT.format(preference=preference, rule=rule), message)
         try:
-            with self._in_flight:
-                with self._lock:
-                    self._calls += 1
-                raw = post_chat(request, self.url, self.timeout_s)
-            content = chat_content(raw, self.url)
+            content = self._chat(SYSTEM_PROMPT.format(preference=preference, rule=rule), message)
             verdict = parse_reward(content)
             if verdict is None:
-                raise _AnswerError(NONSENSE_ANSWER, f"{self.model} answered {content[:80]!r}, not [Reward 1] or [Reward 0]")
-        except _AnswerError as error:
-            self._fall_back(error.reason, str(error))
+                raise AnswerError(NONSENSE_ANSWER, f"{self.model} answered {content[:80]!r}, not [Reward 1] or [Reward 0]")
+        except AnswerError as error:
+            self._count_fallback(
+                error,
+                "LLM preference judge could not judge (%s): %s; the preference is left unjudged; "
+                "further failures of this kind are counted in stats, not logged",
+            )
             return None
         self._cache.put(key, verdict)
         return verdict
-
-    def _fall_back(self, reason: str, detail: str) -> None:
-        with self._lock:
-            self._fallbacks[reason] += 1
-            first = reason not in self._warned
-            self._warned.add(reason)
-        if first:
-            logger.warning(
-                "LLM preference judge could not judge (%s): %s; the preference is left unjudged; "
-                "further failures of this kind are counted in stats, not logged", reason, detail,
-            )
 
 
 def _severity(name: str) -> str:
@@ -297,15 +243,7 @@ def make_preference_judge(
         return None
     if method not in ("llm", "llm_all"):
         raise ValueError(f"unknown preference judge {method!r}; expected rules, llm or llm_all")
-    from ppp_otel.config.settings import llm_endpoint_from_env
-
-    env_base_url, env_model, env_api_key = llm_endpoint_from_env()
-    base_url = base_url or env_base_url
-    model = model or env_model
-    api_key = api_key or env_api_key
-    if not base_url or not model:
-        raise ValueError("preference judge 'llm' needs base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL) "
-                         "and model (or PPP_OTEL_LLM_MODEL)")
+    base_url, model, api_key = endpoint_settings(base_url, model, api_key, needed_by=f"preference judge {method!r}")
     return LLMPreferenceJudge(
         base_url, model, api_key, preferences="all" if method == "llm_all" else LLM_JUDGED,
         timeout_s=timeout_s, max_concurrency=max_concurrency, cache_size=cache_size,

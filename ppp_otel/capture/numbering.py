@@ -9,8 +9,10 @@ processor then has nothing to add to it on the app thread).
 from __future__ import annotations
 
 import itertools
-import os
+import sys
 import threading
+
+from ppp_otel.forksafe import renew_locks_in_child
 
 # Keyed by the trajectory span's id; itertools.count's next() is atomic under the GIL.
 _counters: dict[int, itertools.count] = {}
@@ -20,16 +22,7 @@ _counters: dict[int, itertools.count] = {}
 # clash of chosen numbers).
 _highest: dict[int, int] = {}
 _lock = threading.Lock()
-
-
-def _new_lock_in_child() -> None:
-    # A lock some other thread held at fork would stay held in the child forever.
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+renew_locks_in_child(sys.modules[__name__])
 
 
 def open_trajectory(span_id: int) -> None:

@@ -30,7 +30,7 @@ from .questions import DEFAULT_QUESTION_TOOLS, questions_from_tool_calls
 
 __all__ = [
     "DEFAULT_QUESTION_TOOLS", "SpanContentError", "ToolCall", "TurnCandidate",
-    "might_be_turn", "read_turn", "token_count",
+    "int_attribute", "might_be_turn", "read_turn", "token_count",
 ]
 
 _OPENINFERENCE_TOKENS = (c.TOKEN_COUNT_TOTAL,), (c.TOKEN_COUNT_PROMPT,), (c.TOKEN_COUNT_COMPLETION,)
@@ -124,30 +124,38 @@ class OutOfRangeNumber(SpanContentError):
     """A number past 64 bits: dropped from its turn, the turn kept."""
 
 
-def _int(attrs: Mapping[str, Any], key: str) -> int | None:
+def int_attribute(
+    attrs: Mapping[str, Any],
+    key: str,
+    *,
+    invalid: type[ValueError] = SpanContentError,
+    out_of_range: type[ValueError] = OutOfRangeNumber,
+) -> int | None:
+    """The integer attribute ``key`` (an int, a whole float or a string of digits), or None
+    when absent; ``invalid`` for another value, ``out_of_range`` past 64 bits."""
     value = attrs.get(key)
     if value is None:
         return None
     if isinstance(value, bool):
-        raise SpanContentError(f"attribute {key} must be an integer, got a bool")
+        raise invalid(f"attribute {key} must be an integer, got a bool")
     if isinstance(value, int):
         result = value
     elif isinstance(value, float) and value.is_integer():
         result = int(value)
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         if len(value.strip()) > 20:  # past int64 anyway; int() of huge strings is slow
-            raise OutOfRangeNumber(f"attribute {key} is out of range: {value.strip()[:20]}...")
+            raise out_of_range(f"attribute {key} is out of range: {value.strip()[:20]}...")
         result = int(value)
     else:
-        raise SpanContentError(f"attribute {key} must be an integer, got {value!r:.60}")
+        raise invalid(f"attribute {key} must be an integer, got {value!r:.60}")
     if not -(2**63) <= result < 2**63:
-        raise OutOfRangeNumber(f"attribute {key} is out of range: {result}")
+        raise out_of_range(f"attribute {key} is out of range: {result}")
     return result
 
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
-        value = _int(attrs, key)
+        value = int_attribute(attrs, key)
         if value is not None:
             return value
     return None

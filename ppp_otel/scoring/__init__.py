@@ -5,26 +5,5 @@ The rewards API is importable from here (``ppp_otel.scoring.score_spec`` ...);
 :mod:`ppp_otel.scoring.consensus` picks the best agent.
 """
 
-from ppp_otel.scoring.rewards import (
-    AgentRewards,
-    TrajectoryScore,
-    agent_rewards,
-    personalization_reward,
-    proactivity_reward,
-    score_agents,
-    score_spec,
-    score_trajectories,
-    score_trajectory,
-)
-
-__all__ = [
-    "AgentRewards",
-    "TrajectoryScore",
-    "agent_rewards",
-    "personalization_reward",
-    "proactivity_reward",
-    "score_agents",
-    "score_spec",
-    "score_trajectories",
-    "score_trajectory",
-]
+from ppp_otel.scoring.rewards import *  # noqa: F401,F403  (its __all__ is the package's)
+from ppp_otel.scoring.rewards import __all__  # noqa: F401

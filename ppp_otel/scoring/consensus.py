@@ -36,256 +36,56 @@ and read back with :func:`consensus_history`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from ppp_otel.config.settings import check_weights, process_config
+from ppp_otel.scoring.history import consensus_history, record_consensus_span, store_consensus
 from ppp_otel.scoring.paper import check_profile
-from ppp_otel.scoring.rewards import AgentRewards, Database, TrajectoryScore, agent_rewards, score_spec
+from ppp_otel.scoring.results import ATTRIBUTE, GIVEN, NONE, AgentScore, ConsensusResult
+from ppp_otel.scoring.rewards import AgentRewards, Database, agent_rewards, score_spec
+from ppp_otel.scoring.technical import (
+    Weights,
+    check_technical,
+    load_technical_file,
+    parse_technical,
+    parse_weights,
+    resolve_weights,
+)
 from ppp_otel.storage import is_postgres_url, using_store
 
 __all__ = [
+    "ATTRIBUTE",
+    "GIVEN",
+    "NONE",
     "AgentScore",
     "ConsensusResult",
     "MixedConsensusWarning",
     "Weights",
+    "check_technical",
     "consensus",
     "consensus_history",
     "judge",
     "load_technical_file",
     "parse_technical",
     "parse_weights",
+    "record_consensus_span",
     "resolve_weights",
+    "rewards_profile",
     "run_spec_consensus_weighted",
     "store_consensus",
 ]
-
-# Where an agent's technical score came from.
-GIVEN = "given"  # the caller: argument, --technical, --technical-file
-ATTRIBUTE = "attribute"  # the trajectories' ppp.technical_score
-NONE = "none"  # nowhere; the technical term counts 0
 
 
 class MixedConsensusWarning(UserWarning):
     """A consensus averaged an agent's trajectories of several runs or stages of a spec."""
 
 
-def _scope_label(values: Sequence[str | None], *, shown: int = 5) -> str:
-    names = ["(none)" if v is None else v for v in values]
-    if len(names) > shown:  # a spec run nightly for a year must not print 365 names
-        return f"{', '.join(names[:shown])} and {len(names) - shown} more"
-    return ", ".join(names)
-
-
-@dataclass(frozen=True)
-class Weights:
-    technical: float
-    interaction: float
-
-    def __post_init__(self) -> None:
-        check_weights(self.technical, self.interaction)  # the config's rules; ConfigError is a ValueError
-
-    def to_dict(self) -> dict[str, float]:
-        return {"technical": float(self.technical), "interaction": float(self.interaction)}
-
-
-@dataclass
-class AgentScore:
-    agent_name: str
-    technical: float | None
-    r_proact: float | None  # None: no trajectory of the spec (technical_only)
-    r_pers: float | None
-    final: float
-    trajectory_ids: list[int] = field(default_factory=list)
-    technical_only: bool = False
-    technical_source: str = NONE
-    rank: int = 0  # 1 is the best agent
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "agent_name": self.agent_name,
-            "technical": self.technical,
-            "r_proact": self.r_proact,
-            "r_pers": self.r_pers,
-            "final": self.final,
-            "trajectory_ids": list(self.trajectory_ids),
-            "technical_only": self.technical_only,
-            "technical_source": self.technical_source,
-            "rank": self.rank,
-        }
-
-
-@dataclass
-class ConsensusResult:
-    spec_id: str
-    best_agent: str
-    confidence: float
-    weights: Weights
-    agents: list[AgentScore]  # best first
-    #: The judged trajectories (for span links and annotations); empty when read from history.
-    trajectories: list[TrajectoryScore] = field(default_factory=list, repr=False)
-    consensus_id: int | None = None  # its row in consensus_runs, once stored
-    created_at: str | None = None
-    trace_id: str | None = None  # of the ppp.consensus span, once emitted
-    span_id: str | None = None
-    #: The stage and run asked for (None: not limited to one).
-    stage: str | None = None
-    run_id: str | None = None
-    #: The stages and runs the judged trajectories covered (None: a trajectory without one).
-    stages: list[str | None] = field(default_factory=list)
-    runs: list[str | None] = field(default_factory=list)
-
-    @property
-    def mixed(self) -> bool:
-        """True when agents were averaged over more than one run or stage."""
-        return len(self.runs) > 1 or len(self.stages) > 1
-
-    @property
-    def scope(self) -> str:
-        """What was judged, in words: ``spec S, stage plan, run r1``."""
-        parts = [f"spec {self.spec_id}"]
-        if self.stage is not None:
-            parts.append(f"stage {self.stage}")
-        elif len(self.stages) == 1 and self.stages[0] is not None:
-            parts.append(f"stage {self.stages[0]}")
-        elif len(self.stages) > 1:
-            parts.append(f"{len(self.stages)} stages")
-        if self.run_id is not None:
-            parts.append(f"run {self.run_id}")
-        elif len(self.runs) == 1 and self.runs[0] is not None:
-            parts.append(f"run {self.runs[0]}")
-        elif len(self.runs) > 1:
-            parts.append(f"{len(self.runs)} runs")
-        return ", ".join(parts)
-
-    @property
-    def warning(self) -> str | None:
-        """Says what was averaged when several runs or stages were; None otherwise."""
-        mixed = []
-        if len(self.runs) > 1:
-            mixed.append(f"{len(self.runs)} runs ({_scope_label(self.runs)})")
-        if len(self.stages) > 1:
-            mixed.append(f"{len(self.stages)} stages ({_scope_label(self.stages)})")
-        if not mixed:
-            return None
-        give = " and ".join(
-            word for word, many in (("a run", len(self.runs) > 1), ("a stage", len(self.stages) > 1)) if many
-        )
-        return (f"consensus on spec {self.spec_id} averaged each agent over {' and '.join(mixed)}; "
-                f"give {give} to judge one")
-    rewards: str = "spec"  # the reward profile r_proact and r_pers come from
-
-    def agent(self, name: str) -> AgentScore:
-        for score in self.agents:
-            if score.agent_name == name:
-                return score
-        raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "spec_id": self.spec_id,
-            "best_agent": self.best_agent,
-            "confidence": self.confidence,
-            "weights": self.weights.to_dict(),
-            "rewards": self.rewards,
-            "agents": [a.to_dict() for a in self.agents],
-            "consensus_id": self.consensus_id,
-            "created_at": self.created_at,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "stage": self.stage,
-            "run_id": self.run_id,
-            "judged": {"scope": self.scope, "stages": list(self.stages), "runs": list(self.runs),
-                       "mixed": self.mixed},
-            "warnings": [self.warning] if self.warning else [],
-        }
-
-
 def _covered(values: Iterable[str | None]) -> list[str | None]:
     # Sorted with "no stage/run" first, so the same trajectories give the same list.
     found = set(values)
     return ([None] if None in found else []) + sorted(v for v in found if v is not None)
-
-
-# --- inputs ---------------------------------------------------------------------
-
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {text!r}")
-    return value
-
-
-def parse_weights(text: str) -> Weights:
-    """``"T,I"``, e.g. ``"0.7,0.3"``."""
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise ValueError(f"weights must be TECHNICAL,INTERACTION (e.g. 0.7,0.3), got {text!r}")
-    return Weights(_number(parts[0].strip(), "technical weight"),
-                   _number(parts[1].strip(), "interaction weight"))
-
-
-def parse_technical(items: Iterable[str]) -> dict[str, float]:
-    """``["agent=score", ...]``; a later item for the same agent wins."""
-    scores: dict[str, float] = {}
-    for item in items:
-        agent, sep, value = item.rpartition("=")
-        agent = agent.strip()
-        if not sep or not agent:
-            raise ValueError(f"technical score must be AGENT=SCORE (e.g. alpha=0.9), got {item!r}")
-        scores[agent] = _number(value.strip(), f"technical score of {agent}")
-    return scores
-
-
-def load_technical_file(path: str | os.PathLike) -> dict[str, float]:
-    """A JSON object ``{"agent": score, ...}``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise ValueError(f"{os.fspath(path)}: cannot read technical scores: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ValueError(f"{os.fspath(path)}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{os.fspath(path)}: technical scores must be a JSON object of agent: score")
-    return check_technical(data, source=os.fspath(path))
-
-
-def check_technical(scores: Mapping[str, Any], *, source: str = "technical") -> dict[str, float]:
-    checked = {}
-    for agent, value in scores.items():
-        if not isinstance(agent, str) or not agent.strip():
-            raise ValueError(f"{source}: agent names must be non-empty strings, got {agent!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{source}: technical score of {agent} must be a finite number, got {value!r}")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{source}: technical score of {agent} must be between 0 and 1, got {value!r}")
-        checked[agent] = float(value)
-    return checked
-
-
-def resolve_weights(
-    weights: Weights | Sequence[float] | Mapping[str, float] | None = None, *, config: Any = None
-) -> Weights:
-    """The weights given, else ``config``'s ``[ppp.weights]``; with neither, the process's
-    configuration (:func:`ppp_otel.config.settings.process_config`)."""
-    if isinstance(weights, Weights):
-        return weights
-    if isinstance(weights, Mapping):
-        return Weights(weights["technical"], weights["interaction"])
-    if weights is not None:
-        technical, interaction = weights
-        return Weights(technical, interaction)
-    if config is None:
-        config = process_config()
-    return Weights(config.weights.technical, config.weights.interaction)
 
 
 # --- judging ----------------------------------------------------------------------
@@ -443,51 +243,9 @@ def run_spec_consensus_weighted(
         db = default_db_path()
     return consensus(db, spec_id, technical=artifacts, weights=weights, store=store,
                      config=config, stage=stage, run_id=run_id)
+
+
 def rewards_profile(config: Any = None) -> str:
     """The reward profile ``config`` names (``[ppp.scoring] rewards``), else ``spec``."""
     scoring = getattr(config, "scoring", None)
     return getattr(scoring, "rewards", None) or "spec"
-
-
-# --- history ------------------------------------------------------------------------
-
-def store_consensus(db: Database, result: ConsensusResult) -> int:
-    """Record a run (one transaction); sets and returns ``result.consensus_id``."""
-    with using_store(db) as store:
-        return store.store_consensus(result)
-
-
-def record_consensus_span(db: Database, consensus_id: int, trace_id: str, span_id: str) -> None:
-    """Remember which ppp.consensus span reported a stored run."""
-    with using_store(db) as store:
-        store.record_consensus_span(consensus_id, trace_id, span_id)
-
-
-def consensus_history(
-    db: Database,
-    spec_id: str,
-    *,
-    limit: int | None = None,
-    stage: str | None = None,
-    run_id: str | None = None,
-) -> list[ConsensusResult]:
-    """The stored runs for a spec, newest first; with ``stage`` or ``run_id``, only the
-    runs that judged that stage or run."""
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must not be negative, got {limit}")
-    runs: dict[int, ConsensusResult] = {}
-    with using_store(db) as store:
-        rows = store.consensus_history_rows(spec_id, limit, stage=stage, run_id=run_id)
-    for (consensus_id, spec, best, confidence, w_t, w_i, created_at, trace_id, span_id,
-         judged_stage, judged_run, (stages, run_ids), profile, agent, tech, r_proact, r_pers, final,
-         trajectory_ids, technical_only, source, rank) in rows:
-        run = runs.get(consensus_id)
-        if run is None:
-            run = runs[consensus_id] = ConsensusResult(
-                spec, best, confidence, Weights(w_t, w_i), [], consensus_id=consensus_id,
-                created_at=created_at, trace_id=trace_id, span_id=span_id,
-                stage=judged_stage, run_id=judged_run, stages=stages, runs=run_ids, rewards=profile,
-            )
-        run.agents.append(AgentScore(agent, tech, r_proact, r_pers, final, trajectory_ids,
-                                     technical_only, source, rank))
-    return list(runs.values())

@@ -1,0 +1,190 @@
+"""An OpenAI-compatible chat-completions endpoint, as the LLM judges use it.
+
+The effort classifier (:mod:`ppp_otel.analysis.llm_classifier`) and the
+preference judge (:mod:`ppp_otel.analysis.preference_judge`) ask the same kind
+of endpoint the same way: one system and one user message at temperature 0,
+through the standard library only (recording never pulls in an HTTP client or
+an SDK), with a cache of answers, a cap on requests in flight across every
+caller, and a count of fallbacks by reason, each kind logged once.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence, TypeVar
+
+from ppp_otel.logs import LogLimiter
+from ppp_otel.lru import LRUMap
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Why an answer came from the fallback instead of the endpoint.
+HTTP_ERROR = "http_error"
+TIMEOUT = "timeout"
+CONNECTION_ERROR = "connection_error"
+MALFORMED_RESPONSE = "malformed_response"
+NONSENSE_ANSWER = "nonsense_answer"
+FALLBACK_REASONS = (HTTP_ERROR, TIMEOUT, CONNECTION_ERROR, MALFORMED_RESPONSE, NONSENSE_ANSWER)
+
+
+class AnswerError(Exception):
+    """The endpoint gave no usable answer; ``reason`` is one of :data:`FALLBACK_REASONS`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def chat_request(url: str, model: str, api_key: str | None, system: str, user: str) -> urllib.request.Request:
+    body = json.dumps({
+        "model": model,
+        "temperature": 0,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+    }).encode("utf-8")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return urllib.request.Request(url, data=body, headers=headers, method="POST")
+
+
+def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> bytes:
+    """The response body of a chat-completions request; every failure as an AnswerError with its reason."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:
+        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, (TimeoutError, socket.timeout)):
+            raise AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
+        raise AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error.reason}") from None
+    except (TimeoutError, socket.timeout):
+        raise AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        # A reset connection, a truncated body, a URL urllib cannot use.
+        raise AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error}") from None
+
+
+def chat_content(raw: bytes, url: str) -> str:
+    """The assistant message of a chat-completions response body."""
+    try:
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise AnswerError(MALFORMED_RESPONSE, f"not a chat-completions response from {url}") from None
+    if not isinstance(content, str):
+        raise AnswerError(MALFORMED_RESPONSE, f"no message content in the response from {url}")
+    return content
+
+
+def endpoint_settings(
+    base_url: str | None, model: str | None, api_key: str | None, *, needed_by: str
+) -> tuple[str, str, str | None]:
+    """The endpoint, model and key given, each left out taken from the environment
+    (PPP_OTEL_LLM_BASE_URL or OPENAI_BASE_URL, PPP_OTEL_LLM_MODEL, PPP_OTEL_LLM_API_KEY
+    or OPENAI_API_KEY); a ValueError naming what is missing and ``needed_by``
+    when there is no endpoint or no model."""
+    from ppp_otel.config.settings import llm_endpoint_from_env
+
+    env_base_url, env_model, env_api_key = llm_endpoint_from_env()
+    base_url, model, api_key = base_url or env_base_url, model or env_model, api_key or env_api_key
+    missing = []
+    if not base_url:
+        missing.append("base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL)")
+    if not model:
+        missing.append("model (or PPP_OTEL_LLM_MODEL)")
+    if missing:
+        raise ValueError(f"{needed_by} needs {' and '.join(missing)}")
+    return base_url, model, api_key
+
+
+class ChatEndpoint:
+    """One endpoint and model: the cache, the cap on requests in flight and the counters
+    behind ``stats``. ``what`` names the user in error messages ("the LLM effort classifier")."""
+
+    def __init__(
+        self,
+        what: str,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        *,
+        timeout_s: float,
+        max_concurrency: int,
+        cache_size: int,
+        logger: logging.Logger,
+    ):
+        if not base_url:
+            raise ValueError(f"base_url is required for {what}")
+        if not model:
+            raise ValueError(f"model is required for {what}")
+        if not timeout_s or timeout_s <= 0:
+            raise ValueError(f"timeout_s must be a positive number of seconds; got {timeout_s!r}")
+        if int(max_concurrency) < 1:
+            raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency!r}")
+        if int(cache_size) < 0:
+            raise ValueError(f"cache_size must not be negative; got {cache_size!r}")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.judge = f"llm/{model}"
+        self.timeout_s = float(timeout_s)
+        self.max_concurrency = int(max_concurrency)
+        self._api_key = api_key
+        self._cache: LRUMap[str, Any] = LRUMap(int(cache_size))
+        # Caps requests in flight across every caller of this instance, not
+        # only within one batch.
+        self._in_flight = threading.BoundedSemaphore(self.max_concurrency)
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._cache_hits = 0
+        self._fallbacks = {reason: 0 for reason in FALLBACK_REASONS}
+        self._warned = LogLimiter.once(logger)
+
+    def __repr__(self) -> str:
+        # The key stays out of reprs, logs and tracebacks.
+        return f"{type(self).__name__}(url={self.url!r}, model={self.model!r})"
+
+    @property
+    def stats(self) -> dict:
+        """Requests sent, answers served from the cache, and fallbacks by reason."""
+        with self._lock:
+            return {"calls": self._calls, "cache_hits": self._cache_hits, "fallbacks": dict(self._fallbacks)}
+
+    def _cached(self, key: str) -> Any:
+        """The answer cached under ``key`` (counted as a hit), or None."""
+        found = self._cache.get(key)
+        if found is not None:
+            with self._lock:
+                self._cache_hits += 1
+        return found
+
+    def _chat(self, system: str, user: str) -> str:
+        """The endpoint's answer to one exchange; AnswerError when there is none."""
+        request = chat_request(self.url, self.model, self._api_key, system, user)
+        with self._in_flight:
+            with self._lock:
+                self._calls += 1
+            raw = post_chat(request, self.url, self.timeout_s)
+        return chat_content(raw, self.url)
+
+    def _map(self, ask: Callable[[T], R], items: Sequence[T], thread_name: str) -> list[R]:
+        """``ask`` of each item, in order: at most max_concurrency at once, on threads of
+        their own when there is more than one."""
+        if len(items) <= 1:
+            return [ask(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items)),
+                                thread_name_prefix=thread_name) as pool:
+            return list(pool.map(ask, items))
+
+    def _count_fallback(self, error: AnswerError, message: str) -> None:
+        """Count a fallback; the first of its kind is logged (``message % (reason, detail)``)."""
+        with self._lock:
+            self._fallbacks[error.reason] += 1
+        self._warned(message, error.reason, str(error), key=error.reason)
