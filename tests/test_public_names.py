@@ -1,0 +1,27 @@
+"""The public names in DESIGN.md, and the import paths earlier READMEs documented, keep working."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+
+def test_the_design_names_are_importable_from_the_package():
+    import ppp_otel
+
+    for name in ("register", "trajectory", "turn", "TrajectorySpanProcessor", "extract_questions", "classify_effort"):
+        assert callable(getattr(ppp_otel, name)), name
+    assert ppp_otel.classify_effort("Which shell were you in when it failed?") in ("low", "medium", "high")
+
+
+@pytest.mark.parametrize("old, new, name", [
+    ("ppp_otel.store", "ppp_otel.storage", "TrajectoryStore"),
+    ("ppp_otel.astore", "ppp_otel.storage", "AsyncTrajectoryStore"),
+    ("ppp_otel.ascoring", "ppp_otel.scoring.arewards", "score_spec"),
+    ("ppp_otel.consensus", "ppp_otel.scoring.consensus", "consensus"),
+    ("ppp_otel.consensus", "ppp_otel.scoring.consensus", "run_spec_consensus_weighted"),
+    ("ppp_otel.preferences", "ppp_otel.analysis.preferences", "register_preference"),
+])
+def test_an_earlier_import_path_gives_the_same_object_as_the_current_one(old, new, name):
+    assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
