@@ -185,3 +185,13 @@ def test_the_demo_without_phoenix_records_three_agents_and_names_the_best(capsys
     consensus = out.split("Consensus of each stage and run")[1]
     assert "BEST AGENT" in consensus and "careful-agent" in consensus
     assert "Phoenix" not in out
+
+
+def test_the_demo_with_phoenix_down_says_so_once_and_exits_1(capsys, tmp_path):
+    from support import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code, out, err = run(capsys, "demo", "--db", str(tmp_path / "demo.db"), "--phoenix", url)
+    assert code == 1
+    assert f"nothing reached {url}" in out and "ppp-otel export" in out
+    assert err.count("could not be annotated") == 1

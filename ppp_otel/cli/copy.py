@@ -40,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary.source} -> {summary.target}: copied {summary.trajectories} trajectories, "
           f"skipped {summary.skipped} the target already had")
     print_fields({"turns": summary.turns, "questions": summary.questions,
-                  "violations": summary.violations, "ids moved up": summary.renumbered})
+                  "violations": summary.violations,
+                  "ids moved up": "yes" if summary.renumbered else "no"})
     return 0

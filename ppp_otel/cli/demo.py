@@ -67,12 +67,13 @@ def _annotate(args: argparse.Namespace, results: list) -> dict[str, Any] | None:
 
     annotated, failed = [], []
     for result in results:
-        summary = annotate_consensus(result, args.phoenix)
-        for _, message in summary.failed:
-            print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
-        data = summary.to_dict()
+        data = annotate_consensus(result, args.phoenix).to_dict()
         annotated += data.get("annotated", [])
         failed += data.get("failed", [])
+    if failed:
+        # One line, not one per trajectory: the reason is the same for all of them.
+        print(f"{PROG}: warning: {len(failed)} of {len(failed) + len(annotated)} trajectories could not be "
+              f"annotated in Phoenix at {args.phoenix}: {failed[0]['error']}", file=sys.stderr)
     return {"annotated": annotated, "failed": failed}
 
 
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     trajectories = _landed(args.db, demo.run_ids)
     scores, results = _scores(args.db, demo)
     annotations = _annotate(args, results)
+    # Asked to record into Phoenix and nothing got there: a script must see it.
+    status = 1 if args.phoenix and not (annotations and annotations["annotated"]) else 0
     if args.json:
         data = {
             "db_path": display_name(demo.db_path),
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             data["phoenix"] = {"url": args.phoenix, "project": project, "judgments": demo.phoenix,
                                "annotations": annotations}
         print_json(data)
-        return 0
+        return status
 
     runs = " and ".join(demo.run_ids)
     print(f"Recorded runs {runs} of spec {demo.spec_id!r}, stages {', '.join(demo.stages)}, "
@@ -141,10 +144,14 @@ def run(args: argparse.Namespace) -> int:
     db = display_name(demo.db_path)
     if args.phoenix:
         sent = len(annotations["annotated"]) if annotations else 0
-        print(f"\nPhoenix: spans, judgments and rewards of {sent} trajectories sent to {args.phoenix}, "
-              f"project {project}; open it and choose Sessions.")
+        if sent:
+            print(f"\nPhoenix: spans, judgments and rewards of {sent} trajectories sent to {args.phoenix}, "
+                  f"project {project}; open it and choose Sessions.")
+        else:
+            print(f"\nPhoenix: nothing reached {args.phoenix} (is `phoenix serve` running there?); "
+                  f"the run is in {db}, and `ppp-otel export --db {db} --to {args.phoenix}` sends it later.")
     print("\nNext:")
-    print(f"  ppp-otel report --db {db} --out report.html      # a page to look at")
+    print(f"  ppp-otel report --db {db} --out report.html      # a page to look at (the report extra)")
     print(f"  ppp-otel trends --db {db} --spec {demo.spec_id}  # run against run")
     print(f"  ppp-otel show ID --db {db}                        # one trajectory's turns")
-    return 0
+    return status

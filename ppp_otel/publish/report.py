@@ -49,7 +49,8 @@ def _libraries():
         from pygal.style import Style
     except ImportError as exc:
         raise ReportDependencyError(
-            f"the report needs {exc.name}: pip install 'ppp-otel[report]'"
+            f"the report needs {exc.name} (pygal and jinja2): pip install 'ppp-otel[report]', "
+            "or pip install -e '.[report]' in a clone"
         ) from None
     return jinja2, pygal, Style
 
