@@ -32,7 +32,7 @@ for _p in (str(ROOT), str(HERE)):
 
 from _rows import Progress, row, say  # noqa: E402
 from ppp_otel.storage.sqlite import migrations as schema
-from ppp_otel.scoring.rewards import SQL_SCORE_ALL  # noqa: E402
+from ppp_otel.storage.sqlite.scoring import SQL_SCORE_ALL  # noqa: E402
 from ppp_otel.storage.sqlite.reader import list_query  # noqa: E402
 
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
