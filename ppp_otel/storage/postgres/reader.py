@@ -10,6 +10,7 @@ table, not a pragma) and ``status`` (the database's size, no journal mode).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ppp_otel.storage.postgres import migrations as schema
@@ -38,6 +39,7 @@ __all__ = ["RecordedQuestion", "RecordedViolation", "Trajectory", "TrajectorySto
            "TrajectorySummary", "Turn", "pg", "list_query"]
 
 
+@functools.lru_cache(maxsize=512)
 def pg(sql: str) -> str:
     """A SQLite statement with ``?`` parameters as a psycopg one (``%s``)."""
     return sql.replace("%", "%%").replace("?", "%s")
