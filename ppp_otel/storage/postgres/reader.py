@@ -15,23 +15,20 @@ from typing import Any
 
 from ppp_otel.storage.postgres import migrations as schema
 from ppp_otel.storage.sqlite.reader import (
-    SQL_AGENTS,
-    SQL_AGENTS_OF_SPEC,
     SQL_GET_SUMMARY,
     SQL_QUESTIONS,
-    SQL_SPECS,
     SQL_TURNS,
     SQL_VIOLATIONS,
     TABLES,
     RecordedQuestion,
     RecordedViolation,
     Trajectory,
+    TrajectoryReader,
     TrajectorySummary,
     Turn,
     count_sql,
     list_query as sqlite_list_query,
     parse_preferences,
-    summary_from_row,
     trajectory_from_rows,
 )
 
@@ -71,38 +68,17 @@ def status_dict(url: str, version: int, counts: dict[str, int | None], size: int
     }
 
 
-class TrajectoryStore:
+class TrajectoryStore(TrajectoryReader):
     """Read access to a PostgreSQL trajectory store; same arguments as SQLite's."""
+
+    dialect = staticmethod(pg)
+    list_query = staticmethod(list_query)
 
     def __init__(self, url: str, *, must_exist: bool = True, migrate_schema: bool = True,
                  read_only: bool = False):
         self.path = url
         self.conn = schema.connect(url, must_exist=must_exist, migrate_schema=migrate_schema,
                                    read_only=read_only)
-
-    def __enter__(self) -> TrajectoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def list_trajectories(self, *, spec_id: str | None = None, agent_name: str | None = None,
-                          run_id: str | None = None, stage: str | None = None, limit: int | None = None,
-                          offset: int = 0) -> list[TrajectorySummary]:
-        sql, params = list_query(spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage,
-                                 limit=limit, offset=offset)
-        return [summary_from_row(row) for row in self.conn.execute(sql, params)]
-
-    def list_trajectory_rows(self, *, spec_id: str | None = None, agent_name: str | None = None,
-                             run_id: str | None = None, stage: str | None = None, limit: int | None = None,
-                             offset: int = 0) -> list[tuple]:
-        """What :meth:`list_trajectories` lists, as rows (``SUMMARY_COLUMNS`` order)."""
-        sql, params = list_query(spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage,
-                                 limit=limit, offset=offset)
-        return self.conn.execute(sql, params).fetchall()
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
         # One repeatable-read snapshot: a writer cannot slip a turn in between
@@ -130,14 +106,6 @@ class TrajectoryStore:
 
     def migrate(self) -> list[int]:
         return schema.migrate(self.conn, path=self.path)
-
-    def specs(self) -> list[str]:
-        return [row[0] for row in self.conn.execute(SQL_SPECS)]
-
-    def agents(self, spec_id: str | None = None) -> list[str]:
-        if spec_id is None:
-            return [row[0] for row in self.conn.execute(SQL_AGENTS)]
-        return [row[0] for row in self.conn.execute(pg(SQL_AGENTS_OF_SPEC), (spec_id,))]
 
     def recorders(self, columns: tuple[str, ...]) -> list[dict[str, Any]]:
         if self.conn.execute("SELECT to_regclass('recorder_stats') IS NULL").fetchone()[0]:
