@@ -14,7 +14,9 @@ import functools
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
+from ppp_otel.model import TurnText
 from ppp_otel.storage.base import StorageError
+from ppp_otel.storage.sqlite import lookups
 
 
 def translated(method: Callable) -> Callable:
@@ -39,9 +41,31 @@ class StoreFacade:
     staging_sql: ModuleType
     scoring_sql: ModuleType
     consensus_sql: ModuleType
+    #: A SQLite statement as the driver takes it (the reader's).
+    dialect: Callable[[str], str]
+    #: Each judged turn's number, prompt, response and questions, for :meth:`trajectory_history`.
+    history_turns_sql: str = lookups.SQL_HISTORY_TURNS
 
     def translate_error(self, exc: BaseException, default: type[StorageError] = StorageError) -> StorageError:
         raise NotImplementedError
+
+    # --- lookups (the statements are SQLite's lookups.py's) -------------------------------
+
+    @translated
+    def trajectory_parents(self) -> dict[int, int | None]:
+        return lookups.trajectory_parents(self.conn)
+
+    @translated
+    def children_of(self, trajectory_id: int) -> list[int]:
+        return lookups.children_of(self.conn, trajectory_id, dialect=self.dialect)
+
+    @translated
+    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]:
+        return lookups.turn_extras(self.conn, trajectory_id, dialect=self.dialect)
+
+    @translated
+    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
+        return lookups.trajectory_history(self.conn, key, dialect=self.dialect, turns_sql=self.history_turns_sql)
 
     # --- judgments ---------------------------------------------------------------------
 

@@ -115,21 +115,9 @@ class TrajectoryStore(TrajectoryReader):
         return [dict(zip(columns, row)) for row in rows]
 
 
-def trajectory_context(conn: Any, key: tuple[str, str]) -> tuple[tuple[str, ...], list[tuple], str | None] | None:
-    """A trajectory's preference specs, its judged turns' (number, prompt, response, questions)
-    and what the user knows, for the judges; None when the trajectory is not stored (yet)."""
-    row = conn.execute("SELECT id, preferences, user_context FROM trajectories "
-                       "WHERE trace_id = %s AND span_id = %s", key).fetchone()
-    if row is None:
-        return None
-    preferences = tuple(parse_preferences(row[1]))
-    if not preferences:
-        return (), [], row[2]
-    turns = conn.execute(
-        """SELECT t.turn_number, t.prompt, t.response,
+#: Each judged turn's number, prompt, response and questions (an array), for the judges'
+#: history (:func:`ppp_otel.storage.sqlite.lookups.trajectory_history`).
+SQL_HISTORY_TURNS = """SELECT t.turn_number, t.prompt, t.response,
                   ARRAY(SELECT question_text FROM trajectory_questions q WHERE q.turn_id = t.id ORDER BY q.id)
-           FROM trajectory_turns t WHERE t.trajectory_id = %s AND t.judged_by IS NOT NULL
-           ORDER BY t.turn_number""",
-        (row[0],),
-    ).fetchall()
-    return preferences, turns, row[2]
+           FROM trajectory_turns t WHERE t.trajectory_id = ? AND t.judged_by IS NOT NULL
+           ORDER BY t.turn_number"""

@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator, Sequence
 import psycopg
 from psycopg import errors as pg_errors
 
-from ppp_otel.model import TurnText
 from ppp_otel.storage.base import (
     RECORDER_COLUMNS,
     DatabaseError,
@@ -26,7 +25,7 @@ from ppp_otel.storage.base import (
 from ppp_otel.storage.facade import StoreFacade, translated
 from ppp_otel.storage.postgres import migrations as schema
 from ppp_otel.storage.postgres import consensus, judgments, scoring, staging
-from ppp_otel.storage.postgres.reader import TrajectoryStore, trajectory_context
+from ppp_otel.storage.postgres.reader import SQL_HISTORY_TURNS, TrajectoryStore
 from ppp_otel.storage.postgres.writer import TrajectoryWriter, save_recorder_stats
 
 __all__ = ["PostgresStore", "translate"]
@@ -57,6 +56,7 @@ class PostgresStore(StoreFacade, TrajectoryStore):
     """
 
     driver_error = psycopg.Error
+    history_turns_sql = SQL_HISTORY_TURNS
     judgments_sql, staging_sql, scoring_sql, consensus_sql = judgments, staging, scoring, consensus
     #: Ingest replicas may share this store's pending spans (see :mod:`.staging`).
     shares_pending = True
@@ -116,32 +116,6 @@ class PostgresStore(StoreFacade, TrajectoryStore):
             "SELECT id FROM trajectories WHERE id = ANY(%s)", (wanted,))}
         return [i for i in wanted if i not in found]
 
-    @translated
-    def trajectory_parents(self) -> dict[int, int | None]:
-        return dict(self.conn.execute("SELECT id, parent_trajectory_id FROM trajectories").fetchall())
-
-    @translated
-    def children_of(self, trajectory_id: int) -> list[int]:
-        return [row[0] for row in self.conn.execute(
-            "SELECT id FROM trajectories WHERE parent_trajectory_id = %s ORDER BY id", (trajectory_id,))]
-
-    @translated
-    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]:
-        import json
-
-        extras = {}
-        for number, text in self.conn.execute(
-            "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = %s AND extra IS NOT NULL",
-            (trajectory_id,),
-        ):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                continue  # written by another tool; the columns still export
-            if isinstance(value, dict):
-                extras[number] = value
-        return extras
-
     # --- recording ------------------------------------------------------------------------
 
     def write(self, records: Sequence[Any]) -> WriteOutcome:
@@ -162,14 +136,6 @@ class PostgresStore(StoreFacade, TrajectoryStore):
     def recorders(self) -> list[dict[str, Any]]:
         return TrajectoryStore.recorders(self, RECORDER_COLUMNS)
 
-    @translated
-    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
-        found = trajectory_context(self.conn, key)
-        if found is None:
-            return None
-        preferences, rows, user_context = found
-        return preferences, [TurnText(n, p or "", r or "", tuple(qs or ())) for n, p, r, qs in rows], user_context
-
     def check_writable(self) -> None:
         """StorageError (naming the store and the reason) unless a write could start now."""
         try:
@@ -179,7 +145,7 @@ class PostgresStore(StoreFacade, TrajectoryStore):
         except psycopg.Error as exc:
             raise translate(exc, url=self.path) from exc
 
-    # --- judgments, staging, scoring and consensus: StoreFacade's, on the modules above ---
+    # --- lookups, judgments, staging, scoring, consensus: StoreFacade's, on the modules above
 
     @translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:

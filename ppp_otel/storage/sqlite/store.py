@@ -100,18 +100,6 @@ class SQLiteStore(StoreFacade, TrajectoryStore):
     specs = translated(TrajectoryStore.specs)
     agents = translated(TrajectoryStore.agents)
 
-    @translated
-    def trajectory_parents(self) -> dict[int, int | None]:
-        return lookups.trajectory_parents(self.conn)
-
-    @translated
-    def children_of(self, trajectory_id: int) -> list[int]:
-        return lookups.children_of(self.conn, trajectory_id)
-
-    @translated
-    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]:
-        return lookups.turn_extras(self.conn, trajectory_id)
-
     # --- recording ------------------------------------------------------------------------
 
     def write(self, records: Sequence[Any]) -> WriteOutcome:
@@ -130,10 +118,6 @@ class SQLiteStore(StoreFacade, TrajectoryStore):
     def recorders(self) -> list[dict[str, Any]]:
         return recorder_table.recorders(self.conn)
 
-    @translated
-    def trajectory_history(self, key: tuple[str, str]) -> Any:
-        return lookups.trajectory_history(self.conn, key)
-
     def check_writable(self) -> None:
         """StorageError (naming the file and the reason) unless a write could start now."""
         try:
@@ -142,7 +126,7 @@ class SQLiteStore(StoreFacade, TrajectoryStore):
         except sqlite3.Error as exc:
             raise type(translate(exc))(f"{self.path}: {exc}") from exc
 
-    # --- judgments, staging, scoring and consensus: StoreFacade's, on the modules above ---
+    # --- lookups, judgments, staging, scoring, consensus: StoreFacade's, on the modules above
 
     @translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
