@@ -26,9 +26,8 @@ from ppp_otel.analysis.analyzer import RULES_JUDGE, EffortClassifier, Preference
 from ppp_otel.analysis.effort import classify_effort
 from ppp_otel.logs import LogLimiter
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
-from ppp_otel.storage import open_store
 from ppp_otel.storage.base import StorageError, TrajectoryBackend
-from ppp_otel.storage.sqlite import forklock
+from ppp_otel.storage.lazy import LazyStore
 
 __all__ = ["JudgmentStage", "RejudgeSummary", "as_written", "rejudge"]
 
@@ -95,9 +94,9 @@ class JudgmentStage:
         self._log = LogLimiter(logger)
 
     def _fresh(self) -> None:
-        self._store: TrajectoryBackend | None = None
-        # Held while this thread writes, and taken by fork: see forklock.
-        self._db_lock = forklock.new_lock()
+        # Its lock is held while this thread writes, and taken by fork.
+        self._db = LazyStore(self.db_path, self._store_options)
+        self._db_lock = self._db.lock
         self._cond = threading.Condition()
         self._queue: list[list] = []
         self._pending_turns = 0
@@ -110,8 +109,7 @@ class JudgmentStage:
     def after_fork(self) -> None:
         """In a forked child: the parent's thread is gone and its store must be neither used
         nor closed here; what the parent queued is the parent's to judge."""
-        if self._store is not None:
-            _ABANDONED_STORES.append(self._store)
+        self._db.abandon()
         self._fresh()
         # The parent's judge thread may have been inside the analyzer: the child's starts clean.
         old = self.analyzer
@@ -272,18 +270,10 @@ class JudgmentStage:
                 logger.exception("ppp-otel: on_judged failed")
 
     def _connection(self) -> TrajectoryBackend:
-        if self._store is None:
-            self._store = open_store(self.db_path, **self._store_options)
-        return self._store
+        return self._db.get()
 
     def _close(self) -> None:
-        with self._db_lock:
-            if self._store is not None:
-                try:
-                    self._store.close()
-                except StorageError:
-                    pass
-            self._store = None
+        self._db.close()
 
     def _lookup(self, key: TrajectoryKey):
         try:
@@ -291,11 +281,6 @@ class JudgmentStage:
                 return self._connection().trajectory_history(key)
         except (StorageError, OSError):
             return None
-
-
-# Stores a forked child inherited: never used again, nor closed (closing would
-# touch the parent's file handles), and kept from the garbage collector for that.
-_ABANDONED_STORES: list[TrajectoryBackend] = []
 
 
 def judges_from_config(qc: Any, *, method: str | None = None):

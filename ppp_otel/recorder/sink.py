@@ -26,7 +26,8 @@ from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.records import MAX_TEXT_CHARS, RecordError, TrajectoryRecord, TurnRecord, now_iso
 from ppp_otel.storage import open_store
 from ppp_otel.storage.base import DatabaseNewerError, NotADatabaseError, StorageError, TrajectoryBackend
-from ppp_otel.storage.sqlite import forklock, staging
+from ppp_otel.storage.lazy import LazyStore
+from ppp_otel.storage.sqlite import staging
 
 logger = logging.getLogger(__name__)
 
@@ -76,24 +77,22 @@ class RecordSink:
             if isinstance(exc, (DatabaseNewerError, NotADatabaseError)):
                 raise
             logger.warning("ppp-otel: %s; recording will retry", exc)
-        self._store: TrajectoryBackend | None = None
         # Judgment runs on its own thread and connection, after the writes.
         self.judgment = JudgmentStage(db_path, classifier, preference_judge, on_judged=on_judged,
                                       **store_options)
         self._fresh_state()
 
     def _fresh_state(self) -> None:
-        self._store = None
-        # Held whenever this thread touches the database, and taken by fork: see forklock.
-        self._db_lock = forklock.new_lock()
+        # Its lock is held whenever this thread touches the database, and taken by fork.
+        self._db = LazyStore(self.db_path, self._store_options)
+        self._db_lock = self._db.lock
         self._recorder_id = uuid.uuid4().hex
         self._started_at = now_iso()
         self._stats_written_at = 0.0
 
     def after_fork(self) -> None:
         # The parent's connection must not be used across fork, nor closed here.
-        if self._store is not None:
-            _ABANDONED_STORES.append(self._store)
+        self._db.abandon()
         self._fresh_state()
         self.judgment.after_fork()
 
@@ -148,9 +147,7 @@ class RecordSink:
     # ---------------------------------------------------------------- writes
 
     def _connection(self) -> TrajectoryBackend:
-        if self._store is None:
-            self._store = open_store(self.db_path, **self._store_options)
-        return self._store
+        return self._db.get()
 
     def _write(self, records: list, engine: Any) -> None:
         stats = self.stats
@@ -185,13 +182,7 @@ class RecordSink:
         stats.dirty = True
 
     def close(self) -> None:
-        with self._db_lock:
-            if self._store is not None:
-                try:
-                    self._store.close()
-                except StorageError:
-                    pass
-            self._store = None
+        self._db.close()
 
     def tick(self, *, final: bool = False) -> None:
         """Save the counters for ``ppp-otel status``, at most once a second unless ``final``."""
@@ -211,7 +202,3 @@ class RecordSink:
             stats.dirty = False
         except (StorageError, OSError):
             self.close()  # the counters stay in memory; the log has the error
-
-# Stores a forked child inherited: never used again, nor closed (closing would
-# touch the parent's file handles), and kept from the garbage collector for that.
-_ABANDONED_STORES: list[TrajectoryBackend] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ppp_otel.storage.sqlite.consensus import _scope_lists
+from ppp_otel.storage.sqlite.consensus import _scope_lists, agent_rows, run_row
 
 _INSERT_RUN = """
 INSERT INTO consensus_runs (spec_id, best_agent, confidence, w_technical, w_interaction,
@@ -32,18 +32,9 @@ ORDER BY r.id DESC, a.rank
 def store_consensus(conn: Any, result: Any) -> int:
     """Record a run and its agents in one transaction (a savepoint inside the caller's)."""
     with conn.transaction():
-        scope = json.dumps({"stages": result.stages, "runs": result.runs})
-        run_id, created_at = conn.execute(
-            _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
-                          result.weights.technical, result.weights.interaction,
-                          result.stage, result.run_id, scope, result.rewards),
-        ).fetchone()
+        run_id, created_at = conn.execute(_INSERT_RUN, run_row(result)).fetchone()
         with conn.cursor() as cur:
-            cur.executemany(_INSERT_AGENT, [
-                (run_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
-                 a.final, int(a.technical_only), json.dumps(a.trajectory_ids))
-                for a in result.agents
-            ])
+            cur.executemany(_INSERT_AGENT, agent_rows(run_id, result))
     result.consensus_id, result.created_at = run_id, created_at
     return run_id
 

@@ -10,27 +10,25 @@ table, not a pragma) and ``status`` (the database's size, no journal mode).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ppp_otel.storage.postgres import migrations as schema
 from ppp_otel.storage.sqlite.reader import (
-    SQL_AGENTS,
-    SQL_AGENTS_OF_SPEC,
     SQL_GET_SUMMARY,
     SQL_QUESTIONS,
-    SQL_SPECS,
     SQL_TURNS,
     SQL_VIOLATIONS,
     TABLES,
     RecordedQuestion,
     RecordedViolation,
     Trajectory,
+    TrajectoryReader,
     TrajectorySummary,
     Turn,
     count_sql,
     list_query as sqlite_list_query,
     parse_preferences,
-    summary_from_row,
     trajectory_from_rows,
 )
 
@@ -38,6 +36,7 @@ __all__ = ["RecordedQuestion", "RecordedViolation", "Trajectory", "TrajectorySto
            "TrajectorySummary", "Turn", "pg", "list_query"]
 
 
+@functools.lru_cache(maxsize=512)
 def pg(sql: str) -> str:
     """A SQLite statement with ``?`` parameters as a psycopg one (``%s``)."""
     return sql.replace("%", "%%").replace("?", "%s")
@@ -69,38 +68,17 @@ def status_dict(url: str, version: int, counts: dict[str, int | None], size: int
     }
 
 
-class TrajectoryStore:
+class TrajectoryStore(TrajectoryReader):
     """Read access to a PostgreSQL trajectory store; same arguments as SQLite's."""
+
+    dialect = staticmethod(pg)
+    list_query = staticmethod(list_query)
 
     def __init__(self, url: str, *, must_exist: bool = True, migrate_schema: bool = True,
                  read_only: bool = False):
         self.path = url
         self.conn = schema.connect(url, must_exist=must_exist, migrate_schema=migrate_schema,
                                    read_only=read_only)
-
-    def __enter__(self) -> TrajectoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def list_trajectories(self, *, spec_id: str | None = None, agent_name: str | None = None,
-                          run_id: str | None = None, stage: str | None = None, limit: int | None = None,
-                          offset: int = 0) -> list[TrajectorySummary]:
-        sql, params = list_query(spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage,
-                                 limit=limit, offset=offset)
-        return [summary_from_row(row) for row in self.conn.execute(sql, params)]
-
-    def list_trajectory_rows(self, *, spec_id: str | None = None, agent_name: str | None = None,
-                             run_id: str | None = None, stage: str | None = None, limit: int | None = None,
-                             offset: int = 0) -> list[tuple]:
-        """What :meth:`list_trajectories` lists, as rows (``SUMMARY_COLUMNS`` order)."""
-        sql, params = list_query(spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage,
-                                 limit=limit, offset=offset)
-        return self.conn.execute(sql, params).fetchall()
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
         # One repeatable-read snapshot: a writer cannot slip a turn in between
@@ -129,14 +107,6 @@ class TrajectoryStore:
     def migrate(self) -> list[int]:
         return schema.migrate(self.conn, path=self.path)
 
-    def specs(self) -> list[str]:
-        return [row[0] for row in self.conn.execute(SQL_SPECS)]
-
-    def agents(self, spec_id: str | None = None) -> list[str]:
-        if spec_id is None:
-            return [row[0] for row in self.conn.execute(SQL_AGENTS)]
-        return [row[0] for row in self.conn.execute(pg(SQL_AGENTS_OF_SPEC), (spec_id,))]
-
     def recorders(self, columns: tuple[str, ...]) -> list[dict[str, Any]]:
         if self.conn.execute("SELECT to_regclass('recorder_stats') IS NULL").fetchone()[0]:
             return []
@@ -145,21 +115,9 @@ class TrajectoryStore:
         return [dict(zip(columns, row)) for row in rows]
 
 
-def trajectory_context(conn: Any, key: tuple[str, str]) -> tuple[tuple[str, ...], list[tuple], str | None] | None:
-    """A trajectory's preference specs, its judged turns' (number, prompt, response, questions)
-    and what the user knows, for the judges; None when the trajectory is not stored (yet)."""
-    row = conn.execute("SELECT id, preferences, user_context FROM trajectories "
-                       "WHERE trace_id = %s AND span_id = %s", key).fetchone()
-    if row is None:
-        return None
-    preferences = tuple(parse_preferences(row[1]))
-    if not preferences:
-        return (), [], row[2]
-    turns = conn.execute(
-        """SELECT t.turn_number, t.prompt, t.response,
+#: Each judged turn's number, prompt, response and questions (an array), for the judges'
+#: history (:func:`ppp_otel.storage.sqlite.lookups.trajectory_history`).
+SQL_HISTORY_TURNS = """SELECT t.turn_number, t.prompt, t.response,
                   ARRAY(SELECT question_text FROM trajectory_questions q WHERE q.turn_id = t.id ORDER BY q.id)
-           FROM trajectory_turns t WHERE t.trajectory_id = %s AND t.judged_by IS NOT NULL
-           ORDER BY t.turn_number""",
-        (row[0],),
-    ).fetchall()
-    return preferences, turns, row[2]
+           FROM trajectory_turns t WHERE t.trajectory_id = ? AND t.judged_by IS NOT NULL
+           ORDER BY t.turn_number"""

@@ -26,7 +26,14 @@ from typing import Any
 from ppp_otel.storage.copy import CopySummary, copy_chunk
 from ppp_otel.storage.postgres import migrations as schema
 from ppp_otel.storage.sqlite import migrations as sqlite_schema
-from ppp_otel.storage.sqlite.retention import DEFAULT_CHUNK_SIZE, CleanupSummary, Progress, _bound, cutoff_for
+from ppp_otel.storage.sqlite.retention import (
+    DEFAULT_CHUNK_SIZE,
+    CleanupSummary,
+    Progress,
+    _bound,
+    cleanup_cutoff,
+    in_chunks,
+)
 
 __all__ = ["cleanup"]
 
@@ -66,13 +73,7 @@ def cleanup(
     cancel: threading.Event | None = None,
     config: Any = None,
 ) -> CleanupSummary:
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if older_than_days is None:
-        from ppp_otel.config.settings import process_config
-
-        older_than_days = (config or process_config()).archival.retention_days
-    cutoff = cutoff_for(older_than_days, now)
+    cutoff = cleanup_cutoff(older_than_days, now, chunk_size=chunk_size, config=config)
     archive = os.fspath(archive_path) if archive_path else None
     if archive is not None and archive.startswith(("postgresql://", "postgres://")):
         raise ValueError("the archive is a SQLite file; to copy into another PostgreSQL use `ppp-otel copy`")
@@ -89,14 +90,8 @@ def cleanup(
         archive_conn = sqlite_schema.connect(archive, wal=False) if archive is not None else None
         copied = CopySummary(summary.db_path, archive or "")
         try:
-            done = 0
-            while cancel is None or not cancel.is_set():
-                moved = _one_chunk(conn, archive_conn, params, chunk_size, summary, copied)
-                if not moved:
-                    break
-                done += moved
-                if progress is not None:
-                    progress(done, total)
+            in_chunks(lambda: _one_chunk(conn, archive_conn, params, chunk_size, summary, copied),
+                      total, progress, cancel)
         finally:
             if archive_conn is not None:
                 archive_conn.close()

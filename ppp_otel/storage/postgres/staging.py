@@ -33,7 +33,7 @@ from ppp_otel.storage.sqlite.staging import (
     Unstaged,
     from_row,
     staged_records,
-    to_json,
+    staged_rows,
 )
 
 __all__ = ["DEFAULT_LEASE_S", "DEFAULT_RETENTION_S", "STAGING_RECORDS", "Placed", "StagedSpan", "Unstaged",
@@ -99,11 +99,7 @@ def write(conn: Any, staged: Sequence[StagedSpan], unstaged: Sequence[Unstaged],
         if rows:
             cur.executemany(_PLACE, rows)
         if staged:
-            cur.executemany(_INSERT, [
-                (s.span.trace_id, s.span.span_id, s.span.parent_span_id, int(s.is_turn), s.received_at,
-                 to_json(s.span))
-                for s in staged
-            ])
+            cur.executemany(_INSERT, staged_rows(staged))
         keys = [key for u in unstaged for key in u.keys]
         if keys:
             cur.execute(_DELETE, ([k[0] for k in keys], [k[1] for k in keys]))

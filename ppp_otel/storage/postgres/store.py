@@ -8,14 +8,12 @@ that cross the seam are SQLite's, and psycopg's exceptions leave as storage erro
 
 from __future__ import annotations
 
-import functools
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from ppp_otel.model import TurnText
 from ppp_otel.storage.base import (
     RECORDER_COLUMNS,
     DatabaseError,
@@ -24,10 +22,10 @@ from ppp_otel.storage.base import (
     WriteFailed,
     WriteOutcome,
 )
-from ppp_otel.storage.postgres import consensus as consensus_sql
+from ppp_otel.storage.facade import StoreFacade, translated
 from ppp_otel.storage.postgres import migrations as schema
-from ppp_otel.storage.postgres import judgments, scoring, staging
-from ppp_otel.storage.postgres.reader import TrajectoryStore, trajectory_context
+from ppp_otel.storage.postgres import consensus, judgments, scoring, staging
+from ppp_otel.storage.postgres.reader import SQL_HISTORY_TURNS, TrajectoryStore
 from ppp_otel.storage.postgres.writer import TrajectoryWriter, save_recorder_stats
 
 __all__ = ["PostgresStore", "translate"]
@@ -47,17 +45,7 @@ def translate(exc: psycopg.Error, default: type[StorageError] = StorageError, *,
     return error
 
 
-def _translated(method: Callable) -> Callable:
-    @functools.wraps(method)
-    def wrapper(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except psycopg.Error as exc:
-            raise translate(exc, url=self.path) from exc
-    return wrapper
-
-
-class PostgresStore(TrajectoryStore):
+class PostgresStore(StoreFacade, TrajectoryStore):
     """One PostgreSQL trajectory store, read and written through one connection.
 
     Options are SQLite's where they mean something here (``must_exist``,
@@ -67,8 +55,14 @@ class PostgresStore(TrajectoryStore):
     same arguments to either backend.
     """
 
+    driver_error = psycopg.Error
+    history_turns_sql = SQL_HISTORY_TURNS
+    judgments_sql, staging_sql, scoring_sql, consensus_sql = judgments, staging, scoring, consensus
     #: Ingest replicas may share this store's pending spans (see :mod:`.staging`).
     shares_pending = True
+
+    def translate_error(self, exc: psycopg.Error, default: type[StorageError] = StorageError) -> StorageError:
+        return translate(exc, default, url=self.path)
 
     def __init__(self, url: str, *, must_exist: bool = True, migrate_schema: bool = True,
                  read_only: bool = False, connection_hook: Callable[[Any], None] | None = None,
@@ -107,46 +101,20 @@ class PostgresStore(TrajectoryStore):
 
     # --- reading (the statements are reader.py's, SQLite's in psycopg's dialect) ---------
 
-    list_trajectories = _translated(TrajectoryStore.list_trajectories)
-    list_trajectory_rows = _translated(TrajectoryStore.list_trajectory_rows)
-    get_trajectory = _translated(TrajectoryStore.get_trajectory)
-    status = _translated(TrajectoryStore.status)
-    migrate = _translated(TrajectoryStore.migrate)
-    specs = _translated(TrajectoryStore.specs)
-    agents = _translated(TrajectoryStore.agents)
+    list_trajectories = translated(TrajectoryStore.list_trajectories)
+    list_trajectory_rows = translated(TrajectoryStore.list_trajectory_rows)
+    get_trajectory = translated(TrajectoryStore.get_trajectory)
+    status = translated(TrajectoryStore.status)
+    migrate = translated(TrajectoryStore.migrate)
+    specs = translated(TrajectoryStore.specs)
+    agents = translated(TrajectoryStore.agents)
 
-    @_translated
+    @translated
     def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]:
         wanted = list(dict.fromkeys(int(i) for i in trajectory_ids))
         found = {row[0] for row in self.conn.execute(
             "SELECT id FROM trajectories WHERE id = ANY(%s)", (wanted,))}
         return [i for i in wanted if i not in found]
-
-    @_translated
-    def trajectory_parents(self) -> dict[int, int | None]:
-        return dict(self.conn.execute("SELECT id, parent_trajectory_id FROM trajectories").fetchall())
-
-    @_translated
-    def children_of(self, trajectory_id: int) -> list[int]:
-        return [row[0] for row in self.conn.execute(
-            "SELECT id FROM trajectories WHERE parent_trajectory_id = %s ORDER BY id", (trajectory_id,))]
-
-    @_translated
-    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]:
-        import json
-
-        extras = {}
-        for number, text in self.conn.execute(
-            "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = %s AND extra IS NOT NULL",
-            (trajectory_id,),
-        ):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                continue  # written by another tool; the columns still export
-            if isinstance(value, dict):
-                extras[number] = value
-        return extras
 
     # --- recording ------------------------------------------------------------------------
 
@@ -160,21 +128,13 @@ class PostgresStore(TrajectoryStore):
         except psycopg.Error as exc:
             raise translate(exc, WriteFailed, url=self.path) from exc
 
-    @_translated
+    @translated
     def save_recorder_stats(self, row: Sequence[Any]) -> None:
         save_recorder_stats(self.conn, tuple(row))
 
-    @_translated
+    @translated
     def recorders(self) -> list[dict[str, Any]]:
         return TrajectoryStore.recorders(self, RECORDER_COLUMNS)
-
-    @_translated
-    def trajectory_history(self, key: tuple[str, str]) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
-        found = trajectory_context(self.conn, key)
-        if found is None:
-            return None
-        preferences, rows, user_context = found
-        return preferences, [TurnText(n, p or "", r or "", tuple(qs or ())) for n, p, r, qs in rows], user_context
 
     def check_writable(self) -> None:
         """StorageError (naming the store and the reason) unless a write could start now."""
@@ -185,78 +145,16 @@ class PostgresStore(TrajectoryStore):
         except psycopg.Error as exc:
             raise translate(exc, url=self.path) from exc
 
-    # --- judgments (the judgment stage, ppp-otel judge) -----------------------------------
+    # --- lookups, judgments, staging, scoring, consensus: StoreFacade's, on the modules above
 
-    @_translated
-    def store_judged(self, turns: Sequence[Any], at_end: list, judge: str) -> int:
-        return judgments.store_judged(self.conn, turns, at_end, judge)
-
-    @_translated
-    def to_rejudge(self, *, spec_id: str | None = None, since: str | None = None,
-                   pending: bool = False) -> list[int]:
-        return judgments.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
-
-    @_translated
-    def as_reported(self, trajectory_id: int) -> tuple:
-        return judgments.as_reported(self.conn, trajectory_id)
-
-    @_translated
-    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
-        judgments.replace_judgments(self.conn, turns, at_end, judge)
-
-    @_translated
+    @translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
         return staging.placement(self.conn, trace_id, span_id)
 
-    # --- spans waiting for their parent (ingest) ---------------------------------------------
-
-    @_translated
-    def waiting_parents(self) -> list[tuple[str, str]]:
-        return staging.waiting_parents(self.conn)
-
-    @_translated
-    def staged_children(self, parent: tuple[str, str]) -> list[Any]:
-        return staging.load_children(self.conn, parent)
-
-    @_translated
-    def purge_pending(self, retention_s: float) -> int:
-        return staging.purge(self.conn, retention_s)
-
-    @_translated
-    def pending_summary(self) -> dict[str, Any]:
-        return staging.summary(self.conn)
-
-    @_translated
+    @translated
     def claim_pending(self, limit: int = 1000, lease_s: float = staging.DEFAULT_LEASE_S) -> list[Any]:
         """Lease the waiting spans (of any replica) whose parent is now stored."""
         return staging.claim_ready(self.conn, limit=limit, lease_s=lease_s)
-
-    # --- scoring and consensus ------------------------------------------------------------
-
-    @_translated
-    def score_counts(self, **filters: Any) -> list[tuple]:
-        return scoring.score_counts(self.conn, **filters)
-
-    @_translated
-    def paper_turn_rows(self, **filters: Any) -> list[tuple]:
-        return scoring.paper_turn_rows(self.conn, **filters)
-
-    @_translated
-    def violations_by_preference(self, **filters: Any) -> list[tuple]:
-        return scoring.violations_by_preference(self.conn, **filters)
-
-    @_translated
-    def store_consensus(self, result: Any) -> int:
-        return consensus_sql.store_consensus(self.conn, result)
-
-    @_translated
-    def record_consensus_span(self, consensus_id: int, trace_id: str, span_id: str) -> None:
-        consensus_sql.record_consensus_span(self.conn, consensus_id, trace_id, span_id)
-
-    @_translated
-    def consensus_history_rows(self, spec_id: str, limit: int | None, *, stage: str | None = None,
-                               run_id: str | None = None) -> list[tuple]:
-        return consensus_sql.history_rows(self.conn, spec_id, limit, stage=stage, run_id=run_id)
 
     # --- retention ----------------------------------------------------------------------
 

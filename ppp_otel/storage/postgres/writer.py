@@ -34,6 +34,7 @@ from ppp_otel.storage.sqlite.writer import (
     _trajectory_row,
     _turn_row,
     _violation_rows,
+    write_in_batches,
 )
 
 logger = logging.getLogger(__name__)
@@ -303,25 +304,7 @@ def _message(exc: BaseException) -> str:
 
 def write_all(conn: psycopg.Connection, records: Iterable[Record], *, batch_size: int = 500) -> WriteOutcome:
     """As :func:`ppp_otel.storage.sqlite.writer.write_all`: complete records, synchronously, in batches."""
-    writer = TrajectoryWriter(conn)
-    total = WriteOutcome()
-    batch: list[Record] = []
-
-    def flush() -> None:
-        out = writer.write(batch)
-        total.trajectories += out.trajectories
-        total.turns += out.turns
-        total.duplicates += out.duplicates
-        total.rejected.extend(out.rejected)
-        batch.clear()
-
-    for r in records:
-        batch.append(r)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
-    return total
+    return write_in_batches(TrajectoryWriter(conn), records, batch_size=batch_size)
 
 
 def save_recorder_stats(conn: Any, row: tuple) -> None:

@@ -34,25 +34,30 @@ ORDER BY r.id DESC, a.rank
 """
 
 
+def run_row(result: Any) -> tuple:
+    """The ``consensus_runs`` row of a consensus result (both backends' ``_INSERT_RUN`` order)."""
+    # What the judged trajectories covered: several runs or stages when averaged.
+    scope = json.dumps({"stages": result.stages, "runs": result.runs})
+    return (result.spec_id, result.best_agent, result.confidence, result.weights.technical,
+            result.weights.interaction, result.stage, result.run_id, scope, result.rewards)
+
+
+def agent_rows(run_id: int, result: Any) -> list[tuple]:
+    """The ``consensus_agents`` rows of a consensus result, one an agent."""
+    return [(run_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
+             a.final, int(a.technical_only), json.dumps(a.trajectory_ids))
+            for a in result.agents]
+
+
 def store_consensus(conn: sqlite3.Connection, result: Any) -> int:
     """Record a run; sets and returns ``result.consensus_id`` (and ``created_at``)."""
     # Inside the caller's transaction, join it.
     with transaction(conn):
         # One row at a time, so lastrowid says which it was.
-        # What the judged trajectories covered: several runs or stages when averaged.
-        scope = json.dumps({"stages": result.stages, "runs": result.runs})
-        run_id = conn.execute(
-            _INSERT_RUN, (result.spec_id, result.best_agent, result.confidence,
-                          result.weights.technical, result.weights.interaction,
-                          result.stage, result.run_id, scope, result.rewards),
-        ).lastrowid
+        run_id = conn.execute(_INSERT_RUN, run_row(result)).lastrowid
         created_at = conn.execute(
             "SELECT created_at FROM consensus_runs WHERE id = ?", (run_id,)).fetchone()[0]
-        conn.executemany(_INSERT_AGENT, [
-            (run_id, a.rank, a.agent_name, a.technical, a.technical_source, a.r_proact, a.r_pers,
-             a.final, int(a.technical_only), json.dumps(a.trajectory_ids))
-            for a in result.agents
-        ])
+        conn.executemany(_INSERT_AGENT, agent_rows(run_id, result))
     result.consensus_id, result.created_at = run_id, created_at
     return run_id
 

@@ -8,7 +8,7 @@ re-judging needs: the trajectories to judge and what the agent code reported.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
@@ -27,6 +27,14 @@ _LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id 
                  WHERE j.trace_id = ? AND j.span_id = ? AND t.turn_number = ?"""
 _MARK_JUDGED = "UPDATE trajectory_turns SET judged_by = ? WHERE id = ?"
 
+#: A statement as the connection's driver takes it: SQLite's own text here;
+#: :mod:`ppp_otel.storage.postgres.judgments` passes its ``?``-to-``%s`` rewrite.
+Dialect = Callable[[str], str]
+
+
+def _sqlite(sql: str) -> str:
+    return sql
+
 
 def _judgment_rows(turn_id: int, record: TurnRecord, judge: str) -> tuple[list, list, list]:
     """(new questions, regraded explicit questions, new violations) rows of one judged turn."""
@@ -43,33 +51,32 @@ def _judgment_rows(turn_id: int, record: TurnRecord, judge: str) -> tuple[list, 
     return questions, regraded, violations
 
 
-def _store_judgments(conn: sqlite3.Connection, judged: list[tuple[int, TurnRecord]], judge: str) -> None:
+def store_judgments(conn: Any, judged: list[tuple[int, TurnRecord]], judge: str,
+                    dialect: Dialect = _sqlite) -> None:
+    """The judged turns' questions, regraded efforts and violations in, each turn marked judged."""
     questions, regraded, violations = [], [], []
     for turn_id, record in judged:
         q, r, v = _judgment_rows(turn_id, record, judge)
         questions += q
         regraded += r
         violations += v
-    if questions:
-        conn.executemany(_INSERT_QUESTION, questions)
-    if regraded:
-        conn.executemany(_REGRADE_QUESTION, regraded)
-    if violations:
-        conn.executemany(_INSERT_VIOLATION, violations)
-    if judged:
-        conn.executemany(_MARK_JUDGED, [(judge, turn_id) for turn_id, _ in judged])
+    for sql, rows in ((_INSERT_QUESTION, questions), (_REGRADE_QUESTION, regraded),
+                      (_INSERT_VIOLATION, violations),
+                      (_MARK_JUDGED, [(judge, turn_id) for turn_id, _ in judged])):
+        if rows:
+            conn.executemany(dialect(sql), rows)
 
 
-def _store_at_end(conn: sqlite3.Connection, at_end: list, turn_ids: dict | None = None) -> None:
+def store_at_end(conn: Any, at_end: list, turn_ids: dict | None = None, dialect: Dialect = _sqlite) -> None:
     """Whole-conversation violations, on the trajectory's last turn."""
     for key, number, v in at_end:
         turn_id = turn_ids.get(number) if turn_ids is not None else None
         if turn_id is None:
-            row = conn.execute(_LAST_TURN, (*key, number)).fetchone()
+            row = conn.execute(dialect(_LAST_TURN), (*key, number)).fetchone()
             if row is None:
                 continue
             turn_id = row[0]
-        conn.execute(_INSERT_VIOLATION, (turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge))
+        conn.execute(dialect(_INSERT_VIOLATION), (turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge))
 
 
 def store_judged(conn: sqlite3.Connection, turns: Sequence[TurnRecord], at_end: list, judge: str) -> int:
@@ -79,7 +86,7 @@ def store_judged(conn: sqlite3.Connection, turns: Sequence[TurnRecord], at_end: 
     span, judged once) is left alone.
     """
     with transaction(conn, join=False):
-        _store_at_end(conn, at_end)
+        store_at_end(conn, at_end)
         judged, seen = [], set()
         for record in turns:
             key = (record.trace_id, record.span_id)
@@ -87,13 +94,14 @@ def store_judged(conn: sqlite3.Connection, turns: Sequence[TurnRecord], at_end: 
             if row is not None and key not in seen:
                 seen.add(key)
                 judged.append((row[0], record))
-        _store_judgments(conn, judged, judge)
+        store_judgments(conn, judged, judge)
     return len(judged)
 
 
-def to_rejudge(conn: sqlite3.Connection, *, spec_id: str | None, since: str | None, pending: bool) -> list[int]:
+def to_rejudge(conn: Any, *, spec_id: str | None, since: str | None, pending: bool,
+               dialect: Dialect = _sqlite) -> list[int]:
     """Ids of the trajectories to judge again (all, a spec's, created since, with unjudged turns)."""
-    where, params = ["1"], []
+    where, params = ["1 = 1"], []
     if spec_id is not None:
         where.append("spec_id = ?")
         params.append(spec_id)
@@ -103,33 +111,35 @@ def to_rejudge(conn: sqlite3.Connection, *, spec_id: str | None, since: str | No
     if pending:
         where.append("EXISTS (SELECT 1 FROM trajectory_turns t WHERE t.trajectory_id = trajectories.id "
                      "AND t.judged_by IS NULL)")
-    return [r[0] for r in conn.execute(f"SELECT id FROM trajectories WHERE {' AND '.join(where)} ORDER BY id", params)]
+    sql = f"SELECT id FROM trajectories WHERE {' AND '.join(where)} ORDER BY id"
+    return [r[0] for r in conn.execute(dialect(sql), params).fetchall()]
 
 
-def as_reported(conn: sqlite3.Connection, tid: int) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict]:
+def as_reported(conn: Any, tid: int,
+                dialect: Dialect = _sqlite) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict]:
     """A stored trajectory as records holding only what the agent code reported, and the
     efforts judges gave before (by "turn id:question")."""
-    spec_id, agent, trace_id, span_id, preferences, context, ended_at = conn.execute(
+    spec_id, agent, trace_id, span_id, preferences, context, ended_at = conn.execute(dialect(
         "SELECT spec_id, agent_name, trace_id, span_id, preferences, user_context, ended_at "
-        "FROM trajectories WHERE id = ?", (tid,),
+        "FROM trajectories WHERE id = ?"), (tid,),
     ).fetchone()
     key = (trace_id or f"row-{tid}", span_id or f"row-{tid}")
     trajectory = TrajectoryRecord(key[0], key[1], spec_id, agent, preferences=tuple(parse_preferences(preferences)),
                                   user_context=context, ended_at=ended_at)
     turns = []
-    for turn_id, number, prompt, response in conn.execute(
-        "SELECT id, turn_number, prompt, response FROM trajectory_turns WHERE trajectory_id = ? ORDER BY turn_number",
+    for turn_id, number, prompt, response in conn.execute(dialect(
+        "SELECT id, turn_number, prompt, response FROM trajectory_turns WHERE trajectory_id = ? ORDER BY turn_number"),
         (tid,),
     ).fetchall():
         # Reported: what the agent code gave (or another tool's judgment, imported);
         # a judge's own findings (judge set) are found again.
-        explicit = conn.execute(
+        explicit = conn.execute(dialect(
             "SELECT question_text, effort_level, judge FROM trajectory_questions "
-            "WHERE turn_id = ? AND (source = 'explicit' OR judge IS NULL) ORDER BY id", (turn_id,),
+            "WHERE turn_id = ? AND (source = 'explicit' OR judge IS NULL) ORDER BY id"), (turn_id,),
         ).fetchall()
-        reported = conn.execute(
+        reported = conn.execute(dialect(
             "SELECT preference_name, expected, actual, severity, source FROM trajectory_violations "
-            "WHERE turn_id = ? AND judge IS NULL ORDER BY id", (turn_id,),
+            "WHERE turn_id = ? AND judge IS NULL ORDER BY id"), (turn_id,),
         ).fetchall()
         record = TurnRecord(
             key[0], f"turn-{turn_id}", key, number, prompt, response,
@@ -139,10 +149,10 @@ def as_reported(conn: sqlite3.Connection, tid: int) -> tuple[TrajectoryRecord, l
             extract_questions=not explicit,
         )
         turns.append((turn_id, record))
-    before = dict(conn.execute(
-        """SELECT q.turn_id || ':' || q.question_text, q.effort_level FROM trajectory_questions q
+    before = dict(conn.execute(dialect(
+        """SELECT CAST(q.turn_id AS TEXT) || ':' || q.question_text, q.effort_level FROM trajectory_questions q
            JOIN trajectory_turns t ON t.id = q.turn_id
-           WHERE t.trajectory_id = ? AND (q.source = 'extracted' OR q.judge IS NOT NULL)""", (tid,),
+           WHERE t.trajectory_id = ? AND (q.source = 'extracted' OR q.judge IS NOT NULL)"""), (tid,),
     ).fetchall())
     return trajectory, turns, before
 
@@ -158,8 +168,8 @@ def replace_judgments(conn: sqlite3.Connection, turns: list[tuple[int, TurnRecor
                          f"AND judge IS NOT NULL AND turn_id IN ({marks})", turn_ids)
             conn.execute(f"DELETE FROM trajectory_violations WHERE judge IS NOT NULL "
                          f"AND turn_id IN ({marks})", turn_ids)
-        _store_at_end(conn, at_end, {record.turn_number: turn_id for turn_id, record in turns})
-        _store_judgments(conn, turns, judge)
+        store_at_end(conn, at_end, {record.turn_number: turn_id for turn_id, record in turns})
+        store_judgments(conn, turns, judge)
 
 
 __all__: Any = ["as_reported", "replace_judgments", "store_judged", "to_rejudge"]

@@ -11,36 +11,44 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, Callable
 
 from ppp_otel.model import TurnText
 from ppp_otel.storage.sqlite.reader import parse_preferences
 
+#: A statement as the connection's driver takes it (SQLite's own text here; PostgreSQL's
+#: store passes its ``?``-to-``%s`` rewrite).
+Dialect = Callable[[str], str]
+
+# SQLite-specific: json_group_array gathers each turn's questions in the one statement.
+SQL_HISTORY_TURNS = """SELECT t.turn_number, t.prompt, t.response,
+                  (SELECT json_group_array(question_text) FROM trajectory_questions q
+                   WHERE q.turn_id = t.id)
+           FROM trajectory_turns t WHERE t.trajectory_id = ? AND t.judged_by IS NOT NULL
+           ORDER BY t.turn_number"""
+
+
+def _sqlite(sql: str) -> str:
+    return sql
+
 
 def trajectory_history(
-    conn: sqlite3.Connection, key: tuple[str, str]
+    conn: Any, key: tuple[str, str], *, dialect: Dialect = _sqlite, turns_sql: str = SQL_HISTORY_TURNS,
 ) -> tuple[tuple[str, ...], list[TurnText], str | None] | None:
     """Its preferences, its turns judged so far (with their questions) and what the user
-    knows; None when not recorded (yet)."""
-    row = conn.execute(
-        "SELECT id, preferences, user_context FROM trajectories WHERE trace_id = ? AND span_id = ?", key
+    knows; None when not recorded (yet). ``turns_sql`` gives each judged turn's number,
+    prompt, response and questions (a JSON array's text, or an array)."""
+    row = conn.execute(dialect(
+        "SELECT id, preferences, user_context FROM trajectories WHERE trace_id = ? AND span_id = ?"), key
     ).fetchone()
     if row is None:
         return None
     preferences = tuple(parse_preferences(row[1]))
     if not preferences:
         return (), [], row[2]
-    # SQLite-specific: json_group_array gathers each turn's questions in the one statement.
-    turns = conn.execute(
-        """SELECT t.turn_number, t.prompt, t.response,
-                  (SELECT json_group_array(question_text) FROM trajectory_questions q
-                   WHERE q.turn_id = t.id)
-           FROM trajectory_turns t WHERE t.trajectory_id = ? AND t.judged_by IS NOT NULL
-           ORDER BY t.turn_number""",
-        (row[0],),
-    ).fetchall()
+    turns = conn.execute(dialect(turns_sql), (row[0],)).fetchall()
     history = [
-        TurnText(n, p or "", r or "", tuple(json.loads(qs) if qs else ()))
+        TurnText(n, p or "", r or "", tuple((json.loads(qs) if isinstance(qs, str) else qs) if qs else ()))
         for n, p, r, qs in turns
     ]
     return preferences, history, row[2]
@@ -63,23 +71,23 @@ def placement(conn: sqlite3.Connection, trace_id: str, span_id: str) -> tuple[tu
     return None
 
 
-def trajectory_parents(conn: sqlite3.Connection) -> dict[int, int | None]:
-    return dict(conn.execute("SELECT id, parent_trajectory_id FROM trajectories"))
+def trajectory_parents(conn: Any) -> dict[int, int | None]:
+    return dict(conn.execute("SELECT id, parent_trajectory_id FROM trajectories").fetchall())
 
 
-def children_of(conn: sqlite3.Connection, trajectory_id: int) -> list[int]:
-    return [row[0] for row in conn.execute(
-        "SELECT id FROM trajectories WHERE parent_trajectory_id = ? ORDER BY id", (trajectory_id,)
-    )]
+def children_of(conn: Any, trajectory_id: int, *, dialect: Dialect = _sqlite) -> list[int]:
+    return [row[0] for row in conn.execute(dialect(
+        "SELECT id FROM trajectories WHERE parent_trajectory_id = ? ORDER BY id"), (trajectory_id,)
+    ).fetchall()]
 
 
-def turn_extras(conn: sqlite3.Connection, trajectory_id: int) -> dict[int, dict[str, Any]]:
+def turn_extras(conn: Any, trajectory_id: int, *, dialect: Dialect = _sqlite) -> dict[int, dict[str, Any]]:
     """Turn number -> its ``extra`` JSON object (turns without one, or with other JSON, left out)."""
     extras = {}
-    for number, text in conn.execute(
-        "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL",
+    for number, text in conn.execute(dialect(
+        "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL"),
         (trajectory_id,),
-    ):
+    ).fetchall():
         try:
             value = json.loads(text)
         except ValueError:

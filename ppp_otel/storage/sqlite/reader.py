@@ -273,7 +273,74 @@ def status_dict(
 
 # --- the sync store ----------------------------------------------------------
 
-class TrajectoryStore:
+class TrajectoryReader:
+    """What reading a trajectory store does the same on each backend: listing and
+    the spec and agent names, by SQLite's statements in the backend's ``dialect``."""
+
+    conn: Any
+    path: str
+
+    @staticmethod
+    def dialect(sql: str) -> str:
+        """A statement as this backend's driver takes it (SQLite's own here)."""
+        return sql
+
+    @staticmethod
+    def list_query(**filters: Any) -> tuple[str, list[Any]]:
+        return list_query(**filters)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def list_trajectories(
+        self,
+        *,
+        spec_id: str | None = None,
+        agent_name: str | None = None,
+        run_id: str | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TrajectorySummary]:
+        rows = self.list_trajectory_rows(
+            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
+        )
+        return [summary_from_row(row) for row in rows]
+
+    def list_trajectory_rows(
+        self,
+        *,
+        spec_id: str | None = None,
+        agent_name: str | None = None,
+        run_id: str | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple]:
+        """What :meth:`list_trajectories` lists, as the rows the database returns them, in
+        :data:`SUMMARY_COLUMNS` order (``preferences`` still JSON text): for a
+        caller printing a hundred thousand of them, which has no use for objects."""
+        sql, params = self.list_query(
+            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
+        )
+        return self.conn.execute(sql, params).fetchall()
+
+    def specs(self) -> list[str]:
+        return [row[0] for row in self.conn.execute(SQL_SPECS)]
+
+    def agents(self, spec_id: str | None = None) -> list[str]:
+        if spec_id is None:
+            return [row[0] for row in self.conn.execute(SQL_AGENTS)]
+        return [row[0] for row in self.conn.execute(self.dialect(SQL_AGENTS_OF_SPEC), (spec_id,))]
+
+
+class TrajectoryStore(TrajectoryReader):
     """Read access to a trajectory database.
 
     Opening migrates the schema unless ``migrate_schema=False``;
@@ -296,49 +363,6 @@ class TrajectoryStore:
             self.path, must_exist=must_exist, migrate_schema=migrate_schema, read_only=read_only,
             **connect_options,
         )
-
-    def __enter__(self) -> TrajectoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def list_trajectories(
-        self,
-        *,
-        spec_id: str | None = None,
-        agent_name: str | None = None,
-        run_id: str | None = None,
-        stage: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[TrajectorySummary]:
-        sql, params = list_query(
-            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit,
-            offset=offset,
-        )
-        return [summary_from_row(row) for row in self.conn.execute(sql, params)]
-
-    def list_trajectory_rows(
-        self,
-        *,
-        spec_id: str | None = None,
-        agent_name: str | None = None,
-        run_id: str | None = None,
-        stage: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[tuple]:
-        """What :meth:`list_trajectories` lists, as the rows SQLite returns them, in
-        :data:`SUMMARY_COLUMNS` order (``preferences`` still JSON text): for a
-        caller printing a hundred thousand of them, which has no use for objects."""
-        sql, params = list_query(
-            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
-        )
-        return self.conn.execute(sql, params).fetchall()
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
         # One read transaction, so a writer cannot slip a turn in between the
@@ -374,11 +398,3 @@ class TrajectoryStore:
             if self.conn.execute(SQL_EXISTS, (trajectory_id,)).fetchone() is None:
                 missing.append(trajectory_id)
         return missing
-
-    def specs(self) -> list[str]:
-        return [row[0] for row in self.conn.execute(SQL_SPECS)]
-
-    def agents(self, spec_id: str | None = None) -> list[str]:
-        if spec_id is None:
-            return [row[0] for row in self.conn.execute(SQL_AGENTS)]
-        return [row[0] for row in self.conn.execute(SQL_AGENTS_OF_SPEC, (spec_id,))]

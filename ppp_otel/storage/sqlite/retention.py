@@ -102,6 +102,31 @@ def _params(cutoff: str) -> dict[str, str]:
     return {"cutoff": cutoff, "bound": _bound(cutoff)}
 
 
+def cleanup_cutoff(older_than_days: float | None, now: datetime | None, *, chunk_size: int,
+                   config: Any = None) -> str:
+    """A cleanup's cutoff, its arguments checked: ``older_than_days`` defaults to
+    ``[ppp.archival] retention_days`` of ``config``, else of the process's configuration."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if older_than_days is None:
+        older_than_days = (config or process_config()).archival.retention_days
+    return cutoff_for(older_than_days, now)
+
+
+def in_chunks(one_chunk: Callable[[], int], total: int, progress: Progress | None,
+              cancel: threading.Event | None) -> None:
+    """``one_chunk()`` (how many trajectories it moved) until none is left or ``cancel`` is set,
+    ``progress(done, total)`` after each."""
+    done = 0
+    while cancel is None or not cancel.is_set():
+        moved = one_chunk()
+        if not moved:
+            break
+        done += moved
+        if progress is not None:
+            progress(done, total)
+
+
 def cleanup(
     db_path: str | os.PathLike[str],
     *,
@@ -124,12 +149,8 @@ def cleanup(
     ``progress(done, total)`` is called after each chunk; ``cancel``, once
     set, stops the work after the current chunk (what is done stays done).
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if older_than_days is None:
-        older_than_days = (config or process_config()).archival.retention_days
+    cutoff = cleanup_cutoff(older_than_days, now, chunk_size=chunk_size, config=config)
     path = os.fspath(db_path)
-    cutoff = cutoff_for(older_than_days, now)
     archive = os.fspath(archive_path) if archive_path else None
     summary = CleanupSummary(path, cutoff, dry_run, archive_path=archive)
 
@@ -152,14 +173,8 @@ def cleanup(
             conn.execute("ATTACH DATABASE ? AS archive", (archive,))
         try:
             _prepare_temp_tables(conn)
-            done = 0
-            while cancel is None or not cancel.is_set():
-                moved = _one_chunk(conn, cutoff, chunk_size, archive is not None, summary)
-                if not moved:
-                    break
-                done += moved
-                if progress is not None:
-                    progress(done, total)
+            in_chunks(lambda: _one_chunk(conn, cutoff, chunk_size, archive is not None, summary),
+                      total, progress, cancel)
         finally:
             if archive is not None:
                 conn.execute("DETACH DATABASE archive")

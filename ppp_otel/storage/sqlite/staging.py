@@ -75,14 +75,17 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
 
+def staged_rows(staged: Sequence[StagedSpan]) -> list[tuple]:
+    """The ``pending_spans`` rows of waiting spans (both backends' ``_INSERT`` order)."""
+    return [(s.span.trace_id, s.span.span_id, s.span.parent_span_id, int(s.is_turn), s.received_at,
+             to_json(s.span))
+            for s in staged]
+
+
 def write(conn: sqlite3.Connection, staged: Sequence[StagedSpan], unstaged: Sequence[Unstaged]) -> None:
     """Inside the writer's transaction: new waiting spans in, released ones out."""
     if staged:
-        conn.executemany(_INSERT, [
-            (s.span.trace_id, s.span.span_id, s.span.parent_span_id, int(s.is_turn), s.received_at,
-             to_json(s.span))
-            for s in staged
-        ])
+        conn.executemany(_INSERT, staged_rows(staged))
     keys = [key for u in unstaged for key in u.keys]
     if keys:
         conn.executemany("DELETE FROM pending_spans WHERE trace_id = ? AND span_id = ?", keys)

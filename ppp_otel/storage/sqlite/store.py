@@ -8,34 +8,21 @@ storage errors (:mod:`ppp_otel.storage.sqlite.errors`).
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
-from ppp_otel.storage.sqlite import consensus as consensus_sql
-from ppp_otel.storage.sqlite import judgments, lookups, recorders as recorder_table, staging
+from ppp_otel.storage.facade import StoreFacade, translated
+from ppp_otel.storage.sqlite import consensus, judgments, lookups, recorders as recorder_table, scoring, staging
 from ppp_otel.storage.sqlite.errors import storage_errors, translate
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
-from ppp_otel.storage.sqlite.scoring import paper_turn_rows, score_counts, violations_by_preference
 from ppp_otel.storage.sqlite.transaction import transaction
 from ppp_otel.storage.sqlite.writer import TrajectoryWriter
 
 
-def _translated(method: Callable) -> Callable:
-    # try/except rather than storage_errors(): scoring calls these in loops.
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
-    return wrapper
-
-
-class SQLiteStore(TrajectoryStore):
+class SQLiteStore(StoreFacade, TrajectoryStore):
     """One SQLite trajectory database, read and written through one connection.
 
     Beyond :class:`TrajectoryStore`'s options, :func:`~ppp_otel.storage.sqlite.migrations.connect`'s
@@ -43,6 +30,14 @@ class SQLiteStore(TrajectoryStore):
     from several threads under the caller's lock) and ``connection_hook``
     (called with the new connection: site pragmas).
     """
+
+    driver_error = sqlite3.Error
+    judgments_sql, staging_sql, scoring_sql, consensus_sql = judgments, staging, scoring, consensus
+    #: One SQLite ingest process holds what waits: no replicas share this store's pending spans.
+    shares_pending = False
+
+    def translate_error(self, exc: sqlite3.Error, default: type[StorageError] = StorageError) -> StorageError:
+        return translate(exc, default)
 
     def __init__(
         self,
@@ -96,26 +91,14 @@ class SQLiteStore(TrajectoryStore):
 
     # --- reading (the SQL is reader.py's) -----------------------------------------------
 
-    list_trajectories = _translated(TrajectoryStore.list_trajectories)
-    get_trajectory = _translated(TrajectoryStore.get_trajectory)
-    missing_ids = _translated(TrajectoryStore.missing_ids)
-    status = _translated(TrajectoryStore.status)
+    list_trajectories = translated(TrajectoryStore.list_trajectories)
+    get_trajectory = translated(TrajectoryStore.get_trajectory)
+    missing_ids = translated(TrajectoryStore.missing_ids)
+    status = translated(TrajectoryStore.status)
 
-    migrate = _translated(TrajectoryStore.migrate)
-    specs = _translated(TrajectoryStore.specs)
-    agents = _translated(TrajectoryStore.agents)
-
-    @_translated
-    def trajectory_parents(self) -> dict[int, int | None]:
-        return lookups.trajectory_parents(self.conn)
-
-    @_translated
-    def children_of(self, trajectory_id: int) -> list[int]:
-        return lookups.children_of(self.conn, trajectory_id)
-
-    @_translated
-    def turn_extras(self, trajectory_id: int) -> dict[int, dict[str, Any]]:
-        return lookups.turn_extras(self.conn, trajectory_id)
+    migrate = translated(TrajectoryStore.migrate)
+    specs = translated(TrajectoryStore.specs)
+    agents = translated(TrajectoryStore.agents)
 
     # --- recording ------------------------------------------------------------------------
 
@@ -127,17 +110,13 @@ class SQLiteStore(TrajectoryStore):
         with storage_errors(WriteFailed):
             return self._writer.write(records)
 
-    @_translated
+    @translated
     def save_recorder_stats(self, row: Sequence[Any]) -> None:
         recorder_table.save_recorder_stats(self.conn, row)
 
-    @_translated
+    @translated
     def recorders(self) -> list[dict[str, Any]]:
         return recorder_table.recorders(self.conn)
-
-    @_translated
-    def trajectory_history(self, key: tuple[str, str]) -> Any:
-        return lookups.trajectory_history(self.conn, key)
 
     def check_writable(self) -> None:
         """StorageError (naming the file and the reason) unless a write could start now."""
@@ -147,77 +126,11 @@ class SQLiteStore(TrajectoryStore):
         except sqlite3.Error as exc:
             raise type(translate(exc))(f"{self.path}: {exc}") from exc
 
-    @_translated
-    def pending_summary(self) -> dict[str, Any]:
-        """Turns ingest acknowledged whose trajectory span has not come (yet)."""
-        return staging.summary(self.conn)
+    # --- lookups, judgments, staging, scoring, consensus: StoreFacade's, on the modules above
 
-    # --- judgments ---------------------------------------------------------------------
-
-    @_translated
-    def store_judged(self, turns: Sequence[Any], at_end: list, judge: str) -> int:
-        return judgments.store_judged(self.conn, turns, at_end, judge)
-
-    @_translated
-    def to_rejudge(self, *, spec_id: str | None = None, since: str | None = None,
-                   pending: bool = False) -> list[int]:
-        return judgments.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
-
-    @_translated
-    def as_reported(self, trajectory_id: int) -> tuple:
-        return judgments.as_reported(self.conn, trajectory_id)
-
-    @_translated
-    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
-        judgments.replace_judgments(self.conn, turns, at_end, judge)
-
-    @_translated
+    @translated
     def placement(self, trace_id: str, span_id: str) -> tuple[tuple[str, str], bool] | None:
         return lookups.placement(self.conn, trace_id, span_id)
-
-    # --- spans waiting for their parent (ingest; see staging.py) --------------------------
-
-    #: One SQLite ingest process holds what waits: no replicas share this store's pending spans.
-    shares_pending = False
-
-    @_translated
-    def waiting_parents(self) -> list[tuple[str, str]]:
-        return staging.waiting_parents(self.conn)
-
-    @_translated
-    def staged_children(self, parent: tuple[str, str]) -> list[Any]:
-        return staging.load_children(self.conn, parent)
-
-    @_translated
-    def purge_pending(self, retention_s: float) -> int:
-        return staging.purge(self.conn, retention_s)
-
-    # --- scoring and consensus ------------------------------------------------------------
-
-    @_translated
-    def score_counts(self, **filters: Any) -> list[tuple]:
-        return score_counts(self.conn, **filters)
-
-    @_translated
-    def paper_turn_rows(self, **filters: Any) -> list[tuple]:
-        return paper_turn_rows(self.conn, **filters)
-
-    @_translated
-    def violations_by_preference(self, **filters: Any) -> list[tuple]:
-        return violations_by_preference(self.conn, **filters)
-
-    @_translated
-    def store_consensus(self, result: Any) -> int:
-        return consensus_sql.store_consensus(self.conn, result)
-
-    @_translated
-    def record_consensus_span(self, consensus_id: int, trace_id: str, span_id: str) -> None:
-        consensus_sql.record_consensus_span(self.conn, consensus_id, trace_id, span_id)
-
-    @_translated
-    def consensus_history_rows(self, spec_id: str, limit: int | None, *, stage: str | None = None,
-                               run_id: str | None = None) -> list[tuple]:
-        return consensus_sql.history_rows(self.conn, spec_id, limit, stage=stage, run_id=run_id)
 
     # --- retention ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 from dataclasses import replace, dataclass, field
 from itertools import chain
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ppp_otel.records import TrajectoryRecord, TurnRecord
 from ppp_otel.storage.sqlite import staging
@@ -279,7 +279,11 @@ def write_all(conn: sqlite3.Connection, records: Iterable[Record], *, batch_size
     """Write records synchronously in batches, with no analysis: records must be complete
     (question efforts set). For bulk loads such as the load benchmark and tests;
     importers go through the recorder, which judges questions and preferences."""
-    writer = TrajectoryWriter(conn)
+    return write_in_batches(TrajectoryWriter(conn), records, batch_size=batch_size)
+
+
+def write_in_batches(writer: Any, records: Iterable[Record], *, batch_size: int = 500) -> WriteOutcome:
+    """``records`` through ``writer`` (either backend's) ``batch_size`` at a time; all the outcomes."""
     total = WriteOutcome()
     batch: list[Record] = []
 
