@@ -99,16 +99,18 @@ class TurnAnalyzer:
             state = self.lookup(key) if self.lookup else None
             if state is None:
                 return (), [], None  # not readable now: asked again for the next turn
-            self._remember(key, state)
-            state = self._open.get(key) or (state[0], state[1], state[2] if len(state) > 2 else None)
+            state = self._remember(key, state)
         return state
 
     def context_of(self, key: TrajectoryKey) -> str | None:
         return self._state(key)[2]
 
-    def _remember(self, key, state) -> None:
+    def _remember(self, key, state) -> tuple[tuple[str, ...], list[TurnText], str | None]:
         preferences, history, *rest = state
-        self._open.put(key, (self._checkable(key, preferences), history, rest[0] if rest else None))
+        # What is kept is what is used, even when the map is full and forgets it at once.
+        kept = (self._checkable(key, preferences), history, rest[0] if rest else None)
+        self._open.put(key, kept)
+        return kept
 
     def _checkable(self, key: TrajectoryKey, preferences: tuple[str, ...]) -> tuple[str, ...]:
         """The preferences a detector can check; the others are logged and counted once.

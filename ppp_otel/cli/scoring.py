@@ -42,9 +42,10 @@ def add_rewards_argument(p: argparse.ArgumentParser) -> None:
 def rewards_of(args: argparse.Namespace) -> str:
     if args.rewards:
         return args.rewards
-    from ppp_otel.config.settings import load_config
+    from ppp_otel.config.settings import process_config
 
-    return rewards_profile(load_config())
+    # The config the command line already read, as every command uses it.
+    return rewards_profile(getattr(args, "settings", None) or process_config())
 
 
 #: ``consensus --phoenix`` when no trajectory could be annotated (the scores are still printed and stored).
