@@ -104,6 +104,19 @@ class TurnRecord:
     # A number from the shared sequence (not chosen by agent code) that clashes
     # with a stored turn is replaced by the next free one rather than rejected.
     renumber_on_conflict: bool = False
+    # The judge that judged the turn before it was written (the rules, judged in
+    # the writer's batch); None leaves it to the judgment stage.
+    judged_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationViolation:
+    """A whole-conversation preference broken, found when the trajectory ended; stored on its
+    last turn (``turn_number``) in the same transaction as the batch that ended it."""
+
+    trajectory: TrajectoryKey
+    turn_number: int
+    violation: Violation
 
 
 # --- attribute readers -----------------------------------------------------

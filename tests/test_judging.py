@@ -95,6 +95,46 @@ def test_a_detected_violation_records_its_judge_and_a_reported_one_none(db_path)
         ("no_commas", "explicit", None), ("no_questions", "detected", RULES)]
 
 
+def test_with_the_rules_a_turn_is_judged_in_the_transaction_that_writes_it(db_path):
+    provider, processor = pipeline(db_path, flush_interval_ms=5, buffer_size=3)
+    unjudged_seen, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            unjudged_seen.append(rows(db_path, "SELECT count(*) FROM trajectory_turns WHERE judged_by IS NULL")[0][0])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        record(provider, [f"Which file holds setting {i}?" for i in range(30)])
+        assert processor.force_flush(10_000)
+    finally:
+        done.set()
+        watcher.join()
+        provider.shutdown()
+    assert rows(db_path, "SELECT count(*) FROM trajectory_questions WHERE judge = ?", (RULES,)) == [(30,)]
+    assert set(unjudged_seen) == {0}
+    assert processor.stats["judged_turns"] == 30
+
+
+def test_a_turn_whose_judgment_fails_is_written_as_reported_and_left_pending(db_path):
+    provider, processor = pipeline(db_path)
+
+    def broken(records):
+        raise RuntimeError("a detector broke")
+
+    processor.sink.judgment.analyzer.analyze = broken
+    with trajectory("spec", "agent", tracer_provider=provider):
+        with turn("prompt", tracer_provider=provider) as t:
+            t.respond("Should I push the fix?")
+            t.question("Should I push the fix?")
+    provider.shutdown()
+    assert rows(db_path, "SELECT judged_by FROM trajectory_turns") == [(None,)]
+    assert rows(db_path, "SELECT question_text, effort_level, judge FROM trajectory_questions") == [
+        ("Should I push the fix?", "low", RULES)]
+    assert processor.stats["judge_errors"] >= 1
+
+
 def test_a_stalled_llm_endpoint_does_not_delay_a_single_write(db_path):
     release = threading.Event()
 

@@ -1,6 +1,9 @@
 """Judgment as its own stage: questions, their effort and violations, after the turns are written.
 
-The recorder's writer stores each turn first, with what the agent code
+With the rules for judges (the default), the recorder's writer judges each
+batch before writing it (:meth:`JudgmentStage.judge_batch`), in the same
+transaction: microseconds a turn, one commit, no second thread. With an LLM
+or custom judge, the writer stores each turn first, with what the agent code
 reported; a :class:`JudgmentStage` then extracts the questions, grades their
 effort and detects preference violations on its own thread and its own
 connection, so an LLM judge that is slow or down delays judgments, never a
@@ -25,7 +28,8 @@ from typing import Any, Callable, Sequence
 from ppp_otel.analysis.analyzer import RULES_JUDGE, EffortClassifier, PreferenceJudge, TurnAnalyzer
 from ppp_otel.analysis.effort import classify_effort
 from ppp_otel.logs import LogLimiter
-from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
+from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
+from ppp_otel.records import ConversationViolation, TrajectoryKey, TrajectoryRecord, TurnRecord
 from ppp_otel.storage.base import StorageError, TrajectoryBackend
 from ppp_otel.storage.lazy import LazyStore
 
@@ -55,6 +59,29 @@ def as_written(records: Sequence[TrajectoryRecord | TurnRecord]) -> list[Traject
             ])
         written.append(record)
     return written
+
+
+def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int]:
+    """(the records judged and marked, with the conversation violations found; failures)."""
+    failures = 0
+    try:
+        analyzer.analyze(records)
+        failed: set[int] = set()
+    except Exception:
+        failures, failed, records = 1, set(), list(records)
+        for i, record in enumerate(records):
+            try:
+                analyzer.analyze([record])
+            except Exception:
+                failures += 1
+                failed.add(i)
+                records[i] = as_written([record])[0]
+    judge = analyzer.judge
+    for i, record in enumerate(records):
+        if isinstance(record, TurnRecord) and i not in failed:
+            record.judged_by = judge
+    at_end, analyzer.at_end = analyzer.at_end, []
+    return records + [ConversationViolation(key, number, v) for key, number, v in at_end], failures
 
 
 # --- the stage -------------------------------------------------------------------------
@@ -118,6 +145,30 @@ class JudgmentStage:
     @property
     def judge(self) -> str:
         return self.analyzer.judge
+
+    @property
+    def in_batch(self) -> bool:
+        """True when every judge is the rules: local, quick and unable to fail on I/O, so the
+        writer judges each batch before writing it, in the same transaction (one commit, no
+        second thread). An LLM or custom judge keeps to its own thread."""
+        return type(self.analyzer.classifier) is HeuristicEffortClassifier and self.analyzer.preference_judge is None
+
+    def judge_batch(self, records: list) -> list:
+        """The batch judged before it is written (see :attr:`in_batch`): the turns completed in
+        place and marked judged, plus the whole-conversation violations of trajectories that ended.
+        A record whose judgment fails is written as reported, left for ``ppp-otel judge --pending``."""
+        records, failures = judged_in_batch(self.analyzer, records)
+        if failures:
+            self.judge_errors += failures
+            self.last_error = "judgment failed for a batch; its records were judged one by one"
+            self._log("ppp-otel: judging a batch failed; judging its records one by one")
+        return records
+
+    def batch_written(self, records: Sequence) -> None:
+        """After the writer committed a batch judged by :meth:`judge_batch`."""
+        turns = [r for r in records if isinstance(r, TurnRecord) and r.judged_by is not None]
+        self.judged_turns += len(turns)
+        self._tell_judged(turns)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -262,6 +313,9 @@ class JudgmentStage:
     def _store_judged(self, turns: list[TurnRecord], at_end: list) -> None:
         with self._db_lock:
             self._connection().store_judged(turns, at_end, self.judge)
+        self._tell_judged(turns)
+
+    def _tell_judged(self, turns: list[TurnRecord]) -> None:
         if self._on_judged is not None and turns:
             try:
                 self._on_judged(turns)

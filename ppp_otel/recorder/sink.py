@@ -2,10 +2,11 @@
 
 Items become records through the ``convert`` function the user of the engine
 gives (the span processor turns spans into records; ingest and import queue
-ready-made records). The writer commits the batch in one transaction; the
-judgment stage (:mod:`ppp_otel.analysis.judgment_stage`) then finds questions,
-grades their effort and detects violations on its own thread, so a slow judge
-never delays a write. A file that cannot be written is
+ready-made records). The writer commits the batch in one transaction. The
+judgment (:mod:`ppp_otel.analysis.judgment_stage`: questions, their effort,
+violations) is made in that batch when the judges are the rules, which cost
+microseconds and cannot hang; an LLM or custom judge judges on its own thread
+after the write, so a slow judge never delays a write. A file that cannot be written is
 retried with backoff until shutdown's deadline; a record that is wrong is
 counted as rejected and the rest of its batch is kept.
 """
@@ -131,8 +132,14 @@ class RecordSink:
         waiting = [r for r in records if isinstance(r, staging.STAGING_RECORDS)]
         if waiting:
             records = [r for r in records if not isinstance(r, staging.STAGING_RECORDS)]
-        self._write(as_written(records) + waiting, engine)
-        self.judgment.submit(records)
+        judgment = self.judgment
+        if judgment.in_batch:
+            records = judgment.judge_batch(records)
+            self._write(records + waiting, engine)
+            judgment.batch_written(records)
+        else:
+            self._write(as_written(records) + waiting, engine)
+            judgment.submit(records)
 
     def _keep_storable(self, record: Record) -> None:
         repaired = textrepair.repair_record(record)

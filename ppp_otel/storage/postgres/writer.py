@@ -23,10 +23,12 @@ from typing import Any, Iterable, Sequence
 import psycopg
 from psycopg import errors
 
-from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.records import ConversationViolation, TrajectoryRecord, TurnRecord
 from ppp_otel.storage.base import WriteOutcome
 from ppp_otel.storage.postgres import staging
 from ppp_otel.storage.postgres.migrations import NOW
+from ppp_otel.storage.postgres.reader import pg
+from ppp_otel.storage.sqlite.judgments import store_at_end
 from ppp_otel.storage.sqlite.writer import (
     Record,
     _check_turn,
@@ -90,11 +92,11 @@ TRAJECTORY_ID = "SELECT id FROM trajectories WHERE trace_id = %s AND span_id = %
 
 INSERT_TURN = f"""
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra)
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
 VALUES (({TRAJECTORY_ID}),
         COALESCE(%s::bigint, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
                               WHERE trajectory_id = ({TRAJECTORY_ID}))),
-        %s, %s, %s, %s, COALESCE(%s, {NOW}), %s, %s, %s)
+        %s, %s, %s, %s, COALESCE(%s, {NOW}), %s, %s, %s, %s)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
@@ -142,18 +144,26 @@ class TrajectoryWriter:
         staged = [r for r in records if isinstance(r, staging.StagedSpan)]
         unstaged = [r for r in records if isinstance(r, staging.Unstaged)]
         placed = [r for r in records if isinstance(r, staging.Placed)]
+        at_end = [(r.trajectory, r.turn_number, r.violation) for r in records if isinstance(r, ConversationViolation)]
         try:
             with self.conn.transaction():
                 outcome = self._write_fast(trajectories, turns)
                 # After the turns: a span released in this batch is a turn before it stops waiting.
                 staging.write(self.conn, staged, unstaged, placed)
+                self._write_at_end(at_end)
                 return outcome
         except _Slow:
             pass
         with self.conn.transaction():
             outcome = self._write_one_by_one(trajectories, turns)
             staging.write(self.conn, staged, unstaged, placed)
+            self._write_at_end(at_end)
             return outcome
+
+    def _write_at_end(self, at_end: list) -> None:
+        if at_end:
+            with self.conn.cursor() as cur:
+                store_at_end(cur, at_end, dialect=pg)
 
     def _write_fast(self, trajectories, turns) -> WriteOutcome:
         try:
@@ -234,13 +244,13 @@ class TrajectoryWriter:
 # and ORDER BY keep ids in the order the records came, as executemany would.
 INSERT_TURNS_AT_ONCE = f"""
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra)
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
 SELECT t.id, u.turn_number, u.prompt, u.response, u.token_count, u.latency_ms,
-       COALESCE(u.ts, {NOW}), u.trace_id, u.span_id, u.extra
+       COALESCE(u.ts, {NOW}), u.trace_id, u.span_id, u.extra, u.judged_by
 FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
-            %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[])
+            %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
      WITH ORDINALITY AS u(of_trace, of_span, turn_number, prompt, response, token_count,
-                          latency_ms, ts, trace_id, span_id, extra, ord)
+                          latency_ms, ts, trace_id, span_id, extra, judged_by, ord)
 JOIN trajectories t ON t.trace_id = u.of_trace AND t.span_id = u.of_span
 ORDER BY u.ord
 ON CONFLICT (trace_id, span_id) DO NOTHING
@@ -273,12 +283,13 @@ def _number(value: Any, kind: type) -> Any:
 
 def _insert_turns_at_once(cur: psycopg.Cursor, turns: list[TurnRecord]) -> None:
     rows = [_turn_row(r) for r in turns]
-    # _turn_row: (trace, span, number, trace, span, prompt, response, tokens, latency, ts, trace_id, span_id, extra)
+    # _turn_row: (trace, span, number, trace, span, prompt, response, tokens, latency, ts, trace_id, span_id,
+    # extra, judged_by)
     columns = list(zip(*rows))
     cur.execute(INSERT_TURNS_AT_ONCE, (
         list(columns[0]), list(columns[1]), [_number(v, int) for v in columns[2]], list(columns[5]),
         list(columns[6]), [_number(v, int) for v in columns[7]], [_number(v, float) for v in columns[8]],
-        list(columns[9]), list(columns[10]), list(columns[11]), list(columns[12]),
+        list(columns[9]), list(columns[10]), list(columns[11]), list(columns[12]), list(columns[13]),
     ))
 
 

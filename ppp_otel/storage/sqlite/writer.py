@@ -15,15 +15,16 @@ from dataclasses import replace, dataclass, field
 from itertools import chain
 from typing import Any, Iterable, Sequence
 
-from ppp_otel.records import TrajectoryRecord, TurnRecord
+from ppp_otel.records import ConversationViolation, TrajectoryRecord, TurnRecord
 from ppp_otel.storage.sqlite import staging
 from ppp_otel.storage.base import TurnNumberClash, WriteOutcome
 from ppp_otel.storage.sqlite.errors import is_unique_violation
+from ppp_otel.storage.sqlite.judgments import store_at_end
 from ppp_otel.storage.sqlite.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
-Record = TrajectoryRecord | TurnRecord | staging.StagedSpan | staging.Unstaged
+Record = TrajectoryRecord | TurnRecord | ConversationViolation | staging.StagedSpan | staging.Unstaged
 
 __all__ = ["TrajectoryWriter", "WriteOutcome", "write_all"]
 
@@ -47,11 +48,11 @@ _TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = 
 
 _INSERT_TURN = f"""
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra)
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
 VALUES ({_TRAJECTORY_ID},
         COALESCE(?, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
                      WHERE trajectory_id = {_TRAJECTORY_ID})),
-        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?)
+        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
@@ -60,8 +61,8 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 # (SQLite does that when a statement reads the table it inserts into).
 _INSERT_NUMBERED_TURN = f"""
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra)
-VALUES ({_TRAJECTORY_ID}, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?)
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
+VALUES ({_TRAJECTORY_ID}, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
@@ -134,14 +135,14 @@ def _turn_row(r: TurnRecord) -> tuple:
     trace, span = r.trajectory
     extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
     return (trace, span, r.turn_number, trace, span, r.prompt, r.response, r.token_count,
-            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra)
+            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
 def _numbered_turn_row(r: TurnRecord) -> tuple:
     trace, span = r.trajectory
     extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
     return (trace, span, r.turn_number, r.prompt, r.response, r.token_count,
-            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra)
+            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
 def _question_rows(r: TurnRecord) -> list[tuple]:
@@ -181,11 +182,13 @@ class TrajectoryWriter:
         turns = [r for r in records if isinstance(r, TurnRecord)]
         staged = [r for r in records if isinstance(r, staging.StagedSpan)]
         unstaged = [r for r in records if isinstance(r, staging.Unstaged)]
+        at_end = [r for r in records if isinstance(r, ConversationViolation)]
         try:
             with transaction(self.conn, join=False):
                 outcome = self._write_fast(trajectories, turns)
                 # After the turns: a span released in this batch is a turn before it stops waiting.
                 staging.write(self.conn, staged, unstaged)
+                store_at_end(self.conn, [(r.trajectory, r.turn_number, r.violation) for r in at_end])
                 return outcome
         except _Slow:
             pass
@@ -193,6 +196,7 @@ class TrajectoryWriter:
         with transaction(self.conn, join=False):
             outcome = self._write_one_by_one(trajectories, turns)
             staging.write(self.conn, staged, unstaged)
+            store_at_end(self.conn, [(r.trajectory, r.turn_number, r.violation) for r in at_end])
             return outcome
 
     def _write_fast(self, trajectories, turns) -> WriteOutcome:
