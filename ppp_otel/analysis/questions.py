@@ -142,12 +142,22 @@ def _asks(masked: str) -> bool:
 def _tidy(sentence: str) -> tuple[str, bool]:
     """The sentence as a reader would quote it, and whether it is prose (not a heading or quote)."""
     sentence = sentence.strip()
-    prose = not _HEADING_OR_QUOTE.match(sentence)
-    sentence = LIST_MARKER.sub("", sentence, count=1)
-    sentence = _EMPHASIS_EDGES.sub("", sentence).strip()
+    if not sentence:
+        return sentence, False
+    # Each pattern runs only when the characters it needs are there: this runs
+    # for every asking sentence of every recorded turn.
+    first = sentence[0]
+    prose = not (first == ">" or (first == "#" and _HEADING_OR_QUOTE.match(sentence)))
+    if first in "-*+•(" or first.isdigit() or sentence[1:2] in (")", "."):
+        sentence = LIST_MARKER.sub("", sentence, count=1)
+    if sentence and (sentence[0] in "*_" or sentence[-1] in "*_"):
+        sentence = _EMPHASIS_EDGES.sub("", sentence)
+    sentence = sentence.strip()
     # A sentence wrapped over two lines reads as one line.
-    sentence = _LINE_BREAK.sub(" ", sentence)
-    sentence = _PARENTHESIZED.sub(r"\1", sentence)
+    if "\n" in sentence:
+        sentence = _LINE_BREAK.sub(" ", sentence)
+    if sentence[:1] == "(" and sentence[-1:] == ")":
+        sentence = _PARENTHESIZED.sub(r"\1", sentence)
     return sentence, prose and bool(_HAS_WORD.search(sentence))
 
 
@@ -231,12 +241,9 @@ def extract_questions(text: str) -> list[str]:
     questions = []
     # Only asking sentences (and the one after each) are tidied: it is the costly part.
     for i, (sentence, masked) in enumerate(sentences):
-        if _asks(masked):
-            sentence, prose = _tidy(sentence)
-        else:
-            sentence, prose = _tidy(sentence)
-            if not (prose and _UNMARKED_QUESTION.match(_tidy(masked)[0])):
-                continue
+        if not _asks(masked) and not _UNMARKED_QUESTION.match(_tidy(masked)[0]):
+            continue
+        sentence, prose = _tidy(sentence)
         if not prose:
             continue
         if i + 1 < len(sentences) and _SELF_ANSWER.match(_tidy(sentences[i + 1][0])[0]):
