@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ppp_otel import TrajectorySpanProcessor, conventions as c, trajectory, turn
+from support import wait_for
 from ppp_otel.records import TrajectoryRecord, TurnRecord
 
 
@@ -671,3 +672,13 @@ def test_records_still_queued_when_shutdown_gives_up_on_a_locked_file_are_counte
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+def test_a_trajectory_is_in_storage_once_it_ends_without_waiting_for_the_flush_interval(db_path):
+    provider, processor = pipeline(db_path, flush_interval_ms=60_000, buffer_size=1000)
+    with trajectory("spec", "agent", tracer_provider=provider):
+        for i in range(3):
+            with turn(f"prompt {i}", tracer_provider=provider) as t:
+                t.respond("Done.")
+    assert wait_for(lambda: count(db_path, "trajectory_turns") == 3, timeout_s=10)
+    provider.shutdown()

@@ -133,3 +133,59 @@ def test_arguments_a_queue_cannot_work_with_are_value_errors_naming_them():
         engine(ListSink(), buffer_size=0)
     with pytest.raises(ValueError, match="on_full"):
         engine(ListSink(), on_full="wait")
+
+
+# --- when a batch is due -------------------------------------------------------------
+
+def _processed_within(sink, seconds: float) -> bool:
+    return sink.entered.wait(seconds)
+
+
+def test_a_full_batch_waits_for_the_producers_to_pause(monkeypatch):
+    from ppp_otel.recorder import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "QUIET_S", 60.0)  # a producer that never pauses
+    sink = ListSink()
+    e = engine(sink, buffer_size=10)
+    for i in range(10):
+        e.put(i)
+    assert not _processed_within(sink, 0.3)
+    e.shutdown()
+    assert sink.items == list(range(10))
+
+
+def test_a_full_batch_is_written_once_the_producers_pause(monkeypatch):
+    from ppp_otel.recorder import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "QUIET_S", 0.02)
+    sink = ListSink()
+    e = engine(sink, buffer_size=10)  # the flush interval is a minute
+    for i in range(10):
+        e.put(i)
+    assert _processed_within(sink, 10)
+    e.shutdown()
+
+
+def test_a_busy_batch_is_written_however_busy_the_producers_are(monkeypatch):
+    from ppp_otel.recorder import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "QUIET_S", 60.0)
+    sink = ListSink()
+    e = engine(sink, buffer_size=10)
+    for i in range(engine_module.BUSY_BATCH):
+        e.put(i)
+    assert _processed_within(sink, 10)
+    e.shutdown()
+
+
+def test_an_item_put_due_makes_what_is_queued_due_at_once(monkeypatch):
+    from ppp_otel.recorder import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "QUIET_S", 60.0)
+    sink = ListSink()
+    e = engine(sink, buffer_size=10)
+    e.put("turn")
+    e.put("trajectory end", due=True)
+    assert _processed_within(sink, 10)
+    e.shutdown()
+    assert sink.items == ["turn", "trajectory end"]

@@ -177,7 +177,7 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             elif role == _TRAJECTORY:
                 numbering.close_trajectory(trajectory[1])
                 # Never dropped: without it every turn of the trajectory would be an orphan.
-                self._put((_END, span), force=True)
+                self._put((_END, span), force=True, due=True)
         except Exception:
             self.internal_errors += 1
             logger.exception("ppp-otel: on_end failed")

@@ -4,9 +4,13 @@ Modelled on opentelemetry-sdk's shared ``BatchProcessor``: one small engine
 that knows nothing of spans or SQLite, with thin users over it (the span
 processor, OTLP ingest, ATIF import). Producers call :meth:`QueueEngine.put`
 from any thread; the worker hands batches of up to ``buffer_size`` items to a
-:class:`Sink`. A batch is due when it is full, when its oldest item is
-``flush_interval_ms`` old, when someone waits in :meth:`force_flush`, or at
-shutdown. Nothing here raises into a producer: a full queue is a counted drop,
+:class:`Sink`. A batch is due when it is full and the producers have paused
+(``QUIET_S``), when ``BUSY_BATCH`` items wait however busy they are, when its
+oldest item is ``flush_interval_ms`` old, when someone waits in
+:meth:`force_flush`, when an item is put with ``due`` (a trajectory's end), or
+at shutdown. Waiting for a pause matters because the worker shares the GIL
+with the app: run beside a busy app thread, every batch makes the app wait;
+run in the app's pauses (its model calls, its I/O), it costs the app nothing. Nothing here raises into a producer: a full queue is a counted drop,
 a sink that raises is a counted internal error and the worker goes on.
 
 ``force_flush`` waits for a sequence number (everything enqueued before the
@@ -36,6 +40,10 @@ logger = logging.getLogger(__name__)
 TICK_S = 1.0
 #: The most items one batch takes when more than two batches wait.
 BACKLOG_BATCH = 100
+#: A full batch waits until no item has been put for this long...
+QUIET_S = 0.0005
+#: ... unless this many wait: a producer that never pauses is written behind, in big batches.
+BUSY_BATCH = 512
 
 
 class Sink(Protocol):
@@ -72,6 +80,16 @@ def batch_size(queued: int, buffer_size: int) -> int:
     if queued < 2 * buffer_size:
         return min(buffer_size, queued)
     return max(buffer_size, min(queued, BACKLOG_BATCH))
+
+
+def due_in(queued: int, now: float, oldest: float, last_put: float, buffer_size: int,
+           flush_interval_s: float) -> float:
+    """Seconds until the queued items make a due batch (0 or less: now): the flush
+    interval after the oldest, or, once a batch is full, the producers' next pause."""
+    remaining = oldest + flush_interval_s - now
+    if queued >= buffer_size:
+        remaining = min(remaining, last_put + QUIET_S - now)
+    return remaining
 
 
 class QueueEngine:
@@ -115,6 +133,8 @@ class QueueEngine:
         self._cond = threading.Condition(self._lock)
         self._queue: collections.deque = collections.deque()
         self._oldest: float | None = None
+        self._last_put = 0.0
+        self._due = False  # an item put with due=True is queued
         self._flush_waiters: list[tuple[int, threading.Event]] = []
         self._taken = 0  # items taken by the worker, in queue order
         self._inflight: list = []  # of the batch being processed, what a fork must carry
@@ -154,13 +174,12 @@ class QueueEngine:
         """Whether ``n`` more items fit in the queue now."""
         return len(self._queue) + n <= self.max_queue_size
 
-    def put(self, item: Any, *, force: bool = False) -> bool:
+    def put(self, item: Any, *, force: bool = False, due: bool = False) -> bool:
         """Queue one item; False when the queue is full and it was dropped (and counted).
 
-        ``force`` lets an item into the headroom above ``max_queue_size`` (a
-        tenth of it), for items without which others are useless. Past the
-        headroom even they are dropped, so memory stays bounded when the
-        worker cannot keep up.
+        ``force`` lets an item into the headroom above ``max_queue_size`` (a tenth of it),
+        for items without which others are useless; past it even they are dropped, so memory
+        stays bounded. ``due`` makes what is queued due at once (a trajectory's end).
         """
         with self._lock:
             if self._stopping:
@@ -170,17 +189,20 @@ class QueueEngine:
             if n >= self.max_queue_size and (not force or n >= self._hard_limit):
                 return self._put_when_full(item)
             self._append(item)
+            if due:
+                self._due = True
+                self._cond.notify_all()
         return True
 
     def _append(self, item: Any) -> None:
         # Called with the lock held; wakes the worker when a batch starts or fills.
         self._queue.append(item)
         self.stats.enqueued += 1
+        self._last_put = now = time.monotonic()
         n = len(self._queue)
         if n == 1:
-            self._oldest = time.monotonic()
-            self._cond.notify_all()
-        elif n == self.buffer_size:
+            self._oldest = now
+        if n == 1 or n == self.buffer_size or n == BUSY_BATCH:
             self._cond.notify_all()
 
     def _put_when_full(self, item: Any) -> bool:
@@ -188,10 +210,8 @@ class QueueEngine:
         if self.on_full == "block" and not self._stopping and not self.writer_stuck:
             deadline = time.monotonic() + self.block_timeout_s
             while len(self._queue) >= self.max_queue_size and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if not self._cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
                     break
-                self._cond.wait(remaining)
             if not self._stopping and len(self._queue) < self.max_queue_size:
                 self._append(item)
                 return True
@@ -247,10 +267,9 @@ class QueueEngine:
     def discard_queued(self) -> int:
         """Empty the queue (counted as processed, so flushes are released); how many."""
         with self._cond:
-            left = len(self._queue)
+            left, self._oldest = len(self._queue), None
             self._queue.clear()
             self._taken += left
-            self._oldest = None
         return left
 
     # ---------------------------------------------------------------- worker
@@ -260,10 +279,11 @@ class QueueEngine:
         with cond:
             while True:
                 n = len(self._queue)
-                if self._stopping or n >= self.buffer_size or (n and self._flush_waiters):
+                if self._stopping or n >= BUSY_BATCH or (n and (self._flush_waiters or self._due)):
                     break
                 if n:
-                    remaining = self._oldest + self.flush_interval_s - time.monotonic()
+                    remaining = due_in(n, time.monotonic(), self._oldest, self._last_put,
+                                       self.buffer_size, self.flush_interval_s)
                     if remaining <= 0:
                         break
                     cond.wait(remaining)
@@ -274,6 +294,7 @@ class QueueEngine:
             popleft = self._queue.popleft
             batch = [popleft() for _ in range(batch_size(n, self.buffer_size))]
             self._taken += len(batch)
+            self._due = False  # what stays behind is due anyway (below)
             # A fork before this batch is processed must still give the child what it carries.
             self._inflight = [item for item in batch if self._carry(item)] if self._carry else []
             if self._queue:
@@ -287,14 +308,11 @@ class QueueEngine:
 
     def _release_flushes(self) -> None:
         with self._cond:
-            self._done = self._taken
-            waiting = []
+            self._done = done = self._taken
             for target, event in self._flush_waiters:
-                if target <= self._done:
+                if target <= done:
                     event.set()
-                else:
-                    waiting.append((target, event))
-            self._flush_waiters = waiting
+            self._flush_waiters = [(target, event) for target, event in self._flush_waiters if target > done]
 
     def _run(self) -> None:
         stats = self.stats
