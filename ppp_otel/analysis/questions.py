@@ -63,13 +63,14 @@ _SENTENCE_PUNCTUATION = re.compile(r"[.!?？！。…]")
 # punctuation anywhere (those scripts put no space after it), a paragraph break,
 # or a line break that starts something new (a capital, a list item, a heading).
 _BOUNDARY = re.compile(
-    # The leading lookahead lets the engine skip plain letters at once.
-    r"(?=[.!?…。！？\n])(?:"
-    r"[.!?…]+[\"'”’»)\]]*(?=\s|$)"
-    r"|[。！？]+[\"'”’»」』)\]）]*"
-    r"|\?(?=[¿¡])"
-    r"|\n[ \t]*\n\s*"
-    r"|\n(?=[ \t]*(?:[-*+•>#|]|\d+[.)]|[A-Z¿¡]))"
+    # It starts with a character class so that the engine scans for those characters
+    # in C; each branch then checks by lookbehind which of them it began with.
+    r"[.!?…。！？\n](?:"
+    r"(?<=[.!?…])[.!?…]*[\"'”’»)\]]*(?=\s|$)"
+    r"|(?<=[。！？])[。！？]*[\"'”’»」』)\]）]*"
+    r"|(?<=\?)(?=[¿¡])"
+    r"|(?<=\n)[ \t]*\n\s*"
+    r"|(?<=\n)(?=[ \t]*(?:[-*+•>#|]|\d+[.)]|[A-Z¿¡]))"
     r")"
 )
 
@@ -173,6 +174,15 @@ _UNMARKED_QUESTION = re.compile(
     r")[^?]*[.]?\s*$",
     re.IGNORECASE,
 )
+# What every sentence _UNMARKED_QUESTION takes begins with before it is tidied
+# (a list marker, emphasis, a line break), so that most sentences are passed
+# over without tidying them: a loose superset, matched at the start only.
+_UNMARKED_LEAD = re.compile(
+    r"[\W_]*(?:(?:\d{1,3}|[a-zA-Z])[.)]\s+|[xX]\]\s+)?[\W_]*(?:(?:so|and|also|then|ok|okay),?\s+)?"
+    r"(?:what|which|who|whom|whose|where|when|why|how|can|could|would|will|do|did|are|were|have|should|shall"
+    r"|please|tell|let|remind|confirm)\b",
+    re.IGNORECASE,
+)
 # Two questions in one sentence: a new interrogative clause after ", and" or ";".
 _JOINED_QUESTION = re.compile(
     r"(?:,\s*(?:and|also|plus)\s+|;\s*(?:and\s+)?|\s+and\s+(?:also\s+)?)"
@@ -241,7 +251,8 @@ def extract_questions(text: str) -> list[str]:
     questions = []
     # Only asking sentences (and the one after each) are tidied: it is the costly part.
     for i, (sentence, masked) in enumerate(sentences):
-        if not _asks(masked) and not _UNMARKED_QUESTION.match(_tidy(masked)[0]):
+        if not _asks(masked) and not (_UNMARKED_LEAD.match(masked)
+                                      and _UNMARKED_QUESTION.match(_tidy(masked)[0])):
             continue
         sentence, prose = _tidy(sentence)
         if not prose:
