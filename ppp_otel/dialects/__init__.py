@@ -95,7 +95,11 @@ def read_turn(
     if not might_be_turn(name, attributes):
         return None
     attrs = attributes or {}
-    if name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
+    prompt, response = attrs.get(c.INPUT_VALUE), attrs.get(c.OUTPUT_VALUE)
+    if name == c.TURN_SPAN and _plain_text(prompt) and _plain_text(response):
+        # What turn() writes, read as the general path reads it, without its JSON probes.
+        calls, dialect = [], "ppp"
+    elif name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
         # ppp.turn spans carry plain input.value/output.value; skip the scan for messages.
         prompt, response, calls = openinference.read(attrs, scan_messages=name != c.TURN_SPAN)
         dialect = "ppp" if name == c.TURN_SPAN else "openinference"
@@ -118,6 +122,11 @@ def read_turn(
         questions=questions_from_tool_calls(calls, question_tools),
         dialect=dialect,
     )
+
+
+def _plain_text(value: Any) -> bool:
+    """A text no reader takes for a JSON body (one that starts with neither bracket nor space)."""
+    return isinstance(value, str) and value[:1] not in "{[ \t\r\n"
 
 
 class OutOfRangeNumber(SpanContentError):

@@ -44,7 +44,9 @@ def question_texts(arguments: str) -> list[str]:
 
 
 def questions_from_tool_calls(calls: Sequence[ToolCall], question_tools: Iterable[str]) -> list[str]:
+    if not calls:
+        return []
     names = {name.lower() for name in question_tools}
-    if not calls or not names:
+    if not names:
         return []
     return [text for call in calls if call.name.lower() in names for text in question_texts(call.arguments)]
