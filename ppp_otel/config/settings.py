@@ -178,7 +178,7 @@ class TrajectoryConfig:
     # A full queue makes the producer wait up to block_timeout_ms for room
     # ("block"), or drops at once ("drop"); either way a lost record is counted.
     on_full: str = _setting("block", choices=ON_FULL)
-    block_timeout_ms: float = _setting(2.0, above=0)
+    block_timeout_ms: float = _setting(5.0, above=0)
     enable_wal: bool = _setting(True)
     busy_timeout_ms: int = _setting(DEFAULT_BUSY_TIMEOUT_MS, above=0)
     # Tools through which the agent asks the user a question (see ppp_otel.dialects).
