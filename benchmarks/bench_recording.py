@@ -68,6 +68,7 @@ from ppp_otel.model import Question  # noqa: E402
 from ppp_otel.capture.processor import TrajectorySpanProcessor  # noqa: E402
 from ppp_otel.records import TrajectoryRecord, TurnRecord  # noqa: E402
 from ppp_otel.storage.sqlite.writer import TrajectoryWriter  # noqa: E402
+from ppp_otel.storage import open_store  # noqa: E402
 
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
 STEPS = ("app_thread", "tight_loop", "writer", "lone_turn", "memory")
@@ -726,10 +727,84 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
 
 # --------------------------------------------------------------------- run
 
+# -------------------------------------------------------------- writer stages
+
+class _Keep:
+    """Stands in for the writer's sink while turns are recorded: keeps each batch as queued."""
+
+    def __init__(self):
+        self.batches: list[list] = []
+
+    def process(self, batch, engine):
+        self.batches.append(list(batch))
+
+    def tick(self, *, final):
+        pass
+
+    def close(self):
+        pass
+
+    def after_fork(self):
+        pass
+
+
+def bench_writer_stages(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    """Where the writer's CPU goes for a turn: each stage of its work timed on its own, on
+    one thread, over the batches the app-thread benchmark's turns make (distinct texts)."""
+    rows = []
+    rounds = 10 if quick else 40
+    for via in ("sdk", "extracted"):
+        provider = TracerProvider()
+        processor = TrajectorySpanProcessor(workdir / f"stages-{via}.db", max_queue_size=100_000)
+        provider.add_span_processor(processor)
+        real, keep = processor.engine.sink, _Keep()
+        processor.engine.sink = keep
+        tracer = provider.get_tracer("bench")
+        for k in range(rounds):
+            _app_round(provider, tracer, processor, via, 200, 50_000 + k)
+        processor.engine.sink = real
+        turns = rounds * 200
+        pt = time.process_time
+        gc.collect()
+        t0 = pt()
+        converted = []
+        for batch in keep.batches:
+            records = []
+            for item in batch:
+                made = real.convert(item)
+                if made is not None:
+                    records.extend(made) if isinstance(made, list) else records.append(made)
+            for record in records:
+                real._keep_storable(record)
+            converted.append(records)
+        t1 = pt()
+        judged = [real.judgment.judge_batch(records) for records in converted]
+        t2 = pt()
+        store = open_store(str(workdir / f"stages-{via}-written.db"), must_exist=False)
+        t2w = pt()
+        for records in judged:
+            store.write(records)
+        t3 = pt()
+        store.close()
+        processor.engine.shutdown()
+        provider.shutdown()
+        stages = {"conversion": t1 - t0, "judgment": t2 - t1, "SQLite": t3 - t2w}
+        per = {name: seconds / turns * 1e6 for name, seconds in stages.items()}
+        how = _VIAS[via][0]
+        say(progress, f"writer_stages/{via}: " + ", ".join(f"{n} {v:.1f} us" for n, v in per.items()))
+        for name, us in per.items():
+            rows.append(row(f"writer's CPU per turn: {name} ({how})", round(us, 2), "us/turn",
+                            target="(reported)",
+                            detail=f"{turns:,} turns in {len(keep.batches)} batches as the writer takes them, "
+                                   "each stage timed alone on one thread (process_time)"))
+    return rows
+
+
 BENCHES = {
     "app_thread": bench_app_thread,
     "tight_loop": bench_tight_loop,
     "writer": bench_writer,
+    "writer_stages": bench_writer_stages,
     "lone_turn": bench_lone_turn,
     "memory": bench_memory,
 }

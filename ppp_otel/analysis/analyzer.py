@@ -134,29 +134,39 @@ class TurnAnalyzer:
     def analyze(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> None:
         """Complete the turn records in place, in the order given."""
         pending: list[Question] = []
+        # Each trajectory's state looked up once a batch: a batch is mostly one trajectory's turns.
+        states: dict[TrajectoryKey, tuple] = {}
         for record in records:
             if isinstance(record, TrajectoryRecord):
                 # Over OTLP a trajectory arrives already ended, in the batch of its
                 # turns: remember it either way; the last loop forgets ended ones.
                 if record.key not in self._open:
-                    self._remember(record.key, (tuple(record.preferences), [], record.user_context))
+                    states[record.key] = self._remember(
+                        record.key, (tuple(record.preferences), [], record.user_context))
                 continue
             if record.extract_questions and record.response:
-                # Questions asked through a tool (ask_user, ...) are already there; add the text's.
-                asked = {q.text for q in record.questions}
-                record.questions = list(record.questions) + [
-                    Question(text) for text in extract_questions(record.response) if text not in asked
-                ]
-            context = self.context_of(record.trajectory)
-            pending.extend((q, context) for q in record.questions if q.effort is None)
+                found = extract_questions(record.response)
+                if found:
+                    # Questions asked through a tool (ask_user, ...) are already there; add the text's.
+                    asked = {q.text for q in record.questions}
+                    record.questions = list(record.questions) + [Question(text) for text in found if text not in asked]
+            if record.questions:
+                state = states.get(record.trajectory)
+                if state is None:
+                    state = states[record.trajectory] = self._state(record.trajectory)
+                pending.extend((q, state[2]) for q in record.questions if q.effort is None)
         graded = self._classify([q.text for q, _ in pending], [ctx for _, ctx in pending]) if pending else ([], None)
         efforts, judge = iter(graded[0]), graded[1]
         for record in records:
             if isinstance(record, TurnRecord):
-                record.questions = [
-                    q if q.effort else replace(q, effort=next(efforts), judge=judge) for q in record.questions
-                ]
-                self._detect(record)
+                if pending and record.questions:
+                    record.questions = [
+                        q if q.effort else Question(q.text, next(efforts), q.source, judge) for q in record.questions
+                    ]
+                state = states.get(record.trajectory)
+                if state is None:
+                    state = states[record.trajectory] = self._state(record.trajectory)
+                self._detect(record, state)
         for record in records:
             if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
                 self._check_at_end(record.key)
@@ -189,8 +199,8 @@ class TurnAnalyzer:
         logger.warning("ppp-otel: effort classifier failed (%s); the rules graded the questions", problem)
         return _RULES.classify_many(questions), RULES_JUDGE
 
-    def _detect(self, record: TurnRecord) -> None:
-        preferences, history, context = self._state(record.trajectory)
+    def _detect(self, record: TurnRecord, state: tuple) -> None:
+        preferences, history, context = state
         if not preferences:
             return
         text = TurnText(
