@@ -130,21 +130,37 @@ def _rewards(low: int, medium: int, high: int, minor: int, major: int, critical:
 
 
 def score_from_row(row: Sequence[Any]) -> TrajectoryScore:
-    (tid, spec_id, agent, run_id, technical, trace_id, span_id,
-     low, medium, high, minor, major, critical, stage, created_at) = row
-    questions = {"low": low, "medium": medium, "high": high}
-    violations = {"minor": minor, "major": major, "critical": critical}
-    r_proact, r_pers = _rewards(low, medium, high, minor, major, critical)
-    # Filled in directly: a frozen dataclass's __init__ sets each field through
-    # object.__setattr__, a third of scoring 100,000 trajectories. Same fields, same object.
-    score = _new(TrajectoryScore)
-    score.__dict__.update(
-        trajectory_id=tid, spec_id=spec_id, agent_name=agent, run_id=run_id,
-        r_proact=r_proact, r_pers=r_pers,
-        questions=questions, violations=violations, technical_score=technical,
-        trace_id=trace_id, span_id=span_id, stage=stage, created_at=created_at,
-    )
-    return score
+    return scores_from_rows((row,))[0]
+
+
+def scores_from_rows(rows: Sequence[Sequence[Any]]) -> list[TrajectoryScore]:
+    """The score of each row of ``score_counts`` (:data:`~ppp_otel.storage.base.SCORE_COLUMNS`)."""
+    scores = []
+    append = scores.append
+    rewards = _rewards
+    new = _new
+    for (tid, spec_id, agent, run_id, technical, trace_id, span_id,
+         low, medium, high, minor, major, critical, stage, created_at) in rows:
+        # Filled in directly, in one loop: a frozen dataclass's __init__ sets each
+        # field through object.__setattr__, and a call per row costs as much as
+        # the statement itself when a spec has a few trajectories. Same fields
+        # in the same order, the same object; ``rewards`` keeps its class default.
+        score = new(TrajectoryScore)
+        d = score.__dict__
+        d["trajectory_id"] = tid
+        d["spec_id"] = spec_id
+        d["agent_name"] = agent
+        d["run_id"] = run_id
+        d["r_proact"], d["r_pers"] = rewards(low, medium, high, minor, major, critical)
+        d["questions"] = {"low": low, "medium": medium, "high": high}
+        d["violations"] = {"minor": minor, "major": major, "critical": critical}
+        d["technical_score"] = technical
+        d["trace_id"] = trace_id
+        d["span_id"] = span_id
+        d["stage"] = stage
+        d["created_at"] = created_at
+        append(score)
+    return scores
 
 
 _new = object.__new__
@@ -203,7 +219,7 @@ def score_trajectories(
     filters = dict(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name, stage=stage,
                    run_id=run_id)
     with using_store(db) as store:
-        scores = [score_from_row(row) for row in store.score_counts(**filters)]
+        scores = scores_from_rows(store.score_counts(**filters))
         paper = rewards_from_rows(store.paper_turn_rows(**filters)) if rewards == "paper" else None
     return with_profile(scores, rewards, paper)
 
