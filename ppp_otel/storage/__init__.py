@@ -108,6 +108,21 @@ def display_name(db: Any) -> str:
     return os.fspath(db) if isinstance(db, (str, os.PathLike)) else str(db)
 
 
+_STORE_CLASSES: dict[str, type] = {}
+
+
+def _store_class(backend: str) -> type:
+    # Imported on first use (a PostgreSQL user needs no SQLite modules), then looked up.
+    found = _STORE_CLASSES.get(backend)
+    if found is None:
+        if backend == "sqlite":
+            from ppp_otel.storage.sqlite.store import SQLiteStore as found
+        else:
+            from ppp_otel.storage.postgres.store import PostgresStore as found
+        _STORE_CLASSES[backend] = found
+    return found
+
+
 class using_store:
     """A store as given, a sqlite3 connection wrapped (not closed), or a path or URL
     opened (it must exist) and closed afterwards::
@@ -128,13 +143,9 @@ class using_store:
     def __enter__(self) -> TrajectoryBackend:
         db = self._db
         if isinstance(db, sqlite3.Connection):
-            from ppp_otel.storage.sqlite.store import SQLiteStore
-
-            return SQLiteStore.from_connection(db)
+            return _store_class("sqlite").from_connection(db)
         if type(db).__module__.startswith("psycopg"):  # a psycopg connection the caller opened
-            from ppp_otel.storage.postgres.store import PostgresStore
-
-            return PostgresStore.from_connection(db)
+            return _store_class("postgresql").from_connection(db)
         # Not isinstance(db, TrajectoryBackend): a runtime Protocol check looks up every
         # member, on every scoring call.
         if not isinstance(db, (str, os.PathLike)) and hasattr(db, "score_counts"):

@@ -108,9 +108,8 @@ def score_filter(
     if agent_name is not None and spec_id is None:
         raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
     # Only the filters given go into the WHERE clause, so each can use an index.
-    values = (spec_id, agent_name, run_id, stage)
-    given = tuple(value is not None for value in values)
-    return _where(given), tuple(value for value in values if value is not None)
+    given = (spec_id is not None, agent_name is not None, run_id is not None, stage is not None)
+    return _where(given), tuple([value for value in (spec_id, agent_name, run_id, stage) if value is not None])
 
 
 @functools.lru_cache(maxsize=None)
