@@ -10,25 +10,16 @@ import argparse
 import dataclasses
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ppp_otel.scoring.consensus import (
-    ATTRIBUTE,
-    NONE,
-    ConsensusResult,
-    MixedConsensusWarning,
-    consensus,
-    consensus_history,
-    load_technical_file,
-    parse_technical,
-    parse_weights,
-    rewards_profile,
-)
-from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX
 from ppp_otel.scoring.paper import PROFILES
-from ppp_otel.storage.sqlite.migrations import connect
-from ppp_otel.scoring.rewards import score_rows, score_trajectories
 from ppp_otel.cli._output import PROG, fail, print_json, print_table
+
+if TYPE_CHECKING:
+    from ppp_otel.scoring.consensus import ConsensusResult
+
+# The scoring, consensus and publishing modules are imported by the commands
+# that use them: every command's start builds this parser.
 
 
 def add_rewards_argument(p: argparse.ArgumentParser) -> None:
@@ -43,6 +34,7 @@ def rewards_of(args: argparse.Namespace) -> str:
     if args.rewards:
         return args.rewards
     from ppp_otel.config.settings import process_config
+    from ppp_otel.scoring.consensus import rewards_profile
 
     # The config the command line already read, as every command uses it.
     return rewards_profile(getattr(args, "settings", None) or process_config())
@@ -117,6 +109,8 @@ def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def score(args: argparse.Namespace) -> int:
+    from ppp_otel.scoring.rewards import score_rows, score_trajectories
+
     if args.agent is not None and args.spec is None:
         return fail("--agent needs --spec: an agent is scored on a spec "
                     f"(e.g. {PROG} score --spec SPEC --agent {args.agent})")
@@ -160,6 +154,8 @@ def _filters(args: argparse.Namespace) -> str:
 
 
 def _technical(args: argparse.Namespace) -> dict[str, float]:
+    from ppp_otel.scoring.consensus import load_technical_file, parse_technical
+
     # The file first, so that --technical on the command line can correct one entry.
     scores = load_technical_file(args.technical_file) if args.technical_file else {}
     scores.update(parse_technical(args.technical))
@@ -167,6 +163,8 @@ def _technical(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _note(agent) -> str:
+    from ppp_otel.scoring.consensus import ATTRIBUTE, NONE
+
     if agent.technical_only:
         return "no trajectory: technical alone"
     if agent.technical_source == NONE:
@@ -191,7 +189,7 @@ def _print_result(result: ConsensusResult) -> None:
 def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
     from ppp_otel import register as register_tracing
-    from ppp_otel.publish.phoenix_annotations import annotate_consensus
+    from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
     from ppp_otel.config.settings import process_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
@@ -221,6 +219,8 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 
 
 def run_consensus(args: argparse.Namespace) -> int:
+    from ppp_otel.scoring.consensus import MixedConsensusWarning, consensus, parse_weights, rewards_profile
+
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
     from ppp_otel.config.settings import process_config
@@ -266,6 +266,8 @@ def _judged(asked: str | None, covered: list) -> str | None:
 
 
 def history(args: argparse.Namespace) -> int:
+    from ppp_otel.scoring.consensus import consensus_history
+
     runs = consensus_history(args.db, args.spec, limit=args.limit, stage=args.stage, run_id=args.run)
     if args.json:
         print_json([run.to_dict() for run in runs])
