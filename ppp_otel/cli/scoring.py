@@ -13,7 +13,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
-from ppp_otel.cli._output import PROG, fail, print_json, print_table
+from ppp_otel.cli._output import PROG, fail, print_columns, print_json, print_table
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.consensus import ConsensusResult
@@ -109,7 +109,7 @@ def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def score(args: argparse.Namespace) -> int:
-    from ppp_otel.scoring.rewards import score_rows, score_trajectories
+    from ppp_otel.scoring.rewards import score_columns, score_trajectories
 
     if args.agent is not None and args.spec is None:
         return fail("--agent needs --spec: an agent is scored on a spec "
@@ -117,28 +117,26 @@ def score(args: argparse.Namespace) -> int:
     choice = dict(spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
                   stage=args.stage, run_id=args.run)
     profile = rewards_of(args)
-    if args.json or profile != "spec":
-        scores = score_trajectories(args.db, rewards=profile, **choice)
-        rows = [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
-                 tuple(s.questions.values()), tuple(s.violations.values()), s.technical_score, s.stage)
-                for s in scores]
-    else:
-        # The table needs no objects: at 100,000 trajectories they would cost more than the SQL.
-        scores = rows = score_rows(args.db, **choice)
-    if args.trajectory is not None and not scores:
-        return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     if args.json:
+        scores = score_trajectories(args.db, rewards=profile, **choice)
+        if args.trajectory is not None and not scores:
+            return fail(f"no trajectory with id {args.trajectory} in {args.db}")
         print_json([s.to_dict() for s in scores])
         return 0
+    # By column: at 100,000 trajectories, objects or rows would cost more than the SQL.
+    columns = score_columns(args.db, rewards=profile, **choice)
+    if args.trajectory is not None and not columns["trajectory_id"]:
+        return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     counts: dict[tuple, str] = {}  # a few distinct count triples, each joined once
-    for triple in {row[6] for row in rows} | {row[7] for row in rows}:
+    for triple in {*columns["questions"], *columns["violations"]}:
         counts[triple] = "/".join(map(str, triple))
+    shown = [columns[name] for name in ("trajectory_id", "spec_id", "agent_name", "run_id", "r_proact", "r_pers")]
+    shown += [list(map(counts.__getitem__, columns["questions"])), list(map(counts.__getitem__, columns["violations"])),
+              columns["technical_score"]]
     # The stage column only when some trajectory has a stage: most databases have none.
-    staged = any(row[9] is not None for row in rows)
-    print_table(
-        [(tid, spec, agent, run, r_proact, r_pers, counts[questions], counts[violations], technical)
-         + ((stage,) if staged else ())
-         for tid, spec, agent, run, r_proact, r_pers, questions, violations, technical, stage in rows],
+    staged = columns["stage"].count(None) != len(columns["stage"])
+    print_columns(
+        shown + ([columns["stage"]] if staged else []),
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
          "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
         max_width=32,
