@@ -11,7 +11,6 @@ violations are reported by the agent code, the rest are found by the recorder.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 
 
@@ -131,6 +130,8 @@ def record_demo(
     """
     # Here, not at the top: the command line imports this module for its names
     # on every command, and only `ppp-otel demo` records.
+    import uuid
+
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 from typing import Any
 
 from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
@@ -55,6 +52,10 @@ def _grpc_port(text: str) -> int | None:
 
 
 def ingest(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
     from ppp_otel.ingest.server import IngestServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
