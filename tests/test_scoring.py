@@ -228,3 +228,13 @@ def test_score_columns_are_the_scores_of_each_trajectory_by_column(conn, profile
         assert columns["questions"] == [tuple(s.questions.values()) for s in scores]
         assert columns["violations"] == [tuple(s.violations.values()) for s in scores]
         assert columns["trajectory_id"] == [s.trajectory_id for s in scores]
+
+
+def test_a_score_as_a_dict_is_what_asdict_gives(conn):
+    import dataclasses
+
+    add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major",), turns=3)
+    for score in scoring.score_trajectories(conn) + scoring.score_trajectories(conn, rewards="paper"):
+        assert score.to_dict() == dataclasses.asdict(score)
+        assert list(score.to_dict()) == [f.name for f in dataclasses.fields(score)]
+        assert score.to_dict()["questions"] is not score.questions

@@ -84,7 +84,15 @@ class TrajectoryScore:
     rewards: str = "spec"  # the reward profile r_proact and r_pers were computed by
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # asdict()'s result, written out: asdict deep-copies field by field, which
+        # costs more than the SQL when `ppp-otel score --json` prints 100,000 scores.
+        return {
+            "trajectory_id": self.trajectory_id, "spec_id": self.spec_id, "agent_name": self.agent_name,
+            "run_id": self.run_id, "r_proact": self.r_proact, "r_pers": self.r_pers,
+            "questions": dict(self.questions), "violations": dict(self.violations),
+            "technical_score": self.technical_score, "trace_id": self.trace_id, "span_id": self.span_id,
+            "stage": self.stage, "created_at": self.created_at, "rewards": self.rewards,
+        }
 
 
 @dataclass(frozen=True)
