@@ -1,11 +1,12 @@
 """CLI tables: every cell on one line and cut, numbers right-aligned, however many rows."""
 
 import io
+import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppp_otel.cli._output import cell, columns_of, print_columns, print_table
+from ppp_otel.cli._output import cell, columns_of, print_columns, print_json, print_table
 
 
 def table(rows, headers, **kw):
@@ -98,3 +99,31 @@ def test_every_column_path_prints_the_table_the_rules_give(data, width):
     rows = data.draw(st.lists(st.tuples(*kinds), min_size=1, max_size=30))
     headers = [f"c{i}" for i in range(len(kinds))]
     assert table(rows, headers, max_width=width) == reference_table(rows, headers, width)
+
+
+# --- --json: what json.dumps(indent=2) writes, whatever the data ----------------------
+
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_json_values)
+def test_json_output_is_what_json_dumps_indented_gives(data):
+    out = io.StringIO()
+    print_json(data, file=out)
+    assert out.getvalue() == json.dumps(data, indent=2) + "\n"
+
+
+def test_json_output_of_objects_and_odd_keys_goes_through_json_dumps():
+    class Score:
+        def to_dict(self):
+            return {"r_proact": 0.05}
+
+    out = io.StringIO()
+    print_json({"scores": [Score()], 3: None, "when": {None: 1.5}}, file=out)
+    assert json.loads(out.getvalue()) == {"scores": [{"r_proact": 0.05}], "3": None, "when": {"null": 1.5}}
