@@ -11,15 +11,8 @@ violations are reported by the agent code, the rest are found by the recorder.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-
-from ppp_otel.capture.api import trajectory, turn
-from ppp_otel.capture.processor import TrajectorySpanProcessor
-from ppp_otel.capture.register import PROJECT_NAME_ATTRIBUTE
 
 SPEC_ID = "demo-fix-flaky-test"
 PROJECT_NAME = "ppp-otel-demo"
@@ -135,6 +128,17 @@ def record_demo(
     ``phoenix``: a Phoenix URL; the spans go there too (project ``project_name``),
     with each turn's judgment as span annotations.
     """
+    # Here, not at the top: the command line imports this module for its names
+    # on every command, and only `ppp-otel demo` records.
+    import uuid
+
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from ppp_otel.capture.api import trajectory, turn
+    from ppp_otel.capture.processor import TrajectorySpanProcessor
+    from ppp_otel.capture.register import PROJECT_NAME_ATTRIBUTE
+
     prefix = run_id or f"demo-{uuid.uuid4().hex[:8]}"
     run_ids = [f"{prefix}-{name}" for name in RUN_NAMES]
     run = DemoRun(os.fspath(db_path), run_ids[-1], run_ids=run_ids)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -25,3 +27,23 @@ def test_the_design_names_are_importable_from_the_package():
 ])
 def test_an_earlier_import_path_gives_the_same_object_as_the_current_one(old, new, name):
     assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
+
+
+def test_every_public_name_is_listed_by_dir_and_imports_from_the_package():
+    import ppp_otel
+
+    for name in ppp_otel.__all__:
+        assert name in dir(ppp_otel), name
+        exec(f"from ppp_otel import {name}", {})
+    with pytest.raises(AttributeError, match="no_such_name"):
+        ppp_otel.no_such_name  # noqa: B018
+
+
+def test_importing_the_package_or_building_the_command_line_loads_no_recorder():
+    # Every command's start pays for what the package and the parser import:
+    # the OpenTelemetry SDK and the recorder load only where something records.
+    probe = ("import sys, ppp_otel, ppp_otel.cli; ppp_otel.cli.build_parser(); "
+             "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'ppp_otel.recorder', "
+             "'ppp_otel.capture', 'ppp_otel.ingest.wire', 'google.protobuf'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -212,3 +212,29 @@ def test_score_rows_give_the_same_scores_as_tuples(conn):
                      tuple(s.questions.values()), tuple(s.violations.values()), s.technical_score, s.stage)
                     for s in scoring.score_trajectories(conn, **choice)]
         assert scoring.score_rows(conn, **choice) == expected
+
+
+@pytest.mark.parametrize("profile", ["spec", "paper"])
+def test_score_columns_are_the_scores_of_each_trajectory_by_column(conn, profile):
+    add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major",), turns=3)
+    add_trajectory(conn, "spec", "b", questions=("medium",), turns=2)
+    add_trajectory(conn, "other", "a", turns=1)
+    for choice in ({}, {"spec_id": "spec"}, {"spec_id": "nothing"}):
+        scores = scoring.score_trajectories(conn, rewards=profile, **choice)
+        columns = scoring.score_columns(conn, rewards=profile, **choice)
+        assert tuple(columns) == scoring.SCORE_ROW_COLUMNS
+        assert columns["r_proact"] == [s.r_proact for s in scores]
+        assert columns["r_pers"] == [s.r_pers for s in scores]
+        assert columns["questions"] == [tuple(s.questions.values()) for s in scores]
+        assert columns["violations"] == [tuple(s.violations.values()) for s in scores]
+        assert columns["trajectory_id"] == [s.trajectory_id for s in scores]
+
+
+def test_a_score_as_a_dict_is_what_asdict_gives(conn):
+    import dataclasses
+
+    add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major",), turns=3)
+    for score in scoring.score_trajectories(conn) + scoring.score_trajectories(conn, rewards="paper"):
+        assert score.to_dict() == dataclasses.asdict(score)
+        assert list(score.to_dict()) == [f.name for f in dataclasses.fields(score)]
+        assert score.to_dict()["questions"] is not score.questions

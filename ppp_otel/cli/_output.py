@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
-from itertools import repeat
+from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 PROG = "ppp-otel"
@@ -35,6 +36,10 @@ def cell(value: Any, max_width: int | None = DEFAULT_MAX_WIDTH) -> str:
 
 # Whitespace that would need folding: a run of two, or anything but a plain space.
 _FOLD = re.compile(r"\s\s|[^\S ]")
+# The ASCII whitespace other than a space (what str.split() splits on): in ASCII
+# text, a few substring searches find them faster than one regex scan.
+_ASCII_FOLDED = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_NONE = type(None)
 
 
 def _one_line(text: str, max_width: int | None) -> str:
@@ -47,29 +52,59 @@ def _one_line(text: str, max_width: int | None) -> str:
     return text
 
 
-def _column(values: Sequence[Any], max_width: int | None) -> tuple[list[str], bool]:
-    """A column's cells and whether it is numeric (right-aligned), typed once per column:
-    a 100,000-row listing spends its time here, not in SQLite."""
+def _needs_folding(texts: Sequence[str]) -> bool:
+    """Whether any cell of a column has whitespace to fold, found in one scan of the whole
+    column (a 100,000-row listing would spend more on a scan per cell than SQLite spends)."""
+    joined = "\0".join(texts)
+    if joined[:1] == " " or joined[-1:] == " " or " \0" in joined or "\0 " in joined or "  " in joined:
+        return True
+    if joined.isascii():
+        return any(c in joined for c in _ASCII_FOLDED)
+    return _FOLD.search(joined) is not None
+
+
+def _float_width(values: Sequence[float]) -> int:
+    """The widest ``.4g`` text of a column of floats, from its distinct values."""
+    distinct = set(values)
+    width = max(len(f"{v:.4g}") for v in distinct)
+    # 0.0 and -0.0 are one member of a set, but print as "0" and "-0".
+    if width < 2 and 0.0 in distinct and any(math.copysign(1.0, v) < 0 for v in values if v == 0.0):
+        width = 2
+    return width
+
+
+def _column(values: Sequence[Any], max_width: int | None) -> tuple[Sequence[Any], int, str, bool]:
+    """A column as the row format prints it: its cells, their width, their conversion
+    (``s``, or ``.4g`` for floats the format turns into text itself) and whether it is
+    numeric (right-aligned). Typed once per column, and the values themselves are the
+    cells wherever ``%s`` prints them as the table shows them: a 100,000-row listing
+    spends its time here, not in SQLite."""
     kinds = set(map(type, values))
-    if kinds <= {int, type(None)}:
-        if type(None) in kinds:
-            return ["-" if v is None else str(v) for v in values], True
-        return list(map(str, values)), True
-    if kinds <= {str, type(None)}:
-        texts = ["-" if v is None else v for v in values] if type(None) in kinds else list(values)
-        # One scan of the whole column finds whether any cell needs folding at all.
-        joined = "\0".join(texts)
-        if _FOLD.search(joined) or " \0" in joined or "\0 " in joined or joined[:1] == " " or joined[-1:] == " ":
-            return [_one_line(t, max_width) for t in texts], False
-        if max_width is not None and max(map(len, texts)) > max_width:
-            return [_one_line(t, max_width) for t in texts], False
-        return texts, False
-    if kinds <= {float, int, type(None)}:  # no bools: they print as words
+    if kinds <= {int, _NONE}:
+        if _NONE in kinds:
+            texts = ["-" if v is None else str(v) for v in values]
+            return texts, max(map(len, texts)), "s", True
+        # The longest decimal is the smallest or the largest number's.
+        return values, max(len(str(min(values))), len(str(max(values)))), "s", True
+    if kinds <= {str, _NONE}:
+        texts = ["-" if v is None else v for v in values] if _NONE in kinds else values
+        width = max(map(len, texts))
+        if (max_width is not None and width > max_width) or _needs_folding(texts):
+            texts = [_one_line(t, max_width) for t in texts]
+            width = max(map(len, texts))
+        return texts, width, "s", False
+    if kinds == {float}:
+        width = _float_width(values)
+        if max_width is None or width <= max_width:
+            return values, width, ".4g", True
+    if kinds <= {float, int, _NONE}:  # no bools: they print as words
         texts = ["-" if v is None else f"{v:.4g}" if type(v) is float else str(v) for v in values]
-        if max_width is None or max(map(len, texts)) <= max_width:
-            return texts, True
+        width = max(map(len, texts))
+        if max_width is None or width <= max_width:
+            return texts, width, "s", True
     numeric = all(isinstance(v, (int, float)) or v is None for v in values)
-    return [cell(v, max_width) for v in values], numeric
+    texts = [cell(v, max_width) for v in values]
+    return texts, max(map(len, texts)), "s", numeric
 
 
 def print_table(
@@ -84,29 +119,59 @@ def print_table(
 
     ``empty``: printed instead of a lone header line when there are no rows.
     """
-    out = file or sys.stdout
     raw = rows if isinstance(rows, list) else list(rows)
-    if not raw and empty is not None:
-        print(empty, file=out)
-        return
-    columns = [_column(col, max_width) for col in zip(*raw)] if raw else [([], False) for _ in headers]
-    widths = [max(len(h), max(map(len, texts), default=0)) for h, (texts, _) in zip(headers, columns)]
-    numeric = [bool(raw) and right for _, right in columns]
-    # Padded a column at a time with C-level maps: per-row Python would cost more
-    # than SQLite spends finding 100,000 rows. The last column is not padded when
-    # left-aligned, so lines need no stripping unless one of its cells is empty.
-    padded = []
+    print_columns(columns_of(raw, min(map(len, raw))) if raw else [], headers, max_width=max_width, file=file,
+                  empty=empty)
+
+
+def columns_of(rows: Sequence[Sequence[Any]], picked: int | Sequence[int]) -> list[list[Any]]:
+    """The columns of ``rows``: the first ``picked`` of them, or those at the indexes
+    ``picked``. A map per column: ``zip(*rows)`` makes an iterator per row."""
+    indexes = range(picked) if isinstance(picked, int) else picked
+    return [list(map(itemgetter(i), rows)) for i in indexes]
+
+
+def print_columns(
+    columns: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    *,
+    max_width: int | None = DEFAULT_MAX_WIDTH,
+    file: TextIO | None = None,
+    empty: str | None = None,
+) -> None:
+    """:func:`print_table` of a table given by its columns (equally long sequences), for a
+    caller that has them: a large table is not turned into rows only to be turned back."""
+    out = file or sys.stdout
+    titles = [h.upper() for h in headers]
     last = len(headers) - 1
-    for i, ((texts, _), width, right) in enumerate(zip(columns, widths, numeric)):
-        texts = [headers[i].upper()] + texts
+    if not columns or not len(columns[0]):
+        if empty is not None:
+            print(empty, file=out)
+            return
+        line = "  ".join(titles)
+        out.write((line.rstrip() if titles and titles[last] == "" else line) + "\n")
+        return
+    # One format for the whole table, each line made by one `%` in C: per-cell
+    # padding and joining in Python would cost more than SQLite spends finding
+    # 100,000 rows. The last column is not padded when left-aligned, so lines
+    # need no stripping unless one of its cells is empty.
+    cells, title_specs, row_specs = [], [], []
+    for i, (title, values) in enumerate(zip(titles, columns)):
+        texts, width, conversion, right = _column(values, max_width)
+        width = max(width, len(title))
+        cells.append(texts)
         if right:
-            padded.append(list(map(str.rjust, texts, repeat(width))))
+            title_specs.append(f"%{width}s")
+            row_specs.append(f"%{width}{conversion}")
         elif i == last:
-            padded.append(texts)
+            title_specs.append("%s")
+            row_specs.append(f"%{conversion}")
         else:
-            padded.append(list(map(str.ljust, texts, repeat(width))))
-    lines = list(map("  ".join, zip(*padded)))
-    if not numeric[last] and "" in padded[last]:
+            title_specs.append(f"%-{width}s")
+            row_specs.append(f"%-{width}{conversion}")
+    lines = ["  ".join(title_specs) % tuple(titles)]
+    lines += map("  ".join(row_specs).__mod__, zip(*cells))
+    if row_specs[last] == "%s" and (titles[last] == "" or "" in cells[last]):
         lines = [line.rstrip() for line in lines]
     out.write("\n".join(lines) + "\n")
 
@@ -132,8 +197,77 @@ def _to_json(value: Any) -> Any:
 
 
 def print_json(data: Any, *, file: TextIO | None = None) -> None:
-    # Dataclasses from the store carry to_dict(); anything else odd becomes text.
-    print(json.dumps(data, indent=2, default=_to_json), file=file or sys.stdout)
+    text = _indented_json(data)
+    if text is None:
+        # Dataclasses from the store carry to_dict(); anything else odd becomes text.
+        text = json.dumps(data, indent=2, default=_to_json)
+    print(text, file=file or sys.stdout)
+
+
+class _NotPlain(Exception):
+    """A value :func:`_indented_json` leaves to json.dumps."""
+
+
+_ENCODE_TEXT = json.encoder.encode_basestring_ascii
+_INT_TEXT = int.__repr__
+_FLOAT_TEXT = float.__repr__
+_INFINITY = float("inf")
+
+
+def _float_json(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value == _INFINITY:
+        return "Infinity"
+    if value == -_INFINITY:
+        return "-Infinity"
+    return _FLOAT_TEXT(value)
+
+
+def _indented_json(data: Any) -> str | None:
+    """``json.dumps(data, indent=2)``, character for character, for data of plain dicts
+    (text keys), lists, tuples, text, numbers, booleans and None; None for anything
+    else. json.dumps has no C encoder once it indents, and its Python one takes
+    seconds over the 100,000 records of a ``--json`` listing: this writes the same
+    text with a few calls per value."""
+    keys: dict[str, str] = {}  # a listing repeats its few keys in every record
+
+    def text(value: Any, pad: str) -> str:
+        # pad: the newline and indentation of the line the value starts on.
+        kind = type(value)
+        if kind is str:
+            return _ENCODE_TEXT(value)
+        if kind is int:
+            return _INT_TEXT(value)
+        if value is None:
+            return "null"
+        if kind is float:
+            return _float_json(value)
+        if kind is bool:
+            return "true" if value else "false"
+        inner = pad + "  "
+        if kind is dict:
+            if not value:
+                return "{}"
+            pieces = []
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _NotPlain  # json.dumps turns such keys into text its own way
+                prefix = keys.get(key)
+                if prefix is None:
+                    prefix = keys[key] = _ENCODE_TEXT(key) + ": "
+                pieces.append(prefix + text(item, inner))
+            return "{" + inner + ("," + inner).join(pieces) + pad + "}"
+        if kind is list or kind is tuple:
+            if not value:
+                return "[]"
+            return "[" + inner + ("," + inner).join([text(item, inner) for item in value]) + pad + "]"
+        raise _NotPlain
+
+    try:
+        return text(data, "\n")
+    except (_NotPlain, RecursionError):
+        return None
 
 
 def fail(message: Any) -> int:

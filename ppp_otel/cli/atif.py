@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ppp_otel.interchange.atif import export_atif, import_paths
 from ppp_otel.cli._output import print_json, progress
 from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
@@ -47,6 +46,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from ppp_otel.interchange.atif import import_paths
+
     bar = progress("importing files", json_output=args.json)
 
     def advance(done: int, total: int) -> None:
@@ -81,6 +82,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ppp_otel.interchange.atif import export_atif
+
     paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory,
                         stage=args.stage, run_id=args.run, rewards=rewards_of(args))
     if args.json:

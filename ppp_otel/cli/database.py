@@ -7,12 +7,13 @@ leave an empty one behind because a path was mistyped.
 from __future__ import annotations
 
 import argparse
-import operator
 import os
 from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
-from ppp_otel.cli._output import fail, human_size, int_at_least, print_fields, print_json, print_table, PROG
+from ppp_otel.cli._output import (
+    PROG, columns_of, fail, human_size, int_at_least, print_columns, print_fields, print_json, print_table,
+)
 from ppp_otel.storage import display_name, open_store
 
 
@@ -112,8 +113,7 @@ def migrate(args: argparse.Namespace) -> int:
 # must not spend more on objects than SQLite spends on finding them.
 _COLUMNS = ("id", "spec_id", "agent_name", "run_id", "created_at", "turn_count", "question_count",
             "violation_count", "technical_score")
-_LISTED = operator.itemgetter(*(SUMMARY_COLUMNS.index(name) for name in _COLUMNS))
-_LISTED_STAGED = operator.itemgetter(*(SUMMARY_COLUMNS.index(name) for name in _COLUMNS + ("stage",)))
+_LISTED = [SUMMARY_COLUMNS.index(name) for name in _COLUMNS]
 _STAGE = SUMMARY_COLUMNS.index("stage")
 
 
@@ -126,10 +126,11 @@ def trajectories(args: argparse.Namespace) -> int:
     if args.json:
         print_json([summary_dict_from_row(row) for row in found])
         return 0
+    columns = columns_of(found, _LISTED + [_STAGE])
     # The stage column only when some trajectory has a stage: most databases have none.
-    staged = any(row[_STAGE] is not None for row in found)
-    print_table(
-        list(map(_LISTED_STAGED if staged else _LISTED, found)),
+    staged = columns[-1].count(None) != len(found)
+    print_columns(
+        columns if staged else columns[:-1],
         ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
         + (["stage"] if staged else []),
         max_width=32,

@@ -9,8 +9,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ppp_otel.config.settings import PhoenixConfig, environ
-from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
-from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
 from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
 from ppp_otel.storage import display_name, open_store
 
@@ -56,6 +54,9 @@ def _older_than_window(args: argparse.Namespace) -> tuple[int, str | None]:
 
 
 def export(args: argparse.Namespace) -> int:
+    from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
+    from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
+
     env = environ()
     settings = PhoenixConfig()
     # --to is OTLP/HTTP whatever OTEL_EXPORTER_OTLP_PROTOCOL says for live export.

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 from typing import Any
 
-from ppp_otel.ingest.server import (
-    DEFAULT_HOST,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_PORT,
-    IngestServer,
-    DEFAULT_GRPC_PORT,
-)
+from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
 from ppp_otel.storage import display_name
@@ -61,6 +52,12 @@ def _grpc_port(text: str) -> int | None:
 
 
 def ingest(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from ppp_otel.ingest.server import IngestServer
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     token = args.token or env_value(INGEST_TOKEN_ENV)
     try:

@@ -13,7 +13,6 @@ from datetime import date, datetime
 from typing import Any
 
 from ppp_otel.config.settings import load_config
-from ppp_otel.analysis.judgment_stage import judges_from_config, rejudge
 from ppp_otel.cli._output import print_fields, print_json, progress
 
 
@@ -45,6 +44,8 @@ def _date(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ppp_otel.analysis.judgment_stage import judges_from_config, rejudge
+
     classifier, preference_judge = judges_from_config(load_config().question_classifier, method=args.judge)
     bar = progress("judging trajectories", json_output=args.json)
 

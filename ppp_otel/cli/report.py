@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 from ppp_otel.config.settings import env_value
-from ppp_otel.scoring.consensus import parse_weights
 from ppp_otel.cli._output import fail, int_at_least, print_json
 
 
@@ -54,6 +53,7 @@ def _phoenix_url(args: argparse.Namespace, config: Any) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from ppp_otel.config.settings import load_config
     from ppp_otel.publish.report import DEFAULT_MAX_TRAJECTORIES, ReportDependencyError, write_report
+    from ppp_otel.scoring.consensus import parse_weights
 
     config = load_config()
     weights = parse_weights(args.weights) if args.weights is not None else None

@@ -10,25 +10,16 @@ import argparse
 import dataclasses
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ppp_otel.scoring.consensus import (
-    ATTRIBUTE,
-    NONE,
-    ConsensusResult,
-    MixedConsensusWarning,
-    consensus,
-    consensus_history,
-    load_technical_file,
-    parse_technical,
-    parse_weights,
-    rewards_profile,
-)
-from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX
 from ppp_otel.scoring.paper import PROFILES
-from ppp_otel.storage.sqlite.migrations import connect
-from ppp_otel.scoring.rewards import score_rows, score_trajectories
-from ppp_otel.cli._output import PROG, fail, print_json, print_table
+from ppp_otel.cli._output import PROG, fail, print_columns, print_json, print_table
+
+if TYPE_CHECKING:
+    from ppp_otel.scoring.consensus import ConsensusResult
+
+# The scoring, consensus and publishing modules are imported by the commands
+# that use them: every command's start builds this parser.
 
 
 def add_rewards_argument(p: argparse.ArgumentParser) -> None:
@@ -43,6 +34,7 @@ def rewards_of(args: argparse.Namespace) -> str:
     if args.rewards:
         return args.rewards
     from ppp_otel.config.settings import process_config
+    from ppp_otel.scoring.consensus import rewards_profile
 
     # The config the command line already read, as every command uses it.
     return rewards_profile(getattr(args, "settings", None) or process_config())
@@ -117,34 +109,34 @@ def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def score(args: argparse.Namespace) -> int:
+    from ppp_otel.scoring.rewards import score_columns, score_trajectories
+
     if args.agent is not None and args.spec is None:
         return fail("--agent needs --spec: an agent is scored on a spec "
                     f"(e.g. {PROG} score --spec SPEC --agent {args.agent})")
     choice = dict(spec_id=args.spec, agent_name=args.agent, trajectory_id=args.trajectory,
                   stage=args.stage, run_id=args.run)
     profile = rewards_of(args)
-    if args.json or profile != "spec":
-        scores = score_trajectories(args.db, rewards=profile, **choice)
-        rows = [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
-                 tuple(s.questions.values()), tuple(s.violations.values()), s.technical_score, s.stage)
-                for s in scores]
-    else:
-        # The table needs no objects: at 100,000 trajectories they would cost more than the SQL.
-        scores = rows = score_rows(args.db, **choice)
-    if args.trajectory is not None and not scores:
-        return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     if args.json:
+        scores = score_trajectories(args.db, rewards=profile, **choice)
+        if args.trajectory is not None and not scores:
+            return fail(f"no trajectory with id {args.trajectory} in {args.db}")
         print_json([s.to_dict() for s in scores])
         return 0
+    # By column: at 100,000 trajectories, objects or rows would cost more than the SQL.
+    columns = score_columns(args.db, rewards=profile, **choice)
+    if args.trajectory is not None and not columns["trajectory_id"]:
+        return fail(f"no trajectory with id {args.trajectory} in {args.db}")
     counts: dict[tuple, str] = {}  # a few distinct count triples, each joined once
-    for triple in {row[6] for row in rows} | {row[7] for row in rows}:
+    for triple in {*columns["questions"], *columns["violations"]}:
         counts[triple] = "/".join(map(str, triple))
+    shown = [columns[name] for name in ("trajectory_id", "spec_id", "agent_name", "run_id", "r_proact", "r_pers")]
+    shown += [list(map(counts.__getitem__, columns["questions"])), list(map(counts.__getitem__, columns["violations"])),
+              columns["technical_score"]]
     # The stage column only when some trajectory has a stage: most databases have none.
-    staged = any(row[9] is not None for row in rows)
-    print_table(
-        [(tid, spec, agent, run, r_proact, r_pers, counts[questions], counts[violations], technical)
-         + ((stage,) if staged else ())
-         for tid, spec, agent, run, r_proact, r_pers, questions, violations, technical, stage in rows],
+    staged = columns["stage"].count(None) != len(columns["stage"])
+    print_columns(
+        shown + ([columns["stage"]] if staged else []),
         ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
          "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
         max_width=32,
@@ -160,6 +152,8 @@ def _filters(args: argparse.Namespace) -> str:
 
 
 def _technical(args: argparse.Namespace) -> dict[str, float]:
+    from ppp_otel.scoring.consensus import load_technical_file, parse_technical
+
     # The file first, so that --technical on the command line can correct one entry.
     scores = load_technical_file(args.technical_file) if args.technical_file else {}
     scores.update(parse_technical(args.technical))
@@ -167,6 +161,8 @@ def _technical(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _note(agent) -> str:
+    from ppp_otel.scoring.consensus import ATTRIBUTE, NONE
+
     if agent.technical_only:
         return "no trajectory: technical alone"
     if agent.technical_source == NONE:
@@ -191,7 +187,7 @@ def _print_result(result: ConsensusResult) -> None:
 def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
     from ppp_otel import register as register_tracing
-    from ppp_otel.publish.phoenix_annotations import annotate_consensus
+    from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
     from ppp_otel.config.settings import process_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
@@ -221,6 +217,8 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
 
 
 def run_consensus(args: argparse.Namespace) -> int:
+    from ppp_otel.scoring.consensus import MixedConsensusWarning, consensus, parse_weights, rewards_profile
+
     weights = parse_weights(args.weights) if args.weights is not None else None
     technical = _technical(args)
     from ppp_otel.config.settings import process_config
@@ -266,6 +264,8 @@ def _judged(asked: str | None, covered: list) -> str | None:
 
 
 def history(args: argparse.Namespace) -> int:
+    from ppp_otel.scoring.consensus import consensus_history
+
     runs = consensus_history(args.db, args.spec, limit=args.limit, stage=args.stage, run_id=args.run)
     if args.json:
         print_json([run.to_dict() for run in runs])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ppp_otel.scoring.consensus import parse_weights
-from ppp_otel.scoring.trends import RunTrend, trends
 from ppp_otel.cli._output import cell, print_json, print_table
+
+if TYPE_CHECKING:
+    from ppp_otel.scoring.trends import RunTrend
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -65,8 +66,11 @@ def _stages(run: RunTrend) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    weights = parse_weights(args.weights) if args.weights is not None else None
     from ppp_otel.config.settings import load_config
+    from ppp_otel.scoring.consensus import parse_weights
+    from ppp_otel.scoring.trends import trends
+
+    weights = parse_weights(args.weights) if args.weights is not None else None
 
     found = trends(args.db, args.spec, agent_name=args.agent, stage=args.stage, weights=weights,
                    config=load_config() if weights is None else None)

@@ -43,13 +43,15 @@ from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.records import TurnRecord
 from ppp_otel.storage.sqlite import staging
 from ppp_otel.recorder import Recorder
+from ppp_otel.ingest.defaults import (  # noqa: F401  (importable from here too)
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4318  # the OTLP/HTTP port, so exporters' defaults point here
-DEFAULT_GRPC_PORT = 4317  # the OTLP/gRPC port
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 #: How long a request waits for its spans to be committed before it is told to retry.
 DEFAULT_COMMIT_TIMEOUT_S = 30.0
 #: A client must send its whole body within this; a stalled one gets 408.

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from ppp_otel.scoring.consensus import Weights, judge, resolve_weights
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.scoring.rewards import Database, TrajectoryScore, agent_rewards, score_from_row
+from ppp_otel.scoring.rewards import Database, TrajectoryScore, agent_rewards, scores_from_rows
 from ppp_otel.storage import using_store
 
 __all__ = ["AgentTrend", "RunTrend", "Trends", "trends"]
@@ -132,7 +132,7 @@ def trends(
     w = resolve_weights(weights, config=config)
     filters = dict(spec_id=spec_id, agent_name=agent_name, stage=stage)
     with using_store(db) as store:
-        scores = [score_from_row(row) for row in store.score_counts(**filters)]
+        scores = scores_from_rows(store.score_counts(**filters))
         by_preference: dict[int, dict[str, int]] = {}
         for trajectory_id, preference, count in store.violations_by_preference(**filters):
             by_preference.setdefault(trajectory_id, {})[preference] = count

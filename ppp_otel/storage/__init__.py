@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from ppp_otel.storage.base import (
     BackendNotInstalled,
@@ -109,28 +108,56 @@ def display_name(db: Any) -> str:
     return os.fspath(db) if isinstance(db, (str, os.PathLike)) else str(db)
 
 
-@contextmanager
-def using_store(db: Any, **options: Any) -> Iterator[TrajectoryBackend]:
+_STORE_CLASSES: dict[str, type] = {}
+
+
+def _store_class(backend: str) -> type:
+    # Imported on first use (a PostgreSQL user needs no SQLite modules), then looked up.
+    found = _STORE_CLASSES.get(backend)
+    if found is None:
+        if backend == "sqlite":
+            from ppp_otel.storage.sqlite.store import SQLiteStore as found
+        else:
+            from ppp_otel.storage.postgres.store import PostgresStore as found
+        _STORE_CLASSES[backend] = found
+    return found
+
+
+class using_store:
     """A store as given, a sqlite3 connection wrapped (not closed), or a path or URL
-    opened (it must exist) and closed afterwards."""
-    if isinstance(db, sqlite3.Connection):
-        from ppp_otel.storage.sqlite.store import SQLiteStore
+    opened (it must exist) and closed afterwards::
 
-        yield SQLiteStore.from_connection(db)
-        return
-    if type(db).__module__.startswith("psycopg"):  # a psycopg connection the caller opened
-        from ppp_otel.storage.postgres.store import PostgresStore
+        with using_store(db) as store:
+            ...
+    """
 
-        yield PostgresStore.from_connection(db)
-        return
-    # Not isinstance(db, TrajectoryBackend): a runtime Protocol check looks up every
-    # member, on every scoring call.
-    if not isinstance(db, (str, os.PathLike)) and hasattr(db, "score_counts"):
-        yield db
-        return
-    options.setdefault("must_exist", True)
-    with open_store(db, **options) as store:
-        yield store
+    # A class, not a generator context manager: scoring enters one per call,
+    # and a generator's setup costs as much as a small spec's rows.
+    __slots__ = ("_db", "_options", "_opened")
+
+    def __init__(self, db: Any, **options: Any):
+        self._db = db
+        self._options = options
+        self._opened: TrajectoryBackend | None = None
+
+    def __enter__(self) -> TrajectoryBackend:
+        db = self._db
+        if isinstance(db, sqlite3.Connection):
+            return _store_class("sqlite").from_connection(db)
+        if type(db).__module__.startswith("psycopg"):  # a psycopg connection the caller opened
+            return _store_class("postgresql").from_connection(db)
+        # Not isinstance(db, TrajectoryBackend): a runtime Protocol check looks up every
+        # member, on every scoring call.
+        if not isinstance(db, (str, os.PathLike)) and hasattr(db, "score_counts"):
+            return db
+        self._options.setdefault("must_exist", True)
+        self._opened = open_store(db, **self._options)
+        return self._opened.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._opened is not None:
+            opened, self._opened = self._opened, None
+            opened.__exit__(*exc)
 
 
 def __getattr__(name: str) -> Any:

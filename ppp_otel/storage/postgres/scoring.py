@@ -12,6 +12,7 @@ the planner needs no ``CROSS JOIN`` hint.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ppp_otel.storage.sqlite.scoring import score_filter
@@ -77,11 +78,29 @@ def pg_filter(**filters: Any) -> tuple[str, tuple[Any, ...]]:
     """SQLite's :func:`~ppp_otel.storage.sqlite.scoring.score_filter` (same checks, same
     filters) with psycopg's parameters."""
     where, params = score_filter(**filters)
-    return ("TRUE" if where == "1" else where.replace("?", "%s")), params
+    return _pg_where(where), params
 
 
+@functools.lru_cache(maxsize=64)
+def _pg_where(where: str) -> str:
+    return "TRUE" if where == "1" else where.replace("?", "%s")
+
+
+# Each statement kept once per clause (as SQLite's): a statement formatted anew
+# is a new string that psycopg hashes again to find its prepared statement.
+@functools.lru_cache(maxsize=64)
 def score_sql(where: str) -> str:
     return _SCORE_SQL.format(where=where)
+
+
+@functools.lru_cache(maxsize=64)
+def _turns_sql(where: str) -> str:
+    return _TURNS_SQL.format(where=where)
+
+
+@functools.lru_cache(maxsize=64)
+def _violations_sql(where: str) -> str:
+    return _VIOLATIONS_BY_PREFERENCE.format(where=where)
 
 
 def score_counts(conn: Any, **filters: Any) -> list[tuple]:
@@ -91,9 +110,9 @@ def score_counts(conn: Any, **filters: Any) -> list[tuple]:
 
 def paper_turn_rows(conn: Any, **filters: Any) -> list[tuple]:
     where, params = pg_filter(**filters)
-    return conn.execute(_TURNS_SQL.format(where=where), params).fetchall()
+    return conn.execute(_turns_sql(where), params).fetchall()
 
 
 def violations_by_preference(conn: Any, **filters: Any) -> list[tuple]:
     where, params = pg_filter(**filters)
-    return conn.execute(_VIOLATIONS_BY_PREFERENCE.format(where=where), params).fetchall()
+    return conn.execute(_violations_sql(where), params).fetchall()

@@ -8,12 +8,13 @@ re-judging needs: the trajectories to judge and what the agent code reported.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ppp_otel.model import Question, Violation
-from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
 from ppp_otel.storage.sqlite.reader import parse_preferences
 from ppp_otel.storage.sqlite.transaction import transaction
+
+if TYPE_CHECKING:
+    from ppp_otel.records import TrajectoryRecord, TurnRecord
 
 _INSERT_QUESTION = """INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
                       VALUES (?, ?, ?, ?, ?)"""
@@ -119,6 +120,10 @@ def as_reported(conn: Any, tid: int,
                 dialect: Dialect = _sqlite) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict]:
     """A stored trajectory as records holding only what the agent code reported, and the
     efforts judges gave before (by "turn id:question")."""
+    # Imported here: every store loads this module, and only judging again needs records.
+    from ppp_otel.model import Question, Violation
+    from ppp_otel.records import TrajectoryRecord, TurnRecord
+
     spec_id, agent, trace_id, span_id, preferences, context, ended_at = conn.execute(dialect(
         "SELECT spec_id, agent_name, trace_id, span_id, preferences, user_context, ended_at "
         "FROM trajectories WHERE id = ?"), (tid,),

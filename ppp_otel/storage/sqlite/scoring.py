@@ -9,6 +9,7 @@ SQLite-specific: ``MATERIALIZED`` and ``CROSS JOIN`` fix the plan (see
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from typing import Any
 
@@ -100,22 +101,29 @@ def score_filter(
 ) -> tuple[str, tuple[Any, ...]]:
     """The WHERE clause and parameters choosing trajectories by id, or by spec, agent, run
     and stage (any of them; all trajectories when none is given)."""
-    filters = dict(zip(_FILTER_COLUMNS, (spec_id, agent_name, run_id, stage)))
-    given = {column: value for column, value in filters.items() if value is not None}
     if trajectory_id is not None:
-        if given:
+        if spec_id is not None or agent_name is not None or run_id is not None or stage is not None:
             raise ValueError("give a trajectory id or a spec (and agent, run, stage), not both")
         return "id = ?", (trajectory_id,)
     if agent_name is not None and spec_id is None:
         raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
-    if not given:
-        return "1", ()
     # Only the filters given go into the WHERE clause, so each can use an index.
-    return " AND ".join(f"{column} = ?" for column in given), tuple(given.values())
+    given = (spec_id is not None, agent_name is not None, run_id is not None, stage is not None)
+    return _where(given), tuple([value for value in (spec_id, agent_name, run_id, stage) if value is not None])
 
 
+@functools.lru_cache(maxsize=None)
+def _where(given: tuple[bool, ...]) -> str:
+    # One clause per combination of filters given (16 at most), built once.
+    return " AND ".join(f"{column} = ?" for column, on in zip(_FILTER_COLUMNS, given) if on) or "1"
+
+
+@functools.lru_cache(maxsize=64)
 def score_sql(where: str) -> str:
-    """The scoring statement for a WHERE clause of :func:`score_filter`."""
+    """The scoring statement for a WHERE clause of :func:`score_filter`.
+
+    Kept once per clause: a statement formatted anew is a new string, hashed
+    again by the driver's statement cache on every call."""
     return _SCORE_SQL.format(where=where)
 
 
@@ -125,14 +133,15 @@ def score_query(**filters: Any) -> tuple[str, tuple[Any, ...]]:
     return score_sql(where), params
 
 
+@functools.lru_cache(maxsize=64)
 def turns_query(where: str) -> str:
     """The paper profile's per-turn statement for a WHERE clause of :func:`score_filter`."""
     return _TURNS_SQL.format(where=where)
 
 
 def score_counts(conn: sqlite3.Connection, **filters: Any) -> list[tuple]:
-    sql, params = score_query(**filters)
-    return conn.execute(sql, params).fetchall()
+    where, params = score_filter(**filters)
+    return conn.execute(score_sql(where), params).fetchall()
 
 
 def paper_turn_rows(conn: sqlite3.Connection, **filters: Any) -> list[tuple]:
@@ -143,4 +152,9 @@ def paper_turn_rows(conn: sqlite3.Connection, **filters: Any) -> list[tuple]:
 def violations_by_preference(conn: sqlite3.Connection, **filters: Any) -> list[tuple]:
     """(trajectory id, preference, violations) of the chosen trajectories."""
     where, params = score_filter(**filters)
-    return conn.execute(_VIOLATIONS_BY_PREFERENCE.format(where=where), params).fetchall()
+    return conn.execute(_violations_sql(where), params).fetchall()
+
+
+@functools.lru_cache(maxsize=64)
+def _violations_sql(where: str) -> str:
+    return _VIOLATIONS_BY_PREFERENCE.format(where=where)

@@ -16,9 +16,10 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ppp_otel.ingest.wire import OtlpSpan
+if TYPE_CHECKING:
+    from ppp_otel.ingest.wire import OtlpSpan
 
 SpanKey = tuple[str, str]
 
@@ -63,6 +64,10 @@ def to_json(span: OtlpSpan) -> str:
 
 
 def from_row(trace_id: str, span_id: str, parent_span_id: str | None, payload: str) -> OtlpSpan:
+    # Imported here: the wire format loads protobuf, which a store that only
+    # reads or scores has no use for.
+    from ppp_otel.ingest.wire import OtlpSpan
+
     name, attributes, events, start_ns, end_ns, resource = json.loads(payload)
     return OtlpSpan(trace_id, span_id, parent_span_id, name, attributes,
                     [(e[0], e[1]) for e in events], start_ns, end_ns, resource)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ppp_otel.storage.base import DatabaseError, StorageError, WriteFailed, WriteOutcome
 from ppp_otel.storage.facade import StoreFacade, translated
@@ -19,7 +19,9 @@ from ppp_otel.storage.sqlite import consensus, judgments, lookups, recorders as 
 from ppp_otel.storage.sqlite.errors import storage_errors, translate
 from ppp_otel.storage.sqlite.reader import TrajectoryStore
 from ppp_otel.storage.sqlite.transaction import transaction
-from ppp_otel.storage.sqlite.writer import TrajectoryWriter
+
+if TYPE_CHECKING:
+    from ppp_otel.storage.sqlite.writer import TrajectoryWriter
 
 
 class SQLiteStore(StoreFacade, TrajectoryStore):
@@ -106,6 +108,9 @@ class SQLiteStore(StoreFacade, TrajectoryStore):
         """Write a batch in one transaction. A wrong record is in ``rejected``; a
         database that cannot take the batch now (locked, full) is :class:`WriteFailed`."""
         if self._writer is None:
+            # Imported on the first write: a store that only reads needs no record types.
+            from ppp_otel.storage.sqlite.writer import TrajectoryWriter
+
             self._writer = TrajectoryWriter(self.conn)
         with storage_errors(WriteFailed):
             return self._writer.write(records)
