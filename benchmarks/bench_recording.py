@@ -317,10 +317,10 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 baseline_value=round(_median(bsp_wall), 2), ratio=round(ratio, 3),
                 target="ratio <= 1.10", ok=ratio <= 1.10,
                 why="what the recorder adds on the app thread itself is small (on_start and on_end, about "
-                    "2 us: app-thread CPU below); the rest is the app waiting for the GIL while the writer "
-                    "thread converts, judges and writes in the same interpreter. The bare pipeline's worker "
-                    "sleeps until 512 spans or 5 s; a writer that waited as long would meet this, at the cost "
-                    "of time until queryable (a 10-turn trajectory is now written at once)",
+                    "2 us: app-thread CPU below); beyond that the app waits for the GIL whenever the writer "
+                    "thread converts, judges and writes while the app runs. The writer waits for the app's "
+                    "pauses (0.5 ms without a new turn), for 512 turns or for a trajectory's end, so the "
+                    "figure moves with the machine's noise around the target",
                 detail=f"{n_rounds} interleaved rounds of {n} turns, distinct texts; wall time in the with-block"
                        + (" only (the 1 ms sleep between turns, where the writer thread runs, is not timed)"
                           if gap else " (the writer thread runs meanwhile and competes for the GIL)")
@@ -334,11 +334,12 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 "us/turn", baseline_name="BatchSpanProcessor + no-op exporter, drained the same way",
                 baseline_value=round(_median(bsp_proc), 2), ratio=round(ratio, 3),
                 target="ratio <= 1.5", ok=ratio <= 1.5,
-                why="the writer does in the same process what a no-op exporter does not: span conversion "
-                    "(about 5 us a turn), SQLite writes (about 7 us, 0.84-0.97x raw executemany) and, for a turn "
-                    "whose question the writer must find and grade, extraction and effort classification "
-                    "(about 30 us a question, in questions.py). With the bare pipeline at about 24 us a turn, "
-                    "1.5x leaves 12 us for all of it",
+                why="the writer does in the same process what a no-op exporter does not (the rows \"writer's "
+                    "CPU per turn\" time each stage alone): span conversion into a turn, judgment (finding "
+                    "the questions in the response, about 13 us an asking response, and grading each new "
+                    "one, about 36 us) and the SQLite writes (about 10 us a turn at 0.85x raw executemany, "
+                    "whose own cost is some 9 us). With the bare pipeline at about 24 us a turn, 1.5x leaves "
+                    "12 us for all three, about what SQLite alone takes",
                 detail="process_time from the trajectory's start until force_flush returned (span conversion, "
                        "question extraction and judging, SQLite writes all inside); ratio = median of paired "
                        f"round ratios ({_spread(process_ratios)}); us/turn {_spread(ppp_proc)} against "
