@@ -17,8 +17,11 @@ writer's side answers for a text it has seen.
   from the first turn until ``force_flush`` returns, so that the writer's
   span conversion, question judging and SQLite writes are inside the timed
   region (target ratio <= 1.5). Back to back, with ``ppp_otel.turn()``, with
-  questions left for the writer to extract, and with 1 ms of agent I/O
-  between turns.
+  questions left for the writer to extract, with the spans a GenAI
+  instrumentation makes (a chat span and a tool span, each decided at its
+  end), and with 1 ms of agent I/O between turns.
+- writer_stages: the writer's CPU per turn for each stage of its work
+  (conversion, judgment, SQLite), each timed alone over the same batches.
 - tight_loop: 200,000 turns (``--quick``: 50,000) from a loop that never
   releases the GIL, at the default settings: the fraction stored (target
   >= 0.99), beside the fraction a default BatchSpanProcessor exports.
@@ -85,14 +88,8 @@ RESPONSES = (
     "Do you prefer that I pin the library version or update the call sites to the new API?",
 )
 QUESTION = "Would you like me to open a pull request with this change?"
-GENAI_INPUT = json.dumps([{"role": "user", "parts": [{"type": "text", "content": PROMPT}]}])
-GENAI_OUTPUT = tuple(json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": r}]}])
-                     for r in RESPONSES)
-
 
 # ----------------------------------------------------------------- helpers
-
-
 
 def _quick(quick: bool | None) -> bool:
     if quick is not None:
@@ -132,41 +129,6 @@ def _trajectory_attrs(k: int) -> dict:
     }
 
 
-def _turn_sdk(tracer, i: int) -> None:
-    """One turn through the SDK tracer, as instrumentation code would write it."""
-    with tracer.start_as_current_span(
-        c.TURN_SPAN, attributes={c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: PROMPT}
-    ) as span:
-        span.set_attribute(c.OUTPUT_VALUE, RESPONSES[i & 3])
-        span.set_attribute(c.TOKEN_COUNT_TOTAL, 120 + (i & 63))
-        if i & 3 == 0:
-            span.add_event(c.QUESTION_EVENT, {c.QUESTION_TEXT: QUESTION, c.QUESTION_EFFORT: "low"})
-
-
-def _turn_instrumented(tracer, i: int) -> None:
-    """One model call as a GenAI instrumentation writes it, and a tool span beside it:
-    whether either is a turn is decided only when it ends."""
-    with tracer.start_as_current_span("chat gpt-test", attributes={"gen_ai.operation.name": "chat"}) as span:
-        span.set_attribute("gen_ai.input.messages", GENAI_INPUT)
-        span.set_attribute("gen_ai.output.messages", GENAI_OUTPUT[i & 3])
-        span.set_attribute("gen_ai.usage.input_tokens", 100)
-        span.set_attribute("gen_ai.usage.output_tokens", 20 + (i & 63))
-    with tracer.start_as_current_span("execute_tool run_tests", attributes={"gen_ai.operation.name": "execute_tool"}):
-        pass
-
-
-def _turn_api(provider, i: int) -> None:
-    """The same turn through ``ppp_otel.turn()``."""
-    with ppp_otel.turn(PROMPT, tracer_provider=provider) as t:
-        t.respond(RESPONSES[i & 3], token_count=120 + (i & 63))
-        if i & 3 == 0:
-            t.question(QUESTION, effort="low")
-
-
-def _median(values: Iterable[float]) -> float:
-    return statistics.median(list(values))
-
-
 # -------------------------------------------------------------- app thread
 
 def _texts(k: int, i: int) -> tuple[str, str, str | None]:
@@ -200,6 +162,22 @@ def _turn_sdk_extracted(tracer, i: int, k: int = 0) -> None:
         span.set_attribute(c.TOKEN_COUNT_TOTAL, 120 + (i & 63))
 
 
+def _turn_instrumented(tracer, i: int, k: int = 0) -> None:
+    """One model call as a GenAI instrumentation writes it, and a tool span beside it:
+    whether either is a turn is decided only when it ends."""
+    prompt, response, question = _texts(k, i)
+    text = response if question is None else f"{response} {question}"
+    with tracer.start_as_current_span("chat gpt-test", attributes={"gen_ai.operation.name": "chat"}) as span:
+        span.set_attribute("gen_ai.input.messages", json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]))
+        span.set_attribute("gen_ai.output.messages", json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]))
+        span.set_attribute("gen_ai.usage.input_tokens", 100)
+        span.set_attribute("gen_ai.usage.output_tokens", 20 + (i & 63))
+    with tracer.start_as_current_span("execute_tool run_tests", attributes={"gen_ai.operation.name": "execute_tool"}):
+        pass
+
+
 def _turn_api(provider, i: int, k: int = 0) -> None:
     """The same turn through ``ppp_otel.turn()``."""
     prompt, response, question = _texts(k, i)
@@ -217,6 +195,7 @@ _VIAS = {
     "sdk": ("SDK tracer, back to back", 0.0),
     "extracted": ("SDK tracer, questions left in the response for the writer to extract", 0.0),
     "api": ("ppp_otel.turn(), back to back", 0.0),
+    "instrumented": ("a GenAI instrumentation's chat span and a tool span, decided at span end", 0.0),
     "paced": ("SDK tracer, 1 ms agent I/O between turns", 0.001),
 }
 
@@ -231,7 +210,8 @@ def _app_round(provider, tracer, processor, via: str, n: int, k: int, gap_s: flo
     """
     gc.collect()
     pc, tt, pt = time.perf_counter, time.thread_time, time.process_time
-    one = {"sdk": _turn_sdk, "extracted": _turn_sdk_extracted, "paced": _turn_sdk}.get(via)
+    one = {"sdk": _turn_sdk, "extracted": _turn_sdk_extracted, "paced": _turn_sdk,
+           "instrumented": _turn_instrumented}.get(via)
     p0 = pt()
     with tracer.start_as_current_span(c.TRAJECTORY_SPAN, attributes=_trajectory_attrs(k)):
         if gap_s:
