@@ -36,6 +36,7 @@ from ppp_otel.storage.sqlite.writer import (
     _trajectory_row,
     _turn_row,
     _violation_rows,
+    by_kind,
     write_in_batches,
 )
 
@@ -139,12 +140,10 @@ class TrajectoryWriter:
         self.conn = conn
 
     def write(self, records: Sequence[Record]) -> WriteOutcome:
-        trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
-        turns = [r for r in records if isinstance(r, TurnRecord)]
-        staged = [r for r in records if isinstance(r, staging.StagedSpan)]
-        unstaged = [r for r in records if isinstance(r, staging.Unstaged)]
-        placed = [r for r in records if isinstance(r, staging.Placed)]
-        at_end = [(r.trajectory, r.turn_number, r.violation) for r in records if isinstance(r, ConversationViolation)]
+        trajectories, turns, staged, unstaged, placed, ended = by_kind(
+            records, (TrajectoryRecord, TurnRecord, staging.StagedSpan, staging.Unstaged, staging.Placed,
+                      ConversationViolation))
+        at_end = [(r.trajectory, r.turn_number, r.violation) for r in ended]
         try:
             with self.conn.transaction():
                 outcome = self._write_fast(trajectories, turns)

@@ -168,6 +168,21 @@ _BAD_VALUE = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.Programmin
               TurnNumberClash)
 
 
+def by_kind(records: Sequence[Any], kinds: tuple[type, ...]) -> list[list]:
+    """The records sorted by kind in one pass: a list for each of ``kinds``, in order
+    (a record of none of them is left out)."""
+    lists: list[list] = [[] for _ in kinds]
+    slot = dict(zip(kinds, lists))
+    for r in records:
+        kept = slot.get(type(r))
+        if kept is None:
+            kept = next((slot[k] for k in kinds if isinstance(r, k)), None)
+            if kept is None:
+                continue
+        kept.append(r)
+    return lists
+
+
 class TrajectoryWriter:
     """Owns one connection; callers serialize access (the recorder's writer thread)."""
 
@@ -178,11 +193,8 @@ class TrajectoryWriter:
         self._violations = _Statements(_INSERT_VIOLATION)
 
     def write(self, records: Sequence[Record]) -> WriteOutcome:
-        trajectories = [r for r in records if isinstance(r, TrajectoryRecord)]
-        turns = [r for r in records if isinstance(r, TurnRecord)]
-        staged = [r for r in records if isinstance(r, staging.StagedSpan)]
-        unstaged = [r for r in records if isinstance(r, staging.Unstaged)]
-        at_end = [r for r in records if isinstance(r, ConversationViolation)]
+        trajectories, turns, staged, unstaged, at_end = by_kind(
+            records, (TrajectoryRecord, TurnRecord, staging.StagedSpan, staging.Unstaged, ConversationViolation))
         try:
             with transaction(self.conn, join=False):
                 outcome = self._write_fast(trajectories, turns)
