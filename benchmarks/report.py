@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import importlib.util
 import inspect
 import json
@@ -83,6 +84,11 @@ def load_module(path: Path):
 
 
 def call_run(run, progress: Progress, quick: bool) -> list[dict]:
+    # Every module runs in this one process: what earlier modules left alive (a
+    # million-turn stream, MLflow) is frozen out of the collector's scans, so that
+    # each module's figures are those of a fresh process, as a user's would be.
+    gc.collect()
+    gc.freeze()
     try:
         params = inspect.signature(run).parameters
     except (TypeError, ValueError):
