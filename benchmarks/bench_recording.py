@@ -299,7 +299,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 why="what the recorder adds on the app thread itself is small (on_start and on_end, about "
                     "2 us: app-thread CPU below); beyond that the app waits for the GIL whenever the writer "
                     "thread converts, judges and writes while the app runs. The writer waits for the app's "
-                    "pauses (0.5 ms without a new turn), for 512 turns or for a trajectory's end, so the "
+                    "pauses (2 ms without a new turn), for 512 turns or for a trajectory's end, so the "
                     "figure moves with the machine's noise around the target",
                 detail=f"{n_rounds} interleaved rounds of {n} turns, distinct texts; wall time in the with-block"
                        + (" only (the 1 ms sleep between turns, where the writer thread runs, is not timed)"

@@ -41,7 +41,7 @@ TICK_S = 1.0
 #: The most items one batch takes when more than two batches wait.
 BACKLOG_BATCH = 100
 #: A full batch waits until no item has been put for this long...
-QUIET_S = 0.0005
+QUIET_S = 0.002
 #: ... unless this many wait: a producer that never pauses is written behind, in big batches.
 BUSY_BATCH = 512
 
