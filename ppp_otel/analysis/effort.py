@@ -114,9 +114,10 @@ _CODE_PLACES = r"files?|modules?|functions?|class|classes|package|directory|fold
 _DOCUMENT_PLACES = r"web ?pages?|pages?|documents?|docs?|articles?|sources?|websites?|site|url|urls|links?|reports?|tickets?|records? of"
 
 
-def _branches(pattern: str) -> list[str]:
-    """The top-level alternatives of a pattern (outside groups and character classes)."""
-    out, depth, start, i = [], 0, 0, 0
+def _structure(pattern: str, start: int = 0):
+    """(index, character, depth after it) of each character of ``pattern`` from ``start``
+    outside escapes and character classes: the parentheses and bars that shape it."""
+    depth, i = 0, start
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
@@ -126,14 +127,19 @@ def _branches(pattern: str) -> list[str]:
             i += 2 if pattern[i + 1:i + 2] == "]" else 1
             while pattern[i] != "]":
                 i += 2 if pattern[i] == "\\" else 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
+        elif ch in "()|":
+            depth += (ch == "(") - (ch == ")")
+            yield i, ch, depth
+        i += 1
+
+
+def _branches(pattern: str) -> list[str]:
+    """The top-level alternatives of a pattern (outside groups and character classes)."""
+    out, start = [], 0
+    for i, ch, depth in _structure(pattern):
+        if ch == "|" and depth == 0:
             out.append(pattern[start:i])
             start = i + 1
-        i += 1
     out.append(pattern[start:])
     return out
 
@@ -171,24 +177,7 @@ def _word_start_branch(branch: str) -> str:
 
 def _group_end(pattern: str, start: int) -> int | None:
     """The index of the parenthesis closing the group opened at ``start``."""
-    depth, i = 0, start
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "[":
-            i += 2 if pattern[i + 1:i + 2] == "]" else 1
-            while pattern[i] != "]":
-                i += 2 if pattern[i] == "\\" else 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
+    return next((i for i, ch, depth in _structure(pattern, start) if ch == ")" and depth == 0), None)
 
 
 def _cue(name: str, effort: str, weight: float, pattern: str) -> EffortCue:
