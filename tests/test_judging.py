@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 
@@ -20,6 +21,7 @@ from ppp_otel.analysis.llm_classifier import LLMEffortClassifier
 from ppp_otel.analysis.preference_judge import LLMPreferenceJudge, parse_reward
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.analysis.questions import RULES_VERSION
+from ppp_otel.records import TurnRecord
 
 RULES = f"rules/{RULES_VERSION}"
 
@@ -420,3 +422,32 @@ def test_judge_on_a_postgresql_store_judges_its_trajectories_and_changes_nothing
     _, out, _ = run(capsys, "judge", "--db", postgres_url, "--json")
     assert json.loads(out)["changed"] == {}
     assert rows(postgres_url, "SELECT question_text, effort_level, judge FROM trajectory_questions ORDER BY 1") == before
+
+
+def _open_files(prefix: str) -> list[str]:
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(prefix):
+            names.append(target)
+    return names
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to list open files")
+def test_judging_in_the_writers_batch_leaves_no_file_open_after_shutdown(tmp_path):
+    db = str(tmp_path / "runs.db")
+    provider, processor = pipeline(db)
+    with trajectory("spec", "agent", tracer_provider=provider):
+        with turn("prompt", tracer_provider=provider) as t:
+            t.respond("Which branch?")
+    provider.shutdown()
+    # A new recorder meets the stored trajectory's turns: the judge reads the trajectory back.
+    processor = TrajectorySpanProcessor(db, flush_interval_ms=20)
+    key = rows(db, "SELECT trace_id, span_id FROM trajectories")[0]
+    processor.submit([TurnRecord(key[0], "f" * 16, key, 2, "prompt", "And which file?")])
+    processor.shutdown()
+    assert rows(db, "SELECT judged_by FROM trajectory_turns WHERE turn_number = 2") == [(RULES,)]
+    assert _open_files(db) == []

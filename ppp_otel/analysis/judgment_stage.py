@@ -61,14 +61,15 @@ def as_written(records: Sequence[TrajectoryRecord | TurnRecord]) -> list[Traject
     return written
 
 
-def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int]:
-    """(the records judged and marked, with the conversation violations found; failures)."""
-    failures = 0
+def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int, Exception | None]:
+    """(the records judged and marked, with the conversation violations found; failures;
+    the first failure)."""
+    failures, first = 0, None
+    failed: set[int] = set()
     try:
         analyzer.analyze(records)
-        failed: set[int] = set()
-    except Exception:
-        failures, failed, records = 1, set(), list(records)
+    except Exception as exc:
+        failures, first, records = 1, exc, list(records)
         for i, record in enumerate(records):
             try:
                 analyzer.analyze([record])
@@ -81,7 +82,7 @@ def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int]:
         if isinstance(record, TurnRecord) and i not in failed:
             record.judged_by = judge
     at_end, analyzer.at_end = analyzer.at_end, []
-    return records + [ConversationViolation(key, number, v) for key, number, v in at_end], failures
+    return records + [ConversationViolation(key, number, v) for key, number, v in at_end], failures, first
 
 
 # --- the stage -------------------------------------------------------------------------
@@ -148,21 +149,24 @@ class JudgmentStage:
 
     @property
     def in_batch(self) -> bool:
-        """True when every judge is the rules: local, quick and unable to fail on I/O, so the
-        writer judges each batch before writing it, in the same transaction (one commit, no
-        second thread). An LLM or custom judge keeps to its own thread."""
+        """Every judge is the rules (local, quick, no I/O): the writer judges each batch in the
+        transaction that writes it. An LLM or custom judge keeps to its own thread."""
         return type(self.analyzer.classifier) is HeuristicEffortClassifier and self.analyzer.preference_judge is None
 
     def judge_batch(self, records: list) -> list:
-        """The batch judged before it is written (see :attr:`in_batch`): the turns completed in
-        place and marked judged, plus the whole-conversation violations of trajectories that ended.
-        A record whose judgment fails is written as reported, left for ``ppp-otel judge --pending``."""
-        records, failures = judged_in_batch(self.analyzer, records)
+        """The batch judged before it is written (see :attr:`in_batch`) and its conversation
+        violations; a record whose judgment fails is left for ``ppp-otel judge --pending``."""
+        records, failures, first = judged_in_batch(self.analyzer, records)
         if failures:
             self.judge_errors += failures
-            self.last_error = "judgment failed for a batch; its records were judged one by one"
-            self._log("ppp-otel: judging a batch failed; judging its records one by one")
+            self.last_error = f"judgment failed: {first!r}"
+            self._log("ppp-otel: judging a batch failed (%r); judging its records one by one", first)
         return records
+
+    def close_in_batch(self) -> None:
+        """From the writer's thread: close the store its in-batch lookups opened."""
+        if self.in_batch and self._thread is None:
+            self._close()
 
     def batch_written(self, records: Sequence) -> None:
         """After the writer committed a batch judged by :meth:`judge_batch`."""
@@ -174,16 +178,12 @@ class JudgmentStage:
     def stats(self) -> dict[str, Any]:
         with self._cond:
             queued = self._pending_turns
+        a = self.analyzer
         return {
-            "judge": self.judge,
-            "judged_turns": self.judged_turns,
-            "judgment_queued": queued,
-            "judgment_deferred": self.deferred_turns,
-            "unjudged_at_shutdown": self.unjudged_at_shutdown,
-            "judge_errors": self.judge_errors,
-            "unknown_preferences": self.analyzer.unknown_preferences,
-            "classifier_failures": self.analyzer.classifier_failures,
-            "preference_judge_failures": self.analyzer.preference_judge_failures,
+            "judge": self.judge, "judged_turns": self.judged_turns, "judgment_queued": queued,
+            "judgment_deferred": self.deferred_turns, "unjudged_at_shutdown": self.unjudged_at_shutdown,
+            "judge_errors": self.judge_errors, "unknown_preferences": a.unknown_preferences,
+            "classifier_failures": a.classifier_failures, "preference_judge_failures": a.preference_judge_failures,
         }
 
     # -- the writer's side ---------------------------------------------------------

@@ -42,7 +42,8 @@ TICK_S = 1.0
 BACKLOG_BATCH = 100
 #: A full batch waits until no item has been put for this long...
 QUIET_S = 0.002
-#: ... unless this many wait: a producer that never pauses is written behind, in big batches.
+#: ... unless this many (or buffer_size, if larger) wait: a producer that never pauses is
+#: written behind, in big batches.
 BUSY_BATCH = 512
 
 
@@ -226,8 +227,7 @@ class QueueEngine:
         """True once everything queued before this call is processed."""
         if self._stopped.is_set() or not self._thread.is_alive():
             return not self._queue
-        done = threading.Event()
-        self.when_done(done)
+        self.when_done(done := threading.Event())
         finished = done.wait(timeout_millis / 1000)
         # The worker may have ended meanwhile (it releases every waiter): done only if nothing is left.
         return not self._queue if self._stopped.is_set() else finished
@@ -279,7 +279,8 @@ class QueueEngine:
         with cond:
             while True:
                 n = len(self._queue)
-                if self._stopping or n >= BUSY_BATCH or (n and (self._flush_waiters or self._due)):
+                if self._stopping or n >= max(BUSY_BATCH, self.buffer_size) or (
+                        n and (self._flush_waiters or self._due)):
                     break
                 if n:
                     remaining = due_in(n, time.monotonic(), self._oldest, self._last_put,

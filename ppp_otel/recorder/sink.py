@@ -190,6 +190,7 @@ class RecordSink:
 
     def close(self) -> None:
         self._db.close()
+        self.judgment.close_in_batch()
 
     def tick(self, *, final: bool = False) -> None:
         """Save the counters for ``ppp-otel status``, at most once a second unless ``final``."""
