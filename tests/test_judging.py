@@ -189,6 +189,22 @@ def test_an_endpoint_that_fails_leaves_the_rules_grade_and_counts_it(db_path):
     assert classifier.stats["fallbacks"]["http_error"] == 1
 
 
+def test_a_trajectory_delivered_twice_counts_its_conversation_violation_once(db_path):
+    from ppp_otel.recorder import Recorder
+    from ppp_otel.records import TrajectoryRecord
+
+    recorder = Recorder(str(db_path), flush_interval_ms=20)
+    ended = TrajectoryRecord("a" * 32, "b" * 16, "spec", "agent", preferences=("min_questions",),
+                             ended_at="2026-01-01T00:00:01.000Z")
+    turns = [TurnRecord("a" * 32, f"{n:016x}", ended.key, n, "prompt", text)
+             for n, text in ((1, "Which branch?"), (2, "Done."))]
+    for _ in range(2):  # an OTLP retry
+        recorder.submit([ended, *turns])
+        assert recorder.force_flush(10_000)
+    recorder.shutdown()
+    assert rows(db_path, "SELECT preference_name FROM trajectory_violations") == [("min_questions",)]
+
+
 def test_min_questions_is_judged_when_the_trajectory_ends(db_path):
     provider, processor = pipeline(db_path)
     record(provider, ["Which branch?", "Done."], preferences=["min_questions"])

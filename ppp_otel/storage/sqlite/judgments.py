@@ -23,6 +23,12 @@ _REGRADE_QUESTION = """UPDATE trajectory_questions SET effort_level = ?, judge =
 _INSERT_VIOLATION = """INSERT INTO trajectory_violations
                            (turn_id, preference_name, expected, actual, severity, source, judge)
                        VALUES (?, ?, ?, ?, ?, ?, ?)"""
+# A trajectory's end delivered twice (an OTLP retry) must not count its violation twice.
+_INSERT_CONVERSATION_VIOLATION = """INSERT INTO trajectory_violations
+                                        (turn_id, preference_name, expected, actual, severity, source, judge)
+                                    SELECT ?, ?, ?, ?, ?, ?, ?
+                                    WHERE NOT EXISTS (SELECT 1 FROM trajectory_violations
+                                                      WHERE turn_id = ? AND preference_name = ? AND judge = ?)"""
 _TURN_TO_JUDGE = "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL"
 _LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id
                  WHERE j.trace_id = ? AND j.span_id = ? AND t.turn_number = ?"""
@@ -77,7 +83,9 @@ def store_at_end(conn: Any, at_end: list, turn_ids: dict | None = None, dialect:
             if row is None:
                 continue
             turn_id = row[0]
-        conn.execute(dialect(_INSERT_VIOLATION), (turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge))
+        conn.execute(dialect(_INSERT_CONVERSATION_VIOLATION),
+                     (turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge,
+                      turn_id, v.preference, v.judge))
 
 
 def store_judged(conn: sqlite3.Connection, turns: Sequence[TurnRecord], at_end: list, judge: str) -> int:
