@@ -203,7 +203,7 @@ def run(progress: Progress = None, quick: bool | None = None) -> list[dict]:
                         baseline_value=round(b, 2), ratio=round(v / b, 4) if b else None,
                         target="below MLflow", ok=v < b,
                         detail=f"{how}; median (min: ppp-otel {v_min:.3g}, MLflow {b_min:.3g})"
-                               + ("; ppp-otel: a 10-turn trajectory fills a batch and is written at once"
+                               + ("; ppp-otel: a trajectory is written as soon as it ends"
                                   if key == "visible_s" else "")))
     return rows
 

@@ -265,3 +265,32 @@ def test_accuracy_on_the_paper_sets_never_tuned_on_is_at_least_ninety_percent(na
     assert {row["domain"] for row in rows} == {"coding", "search"}
     correct = sum(classify_effort(row["question"]) == row["effort"] for row in rows)
     assert correct / len(rows) >= 0.90
+
+
+# --- the cues' patterns, rewritten to start with their letter ------------------------------
+
+import re  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ppp_otel.analysis import effort as effort_module  # noqa: E402
+
+_REWRITTEN = [
+    r"\bunder the hood\b|\bknown (?:issue|bug)\b|^how does\b",
+    r"\b(?:do|did|would) you (?:think|guess)\b|\bhunch\b",
+    r"\b(?:better|good) (?:approach|way)\b|\bbest for\b|what(?:'s| is) the answer\b",
+    r"\bs?he\b|\b(?:a|b)?c\b",  # quantified starts are left as they are
+]
+_WORDS = ["under", "the", "hood", "known", "issue", "bug", "how", "does", "do", "did", "would", "you",
+          "think", "guess", "hunch", "better", "good", "approach", "way", "best", "for", "what's", "what",
+          "is", "answer", "he", "she", "c", "ac", "bc", "x", "_", "-", "'", "9"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=8), st.sampled_from(["", " ", "", "_", "x"]))
+def test_a_cue_rewritten_to_start_with_its_letter_matches_where_the_original_does(words, glue):
+    text = glue.join(words) if glue in ("_", "x") else " ".join(words)
+    for pattern in _REWRITTEN:
+        fast = effort_module._word_start_first(pattern)
+        assert bool(re.search(fast, text)) == bool(re.search(pattern, text)), (pattern, fast, text)

@@ -168,3 +168,23 @@ def test_a_question_asked_without_its_question_mark_is_a_question():
 def test_the_questions_of_a_json_message_are_its_strings_questions():
     assert extract_questions('```json\n{"questions": ["Which Python version?", "Which OS?"]}\n```') == [
         "Which Python version?", "Which OS?"]
+
+
+# --- the cheap check before the unmarked-question one ----------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ppp_otel.analysis import questions as questions_module  # noqa: E402
+
+_PIECES = ["so", "and", "ok,", "what", "which", "can", "you", "tell", "me", "please", "let", "know",
+           "file", "did", "edit", "1.", "a)", "- ", "[x]", "**", "_", "\n", "(", ">", "#", " ", "Which", "Do",
+           "please tell me which", "let me know what", "so, can you", "confirm whether", "remind me where"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PIECES), st.sampled_from(["", " ", "\n"])), min_size=1, max_size=8))
+def test_every_sentence_read_as_an_unmarked_question_passes_the_cheap_check_first(pieces):
+    sentence = "".join(a + b for a, b in pieces)
+    if questions_module._UNMARKED_QUESTION.match(questions_module._tidy(sentence)[0]):
+        assert questions_module._UNMARKED_LEAD.match(sentence)

@@ -102,9 +102,6 @@ class TurnAnalyzer:
             state = self._remember(key, state)
         return state
 
-    def context_of(self, key: TrajectoryKey) -> str | None:
-        return self._state(key)[2]
-
     def _remember(self, key, state) -> tuple[tuple[str, ...], list[TurnText], str | None]:
         preferences, history, *rest = state
         # What is kept is what is used, even when the map is full and forgets it at once.
