@@ -100,7 +100,8 @@ def _as_paragraph_break(match: re.Match[str]) -> str:
     return "\n" * len(match.group(0))
 
 
-_QUOTE_MARKS = frozenset("'\"“”‘’„«»‹›「」『』")
+# A character class, so that the absence of every mark is found by one scan in C.
+_QUOTE_MARK = re.compile("['\"“”‘’„«»‹›「」『』]")
 
 
 def _masked(text: str) -> str:
@@ -111,12 +112,19 @@ def _masked(text: str) -> str:
         text = _INLINE_CODE.sub(_blank, text)
     if "://" in text or "www." in text:
         text = _URL.sub(_blank, text)
-    if not _QUOTE_MARKS.isdisjoint(text):
+    if _QUOTE_MARK.search(text):
         text = _QUOTATION.sub(_blank, text)
-    if "." in text:
+    end = text.find(".")
+    if end != -1:
+        # Every abbreviation ends with a full stop: ask at each one whether the
+        # text up to it ends with one (a response has a few full stops).
         lowered = text.lower()
-        if any(abbreviation in lowered for abbreviation in _ABBREVIATION_HINTS):
-            text = _ABBREVIATION.sub(_blank, text)
+        end = lowered.find(".")
+        while end != -1:
+            if lowered.endswith(_ABBREVIATION_HINTS, 0, end + 1):
+                text = _ABBREVIATION.sub(_blank, text)
+                break
+            end = lowered.find(".", end + 1)
     return text
 
 
@@ -158,7 +166,9 @@ def _tidy(sentence: str) -> tuple[str, bool]:
     if "\n" in sentence:
         sentence = _LINE_BREAK.sub(" ", sentence)
     if sentence[:1] == "(" and sentence[-1:] == ")":
-        sentence = _PARENTHESIZED.sub(r"\1", sentence)
+        inner = _PARENTHESIZED.match(sentence)
+        if inner:
+            sentence = inner.group(1)
     return sentence, prose and bool(_HAS_WORD.search(sentence))
 
 
@@ -178,9 +188,15 @@ _UNMARKED_QUESTION = re.compile(
 # (a list marker, emphasis, a line break), so that most sentences are passed
 # over without tidying them: a loose superset, matched at the start only.
 _UNMARKED_LEAD = re.compile(
-    r"[\W_]*(?:(?:\d{1,3}|[a-zA-Z])[.)]\s+|[xX]\]\s+)?[\W_]*(?:(?:so|and|also|then|ok|okay),?\s+)?"
-    r"(?:what|which|who|whom|whose|where|when|why|how|can|could|would|will|do|did|are|were|have|should|shall"
-    r"|please|tell|let|remind|confirm)\b",
+    # (?=(?P<x>...))(?P=x) takes a run atomically (Python 3.10 has no possessive
+    # quantifiers): what follows each run begins with a letter or a digit, so giving
+    # characters back could never make a match, only retry it at every shorter length.
+    r"(?=(?P<lead>[\W_]*))(?P=lead)(?:(?:\d{1,3}|[a-zA-Z])[.)]\s+|[xX]\]\s+)?(?=(?P<gap>[\W_]*))(?P=gap)"
+    r"(?:(?:so|a(?:nd|lso)|then|ok(?:ay)?),?\s+)?"
+    # what|which|who|whom|whose|where|when|why|how|can|could|would|will|do|did|are|were|have
+    # |should|shall|please|tell|let|remind|confirm, by shared beginnings.
+    r"(?:wh(?:at|ich|o(?:m|se)?|ere|en|y)|how|c(?:an|ould|onfirm)|w(?:ould|ill|ere)|d(?:o|id)|are|have|sh(?:ould|all)"
+    r"|please|tell|let|remind)\b",
     re.IGNORECASE,
 )
 # Two questions in one sentence: a new interrogative clause after ", and" or ";".
@@ -221,6 +237,12 @@ def _strings(value) -> list[str]:
 
 
 def _split_joined(question: str) -> list[str]:
+    # _JOINED_QUESTION needs a ";" or an "and", "also" or "plus": most questions have none.
+    if ";" not in question:
+        lowered = question.lower()
+        if "and" not in lowered and "also" not in lowered and "plus" not in lowered:
+            part = question.strip(" ,;")
+            return [part] if part else []
     parts = [p.strip(" ,;") for p in _JOINED_QUESTION.split(question) if p.strip(" ,;")]
     if len(parts) == 1:
         return parts
@@ -263,12 +285,15 @@ def extract_questions(text: str) -> list[str]:
     return questions
 
 
-_UNMARKED_HINT = re.compile(
-    r"(?:^|[.!\n]\s*)(?:(?:so|and|also|then|ok|okay),? )?(?:what|which|who|whom|whose|where|when|why|how|can|could|would|will|do|did|are|were"
-    r"|have|should|shall|please|tell me|let me know|remind me|confirm)\b",
-    re.IGNORECASE,
+_UNMARKED_WORDS = (
+    r"(?:(?:so|and|also|then|ok|okay),? )?(?:what|which|who|whom|whose|where|when|why|how|can|could|would|will|do|did"
+    r"|are|were|have|should|shall|please|tell me|let me know|remind me|confirm)\b"
 )
+# At the start of the text, or after a sentence's end: two patterns, so that the
+# second begins with a character class the engine scans for in C.
+_UNMARKED_AT_START = re.compile(_UNMARKED_WORDS, re.IGNORECASE)
+_UNMARKED_AFTER_END = re.compile(r"[.!\n]\s*" + _UNMARKED_WORDS, re.IGNORECASE)
 
 
 def _may_ask_unmarked(text: str) -> bool:
-    return bool(_UNMARKED_HINT.search(text))
+    return _UNMARKED_AT_START.match(text) is not None or _UNMARKED_AFTER_END.search(text) is not None
