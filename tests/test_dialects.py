@@ -242,6 +242,15 @@ def test_two_calls_one_after_the_other_are_two_turns_even_when_they_say_the_same
     assert resolver.add(step(3, 4)) is not None
 
 
+def test_a_call_traced_twice_is_one_turn_after_many_calls_one_after_the_other():
+    resolver = TurnResolver()
+    for k in range(20):
+        assert resolver.add(step(10 * k, 10 * k + 5, response=f"Reply {k}")) is not None
+    assert resolver.add(step(190, 196, response="Reply 19")) is None  # around the last call, starting with it
+    assert resolver.add(step(191, 194, response="Reply 19")) is None  # inside it
+    assert resolver.duplicates == 2
+
+
 def test_a_tool_call_only_step_goes_with_the_turn_it_leads_to():
     resolver = TurnResolver()
     assert resolver.add(step(1, 2, name="ask_user")) is None

@@ -64,6 +64,10 @@ class _Seen:
 class _Trajectory:
     recent: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RECENT_CALLS))
     waiting: list[Step] = field(default_factory=list)
+    # The latest time any call remembered started or ended at: a call that starts
+    # after it (and ends after it starts) nests in none of them; an agent's calls
+    # mostly follow each other.
+    horizon: int | None = None
 
 
 @dataclass(slots=True)
@@ -134,10 +138,17 @@ class TurnResolver:
         if step.candidate.dialect == "ppp":
             return self._resolve(step, state)  # a turn() span: a turn, because the agent code says so
         seen = _Seen.of(step)
-        if any(_same(earlier, seen) for earlier in state.recent):
+        horizon = state.horizon
+        start, end = seen.start_ns, seen.end_ns
+        after = horizon is not None and start is not None and end is not None and horizon < start <= end
+        if not after and any(_same(earlier, seen) for earlier in state.recent):
             self.duplicates += 1
             return None
         state.recent.append(seen)
+        if start is not None and end is not None:
+            latest = max(start, end)
+            if horizon is None or latest > horizon:
+                state.horizon = latest
         if step.candidate.tool_calls_only:
             state.waiting.append(step)
             return None
