@@ -50,6 +50,10 @@ def _value(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+def _ascii(value: Any) -> bool:
+    return value is None or (type(value) is str and value.isascii())
+
+
 def repair_record(record: TrajectoryRecord | TurnRecord) -> int:
     """Repair every text of a record in place; returns how many characters were replaced."""
     total = 0
@@ -70,6 +74,9 @@ def repair_record(record: TrajectoryRecord | TurnRecord) -> int:
         for name, value in fix(record, "spec_id", "agent_name", "run_id", "preferences").items():
             setattr(record, name, value)
         return total
+    if _ascii(record.prompt) and _ascii(record.response) and not record.extra and not record.violations and all(
+            _ascii(q.text) and _ascii(q.effort) for q in record.questions):
+        return 0  # the common turn: ASCII has no surrogates, and nothing needs copying
     for name, value in fix(record, "prompt", "response", "extra").items():
         setattr(record, name, value)
     questions = []
