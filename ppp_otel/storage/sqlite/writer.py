@@ -56,13 +56,13 @@ VALUES ({_TRAJECTORY_ID},
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
-# The same insert for a turn whose number is known. Without the MAX() over
-# trajectory_turns, a multi-row VALUES is not copied to a temporary table first
-# (SQLite does that when a statement reads the table it inserts into).
-_INSERT_NUMBERED_TURN = f"""
+# The same insert for a turn whose number and trajectory id are known. Without the
+# MAX() over trajectory_turns, a multi-row VALUES is not copied to a temporary table
+# first (SQLite does that when a statement reads the table it inserts into).
+_INSERT_NUMBERED_TURN = """
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
                               latency_ms, timestamp, trace_id, span_id, extra, judged_by)
-VALUES ({_TRAJECTORY_ID}, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
@@ -138,10 +138,9 @@ def _turn_row(r: TurnRecord) -> tuple:
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _numbered_turn_row(r: TurnRecord) -> tuple:
-    trace, span = r.trajectory
+def _numbered_turn_row(r: TurnRecord, trajectory_id: int | None) -> tuple:
     extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
-    return (trace, span, r.turn_number, r.prompt, r.response, r.token_count,
+    return (trajectory_id, r.turn_number, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
@@ -221,7 +220,14 @@ class TrajectoryWriter:
             if turns:
                 before = conn.total_changes
                 if all(r.turn_number is not None for r in turns):
-                    self._turns.run(conn, [_numbered_turn_row(r) for r in turns])
+                    # Each trajectory's id looked up once a batch, not once a turn; an
+                    # unknown one (None) fails NOT NULL and the careful path names the turn.
+                    ids: dict = {}
+                    for r in turns:
+                        if r.trajectory not in ids:
+                            found = conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone()
+                            ids[r.trajectory] = found[0] if found else None
+                    self._turns.run(conn, [_numbered_turn_row(r, ids[r.trajectory]) for r in turns])
                 else:
                     # A turn numbered by SQL (MAX + 1) must see the rows inserted before
                     # it, which one multi-row statement does not show it.
