@@ -25,6 +25,7 @@ from .messages import (
     arguments_text,
     body_message,
     latest_user_text,
+    latest_user_text_from_end,
     loads,
     reply_text,
     reply_tool_calls,
@@ -50,13 +51,15 @@ def _parts_message(raw: Any) -> Message | None:
     return Message(role, texts, calls, tool_result or role == "tool")
 
 
-def _json_messages(value: Any) -> list[Message]:
+def _json_items(value: Any) -> list:
     parsed = loads(value)
     if isinstance(parsed, dict):
-        parsed = [parsed]
-    if not isinstance(parsed, list):
-        return []
-    return [m for m in (_parts_message(item) for item in parsed) if m is not None]
+        return [parsed]
+    return parsed if isinstance(parsed, list) else []
+
+
+def _json_messages(value: Any) -> list[Message]:
+    return [m for m in (_parts_message(item) for item in _json_items(value)) if m is not None]
 
 
 def _indexed(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message]]:
@@ -129,13 +132,18 @@ def _events(events: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[list[Messa
 
 def read(attrs: Mapping[str, Any], events: Sequence[tuple[str, Mapping[str, Any]]] = ()):
     """(prompt, response, tool calls) of a GenAI model-call span."""
-    inputs = _json_messages(attrs.get(INPUT_MESSAGES))
+    raw_inputs = _json_items(attrs.get(INPUT_MESSAGES))
     outputs = _json_messages(attrs.get(OUTPUT_MESSAGES))
-    if not inputs and not outputs:
-        inputs, outputs = _indexed(attrs)
-    if not inputs and not outputs and events:
-        inputs, outputs = _events(events)
-    prompt = latest_user_text(inputs)
+    if outputs:
+        # The input messages are the conversation so far: read from its end.
+        prompt = latest_user_text_from_end(raw_inputs, _parts_message)
+    else:
+        inputs = [m for m in (_parts_message(item) for item in raw_inputs) if m is not None]
+        if not inputs:
+            inputs, outputs = _indexed(attrs)
+        if not inputs and not outputs and events:
+            inputs, outputs = _events(events)
+        prompt = latest_user_text(inputs)
     response = reply_text(outputs)
     return prompt, response or None, reply_tool_calls(outputs)
 

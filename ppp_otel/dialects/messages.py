@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 
 class SpanContentError(ValueError):
@@ -49,6 +49,19 @@ def latest_user_text(messages: Sequence[Message]) -> str | None:
     """The text of the last message the user wrote; tool results do not count."""
     for message in reversed(messages):
         if message.role in _USER_ROLES and not message.tool_result:
+            text = message.text
+            if text.strip():
+                return text
+    return None
+
+
+def latest_user_text_from_end(raw: Sequence[Any], to_message: Callable[[Any], Message | None]) -> str | None:
+    """:func:`latest_user_text` of ``[to_message(r) for r in raw]``, the messages made from
+    the end and only until it is found: a request carries the whole conversation so far,
+    and its last user message is all a turn takes of it."""
+    for item in reversed(raw):
+        message = to_message(item)
+        if message is not None and message.role in _USER_ROLES and not message.tool_result:
             text = message.text
             if text.strip():
                 return text

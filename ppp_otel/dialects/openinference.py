@@ -19,6 +19,7 @@ from .messages import (
     Message,
     ToolCall,
     dedupe,
+    _USER_ROLES,
     latest_user_text,
     loads,
     reply_text,
@@ -57,6 +58,65 @@ def messages(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message]]:
     return [_message(m) for _, m in sorted(found["input"].items())], [_message(m) for _, m in sorted(found["output"].items())]
 
 
+_INPUT_PREFIX, _OUTPUT_PREFIX = "llm.input_messages.", "llm.output_messages."
+
+
+def _keys_by_message(attrs: Mapping[str, Any]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Each side's message keys (in the span's order) by message index, found by string
+    tests alone: a request's attributes spell out the whole conversation so far, and a
+    turn reads only its end, so this loop is all most keys cost."""
+    inputs: dict[str, list[str]] = {}
+    outputs: dict[str, list[str]] = {}
+    for key in attrs:
+        if key.startswith(_INPUT_PREFIX):
+            index, dot, _ = key[19:].partition(".")
+            group = inputs
+        elif key.startswith(_OUTPUT_PREFIX):
+            index, dot, _ = key[20:].partition(".")
+            group = outputs
+        else:
+            continue
+        if dot and index.isdecimal():  # what \d+ takes
+            keys = group.get(index)
+            if keys is None:
+                group[index] = [key]
+            else:
+                keys.append(key)
+    return _by_number(attrs, inputs), _by_number(attrs, outputs)
+
+
+def _by_number(attrs: Mapping[str, Any], groups: dict[str, list[str]]) -> dict[int, list[str]]:
+    numbered: dict[int, list[str]] = {}
+    for index, keys in groups.items():
+        n = int(index)
+        if n in numbered:  # "01" and "1": one message, its keys in the span's order
+            order = {key: i for i, key in enumerate(attrs)}
+            numbered[n] = sorted(numbered[n] + keys, key=order.__getitem__)
+        else:
+            numbered[n] = keys
+    return numbered
+
+
+def _read_message(attrs: Mapping[str, Any], keys: list[str]) -> Message | None:
+    """One message from its keys, as :func:`messages` reads it; None when none of them is a message field."""
+    one = {"input": {}, "output": {}}
+    for key in keys:
+        match = _KEY.match(key)
+        if match is None:
+            continue
+        side, index, field, part, part_field, call, part_call, call_field = match.groups()
+        message = one[side].setdefault(int(index), {"parts": {}, "calls": {}})
+        if field is not None:
+            message[field] = attrs[key]
+        elif part is not None:
+            message["parts"].setdefault(int(part), {})[part_field] = attrs[key]
+        else:
+            slot = ("t", int(call)) if call is not None else ("c", int(part_call))
+            message["calls"].setdefault(slot, {})[call_field] = attrs[key]
+    raw = one["input"] or one["output"]
+    return _message(next(iter(raw.values()))) if raw else None
+
+
 def _message(raw: dict) -> Message:
     role = raw.get("role") if isinstance(raw.get("role"), str) else ""
     texts = []
@@ -84,13 +144,25 @@ def _value(attrs: Mapping[str, Any], key: str) -> str | None:
 
 def read(attrs: Mapping[str, Any], *, scan_messages: bool = True):
     """(prompt, response, tool calls) of an OpenInference LLM span."""
-    inputs, outputs = messages(attrs) if scan_messages else ([], [])
+    input_keys, output_keys = _keys_by_message(attrs) if scan_messages else ({}, {})
+    outputs = [m for m in (_read_message(attrs, output_keys[i]) for i in sorted(output_keys)) if m is not None]
     input_value, output_value = _value(attrs, c.INPUT_VALUE), _value(attrs, c.OUTPUT_VALUE)
 
     json_in = attrs.get(c.INPUT_MIME_TYPE) == "application/json"
     json_out = attrs.get(c.OUTPUT_MIME_TYPE) == "application/json"
 
-    prompt = latest_user_text(inputs)
+    # Input messages are read from the last; all of them only when no user message has words.
+    inputs: list[Message] = []
+    prompt = None
+    for i in sorted(input_keys, reverse=True):
+        message = _read_message(attrs, input_keys[i])
+        if message is None:
+            continue
+        inputs.append(message)
+        if message.role in _USER_ROLES and not message.tool_result and message.text.strip():
+            prompt = message.text
+            break
+    inputs.reverse()
     if prompt is None and input_value is not None:
         body = loads(input_value)
         if isinstance(body, dict) and ("messages" in body or "input" in body):
