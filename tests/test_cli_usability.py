@@ -9,7 +9,7 @@ import pytest
 
 import ppp_otel
 from ppp_otel.storage.sqlite import migrations as schema
-from ppp_otel.cli import build_parser, main
+from ppp_otel.cli import FLOW, _in_flow_order, build_parser, main
 from ppp_otel.ingest.server import IngestServer
 from scoring_data import add_trajectory
 
@@ -51,6 +51,49 @@ def test_every_command_has_a_description_in_its_help():
     assert set(commands.choices) == listed  # every command is listed with its help
     for name, command in commands.choices.items():
         assert command.description, f"ppp-otel {name} --help has no description"
+
+
+def listed_commands(help_text: str) -> list[str]:
+    """The command names of ``ppp-otel --help``, in the order it lists them."""
+    commands = help_text.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.split()[0] for line in commands.splitlines()[1:] if line.startswith("    ") and line[4] != " "]
+
+
+def test_help_lists_the_commands_as_the_data_goes_in_then_looked_at_then_out_then_upkeep(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert listed_commands(out) == [
+        "demo", "ingest", "import",
+        "trajectories", "show", "score", "consensus", "consensus-history", "report", "trends", "judge",
+        "export", "export-atif",
+        "copy", "cleanup", "status", "migrate", "config",
+    ]
+
+
+def test_help_names_the_data_s_way_and_points_at_each_command_s_help(capsys):
+    _, out, _ = run(capsys, "--help")
+    epilog = " ".join(out.split("The commands as the data goes:", 1)[1].split())
+    for title, _ in FLOW:
+        assert title in epilog
+    assert not any(line.endswith("-") for line in out.splitlines())  # export-atif stays whole
+    assert out.rstrip().endswith("Run `ppp-otel COMMAND --help` for a command's options.")
+
+
+def test_a_usage_error_offers_the_commands_in_the_order_help_lists_them(capsys):
+    code, _, err = run(capsys, "nope")
+    assert code == 2
+    assert "(choose from 'demo', 'ingest', 'import', 'trajectories'," in err
+
+
+def test_a_command_the_flow_does_not_name_is_listed_after_those_it_does():
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers(metavar="COMMAND")
+    for name in ("zebra", "status", "demo", "aardvark"):
+        subparsers.add_parser(name, help=name)
+    sections = _in_flow_order(subparsers)
+    assert [action.dest for action in subparsers._choices_actions] == ["demo", "status", "zebra", "aardvark"]
+    assert sections == [("getting trajectories in", ["demo"]), ("keeping the store", ["status"]),
+                        ("the others", ["zebra", "aardvark"])]
 
 
 def test_a_technical_score_for_a_mistyped_agent_is_an_error_naming_the_spec_agents(capsys, db):
