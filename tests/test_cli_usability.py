@@ -238,3 +238,91 @@ def test_the_demo_with_phoenix_down_says_so_once_and_exits_1(capsys, tmp_path):
     assert code == 1
     assert f"nothing reached {url}" in out and "ppp-otel export" in out
     assert err.count("could not be annotated") == 1
+
+
+# --- import --stage: the stage of the documents that carry none -------------------------
+
+_NO_KEY = object()
+
+
+def atif_document(agent: str, stage=_NO_KEY, subagents=()) -> dict:
+    """A small ATIF document; ``stage``: its ``extra.ppp.stage`` (no key when not given)."""
+    doc = {
+        "schema_version": "ATIF-v1.7", "session_id": f"session-{agent}", "trajectory_id": agent,
+        "agent": {"name": agent},
+        "steps": [{"step_id": 1, "source": "user", "message": "Rename the config key."},
+                  {"step_id": 2, "source": "agent", "message": "Done."}],
+    }
+    if stage is not _NO_KEY:
+        doc["extra"] = {"ppp": {"stage": stage}}
+    if subagents:
+        doc["subagent_trajectories"] = list(subagents)
+    return doc
+
+
+def imported_stages(capsys, tmp_path, *documents: dict, stage: str | None = None) -> dict[str, str | None]:
+    """Each imported trajectory's agent and stage, from `ppp-otel import` of ``documents``."""
+    import json
+
+    paths = []
+    for i, doc in enumerate(documents):
+        path = tmp_path / f"doc{i}.trajectory.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    db = tmp_path / "imported.db"
+    code, out, err = run(capsys, "import", *paths, "--db", str(db), "--json",
+                         *(["--stage", stage] if stage is not None else []))
+    assert code == 0, err
+    assert json.loads(out)["imported"] == len(documents)
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT agent_name, stage FROM trajectories"))
+    finally:
+        conn.close()
+
+
+def test_import_stage_leaves_a_document_its_own_stage(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a", "plan"), stage="validate") == {"a": "plan"}
+
+
+def test_import_stage_is_the_stage_of_a_document_without_one(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a"), stage="validate") == {"a": "validate"}
+
+
+def test_import_stage_is_the_stage_of_a_trajectory_exported_without_one(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a", None), stage="validate") == {"a": "validate"}
+
+
+def test_import_stage_fills_in_only_the_documents_that_carry_none(capsys, tmp_path):
+    stages = imported_stages(capsys, tmp_path, atif_document("a", "plan"), atif_document("b"), stage="validate")
+    assert stages == {"a": "plan", "b": "validate"}
+
+
+def test_an_embedded_subagent_without_a_stage_works_in_its_parents_whatever_import_stage_says(
+        capsys, tmp_path):
+    doc = atif_document("parent", "plan", subagents=[atif_document("sub")])
+    assert imported_stages(capsys, tmp_path, doc, stage="validate") == {"parent": "plan", "sub": "plan"}
+
+
+def test_an_embedded_subagent_keeps_a_stage_of_its_own(capsys, tmp_path):
+    doc = atif_document("parent", subagents=[atif_document("sub", "review")])
+    assert imported_stages(capsys, tmp_path, doc, stage="validate") == {"parent": "validate", "sub": "review"}
+
+
+def test_import_without_stage_keeps_a_document_without_one_stageless(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a"), atif_document("b", None)) == {"a": None, "b": None}
+
+
+def test_an_empty_import_stage_is_a_usage_error_naming_the_flag(capsys, tmp_path):
+    code, _, err = run(capsys, "import", str(tmp_path), "--db", str(tmp_path / "x.db"), "--stage", " ")
+    assert code == 2
+    assert "argument --stage: a stage must not be empty" in err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_import_help_says_a_documents_own_stage_wins(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--stage X the spec's stage (plan, implement, ...) of the documents that carry none" in text
+    assert "a document's own stage (extra.ppp.stage) wins" in text
