@@ -61,12 +61,14 @@ def default_db_path(config=None) -> str:
 
 
 class _Commands:
-    """``add_subparsers()``'s object, giving each command its help as description too."""
+    """``add_subparsers()``'s object, giving each command its help as description too, and
+    the help layout of ``ppp-otel --help``."""
 
     def __init__(self, subparsers: argparse._SubParsersAction):
         self._subparsers = subparsers
 
     def add_parser(self, name: str, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         if kwargs.get("help") and not kwargs.get("description"):
             text = kwargs["help"]
             kwargs["description"] = text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
