@@ -147,6 +147,18 @@ def test_trajectories_lists_one_aligned_row_each(capsys, db):
     assert header.index("AGENT") == rows[0].index("alice") == rows[1].index("bob")
 
 
+def test_trajectories_put_the_stage_next_to_the_spec_when_some_trajectory_has_one(capsys, db):
+    conn = backends.connect(db)
+    backends.write_all(conn, [TrajectoryRecord("3" * 32, "3" * 16, "spec-a", "carol", run_id="r3", stage="plan")])
+    conn.close()
+    code, out, _ = run(capsys, "trajectories", "--db", db)
+    header, *rows = out.splitlines()
+    assert code == 0
+    assert header.split()[:5] == ["ID", "SPEC", "STAGE", "AGENT", "RUN"]
+    assert [row.split()[1:4] for row in rows] == [
+        ["spec-a", "-", "alice"], ["spec-b", "-", "bob"], ["spec-a", "plan", "carol"]]
+
+
 def test_trajectories_filters_by_spec_agent_and_run(capsys, db):
     for flag, value in (("--spec", "spec-b"), ("--agent", "bob"), ("--run", "r2")):
         code, out, _ = run(capsys, "trajectories", "--db", db, flag, value, "--json")
@@ -192,6 +204,26 @@ def test_show_prints_turns_cut_to_fit_with_questions_and_violations(capsys, db):
     assert "…" in out
     assert "low" in out and "Which file should I edit?" in out
     assert "critical" in out and "no_questions" in out
+
+
+def test_show_gives_the_stage_right_after_the_spec(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[:5]] == ["trajectory", "spec", "stage", "agent", "run"]
+
+
+def test_show_prints_each_turns_latency_in_milliseconds_to_two_decimals(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db)
+    header, row = [line for line in out.splitlines() if line.startswith(("TURN ", "   1 "))][:2]
+    assert code == 0
+    latency = header.index("LATENCY_MS") + len("LATENCY_MS")
+    assert row[:latency].endswith(" 12.50")  # right-aligned under its header
+
+
+def test_show_json_keeps_the_latency_as_stored(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db, "--json")
+    assert code == 0
+    assert json.loads(out)["turns"][0]["latency_ms"] == 12.5
 
 
 def test_show_json_keeps_the_whole_prompt(capsys, db):

@@ -33,6 +33,23 @@ def test_numbers_are_right_aligned_and_floats_shown_to_four_digits():
     assert lines == ["ID   SCORE  N", " 1  0.1235  -", "10       2  3"]
 
 
+def test_a_column_given_decimals_shows_every_number_with_that_many_lined_up_on_the_point():
+    lines = table([(1, 0.016935), (2, 12345.678), (3, None), (4, 7)], ["turn", "latency_ms"],
+                  decimals={"latency_ms": 2})
+    assert lines == ["TURN  LATENCY_MS", "   1        0.02", "   2    12345.68", "   3           -",
+                     "   4        7.00"]
+
+
+def test_decimals_leave_the_other_columns_at_four_significant_digits():
+    lines = table([(0.123456, 0.123456)], ["score", "latency_ms"], decimals={"latency_ms": 1})
+    assert lines == [" SCORE  LATENCY_MS", "0.1235         0.1"]
+
+
+def test_decimals_for_a_column_of_text_leave_its_cells_as_they_are():
+    assert table([("fast",), ("slow",)], ["latency_ms"], decimals={"latency_ms": 2}) == [
+        "LATENCY_MS", "fast", "slow"]
+
+
 def test_a_table_without_rows_is_its_header():
     assert table([], ["id", "spec"]) == ["ID  SPEC"]
 
@@ -99,6 +116,18 @@ def test_every_column_path_prints_the_table_the_rules_give(data, width):
     rows = data.draw(st.lists(st.tuples(*kinds), min_size=1, max_size=30))
     headers = [f"c{i}" for i in range(len(kinds))]
     assert table(rows, headers, max_width=width) == reference_table(rows, headers, width)
+
+
+_measurements = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**9, 10**9))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_measurements, min_size=1, max_size=30), places=st.integers(0, 4))
+def test_a_column_given_decimals_is_each_number_formatted_so_and_right_aligned(values, places):
+    lines = table([(v,) for v in values], ["ms"], decimals={"ms": places})
+    texts = ["-" if v is None else f"{v:.{places}f}" for v in values]
+    width = max(map(len, texts + ["MS"]))
+    assert lines == [t.rjust(width) for t in ["MS"] + texts]
 
 
 # --- --json: what json.dumps(indent=2) writes, whatever the data ----------------------

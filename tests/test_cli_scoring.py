@@ -71,6 +71,18 @@ def test_score_prints_a_table_without_json(capsys, db):
     assert "alpha" in lines[1] and "-0.5" in lines[1] and "1/0/1" in lines[1]
 
 
+def test_score_puts_the_stage_next_to_the_spec_when_some_trajectory_has_one(capsys, db):
+    conn = backends.connect(db)
+    add_trajectory(conn, "spec-a", "gamma", stage="implement")
+    conn.close()
+    code, out, _ = run(capsys, "score", "--db", db, "--spec", "spec-a")
+    header, *rows = out.splitlines()
+    assert code == 0
+    assert header.split()[:5] == ["ID", "SPEC", "STAGE", "AGENT", "RUN"]
+    assert rows[-1].split()[1:4] == ["spec-a", "implement", "gamma"]
+    assert rows[0].split()[1:4] == ["spec-a", "-", "alpha"]
+
+
 def test_score_of_an_unknown_trajectory_is_a_one_line_error(capsys, db):
     code, _, err = run(capsys, "score", "--db", db, "--trajectory", "99")
     assert_one_line_error(code, err, "no trajectory with id 99")

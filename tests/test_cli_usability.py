@@ -9,7 +9,7 @@ import pytest
 
 import ppp_otel
 from ppp_otel.storage.sqlite import migrations as schema
-from ppp_otel.cli import build_parser, main
+from ppp_otel.cli import FLOW, _in_flow_order, build_parser, main
 from ppp_otel.ingest.server import IngestServer
 from scoring_data import add_trajectory
 
@@ -51,6 +51,56 @@ def test_every_command_has_a_description_in_its_help():
     assert set(commands.choices) == listed  # every command is listed with its help
     for name, command in commands.choices.items():
         assert command.description, f"ppp-otel {name} --help has no description"
+
+
+def test_no_help_breaks_a_line_inside_a_hyphenated_name():
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in {"ppp-otel": parser, **commands.choices}.items():
+        broken = [line for line in command.format_help().splitlines() if line[-2:-1].isalnum() and line[-1] == "-"]
+        assert broken == [], f"{name} --help"
+
+
+def listed_commands(help_text: str) -> list[str]:
+    """The command names of ``ppp-otel --help``, in the order it lists them."""
+    commands = help_text.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.split()[0] for line in commands.splitlines()[1:] if line.startswith("    ") and line[4] != " "]
+
+
+def test_help_lists_the_commands_as_the_data_goes_in_then_looked_at_then_out_then_upkeep(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert listed_commands(out) == [
+        "demo", "ingest", "import",
+        "trajectories", "show", "score", "consensus", "consensus-history", "report", "trends", "judge",
+        "export", "export-atif",
+        "copy", "cleanup", "status", "migrate", "config",
+    ]
+
+
+def test_help_names_the_data_s_way_and_points_at_each_command_s_help(capsys):
+    _, out, _ = run(capsys, "--help")
+    epilog = " ".join(out.split("The commands as the data goes:", 1)[1].split())
+    for title, _ in FLOW:
+        assert title in epilog
+    assert out.rstrip().endswith("Run `ppp-otel COMMAND --help` for a command's options.")
+
+
+def test_a_usage_error_offers_the_commands_in_the_order_help_lists_them(capsys):
+    code, _, err = run(capsys, "nope")
+    assert code == 2
+    assert "(choose from 'demo', 'ingest', 'import', 'trajectories'," in err
+
+
+def test_a_command_the_flow_does_not_name_is_listed_after_those_it_does():
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers(metavar="COMMAND")
+    for name in ("zebra", "status", "demo", "aardvark"):
+        subparsers.add_parser(name, help=name)
+    sections = _in_flow_order(subparsers)
+    assert [action.dest for action in subparsers._choices_actions] == ["demo", "status", "zebra", "aardvark"]
+    assert sections == [("getting trajectories in", ["demo"]), ("keeping the store", ["status"]),
+                        ("the others", ["zebra", "aardvark"])]
 
 
 def test_a_technical_score_for_a_mistyped_agent_is_an_error_naming_the_spec_agents(capsys, db):
@@ -195,3 +245,91 @@ def test_the_demo_with_phoenix_down_says_so_once_and_exits_1(capsys, tmp_path):
     assert code == 1
     assert f"nothing reached {url}" in out and "ppp-otel export" in out
     assert err.count("could not be annotated") == 1
+
+
+# --- import --stage: the stage of the documents that carry none -------------------------
+
+_NO_KEY = object()
+
+
+def atif_document(agent: str, stage=_NO_KEY, subagents=()) -> dict:
+    """A small ATIF document; ``stage``: its ``extra.ppp.stage`` (no key when not given)."""
+    doc = {
+        "schema_version": "ATIF-v1.7", "session_id": f"session-{agent}", "trajectory_id": agent,
+        "agent": {"name": agent},
+        "steps": [{"step_id": 1, "source": "user", "message": "Rename the config key."},
+                  {"step_id": 2, "source": "agent", "message": "Done."}],
+    }
+    if stage is not _NO_KEY:
+        doc["extra"] = {"ppp": {"stage": stage}}
+    if subagents:
+        doc["subagent_trajectories"] = list(subagents)
+    return doc
+
+
+def imported_stages(capsys, tmp_path, *documents: dict, stage: str | None = None) -> dict[str, str | None]:
+    """Each imported trajectory's agent and stage, from `ppp-otel import` of ``documents``."""
+    import json
+
+    paths = []
+    for i, doc in enumerate(documents):
+        path = tmp_path / f"doc{i}.trajectory.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    db = tmp_path / "imported.db"
+    code, out, err = run(capsys, "import", *paths, "--db", str(db), "--json",
+                         *(["--stage", stage] if stage is not None else []))
+    assert code == 0, err
+    assert json.loads(out)["imported"] == len(documents)
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT agent_name, stage FROM trajectories"))
+    finally:
+        conn.close()
+
+
+def test_import_stage_leaves_a_document_its_own_stage(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a", "plan"), stage="validate") == {"a": "plan"}
+
+
+def test_import_stage_is_the_stage_of_a_document_without_one(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a"), stage="validate") == {"a": "validate"}
+
+
+def test_import_stage_is_the_stage_of_a_trajectory_exported_without_one(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a", None), stage="validate") == {"a": "validate"}
+
+
+def test_import_stage_fills_in_only_the_documents_that_carry_none(capsys, tmp_path):
+    stages = imported_stages(capsys, tmp_path, atif_document("a", "plan"), atif_document("b"), stage="validate")
+    assert stages == {"a": "plan", "b": "validate"}
+
+
+def test_an_embedded_subagent_without_a_stage_works_in_its_parents_whatever_import_stage_says(
+        capsys, tmp_path):
+    doc = atif_document("parent", "plan", subagents=[atif_document("sub")])
+    assert imported_stages(capsys, tmp_path, doc, stage="validate") == {"parent": "plan", "sub": "plan"}
+
+
+def test_an_embedded_subagent_keeps_a_stage_of_its_own(capsys, tmp_path):
+    doc = atif_document("parent", subagents=[atif_document("sub", "review")])
+    assert imported_stages(capsys, tmp_path, doc, stage="validate") == {"parent": "validate", "sub": "review"}
+
+
+def test_import_without_stage_keeps_a_document_without_one_stageless(capsys, tmp_path):
+    assert imported_stages(capsys, tmp_path, atif_document("a"), atif_document("b", None)) == {"a": None, "b": None}
+
+
+def test_an_empty_import_stage_is_a_usage_error_naming_the_flag(capsys, tmp_path):
+    code, _, err = run(capsys, "import", str(tmp_path), "--db", str(tmp_path / "x.db"), "--stage", " ")
+    assert code == 2
+    assert "argument --stage: a stage must not be empty" in err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_import_help_says_a_documents_own_stage_wins(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--stage X the spec's stage (plan, implement, ...) of the documents that carry none" in text
+    assert "a document's own stage (extra.ppp.stage) wins" in text

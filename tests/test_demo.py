@@ -45,7 +45,7 @@ def test_the_demo_prints_the_consensus_of_each_stage_and_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Consensus of each stage and run" in out
     table = out.split("Consensus of each stage and run")[1].split("Next:")[0].splitlines()[2:]
-    assert [line.split()[1:3] for line in table if line.strip()] == [
+    assert [line.split()[0:3:2] for line in table if line.strip()] == [  # stage, run, best agent
         ["plan", "careful-agent"], ["implement", "careful-agent"],
         ["plan", "curious-agent"], ["implement", "curious-agent"]]
     assert "ppp-otel report --db" in out

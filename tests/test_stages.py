@@ -170,8 +170,8 @@ def test_cli_consensus_history_filters_by_stage_and_shows_it(staged, capsys):
     assert [(r["stage"], r["run_id"], r["best_agent"]) for r in runs] == [("plan", "r1", "alpha")]
     assert main(["consensus-history", "--db", str(staged), "--spec", "spec"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[-2:] == ["STAGE", "RUN"]
-    assert "mixed: implement, plan" in lines[1] and lines[2].split()[-2:] == ["plan", "r1"]
+    assert lines[0].split()[:3] == ["ID", "STAGE", "RUN"]  # what a run judged comes first
+    assert "mixed: implement, plan" in lines[1] and lines[2].split()[1:3] == ["plan", "r1"]
 
 
 def test_cli_score_and_trajectories_take_stage_and_run(staged, capsys):

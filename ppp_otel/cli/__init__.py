@@ -11,6 +11,10 @@ does not start with ``_`` is a command module and exposes::
 command is dropping in a module; this file does not change. A command's
 ``help`` is also its ``description`` unless it has one of its own.
 
+``ppp-otel --help`` lists the commands in the order a user meets them along the
+data's way (:data:`FLOW`), not in the order the modules happen to be found; a
+command :data:`FLOW` does not name comes after those it does.
+
 Every command reads the configuration the same way: ``main()`` loads it once
 (``$PPP_OTEL_CONFIG``) into ``args.settings`` before the command runs, so a
 broken file is the same error for every command, not fatal for some and
@@ -39,6 +43,14 @@ from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
 
+#: The commands by the data's way through ppp-otel: how ``--help`` lists them.
+FLOW: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("getting trajectories in", ("demo", "ingest", "import")),
+    ("looking at them", ("trajectories", "show", "score", "consensus", "consensus-history", "report",
+                      "trends", "judge")),
+    ("sending them out", ("export", "export-atif")),
+    ("keeping the store", ("copy", "cleanup", "status", "migrate", "config")),
+)
 
 
 def default_db_path(config=None) -> str:
@@ -49,12 +61,14 @@ def default_db_path(config=None) -> str:
 
 
 class _Commands:
-    """``add_subparsers()``'s object, giving each command its help as description too."""
+    """``add_subparsers()``'s object, giving each command its help as description too, and
+    the help layout of ``ppp-otel --help``."""
 
     def __init__(self, subparsers: argparse._SubParsersAction):
         self._subparsers = subparsers
 
     def add_parser(self, name: str, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         if kwargs.get("help") and not kwargs.get("description"):
             text = kwargs["help"]
             kwargs["description"] = text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
@@ -91,11 +105,53 @@ def _command_modules() -> list[str]:
     )
 
 
+def _in_flow_order(subparsers: argparse._SubParsersAction) -> list[tuple[str, list[str]]]:
+    """Put the registered commands in :data:`FLOW`'s order, in the help and in the
+    choices a usage error lists; return FLOW's sections as registered (the names of
+    absent commands left out, commands FLOW does not name in a section of their own)."""
+    rank = {name: i for i, name in enumerate(name for _, names in FLOW for name in names)}
+    # The help listing; discovery order breaks ties, so unnamed commands keep theirs.
+    listed = subparsers._choices_actions
+    listed.sort(key=lambda action: rank.get(action.dest, len(rank)))
+    choices = subparsers.choices
+    ordered = sorted(choices, key=lambda name: rank.get(name, len(rank)))
+    for name in ordered:
+        choices[name] = choices.pop(name)
+    sections = [(title, [n for n in names if n in choices]) for title, names in FLOW]
+    others = [n for n in ordered if n not in rank]
+    if others:
+        sections.append(("the others", others))
+    return [(title, names) for title, names in sections if names]
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but lines are not broken inside a hyphenated name (``export-atif``),
+    and a blank line in a description or epilog starts a new paragraph."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join("\n".join(indent + line for line in self._split_lines(paragraph, width - len(indent)))
+                           for paragraph in text.split("\n\n"))
+
+
+def _epilog(sections: list[tuple[str, list[str]]]) -> str:
+    def span(names: list[str]) -> str:
+        return ", ".join(names) if len(names) <= 2 else f"{names[0]} to {names[-1]}"
+
+    ways = ", ".join(f"{title} ({span(names)})" for title, names in sections)
+    return f"The commands as the data goes: {ways}.\n\nRun `{PROG} COMMAND --help` for a command's options."
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parser()
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Record, inspect and score AI agent trajectories.",
+        formatter_class=_HelpFormatter,
     )
     from ppp_otel import __version__
 
@@ -109,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if callable(register):
             register(commands, common)
+    parser.epilog = _epilog(_in_flow_order(subparsers))
     return parser
 
 

@@ -73,13 +73,22 @@ def _float_width(values: Sequence[float]) -> int:
     return width
 
 
-def _column(values: Sequence[Any], max_width: int | None) -> tuple[Sequence[Any], int, str, bool]:
+def _column(values: Sequence[Any], max_width: int | None,
+            decimals: int | None = None) -> tuple[Sequence[Any], int, str, bool]:
     """A column as the row format prints it: its cells, their width, their conversion
     (``s``, or ``.4g`` for floats the format turns into text itself) and whether it is
     numeric (right-aligned). Typed once per column, and the values themselves are the
     cells wherever ``%s`` prints them as the table shows them: a 100,000-row listing
-    spends its time here, not in SQLite."""
+    spends its time here, not in SQLite. ``decimals``: the column's numbers are shown
+    with that many digits after the point, whatever their size (a measurement such as
+    a latency reads best so, lined up on its point)."""
     kinds = set(map(type, values))
+    if decimals is not None and values and kinds <= {float, int, _NONE}:
+        fixed = f".{decimals}f"
+        if _NONE in kinds:
+            texts = ["-" if v is None else format(v, fixed) for v in values]
+            return texts, max(map(len, texts)), "s", True
+        return values, max(len(format(v, fixed)) for v in set(values)), fixed, True
     if kinds <= {int, _NONE}:
         if _NONE in kinds:
             texts = ["-" if v is None else str(v) for v in values]
@@ -114,14 +123,17 @@ def print_table(
     max_width: int | None = DEFAULT_MAX_WIDTH,
     file: TextIO | None = None,
     empty: str | None = None,
+    decimals: Mapping[str, int] | None = None,
 ) -> None:
     """Aligned columns under a header line; numbers are right-aligned.
 
     ``empty``: printed instead of a lone header line when there are no rows.
+    ``decimals``: header -> how many digits after the point that column's numbers show
+    (other numbers show four significant digits).
     """
     raw = rows if isinstance(rows, list) else list(rows)
     print_columns(columns_of(raw, min(map(len, raw))) if raw else [], headers, max_width=max_width, file=file,
-                  empty=empty)
+                  empty=empty, decimals=decimals)
 
 
 def columns_of(rows: Sequence[Sequence[Any]], picked: int | Sequence[int]) -> list[list[Any]]:
@@ -138,6 +150,7 @@ def print_columns(
     max_width: int | None = DEFAULT_MAX_WIDTH,
     file: TextIO | None = None,
     empty: str | None = None,
+    decimals: Mapping[str, int] | None = None,
 ) -> None:
     """:func:`print_table` of a table given by its columns (equally long sequences), for a
     caller that has them: a large table is not turned into rows only to be turned back."""
@@ -156,8 +169,9 @@ def print_columns(
     # 100,000 rows. The last column is not padded when left-aligned, so lines
     # need no stripping unless one of its cells is empty.
     cells, title_specs, row_specs = [], [], []
+    fixed = [None] * len(headers) if not decimals else [decimals.get(h) for h in headers]
     for i, (title, values) in enumerate(zip(titles, columns)):
-        texts, width, conversion, right = _column(values, max_width)
+        texts, width, conversion, right = _column(values, max_width, fixed[i])
         width = max(width, len(title))
         cells.append(texts)
         if right:
@@ -174,6 +188,15 @@ def print_columns(
     if row_specs[last] == "%s" and (titles[last] == "" or "" in cells[last]):
         lines = [line.rstrip() for line in lines]
     out.write("\n".join(lines) + "\n")
+
+
+def add_stage_column(columns: list[Sequence[Any]], headers: list[str], stages: Sequence[Any]) -> None:
+    """Insert a STAGE column right after SPEC, where every table that shows a stage has it
+    (a stage is a part of its spec), when some row has a stage: most stores have none."""
+    if stages.count(None) != len(stages):
+        at = headers.index("spec") + 1
+        columns.insert(at, stages)
+        headers.insert(at, "stage")
 
 
 def print_fields(fields: Mapping[str, Any], *, file: TextIO | None = None, indent: int = 0) -> None:

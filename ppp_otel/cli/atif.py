@@ -28,8 +28,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="ATIF files or directories")
     p.add_argument("--spec", metavar="S", help="spec id for every imported trajectory")
     p.add_argument("--agent", metavar="NAME", help="agent name for every imported document")
-    p.add_argument("--stage", metavar="X",
-                   help="the spec's stage (plan, implement, ...) of every imported trajectory")
+    p.add_argument("--stage", metavar="X", type=_stage,
+                   help="the spec's stage (plan, implement, ...) of the documents that carry none: a "
+                   "document's own stage (extra.ppp.stage) wins, and an embedded subagent without one "
+                   "works in its parent's")
     p.set_defaults(func=run_import)
 
     p = subparsers.add_parser(
@@ -43,6 +45,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--run", metavar="R", help="only this run id")
     add_rewards_argument(p)
     p.set_defaults(func=run_export)
+
+
+def _stage(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a stage must not be empty")
+    return text
 
 
 def run_import(args: argparse.Namespace) -> int:

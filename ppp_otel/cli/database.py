@@ -12,7 +12,8 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
-    PROG, columns_of, fail, human_size, int_at_least, print_columns, print_fields, print_json, print_table,
+    PROG, add_stage_column, columns_of, fail, human_size, int_at_least, print_columns, print_fields, print_json,
+    print_table,
 )
 from ppp_otel.storage import display_name, open_store
 
@@ -127,15 +128,9 @@ def trajectories(args: argparse.Namespace) -> int:
         print_json([summary_dict_from_row(row) for row in found])
         return 0
     columns = columns_of(found, _LISTED + [_STAGE])
-    # The stage column only when some trajectory has a stage: most databases have none.
-    staged = columns[-1].count(None) != len(found)
-    print_columns(
-        columns if staged else columns[:-1],
-        ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
-        + (["stage"] if staged else []),
-        max_width=32,
-        empty=_none_found(args),
-    )
+    headers = ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
+    add_stage_column(columns, headers, columns.pop())
+    print_columns(columns, headers, max_width=32, empty=_none_found(args))
     return 0
 
 
@@ -146,6 +141,11 @@ def _none_found(args: argparse.Namespace) -> str:
     if args.offset:
         where += f" past the first {args.offset}"
     return f"no trajectories{where} in {display_name(args.db)}"
+
+
+#: A turn's latency in tables: milliseconds to two decimals (a hundredth is ten
+#: microseconds), lined up on the point; ``--json`` keeps the stored value.
+LATENCY_DECIMALS = 2
 
 
 def show(args: argparse.Namespace) -> int:
@@ -159,9 +159,9 @@ def show(args: argparse.Namespace) -> int:
     print_fields({
         "trajectory": found.id,
         "spec": found.spec_id,
+        "stage": found.stage,
         "agent": found.agent_name,
         "run": found.run_id,
-        "stage": found.stage,
         "created": found.created_at,
         "ended": found.ended_at,
         "technical score": found.technical_score,
@@ -173,7 +173,7 @@ def show(args: argparse.Namespace) -> int:
         [(t.number, t.prompt, t.response, t.token_count, t.latency_ms, len(t.questions),
           len(t.violations)) for t in found.turns],
         ["turn", "prompt", "response", "tokens", "latency_ms", "questions", "violations"],
-        max_width=40,
+        max_width=40, decimals={"latency_ms": LATENCY_DECIMALS},
     )
     questions = [(t.number, q.effort_level, q.source, q.text) for t in found.turns for q in t.questions]
     if questions:

@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Recorded runs {runs} of spec {demo.spec_id!r}, stages {', '.join(demo.stages)}, "
           f"into {display_name(demo.db_path)}\n")
     print_table(
-        [(t.id, t.run_id, t.stage, t.agent_name, t.turn_count, t.question_count, t.violation_count)
+        [(t.id, t.stage, t.agent_name, t.run_id, t.turn_count, t.question_count, t.violation_count)
          for t in trajectories],
-        ["trajectory", "run", "stage", "agent", "turns", "questions", "violations"],
+        ["trajectory", "stage", "agent", "run", "turns", "questions", "violations"],
     )
     print("\nQuestions (extracted from responses unless the agent code reported them):")
     print_table(
@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if scores:
         print("\nRewards:")
         print_table(
-            [(s.trajectory_id, s.run_id, s.stage, s.agent_name, s.r_proact, s.r_pers) for s in scores],
-            ["trajectory", "run", "stage", "agent", "r_proact", "r_pers"],
+            [(s.trajectory_id, s.stage, s.agent_name, s.run_id, s.r_proact, s.r_pers) for s in scores],
+            ["trajectory", "stage", "agent", "run", "r_proact", "r_pers"],
         )
     if results:
         w = results[0].weights
@@ -137,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
               f"{w.interaction} x (r_proact + r_pers)):")
         agents = [a.agent_name for a in sorted(results[0].agents, key=lambda a: a.agent_name)]
         print_table(
-            [(r.run_id, r.stage, r.best_agent, r.confidence) + tuple(r.agent(a).final for a in agents)
+            [(r.stage, r.run_id, r.best_agent, r.confidence) + tuple(r.agent(a).final for a in agents)
              for r in results],
-            ["run", "stage", "best agent", "confidence"] + [f"final {a}" for a in agents],
+            ["stage", "run", "best agent", "confidence"] + [f"final {a}" for a in agents],
         )
     db = display_name(demo.db_path)
     if args.phoenix:

@@ -13,7 +13,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
-from ppp_otel.cli._output import PROG, fail, print_columns, print_json, print_table
+from ppp_otel.cli._output import PROG, add_stage_column, fail, print_columns, print_json, print_table
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.consensus import ConsensusResult
@@ -133,15 +133,10 @@ def score(args: argparse.Namespace) -> int:
     shown = [columns[name] for name in ("trajectory_id", "spec_id", "agent_name", "run_id", "r_proact", "r_pers")]
     shown += [list(map(counts.__getitem__, columns["questions"])), list(map(counts.__getitem__, columns["violations"])),
               columns["technical_score"]]
-    # The stage column only when some trajectory has a stage: most databases have none.
-    staged = columns["stage"].count(None) != len(columns["stage"])
-    print_columns(
-        shown + ([columns["stage"]] if staged else []),
-        ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h",
-         "violations mi/ma/cr", "technical"] + (["stage"] if staged else []),
-        max_width=32,
-        empty=f"no trajectories{_filters(args)} in {args.db}",
-    )
+    headers = ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h", "violations mi/ma/cr",
+               "technical"]
+    add_stage_column(shown, headers, columns["stage"])
+    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {args.db}")
     return 0
 
 
@@ -270,12 +265,14 @@ def history(args: argparse.Namespace) -> int:
     if args.json:
         print_json([run.to_dict() for run in runs])
         return 0
+    # What a run judged first, the stage before the run, as the trajectories' tables have them
+    # (the spec is the one asked for).
     print_table(
-        [(run.consensus_id, run.created_at, run.best_agent, run.confidence, run.weights.technical,
-          run.weights.interaction, len(run.agents), _judged(run.stage, run.stages),
-          _judged(run.run_id, run.runs)) for run in runs],
-        ["id", "created", "best agent", "confidence", "w_technical", "w_interaction", "agents",
-         "stage", "run"],
+        [(run.consensus_id, _judged(run.stage, run.stages), _judged(run.run_id, run.runs), run.created_at,
+          run.best_agent, run.confidence, run.weights.technical, run.weights.interaction, len(run.agents))
+         for run in runs],
+        ["id", "stage", "run", "created", "best agent", "confidence", "w_technical", "w_interaction",
+         "agents"],
         empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
     )
     return 0

@@ -60,14 +60,17 @@ def convert(
 
     ``spec_id`` and ``agent_name`` override the document's for its top
     trajectory; subagents keep their own agent names and share its spec.
-    ``stage`` overrides the stage of every trajectory of the document.
+    ``stage`` is the stage of the trajectories that carry none: a trajectory's
+    own ``extra.ppp.stage`` wins, an embedded subagent without the key works in
+    its parent's stage, and one whose stage is ``null`` (a document without a
+    stage, or a trajectory exported without one) takes ``stage``.
     """
     # surrogatepass: a lone surrogate (kept, later stored as U+FFFD) must not stop the import.
     identity = "atif:" + hashlib.sha256(_canonical(data).encode("utf-8", "surrogatepass")).hexdigest()
     out = Converted()
     _convert_trajectory(
         data, origin, out, identity=identity, parent=None, parent_spec=None, parent_run=None,
-        parent_stage=None, stage_override=stage,
+        parent_stage=stage, default_stage=stage,
         spec_override=spec_id, agent_override=agent_name, fallback_spec=fallback_spec,
     )
     return out
@@ -112,7 +115,7 @@ def _convert_trajectory(
     parent_run: str | None,
     parent_stage: str | None,
     spec_override: str | None,
-    stage_override: str | None = None,
+    default_stage: str | None = None,
     agent_override: str | None,
     fallback_spec: str,
 ) -> None:
@@ -132,8 +135,11 @@ def _convert_trajectory(
     )
     name = agent_override or _str(ppp, "agent_name") or _str(agent, "name") or "unknown"
     run_id = ppp["run_id"] if "run_id" in ppp else (_str(doc, "session_id") or parent_run)
-    # A subagent works in its parent's stage unless it says otherwise.
-    stage = stage_override or (ppp["stage"] if "stage" in ppp else parent_stage)
+    # Its own stage, else (no key) the stage its parent works in, else (null: recorded
+    # without one) the stage asked for.
+    stage = ppp.get("stage")
+    if stage is None:
+        stage = default_stage if "stage" in ppp else parent_stage
     if stage is not None and (not isinstance(stage, str) or not stage.strip()):
         raise AtifError(f"{origin}: extra.ppp.stage must be a non-empty string")
     stamps = [s.get("timestamp") for s in steps if isinstance(s.get("timestamp"), str)]
@@ -168,7 +174,7 @@ def _convert_trajectory(
         _convert_trajectory(
             sub, f"{origin}: subagent_trajectories[{index}]", out,
             identity=f"{identity}/{sub_id}", parent=key, parent_spec=spec, parent_run=run_id,
-            parent_stage=stage, stage_override=stage_override,
+            parent_stage=stage, default_stage=default_stage,
             spec_override=spec_override, agent_override=None, fallback_spec=fallback_spec,
         )
     out.records.append(trajectory(ended))

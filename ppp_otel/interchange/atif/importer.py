@@ -100,8 +100,10 @@ def import_paths(
 ) -> ImportSummary:
     """Import ATIF files and directories (recursively) into ``db_path``.
 
-    ``spec_id``, ``agent_name`` and ``stage`` (the spec's stage the runs worked
-    on) override what the documents say.
+    ``spec_id`` and ``agent_name`` override what the documents say; ``stage``
+    (the spec's stage the runs worked on) is the stage of the trajectories that
+    carry none (see :func:`~ppp_otel.interchange.atif.convert.convert`): a
+    document's own stage wins.
 
     One bad file or document is skipped with its reason; the rest is imported.
     ``progress(done, total)`` is called after each file.
