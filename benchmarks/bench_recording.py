@@ -22,6 +22,9 @@ writer's side answers for a text it has seen.
   end), and with 1 ms of agent I/O between turns.
 - writer_stages: the writer's CPU per turn for each stage of its work
   (conversion, judgment, SQLite), each timed alone over the same batches.
+- history: the writer's reading of a model-call span whose request carries 1,
+  20 or 60 messages of conversation (OpenInference's flattened attributes,
+  GenAI's JSON messages), beside the app-thread cost of setting them on the span.
 - tight_loop: 200,000 turns (``--quick``: 50,000) from a loop that never
   releases the GIL, at the default settings: the fraction stored (target
   >= 0.99), beside the fraction a default BatchSpanProcessor exports.
@@ -74,7 +77,7 @@ from ppp_otel.storage.sqlite.writer import TrajectoryWriter  # noqa: E402
 from ppp_otel.storage import open_store  # noqa: E402
 
 QUICK_ENV = "PPP_OTEL_BENCH_QUICK"
-STEPS = ("app_thread", "tight_loop", "writer", "lone_turn", "memory")
+STEPS = ("app_thread", "writer_stages", "history", "tight_loop", "writer", "lone_turn", "memory")
 
 
 PROMPT = "The integration test for the payment webhook fails on CI but passes locally; fix it."
@@ -781,11 +784,83 @@ def bench_writer_stages(progress: Progress, quick: bool, workdir: Path) -> list[
     return rows
 
 
+# -------------------------------------------------------- long conversations
+
+HISTORIES = (1, 20, 60)
+
+
+def _conversation_attrs(dialect: str, messages: int, k: int) -> dict:
+    """A model call's attributes as the instrumentations write them, with the whole
+    conversation so far in the request (distinct texts for every k)."""
+    texts = [(("user", "assistant")[i % 2], f"{PROMPT} (message {i} of request {k})") for i in range(messages)]
+    reply = f"{RESPONSES[1]} (request {k})"
+    if dialect == "OpenInference":
+        attrs = {c.SPAN_KIND: c.KIND_LLM, "llm.model_name": "bench-model", "llm.token_count.total": 120}
+        for i, (role, text) in enumerate(texts):
+            attrs[f"llm.input_messages.{i}.message.role"] = role
+            attrs[f"llm.input_messages.{i}.message.content"] = text
+        attrs["llm.output_messages.0.message.role"] = "assistant"
+        attrs["llm.output_messages.0.message.content"] = reply
+        return attrs
+    return {
+        "gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20,
+        "gen_ai.input.messages": json.dumps([{"role": r, "parts": [{"type": "text", "content": t}]} for r, t in texts]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": reply}]}]),
+    }
+
+
+def bench_history(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
+    """The writer's reading of a model-call span whose request carries the conversation so
+    far, beside what the instrumentation paid on the app thread to put it on the span."""
+    from ppp_otel.capture.processor import _plain_attributes
+    from ppp_otel.dialects import read_turn
+
+    n, rounds = (300, 5) if quick else (1000, 9)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(NoopExporter(), max_queue_size=100_000))
+    tracer = provider.get_tracer("bench")
+    pt = time.process_time
+    rows = []
+    try:
+        for dialect in ("OpenInference", "GenAI"):
+            for messages in HISTORIES:
+                made, read = [], []
+                for r in range(rounds):
+                    attrs = [_conversation_attrs(dialect, messages, r * n + i) for i in range(n)]
+                    spans = []
+                    t0 = pt()
+                    for a in attrs:
+                        with tracer.start_as_current_span("chat bench-model") as span:
+                            span.set_attributes(a)
+                        spans.append(span)
+                    t1 = pt()
+                    for span in spans:
+                        read_turn(span.name, _plain_attributes(span))  # as the writer reads them
+                    t2 = pt()
+                    made.append((t1 - t0) / n * 1e6)
+                    read.append((t2 - t1) / n * 1e6)
+                ratio = _median(r / m for r, m in zip(read, made))
+                say(progress, f"history/{dialect}/{messages}: read {_median(read):.1f} us, made {_median(made):.1f} us")
+                rows.append(row(
+                    f"writer's reading of a model-call span with {messages} message(s) in its request ({dialect})",
+                    round(_median(read), 2), "us/span",
+                    baseline_name="the instrumentation setting those attributes on an SDK span (app thread)",
+                    baseline_value=round(_median(made), 2), ratio=round(ratio, 3), target="(reported)",
+                    detail=f"{rounds} rounds of {n} spans, distinct texts; read: {_spread(read)}; "
+                           f"made: {_spread(made)}; a turn takes the last user message and the reply, so "
+                           "the request is read from its end",
+                ))
+    finally:
+        provider.shutdown()
+    return rows
+
+
 BENCHES = {
     "app_thread": bench_app_thread,
     "tight_loop": bench_tight_loop,
     "writer": bench_writer,
     "writer_stages": bench_writer_stages,
+    "history": bench_history,
     "lone_turn": bench_lone_turn,
     "memory": bench_memory,
 }
