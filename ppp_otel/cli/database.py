@@ -82,7 +82,7 @@ def status(args: argparse.Namespace) -> int:
         print_table(
             [(r["pid"], r["updated_at"], r["written_turns"], r["dropped"], r["rejected"],
               r["write_errors"], r["last_error"]) for r in report["recorders"]],
-            ["pid", "updated", "written", "dropped", "rejected", "write errors", "last error"],
+            ["pid", "updated", "turns written", "dropped", "rejected", "write errors", "last error"],
             max_width=80,
         )
     return 0
