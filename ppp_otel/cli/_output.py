@@ -23,6 +23,18 @@ EXIT_ERROR = 2
 DEFAULT_MAX_WIDTH = 48
 
 
+#: Scores and weights in tables: four digits after the point, the same in every row and
+#: every table, so that a column reads down and lines up on its point (0.5573, 0.0075,
+#: 0.5900; a consensus's final mixes weights and rewards into four places). ``--json``
+#: keeps the values as computed.
+SCORE_DECIMALS = 4
+
+
+def score_decimals(*headers: str) -> dict[str, int]:
+    """The ``decimals`` of :func:`print_table` for these score columns."""
+    return dict.fromkeys(headers, SCORE_DECIMALS)
+
+
 def cell(value: Any, max_width: int | None = DEFAULT_MAX_WIDTH) -> str:
     """One table cell: on one line, cut to ``max_width`` with an ellipsis."""
     if value is None:

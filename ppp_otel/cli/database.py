@@ -13,7 +13,7 @@ from typing import Any
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
     PROG, add_stage_column, columns_of, fail, human_size, int_at_least, print_columns, print_fields, print_json,
-    print_table, print_wrapped, text_width,
+    print_table, print_wrapped, score_decimals, text_width,
 )
 from ppp_otel.storage import display_name, open_store
 
@@ -135,7 +135,7 @@ def trajectories(args: argparse.Namespace) -> int:
     columns = columns_of(found, _LISTED + [_STAGE])
     headers = ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
     add_stage_column(columns, headers, columns.pop())
-    print_columns(columns, headers, max_width=32, empty=_none_found(args))
+    print_columns(columns, headers, max_width=32, empty=_none_found(args), decimals=score_decimals("technical"))
     return 0
 
 

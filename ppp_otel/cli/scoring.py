@@ -13,7 +13,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
-from ppp_otel.cli._output import PROG, add_stage_column, fail, print_columns, print_json, print_table
+from ppp_otel.cli._output import (
+    PROG, SCORE_DECIMALS, add_stage_column, fail, print_columns, print_json, print_table, score_decimals,
+)
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.consensus import ConsensusResult
@@ -136,7 +138,8 @@ def score(args: argparse.Namespace) -> int:
     headers = ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h", "violations mi/ma/cr",
                "technical"]
     add_stage_column(shown, headers, columns["stage"])
-    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {args.db}")
+    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {args.db}",
+                  decimals=score_decimals("r_proact", "r_pers", "technical"))
     return 0
 
 
@@ -170,12 +173,13 @@ def _note(agent) -> str:
 def _print_result(result: ConsensusResult) -> None:
     w = result.weights
     print(f"{result.scope}: best agent {result.best_agent}, confidence "
-          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
+          f"{result.confidence:.{SCORE_DECIMALS}f} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
           f"{result.rewards} rewards)")
     print_table(
         [(a.rank, a.agent_name, a.technical, a.r_proact, a.r_pers, a.final,
           len(a.trajectory_ids), _note(a)) for a in result.agents],
         ["rank", "agent", "technical", "r_proact", "r_pers", "final", "trajectories", "note"],
+        decimals=score_decimals("technical", "r_proact", "r_pers", "final"),
     )
 
 
@@ -273,6 +277,7 @@ def history(args: argparse.Namespace) -> int:
          for run in runs],
         ["id", "stage", "run", "created", "best agent", "confidence", "w_technical", "w_interaction",
          "agents"],
+        decimals=score_decimals("confidence", "w_technical", "w_interaction"),
         empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
     )
     return 0
