@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -58,7 +59,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=score)
 
     p = subparsers.add_parser(
-        "consensus", parents=[common], help="the best agent on a spec by weighted consensus"
+        "consensus", parents=[common], help="the best agent on a spec by weighted consensus",
+        description="Judge a spec's agents by weighted consensus and store the run (see "
+        "consensus-history). A ppp.consensus span, linked to the trajectories judged, is sent "
+        "when there is somewhere to send it: --phoenix URL, or the Phoenix that tracing forwards "
+        "to ([ppp.phoenix] enabled = true in the config, or PHOENIX_COLLECTOR_ENDPOINT set). "
+        "--json's trace_id and span_id are that span's; both are null when no span was sent.",
     )
     p.add_argument("--spec", metavar="S", required=True, help="the spec id to judge")
     p.add_argument(
@@ -80,8 +86,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--phoenix", metavar="URL",
-        help="Phoenix to send the ppp.consensus span to and annotate the trajectories in (span and "
-        "session annotations); exit 1 when none could be annotated",
+        help="Phoenix to send the ppp.consensus span to (instead of the configured one) and annotate "
+        "the trajectories in (span and session annotations); exit 1 when none could be annotated",
     )
     p.add_argument(
         "--project", metavar="NAME",
@@ -183,14 +189,20 @@ def _print_result(result: ConsensusResult) -> None:
     )
 
 
-def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
-    """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
+def _sends_spans(args: argparse.Namespace, config: Any) -> bool:
+    """Whether the ``ppp.consensus`` span has somewhere to go: ``--phoenix``, or the Phoenix
+    that tracing forwards to (``[ppp.phoenix] enabled``, ``PHOENIX_COLLECTOR_ENDPOINT``), as
+    :func:`ppp_otel.register` decides. With nowhere to go there is no span, and no ids."""
+    from ppp_otel.capture.register import phoenix_exporter_settings
+
+    return args.phoenix is not None or phoenix_exporter_settings(None, config.phoenix, os.environ) is not None
+
+
+def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any) -> None:
+    """The consensus span, exported before this returns (so before any annotation is posted)."""
     from ppp_otel import register as register_tracing
-    from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
-    from ppp_otel.config.settings import process_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
-    config = args.settings or process_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
@@ -201,7 +213,16 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
         else:
             emit_consensus_span(result, tracer_provider=provider)
     finally:
-        provider.shutdown()  # exports the span before the annotations are posted
+        provider.shutdown()
+
+
+def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
+    """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
+    from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
+    from ppp_otel.config.settings import process_config
+
+    config = args.settings or process_config()
+    _emit_span(args, result, config)
     api_key = config.phoenix.api_key or None  # PHOENIX_API_KEY, else the file's (load_config's rule)
     summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
     for _, message in summary.failed:
@@ -233,6 +254,8 @@ def run_consensus(args: argparse.Namespace) -> int:
                            stage=args.stage, run_id=args.run,
                            rewards=args.rewards or rewards_profile(config))
     annotations = _publish(args, result) if args.phoenix else None
+    if annotations is None and _sends_spans(args, config):
+        _emit_span(args, result, config)
     # Nothing annotated at all is a failure a script must see.
     status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
     if args.json:
