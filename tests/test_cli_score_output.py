@@ -1,5 +1,6 @@
-"""How score, consensus, consensus-history and trajectories print numbers for people:
-each score column in one format, four digits after the point; --json keeps the values."""
+"""What score, consensus, consensus-history and trajectories print: for people, each score
+column in one format, four digits after the point; for scripts, --json keeps the values,
+and its ids name the trajectories as the README's "JSON for scripts" says."""
 
 from __future__ import annotations
 
@@ -79,3 +80,13 @@ def test_consensus_history_prints_confidence_and_weights_with_four_decimals(caps
 def test_trajectories_print_the_technical_score_with_four_decimals(capsys, db):
     header, rows = table(capsys, "trajectories", "--db", db)
     assert column(header, rows, "TECHNICAL") == ["0.9000", "0.5900"]
+
+
+def test_score_json_names_a_trajectory_by_trajectory_id_the_listing_by_id(capsys, db):
+    assert main(["score", "--db", db, "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert main(["trajectories", "--db", db, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    by_span = {t["span_id"]: t["id"] for t in listed}
+    assert [by_span[s["span_id"]] for s in scores] == [s["trajectory_id"] for s in scores]
+    assert "id" not in scores[0] and "trajectory_id" not in listed[0]
