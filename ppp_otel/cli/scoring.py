@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -194,8 +193,9 @@ def _sends_spans(args: argparse.Namespace, config: Any) -> bool:
     that tracing forwards to (``[ppp.phoenix] enabled``, ``PHOENIX_COLLECTOR_ENDPOINT``), as
     :func:`ppp_otel.register` decides. With nowhere to go there is no span, and no ids."""
     from ppp_otel.capture.register import phoenix_exporter_settings
+    from ppp_otel.config.settings import environ
 
-    return args.phoenix is not None or phoenix_exporter_settings(None, config.phoenix, os.environ) is not None
+    return args.phoenix is not None or phoenix_exporter_settings(None, config.phoenix, environ()) is not None
 
 
 def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any) -> None:
