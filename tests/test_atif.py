@@ -256,7 +256,9 @@ def test_export_writes_a_valid_atif_v1_7_document_per_top_level_trajectory(db, t
 
 
 def test_export_is_valid_for_harbors_own_models(db, tmp_path):
-    models = pytest.importorskip("harbor.models.trajectories")
+    models = pytest.importorskip(
+        "harbor.models.trajectories",
+        reason="Harbor is not installed: pip install -e '.[all,harbor]' (Harbor needs Python 3.12 or newer)")
     import_paths([DATA], db)
     for doc in exported(db, tmp_path / "out"):
         models.Trajectory.model_validate(doc)

@@ -206,6 +206,36 @@ def test_show_prints_turns_cut_to_fit_with_questions_and_violations(capsys, db):
     assert "critical" in out and "no_questions" in out
 
 
+def test_show_says_how_to_read_a_cut_turn_whole(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db)
+    assert code == 0
+    assert "`ppp-otel show 1 --full` prints them whole" in out
+
+
+def test_show_full_prints_each_prompt_whole(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db, "--full")
+    assert code == 0
+    assert " ".join(out.split("prompt:\n", 1)[1].split("response:", 1)[0].split()) == LONG_PROMPT
+    assert "…" not in out
+
+
+def test_show_full_wraps_the_text_to_the_terminal_width(capsys, db, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = run(capsys, "show", "1", "--db", db, "--full")
+    assert code == 0
+    prompt_lines = out.split("prompt:\n", 1)[1].split("response:", 1)[0].splitlines()
+    assert len(prompt_lines) > 1 and all(len(line) <= 60 and line.startswith("  ") for line in prompt_lines)
+
+
+def test_show_full_puts_questions_and_violations_under_their_turn(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db, "--full")
+    turn = out.split("── turn 1 ", 1)[1]
+    assert code == 0
+    assert turn.startswith("(42 tokens, 12.50 ms, 1 question, 1 violation)")
+    assert "question (low effort, explicit):\n  Which file should I edit?" in turn
+    assert "violation of no_questions (critical):\n  expected no questions; actual 1 question" in turn
+
+
 def test_show_gives_the_stage_right_after_the_spec(capsys, db):
     code, out, _ = run(capsys, "show", "1", "--db", db)
     assert code == 0

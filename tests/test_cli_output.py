@@ -6,7 +6,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppp_otel.cli._output import cell, columns_of, print_columns, print_json, print_table
+from ppp_otel.cli._output import cell, columns_of, print_columns, print_json, print_table, print_wrapped
 
 
 def table(rows, headers, **kw):
@@ -156,3 +156,22 @@ def test_json_output_of_objects_and_odd_keys_goes_through_json_dumps():
     out = io.StringIO()
     print_json({"scores": [Score()], 3: None, "when": {None: 1.5}}, file=out)
     assert json.loads(out.getvalue()) == {"scores": [{"r_proact": 0.05}], "3": None, "when": {"null": 1.5}}
+
+
+def test_wrapped_text_keeps_its_own_line_breaks_and_blank_lines():
+    out = io.StringIO()
+    print_wrapped("first line\n\n- an item\n- another", indent=2, width=40, file=out)
+    assert out.getvalue() == "  first line\n\n  - an item\n  - another\n"
+
+
+def test_wrapped_text_does_not_break_a_long_word():
+    url = "https://example.com/" + "a" * 80
+    out = io.StringIO()
+    print_wrapped(f"see {url} for more", width=40, file=out)
+    assert url in out.getvalue().split()
+
+
+def test_wrapped_text_that_is_missing_prints_a_dash():
+    out = io.StringIO()
+    print_wrapped(None, indent=2, file=out)
+    assert out.getvalue() == "  -\n"

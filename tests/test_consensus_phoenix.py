@@ -130,3 +130,19 @@ def test_the_consensus_command_annotates_in_phoenix_and_sends_its_span(phoenix, 
     assert len(data["annotations"]["annotated"]) == 2 and data["annotations"]["failed"] == []
     spans = wait_for_spans(phoenix, project, "ppp.consensus", 1)
     assert any(s["context"]["span_id"] == data["span_id"] for s in spans)
+
+
+def test_the_consensus_command_sends_its_span_to_the_phoenix_tracing_forwards_to(phoenix, db_path, recorded,
+                                                                                capsys, monkeypatch):
+    from ppp_otel.cli import main
+
+    monkeypatch.delenv("PPP_OTEL_CONFIG", raising=False)
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    _, project = recorded
+    code = main(["consensus", "--db", str(db_path), "--spec", "spec-p", "--project", project, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert "annotations" not in data  # annotating is --phoenix's
+    spans = wait_for_spans(phoenix, project, "ppp.consensus", 1)
+    assert [s["context"]["span_id"] for s in spans] == [data["span_id"]]

@@ -88,3 +88,16 @@ def test_a_consensus_span_through_the_recording_provider_is_not_recorded_as_a_tr
     conn = schema.connect(path)
     assert conn.execute("SELECT count(*) FROM trajectories").fetchone()[0] == 1
     conn.close()
+
+
+def test_the_consensus_command_sends_no_span_when_it_has_nowhere_to_send_one(judged, db_path, capsys,
+                                                                             monkeypatch):
+    from ppp_otel.cli import main
+
+    for name in ("PHOENIX_COLLECTOR_ENDPOINT", "PPP_OTEL_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["consensus", "--db", str(db_path), "--spec", "spec", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["trace_id"], data["span_id"]) == (None, None)
+    [stored] = consensus_history(db_path, "spec", limit=1)
+    assert stored.trace_id is None

@@ -140,7 +140,7 @@ def test_a_database_locked_by_another_process_neither_blocks_the_app_nor_loses_c
     assert turns - len(stored) <= after["dropped"] <= turns - len(stored) + 1
     # Submitted = taken + dropped, and everything taken was written once the lock went.
     assert after["queued"] == 0
-    assert after["enqueued"] == after["written_turns"] + after["written_trajectories"] + after["rejected"]
+    assert after["enqueued"] == after["written_turns"] + after["written_trajectories"] + after["trajectory_updates"] + after["rejected"]
 
 
 def limit_pages(limit: dict):
@@ -198,6 +198,15 @@ def test_status_shows_the_recorders_counters_and_last_error(db_path, capsys):
     assert main(["status", "--db", str(db_path)]) == 0
     table = capsys.readouterr().out
     assert "WRITE ERRORS" in table and "database or disk is full" in table
+
+
+def test_status_names_the_recorders_written_count_as_turns(db_path, capsys):
+    provider, _ = pipeline(db_path)
+    record_turns(provider, "status", 3)
+    provider.shutdown()
+    assert main(["status", "--db", str(db_path)]) == 0
+    header, row = capsys.readouterr().out.split("recorders (", 1)[1].splitlines()[1:3]
+    assert "TURNS WRITTEN" in header and row.split()[2] == "3"
 
 
 def _immutable(path: Path, on: bool) -> bool:

@@ -46,6 +46,24 @@ def test_a_trajectory_and_its_turns_land_in_sqlite(db_path):
     ]
 
 
+def test_stats_count_one_written_trajectory_for_one_recorded_trajectory(db_path):
+    provider, processor = pipeline(db_path)
+    with trajectory("spec-1", "agent-a", tracer_provider=provider):
+        with turn("fix the bug", tracer_provider=provider) as t:
+            t.respond("done")
+    provider.shutdown()
+    assert processor.stats["written_trajectories"] == 1 == count(db_path, "trajectories")
+
+
+def test_stats_count_a_trajectorys_end_as_an_update_of_its_start(db_path):
+    provider, processor = pipeline(db_path)
+    for agent in ("agent-a", "agent-b"):
+        with trajectory("spec-1", agent, tracer_provider=provider):
+            pass
+    provider.shutdown()
+    assert (processor.stats["written_trajectories"], processor.stats["trajectory_updates"]) == (2, 2)
+
+
 def test_turn_latency_is_the_span_duration(db_path):
     provider, _ = pipeline(db_path)
     with trajectory("s", "a", tracer_provider=provider):
@@ -298,7 +316,7 @@ def test_a_full_queue_drops_the_newest_and_counts_every_drop(db_path):
     assert stats["dropped"] == dropped_while_locked
     # Every record (100 turns, the trajectory's start and its end) is written or counted as dropped.
     assert stats["enqueued"] + stats["dropped"] == 102
-    assert stats["written_turns"] + stats["written_trajectories"] == stats["enqueued"]
+    assert stats["written_turns"] + stats["written_trajectories"] + stats["trajectory_updates"] == stats["enqueued"]
     assert count(db_path, "trajectory_turns") == stats["written_turns"]
 
 

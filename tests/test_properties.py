@@ -141,7 +141,7 @@ def test_any_turn_attributes_are_written_or_counted_and_a_good_turn_beside_them_
     assert after["dropped"] == 0
     # Each record of this example was written, found a duplicate, or rejected: exactly one.
     settled = sum(after[k] - before[k] for k in
-                  ("written_turns", "written_trajectories", "duplicates", "rejected"))
+                  ("written_turns", "written_trajectories", "trajectory_updates", "duplicates", "rejected"))
     assert settled == after["enqueued"] - before["enqueued"] == 5  # start, 3 turns, end
     stored = stored_prompts(path, agent)
     assert "good before" in stored
@@ -174,7 +174,7 @@ def test_any_trajectory_attributes_never_raise_and_every_record_is_accounted_for
     after = processor.stats
     assert after["internal_errors"] == 0 and after["dropped"] == 0
     settled = sum(after[k] - before[k] for k in
-                  ("written_turns", "written_trajectories", "duplicates", "rejected"))
+                  ("written_turns", "written_trajectories", "trajectory_updates", "duplicates", "rejected"))
     assert settled == after["enqueued"] - before["enqueued"]
 
 

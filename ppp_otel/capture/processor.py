@@ -101,7 +101,8 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
     @property
     def stats(self) -> dict[str, Any]:
         """Counters since start (since fork in a child). ``written_trajectories``
-        counts trajectory records (a start and an end each); ``enqueued`` plus
+        counts trajectories (a trajectory's start and end are one; its end is one of the
+        ``trajectory_updates``); ``enqueued`` plus
         ``dropped`` is everything offered; of the enqueued, those not written are
         ``rejected`` or, when the file stayed unwritable at shutdown, ``lost_at_shutdown``."""
         return self.stats_dict(

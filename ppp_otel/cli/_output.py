@@ -9,7 +9,9 @@ import argparse
 import json
 import math
 import re
+import shutil
 import sys
+import textwrap
 import time
 from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence, TextIO
@@ -19,6 +21,18 @@ EXIT_ERROR = 2
 
 #: Cells longer than this are cut in tables; ``--json`` never cuts.
 DEFAULT_MAX_WIDTH = 48
+
+
+#: Scores and weights in tables: four digits after the point, the same in every row and
+#: every table, so that a column reads down and lines up on its point (0.5573, 0.0075,
+#: 0.5900; a consensus's final mixes weights and rewards into four places). ``--json``
+#: keeps the values as computed.
+SCORE_DECIMALS = 4
+
+
+def score_decimals(*headers: str) -> dict[str, int]:
+    """The ``decimals`` of :func:`print_table` for these score columns."""
+    return dict.fromkeys(headers, SCORE_DECIMALS)
 
 
 def cell(value: Any, max_width: int | None = DEFAULT_MAX_WIDTH) -> str:
@@ -210,6 +224,34 @@ def print_fields(fields: Mapping[str, Any], *, file: TextIO | None = None, inden
             print_fields(value, file=out, indent=indent + 2)
         else:
             print(f"{pad}{str(key).ljust(width)}  {cell(value, None)}", file=out)
+
+
+#: Wrapped text is no wider than this even in a wide terminal: longer lines are hard to read.
+MAX_TEXT_WIDTH = 100
+
+
+def text_width() -> int:
+    """How wide wrapped text is: the terminal's width (80 when not a terminal), at most
+    :data:`MAX_TEXT_WIDTH`."""
+    return min(shutil.get_terminal_size((80, 24)).columns, MAX_TEXT_WIDTH)
+
+
+def print_wrapped(text: str | None, *, indent: int = 0, width: int | None = None,
+                  file: TextIO | None = None) -> None:
+    """``text`` whole, as paragraphs wrapped to ``width`` and indented by ``indent``.
+
+    Its own line breaks are kept (code, lists and blank lines stay where they were);
+    a long word such as a URL or a path is not broken, so that it can be copied.
+    """
+    out = file or sys.stdout
+    pad = " " * indent
+    if not text:
+        print(f"{pad}-", file=out)
+        return
+    wrapper = textwrap.TextWrapper(width=max((width or text_width()), indent + 20), initial_indent=pad,
+                                   subsequent_indent=pad, break_long_words=False, break_on_hyphens=False)
+    for line in text.splitlines():
+        print(wrapper.fill(line) if line.strip() else "", file=out)
 
 
 def _to_json(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
     PROG, add_stage_column, columns_of, fail, human_size, int_at_least, print_columns, print_fields, print_json,
-    print_table,
+    print_table, print_wrapped, score_decimals, text_width,
 )
 from ppp_otel.storage import display_name, open_store
 
@@ -42,6 +42,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "show", parents=[common], help="one trajectory: its turns, questions and violations"
     )
     p.add_argument("id", type=int, help="trajectory id (see `ppp-otel trajectories`)")
+    p.add_argument(
+        "--full", action="store_true",
+        help="each turn's prompt and response whole, as wrapped paragraphs, with its questions and "
+        "violations under it (the table cuts them to fit one line)",
+    )
     p.set_defaults(func=show)
 
 
@@ -82,7 +87,7 @@ def status(args: argparse.Namespace) -> int:
         print_table(
             [(r["pid"], r["updated_at"], r["written_turns"], r["dropped"], r["rejected"],
               r["write_errors"], r["last_error"]) for r in report["recorders"]],
-            ["pid", "updated", "written", "dropped", "rejected", "write errors", "last error"],
+            ["pid", "updated", "turns written", "dropped", "rejected", "write errors", "last error"],
             max_width=80,
         )
     return 0
@@ -130,7 +135,7 @@ def trajectories(args: argparse.Namespace) -> int:
     columns = columns_of(found, _LISTED + [_STAGE])
     headers = ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
     add_stage_column(columns, headers, columns.pop())
-    print_columns(columns, headers, max_width=32, empty=_none_found(args))
+    print_columns(columns, headers, max_width=32, empty=_none_found(args), decimals=score_decimals("technical"))
     return 0
 
 
@@ -146,6 +151,40 @@ def _none_found(args: argparse.Namespace) -> str:
 #: A turn's latency in tables: milliseconds to two decimals (a hundredth is ten
 #: microseconds), lined up on the point; ``--json`` keeps the stored value.
 LATENCY_DECIMALS = 2
+
+
+#: The width of the prompt and response cells of ``show``'s table.
+_TURN_TEXT_WIDTH = 40
+
+
+def _cut(text: str | None) -> bool:
+    """Whether the table shows less than all of ``text``."""
+    return text is not None and (len(text) > _TURN_TEXT_WIDTH or "\n" in text)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _print_turns_whole(turns: list) -> None:
+    """``show --full``: a block per turn, read top to bottom as the conversation went, rather
+    than table cells: a prompt or a response of several paragraphs only reads whole so."""
+    width = text_width()
+    for t in turns:
+        facts = [f"{t.token_count} tokens" if t.token_count is not None else None,
+                 f"{t.latency_ms:.{LATENCY_DECIMALS}f} ms" if t.latency_ms is not None else None,
+                 _plural(len(t.questions), "question"), _plural(len(t.violations), "violation")]
+        print(f"\n── turn {t.number} ({', '.join(f for f in facts if f)})")
+        print("prompt:")
+        print_wrapped(t.prompt, indent=2, width=width)
+        print("response:")
+        print_wrapped(t.response, indent=2, width=width)
+        for q in t.questions:
+            print(f"question ({q.effort_level} effort, {q.source}):")
+            print_wrapped(q.text, indent=2, width=width)
+        for v in t.violations:
+            print(f"violation of {v.preference_name} ({v.severity}):")
+            print_wrapped(f"expected {v.expected}; actual {v.actual}", indent=2, width=width)
 
 
 def show(args: argparse.Namespace) -> int:
@@ -168,13 +207,18 @@ def show(args: argparse.Namespace) -> int:
         "preferences": found.preferences,
         "trace id": found.trace_id,
     })
+    if args.full:
+        _print_turns_whole(found.turns)
+        return 0
     print()
     print_table(
         [(t.number, t.prompt, t.response, t.token_count, t.latency_ms, len(t.questions),
           len(t.violations)) for t in found.turns],
         ["turn", "prompt", "response", "tokens", "latency_ms", "questions", "violations"],
-        max_width=40, decimals={"latency_ms": LATENCY_DECIMALS},
+        max_width=_TURN_TEXT_WIDTH, decimals={"latency_ms": LATENCY_DECIMALS},
     )
+    if any(_cut(t.prompt) or _cut(t.response) for t in found.turns):
+        print(f"(prompts and responses cut to one line; `{PROG} show {found.id} --full` prints them whole)")
     questions = [(t.number, q.effort_level, q.source, q.text) for t in found.turns for q in t.questions]
     if questions:
         print()

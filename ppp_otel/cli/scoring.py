@@ -13,7 +13,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
-from ppp_otel.cli._output import PROG, add_stage_column, fail, print_columns, print_json, print_table
+from ppp_otel.cli._output import (
+    PROG, SCORE_DECIMALS, add_stage_column, fail, print_columns, print_json, print_table, score_decimals,
+)
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.consensus import ConsensusResult
@@ -56,7 +58,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=score)
 
     p = subparsers.add_parser(
-        "consensus", parents=[common], help="the best agent on a spec by weighted consensus"
+        "consensus", parents=[common], help="the best agent on a spec by weighted consensus",
+        description="Judge a spec's agents by weighted consensus and store the run (see "
+        "consensus-history). A ppp.consensus span, linked to the trajectories judged, is sent "
+        "when there is somewhere to send it: --phoenix URL, or the Phoenix that tracing forwards "
+        "to ([ppp.phoenix] enabled = true in the config, or PHOENIX_COLLECTOR_ENDPOINT set). "
+        "--json's trace_id and span_id are that span's; both are null when no span was sent.",
     )
     p.add_argument("--spec", metavar="S", required=True, help="the spec id to judge")
     p.add_argument(
@@ -78,8 +85,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--phoenix", metavar="URL",
-        help="Phoenix to send the ppp.consensus span to and annotate the trajectories in (span and "
-        "session annotations); exit 1 when none could be annotated",
+        help="Phoenix to send the ppp.consensus span to (instead of the configured one) and annotate "
+        "the trajectories in (span and session annotations); exit 1 when none could be annotated",
     )
     p.add_argument(
         "--project", metavar="NAME",
@@ -136,7 +143,8 @@ def score(args: argparse.Namespace) -> int:
     headers = ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h", "violations mi/ma/cr",
                "technical"]
     add_stage_column(shown, headers, columns["stage"])
-    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {args.db}")
+    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {args.db}",
+                  decimals=score_decimals("r_proact", "r_pers", "technical"))
     return 0
 
 
@@ -170,23 +178,31 @@ def _note(agent) -> str:
 def _print_result(result: ConsensusResult) -> None:
     w = result.weights
     print(f"{result.scope}: best agent {result.best_agent}, confidence "
-          f"{result.confidence:.4g} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
+          f"{result.confidence:.{SCORE_DECIMALS}f} (weights technical {w.technical:g}, interaction {w.interaction:g}; "
           f"{result.rewards} rewards)")
     print_table(
         [(a.rank, a.agent_name, a.technical, a.r_proact, a.r_pers, a.final,
           len(a.trajectory_ids), _note(a)) for a in result.agents],
         ["rank", "agent", "technical", "r_proact", "r_pers", "final", "trajectories", "note"],
+        decimals=score_decimals("technical", "r_proact", "r_pers", "final"),
     )
 
 
-def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
-    """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
+def _sends_spans(args: argparse.Namespace, config: Any) -> bool:
+    """Whether the ``ppp.consensus`` span has somewhere to go: ``--phoenix``, or the Phoenix
+    that tracing forwards to (``[ppp.phoenix] enabled``, ``PHOENIX_COLLECTOR_ENDPOINT``), as
+    :func:`ppp_otel.register` decides. With nowhere to go there is no span, and no ids."""
+    from ppp_otel.capture.register import phoenix_exporter_settings
+    from ppp_otel.config.settings import environ
+
+    return args.phoenix is not None or phoenix_exporter_settings(None, config.phoenix, environ()) is not None
+
+
+def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any) -> None:
+    """The consensus span, exported before this returns (so before any annotation is posted)."""
     from ppp_otel import register as register_tracing
-    from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
-    from ppp_otel.config.settings import process_config
     from ppp_otel.publish.consensus_span import emit_consensus_span
 
-    config = args.settings or process_config()
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
@@ -197,7 +213,16 @@ def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any
         else:
             emit_consensus_span(result, tracer_provider=provider)
     finally:
-        provider.shutdown()  # exports the span before the annotations are posted
+        provider.shutdown()
+
+
+def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
+    """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
+    from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
+    from ppp_otel.config.settings import process_config
+
+    config = args.settings or process_config()
+    _emit_span(args, result, config)
     api_key = config.phoenix.api_key or None  # PHOENIX_API_KEY, else the file's (load_config's rule)
     summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
     for _, message in summary.failed:
@@ -229,6 +254,8 @@ def run_consensus(args: argparse.Namespace) -> int:
                            stage=args.stage, run_id=args.run,
                            rewards=args.rewards or rewards_profile(config))
     annotations = _publish(args, result) if args.phoenix else None
+    if annotations is None and _sends_spans(args, config):
+        _emit_span(args, result, config)
     # Nothing annotated at all is a failure a script must see.
     status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
     if args.json:
@@ -273,6 +300,7 @@ def history(args: argparse.Namespace) -> int:
          for run in runs],
         ["id", "stage", "run", "created", "best agent", "confidence", "w_technical", "w_interaction",
          "agents"],
+        decimals=score_decimals("confidence", "w_technical", "w_interaction"),
         empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
     )
     return 0

@@ -78,6 +78,9 @@ class RecordSink:
             if isinstance(exc, (DatabaseNewerError, NotADatabaseError)):
                 raise
             logger.warning("ppp-otel: %s; recording will retry", exc)
+        # Trajectories whose start this recorder wrote and whose end it has not: their end
+        # completes a trajectory already counted. Bounded by the trajectories open at once.
+        self._open_trajectories: set = set()
         # Judgment runs on its own thread and connection, after the writes.
         self.judgment = JudgmentStage(db_path, classifier, preference_judge, on_judged=on_judged,
                                       **store_options)
@@ -181,12 +184,34 @@ class RecordSink:
                 time.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)
         engine.writer_stuck = False
-        stats.written_trajectories += outcome.trajectories
+        if outcome.trajectories:
+            self._count_trajectories(records, outcome)
         stats.written_turns += outcome.turns
         stats.duplicates += outcome.duplicates
         for record, reason in outcome.rejected:
             self._reject("turn" if isinstance(record, TurnRecord) else "trajectory", reason)
         stats.dirty = True
+
+    def _count_trajectories(self, records: list, outcome: Any) -> None:
+        """``written_trajectories`` counts trajectories, not records: the end of one whose
+        start this recorder wrote is a ``trajectory_updates``."""
+        rejected = {id(r) for r, _ in outcome.rejected}
+        opened = self._open_trajectories
+        new = updates = 0
+        for r in records:
+            if type(r) is not TrajectoryRecord or id(r) in rejected:
+                continue
+            key = r.key
+            if key in opened:
+                updates += 1
+                if r.ended_at is not None:
+                    opened.discard(key)
+            else:
+                new += 1
+                if r.ended_at is None:
+                    opened.add(key)
+        self.stats.written_trajectories += new
+        self.stats.trajectory_updates += updates
 
     def close(self) -> None:
         self._db.close()

@@ -17,7 +17,8 @@ class RecorderStats:
     dropped: int = 0  # changes under the queue lock
     rejected: int = 0
     written_turns: int = 0
-    written_trajectories: int = 0
+    written_trajectories: int = 0  # distinct trajectories: a start and its end are one
+    trajectory_updates: int = 0  # trajectory records that completed a row already counted (its end)
     duplicates: int = 0
     write_errors: int = 0
     internal_errors: int = 0
@@ -42,6 +43,7 @@ class RecorderStats:
             "queued": queued,
             "enqueued": self.enqueued,
             "written_trajectories": self.written_trajectories,
+            "trajectory_updates": self.trajectory_updates,
             "written_turns": self.written_turns,
             "duplicates": self.duplicates,
             "dropped": self.dropped,
