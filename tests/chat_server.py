@@ -34,13 +34,20 @@ class ChatServer:
                 try:
                     time.sleep(server.delay_s)
                     answer = server.reply(body["messages"][-1]["content"])
-                    if isinstance(answer, tuple):
-                        status, raw = answer
-                    else:
-                        status = 200
-                        raw = json.dumps(
-                            {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}
-                        ).encode()
+                finally:
+                    # Counted out before the answer leaves: once the client has read it, it
+                    # may send its next request, which must not find this one still counted.
+                    # So the count is of requests the client has outstanding, what a cap limits.
+                    with server._lock:
+                        server.in_flight -= 1
+                if isinstance(answer, tuple):
+                    status, raw = answer
+                else:
+                    status = 200
+                    raw = json.dumps(
+                        {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}
+                    ).encode()
+                try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(raw)))
@@ -48,9 +55,6 @@ class ChatServer:
                     self.wfile.write(raw)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting, as the timeout test intends
-                finally:
-                    with server._lock:
-                        server.in_flight -= 1
 
             def log_message(self, *args):
                 pass

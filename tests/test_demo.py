@@ -61,3 +61,20 @@ def test_the_report_of_the_demo_shows_every_agent_in_chromium(demo, tmp_path, ch
     for agent in ("careful-agent", "curious-agent", "hasty-agent"):
         assert agent in text
     assert chromium.evaluate("document.querySelectorAll('figure.chart svg .series').length") > 10
+
+
+def test_a_database_in_a_missing_directory_is_a_one_line_error_before_anything_is_recorded(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-dir"
+    ppp_otel = os.path.join(os.path.dirname(sys.executable), "ppp-otel")
+    # The timeout only catches a command that records first and fails later.
+    done = subprocess.run([ppp_otel, "demo", "--db", str(missing / "d.db")],
+                          capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"ppp-otel: error: cannot record to {missing / 'd.db'}: the directory {missing} does not exist "
+        "(create it, or choose another --db / PPP_OTEL_DB)"]
+    assert not missing.exists()

@@ -395,3 +395,15 @@ def test_a_full_queue_refuses_the_whole_request_with_503_and_a_retry_loses_nothi
     finally:
         receiver.stop()
     assert stored_turns(db_path) == TWO_TURNS
+
+
+def test_a_commit_waiter_whose_event_loop_has_closed_is_woken_without_raising():
+    import asyncio
+
+    from ppp_otel.ingest.server import _Committed
+
+    loop = asyncio.new_event_loop()
+    waiter = _Committed(loop)
+    loop.close()  # the server stopped while the request waited
+    waiter.set()  # on the writer thread, which must not die of it
+    assert waiter.event.is_set()

@@ -295,3 +295,89 @@ def test_a_lone_surrogate_in_otlp_json_costs_a_character_not_the_request(db_path
 
     with closing(sqlite3.connect(db_path)) as conn:
         assert conn.execute("SELECT response FROM trajectory_turns").fetchall() == [("cut mid-emoji \ufffd",)]
+
+
+# --- a store that cannot be used ---------------------------------------------------
+
+def run_ingest(*args: str) -> "subprocess.CompletedProcess":
+    import subprocess
+
+    from ingest_process import PPP_OTEL
+
+    # The timeout only catches a receiver that starts when it should not.
+    return subprocess.run([PPP_OTEL, "ingest", "--port", "0", "--grpc-port", "off", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_ingest_refuses_to_start_when_the_databases_directory_does_not_exist(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    done = run_ingest("--db", str(missing / "x.db"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ppp-otel: error: cannot record to {missing / 'x.db'}: the directory {missing} does not exist "
+        "(create it, or choose another --db / PPP_OTEL_DB)"]
+    assert not missing.exists()
+
+
+def test_ingest_refuses_to_start_when_its_postgresql_server_cannot_be_reached():
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    done = run_ingest("--db", f"postgresql://ppp:secret@127.0.0.1:{port}/ppp")
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"ppp-otel: error: cannot ingest into postgresql://ppp:***@127.0.0.1:{port}/ppp: cannot connect"), lines
+    assert "secret" not in done.stderr
+
+
+@pytest.fixture
+def ingest_losing_its_directory(tmp_path):
+    """A real ``ppp-otel ingest`` whose database's directory is removed after it started."""
+    import shutil
+
+    store = tmp_path / "store"
+    store.mkdir()
+    ingest = IngestProcess(store / "x.db").start()
+    ingest.log.close()
+    shutil.rmtree(store)
+    yield ingest
+    if ingest.process.poll() is None:
+        ingest.process.kill()
+        ingest.process.wait()
+
+
+def test_a_request_that_cannot_be_made_durable_gets_503_before_its_commit_deadline(ingest_losing_its_directory):
+    ingest = ingest_losing_its_directory
+    for _ in range(2):  # the one queued when the writes began to fail, and one after
+        # Under the receiver's own 30 s deadline: answered, not left to the client's timeout.
+        status, body = post(ingest.host, ingest.port, trajectory_request(1, 2).SerializeToString(), timeout=25)
+        assert status == 503
+    conn = http.client.HTTPConnection(ingest.host, ingest.port, timeout=25)
+    try:
+        conn.request("POST", "/v1/traces", body=b'{"resourceSpans": []}',
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read().decode()
+        assert response.status == 503 and response.getheader("Retry-After") == "1"
+        assert "the database cannot be written now" in answer and "does not exist" in answer
+    finally:
+        conn.close()
+
+
+def test_sigterm_while_the_database_cannot_be_written_stops_quickly_and_counts_the_lost_records(
+        ingest_losing_its_directory):
+    import re
+
+    ingest = ingest_losing_its_directory
+    assert post(ingest.host, ingest.port, trajectory_request(1, 2).SerializeToString(), timeout=25)[0] == 503
+    ingest.process.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    err = ingest.process.stderr.read()
+    code = ingest.process.wait(30)
+    took = time.monotonic() - start
+    assert code == 0
+    assert took < 10, f"exit took {took:.1f}s"
+    assert "Traceback" not in err and "Exception" not in err and "ERROR: " not in err, err
+    # The request answered 503 was queued and never written: its sender keeps it and retries.
+    assert re.search(r"^lost_at_shutdown\s+3$", err, re.MULTILINE), err

@@ -69,6 +69,25 @@ def test_a_full_writer_queue_gets_unavailable_which_exporters_retry(db_path):
         assert call(receiver, encode_spans(record_conversation()).SerializeToString()) == grpc.StatusCode.UNAVAILABLE
 
 
+def test_an_export_that_cannot_be_made_durable_gets_unavailable_saying_why(tmp_path):
+    import shutil
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    store = tmp_path / "store"
+    store.mkdir()
+    with IngestServer(store / "runs.db", port=0, grpc_port=0) as receiver:
+        shutil.rmtree(store)  # the database's directory goes while the receiver runs
+        body = encode_spans(record_conversation()).SerializeToString()
+        with grpc.insecure_channel(receiver.grpc_endpoint) as channel:
+            export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            for _ in range(2):  # the one queued when the writes began to fail, and one after
+                with pytest.raises(grpc.RpcError) as raised:
+                    export(body, timeout=25)  # under the receiver's own 30 s deadline
+                assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "the database cannot be written now" in raised.value.details()
+
+
 def test_a_grpc_port_in_use_is_a_clear_error_naming_the_way_out(db_path):
     import socket
     import subprocess

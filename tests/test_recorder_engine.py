@@ -189,3 +189,63 @@ def test_an_item_put_due_makes_what_is_queued_due_at_once(monkeypatch):
     assert _processed_within(sink, 10)
     e.shutdown()
     assert sink.items == ["turn", "trajectory end"]
+
+
+class LoopWaiter:
+    """A waiter that wakes an asyncio loop, as an async caller's would."""
+
+    def __init__(self, loop):
+        self.loop = loop
+
+    def set(self):
+        self.loop.call_soon_threadsafe(lambda: None)
+
+
+def test_a_waiter_whose_event_loop_has_closed_is_counted_and_the_worker_goes_on(caplog):
+    import asyncio
+
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    e = engine(sink, buffer_size=1000)
+    e.put("first", due=True)
+    assert sink.entered.wait(10)
+    loop = asyncio.new_event_loop()
+    loop.close()
+    e.when_done(LoopWaiter(loop))  # set() will raise RuntimeError: Event loop is closed
+    e.when_done(woken := threading.Event())
+    gate.set()
+    assert woken.wait(10)  # the waiters after it are still woken
+    e.put("second")
+    assert e.force_flush(10_000)  # and the worker is alive
+    assert sink.items == ["first", "second"]
+    assert e.flush_waiters.failed == 1
+    assert [r.message for r in caplog.records if "could not be woken" in r.message] != []
+    e.shutdown()
+
+
+def test_a_waiter_that_raises_when_woken_at_once_does_not_reach_the_caller():
+    import asyncio
+
+    e = engine(ListSink())
+    loop = asyncio.new_event_loop()
+    loop.close()
+    e.when_done(LoopWaiter(loop))  # nothing queued: woken on the caller's thread
+    assert e.flush_waiters.failed == 1
+    e.shutdown()
+
+
+def test_waiters_left_at_the_end_are_woken_even_when_one_of_them_raises():
+    import asyncio
+
+    gate = threading.Event()
+    e = engine(ListSink(gate=gate), shutdown_timeout_ms=100)
+    e.put("held")
+    loop = asyncio.new_event_loop()
+    loop.close()
+    e.when_done(LoopWaiter(loop))
+    e.when_done(woken := threading.Event())
+    e.shutdown()  # the worker is held past the deadline; it wakes everyone when it ends
+    gate.set()
+    assert woken.wait(10)
+    e._thread.join(10)
+    assert not e._thread.is_alive() and e.flush_waiters.failed == 1

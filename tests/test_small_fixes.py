@@ -60,3 +60,11 @@ def test_the_reason_names_the_unwritable_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     reason = schema._why_unopenable(str(tmp_path / "r.db"), "unable to open database file")
     assert f"the directory {tmp_path} is not writable" in reason
+
+
+def test_a_database_in_a_missing_directory_says_the_directory_does_not_exist(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    (tmp_path / "a.json").write_text("{}")
+    done = ppp_otel("import", "--db", str(missing / "x.db"), str(tmp_path / "a.json"))
+    assert done.returncode == 2
+    assert f"the directory {missing} does not exist" in done.stderr and "not writable" not in done.stderr

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from ppp_otel.capture import api as instrument
 from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.storage import check_creatable
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +88,6 @@ def phoenix_exporter_settings(
 def phoenix_project_name(project_name: str | None, settings: PhoenixConfig, env: Mapping[str, str]) -> str:
     """The argument, else ``PHOENIX_PROJECT_NAME``, else the config's ``project_name``."""
     return project_name or env.get("PHOENIX_PROJECT_NAME") or settings.project_name
-
-
-def _check_creatable(path: str) -> None:
-    """A database file whose directory is missing can never be created: say so now, not at exit."""
-    if path == ":memory:" or "://" in path:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(
-            f"ppp-otel: cannot record to {path}: the directory {directory} does not exist "
-            "(create it, or choose another db_path / PPP_OTEL_DB)"
-        )
 
 
 def _phoenix_forwarder(
@@ -208,7 +197,7 @@ def register(
         tracer_provider = TracerProvider(resource=resource)
 
     if config.enabled:
-        _check_creatable(path)
+        check_creatable(path)
         settings = config.trajectory
         from ppp_otel.analysis.judgment_stage import judges_from_config
 

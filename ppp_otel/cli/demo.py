@@ -10,7 +10,7 @@ from typing import Any
 
 from ppp_otel.config.settings import env_value
 from ppp_otel.demo import record_demo, PROJECT_NAME
-from ppp_otel.storage import display_name, open_store
+from ppp_otel.storage import check_creatable, display_name, open_store
 from ppp_otel.cli._output import print_json, print_table, PROG
 
 
@@ -80,6 +80,8 @@ def _annotate(args: argparse.Namespace, results: list) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     if args.run_prefix is not None and not args.run_prefix.strip():
         raise ValueError("--run-prefix must not be empty")
+    # At once, not after a writer has retried for a minute.
+    check_creatable(args.db, choose="--db / PPP_OTEL_DB")
     project = args.project or env_value("PHOENIX_PROJECT_NAME") or PROJECT_NAME
     demo = record_demo(args.db, run_id=args.run_prefix, phoenix=args.phoenix, project_name=project)
     trajectories = _landed(args.db, demo.run_ids)

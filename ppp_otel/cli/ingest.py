@@ -9,7 +9,8 @@ from typing import Any
 from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
 from ppp_otel.cli._output import int_at_least, print_fields, print_json
-from ppp_otel.storage import display_name
+from ppp_otel.storage import check_creatable, display_name, open_store
+from ppp_otel.storage.base import DatabaseError, ReadOnlyError
 from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
 
 
@@ -51,6 +52,19 @@ def _grpc_port(text: str) -> int | None:
     return None if text.strip().lower() == "off" else _port(text)
 
 
+def _check_store(db: str) -> None:
+    """Refuse to start on a store that cannot be used at all (its directory missing, a server
+    that is not there, not a database), as import does: a receiver that started anyway would
+    take requests it can never answer. A locked or read-only file is retried while serving."""
+    check_creatable(db, choose="--db / PPP_OTEL_DB")
+    try:
+        open_store(db, must_exist=False, migrate_schema=False).close()
+    except ReadOnlyError:
+        pass
+    except DatabaseError as exc:
+        raise type(exc)(f"cannot ingest into {exc}") from None
+
+
 def ingest(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -60,6 +74,7 @@ def ingest(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     token = args.token or env_value(INGEST_TOKEN_ENV)
+    _check_store(args.db)
     try:
         server = IngestServer(args.db, args.host, args.port, token, grpc_port=args.grpc_port,
                               max_body_bytes=args.max_body_bytes, pending_ttl_s=args.pending_ttl,
@@ -86,5 +101,5 @@ def ingest(args: argparse.Namespace) -> int:
     else:
         print_fields({k: v for k, v in stats.items() if k in (
             "received_spans", "rejected_spans", "pending_spans", "written_trajectories", "written_turns",
-            "duplicates", "dropped", "rejected", "db_path")}, file=sys.stderr)
+            "duplicates", "dropped", "rejected", "lost_at_shutdown", "db_path")}, file=sys.stderr)
     return 0

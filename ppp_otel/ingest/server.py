@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ppp_otel.ingest import wire as otlp
-from ppp_otel.storage import open_store
+from ppp_otel.storage import check_creatable, open_store
 from ppp_otel.storage.base import StorageError, TrajectoryBackend
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler, adopt
 from ppp_otel.capture.processor import TrajectorySpanProcessor
@@ -62,6 +62,8 @@ DEFAULT_KEEP_ALIVE_S = 5.0
 DEFAULT_GRACE_S = 3.0
 DEFAULT_MAX_CONNECTIONS = 1000
 _RETRY_AFTER_S = "1"
+#: While a request waits for its commit, how often it checks whether the writes fail meanwhile.
+_FAILING_CHECK_S = 0.2
 _PURGE_EVERY_S = 60.0
 #: How often a replica of a shared store claims the spans whose parent another replica stored.
 _CLAIM_EVERY_S = 0.2
@@ -78,6 +80,15 @@ class IngestOutcome:
     not_queued: int = 0  # records the full queue refused; the client should retry
     first_error: str | None = None
     committed: bool = False  # everything taken is in the database
+    write_failing: str | None = None  # why the database cannot be written now, when it cannot
+
+    def why_not_committed(self) -> str:
+        """For a 503 / UNAVAILABLE: why the client should send this request again."""
+        if self.write_failing:
+            return f"the database cannot be written now ({self.write_failing}); retry"
+        if self.not_queued:
+            return f"queue full; {self.not_queued} records not taken"
+        return "the writer has not committed this request yet"
 
 
 class _Committed:
@@ -93,11 +104,42 @@ class _Committed:
     def set(self) -> None:
         self.event.set()
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._resolve)
+            try:
+                self.loop.call_soon_threadsafe(self._resolve)
+            except RuntimeError:  # the loop has closed: nobody waits on the future any more
+                pass
 
     def _resolve(self) -> None:
         if not self.future.done():
             self.future.set_result(True)
+
+
+def _given_up(outcome: IngestOutcome, processor: Any, deadline: float) -> bool:
+    """Stop waiting for a commit: the deadline has passed, or the writes fail meanwhile (the
+    client is told to retry now, not when its own timeout ends; ``outcome`` says why)."""
+    outcome.write_failing = processor.write_failing
+    return bool(outcome.write_failing) or time.monotonic() >= deadline
+
+
+def _committed_in_time(waiter: _Committed, outcome: IngestOutcome, processor: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not waiter.event.wait(min(_FAILING_CHECK_S, max(0.0, deadline - time.monotonic()))):
+        if _given_up(outcome, processor, deadline):
+            return False
+    return True
+
+
+async def _committed_in_time_async(waiter: _Committed, outcome: IngestOutcome, processor: Any,
+                                   timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.future),
+                                   min(_FAILING_CHECK_S, max(0.0, deadline - time.monotonic())))
+            return True
+        except asyncio.TimeoutError:
+            if _given_up(outcome, processor, deadline):
+                return False
 
 
 class SpanIngest:
@@ -139,7 +181,9 @@ class SpanIngest:
             # added (held turns are released), so a request is refused (503, to be
             # retried) before anything changes rather than half taken. Spans that
             # wait for their parent are in the database, not the queue: they take no room.
-            if not self.processor.has_room(len(good) + 1):  # at most a record a span, and one release
+            # Nor is it queued while writes fail: it could not be committed before its deadline.
+            outcome.write_failing = self.processor.write_failing
+            if outcome.write_failing or not self.processor.has_room(len(good) + 1):  # a record a span, a release
                 outcome.not_queued = len(good)
                 return outcome, None, 0
             assembled = self.assembler.add(good)
@@ -222,21 +266,16 @@ class SpanIngest:
         return outcome
 
     def ingest(self, request: Any, timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S) -> IngestOutcome:
-        """Queue a request and wait (this thread) until it is committed or ``timeout_s`` passed."""
+        """Queue a request and wait (this thread) until it is committed, ``timeout_s`` passed
+        or the writes fail."""
         outcome, waiter, lost = self.submit(request)
-        if waiter is None:
-            return outcome
-        if not waiter.event.wait(timeout_s):
+        if waiter is None or not _committed_in_time(waiter, outcome, self.processor, timeout_s):
             return outcome
         return self.settle(outcome, lost)
 
     async def ingest_async(self, request: Any, timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S) -> IngestOutcome:
         outcome, waiter, lost = self.submit(request)
-        if waiter is None:
-            return outcome
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
-        except asyncio.TimeoutError:
+        if waiter is None or not await _committed_in_time_async(waiter, outcome, self.processor, timeout_s):
             return outcome
         return self.settle(outcome, lost)
 
@@ -416,10 +455,8 @@ class _HttpApp:
             r.ingest.repaired_text += counts.get("repaired_text", 0)
         outcome = await r.ingest.ingest_async(request, r.commit_timeout_s)
         if not outcome.committed:
-            # Retryable per OTLP: the writer is behind; a redelivery is stored once.
-            what = (f"queue full; {outcome.not_queued} records not taken" if outcome.not_queued
-                    else "the writer has not committed this request yet")
-            raise _Refused(503, what, {"Retry-After": _RETRY_AFTER_S})
+            # Retryable per OTLP: the writer is behind or cannot write; a redelivery is stored once.
+            raise _Refused(503, outcome.why_not_committed(), {"Retry-After": _RETRY_AFTER_S})
         body = otlp.response_body(outcome.rejected, outcome.first_error, media)
         await _respond(send, 200, body, media)
         return media
@@ -552,7 +589,7 @@ class _GrpcService:
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         if not outcome.committed:
             # UNAVAILABLE is what OTLP exporters retry with backoff.
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the writer is behind; retry")
+            context.abort(grpc.StatusCode.UNAVAILABLE, outcome.why_not_committed())
         response = ExportTraceServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_spans = outcome.rejected
@@ -601,6 +638,8 @@ class IngestServer:
         self.commit_timeout_s = commit_timeout_s
         self.read_timeout_s = read_timeout_s
         self.grace_s = grace_s
+        if processor is None:
+            check_creatable(db_path)  # a file that can never be created: now, not as unanswered requests
         # Bind first: a port in use is an error here, before any thread starts.
         self._socket = _listen(host, port)
         self._address = self._socket.getsockname()[:2]
@@ -614,10 +653,12 @@ class IngestServer:
                 raise
         # Network batches are large: write them in big transactions. Requests wait for
         # their commit, so the writer starts a transaction as soon as one is waiting
-        # and takes every request queued meanwhile into it (group commit).
-        processor = processor or Recorder(
-            db_path, buffer_size=5000, flush_interval_ms=100, max_queue_size=100_000
-        )
+        # and takes every request queued meanwhile into it (group commit). At shutdown
+        # nothing queued has been answered 200 (its senders retry it), so a database
+        # that cannot be written is given up after the grace, not after half a minute.
+        if processor is None:
+            processor = Recorder(db_path, buffer_size=5000, flush_interval_ms=100, max_queue_size=100_000,
+                                 shutdown_timeout_ms=grace_s * 1000)
         self.ingest = SpanIngest(processor, pending_retention_s=pending_retention_s)
         self.ingest.assembler.pending_ttl_s = pending_ttl_s
         self.ingest.assembler.max_pending_spans = max_pending_spans

@@ -93,6 +93,42 @@ def due_in(queued: int, now: float, oldest: float, last_put: float, buffer_size:
     return remaining
 
 
+class FlushWaiters:
+    """Who waits for everything up to which sequence number, woken by the worker.
+
+    A waiter that raises when woken (an event loop that has closed meanwhile) is its
+    caller's problem: counted in ``failed``, logged once, and the others are still
+    woken; the worker never dies of a caller, as the SDK's batch processor never does."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[float, Any]] = []
+        self.failed = 0
+        self._log = LogLimiter.once(logger)
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    def add(self, target: float, waiter: Any) -> None:
+        self._waiting.append((target, waiter))
+
+    def wake(self, done: float) -> None:
+        """Wake every waiter whose target is at most ``done``."""
+        left = []
+        for target, waiter in self._waiting:
+            if target > done:
+                left.append((target, waiter))
+            else:
+                self.wake_one(waiter)
+        self._waiting = left
+
+    def wake_one(self, waiter: Any) -> None:
+        try:
+            waiter.set()
+        except Exception as exc:
+            self.failed += 1
+            self._log("ppp-otel: a flush waiter could not be woken (%r); counted and skipped", exc)
+
+
 class QueueEngine:
     def __init__(
         self,
@@ -136,7 +172,7 @@ class QueueEngine:
         self._oldest: float | None = None
         self._last_put = 0.0
         self._due = False  # an item put with due=True is queued
-        self._flush_waiters: list[tuple[int, threading.Event]] = []
+        self.flush_waiters = FlushWaiters()
         self._taken = 0  # items taken by the worker, in queue order
         self._inflight: list = []  # of the batch being processed, what a fork must carry
         self._done = 0  # of those, items processed (written, or counted as not)
@@ -239,9 +275,9 @@ class QueueEngine:
         with self._cond:
             target = self.stats.enqueued
             if self._done >= target or self._stopped.is_set():
-                waiter.set()
+                self.flush_waiters.wake_one(waiter)
                 return
-            self._flush_waiters.append((target, waiter))
+            self.flush_waiters.add(target, waiter)
             self._cond.notify_all()
 
     def shutdown(self) -> None:
@@ -280,7 +316,7 @@ class QueueEngine:
             while True:
                 n = len(self._queue)
                 if self._stopping or n >= max(BUSY_BATCH, self.buffer_size) or (
-                        n and (self._flush_waiters or self._due)):
+                        n and (self.flush_waiters or self._due)):
                     break
                 if n:
                     remaining = due_in(n, time.monotonic(), self._oldest, self._last_put,
@@ -309,11 +345,8 @@ class QueueEngine:
 
     def _release_flushes(self) -> None:
         with self._cond:
-            self._done = done = self._taken
-            for target, event in self._flush_waiters:
-                if target <= done:
-                    event.set()
-            self._flush_waiters = [(target, event) for target, event in self._flush_waiters if target > done]
+            self._done = self._taken
+            self.flush_waiters.wake(self._done)
 
     def _run(self) -> None:
         stats = self.stats
@@ -340,6 +373,4 @@ class QueueEngine:
             self.sink.close()
             self._stopped.set()
             with self._cond:
-                for _, event in self._flush_waiters:
-                    event.set()
-                self._flush_waiters = []
+                self.flush_waiters.wake(float("inf"))

@@ -112,6 +112,12 @@ class Recorder:
         self.sink.judgment.shutdown(max(0.0, deadline - time.monotonic()))
 
     @property
+    def write_failing(self) -> str | None:
+        """While writes fail and are being retried (a locked or read-only file, a server
+        that is down): the last error; otherwise None."""
+        return (self.counters.last_error or "write failed") if self.engine.writer_stuck else None
+
+    @property
     def lost_at_shutdown(self) -> int:
         """Records queued, then given up because the database stayed unwritable at shutdown."""
         return self.counters.lost_at_shutdown

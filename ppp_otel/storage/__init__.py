@@ -43,6 +43,7 @@ __all__ = [
     "TrajectoryStore",
     "TurnNumberClash",
     "WriteFailed",
+    "check_creatable",
     "cleanup",
     "display_name",
     "is_postgres_url",
@@ -53,6 +54,21 @@ __all__ = [
 
 def is_postgres_url(url_or_path: Any) -> bool:
     return isinstance(url_or_path, str) and url_or_path.startswith(POSTGRES_PREFIXES)
+
+
+def check_creatable(url_or_path: str | os.PathLike, *, choose: str = "db_path / PPP_OTEL_DB") -> None:
+    """FileNotFoundError now when a SQLite file can never be created (its directory is
+    missing), rather than a writer that retries until it gives up. ``choose`` names
+    where the user picks the database, for the hint."""
+    path = os.fspath(url_or_path)
+    if path == ":memory:" or "://" in path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"cannot record to {path}: the directory {directory} does not exist "
+            f"(create it, or choose another {choose})"
+        )
 
 
 def open_store(url_or_path: str | os.PathLike, **options: Any) -> TrajectoryBackend:

@@ -333,6 +333,8 @@ def _why_unopenable(path: str, message: str) -> str:
     if "unable to open" not in message and "readonly" not in message:
         return ""
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f" (the directory {directory} does not exist)"
     if not os.access(directory, os.W_OK):
         return (f" (the directory {directory} is not writable: SQLite keeps its WAL and shared-memory "
                 "files beside the database; make it writable or work on a copy)")
