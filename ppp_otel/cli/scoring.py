@@ -142,7 +142,7 @@ def score(args: argparse.Namespace) -> int:
 
 def _filters(args: argparse.Namespace) -> str:
     named = [(flag, getattr(args, attr, None)) for flag, attr in
-             (("spec", "spec"), ("agent", "agent"), ("run", "run"))]
+             (("spec", "spec"), ("stage", "stage"), ("agent", "agent"), ("run", "run"))]
     return "".join(f" of {flag} {value!r}" for flag, value in named if value is not None)
 
 
