@@ -413,3 +413,33 @@ def test_cli_export_atif_writes_files_and_lists_them_in_json(capsys, tmp_path):
     files = json.loads(out)["files"]
     assert code == 0 and len(files) == 1
     check_atif(json.loads(Path(files[0]).read_text()))
+
+
+def test_cli_export_atif_onto_a_file_says_out_names_a_directory(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    Path("mine.json").write_text("{}")
+    code, _, err = run(capsys, "export-atif", "--db", "r.db", "--out", "mine.json")
+    assert code == 2
+    assert err.splitlines() == ["ppp-otel: error: --out mine.json: it is a file, not a directory; --out names "
+                                "the directory to write the ATIF files into (made when missing)"]
+
+
+def test_cli_export_atif_under_a_file_names_the_file_in_the_way(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    Path("mine.json").write_text("{}")
+    code, _, err = run(capsys, "export-atif", "--db", "r.db", "--out", "mine.json/out")
+    assert code == 2 and "--out mine.json/out: mine.json is a file, not a directory" in err
+
+
+def test_cli_export_atif_that_matches_nothing_says_so_and_makes_no_directory(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    code, out, _ = run(capsys, "export-atif", "--db", "r.db", "--out", "out", "--spec", "nosuch", "--stage", "plan")
+    assert code == 0
+    assert out == "no trajectories to export of spec 'nosuch' of stage 'plan' in r.db: nothing written\n"
+    assert not Path("out").exists()
+
+
+def test_an_export_that_matches_nothing_makes_no_directory(db, tmp_path):
+    import_paths([FULL], db)
+    assert export_atif(db, tmp_path / "out", spec_id="nosuch") == []
+    assert not (tmp_path / "out").exists()
