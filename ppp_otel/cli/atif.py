@@ -79,8 +79,8 @@ def run_import(args: argparse.Namespace) -> int:
         )
         if summary.skipped:
             print(f"skipped {len(summary.skipped)}:")
-            for _, reason in summary.skipped:
-                print(f"  {reason}")
+            for file, reason in summary.skipped:
+                print(f"  {file}: {reason}")
         if summary.ignored:
             print(f"ignored {len(summary.ignored)} JSON file(s) that are not ATIF")
         if summary.rejected:
