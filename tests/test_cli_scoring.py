@@ -207,6 +207,13 @@ def test_an_empty_listing_names_the_stage_and_run_that_left_nothing(capsys, stag
     assert code == 0 and out.startswith(expected), out
 
 
+def test_consensus_history_with_nothing_of_a_stage_names_the_stage_and_the_command_to_run(capsys, staged):
+    code, out, _ = run(capsys, "consensus-history", "--db", staged, "--spec", "spec-s", "--stage", "plan")
+    assert code == 0
+    assert out.startswith("no consensus runs of spec 'spec-s' of stage 'plan' in ")
+    assert out.rstrip().endswith("(run `ppp-otel consensus --spec spec-s --stage plan`)")
+
+
 def test_an_unknown_agent_is_a_one_line_error(capsys, db):
     code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--agent", "zeta")
     assert_one_line_error(code, err, "unknown agent")
