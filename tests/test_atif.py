@@ -168,7 +168,7 @@ def test_a_bad_line_in_json_lines_costs_only_that_document(db, tmp_path):
     path.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n")
     summary = import_paths([path], db)
     assert summary.imported == 2
-    assert [reason.split(": ")[0] for _, reason in summary.skipped] == [f"{path} line 2"]
+    assert [(file, reason.split(": ")[0]) for file, reason in summary.skipped] == [(str(path), "line 2")]
 
 
 def test_any_v1_minor_version_is_read_and_unknown_fields_are_kept(db):
@@ -182,18 +182,74 @@ def test_any_v1_minor_version_is_read_and_unknown_fields_are_kept(db):
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("missing_steps.json", "missing_steps.json: no steps list"),
-        ("non_sequential.json", "non_sequential.json: step 3: step_id is 4, expected 3"),
+        ("missing_steps.json", "no steps list"),
+        ("non_sequential.json", "step 3: step_id is 4, expected 3"),
         ("unknown_major.json", "unknown major version 'ATIF-v2.0'"),
-        ("not_json.json", "not_json.json: not JSON"),
+        ("not_json.json", "not JSON"),
     ],
 )
-def test_a_broken_document_is_skipped_with_a_reason_naming_the_file_and_step(db, name, reason):
+def test_a_broken_document_is_skipped_with_its_file_and_a_reason_naming_the_step(db, name, reason):
     summary = import_paths([BAD / name], db)
     assert summary.imported == 0
     [(file, why)] = summary.skipped
     assert file == str(BAD / name)
-    assert reason in why
+    assert why.startswith(reason)
+
+
+def write_full(tmp_path, change) -> Path:
+    """The full document with ``change(document)`` applied, written to a file of its own."""
+    document = json.loads(FULL.read_text())
+    change(document)
+    path = tmp_path / "changed.trajectory.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_step_timestamp_that_is_not_iso_8601_skips_the_document_naming_the_step_and_the_value(db, tmp_path):
+    path = write_full(tmp_path, lambda doc: doc["steps"][2].update(timestamp="not a date"))
+    summary = import_paths([path], db)
+    assert (summary.imported, summary.skipped) == (0, [
+        (str(path), "step 3: timestamp is 'not a date', not an ISO 8601 time (e.g. 2025-10-16T14:30:00Z)")
+    ])
+    assert not trajectories(db)
+
+
+def test_a_timestamp_that_is_not_a_string_skips_the_document(db, tmp_path):
+    path = write_full(tmp_path, lambda doc: doc["steps"][0].update(timestamp=1760625000))
+    [(_, why)] = import_paths([path], db).skipped
+    assert why.startswith("step 1: timestamp is 1760625000, not an ISO 8601 time")
+
+
+@pytest.mark.parametrize("stamp", [
+    "2025-10-16T14:30:05Z", "2025-10-16T14:30:05.123456789Z", "2025-10-16T16:30:05+02:00", "2025-10-16 14:30:05",
+])
+def test_iso_8601_timestamps_in_their_usual_spellings_are_imported_as_written(db, tmp_path, stamp):
+    path = write_full(tmp_path, lambda doc: doc["steps"][2].update(timestamp=stamp))
+    assert import_paths([path], db).ok
+    assert only(db, agent_name="terminus-2").turns[0].timestamp == stamp
+
+
+@pytest.mark.parametrize("key, value", [
+    ("prompt_tokens", "many"), ("completion_tokens", 1.5), ("cached_tokens", -1), ("prompt_tokens", True),
+])
+def test_a_token_metric_that_is_not_a_whole_number_skips_the_document_naming_it(db, tmp_path, key, value):
+    path = write_full(tmp_path, lambda doc: doc["steps"][3]["metrics"].update({key: value}))
+    summary = import_paths([path], db)
+    assert (summary.imported, summary.skipped) == (0, [
+        (str(path), f"step 4: metrics.{key} is {value!r}, expected a whole number of tokens (0 or more)")
+    ])
+
+
+def test_a_cost_that_is_not_a_number_skips_the_document(db, tmp_path):
+    path = write_full(tmp_path, lambda doc: doc["steps"][2]["metrics"].update(cost_usd="cheap"))
+    [(_, why)] = import_paths([path], db).skipped
+    assert why == "step 3: metrics.cost_usd is 'cheap', expected a number"
+
+
+def test_a_malformed_timestamp_in_extra_ppp_skips_the_document(db, tmp_path):
+    path = write_full(tmp_path, lambda doc: doc.setdefault("extra", {}).setdefault("ppp", {}).update(created_at="soon"))
+    [(_, why)] = import_paths([path], db).skipped
+    assert why.startswith("extra.ppp.created_at is 'soon', not an ISO 8601 time")
 
 
 def test_a_directory_import_skips_the_bad_files_and_imports_the_rest(db):
@@ -396,6 +452,15 @@ def test_cli_import_lists_skipped_files_with_reasons_and_exits_1(capsys):
     assert f"{BAD / 'non_sequential.json'}: step 3: step_id is 4, expected 3" in out
 
 
+def test_cli_import_json_gives_each_skipped_file_once_with_a_reason_that_does_not_repeat_it(capsys):
+    code, out, _ = run(capsys, "import", str(BAD / "non_sequential.json"), "--db", "r.db", "--json")
+    assert code == 1
+    assert json.loads(out)["skipped"] == [{
+        "file": str(BAD / "non_sequential.json"),
+        "reason": "step 3: step_id is 4, expected 3 (step_ids must run 1, 2, 3, ... in order)",
+    }]
+
+
 def test_cli_import_json_prints_the_summary(capsys):
     code, out, _ = run(capsys, "import", str(FULL), "--db", "r.db", "--spec", "s", "--agent", "a", "--json")
     summary = json.loads(out)
@@ -415,3 +480,33 @@ def test_cli_export_atif_writes_files_and_lists_them_in_json(capsys, tmp_path):
     files = json.loads(out)["files"]
     assert code == 0 and len(files) == 1
     check_atif(json.loads(Path(files[0]).read_text()))
+
+
+def test_cli_export_atif_onto_a_file_says_out_names_a_directory(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    Path("mine.json").write_text("{}")
+    code, _, err = run(capsys, "export-atif", "--db", "r.db", "--out", "mine.json")
+    assert code == 2
+    assert err.splitlines() == ["ppp-otel: error: --out mine.json: it is a file, not a directory; --out names "
+                                "the directory to write the ATIF files into (made when missing)"]
+
+
+def test_cli_export_atif_under_a_file_names_the_file_in_the_way(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    Path("mine.json").write_text("{}")
+    code, _, err = run(capsys, "export-atif", "--db", "r.db", "--out", "mine.json/out")
+    assert code == 2 and "--out mine.json/out: mine.json is a file, not a directory" in err
+
+
+def test_cli_export_atif_that_matches_nothing_says_so_and_makes_no_directory(capsys, tmp_path):
+    run(capsys, "import", str(FULL), "--db", "r.db")
+    code, out, _ = run(capsys, "export-atif", "--db", "r.db", "--out", "out", "--spec", "nosuch", "--stage", "plan")
+    assert code == 0
+    assert out == "no trajectories to export of spec 'nosuch' of stage 'plan' in r.db: nothing written\n"
+    assert not Path("out").exists()
+
+
+def test_an_export_that_matches_nothing_makes_no_directory(db, tmp_path):
+    import_paths([FULL], db)
+    assert export_atif(db, tmp_path / "out", spec_id="nosuch") == []
+    assert not (tmp_path / "out").exists()

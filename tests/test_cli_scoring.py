@@ -155,6 +155,65 @@ def test_a_spec_with_no_agents_is_a_one_line_error(capsys, db):
     assert_one_line_error(code, err, "no agents to judge for spec nothing")
 
 
+@pytest.fixture
+def staged(store_url) -> str:
+    conn = backends.connect(store_url)
+    for stage, run_id in (("plan", "r1"), ("implement", "r1"), ("plan", "r2")):
+        add_trajectory(conn, "spec-s", "alpha", stage=stage, run_id=run_id)
+    add_trajectory(conn, "spec-s", "beta", run_id="r2")  # no stage
+    conn.close()
+    return store_url
+
+
+def test_consensus_of_a_stage_the_spec_lacks_names_the_stage_and_lists_those_it_has(capsys, staged):
+    code, _, err = run(capsys, "consensus", "--db", staged, "--spec", "spec-s", "--stage", "nosuch")
+    assert_one_line_error(code, err, "no agents to judge for spec spec-s: none of its trajectories is of stage "
+                          "'nosuch' (its stages: implement, plan; some have no stage), and no technical scores "
+                          "were given")
+
+
+def test_consensus_of_a_run_the_spec_lacks_names_the_run_and_lists_those_it_has(capsys, staged):
+    code, _, err = run(capsys, "consensus", "--db", staged, "--spec", "spec-s", "--run", "nosuch")
+    assert_one_line_error(code, err, "none of its trajectories is of run 'nosuch' (its runs: r1, r2)")
+
+
+def test_consensus_of_a_stage_and_run_never_met_together_lists_both(capsys, staged):
+    code, _, err = run(capsys, "consensus", "--db", staged, "--spec", "spec-s", "--stage", "implement",
+                       "--run", "r2")
+    assert_one_line_error(code, err, "none of its trajectories is of stage 'implement' and run 'r2' "
+                          "(its stages: implement, plan; some have no stage; its runs: r1, r2)")
+
+
+def test_consensus_of_a_stage_of_a_spec_with_no_trajectories_says_the_spec_has_none(capsys, staged):
+    code, _, err = run(capsys, "consensus", "--db", staged, "--spec", "nothing", "--stage", "plan")
+    assert_one_line_error(code, err, "no agents to judge for spec nothing: it has no trajectories at all, "
+                          "and no technical scores were given")
+
+
+def test_a_consensus_that_finds_no_agent_stores_no_run(capsys, staged):
+    run(capsys, "consensus", "--db", staged, "--spec", "spec-s", "--stage", "nosuch")
+    code, out, _ = run(capsys, "consensus-history", "--db", staged, "--spec", "spec-s", "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["score", "--stage", "nosuch"], "no trajectories of stage 'nosuch' in"),
+    (["score", "--spec", "spec-s", "--stage", "nosuch"], "no trajectories of spec 'spec-s' of stage 'nosuch' in"),
+    (["score", "--run", "nosuch"], "no trajectories of run 'nosuch' in"),
+    (["trajectories", "--stage", "nosuch"], "no trajectories of stage 'nosuch' in"),
+])
+def test_an_empty_listing_names_the_stage_and_run_that_left_nothing(capsys, staged, argv, expected):
+    code, out, _ = run(capsys, *argv, "--db", staged)
+    assert code == 0 and out.startswith(expected), out
+
+
+def test_consensus_history_with_nothing_of_a_stage_names_the_stage_and_the_command_to_run(capsys, staged):
+    code, out, _ = run(capsys, "consensus-history", "--db", staged, "--spec", "spec-s", "--stage", "plan")
+    assert code == 0
+    assert out.startswith("no consensus runs of spec 'spec-s' of stage 'plan' in ")
+    assert out.rstrip().endswith("(run `ppp-otel consensus --spec spec-s --stage plan`)")
+
+
 def test_an_unknown_agent_is_a_one_line_error(capsys, db):
     code, _, err = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--agent", "zeta")
     assert_one_line_error(code, err, "unknown agent")

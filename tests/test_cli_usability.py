@@ -188,6 +188,18 @@ def test_score_agent_without_spec_names_the_flags(capsys, db):
     assert "--agent needs --spec" in line and "--spec SPEC --agent careful-agent" in line
 
 
+@pytest.mark.parametrize("option, value, accepted", [
+    ("--port", "abc", "a number from 0 to 65535; 0 picks a free one"),
+    ("--port", "70000", "a number from 0 to 65535; 0 picks a free one"),
+    ("--grpc-port", "abc", "a number from 0 to 65535; 0 picks a free one; off serves HTTP only"),
+])
+def test_a_bad_ingest_port_is_a_usage_error_saying_what_a_port_may_be(capsys, tmp_path, option, value, accepted):
+    code, _, err = run(capsys, "ingest", "--db", str(tmp_path / "in.db"), option, value)
+    assert code == 2
+    assert err.splitlines()[-1] == f"ppp-otel ingest: error: argument {option}: not a port: {value} ({accepted})"
+    assert not (tmp_path / "in.db").exists()
+
+
 def test_migrate_on_a_missing_file_points_at_create(capsys, tmp_path):
     missing = tmp_path / "missing.db"
     code, _, err = run(capsys, "migrate", "--db", str(missing))
@@ -227,6 +239,12 @@ def test_export_with_nothing_to_send_says_so(capsys, db_path, tmp_path):
     with IngestServer(tmp_path / "copy.db", port=0) as receiver:
         code, out, _ = run(capsys, "export", "--db", str(db_path), "--to", receiver.url, "--spec", "none")
     assert code == 0 and out.startswith("no trajectories to export of spec 'none'")
+
+
+def test_export_with_nothing_to_send_names_the_stage_and_run_it_was_given(capsys, db, tmp_path):
+    with IngestServer(tmp_path / "copy.db", port=0) as receiver:
+        code, out, _ = run(capsys, "export", "--db", db, "--to", receiver.url, "--stage", "plan", "--run", "r9")
+    assert code == 0 and out.startswith("no trajectories to export of stage 'plan' of run 'r9' in")
 
 
 def test_the_demo_without_phoenix_records_three_agents_and_names_the_best(capsys, tmp_path):

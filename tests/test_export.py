@@ -6,8 +6,10 @@ that round-trips through it carries everything the conventions say a span carrie
 
 from __future__ import annotations
 
+import http.server
 import json
 import sqlite3
+import threading
 import subprocess
 import sys
 import os
@@ -141,13 +143,68 @@ def test_the_export_command_prints_a_json_summary(tmp_path):
     assert len(rows(copy)) == 2
 
 
-def test_the_export_command_fails_with_one_line_when_the_endpoint_refuses(tmp_path, monkeypatch):
+def test_the_export_command_fails_with_one_line_naming_the_status_when_the_endpoint_refuses(tmp_path):
     source = tmp_path / "source.db"
     record(source)
     with IngestServer(tmp_path / "copy.db", port=0, token="secret") as receiver:
         done = ppp_otel_command("export", "--db", str(source), "--to", receiver.url)
     assert done.returncode == 2
-    assert "ppp-otel: error: 3 spans were not accepted" in done.stderr.splitlines()[-1]
+    assert done.stderr.splitlines() == [
+        f"ppp-otel: error: 3 spans were not accepted by {receiver.url}/v1/traces (trajectories 1): 401 Unauthorized"
+    ]
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """An OTLP endpoint that is always briefly unavailable, and says to retry at once."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(503)
+        self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_sdk_retry_lines_stay_off_the_terminal_and_the_one_error_line_says_why(tmp_path):
+    source = tmp_path / "source.db"
+    record(source)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        done = ppp_otel_command("export", "--db", str(source), "--to", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ppp-otel: error: 3 spans were not accepted by {url}/v1/traces (trajectories 1): Service Unavailable"
+    ]
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("notaurl", "it does not start with http:// or https://"),
+    ("localhost:6006", "it does not start with http:// or https://"),
+    ("ftp://localhost", "it does not start with http:// or https://"),
+    ("http://", "it has no host"),
+    ("http://localhost:port", "its port is not a number from 0 to 65535"),
+])
+def test_an_export_to_a_malformed_url_is_a_one_line_usage_error(tmp_path, capsys, url, problem):
+    from ppp_otel.cli import main
+
+    source = tmp_path / "source.db"
+    record(source)
+    code = main(["export", "--db", str(source), "--to", url])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.splitlines() == [
+        f"ppp-otel: error: --to {url!r} is not an OTLP/HTTP URL: {problem} (e.g. http://localhost:6006 for Phoenix)"
+    ]
 
 
 def test_a_postgresql_store_replays_the_same_spans_as_the_sqlite_file_it_was_copied_from(tmp_path, postgres_url):

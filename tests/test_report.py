@@ -113,6 +113,35 @@ def test_cli_report_of_a_missing_database_is_a_one_line_error(tmp_path, capsys):
     assert "no such database file" in capsys.readouterr().err
 
 
+def test_cli_report_into_a_directory_that_does_not_exist_says_so(staged, tmp_path, capsys):
+    out = tmp_path / "nowhere" / "r.html"
+    assert main(["report", "--db", str(staged), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ppp-otel: error: --out {out}: the directory {out.parent} does not exist; --out names the HTML file to write"
+    ]
+
+
+def test_cli_report_onto_a_directory_says_out_names_a_file(staged, tmp_path, capsys):
+    assert main(["report", "--db", str(staged), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ppp-otel: error: --out {tmp_path}: it is a directory; --out names the HTML file to write"
+    ]
+
+
+def test_a_report_that_cannot_be_written_names_the_page_not_its_temporary_file(staged, tmp_path):
+    out = tmp_path / "nowhere" / "r.html"
+    with pytest.raises(FileNotFoundError) as error:
+        write_report(staged, out, weights=(0.7, 0.3))
+    assert error.value.filename == str(out)
+
+
+def test_a_report_that_cannot_replace_its_target_leaves_no_temporary_file(staged, tmp_path):
+    (tmp_path / "r.html").mkdir()
+    with pytest.raises(OSError):
+        write_report(staged, tmp_path / "r.html", weights=(0.7, 0.3))
+    assert not (tmp_path / "r.html.tmp").exists()
+
+
 # --- what a person sees ---------------------------------------------------------------------
 
 CHART_CONTENT = """

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ppp_otel.cli._output import print_json, progress
+from ppp_otel.cli._output import fail, print_json, progress
+from ppp_otel.cli._paths import directory_problem
 from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
 EXIT_PARTIAL = 1
@@ -78,8 +79,8 @@ def run_import(args: argparse.Namespace) -> int:
         )
         if summary.skipped:
             print(f"skipped {len(summary.skipped)}:")
-            for _, reason in summary.skipped:
-                print(f"  {reason}")
+            for file, reason in summary.skipped:
+                print(f"  {file}: {reason}")
         if summary.ignored:
             print(f"ignored {len(summary.ignored)} JSON file(s) that are not ATIF")
         if summary.rejected:
@@ -91,11 +92,22 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from ppp_otel.interchange.atif import export_atif
+    from ppp_otel.storage import display_name
 
+    problem = directory_problem(args.out)
+    if problem:
+        return fail(f"--out {args.out}: {problem}; --out names the directory to write the ATIF files into "
+                    "(made when missing)")
     paths = export_atif(args.db, args.out, spec_id=args.spec, trajectory_id=args.trajectory,
                         stage=args.stage, run_id=args.run, rewards=rewards_of(args))
     if args.json:
         print_json({"out": args.out, "files": [str(p) for p in paths]})
+    elif not paths:
+        # As `export` says it: an empty choice is an answer, not an error; nothing is made.
+        chosen = [(flag, value) for flag, value in (("spec", args.spec), ("stage", args.stage), ("run", args.run))
+                  if value is not None]
+        print(f"no trajectories to export{''.join(f' of {flag} {value!r}' for flag, value in chosen)} "
+              f"in {display_name(args.db)}: nothing written")
     else:
         print(f"wrote {len(paths)} ATIF-v1.7 document(s) to {args.out}")
     return 0

@@ -140,7 +140,8 @@ def trajectories(args: argparse.Namespace) -> int:
 
 
 def _none_found(args: argparse.Namespace) -> str:
-    named = [(flag, value) for flag, value in (("spec", args.spec), ("agent", args.agent), ("run", args.run))
+    named = [(flag, value) for flag, value in
+             (("spec", args.spec), ("stage", args.stage), ("agent", args.agent), ("run", args.run))
              if value is not None]
     where = "".join(f" of {flag} {value!r}" for flag, value in named)
     if args.offset:

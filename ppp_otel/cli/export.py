@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from ppp_otel.config.settings import PhoenixConfig, environ
 from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
@@ -33,6 +37,66 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=export)
 
 
+def _url_problem(text: str) -> str | None:
+    """What makes ``text`` no OTLP/HTTP URL (http:// or https:// and a host), or None."""
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not text[len(parts.scheme):].startswith("://"):
+        return "it does not start with http:// or https://"
+    if not parts.hostname:
+        return "it has no host"
+    try:
+        parts.port  # raises for a port that is no number from 0 to 65535
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    return None
+
+
+#: The OpenTelemetry SDK's OTLP exporters log every retry; export says why it failed once, at the end.
+_SDK_LOGGER = "opentelemetry.exporter.otlp"
+
+
+class _KeptBack(logging.Handler):
+    """The SDK's export log lines, held back from the terminal; the last one gives the reason."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def reason(self) -> str | None:
+        """Why the last failed attempt failed, in few words: the status the endpoint answered
+        with, or the OS's reason for a connection refused or unreachable."""
+        for record in reversed(self.records):
+            args, msg = (record.args if isinstance(record.args, tuple) else ()), str(record.msg)
+            if msg.startswith("Failed to export") and "code:" in msg and len(args) == 3:
+                status, why = args[1], args[2]
+                return f"{status} {why}" if status else _short(why)
+            if msg.startswith("Transient error") and args:
+                return _short(args[0])
+        return None
+
+
+def _short(error: object) -> str:
+    text = " ".join(str(error).split())
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return errno.group(1).strip() if errno else text
+
+
+@contextmanager
+def _sdk_log_kept_back() -> Iterator[_KeptBack]:
+    logger = logging.getLogger(_SDK_LOGGER)
+    handler, propagate = _KeptBack(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def _advance(bar: Any, done: int, total: int) -> None:
     bar.total = total
     bar.advance(done - bar.done)
@@ -57,6 +121,10 @@ def export(args: argparse.Namespace) -> int:
     from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
     from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 
+    problem = _url_problem(args.to)
+    if problem:
+        return fail(f"--to {args.to!r} is not an OTLP/HTTP URL: {problem} "
+                    "(e.g. http://localhost:6006 for Phoenix)")
     env = environ()
     settings = PhoenixConfig()
     # --to is OTLP/HTTP whatever OTEL_EXPORTER_OTLP_PROTOCOL says for live export.
@@ -65,7 +133,7 @@ def export(args: argparse.Namespace) -> int:
     project = phoenix_project_name(args.project, settings, env)
     exporter = otlp_exporter(endpoint, headers=headers)
     try:
-        with progress(f"exporting to {endpoint}", json_output=args.json) as bar:
+        with _sdk_log_kept_back() as sdk_log, progress(f"exporting to {endpoint}", json_output=args.json) as bar:
             summary = export_trajectories(
                 args.db, exporter, endpoint=endpoint, project_name=project, spec_id=args.spec,
                 trajectory_ids=args.trajectory, progress=lambda done, total: _advance(bar, done, total),
@@ -83,12 +151,16 @@ def export(args: argparse.Namespace) -> int:
         data["older_than_phoenix_window"] = old
         print_json(data)
     elif not summary.trajectories:
-        print(f"no trajectories to export{' of spec ' + repr(args.spec) if args.spec else ''} in {display_name(args.db)}")
+        chosen = [(flag, value) for flag, value in (("spec", args.spec), ("stage", args.stage), ("run", args.run))
+                  if value is not None]
+        print(f"no trajectories to export{''.join(f' of {flag} {value!r}' for flag, value in chosen)} "
+              f"in {display_name(args.db)}")
     else:
         print_fields({"endpoint": summary.endpoint, "project": summary.project,
                       "trajectories": summary.trajectories, "spans": summary.spans,
                       "failed spans": summary.failed_spans})
     if not summary.ok:
         return fail(f"{summary.failed_spans} spans were not accepted by {endpoint} "
-                    f"(trajectories {', '.join(map(str, summary.failed_trajectory_ids))}); see the log above")
+                    f"(trajectories {', '.join(map(str, summary.failed_trajectory_ids))})"
+                    + (f": {reason}" if (reason := sdk_log.reason()) else ""))
     return 0

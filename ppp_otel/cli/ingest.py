@@ -41,15 +41,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=ingest)
 
 
-def _port(text: str) -> int:
-    value = int(text)
+_PORTS = "a number from 0 to 65535; 0 picks a free one"
+
+
+def _port(text: str, accepted: str = _PORTS) -> int:
+    # ArgumentTypeError, not ValueError: argparse would name this function in the message.
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text}")
+        raise argparse.ArgumentTypeError(f"not a port: {text} ({accepted})")
     return value
 
 
 def _grpc_port(text: str) -> int | None:
-    return None if text.strip().lower() == "off" else _port(text)
+    return None if text.strip().lower() == "off" else _port(text, f"{_PORTS}; off serves HTTP only")
 
 
 def _check_store(db: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ppp_otel.config.settings import env_value
 from ppp_otel.cli._output import fail, int_at_least, print_json
+from ppp_otel.cli._paths import file_problem
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from ppp_otel.publish.report import DEFAULT_MAX_TRAJECTORIES, ReportDependencyError, write_report
     from ppp_otel.scoring.consensus import parse_weights
 
+    problem = file_problem(args.out)
+    if problem:
+        return fail(f"--out {args.out}: {problem}; --out names the HTML file to write")
     config = load_config()
     weights = parse_weights(args.weights) if args.weights is not None else None
     try:

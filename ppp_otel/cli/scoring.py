@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.cli._output import (
     PROG, SCORE_DECIMALS, add_stage_column, fail, print_columns, print_json, print_table, score_decimals,
 )
+from ppp_otel.storage import display_name
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.consensus import ConsensusResult
@@ -127,13 +129,13 @@ def score(args: argparse.Namespace) -> int:
     if args.json:
         scores = score_trajectories(args.db, rewards=profile, **choice)
         if args.trajectory is not None and not scores:
-            return fail(f"no trajectory with id {args.trajectory} in {args.db}")
+            return fail(f"no trajectory with id {args.trajectory} in {display_name(args.db)}")
         print_json([s.to_dict() for s in scores])
         return 0
     # By column: at 100,000 trajectories, objects or rows would cost more than the SQL.
     columns = score_columns(args.db, rewards=profile, **choice)
     if args.trajectory is not None and not columns["trajectory_id"]:
-        return fail(f"no trajectory with id {args.trajectory} in {args.db}")
+        return fail(f"no trajectory with id {args.trajectory} in {display_name(args.db)}")
     counts: dict[tuple, str] = {}  # a few distinct count triples, each joined once
     for triple in {*columns["questions"], *columns["violations"]}:
         counts[triple] = "/".join(map(str, triple))
@@ -143,14 +145,14 @@ def score(args: argparse.Namespace) -> int:
     headers = ["id", "spec", "agent", "run", "r_proact", "r_pers", "questions l/m/h", "violations mi/ma/cr",
                "technical"]
     add_stage_column(shown, headers, columns["stage"])
-    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {args.db}",
+    print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {display_name(args.db)}",
                   decimals=score_decimals("r_proact", "r_pers", "technical"))
     return 0
 
 
 def _filters(args: argparse.Namespace) -> str:
     named = [(flag, getattr(args, attr, None)) for flag, attr in
-             (("spec", "spec"), ("agent", "agent"), ("run", "run"))]
+             (("spec", "spec"), ("stage", "stage"), ("agent", "agent"), ("run", "run"))]
     return "".join(f" of {flag} {value!r}" for flag, value in named if value is not None)
 
 
@@ -275,6 +277,14 @@ def run_consensus(args: argparse.Namespace) -> int:
     return status
 
 
+def _judging(args: argparse.Namespace, *, as_options: bool = False) -> str:
+    """The stage and run asked for: `` of stage 'plan'``, or as options `` --stage plan``."""
+    asked = [(flag, value) for flag, value in (("stage", args.stage), ("run", args.run)) if value is not None]
+    if as_options:
+        return "".join(f" --{flag} {shlex.quote(value)}" for flag, value in asked)
+    return "".join(f" of {flag} {value!r}" for flag, value in asked)
+
+
 def _judged(asked: str | None, covered: list) -> str | None:
     """The stage (or run) a stored consensus judged: the one asked for, else what it covered."""
     if asked is not None:
@@ -301,6 +311,7 @@ def history(args: argparse.Namespace) -> int:
         ["id", "stage", "run", "created", "best agent", "confidence", "w_technical", "w_interaction",
          "agents"],
         decimals=score_decimals("confidence", "w_technical", "w_interaction"),
-        empty=f"no consensus runs of spec {args.spec!r} in {args.db} (run `{PROG} consensus --spec {args.spec}`)",
+        empty=f"no consensus runs of spec {args.spec!r}{_judging(args)} in {display_name(args.db)} "
+              f"(run `{PROG} consensus --spec {args.spec}{_judging(args, as_options=True)}`)",
     )
     return 0

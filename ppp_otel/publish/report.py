@@ -12,6 +12,7 @@ nothing from the network, so it opens anywhere, offline, and can be mailed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -350,9 +351,15 @@ def write_report(db: str | os.PathLike, out: str | os.PathLike, **options: Any) 
     html, reports = build_report(db, **options)
     path = os.fspath(out)
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.replace(tmp, path)
+    except OSError as exc:
+        # Said of the page asked for: the temporary file is ours, not the caller's.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OSError(exc.errno, exc.strerror, path) from None
     return ReportSummary(path, [r.spec_id for r in reports],
                          sum(len(r.trajectories) for r in reports),
                          sum(len(r.charts) for r in reports))

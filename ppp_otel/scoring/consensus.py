@@ -62,6 +62,7 @@ __all__ = [
     "AgentScore",
     "ConsensusResult",
     "MixedConsensusWarning",
+    "NoAgentsToJudge",
     "Weights",
     "check_technical",
     "consensus",
@@ -80,6 +81,38 @@ __all__ = [
 
 class MixedConsensusWarning(UserWarning):
     """A consensus averaged an agent's trajectories of several runs or stages of a spec."""
+
+
+class NoAgentsToJudge(ValueError):
+    """A consensus found neither a trajectory (of the stage and run asked for) nor a technical score."""
+
+
+def _nothing_to_judge(spec_id: str, stage: str | None, run_id: str | None,
+                      spec_has: Sequence[tuple[str | None, str | None]] | None = None) -> str:
+    """Why there is no agent to judge, naming the stage and run filters that left none and,
+    given the spec's own (stage, run) pairs, what it does have: a typo in --stage must not
+    read as an empty spec."""
+    wanted = " and ".join(f"{what} {value!r}" for what, value in (("stage", stage), ("run", run_id))
+                          if value is not None)
+    if not wanted:
+        return f"no agents to judge for spec {spec_id}: it has no trajectories and no technical scores were given"
+    if spec_has is None:
+        found = f"it has no trajectories of {wanted}"
+    elif not spec_has:
+        found = "it has no trajectories at all"
+    else:
+        has = [_listed(what, {pair[i] for pair in spec_has})
+               for i, (what, value) in enumerate((("stage", stage), ("run", run_id))) if value is not None]
+        found = f"none of its trajectories is of {wanted} ({'; '.join(has)})"
+    return f"no agents to judge for spec {spec_id}: {found}, and no technical scores were given"
+
+
+def _listed(what: str, values: set[str | None]) -> str:
+    named = sorted(v for v in values if v is not None)
+    if not named:
+        return f"its trajectories have no {what}"
+    text = f"its {what}s: {', '.join(named)}"
+    return text + (f"; some have no {what}" if None in values else "")
 
 
 def _covered(values: Iterable[str | None]) -> list[str | None]:
@@ -138,10 +171,7 @@ def judge(
             )
         wanted = sorted(set(rewards) | set(given))
     if not wanted:
-        raise ValueError(
-            f"no agents to judge for spec {spec_id}: it has no trajectories and no technical "
-            "scores were given"
-        )
+        raise NoAgentsToJudge(_nothing_to_judge(spec_id, stage, run_id))
 
     scores = []
     for name in wanted:
@@ -211,8 +241,14 @@ def consensus(
         return result
     with using_store(db) as opened:
         scores = score_spec(opened, spec_id, stage=stage, run_id=run_id, rewards=profile)
-        result = judge(spec_id, agent_rewards(scores), technical, weights,
-                       agents=agents, config=config, stage=stage, run_id=run_id)
+        try:
+            result = judge(spec_id, agent_rewards(scores), technical, weights,
+                           agents=agents, config=config, stage=stage, run_id=run_id)
+        except NoAgentsToJudge:
+            if stage is None and run_id is None:
+                raise
+            spec_has = {(t.stage, t.run_id) for t in opened.list_trajectories(spec_id=spec_id)}
+            raise NoAgentsToJudge(_nothing_to_judge(spec_id, stage, run_id, list(spec_has))) from None
         result.rewards = profile
         if store:
             opened.store_consensus(result)

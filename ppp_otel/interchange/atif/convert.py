@@ -30,7 +30,7 @@ from typing import Any
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import MAX_TEXT_CHARS, TrajectoryKey, TrajectoryRecord, TurnRecord
-from ppp_otel.interchange.atif.document import AtifError, message_text
+from ppp_otel.interchange.atif.document import AtifError, check_time, message_text
 
 #: The key under ATIF ``extra`` objects where ppp-otel keeps its own data.
 PPP = "ppp"
@@ -142,6 +142,8 @@ def _convert_trajectory(
         stage = default_stage if "stage" in ppp else parent_stage
     if stage is not None and (not isinstance(stage, str) or not stage.strip()):
         raise AtifError(f"{origin}: extra.ppp.stage must be a non-empty string")
+    for bound in ("created_at", "ended_at"):
+        check_time(ppp.get(bound), f"{origin}: extra.ppp.{bound}")
     stamps = [s.get("timestamp") for s in steps if isinstance(s.get("timestamp"), str)]
     started = ppp["created_at"] if "created_at" in ppp else (stamps[0] if stamps else None)
     ended = ppp["ended_at"] if "ended_at" in ppp else (stamps[-1] if stamps else started)
@@ -222,6 +224,7 @@ def _turn(
     response, cut_response = _cut(response)
 
     questions, explicit = _questions(ppp, where)
+    check_time(ppp.get("timestamp"), f"{where}: extra.ppp.timestamp")
     number = ppp.get("turn_number", position)
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
         raise AtifError(f"{where}: extra.ppp.turn_number must be a non-negative integer")

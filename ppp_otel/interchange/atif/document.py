@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,6 +32,11 @@ STEP_FIELDS = (
     "reasoning_content", "tool_calls", "observation", "metrics", "is_copied_context",
     "llm_call_count", "extra",
 )
+
+#: The step metrics that count tokens: whole numbers, when given.
+TOKEN_METRICS = ("prompt_tokens", "completion_tokens", "cached_tokens")
+
+_FRACTION = re.compile(r"\.(\d+)")
 
 # Producers write "ATIF-v1.4"; a few write "1.4" or "v1.4". All say the same.
 _VERSION = re.compile(r"^(?:ATIF-)?v?(\d+)(?:\.(\d+))?$", re.IGNORECASE)
@@ -154,6 +160,33 @@ def _validate_step(step: Any, index: int, origin: str) -> None:
         value = step.get(key)
         if value is not None and not isinstance(value, kind):
             raise AtifError(f"{where}: {key} must be a{'n object' if kind is dict else ' list'}")
+    check_time(step.get("timestamp"), f"{where}: timestamp")
+    for key, value in (step.get("metrics") or {}).items():
+        if value is None:
+            continue
+        if key in TOKEN_METRICS and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise AtifError(f"{where}: metrics.{key} is {value!r}, expected a whole number of tokens (0 or more)")
+        if key == "cost_usd" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise AtifError(f"{where}: metrics.cost_usd is {value!r}, expected a number")
+
+
+def check_time(value: Any, what: str) -> None:
+    """Raise :class:`AtifError` unless ``value`` is None or an ISO 8601 date and time
+    (ATIF's timestamps): a text that is not one would be stored as the turn's time,
+    shown as it is and never selected by ``cleanup --older-than``."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        # fromisoformat before Python 3.11 takes no "Z", and only three or six decimals.
+        text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value)
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            datetime.fromisoformat(text)
+            return
+        except ValueError:
+            pass
+    raise AtifError(f"{what} is {value!r}, not an ISO 8601 time (e.g. 2025-10-16T14:30:00Z)")
 
 
 def message_text(message: Any) -> str:

@@ -11,6 +11,7 @@ back as they came, so export then import gives back the same rows.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -59,7 +60,11 @@ def export_atif(
             selected = {t.id for t in store.list_trajectories(spec_id=spec_id, stage=stage, run_id=run_id)}
             # A subagent travels inside its parent's document, unless its parent was left out.
             chosen = [i for i in sorted(selected) if parents.get(i) not in selected]
-        out.mkdir(parents=True, exist_ok=True)
+        if chosen:  # nothing chosen, nothing made: no empty directory is left behind
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", os.fspath(out)) from None
         written = []
         for tid in chosen:
             document = trajectory_document(store, tid, rewards=rewards)

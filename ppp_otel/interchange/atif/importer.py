@@ -40,7 +40,7 @@ class ImportSummary:
 
     files: int = 0
     imported: int = 0  # documents
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason: what and where in it)
     ignored: list[str] = field(default_factory=list)  # JSON in a directory that is not ATIF
     trajectories: int = 0
     turns: int = 0
@@ -52,6 +52,14 @@ class ImportSummary:
     def ok(self) -> bool:
         """Every ATIF document found was imported whole."""
         return self.imported > 0 and not self.skipped and not self.rejected
+
+    def skip(self, file: str | os.PathLike, why: str) -> None:
+        """Count ``file`` skipped; ``why`` may start with the file's name (errors name their
+        origin), which ``file`` already says: the reason keeps only what follows it (the
+        line or document, the step, what is wrong)."""
+        name = os.fspath(file)
+        reason = why[len(name):].lstrip(":").strip() if why.startswith(name) else why
+        self.skipped.append((name, reason or why))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,7 +129,7 @@ def import_paths(
                 for item in read_file(path):
                     _import_one(item, path, explicit, processor, summary, spec_id, agent_name, stage)
             except Exception as exc:  # a file no check foresaw costs itself, not the import
-                summary.skipped.append((str(path), f"{path}: cannot import: {type(exc).__name__}: {exc}"[:500]))
+                summary.skip(path, f"cannot import: {type(exc).__name__}: {exc}"[:500])
             if progress is not None:
                 progress(done, len(files))
         committed = processor.force_flush(_FLUSH_TIMEOUT_MS)
@@ -130,8 +138,7 @@ def import_paths(
     stats = processor.stats
     # A document counts as imported only once committed.
     if not committed or processor.lost_at_shutdown:
-        summary.skipped.append((str(db_path), f"{db_path}: the writer did not confirm {summary.imported} "
-                                f"document(s): {stats['last_error']}"))
+        summary.skip(db_path, f"the writer did not confirm {summary.imported} document(s): {stats['last_error']}")
         summary.imported = 0
     summary.duplicates = stats["duplicates"]
     summary.rejected = stats["rejected"] + stats["dropped"]
@@ -160,7 +167,7 @@ def _import_one(
     stage: str | None = None,
 ) -> None:
     if isinstance(item, AtifError):
-        summary.skipped.append((str(path), str(item)))
+        summary.skip(path, str(item))
         return
     if not explicit and not looks_like_atif(item.data):
         # Run directories hold config and result JSON beside the trajectories.
@@ -173,7 +180,7 @@ def _import_one(
             fallback_spec=_fallback_spec(path), stage=stage,
         )
     except AtifError as exc:
-        summary.skipped.append((str(path), str(exc)))
+        summary.skip(path, str(exc))
         return
     processor.submit(converted.records)
     summary.imported += 1
