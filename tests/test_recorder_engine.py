@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ppp_otel.recorder.engine import BACKLOG_BATCH, QueueEngine, batch_size
+from ppp_otel.recorder.engine import BACKLOG_BATCH, BUSY_BATCH, QueueEngine, batch_size
 from ppp_otel.recorder.stats import RecorderStats
 
 
@@ -58,14 +58,14 @@ def test_force_flush_returns_once_everything_queued_before_it_is_processed():
     e.shutdown()
 
 
-def test_items_are_handed_over_in_order_in_batches_no_larger_than_a_backlog_batch():
+def test_items_are_handed_over_in_order_in_batches_no_larger_than_a_busy_batch():
     sink = ListSink()
     e = engine(sink, buffer_size=10)
     for i in range(300):
         e.put(i)
     e.force_flush(10_000)
     e.shutdown()
-    assert all(len(batch) <= BACKLOG_BATCH for batch in sink.batches) and sink.items == list(range(300))
+    assert all(len(batch) <= BUSY_BATCH for batch in sink.batches) and sink.items == list(range(300))
 
 
 def test_a_batch_is_buffer_size_unless_two_batches_wait_then_up_to_a_backlog_batch():
@@ -74,6 +74,16 @@ def test_a_batch_is_buffer_size_unless_two_batches_wait_then_up_to_a_backlog_bat
     assert batch_size(20, 10) == 20
     assert batch_size(5000, 10) == BACKLOG_BATCH
     assert batch_size(5000, 1000) == 1000
+
+
+def test_a_backlog_in_a_roomy_queue_is_written_in_busy_batches():
+    assert batch_size(202, 10, max_queue_size=100_000) == 202  # a trajectory's turns, one transaction
+    assert batch_size(5000, 10, max_queue_size=100_000) == BUSY_BATCH
+
+
+def test_a_backlog_in_a_half_full_queue_is_written_in_backlog_batches_that_free_room_sooner():
+    assert batch_size(1024, 10, max_queue_size=2048) == BACKLOG_BATCH
+    assert batch_size(1023, 10, max_queue_size=2048) == BUSY_BATCH
 
 
 def test_shutdown_processes_what_is_queued_then_closes_the_sink():

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # How often the worker wakes, when idle with unsaved counters, to let the sink save them.
 TICK_S = 1.0
-#: The most items one batch takes when more than two batches wait.
+#: The most items one batch takes when more than two batches wait and the queue is half full.
 BACKLOG_BATCH = 100
 #: A full batch waits until no item has been put for this long...
 QUIET_S = 0.002
@@ -74,13 +74,17 @@ def check_arguments(buffer_size: int, flush_interval_ms: float, max_queue_size: 
         raise ValueError(f"on_full must be one of {', '.join(ON_FULL)}, got {on_full!r}")
 
 
-def batch_size(queued: int, buffer_size: int) -> int:
+def batch_size(queued: int, buffer_size: int, max_queue_size: int | None = None) -> int:
     """How many items the next batch takes. Behind a backlog, one batch (one transaction,
     one statement per table) for several: each BEGIN, COMMIT and statement gives up the
-    GIL, which a busy app thread then holds for up to a switch interval."""
+    GIL, which a busy app thread then holds for up to a switch interval, and each COMMIT
+    writes every page its batch touched. Up to ``BUSY_BATCH`` items at once; but while the
+    queue is half full or more, producers may be waiting for room, which each batch frees
+    as it is taken, so batches of ``BACKLOG_BATCH`` free it sooner."""
     if queued < 2 * buffer_size:
         return min(buffer_size, queued)
-    return max(buffer_size, min(queued, BACKLOG_BATCH))
+    pressed = max_queue_size is None or 2 * queued >= max_queue_size
+    return max(buffer_size, min(queued, BACKLOG_BATCH if pressed else BUSY_BATCH))
 
 
 def due_in(queued: int, now: float, oldest: float, last_put: float, buffer_size: int,
@@ -329,7 +333,7 @@ class QueueEngine:
                     if self.stats.dirty and not self._queue and not self._stopping:
                         return [], False
             popleft = self._queue.popleft
-            batch = [popleft() for _ in range(batch_size(n, self.buffer_size))]
+            batch = [popleft() for _ in range(batch_size(n, self.buffer_size, self.max_queue_size))]
             self._taken += len(batch)
             self._due = False  # what stays behind is due anyway (below)
             # A fork before this batch is processed must still give the child what it carries.
