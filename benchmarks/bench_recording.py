@@ -318,11 +318,11 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 baseline_value=round(_median(bsp_proc), 2), ratio=round(ratio, 3),
                 target="ratio <= 1.5", ok=ratio <= 1.5,
                 why="the writer does in the same process what a no-op exporter does not (the rows \"writer's "
-                    "CPU per turn\" time each stage alone): span conversion into a turn, judgment (finding "
-                    "the questions in the response, about 13 us an asking response, and grading each new "
-                    "one, about 36 us) and the SQLite writes (about 10 us a turn at 0.85x raw executemany, "
-                    "whose own cost is some 9 us). With the bare pipeline at about 24 us a turn, 1.5x leaves "
-                    "12 us for all three, about what SQLite alone takes",
+                    "CPU per turn\" time each stage alone): span conversion into a turn (about 11 us), "
+                    "judgment (finding the questions in the response, about 8 us an asking response, and "
+                    "grading each new one, about 40 us) and the SQLite writes (about 9 us a turn, near raw "
+                    "executemany's own cost on this schema). 1.5x leaves half the bare pipeline's turn "
+                    "(12-20 us here) for all three, about what SQLite alone takes",
                 detail="process_time from the trajectory's start until force_flush returned (span conversion, "
                        "question extraction and judging, SQLite writes all inside); ratio = median of paired "
                        f"round ratios ({_spread(process_ratios)}); us/turn {_spread(ppp_proc)} against "
