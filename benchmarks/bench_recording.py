@@ -572,8 +572,9 @@ def bench_writer(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
         "processor end to end (submit + force_flush), buffer_size 10", round(e2e), "turns/s",
         baseline_name="TrajectoryWriter alone, batch 10", baseline_value=round(batch10_writer),
         ratio=round(e2e / batch10_writer, 3), target=None, ok=None,
-        detail=f"median of {repeats} runs of {n} turns with distinct texts; force_flush waits for the judgment "
-               "stage too (question extraction and effort on its own thread, after the writes)",
+        detail=f"median of {repeats} runs of {n} turns with distinct texts; the writer judges each batch "
+               "(question extraction and effort grading) in the transaction that writes it, which the "
+               "writer alone does not",
     ))
     return rows
 
