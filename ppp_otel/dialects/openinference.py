@@ -142,16 +142,16 @@ def _value(attrs: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
-def read(attrs: Mapping[str, Any], *, scan_messages: bool = True):
-    """(prompt, response, tool calls) of an OpenInference LLM span."""
-    input_keys, output_keys = _keys_by_message(attrs) if scan_messages else ({}, {})
+#: Spans with fewer attributes are read in one pass over them all; longer ones, which
+#: spell out a long conversation, from its end.
+READ_ALL_BELOW = 40
+
+
+def _read_from_the_end(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message], str | None]:
+    """(the input messages read, every output message, the latest user text): the input
+    messages are read from the last, all of them only when no user message has words."""
+    input_keys, output_keys = _keys_by_message(attrs)
     outputs = [m for m in (_read_message(attrs, output_keys[i]) for i in sorted(output_keys)) if m is not None]
-    input_value, output_value = _value(attrs, c.INPUT_VALUE), _value(attrs, c.OUTPUT_VALUE)
-
-    json_in = attrs.get(c.INPUT_MIME_TYPE) == "application/json"
-    json_out = attrs.get(c.OUTPUT_MIME_TYPE) == "application/json"
-
-    # Input messages are read from the last; all of them only when no user message has words.
     inputs: list[Message] = []
     prompt = None
     for i in sorted(input_keys, reverse=True):
@@ -163,6 +163,22 @@ def read(attrs: Mapping[str, Any], *, scan_messages: bool = True):
             prompt = message.text
             break
     inputs.reverse()
+    return inputs, outputs, prompt
+
+
+def read(attrs: Mapping[str, Any], *, scan_messages: bool = True):
+    """(prompt, response, tool calls) of an OpenInference LLM span."""
+    input_value, output_value = _value(attrs, c.INPUT_VALUE), _value(attrs, c.OUTPUT_VALUE)
+    json_in = attrs.get(c.INPUT_MIME_TYPE) == "application/json"
+    json_out = attrs.get(c.OUTPUT_MIME_TYPE) == "application/json"
+
+    if not scan_messages:
+        inputs, outputs, prompt = [], [], None
+    elif len(attrs) < READ_ALL_BELOW:
+        inputs, outputs = messages(attrs)  # a short conversation: one pass reads it all
+        prompt = latest_user_text(inputs)
+    else:
+        inputs, outputs, prompt = _read_from_the_end(attrs)
     if prompt is None and input_value is not None:
         body = loads(input_value)
         if isinstance(body, dict) and ("messages" in body or "input" in body):
