@@ -36,25 +36,30 @@ _KEY = re.compile(
 )
 
 
+def _add_field(found: dict[str, dict[int, dict]], key: str, value: Any) -> None:
+    """File one flattened attribute under its side and message in ``found`` (a key that is
+    no message field is passed over)."""
+    match = _KEY.match(key)
+    if match is None:
+        return
+    side, index, field, part, part_field, call, part_call, call_field = match.groups()
+    message = found[side].setdefault(int(index), {"parts": {}, "calls": {}})
+    if field is not None:
+        message[field] = value
+    elif part is not None:
+        message["parts"].setdefault(int(part), {})[part_field] = value
+    else:
+        # Anthropic's instrumentation writes a call both as tool_calls.K and as contents.M.
+        slot = ("t", int(call)) if call is not None else ("c", int(part_call))
+        message["calls"].setdefault(slot, {})[call_field] = value
+
+
 def messages(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message]]:
     """(input messages, output messages) from the flattened attributes."""
     found: dict[str, dict[int, dict]] = {"input": {}, "output": {}}
     for key, value in attrs.items():
-        if not key.startswith("llm.") or "_messages." not in key:
-            continue
-        match = _KEY.match(key)
-        if match is None:
-            continue
-        side, index, field, part, part_field, call, part_call, call_field = match.groups()
-        message = found[side].setdefault(int(index), {"parts": {}, "calls": {}})
-        if field is not None:
-            message[field] = value
-        elif part is not None:
-            message["parts"].setdefault(int(part), {})[part_field] = value
-        else:
-            # Anthropic's instrumentation writes a call both as tool_calls.K and as contents.M.
-            slot = ("t", int(call)) if call is not None else ("c", int(part_call))
-            message["calls"].setdefault(slot, {})[call_field] = value
+        if key.startswith("llm.") and "_messages." in key:
+            _add_field(found, key, value)
     return [_message(m) for _, m in sorted(found["input"].items())], [_message(m) for _, m in sorted(found["output"].items())]
 
 
@@ -99,20 +104,9 @@ def _by_number(attrs: Mapping[str, Any], groups: dict[str, list[str]]) -> dict[i
 
 def _read_message(attrs: Mapping[str, Any], keys: list[str]) -> Message | None:
     """One message from its keys, as :func:`messages` reads it; None when none of them is a message field."""
-    one = {"input": {}, "output": {}}
+    one: dict[str, dict[int, dict]] = {"input": {}, "output": {}}
     for key in keys:
-        match = _KEY.match(key)
-        if match is None:
-            continue
-        side, index, field, part, part_field, call, part_call, call_field = match.groups()
-        message = one[side].setdefault(int(index), {"parts": {}, "calls": {}})
-        if field is not None:
-            message[field] = attrs[key]
-        elif part is not None:
-            message["parts"].setdefault(int(part), {})[part_field] = attrs[key]
-        else:
-            slot = ("t", int(call)) if call is not None else ("c", int(part_call))
-            message["calls"].setdefault(slot, {})[call_field] = attrs[key]
+        _add_field(one, key, attrs[key])
     raw = one["input"] or one["output"]
     return _message(next(iter(raw.values()))) if raw else None
 
