@@ -114,8 +114,7 @@ def _masked(text: str) -> str:
         text = _URL.sub(_blank, text)
     if _QUOTE_MARK.search(text):
         text = _QUOTATION.sub(_blank, text)
-    end = text.find(".")
-    if end != -1:
+    if "." in text:
         # Every abbreviation ends with a full stop: ask at each one whether the
         # text up to it ends with one (a response has a few full stops).
         lowered = text.lower()
