@@ -8,6 +8,7 @@ touching the rest of its batch.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +52,39 @@ def iso_from_ns(ns: int | None) -> str | None:
 
 
 _iso_cache: tuple[int | None, str] = (None, "")
+
+
+#: The one form the store keeps a time in (what :func:`iso_from_ns` and SQLite's
+#: ``strftime('%Y-%m-%dT%H:%M:%fZ')`` write): compared and ordered as text, it is
+#: in time order only when every row is spelled this way.
+CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+_FRACTION = re.compile(r"[.,](\d+)")
+
+
+def utc_iso(text: str) -> str:
+    """An ISO 8601 date and time in the store's form: UTC, milliseconds, ``Z``.
+
+    An offset is applied (``16:30:00+02:00`` is ``14:30:00.000Z``); a time
+    without one is taken as UTC (ATIF names no zone for it; SQLite's
+    ``datetime('now')`` writes UTC so); digits past the millisecond are
+    dropped, as :func:`iso_from_ns` drops them. Raises ValueError for a text that is not one.
+    """
+    if CANONICAL_TIME.fullmatch(text):
+        return text
+    # fromisoformat before Python 3.11 takes no "Z", and only three or six decimals.
+    normal = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text)
+    if normal[-1:] in ("Z", "z"):
+        normal = normal[:-1] + "+00:00"
+    moment = datetime.fromisoformat(normal)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{text!r} falls outside the years 1 to 9999 in UTC") from None
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
 
 
 def now_iso() -> str:

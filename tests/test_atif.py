@@ -89,8 +89,8 @@ def test_a_turns_tokens_are_its_prompt_plus_completion_tokens(db):
 def test_step_timestamps_are_kept_on_turns_and_trajectory(db):
     import_paths([FULL], db)
     found = only(db, agent_name="terminus-2")
-    assert found.turns[0].timestamp == "2025-10-16T14:30:05Z"
-    assert (found.created_at, found.ended_at) == ("2025-10-16T14:30:00Z", "2025-10-16T14:32:00Z")
+    assert found.turns[0].timestamp == "2025-10-16T14:30:05.000Z"
+    assert (found.created_at, found.ended_at) == ("2025-10-16T14:30:00.000Z", "2025-10-16T14:32:00.000Z")
 
 
 def test_tool_calls_observations_reasoning_and_metrics_are_kept_in_the_turn_extra(db):
@@ -220,13 +220,66 @@ def test_a_timestamp_that_is_not_a_string_skips_the_document(db, tmp_path):
     assert why.startswith("step 1: timestamp is 1760625000, not an ISO 8601 time")
 
 
-@pytest.mark.parametrize("stamp", [
-    "2025-10-16T14:30:05Z", "2025-10-16T14:30:05.123456789Z", "2025-10-16T16:30:05+02:00", "2025-10-16 14:30:05",
+@pytest.mark.parametrize("stamp, stored", [
+    ("2025-10-16T14:30:05Z", "2025-10-16T14:30:05.000Z"),
+    ("2025-10-16T14:30:05.123456789Z", "2025-10-16T14:30:05.123Z"),
+    ("2025-10-16T16:30:05+02:00", "2025-10-16T14:30:05.000Z"),
+    ("2025-10-16T09:30:05.5-05:00", "2025-10-16T14:30:05.500Z"),
+    ("2025-10-16T14:30:05.123Z", "2025-10-16T14:30:05.123Z"),
 ])
-def test_iso_8601_timestamps_in_their_usual_spellings_are_imported_as_written(db, tmp_path, stamp):
+def test_iso_8601_timestamps_in_their_usual_spellings_are_stored_in_utc_with_milliseconds(db, tmp_path, stamp, stored):
     path = write_full(tmp_path, lambda doc: doc["steps"][2].update(timestamp=stamp))
     assert import_paths([path], db).ok
-    assert only(db, agent_name="terminus-2").turns[0].timestamp == stamp
+    assert only(db, agent_name="terminus-2").turns[0].timestamp == stored
+
+
+@pytest.mark.parametrize("stamp", ["2025-10-16 14:30:05", "2025-10-16T14:30:05"])
+def test_a_timestamp_without_an_offset_is_read_as_utc(db, tmp_path, stamp):
+    path = write_full(tmp_path, lambda doc: doc["steps"][2].update(timestamp=stamp))
+    assert import_paths([path], db).ok
+    assert only(db, agent_name="terminus-2").turns[0].timestamp == "2025-10-16T14:30:05.000Z"
+
+
+def test_the_times_in_extra_ppp_are_stored_in_utc_with_milliseconds(db, tmp_path):
+    def change(doc):
+        doc.setdefault("extra", {})["ppp"] = {
+            "created_at": "2025-10-16T16:29:00+02:00", "ended_at": "2025-10-16 14:33:00"}
+        doc["steps"][2].setdefault("extra", {})["ppp"] = {"timestamp": "2025-10-16T10:30:04-04:00"}
+    assert import_paths([write_full(tmp_path, change)], db).ok
+    found = only(db, agent_name="terminus-2")
+    assert (found.created_at, found.ended_at) == ("2025-10-16T14:29:00.000Z", "2025-10-16T14:33:00.000Z")
+    assert found.turns[0].timestamp == "2025-10-16T14:30:04.000Z"
+
+
+def a_run_at(tmp_path, name: str, stamp: str) -> Path:
+    """A one-turn document of agent ``name`` whose every time is ``stamp``."""
+    document = {"schema_version": "ATIF-v1.7", "session_id": f"run-{name}", "agent": {"name": name, "version": "1"},
+                "steps": [{"step_id": 1, "source": "user", "message": "Fix the build", "timestamp": stamp},
+                          {"step_id": 2, "source": "agent", "message": "Done.", "timestamp": stamp}]}
+    path = tmp_path / f"{name}.trajectory.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_trajectory_written_with_an_offset_is_listed_in_time_order(db, tmp_path):
+    runs = copy_to(tmp_path, a_run_at(tmp_path, "late", "2025-10-16T15:00:00Z"),
+                   a_run_at(tmp_path, "early", "2025-10-16T16:30:00+02:00"))  # 14:30 UTC
+    assert import_paths([runs], db).ok
+    assert [t.agent_name for t in trajectories(db)] == ["early", "late"]
+
+
+def test_cleanup_older_than_selects_an_offset_trajectory_by_its_instant(db, tmp_path):
+    from datetime import datetime, timezone
+
+    from ppp_otel.storage.sqlite.retention import cleanup
+
+    # 22:30 UTC on the 16th, though its own day is the 17th; the cutoff is 23:00 UTC on the 16th.
+    runs = copy_to(tmp_path, a_run_at(tmp_path, "past", "2025-10-17T00:30:00+02:00"),
+                   a_run_at(tmp_path, "kept", "2025-10-16T23:30:00Z"))
+    assert import_paths([runs], db).ok
+    summary = cleanup(db, older_than_days=1, now=datetime(2025, 10, 17, 23, 0, tzinfo=timezone.utc))
+    assert summary.trajectories == 1
+    assert [t.agent_name for t in trajectories(db)] == ["kept"]
 
 
 @pytest.mark.parametrize("key, value", [
@@ -419,6 +472,17 @@ def test_export_then_import_gives_back_what_the_store_showed(tmp_path):
     summary = import_paths([tmp_path / "out"], after)
     assert summary.ok
     assert store_view(after) == store_view(before)
+
+
+def test_an_offset_time_survives_export_then_import_as_the_same_instant(db, tmp_path):
+    assert import_paths([a_run_at(tmp_path, "abroad", "2025-10-16T16:30:00.250+02:00")], db).ok
+    export_atif(db, tmp_path / "out")
+    again = tmp_path / "again.db"
+    assert import_paths([tmp_path / "out"], again).ok
+    assert store_view(again) == store_view(db)
+    found = only(again)
+    assert (found.created_at, found.ended_at) == ("2025-10-16T14:30:00.250Z", "2025-10-16T14:30:00.250Z")
+    assert [t.timestamp for t in found.turns] == ["2025-10-16T14:30:00.250Z"]
 
 
 def test_export_import_export_writes_the_same_files(db, tmp_path):

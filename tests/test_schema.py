@@ -287,3 +287,90 @@ def test_a_newer_postgresql_store_is_refused_naming_both_versions_and_left_untou
         pg_schema.connect(postgres_url)
     assert "99" in str(info.value) and str(pg_schema.latest_version()) in str(info.value)
     assert pg.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 99
+
+
+# --- version 8: every stored time in one form ------------------------------------
+
+def a_version_7_store(db, monkeypatch) -> None:
+    """A store made by the code of schema version 7, holding times as ATIF imports
+    wrote them then: offsets, nanoseconds, a space, no "Z", and one that is no time."""
+    from tests.backends import run_sql, schema_of
+
+    migrations = schema_of(db)
+    with monkeypatch.context() as patched:
+        patched.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])
+        migrations.connect(db).close()
+    for row in [
+        (1, "abroad", "2025-10-16T16:30:00+02:00", "2025-10-16T16:31:00.123456789+02:00"),
+        (2, "recorded", "2025-10-16T15:00:00.000Z", "2025-10-16T15:01:00.000Z"),
+        (3, "other-tool", "2025-10-16 14:45:00", None),
+        (4, "unknown", "yesterday", None),
+    ]:
+        run_sql(db, "INSERT INTO trajectories (id, spec_id, agent_name, created_at, ended_at) "
+                    "VALUES (?, 's', ?, ?, ?)", row)
+    for row in [(1, 1, "2025-10-16T16:30:05+02:00"), (2, 2, "2025-10-16T15:00:05.000Z")]:
+        run_sql(db, "INSERT INTO trajectory_turns (id, trajectory_id, turn_number, timestamp) "
+                    "VALUES (?, ?, 1, ?)", row)
+    run_sql(db, "INSERT INTO consensus_runs (id, spec_id, best_agent, confidence, w_technical, w_interaction, "
+                "created_at) VALUES (1, 's', 'abroad', 0.5, 0.7, 0.3, '2025-10-16T14:30:00Z')")
+
+
+def row_versions(db) -> dict:
+    """Something about each row that any UPDATE of it changes (to see what a migration touched)."""
+    from tests.backends import is_postgres, run_sql
+
+    if is_postgres(db):
+        return {(table, i): v for table in ("trajectories", "trajectory_turns", "consensus_runs")
+                for i, v in run_sql(db, f"SELECT id, xmin::text FROM {table}")}
+    return {(table, i): v for table, i, v in run_sql(db, "SELECT tbl, id, count(*) FROM touched GROUP BY tbl, id")}
+
+
+def watch_updates(db) -> None:
+    from tests.backends import is_postgres, run_sql
+
+    if is_postgres(db):
+        return  # xmin changes with every update
+    run_sql(db, "CREATE TABLE touched (tbl TEXT, id INTEGER)")
+    for table in ("trajectories", "trajectory_turns", "consensus_runs"):
+        run_sql(db, f"CREATE TRIGGER touched_{table} AFTER UPDATE ON {table} "
+                    f"BEGIN INSERT INTO touched VALUES ('{table}', new.id); END")
+
+
+def test_version_8_rewrites_times_in_other_forms_in_utc_with_milliseconds(store_url, monkeypatch):
+    from tests.backends import connect, run_sql
+
+    a_version_7_store(store_url, monkeypatch)
+    connect(store_url).close()
+    assert run_sql(store_url, "SELECT id, created_at, ended_at FROM trajectories ORDER BY id") == [
+        (1, "2025-10-16T14:30:00.000Z", "2025-10-16T14:31:00.123Z"),
+        (2, "2025-10-16T15:00:00.000Z", "2025-10-16T15:01:00.000Z"),
+        (3, "2025-10-16T14:45:00.000Z", None),
+        (4, "yesterday", None),  # no instant to rewrite it as: kept as it was
+    ]
+    assert run_sql(store_url, "SELECT timestamp FROM trajectory_turns ORDER BY id") == [
+        ("2025-10-16T14:30:05.000Z",), ("2025-10-16T15:00:05.000Z",)]
+    assert run_sql(store_url, "SELECT created_at FROM consensus_runs") == [("2025-10-16T14:30:00.000Z",)]
+
+
+def test_version_8_touches_only_the_rows_whose_times_need_it(store_url, monkeypatch):
+    from tests.backends import connect, is_postgres
+
+    a_version_7_store(store_url, monkeypatch)
+    watch_updates(store_url)
+    before = row_versions(store_url)
+    connect(store_url).close()
+    after = row_versions(store_url)
+    if is_postgres(store_url):
+        touched = {key for key in after if after[key] != before[key]}
+    else:
+        touched = set(after)
+    assert touched == {("trajectories", 1), ("trajectories", 3), ("trajectory_turns", 1), ("consensus_runs", 1)}
+
+
+def test_an_upgraded_store_lists_its_trajectories_in_time_order(store_url, monkeypatch):
+    from tests.backends import open_store
+
+    a_version_7_store(store_url, monkeypatch)
+    with open_store(store_url) as store:
+        names = [t.agent_name for t in store.list_trajectories() if t.agent_name != "unknown"]
+    assert names == ["abroad", "other-tool", "recorded"]  # 14:30, 14:45, 15:00 UTC

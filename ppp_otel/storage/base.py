@@ -84,6 +84,32 @@ class WriteOutcome:
 
 #: The columns of ``recorder_stats`` in the order :meth:`TrajectoryBackend.save_recorder_stats`
 #: takes them and :meth:`TrajectoryBackend.recorders` returns them (as dict keys).
+#: The times the store compares and orders as text. Each is kept in one form,
+#: UTC with milliseconds and "Z" (:data:`ppp_otel.records.CANONICAL_TIME`), so
+#: that text order is time order; schema version 8 rewrote rows in others.
+TIME_COLUMNS = (("trajectories", "created_at"), ("trajectories", "ended_at"),
+                ("trajectory_turns", "timestamp"), ("consensus_runs", "created_at"))
+
+
+def utc_rewrites(rows: Iterable[tuple[Any, Any]]) -> list[tuple[str, Any]]:
+    """``(time in the store's form, row id)`` for each ``(row id, stored time)`` that
+    reads as an ISO 8601 time in another form. A text that is no time at all is
+    left as it is: nothing could say which instant it meant."""
+    from ppp_otel.records import utc_iso
+
+    rewrites = []
+    for row_id, stored in rows:
+        if not isinstance(stored, str):
+            continue
+        try:
+            canonical = utc_iso(stored)
+        except ValueError:
+            continue
+        if canonical != stored:
+            rewrites.append((canonical, row_id))
+    return rewrites
+
+
 RECORDER_COLUMNS = ("recorder_id", "pid", "started_at", "updated_at", "enqueued", "written_turns",
                     "duplicates", "dropped", "rejected", "write_errors", "last_error")
 

@@ -142,11 +142,13 @@ def _convert_trajectory(
         stage = default_stage if "stage" in ppp else parent_stage
     if stage is not None and (not isinstance(stage, str) or not stage.strip()):
         raise AtifError(f"{origin}: extra.ppp.stage must be a non-empty string")
-    for bound in ("created_at", "ended_at"):
-        check_time(ppp.get(bound), f"{origin}: extra.ppp.{bound}")
-    stamps = [s.get("timestamp") for s in steps if isinstance(s.get("timestamp"), str)]
-    started = ppp["created_at"] if "created_at" in ppp else (stamps[0] if stamps else None)
-    ended = ppp["ended_at"] if "ended_at" in ppp else (stamps[-1] if stamps else started)
+    # Every time in the store's one form, so that text order is time order.
+    bounds = {bound: check_time(ppp.get(bound), f"{origin}: extra.ppp.{bound}")
+              for bound in ("created_at", "ended_at")}
+    stamps = [check_time(s["timestamp"], f"{origin}: step {s.get('step_id')}: timestamp")
+              for s in steps if isinstance(s.get("timestamp"), str)]
+    started = bounds["created_at"] if "created_at" in ppp else (stamps[0] if stamps else None)
+    ended = bounds["ended_at"] if "ended_at" in ppp else (stamps[-1] if stamps else started)
     preferences = ppp.get("preferences") or ()
     if not isinstance(preferences, (list, tuple)) or not all(isinstance(p, str) for p in preferences):
         raise AtifError(f"{origin}: extra.ppp.preferences must be a list of strings")
@@ -224,7 +226,10 @@ def _turn(
     response, cut_response = _cut(response)
 
     questions, explicit = _questions(ppp, where)
-    check_time(ppp.get("timestamp"), f"{where}: extra.ppp.timestamp")
+    timestamp = check_time(
+        ppp["timestamp"] if "timestamp" in ppp else _str(last, "timestamp"),
+        f"{where}: extra.ppp.timestamp" if "timestamp" in ppp else f"{where}: timestamp",
+    )
     number = ppp.get("turn_number", position)
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
         raise AtifError(f"{where}: extra.ppp.turn_number must be a non-negative integer")
@@ -237,7 +242,7 @@ def _turn(
         response=response,
         token_count=ppp["token_count"] if "token_count" in ppp else _tokens(agent_step),
         latency_ms=ppp.get("latency_ms"),
-        timestamp=ppp["timestamp"] if "timestamp" in ppp else _str(last, "timestamp"),
+        timestamp=timestamp,
         questions=questions,
         violations=_violations(ppp, where),
         extract_questions=not explicit,

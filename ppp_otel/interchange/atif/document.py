@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
+
+from ppp_otel.records import utc_iso
 
 #: The version :mod:`ppp_otel.interchange.atif.exporter` writes.
 EXPORT_VERSION = "ATIF-v1.7"
@@ -35,8 +36,6 @@ STEP_FIELDS = (
 
 #: The step metrics that count tokens: whole numbers, when given.
 TOKEN_METRICS = ("prompt_tokens", "completion_tokens", "cached_tokens")
-
-_FRACTION = re.compile(r"\.(\d+)")
 
 # Producers write "ATIF-v1.4"; a few write "1.4" or "v1.4". All say the same.
 _VERSION = re.compile(r"^(?:ATIF-)?v?(\d+)(?:\.(\d+))?$", re.IGNORECASE)
@@ -170,20 +169,19 @@ def _validate_step(step: Any, index: int, origin: str) -> None:
             raise AtifError(f"{where}: metrics.cost_usd is {value!r}, expected a number")
 
 
-def check_time(value: Any, what: str) -> None:
-    """Raise :class:`AtifError` unless ``value`` is None or an ISO 8601 date and time
-    (ATIF's timestamps): a text that is not one would be stored as the turn's time,
-    shown as it is and never selected by ``cleanup --older-than``."""
+def check_time(value: Any, what: str) -> str | None:
+    """``value`` in the store's one form (:func:`ppp_otel.records.utc_iso`), or None for None.
+
+    Raises :class:`AtifError` unless it is an ISO 8601 date and time (ATIF's
+    timestamps): a text that is not one would be stored as the turn's time, shown
+    as it is and never selected by ``cleanup --older-than``. ATIF gives no zone
+    for a time without an offset; it is read as UTC (docs/atif.md).
+    """
     if value is None:
-        return
+        return None
     if isinstance(value, str):
-        # fromisoformat before Python 3.11 takes no "Z", and only three or six decimals.
-        text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value)
-        if text[-1:] in ("Z", "z"):
-            text = text[:-1] + "+00:00"
         try:
-            datetime.fromisoformat(text)
-            return
+            return utc_iso(value)
         except ValueError:
             pass
     raise AtifError(f"{what} is {value!r}, not an ISO 8601 time (e.g. 2025-10-16T14:30:00Z)")

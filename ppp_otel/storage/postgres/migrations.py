@@ -18,6 +18,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError
+from ppp_otel.storage.base import TIME_COLUMNS, utc_rewrites
 
 try:
     import psycopg
@@ -198,6 +199,19 @@ def _v7_pending_spans(cur: Any) -> None:
     cur.execute("CREATE INDEX IF NOT EXISTS idx_placements_placed ON ingest_placements(placed_at)")
 
 
+
+def _v8_utc_times(cur: Any) -> None:
+    """As SQLite's version 8: every time not in the store's one form rewritten in it."""
+    for table, column in TIME_COLUMNS:
+        cur.execute(
+            f"SELECT id, {column} FROM {table} WHERE {column} !~ %s",
+            (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",),
+        )
+        rewrites = utc_rewrites(cur.fetchall())
+        if rewrites:
+            cur.executemany(f"UPDATE {table} SET {column} = %s WHERE id = %s", rewrites)
+
+
 Migration = Callable[[Any], None]
 
 #: Position i takes the store to version i + 1, as SQLite's list does.
@@ -209,6 +223,7 @@ MIGRATIONS: list[Migration] = [
     _v5_stages,
     _v6_judgment,
     _v7_pending_spans,
+    _v8_utc_times,
 ]
 
 _VERSIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

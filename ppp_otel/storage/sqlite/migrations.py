@@ -14,7 +14,7 @@ from typing import Callable
 
 # The storage errors, under the names this module has always given them.
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
-from ppp_otel.storage.base import NotADatabaseError
+from ppp_otel.storage.base import TIME_COLUMNS, NotADatabaseError, utc_rewrites
 from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -214,6 +214,22 @@ def _v7_pending_spans(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS idx_pending_received ON pending_spans(received_at)")
 
 
+
+# What CANONICAL_TIME matches, as a GLOB ("." is itself there).
+_CANONICAL_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
+
+
+def _v8_utc_times(conn: sqlite3.Connection) -> None:
+    """Times imported as their documents spelled them (an offset, nanoseconds, a space,
+    no "Z") rewritten in the store's one form, so text order is time order again.
+    Times already in that form are not touched; a text that is no time is kept."""
+    for table, column in TIME_COLUMNS:
+        rows = conn.execute(
+            f"SELECT rowid, {column} FROM {table} WHERE {column} NOT GLOB ?", (_CANONICAL_GLOB,)
+        ).fetchall()
+        conn.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", utc_rewrites(rows))
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Position i holds the migration that takes a database to version i + 1.
@@ -225,6 +241,7 @@ MIGRATIONS: list[Migration] = [
     _v5_stages,
     _v6_judgment,
     _v7_pending_spans,
+    _v8_utc_times,
 ]
 
 
