@@ -207,6 +207,13 @@ def langchain_agent(base_url: str) -> None:
                 history.append(ToolMessage(tool_result(call["name"]), tool_call_id=call["id"]))
 
 
+def genai_content_on_spans(monkeypatch) -> None:
+    """opentelemetry-instrumentation-openai-v2 records message content only when asked,
+    and on span attributes only under the latest GenAI conventions."""
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+
+
 def in_one_trajectory(recording: Recording, agent, *args, **kwargs) -> None:
     with ppp_otel.trajectory("spec-1", "agent-a", tracer_provider=recording.provider):
         agent(*args, **kwargs)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conversation import (
-    PROMPTS, SCRIPT, SYSTEM, anthropic_agent, assert_recorded_by_every_path, in_one_trajectory, openai_chat_agent,
-    tool_result,
+    PROMPTS, SCRIPT, SYSTEM, anthropic_agent, assert_recorded_by_every_path, genai_content_on_spans, in_one_trajectory,
+    openai_chat_agent, tool_result,
 )
 
 openai = pytest.importorskip("openai")
@@ -19,10 +19,7 @@ def openai_client(llm):
 
 def test_opentelemetry_openai_v2_with_content_on_span_attributes(llm, recording, tmp_path, monkeypatch):
     v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
-    # Message content is recorded only when asked for, and on span attributes only
-    # under the latest GenAI conventions.
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    genai_content_on_spans(monkeypatch)
     instrumentor = v2.OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=recording.provider)
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversation import in_one_trajectory, replay_over_ingest, turns
+from conversation import genai_content_on_spans, in_one_trajectory, replay_over_ingest, turns
 from llm_protocols import USAGE_IN, USAGE_OUT, text
 
 openai = pytest.importorskip("openai")
@@ -24,18 +24,13 @@ def long_conversation_agent(client) -> None:
     client.chat.completions.create(model="gpt-test", messages=messages)
 
 
-def _assert_one_turn_of_the_last_words(db) -> None:
-    assert turns(db) == [(1, LAST_WORDS, "Open conftest.py first?", USAGE_IN + USAGE_OUT,
-                          ["Open conftest.py first?"])]
-
-
 def _client(llm):
     return openai.OpenAI(base_url=f"{llm.url}/v1", api_key="test", max_retries=0)
 
 
-def test_openinference_openai_a_long_conversation_is_one_turn_of_the_users_last_words(llm, recording, tmp_path):
-    oi_openai = pytest.importorskip("openinference.instrumentation.openai")
-    instrumentor = oi_openai.OpenAIInstrumentor()
+def _recorded_by_every_path(llm, recording, tmp_path, instrumentor) -> list:
+    """The long conversation through ``instrumentor``: one turn of the user's last
+    words in process, and the same from its spans sent to ``ppp-otel ingest``."""
     instrumentor.instrument(tracer_provider=recording.provider)
     try:
         llm.script(text("Open conftest.py first?"))
@@ -43,24 +38,21 @@ def test_openinference_openai_a_long_conversation_is_one_turn_of_the_users_last_
     finally:
         instrumentor.uninstrument()
     spans = list(recording.memory.get_finished_spans())
-    assert max(len(s.attributes) for s in spans) > 2 * HISTORY  # the history is on the span
-    _assert_one_turn_of_the_last_words(recording.db)
     replay_over_ingest(spans, tmp_path / "ingest.db")
-    _assert_one_turn_of_the_last_words(tmp_path / "ingest.db")
+    for db in (recording.db, tmp_path / "ingest.db"):
+        assert turns(db) == [(1, LAST_WORDS, "Open conftest.py first?", USAGE_IN + USAGE_OUT,
+                              ["Open conftest.py first?"])]
+    return spans
+
+
+def test_openinference_openai_a_long_conversation_is_one_turn_of_the_users_last_words(llm, recording, tmp_path):
+    oi_openai = pytest.importorskip("openinference.instrumentation.openai")
+    spans = _recorded_by_every_path(llm, recording, tmp_path, oi_openai.OpenAIInstrumentor())
+    assert max(len(s.attributes) for s in spans) > 2 * HISTORY  # the history is on the span, flattened
 
 
 def test_opentelemetry_openai_v2_a_long_conversation_is_one_turn_of_the_users_last_words(
         llm, recording, tmp_path, monkeypatch):
     v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
-    instrumentor = v2.OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=recording.provider)
-    try:
-        llm.script(text("Open conftest.py first?"))
-        in_one_trajectory(recording, long_conversation_agent, _client(llm))
-    finally:
-        instrumentor.uninstrument()
-    _assert_one_turn_of_the_last_words(recording.db)
-    replay_over_ingest(list(recording.memory.get_finished_spans()), tmp_path / "ingest.db")
-    _assert_one_turn_of_the_last_words(tmp_path / "ingest.db")
+    genai_content_on_spans(monkeypatch)
+    _recorded_by_every_path(llm, recording, tmp_path, v2.OpenAIInstrumentor())
