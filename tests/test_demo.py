@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 
 import pytest
 
@@ -49,6 +50,16 @@ def test_the_demo_prints_the_consensus_of_each_stage_and_run(tmp_path, capsys):
         ["plan", "careful-agent"], ["implement", "careful-agent"],
         ["plan", "curious-agent"], ["implement", "curious-agent"]]
     assert "ppp-otel report --db" in out
+
+
+def test_the_demos_rewards_and_finals_print_four_digits_after_the_point(tmp_path, capsys):
+    assert main(["demo", "--db", str(tmp_path / "demo.db")]) == 0
+    out = capsys.readouterr().out
+    rewards = out.split("Rewards:")[1].split("Consensus of each")[0].splitlines()[2:]
+    finals = out.split("Consensus of each stage and run")[1].split("Next:")[0].splitlines()[2:]
+    numbers = [word for line in rewards if line.strip() for word in line.split()[4:]]
+    numbers += [word for line in finals if line.strip() for word in line.split()[3:]]
+    assert numbers and all(re.fullmatch(r"-?\d+\.\d{4}", word) for word in numbers), numbers
 
 
 def test_the_report_of_the_demo_shows_every_agent_in_chromium(demo, tmp_path, chromium):

@@ -11,7 +11,7 @@ from typing import Any
 from ppp_otel.config.settings import env_value
 from ppp_otel.demo import record_demo, PROJECT_NAME
 from ppp_otel.storage import check_creatable, display_name, open_store
-from ppp_otel.cli._output import print_json, print_table, PROG
+from ppp_otel.cli._output import print_json, print_table, PROG, score_decimals
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print_table(
             [(s.trajectory_id, s.stage, s.agent_name, s.run_id, s.r_proact, s.r_pers) for s in scores],
             ["trajectory", "stage", "agent", "run", "r_proact", "r_pers"],
+            decimals=score_decimals("r_proact", "r_pers"),
         )
     if results:
         w = results[0].weights
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             [(r.stage, r.run_id, r.best_agent, r.confidence) + tuple(r.agent(a).final for a in agents)
              for r in results],
             ["stage", "run", "best agent", "confidence"] + [f"final {a}" for a in agents],
+            decimals=score_decimals("confidence", *(f"final {a}" for a in agents)),
         )
     db = display_name(demo.db_path)
     if args.phoenix:
