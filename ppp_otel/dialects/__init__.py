@@ -164,9 +164,8 @@ def int_attribute(
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
-        value = int_attribute(attrs, key)
-        if value is not None:
-            return value
+        if attrs.get(key) is not None:  # most keys asked for are absent: no call for them
+            return int_attribute(attrs, key)
     return None
 
 
