@@ -25,7 +25,6 @@ from .messages import (
     arguments_text,
     body_message,
     latest_user_text,
-    latest_user_text_from_end,
     loads,
     reply_text,
     reply_tool_calls,
@@ -136,7 +135,7 @@ def read(attrs: Mapping[str, Any], events: Sequence[tuple[str, Mapping[str, Any]
     outputs = _json_messages(attrs.get(OUTPUT_MESSAGES))
     if outputs:
         # The input messages are the conversation so far: read from its end.
-        prompt = latest_user_text_from_end(raw_inputs, _parts_message)
+        prompt = latest_user_text(raw_inputs, _parts_message)
     else:
         inputs = [m for m in (_parts_message(item) for item in raw_inputs) if m is not None]
         if not inputs:

@@ -45,26 +45,24 @@ class Message:
 _USER_ROLES = ("user", "human")
 
 
-def latest_user_text(messages: Sequence[Message]) -> str | None:
-    """The text of the last message the user wrote; tool results do not count."""
-    for message in reversed(messages):
-        if message.role in _USER_ROLES and not message.tool_result:
-            text = message.text
-            if text.strip():
-                return text
-    return None
+def user_words(message: Message | None) -> str | None:
+    """The message's text when it is the user's own words (not a tool result) and says something."""
+    if message is None or message.role not in _USER_ROLES or message.tool_result:
+        return None
+    text = message.text
+    return text if text.strip() else None
 
 
-def latest_user_text_from_end(raw: Sequence[Any], to_message: Callable[[Any], Message | None]) -> str | None:
-    """:func:`latest_user_text` of ``[to_message(r) for r in raw]``, the messages made from
-    the end and only until it is found: a request carries the whole conversation so far,
-    and its last user message is all a turn takes of it."""
-    for item in reversed(raw):
-        message = to_message(item)
-        if message is not None and message.role in _USER_ROLES and not message.tool_result:
-            text = message.text
-            if text.strip():
-                return text
+def latest_user_text(messages: Sequence[Any], to_message: Callable[[Any], Message | None] | None = None) -> str | None:
+    """The text of the last message the user wrote; tool results do not count.
+
+    With ``to_message``, ``messages`` are raw items made into messages from the end and
+    only until it is found: a request carries the whole conversation so far, and its
+    last user message is all a turn takes of it."""
+    for item in reversed(messages):
+        text = user_words(to_message(item) if to_message is not None else item)
+        if text is not None:
+            return text
     return None
 
 

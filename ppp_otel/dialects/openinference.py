@@ -19,13 +19,13 @@ from .messages import (
     Message,
     ToolCall,
     dedupe,
-    _USER_ROLES,
     latest_user_text,
     loads,
     reply_text,
     reply_tool_calls,
     request_messages,
     response_messages,
+    user_words,
 )
 
 _KEY = re.compile(
@@ -153,8 +153,8 @@ def _read_from_the_end(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Me
         if message is None:
             continue
         inputs.append(message)
-        if message.role in _USER_ROLES and not message.tool_result and message.text.strip():
-            prompt = message.text
+        prompt = user_words(message)
+        if prompt is not None:
             break
     inputs.reverse()
     return inputs, outputs, prompt

@@ -81,7 +81,8 @@ class RecordSink:
         # Trajectories whose start this recorder wrote and whose end it has not: their end
         # completes a trajectory already counted. Bounded by the trajectories open at once.
         self._open_trajectories: set = set()
-        # Judgment runs on its own thread and connection, after the writes.
+        # The rules judge each batch in the transaction that writes it; an LLM or custom
+        # judge runs on its own thread and connection, after the writes.
         self.judgment = JudgmentStage(db_path, classifier, preference_judge, on_judged=on_judged,
                                       **store_options)
         self._fresh_state()
