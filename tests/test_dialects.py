@@ -142,6 +142,16 @@ def test_genai_tool_call_responses_sent_with_role_user_are_not_the_prompt():
     assert (turn.prompt, turn.response) == ("Fix", "Done.")
 
 
+def test_a_tool_result_sent_with_role_user_is_not_the_prompt_even_with_text_beside_it():
+    turn = read_turn("anthropic.chat", genai(**{"gen_ai.input.messages": json.dumps([
+        {"role": "user", "parts": [{"type": "text", "content": "Fix"}]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "t1", "name": "ls", "arguments": {}}]},
+        {"role": "user", "parts": [{"type": "tool_call_response", "id": "t1", "response": "a.py"},
+                                   {"type": "text", "content": "(tool output above)"}]},
+    ]), "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Done."}]}])}))
+    assert turn.prompt == "Fix"
+
+
 def test_genai_tool_call_arguments_as_an_object_or_a_string():
     for arguments in ({"question": "Which shell?"}, json.dumps({"question": "Which shell?"})):
         turn = read_turn("chat m", genai(**{"gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
