@@ -400,7 +400,7 @@ def test_a_full_queue_refuses_the_whole_request_with_503_and_a_retry_loses_nothi
 def test_a_commit_waiter_whose_event_loop_has_closed_is_woken_without_raising():
     import asyncio
 
-    from ppp_otel.ingest.server import _Committed
+    from ppp_otel.ingest.receiver import _Committed
 
     loop = asyncio.new_event_loop()
     waiter = _Committed(loop)
