@@ -46,7 +46,7 @@ def test_defaults_when_nothing_is_given():
     assert config.trajectory.flush_interval_ms == 500
     assert config.trajectory.max_queue_size == 20_000
     assert config.trajectory.on_full == "block"
-    assert config.trajectory.block_timeout_ms == 5.0
+    assert config.trajectory.block_timeout_ms == 50.0
     assert config.trajectory.enable_wal is True
     assert config.trajectory.busy_timeout_ms == 5000
     assert config.question_classifier.method == "heuristic"

@@ -333,7 +333,7 @@ def test_on_full_block_waits_for_room_instead_of_dropping(db_path):
 
 def test_a_full_queue_waits_for_room_by_default(db_path):
     processor = TrajectorySpanProcessor(db_path)
-    assert (processor.on_full, processor.block_timeout_s) == ("block", 0.005)
+    assert (processor.on_full, processor.block_timeout_s) == ("block", 0.05)
     processor.shutdown()
 
 
