@@ -122,6 +122,17 @@ def test_cli_trends_prints_scores_with_four_decimals_lined_up_on_the_point(three
     assert "0.0500  (±0)" in sparse.splitlines()[2]  # its R_Pers, the same in both its runs
 
 
+def test_cli_trends_of_an_agent_with_one_run_has_no_change_columns(store_url, capsys):
+    conn = backends.connect(store_url)
+    add_trajectory(conn, "new-spec", "careful", run_id="first", started_at=T0, technical_score=0.9)
+    conn.close()
+    assert main(["trends", "--db", str(store_url), "--spec", "new-spec"]) == 0
+    header, row = capsys.readouterr().out.split("\ncareful\n")[1].splitlines()
+    assert row.split()[3:7] == ["0.9000", "0.0500", "0.0500", "0.6600"]
+    assert header.split() == ["RUN", "STARTED", "STAGES", "TECHNICAL", "R_PROACT", "R_PERS", "FINAL",
+                              "QUESTIONS", "L/M/H", "VIOLATIONS", "BY", "PREFERENCE"]
+
+
 def test_cli_trends_json_is_the_same_figures(three_runs, capsys):
     assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--agent", "careful",
                  "--weights", "0.5,0.5", "--json"]) == 0

@@ -88,14 +88,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for agent in found.agents:
         print(f"\n{agent.agent_name}")
+        # Each score a column of its own, as the other score tables print it (four decimals,
+        # lined up on the point), and its change in the unnamed column after it; an agent
+        # with one run has no changes, and no such columns.
+        changed = any(r.change is not None for r in agent.runs)
+        headers = ["run", "started", "stages"]
+        for name in _SCORES:
+            headers += [name, ""] if changed else [name]
         rows = []
         for r in agent.runs:
             ch = r.change or {}
-            # Each score a column of its own, as the other score tables print it (four decimals,
-            # lined up on the point), and its change in the unnamed column after it.
-            scores = [cell for name in _SCORES for cell in (getattr(r, name), _change(ch.get(name)))]
-            rows.append((r.run_id, r.started_at, _stages(r), *scores, _questions(r), _violations(r)))
-        headers = ["run", "started", "stages", *(h for name in _SCORES for h in (name, "")),
-                   "questions l/m/h", "violations by preference"]
-        print_table(rows, headers, max_width=None, decimals=score_decimals(*_SCORES))
+            row = [r.run_id, r.started_at, _stages(r)]
+            for name in _SCORES:
+                row += [getattr(r, name), _change(ch.get(name))] if changed else [getattr(r, name)]
+            rows.append((*row, _questions(r), _violations(r)))
+        print_table(rows, headers + ["questions l/m/h", "violations by preference"], max_width=None,
+                    decimals=score_decimals(*_SCORES))
     return 0
