@@ -112,7 +112,8 @@ def test_migrate_create_makes_a_database_at_the_latest_version(capsys, store_url
     latest = schema_of(path).latest_version()
     code, out, _ = run(capsys, "migrate", "--db", path, "--create", "--json")
     assert code == 0
-    assert json.loads(out) == {"path": path, "applied": list(range(1, latest + 1)), "schema_version": latest}
+    assert json.loads(out) == {"db_path": path, "path": path, "applied": list(range(1, latest + 1)),
+                               "schema_version": latest}
 
 
 def test_migrate_refuses_a_postgresql_database_without_a_store_unless_asked_to_create(capsys, postgres_url):
@@ -366,3 +367,15 @@ def test_a_file_where_a_directory_is_expected_is_a_one_line_error(tmp_path, caps
     assert main(["export-atif", "--db", str(db), "--out", str(not_a_directory)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ppp-otel: error:") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_status_and_migrate_json_name_the_database_db_path_as_every_command_does(capsys, db):
+    assert main(["status", "--db", db, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert main(["migrate", "--db", db, "--json"]) == 0
+    migrated = json.loads(capsys.readouterr().out)
+    assert main(["cleanup", "--db", db, "--json", "--dry-run", "--older-than", "30"]) == 0
+    cleanup = json.loads(capsys.readouterr().out)
+    assert status["db_path"] == migrated["db_path"] == cleanup["db_path"]
+    # "path", their earlier name for it, stays for the scripts that read it.
+    assert status["path"] == migrated["path"] == status["db_path"]

@@ -90,3 +90,33 @@ def test_score_json_names_a_trajectory_by_trajectory_id_the_listing_by_id(capsys
     by_span = {t["span_id"]: t["id"] for t in listed}
     assert [by_span[s["span_id"]] for s in scores] == [s["trajectory_id"] for s in scores]
     assert "id" not in scores[0] and "trajectory_id" not in listed[0]
+
+
+def _json(capsys, *argv: str):
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_json_names_a_technical_score_technical_score(capsys, db):
+    scores = {s["agent_name"]: s for s in _json(capsys, "score", "--db", db, "--json")}
+    listed = {t["agent_name"]: t for t in _json(capsys, "trajectories", "--db", db, "--json")}
+    shown = _json(capsys, "show", str(listed["beta"]["id"]), "--db", db, "--json")
+    judged = {a["agent_name"]: a for a in _json(capsys, "consensus", "--db", db, "--spec", "spec-a", "--json")["agents"]}
+    stored = {a["agent_name"]: a
+              for a in _json(capsys, "consensus-history", "--db", db, "--spec", "spec-a", "--json")[0]["agents"]}
+    trend = {a["agent_name"]: a["runs"][0] for a in _json(capsys, "trends", "--db", db, "--spec", "spec-a", "--json")["agents"]}
+    assert {scores["beta"]["technical_score"], listed["beta"]["technical_score"], shown["technical_score"],
+            judged["beta"]["technical_score"], stored["beta"]["technical_score"],
+            trend["beta"]["technical_score"]} == {0.59}
+
+
+def test_consensus_and_trends_json_keep_technical_the_earlier_name_of_the_technical_score(capsys, store_url):
+    conn = backends.connect(store_url)
+    add_trajectory(conn, "spec-b", "alpha", run_id="r1", started_at="2026-01-01T10:00:00.000Z", technical_score=0.5)
+    add_trajectory(conn, "spec-b", "alpha", run_id="r2", started_at="2026-01-02T10:00:00.000Z", technical_score=0.8)
+    conn.close()
+    agent = _json(capsys, "consensus", "--db", store_url, "--spec", "spec-b", "--run", "r2", "--json")["agents"][0]
+    assert agent["technical"] == agent["technical_score"] == 0.8
+    later = _json(capsys, "trends", "--db", store_url, "--spec", "spec-b", "--json")["agents"][0]["runs"][1]
+    assert later["technical"] == later["technical_score"] == 0.8
+    assert later["change"]["technical"] == later["change"]["technical_score"] == 0.3

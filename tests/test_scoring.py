@@ -203,15 +203,16 @@ async def test_async_scoring_accepts_an_open_store(mixed, db_path):
         assert await ascoring.score_spec(store, "spec") == scoring.score_spec(mixed, "spec")
 
 
-def test_score_rows_give_the_same_scores_as_tuples(conn):
-    add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major",), turns=3)
+def test_score_columns_hold_every_field_of_each_score(conn):
+    add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major",), turns=3,
+                   technical_score=0.5, run_id="r1", stage="plan")
     add_trajectory(conn, "spec", "b", questions=("medium",), turns=2)
     add_trajectory(conn, "other", "a", turns=1)
     for choice in ({}, {"spec_id": "spec"}, {"spec_id": "spec", "agent_name": "b"}):
         expected = [(s.trajectory_id, s.spec_id, s.agent_name, s.run_id, s.r_proact, s.r_pers,
                      tuple(s.questions.values()), tuple(s.violations.values()), s.technical_score, s.stage)
                     for s in scoring.score_trajectories(conn, **choice)]
-        assert scoring.score_rows(conn, **choice) == expected
+        assert list(zip(*scoring.score_columns(conn, **choice).values())) == expected
 
 
 @pytest.mark.parametrize("profile", ["spec", "paper"])

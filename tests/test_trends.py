@@ -100,10 +100,37 @@ def test_cli_trends_prints_each_run_with_its_change(three_runs, capsys):
     careful = out.split("\ncareful\n")[1].split("\nsparse\n")[0].splitlines()
     assert careful[0].split()[:3] == ["RUN", "STARTED", "STAGES"]
     assert [line.split()[0] for line in careful[1:]] == ["zeta", "alpha", "mid"]
-    assert "-0.1 (+0.4)" in careful[2] and "0.28 (+0.285)" in careful[2]
+    assert "-0.1000  (+0.4000)" in careful[2] and "0.2800  (+0.2850)" in careful[2]
     assert "1/1/0 (+1/+1/-1)" in careful[2]
     assert "concise 1 (±0), one_question 1 (+1)" in careful[2]
     assert "concise 0 (-1), one_question 0 (-1)" in careful[3]
+
+
+def test_cli_trends_prints_scores_with_four_decimals_lined_up_on_the_point(three_runs, capsys):
+    import re
+
+    assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--weights", "0.5,0.5"]) == 0
+    careful, sparse = capsys.readouterr().out.split("\ncareful\n")[1].split("\nsparse\n")
+    careful = careful.splitlines()
+    # The scores outside the brackets: technical, r_proact, r_pers, final.
+    points = [[line.index(".", m.start()) for m in re.finditer(r"(?<![(+\d-])-?\d+\.\d{4}(?!\d)", line)]
+              for line in careful[1:]]
+    assert len(points[0]) == 4 and points[1:] == [points[0]] * 2
+    assert "0.5000" in careful[1] and "-0.5000" in careful[1]
+    # A change of nothing reads as one; a change has the score's four decimals.
+    assert "0.7000  (+0.2000)" in careful[2]
+    assert "0.0500  (±0)" in sparse.splitlines()[2]  # its R_Pers, the same in both its runs
+
+
+def test_cli_trends_of_an_agent_with_one_run_has_no_change_columns(store_url, capsys):
+    conn = backends.connect(store_url)
+    add_trajectory(conn, "new-spec", "careful", run_id="first", started_at=T0, technical_score=0.9)
+    conn.close()
+    assert main(["trends", "--db", str(store_url), "--spec", "new-spec"]) == 0
+    header, row = capsys.readouterr().out.split("\ncareful\n")[1].splitlines()
+    assert row.split()[3:7] == ["0.9000", "0.0500", "0.0500", "0.6600"]
+    assert header.split() == ["RUN", "STARTED", "STAGES", "TECHNICAL", "R_PROACT", "R_PERS", "FINAL",
+                              "QUESTIONS", "L/M/H", "VIOLATIONS", "BY", "PREFERENCE"]
 
 
 def test_cli_trends_json_is_the_same_figures(three_runs, capsys):

@@ -130,24 +130,11 @@ def _column(values: Sequence[Any], max_width: int | None,
     return texts, max(map(len, texts)), "s", numeric
 
 
-def print_table(
-    rows: Iterable[Sequence[Any]],
-    headers: Sequence[str],
-    *,
-    max_width: int | None = DEFAULT_MAX_WIDTH,
-    file: TextIO | None = None,
-    empty: str | None = None,
-    decimals: Mapping[str, int] | None = None,
-) -> None:
-    """Aligned columns under a header line; numbers are right-aligned.
-
-    ``empty``: printed instead of a lone header line when there are no rows.
-    ``decimals``: header -> how many digits after the point that column's numbers show
-    (other numbers show four significant digits).
-    """
+def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], **options: Any) -> None:
+    """Aligned columns under a header line; numbers are right-aligned. ``options``: those
+    of :func:`print_columns`, which prints the table from its columns."""
     raw = rows if isinstance(rows, list) else list(rows)
-    print_columns(columns_of(raw, min(map(len, raw))) if raw else [], headers, max_width=max_width, file=file,
-                  empty=empty, decimals=decimals)
+    print_columns(columns_of(raw, min(map(len, raw))) if raw else [], headers, **options)
 
 
 def columns_of(rows: Sequence[Sequence[Any]], picked: int | Sequence[int]) -> list[list[Any]]:
@@ -167,7 +154,12 @@ def print_columns(
     decimals: Mapping[str, int] | None = None,
 ) -> None:
     """:func:`print_table` of a table given by its columns (equally long sequences), for a
-    caller that has them: a large table is not turned into rows only to be turned back."""
+    caller that has them: a large table is not turned into rows only to be turned back.
+
+    ``max_width``: cells longer than this are cut (None: never). ``empty``: printed instead
+    of a lone header line when there are no rows. ``decimals``: header -> how many digits
+    after the point that column's numbers show (other numbers show four significant digits).
+    """
     out = file or sys.stdout
     titles = [h.upper() for h in headers]
     last = len(headers) - 1

@@ -59,7 +59,8 @@ def status(args: argparse.Namespace) -> int:
         # Turns ingest acknowledged whose trajectory span has not come (yet): kept, never dropped.
         report["pending"] = store.pending_summary()
     if args.json:
-        print_json(report)
+        # db_path, as demo, ingest and cleanup name the database; "path" is kept for the scripts that read it.
+        print_json({"db_path": report["path"], **report})
         return 0
     shown: dict[str, Any] = {
         "path": report["path"],
@@ -106,7 +107,8 @@ def migrate(args: argparse.Namespace) -> int:
         applied = store.migrate()
         version = store.status()["schema_version"]
     if args.json:
-        print_json({"path": display_name(store.path), "applied": applied, "schema_version": version})
+        path = display_name(store.path)
+        print_json({"db_path": path, "path": path, "applied": applied, "schema_version": version})
     elif applied:
         versions = ", ".join(str(v) for v in applied)
         print(f"{display_name(store.path)}: migrated to schema version {version} (applied {versions})")

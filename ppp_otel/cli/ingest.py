@@ -8,7 +8,7 @@ from typing import Any
 
 from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
-from ppp_otel.cli._output import int_at_least, print_fields, print_json
+from ppp_otel.cli._output import PROG, int_at_least, print_fields, print_json
 from ppp_otel.storage import check_creatable, display_name, open_store
 from ppp_otel.storage.base import DatabaseError, ReadOnlyError
 from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
@@ -21,7 +21,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="An OTLP trace receiver: point any OTLP exporter or collector at "
         "http://HOST:PORT/v1/traces (OTLP/HTTP) or HOST:GRPC_PORT (OTLP/gRPC). A request is answered "
         "once its spans are committed. Runs until SIGTERM or Ctrl-C, then finishes the requests in "
-        "flight and exits.",
+        "flight, prints a summary and exits: 0, or 1 when records it had queued could not be written "
+        "before it stopped (the summary's lost_at_shutdown; their senders were not answered 200 and "
+        "still hold them).",
     )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST}; "
                    "0.0.0.0 exposes it to the network)")
@@ -57,6 +59,10 @@ def _port(text: str, accepted: str = _PORTS) -> int:
 
 def _grpc_port(text: str) -> int | None:
     return None if text.strip().lower() == "off" else _port(text, f"{_PORTS}; off serves HTTP only")
+
+
+#: ``ingest`` when it stopped with records it had queued and could not write (``lost_at_shutdown``).
+EXIT_LOST_AT_SHUTDOWN = 1
 
 
 def _check_store(db: str) -> None:
@@ -109,4 +115,11 @@ def ingest(args: argparse.Namespace) -> int:
         print_fields({k: v for k, v in stats.items() if k in (
             "received_spans", "rejected_spans", "pending_spans", "written_trajectories", "written_turns",
             "duplicates", "dropped", "rejected", "lost_at_shutdown", "db_path")}, file=sys.stderr)
+    lost = stats.get("lost_at_shutdown", 0)
+    if lost:
+        # A supervisor must see it in the exit status, not only in the summary.
+        print(f"{PROG} ingest: {lost} records queued were not written before it stopped (the database "
+              "could not be written); their senders were not answered 200 and still hold them",
+              file=sys.stderr)
+        return EXIT_LOST_AT_SHUTDOWN
     return 0

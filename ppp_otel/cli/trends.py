@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ppp_otel.cli._output import cell, print_json, print_table
+from ppp_otel.cli._output import SCORE_DECIMALS, print_json, print_table, score_decimals
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.trends import RunTrend
@@ -30,16 +30,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+#: The scores of each run, in the table's order; each is followed by its change.
+_SCORES = ("technical", "r_proact", "r_pers", "final")
+
+
 def _signed(value: float | int) -> str:
-    text = f"{value:+.4g}" if isinstance(value, float) else f"{value:+d}"
+    # A score's change has the score's four decimals; no change at all reads as one.
+    text = f"{value:+.{SCORE_DECIMALS}f}" if isinstance(value, float) else f"{value:+d}"
     return "±0" if value == 0 else text
 
 
-def _with_change(value: float | None, change: float | None, first: bool) -> str:
-    text = cell(value)
-    if first or change is None:
-        return text
-    return f"{text} ({_signed(change)})"
+def _change(change: float | None) -> str:
+    return "" if change is None else f"({_signed(change)})"
 
 
 def _questions(run: RunTrend) -> str:
@@ -86,17 +88,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for agent in found.agents:
         print(f"\n{agent.agent_name}")
+        # Each score a column of its own, as the other score tables print it (four decimals,
+        # lined up on the point), and its change in the unnamed column after it; an agent
+        # with one run has no changes, and no such columns.
+        changed = any(r.change is not None for r in agent.runs)
+        headers = ["run", "started", "stages"]
+        for name in _SCORES:
+            headers += [name, ""] if changed else [name]
         rows = []
-        for i, r in enumerate(agent.runs):
+        for r in agent.runs:
             ch = r.change or {}
-            rows.append((
-                r.run_id, r.started_at, _stages(r),
-                _with_change(r.technical, ch.get("technical"), i == 0),
-                _with_change(r.r_proact, ch.get("r_proact"), i == 0),
-                _with_change(r.r_pers, ch.get("r_pers"), i == 0),
-                _with_change(r.final, ch.get("final"), i == 0),
-                _questions(r), _violations(r),
-            ))
-        print_table(rows, ["run", "started", "stages", "technical", "r_proact", "r_pers", "final",
-                           "questions l/m/h", "violations by preference"], max_width=None)
+            row = [r.run_id, r.started_at, _stages(r)]
+            for name in _SCORES:
+                row += [getattr(r, name), _change(ch.get(name))] if changed else [getattr(r, name)]
+            rows.append((*row, _questions(r), _violations(r)))
+        print_table(rows, headers + ["questions l/m/h", "violations by preference"], max_width=None,
+                    decimals=score_decimals(*_SCORES))
     return 0

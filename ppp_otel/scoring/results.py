@@ -37,6 +37,9 @@ class AgentScore:
     def to_dict(self) -> dict[str, Any]:
         return {
             "agent_name": self.agent_name,
+            # The name every --json gives a technical score (score, trajectories, show, trends);
+            # "technical" is its earlier name here, kept for the scripts that read it.
+            "technical_score": self.technical,
             "technical": self.technical,
             "r_proact": self.r_proact,
             "r_pers": self.r_pers,

@@ -233,27 +233,10 @@ def score_trajectories(
     return with_profile(scores, rewards, paper)
 
 
-def score_rows(
-    db: Database,
-    *,
-    spec_id: str | None = None,
-    agent_name: str | None = None,
-    trajectory_id: int | None = None,
-    stage: str | None = None,
-    run_id: str | None = None,
-) -> list[tuple]:
-    """What :func:`score_trajectories` scores under the ``spec`` profile, as tuples:
-    (trajectory_id, spec_id, agent_name, run_id, r_proact, r_pers, (low, medium, high)
-    question counts, (minor, major, critical) violation counts, technical_score, stage).
-    For a caller printing a hundred thousand of them, which has no use for objects."""
-    return list(zip(*score_columns(db, spec_id=spec_id, agent_name=agent_name, trajectory_id=trajectory_id,
-                                   stage=stage, run_id=run_id).values()))
-
-
 _SCORED = [_SCORE_COLUMNS.index(name) for name in (
     "id", "spec_id", "agent_name", "run_id", "technical_score", "low", "medium", "high", "minor", "major",
     "critical", "stage")]
-#: The columns of :func:`score_columns`, in :func:`score_rows`'s order.
+#: The columns of :func:`score_columns`, in this order.
 SCORE_ROW_COLUMNS = ("trajectory_id", "spec_id", "agent_name", "run_id", "r_proact", "r_pers", "questions",
                      "violations", "technical_score", "stage")
 
@@ -268,14 +251,17 @@ def score_columns(
     run_id: str | None = None,
     rewards: str = "spec",
 ) -> dict[str, list]:
-    """:func:`score_rows` by column (:data:`SCORE_ROW_COLUMNS`, each a list, in trajectory
-    order), under the reward profile ``rewards``. Under ``spec`` each column is made by one
-    map over the store's rows, so a hundred thousand trajectories cost no Python call per
-    row beyond the cached reward formulas."""
+    """What :func:`score_trajectories` scores, by column, for a caller printing a hundred
+    thousand of them that has no use for objects: :data:`SCORE_ROW_COLUMNS`, each a list in
+    trajectory order (``questions`` as (low, medium, high) counts, ``violations`` as (minor,
+    major, critical)), under the reward profile ``rewards``. Under ``spec`` each column is
+    made by one map over the store's rows, so a hundred thousand trajectories cost no Python
+    call per row beyond the cached reward formulas."""
     check_profile(rewards)
+    filters = dict(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name, stage=stage,
+                   run_id=run_id)
     if rewards != "spec":
-        scores = score_trajectories(db, spec_id=spec_id, agent_name=agent_name, trajectory_id=trajectory_id,
-                                    stage=stage, run_id=run_id, rewards=rewards)
+        scores = score_trajectories(db, rewards=rewards, **filters)
         return {
             "trajectory_id": [s.trajectory_id for s in scores], "spec_id": [s.spec_id for s in scores],
             "agent_name": [s.agent_name for s in scores], "run_id": [s.run_id for s in scores],
@@ -285,8 +271,7 @@ def score_columns(
             "technical_score": [s.technical_score for s in scores], "stage": [s.stage for s in scores],
         }
     with using_store(db) as store:
-        found = store.score_counts(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name,
-                                   stage=stage, run_id=run_id)
+        found = store.score_counts(**filters)
     (tid, spec, agent, run, technical, low, medium, high, minor, major, critical, stage_) = [
         list(map(itemgetter(i), found)) for i in _SCORED]
     pairs = list(map(_rewards, low, medium, high, minor, major, critical))

@@ -50,10 +50,12 @@ class RunTrend:
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "started_at": self.started_at, "stages": list(self.stages),
-            "trajectory_ids": list(self.trajectory_ids), "technical": self.technical,
+            "trajectory_ids": list(self.trajectory_ids),
+            # technical_score, as every --json names it; "technical", its earlier name here, is kept.
+            "technical_score": self.technical, "technical": self.technical,
             "r_proact": self.r_proact, "r_pers": self.r_pers, "final": self.final,
             "questions": dict(self.questions), "violations": dict(self.violations),
-            "change": self.change,
+            "change": None if self.change is None else {"technical_score": self.change["technical"], **self.change},
         }
 
 
