@@ -33,6 +33,8 @@ TAGS = "tag.tags"
 LLM_INPUT_MESSAGES = "llm.input_messages"
 LLM_OUTPUT_MESSAGES = "llm.output_messages"
 MODEL_NAME = "llm.model_name"
+# The resource attribute Phoenix files spans under (the project).
+PROJECT_NAME = "openinference.project.name"
 
 # ppp attributes on the trajectory span
 SPEC_ID = "ppp.spec_id"
@@ -73,6 +75,10 @@ LINK_TRAJECTORY_ID = "ppp.trajectory.id"
 ANNOTATION_R_PROACT = "ppp.r_proact"
 ANNOTATION_R_PERS = "ppp.r_pers"
 ANNOTATION_FINAL = "ppp.final"
+# Phoenix span annotations written on each judged turn span
+ANNOTATION_QUESTIONS = "ppp.questions"
+ANNOTATION_VIOLATIONS = "ppp.violations"
+ANNOTATION_VIOLATION_PREFIX = "ppp.violation."  # + the preference's name
 # Per-agent scores: ppp.consensus.agent.<name>.<field>
 CONSENSUS_AGENT_PREFIX = "ppp.consensus.agent."
 

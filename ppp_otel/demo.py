@@ -137,7 +137,7 @@ def record_demo(
 
     from ppp_otel.capture.api import trajectory, turn
     from ppp_otel.capture.processor import TrajectorySpanProcessor
-    from ppp_otel.capture.register import PROJECT_NAME_ATTRIBUTE
+    from ppp_otel.conventions import PROJECT_NAME
 
     prefix = run_id or f"demo-{uuid.uuid4().hex[:8]}"
     run_ids = [f"{prefix}-{name}" for name in RUN_NAMES]
@@ -153,7 +153,7 @@ def record_demo(
     processor = TrajectorySpanProcessor(run.db_path, flush_interval_ms=100,
                                         on_judged=sender.judged if sender else None)
     provider = TracerProvider(resource=Resource.create(
-        {PROJECT_NAME_ATTRIBUTE: project_name, "service.name": "ppp-otel-demo"}))
+        {PROJECT_NAME: project_name, "service.name": "ppp-otel-demo"}))
     provider.add_span_processor(processor)
     if forwarding:
         for extra in forwarding:

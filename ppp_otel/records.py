@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from ppp_otel import conventions as c
-from ppp_otel.model import Question, Violation, check_effort, check_severity
+from ppp_otel.model import Question, Violation
 from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, TurnCandidate, int_attribute, read_turn
 
 #: Texts longer than this are cut (and counted) rather than bloating the database.
@@ -133,7 +133,8 @@ class TurnRecord:
     extract_questions: bool = True
     extra: dict[str, Any] | None = None
     truncated: bool = False
-    # Numbers that could not be stored (a token count past 64 bits): dropped, the turn kept.
+    # Values that could not be stored (a token count past 64 bits, an effort or a severity
+    # outside the schema's): dropped, the turn kept.
     dropped_values: int = 0
     # A number from the shared sequence (not chosen by agent code) that clashes
     # with a stored turn is replaced by the next free one rather than rejected.
@@ -228,23 +229,23 @@ def candidate_of(name: str | None, attrs: Mapping[str, Any], events: Sequence[tu
 
 # --- events ----------------------------------------------------------------
 
-def question_from_event(attrs: Mapping[str, Any]) -> Question:
+def question_from_event(attrs: Mapping[str, Any]) -> tuple[Question, bool]:
+    """The event's question, and whether its effort was dropped: an effort that is not
+    low, medium or high costs the question its effort (the classifier grades it), not
+    the turn its question, prompt and response."""
     text = _text(attrs, c.QUESTION_TEXT, required=True)
     effort = _text(attrs, c.QUESTION_EFFORT)
-    if effort is not None:
-        try:
-            check_effort(effort, name="question effort")
-        except ValueError as exc:
-            raise RecordError(str(exc)) from None
-    return Question(text, effort)
+    if effort is not None and effort not in c.EFFORT_LEVELS:
+        return Question(text), True
+    return Question(text, effort), False
 
 
-def violation_from_event(attrs: Mapping[str, Any]) -> Violation:
+def violation_from_event(attrs: Mapping[str, Any]) -> Violation | None:
+    """The event's violation; None when its severity is not minor, major or critical:
+    no row can hold it without one, and the rest of its turn is kept."""
     severity = _text(attrs, c.VIOLATION_SEVERITY, required=True)
-    try:
-        check_severity(severity, name="violation severity")
-    except ValueError as exc:
-        raise RecordError(str(exc)) from None
+    if severity not in c.SEVERITIES:
+        return None
     return Violation(
         _text(attrs, c.VIOLATION_PREFERENCE, required=True),
         _text(attrs, c.VIOLATION_EXPECTED) or "",
@@ -312,9 +313,15 @@ def turn_record(
     questions, violations = [], []
     for name, event_attrs in events:
         if name == c.QUESTION_EVENT:
-            questions.append(question_from_event(event_attrs))
+            question, effort_dropped = question_from_event(event_attrs)
+            questions.append(question)
+            dropped += effort_dropped
         elif name == c.VIOLATION_EVENT:
-            violations.append(violation_from_event(event_attrs))
+            violation = violation_from_event(event_attrs)
+            if violation is None:
+                dropped += 1
+            else:
+                violations.append(violation)
     latency = None
     if start_ns is not None and end_ns is not None:
         latency = max(0.0, (end_ns - start_ns) / 1e6)

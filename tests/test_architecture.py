@@ -1,4 +1,5 @@
-"""The package's layering, checked on its source: where the environment is read, where SQL lives."""
+"""The package's layering, checked on its source: where the environment is read, where SQL and
+attribute names live."""
 
 from __future__ import annotations
 
@@ -38,6 +39,25 @@ def _sql_strings(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", [p for p in SOURCES if not _relative(p).startswith("storage/")], ids=_relative)
 def test_no_sql_outside_storage(path):
     assert _sql_strings(path) == []
+
+
+# ppp's own span, event and annotation names and the OpenInference ones it writes.
+_ATTRIBUTE_NAME = re.compile(
+    r"^(openinference\.|ppp\.|session\.id$|(input|output)\.(value|mime_type)$"
+    r"|llm\.(token_count|input_messages|output_messages|model_name))"
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    # The config module's "ppp.<section>.<key>" strings are settings, not attributes.
+    [p for p in SOURCES if _relative(p) not in ("conventions.py", "config/settings.py")],
+    ids=_relative,
+)
+def test_attribute_names_are_spelled_only_in_the_conventions_module(path):
+    spelled = [node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ATTRIBUTE_NAME.match(node.value)]
+    assert spelled == []
 
 
 def test_no_class_is_longer_than_250_lines():

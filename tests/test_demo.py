@@ -62,6 +62,16 @@ def test_the_demos_rewards_and_finals_print_four_digits_after_the_point(tmp_path
     assert numbers and all(re.fullmatch(r"-?\d+\.\d{4}", word) for word in numbers), numbers
 
 
+def test_the_demo_scores_with_the_profile_the_config_file_names(tmp_path, capsys, monkeypatch):
+    config = tmp_path / "ppp.toml"
+    config.write_text('[ppp.scoring]\nrewards = "paper"\n')
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    assert main(["demo", "--db", str(tmp_path / "demo.db"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {s["rewards"] for s in data["scores"]} == {"paper"}
+    assert {c["rewards"] for c in data["consensus"]} == {"paper"}
+
+
 def test_the_report_of_the_demo_shows_every_agent_in_chromium(demo, tmp_path, chromium):
     db, data = demo
     out = tmp_path / "report.html"

@@ -175,3 +175,20 @@ def test_the_consensus_span_and_annotations_name_the_profile(conn):
     payload = annotation_payload(result, result.trajectories[0])
     assert {a["metadata"]["rewards"] for a in payload["data"]} == {"paper"}
     assert "paper rewards" in payload["data"][-1]["result"]["explanation"]
+
+
+def test_a_consensus_called_without_a_config_takes_the_profile_the_config_file_names(db_path, monkeypatch):
+    # As the weights do, and as `ppp-otel consensus` does: [ppp.scoring] rewards = "paper".
+    from ppp_otel.scoring.consensus import consensus, run_spec_consensus_weighted
+    from ppp_otel.storage.sqlite import migrations as schema
+
+    config = db_path.parent / "ppp.toml"
+    config.write_text('[ppp.scoring]\nrewards = "paper"\n')
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    conn = schema.connect(db_path)
+    write_case(conn, [None], ["no_ask"])  # nothing asked: 0 and 0 in the paper, 0.05 and 0.05 in the spec
+    conn.close()
+    for result in (consensus(db_path, "spec", store=False),
+                   run_spec_consensus_weighted("spec", db=db_path, store=False)):
+        agent = result.agents[0]
+        assert (result.rewards, agent.r_proact, agent.r_pers) == ("paper", 0, 0)

@@ -47,3 +47,24 @@ def test_importing_the_package_or_building_the_command_line_loads_no_recorder():
              "'ppp_otel.capture', 'ppp_otel.ingest.wire', 'google.protobuf'))))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def _commands(parser, path=("ppp-otel",)):
+    import argparse
+
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield " ".join(path), parser
+    for action in subparsers:
+        for name, command in action.choices.items():
+            yield from _commands(command, (*path, name))
+
+
+def test_every_subcommand_takes_db_path_and_json():
+    from ppp_otel.cli import build_parser
+
+    commands = dict(_commands(build_parser()))
+    assert len(commands) > 10
+    for name, command in commands.items():
+        options = {option for action in command._actions for option in action.option_strings}
+        assert {"--db", "--json"} <= options, name

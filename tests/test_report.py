@@ -255,3 +255,13 @@ def test_the_consensus_grid_shows_the_latest_runs_and_says_how_many_there_are(db
     assert [sr.run_id for sr in report.stage_runs] == ["day3", "day4", "day5", "day6"]
     assert len(report.trends[0].runs) == 6  # the rewards keep every run
     assert "The latest 4 of 6 runs" in html
+
+
+def test_the_page_scores_with_the_profile_asked_for_and_says_which(staged):
+    html, reports = build_report(staged, spec_id="spec", rewards="paper")
+    assert "paper rewards" in html
+    assert {s.rewards for s in reports[0].scores} == {"paper"}
+    # No preferences: the paper's R_Pers is 0 where the spec profile gives +0.05 or less.
+    assert {r.r_pers for trend in reports[0].trends for r in trend.runs} == {0}
+    html, _ = build_report(staged, spec_id="spec", rewards="spec")
+    assert "spec rewards" in html

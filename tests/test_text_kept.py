@@ -1,4 +1,4 @@
-"""Text and numbers SQLite cannot store cost the value, never the turn or trajectory."""
+"""Values SQLite cannot store, or the schema does not have, cost the value, never the turn or trajectory."""
 
 from __future__ import annotations
 
@@ -57,4 +57,40 @@ def test_a_token_count_past_64_bits_is_dropped_from_its_turn_not_the_turn(db_pat
         llm_turn(provider, **{c.INPUT_VALUE: "hi", c.OUTPUT_VALUE: "hello", c.TOKEN_COUNT_TOTAL: str(2**70)})
     provider.shutdown()
     assert rows(db_path, "SELECT prompt, token_count FROM trajectory_turns") == [("hi", None)]
+    assert processor.stats["dropped_values"] == 1 and processor.stats["rejected"] == 0
+
+
+def turn_with_events(provider, events):
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span(c.TURN_SPAN, attributes={
+            c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: "fix it", c.OUTPUT_VALUE: "Which shell were you in?"}) as span:
+        for name, attributes in events:
+            span.add_event(name, attributes)
+
+
+def test_an_unknown_effort_costs_the_question_its_effort_not_the_turn(db_path):
+    provider, processor = pipeline(db_path)
+    with trajectory("spec", "agent", tracer_provider=provider):
+        turn_with_events(provider, [
+            (c.QUESTION_EVENT, {c.QUESTION_TEXT: "Which shell were you in?", c.QUESTION_EFFORT: "extreme"}),
+            (c.QUESTION_EVENT, {c.QUESTION_TEXT: "Keep the names?", c.QUESTION_EFFORT: "low"}),
+        ])
+    provider.shutdown()
+    assert rows(db_path, "SELECT prompt, response FROM trajectory_turns") == [("fix it", "Which shell were you in?")]
+    # The classifier grades the one whose effort was dropped, as a question given without one.
+    assert rows(db_path, "SELECT question_text, effort_level, judge IS NOT NULL FROM trajectory_questions "
+                         "ORDER BY id") == [("Which shell were you in?", "low", 1), ("Keep the names?", "low", 0)]
+    assert processor.stats["dropped_values"] == 1 and processor.stats["rejected"] == 0
+
+
+def test_an_unknown_severity_costs_the_violation_not_the_turn(db_path):
+    provider, processor = pipeline(db_path)
+    with trajectory("spec", "agent", tracer_provider=provider):
+        turn_with_events(provider, [
+            (c.VIOLATION_EVENT, {c.VIOLATION_PREFERENCE: "no_commas", c.VIOLATION_SEVERITY: "fatal"}),
+            (c.VIOLATION_EVENT, {c.VIOLATION_PREFERENCE: "json_only", c.VIOLATION_SEVERITY: "major"}),
+        ])
+    provider.shutdown()
+    assert rows(db_path, "SELECT count(*) FROM trajectory_turns") == [(1,)]
+    assert rows(db_path, "SELECT preference_name, severity FROM trajectory_violations") == [("json_only", "major")]
     assert processor.stats["dropped_values"] == 1 and processor.stats["rejected"] == 0

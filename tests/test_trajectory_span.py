@@ -154,3 +154,31 @@ def test_llm_spans_of_other_instrumentations_give_the_trajectory_span_its_conver
     root = roots(exporter)
     assert root.attributes["input.value"] == "Why does CI fail?"
     assert root.attributes["output.value"] == "Fixed the lint."
+
+
+def test_the_trajectory_turn_and_event_attributes_are_the_ones_design_names(exported):
+    provider, exporter = exported
+    with trajectory("spec-1", "agent-a", "run-1", preferences=["no_commas"], stage="plan",
+                    user_context="the issue text", tracer_provider=provider):
+        with turn("Fix it", tracer_provider=provider) as t:
+            t.respond("Which shell?", token_count=7)
+            t.question("Which shell?", "low")
+            t.violation("no_commas", "no commas", "a, b", "minor")
+    root = roots(exporter)
+    assert {key: root.attributes[key] for key in (
+        "openinference.span.kind", "ppp.spec_id", "ppp.agent_name", "ppp.run_id", "ppp.stage",
+        "ppp.user_context", "input.value", "output.value")} == {
+        "openinference.span.kind": "AGENT", "ppp.spec_id": "spec-1", "ppp.agent_name": "agent-a",
+        "ppp.run_id": "run-1", "ppp.stage": "plan", "ppp.user_context": "the issue text",
+        "input.value": "Fix it", "output.value": "Which shell?"}
+    assert tuple(root.attributes["ppp.preferences"]) == ("no_commas",)
+    assert root.attributes["session.id"]
+    (span,) = spans_named(exporter, "ppp.turn")
+    assert {key: span.attributes[key] for key in (
+        "openinference.span.kind", "ppp.turn.number", "input.value", "output.value", "llm.token_count.total")} == {
+        "openinference.span.kind": "LLM", "ppp.turn.number": 1, "input.value": "Fix it",
+        "output.value": "Which shell?", "llm.token_count.total": 7}
+    assert [(e.name, dict(e.attributes)) for e in span.events] == [
+        ("ppp.question", {"text": "Which shell?", "effort": "low"}),
+        ("ppp.violation", {"preference": "no_commas", "expected": "no commas", "actual": "a, b", "severity": "minor"}),
+    ]

@@ -141,3 +141,27 @@ def test_cli_trends_json_is_the_same_figures(three_runs, capsys):
     runs = data["agents"][0]["runs"]
     assert [r["run_id"] for r in runs] == ["zeta", "alpha", "mid"]
     assert runs[2]["change"]["final"] == 0.22 and runs[0]["change"] is None
+
+
+def test_the_paper_profile_gives_each_run_the_papers_rewards(three_runs):
+    from ppp_otel.scoring.rewards import score_trajectories
+
+    found = trends(three_runs, "spec", agent_name="careful", weights=(0.5, 0.5), rewards="paper")
+    paper = {s.run_id: s for s in score_trajectories(three_runs, spec_id="spec", agent_name="careful",
+                                                     rewards="paper")}
+    assert found.rewards == "paper"
+    assert [(r.r_proact, r.r_pers) for r in found.agent("careful").runs] == [
+        (paper[run].r_proact, paper[run].r_pers) for run in ("zeta", "alpha", "mid")]
+    # Nothing asked in "mid": 0 in the paper, where the spec profile gives +0.05.
+    assert found.agent("careful").runs[2].r_proact == 0
+
+
+def test_cli_trends_takes_the_profile_the_config_file_names(three_runs, capsys, tmp_path, monkeypatch):
+    config = tmp_path / "ppp.toml"
+    config.write_text('[ppp.scoring]\nrewards = "paper"\n')
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rewards"] == "paper"
+    assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--rewards", "spec", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rewards"] == "spec"

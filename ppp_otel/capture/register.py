@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
 from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
 from ppp_otel.capture.processor import TrajectorySpanProcessor
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "ppp-otel"
 # Phoenix files spans under the project named by this resource attribute.
-PROJECT_NAME_ATTRIBUTE = "openinference.project.name"
+PROJECT_NAME_ATTRIBUTE = c.PROJECT_NAME
 PHOENIX_DEFAULT_ENDPOINT = "http://localhost:6006"
 PHOENIX_DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 

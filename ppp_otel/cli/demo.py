@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from ppp_otel.config.settings import env_value
+from ppp_otel.config.settings import env_value, process_config
 from ppp_otel.demo import record_demo, PROJECT_NAME
 from ppp_otel.storage import check_creatable, display_name, open_store
 from ppp_otel.cli._output import print_json, print_table, PROG, score_decimals
@@ -43,18 +43,20 @@ def _landed(db_path: str, run_ids: list[str]) -> list:
                 for s in store.list_trajectories(run_id=run_id)]
 
 
-def _scores(db_path: str, demo) -> tuple[list, list]:
+def _scores(db_path: str, demo, config) -> tuple[list, list]:
     """Rewards, and the consensus of each stage of each run, when the scoring modules are
-    installed with this version."""
+    installed with this version; under the reward profile of ``config``."""
     try:
-        from ppp_otel.scoring.consensus import consensus
+        from ppp_otel.scoring.consensus import consensus, rewards_profile
         from ppp_otel.scoring.rewards import score_trajectories
     except ImportError:
         return [], []
+    profile = rewards_profile(config)
     scores = [s for run_id in demo.run_ids
-              for s in score_trajectories(db_path, spec_id=demo.spec_id, run_id=run_id)]
+              for s in score_trajectories(db_path, spec_id=demo.spec_id, run_id=run_id, rewards=profile)]
     # Technical scores come from each trajectory's ppp.technical_score attribute.
-    results = [consensus(db_path, demo.spec_id, stage=stage, run_id=run_id, store=True)
+    results = [consensus(db_path, demo.spec_id, stage=stage, run_id=run_id, store=True, config=config,
+                         rewards=profile)
                for run_id in demo.run_ids for stage in demo.stages]
     return scores, results
 
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     project = args.project or env_value("PHOENIX_PROJECT_NAME") or PROJECT_NAME
     demo = record_demo(args.db, run_id=args.run_prefix, phoenix=args.phoenix, project_name=project)
     trajectories = _landed(args.db, demo.run_ids)
-    scores, results = _scores(args.db, demo)
+    scores, results = _scores(args.db, demo, getattr(args, "settings", None) or process_config())
     annotations = _annotate(args, results)
     # Asked to record into Phoenix and nothing got there: a script must see it.
     status = 1 if args.phoenix and not (annotations and annotations["annotated"]) else 0

@@ -9,6 +9,7 @@ from typing import Any
 from ppp_otel.config.settings import env_value
 from ppp_otel.cli._output import fail, int_at_least, print_json
 from ppp_otel.cli._paths import file_problem
+from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -40,6 +41,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--max-runs", metavar="N", type=int_at_least(1), default=None,
         help="the consensus grid shows the latest N runs (default 4); the rewards show every run",
     )
+    add_rewards_argument(p)
     p.set_defaults(func=run)
 
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             args.db, args.out, spec_id=args.spec, phoenix_url=_phoenix_url(args, config),
             weights=weights, config=config,
             max_trajectories=DEFAULT_MAX_TRAJECTORIES if args.max_trajectories is None else args.max_trajectories,
-            max_runs=args.max_runs,
+            max_runs=args.max_runs, rewards=rewards_of(args),
         )
     except ReportDependencyError as exc:
         return fail(exc)

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ppp_otel.cli._output import SCORE_DECIMALS, print_json, print_table, score_decimals
+from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.trends import RunTrend
@@ -27,6 +28,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--weights", metavar="T,I", help="technical and interaction weights for the final score "
         "(default: the config's [ppp.weights], else 0.7,0.3)"
     )
+    add_rewards_argument(p)
     p.set_defaults(func=run)
 
 
@@ -75,14 +77,14 @@ def run(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights is not None else None
 
     found = trends(args.db, args.spec, agent_name=args.agent, stage=args.stage, weights=weights,
-                   config=load_config() if weights is None else None)
+                   config=load_config() if weights is None else None, rewards=rewards_of(args))
     if args.json:
         print_json(found.to_dict())
         return 0
     scope = f"spec {found.spec_id}" + (f", stage {found.stage}" if found.stage else "")
     w = found.weights
-    print(f"{scope} (final = {w.technical:g} x technical + {w.interaction:g} x (r_proact + r_pers); "
-          "changes since the agent's previous run in brackets)")
+    print(f"{scope} (final = {w.technical:g} x technical + {w.interaction:g} x (r_proact + r_pers), "
+          f"{found.rewards} rewards; changes since the agent's previous run in brackets)")
     if not found.agents:
         print("no trajectories")
         return 0

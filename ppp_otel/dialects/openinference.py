@@ -63,7 +63,7 @@ def messages(attrs: Mapping[str, Any]) -> tuple[list[Message], list[Message]]:
     return [_message(m) for _, m in sorted(found["input"].items())], [_message(m) for _, m in sorted(found["output"].items())]
 
 
-_INPUT_PREFIX, _OUTPUT_PREFIX = "llm.input_messages.", "llm.output_messages."
+_INPUT_PREFIX, _OUTPUT_PREFIX = c.LLM_INPUT_MESSAGES + ".", c.LLM_OUTPUT_MESSAGES + "."
 
 
 def _keys_by_message(attrs: Mapping[str, Any]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:

@@ -186,9 +186,7 @@ def export_trajectories(
 
     An unknown trajectory id raises ValueError before anything is sent.
     """
-    from ppp_otel.capture.register import PROJECT_NAME_ATTRIBUTE
-
-    resource = Resource.create({PROJECT_NAME_ATTRIBUTE: project_name, "service.name": SERVICE_NAME})
+    resource = Resource.create({c.PROJECT_NAME: project_name, "service.name": SERVICE_NAME})
     summary = ExportSummary(endpoint, project_name)
     with open_store(db_path, read_only=True) as store:
         ids = selected_ids(store, spec_id=spec_id, trajectory_ids=trajectory_ids, stage=stage,

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 
 from opentelemetry.sdk.trace import SpanProcessor
 
+from ppp_otel import conventions as c
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
 from ppp_otel.logs import LogLimiter
 from ppp_otel.publish.phoenix_link import PhoenixError, base_url, logger, post, reachability
@@ -44,9 +45,9 @@ ANNOTATOR_KIND = "CODE"
 IDENTIFIER = "ppp-otel"
 
 #: Annotation names on a turn span.
-QUESTIONS = "ppp.questions"
-VIOLATIONS = "ppp.violations"
-VIOLATION_PREFIX = "ppp.violation."
+QUESTIONS = c.ANNOTATION_QUESTIONS
+VIOLATIONS = c.ANNOTATION_VIOLATIONS
+VIOLATION_PREFIX = c.ANNOTATION_VIOLATION_PREFIX
 NONE = "none"
 
 DEFAULT_MAX_QUEUE_SIZE = 10_000

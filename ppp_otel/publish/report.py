@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from ppp_otel.scoring.consensus import ConsensusResult, Weights, judge, resolve_weights
+from ppp_otel.config.settings import process_config
+from ppp_otel.scoring.consensus import ConsensusResult, Weights, judge, resolve_weights, rewards_profile
 from ppp_otel.conventions import EFFORT_LEVELS
+from ppp_otel.scoring.paper import check_profile
 from ppp_otel.scoring.rewards import TrajectoryScore, agent_rewards, score_trajectories
 from ppp_otel.storage import open_store
 from ppp_otel.storage.sqlite.reader import Trajectory, TrajectoryStore
@@ -127,9 +129,10 @@ def _in_time_order(scores: Sequence[TrajectoryScore], key) -> list:
 
 
 def _spec_report(
-    conn, store: TrajectoryStore, spec_id: str, weights: Weights, max_trajectories: int, max_runs: int
+    conn, store: TrajectoryStore, spec_id: str, weights: Weights, max_trajectories: int, max_runs: int,
+    rewards: str,
 ) -> SpecReport:
-    scores = score_trajectories(conn, spec_id=spec_id)
+    scores = score_trajectories(conn, spec_id=spec_id, rewards=rewards)
     agents = sorted({s.agent_name for s in scores})
     colours = {a: AGENT_COLOURS[i % len(AGENT_COLOURS)] for i, a in enumerate(agents)}
     runs = _in_time_order(scores, lambda s: s.run_id)
@@ -153,7 +156,7 @@ def _spec_report(
         for effort, count in s.questions.items():
             questions[s.agent_name][effort] += count
 
-    agent_trends = trends(conn, spec_id, weights=weights).agents
+    agent_trends = trends(conn, spec_id, weights=weights, rewards=rewards).agents
     violations: dict[str, dict[str, int]] = {}
     link: dict[tuple[str, str], int] = {}
     for trend in agent_trends:
@@ -324,21 +327,27 @@ def build_report(
     config: Any = None,
     max_trajectories: int = DEFAULT_MAX_TRAJECTORIES,
     max_runs: int | None = None,
+    rewards: str | None = None,
 ) -> tuple[str, list[SpecReport]]:
-    """The page's HTML and what it shows; every spec of the database unless ``spec_id``."""
+    """The page's HTML and what it shows; every spec of the database unless ``spec_id``.
+
+    ``rewards`` is the reward profile; left out, it is ``[ppp.scoring] rewards`` of
+    ``config`` (with no ``config``, of the process's configuration), else ``spec``.
+    """
     jinja2, pygal, Style = _libraries()
     w = resolve_weights(weights, config=config)
+    profile = check_profile(rewards or rewards_profile(config if config is not None else process_config()))
     max_runs = DEFAULT_MAX_RUNS if max_runs is None else max_runs
     with open_store(db, must_exist=True) as store:
         conn = store  # scoring reads through the store, on either backend
         specs = [spec_id] if spec_id is not None else store.specs()
         if spec_id is not None and spec_id not in store.specs():
             raise ValueError(f"no trajectories of spec {spec_id} in {os.fspath(db)}")
-        reports = [_spec_report(conn, store, s, w, max_trajectories, max_runs) for s in specs]
+        reports = [_spec_report(conn, store, s, w, max_trajectories, max_runs, profile) for s in specs]
     for report in reports:
         report.charts = _charts(report, pygal, Style)
     html = _template(jinja2).render(
-        reports=reports, db_path=os.fspath(db), weights=w, phoenix_url=phoenix_url,
+        reports=reports, db_path=os.fspath(db), weights=w, rewards=profile, phoenix_url=phoenix_url,
         generated_at=datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         trace_url=(lambda trace_id: phoenix_trace_url(phoenix_url, trace_id)) if phoenix_url else None,
         effort_levels=EFFORT_LEVELS, effort_colours=EFFORT_COLOURS,

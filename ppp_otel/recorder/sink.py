@@ -153,7 +153,8 @@ class RecordSink:
         dropped = getattr(record, "dropped_values", 0)
         if dropped:
             self.stats.dropped_values += dropped
-            self._log_rejected("ppp-otel: %d out-of-range numbers dropped from turn %s", dropped, record.span_id)
+            self._log_rejected("ppp-otel: %d values dropped from turn %s (a number out of range, or an "
+                               "effort or severity the schema does not have)", dropped, record.span_id)
 
     # ---------------------------------------------------------------- writes
 

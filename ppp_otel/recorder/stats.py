@@ -24,7 +24,7 @@ class RecorderStats:
     internal_errors: int = 0
     truncated: int = 0
     repaired_text: int = 0  # characters SQLite could not store, replaced by U+FFFD
-    dropped_values: int = 0  # numbers SQLite could not store, dropped from their turn
+    dropped_values: int = 0  # values no column can hold (see TurnRecord), dropped from their turn
     lost_at_shutdown: int = 0  # queued, then given up: the file stayed unwritable past the deadline
     last_error: str | None = None
     dirty: bool = False

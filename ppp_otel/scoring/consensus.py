@@ -41,6 +41,7 @@ import os
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
+from ppp_otel.config.settings import process_config
 from ppp_otel.scoring.history import consensus_history, record_consensus_span, store_consensus
 from ppp_otel.scoring.paper import check_profile
 from ppp_otel.scoring.results import ATTRIBUTE, GIVEN, NONE, AgentScore, ConsensusResult
@@ -224,12 +225,16 @@ def consensus(
     :class:`MixedConsensusWarning` (the result's ``warning`` has its text).
 
     ``rewards`` is the reward profile (``spec`` or ``paper``); left out, it is
-    ``[ppp.scoring] rewards`` of ``config``, else ``spec``.
+    ``[ppp.scoring] rewards`` of ``config``, else ``spec``. With no ``config``,
+    the profile and the weights both come from the process's configuration
+    (the file ``PPP_OTEL_CONFIG`` names), as they do for the command line.
 
     With recording turned off (``[ppp] enabled = false`` in ``config``) and no
     database ever written, every agent is judged on its technical score alone,
     as the rollback plan of the spec asks.
     """
+    if config is None:
+        config = process_config()
     profile = check_profile(rewards or rewards_profile(config))
     if (
         config is not None and getattr(config, "enabled", True) is False

@@ -6,7 +6,9 @@ score, the final score of the weighted consensus of that run (the same
 formula, through :func:`ppp_otel.scoring.consensus.judge`), the questions by effort
 and the violations by preference, each with its change against the agent's
 previous run. ``stage`` limits everything to one stage of the spec; without
-it a run's figures cover every stage the agent worked in that run.
+it a run's figures cover every stage the agent worked in that run. The
+rewards are those of the reward profile (``spec`` or ``paper``), as in
+:func:`ppp_otel.scoring.consensus.consensus`.
 
 A run starts at its earliest trajectory; trajectories with no run id form
 one run of their own (``run_id`` None).
@@ -17,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ppp_otel.scoring.consensus import Weights, judge, resolve_weights
+from ppp_otel.config.settings import process_config
+from ppp_otel.scoring.consensus import Weights, judge, resolve_weights, rewards_profile
 from ppp_otel.conventions import EFFORT_LEVELS
-from ppp_otel.scoring.rewards import Database, TrajectoryScore, agent_rewards, scores_from_rows
+from ppp_otel.scoring.paper import check_profile, rewards_from_rows
+from ppp_otel.scoring.rewards import Database, TrajectoryScore, agent_rewards, scores_from_rows, with_profile
 from ppp_otel.storage import using_store
 
 __all__ = ["AgentTrend", "RunTrend", "Trends", "trends"]
@@ -75,6 +79,7 @@ class Trends:
     agent_name: str | None
     weights: Weights
     agents: list[AgentTrend]  # by name
+    rewards: str = "spec"  # the reward profile r_proact and r_pers were computed by
 
     def agent(self, name: str) -> AgentTrend:
         for trend in self.agents:
@@ -85,7 +90,8 @@ class Trends:
     def to_dict(self) -> dict[str, Any]:
         return {
             "spec_id": self.spec_id, "stage": self.stage, "agent_name": self.agent_name,
-            "weights": self.weights.to_dict(), "agents": [a.to_dict() for a in self.agents],
+            "weights": self.weights.to_dict(), "rewards": self.rewards,
+            "agents": [a.to_dict() for a in self.agents],
         }
 
 
@@ -125,16 +131,22 @@ def trends(
     stage: str | None = None,
     weights: Weights | Sequence[float] | Mapping[str, float] | None = None,
     config: Any = None,
+    rewards: str | None = None,
 ) -> Trends:
     """Each agent's figures per run of ``spec_id`` (one agent, one stage, when given).
 
+    ``rewards`` is the reward profile; left out, it is ``[ppp.scoring] rewards`` of
+    ``config`` (with no ``config``, of the process's configuration), else ``spec``.
     A spec (or agent, or stage) with no trajectories gives no agents, not an error:
     there is simply nothing to compare yet.
     """
     w = resolve_weights(weights, config=config)
+    profile = check_profile(rewards or rewards_profile(config if config is not None else process_config()))
     filters = dict(spec_id=spec_id, agent_name=agent_name, stage=stage)
     with using_store(db) as store:
         scores = scores_from_rows(store.score_counts(**filters))
+        if profile != "spec":
+            scores = with_profile(scores, profile, rewards_from_rows(store.paper_turn_rows(**filters)))
         by_preference: dict[int, dict[str, int]] = {}
         for trajectory_id, preference, count in store.violations_by_preference(**filters):
             by_preference.setdefault(trajectory_id, {})[preference] = count
@@ -168,4 +180,4 @@ def trends(
         for before, now in zip(history, history[1:]):
             now.change = _change(now, before)
         agents.append(AgentTrend(name, history))
-    return Trends(spec_id, stage, agent_name, w, agents)
+    return Trends(spec_id, stage, agent_name, w, agents, rewards=profile)
