@@ -100,10 +100,23 @@ def test_cli_trends_prints_each_run_with_its_change(three_runs, capsys):
     careful = out.split("\ncareful\n")[1].split("\nsparse\n")[0].splitlines()
     assert careful[0].split()[:3] == ["RUN", "STARTED", "STAGES"]
     assert [line.split()[0] for line in careful[1:]] == ["zeta", "alpha", "mid"]
-    assert "-0.1 (+0.4)" in careful[2] and "0.28 (+0.285)" in careful[2]
+    assert "-0.1000 (+0.4000)" in careful[2] and "0.2800 (+0.2850)" in careful[2]
     assert "1/1/0 (+1/+1/-1)" in careful[2]
     assert "concise 1 (±0), one_question 1 (+1)" in careful[2]
     assert "concise 0 (-1), one_question 0 (-1)" in careful[3]
+
+
+def test_cli_trends_prints_every_score_and_change_with_four_digits_after_the_point(three_runs, capsys):
+    import re
+
+    assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--weights", "0.5,0.5"]) == 0
+    out = capsys.readouterr().out
+    careful = out.split("\ncareful\n")[1].split("\nsparse\n")[0].splitlines()[1:]
+    # technical, r_proact, r_pers and final: each "value" or "value (change)", the change
+    # signed (or ±) with the same four digits, also when it is a whole number or zero.
+    cells = [c for line in careful for c in re.split(r"\s{2,}", line)[3:7]]
+    assert len(cells) == 12
+    assert all(re.fullmatch(r"-?\d+\.\d{4}( \([+\-±]\d+\.\d{4}\))?", c) for c in cells), cells
 
 
 def test_cli_trends_json_is_the_same_figures(three_runs, capsys):

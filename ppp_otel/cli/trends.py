@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ppp_otel.cli._output import cell, print_json, print_table
+from ppp_otel.cli._output import SCORE_DECIMALS, print_json, print_table
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.trends import RunTrend
@@ -31,15 +31,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _signed(value: float | int) -> str:
-    text = f"{value:+.4g}" if isinstance(value, float) else f"{value:+d}"
-    return "±0" if value == 0 else text
+    # Scores as every table shows them (four digits after the point); counts as counts.
+    if isinstance(value, float):
+        text = f"{value:+.{SCORE_DECIMALS}f}"
+        return "±" + text[1:] if float(text) == 0 else text
+    return "±0" if value == 0 else f"{value:+d}"
 
 
 def _with_change(value: float | None, change: float | None, first: bool) -> str:
-    text = cell(value)
+    text = "-" if value is None else f"{value:.{SCORE_DECIMALS}f}"
     if first or change is None:
         return text
-    return f"{text} ({_signed(change)})"
+    return f"{text} ({_signed(float(change))})"
 
 
 def _questions(run: RunTrend) -> str:
