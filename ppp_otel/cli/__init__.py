@@ -38,7 +38,7 @@ from typing import Sequence
 from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV, DB_ENV
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
 from ppp_otel.config import settings
-from ppp_otel.storage.base import StorageError
+from ppp_otel.storage.base import NoSuchDatabase, StorageError
 from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
@@ -169,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named_by(args: argparse.Namespace) -> str:
+    """Where a database that is not there was named, when not on the command line: a
+    command run in another directory than the agent finds no file by the default name."""
+    if getattr(args, "db_given", True):
+        return ""
+    if settings.env_value(DB_ENV):
+        return f" (named by {DB_ENV})"
+    if getattr(args, "settings", None) is not None and args.settings.db_path != DEFAULT_DB_PATH:
+        return " (named by the config's db_path)"
+    return (f" (the default name, in {os.getcwd()}: name the database with --db PATH or {DB_ENV}; "
+            f"`{PROG} demo` records one)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -198,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # a missing file, a directory where a file was meant, no permission
         return fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
+    except NoSuchDatabase as exc:
+        return fail(f"{exc}{_named_by(args)}")
     except (StorageError, ConfigError, ValueError, sqlite3.Error) as exc:
         return fail(exc)
     except KeyboardInterrupt:

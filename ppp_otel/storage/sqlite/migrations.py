@@ -14,7 +14,7 @@ from typing import Callable
 
 # The storage errors, under the names this module has always given them.
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
-from ppp_otel.storage.base import TIME_COLUMNS, NotADatabaseError, utc_rewrites
+from ppp_otel.storage.base import TIME_COLUMNS, NoSuchDatabase, NotADatabaseError, utc_rewrites
 from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -302,7 +302,7 @@ def connect(
     """
     path = os.fspath(path)
     if must_exist and path != ":memory:" and not os.path.exists(path):
-        raise DatabaseError(f"{path}: no such database file")
+        raise NoSuchDatabase(f"{path}: no such database file")
     if must_exist and path != ":memory:" and os.path.isfile(path) and os.path.getsize(path) == 0:
         # A command that reads must not turn an empty file (a typo, a failed copy) into a database.
         raise DatabaseError(f"{path}: empty file, not a trajectory database")
