@@ -169,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_way_out(exc: ConfigError) -> str:
+    """What to undo: the variables that gave the bad values, else the config file."""
+    sources = [s.strip() for s in (exc.source or "").split(",") if s.strip()]
+    variables = [s[len("env:"):] for s in sources if s.startswith("env:") and s != f"env:{CONFIG_ENV}"]
+    if sources and len(variables) == len(sources):
+        return f"fix it, or unset {' and '.join(variables)}"
+    return f"fix it, or unset {CONFIG_ENV} to run without it"
+
+
 def _named_by(args: argparse.Namespace) -> str:
     """Where a database that is not there was named, when not on the command line: a
     command run in another directory than the agent finds no file by the default name."""
@@ -194,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             # `ppp-otel config --config FILE` reads another file: the broken one is not its business.
             if not (getattr(args, "reads_config_itself", False) and getattr(args, "config", None)):
-                raise ConfigError(f"{exc}; fix it, or unset {CONFIG_ENV} to run without it") from None
+                raise ConfigError(f"{exc}; {_config_way_out(exc)}") from None
             args.settings = None  # `ppp-otel config --config FILE` may name another file
         args.db_given = args.db is not None
         if args.db is None:
