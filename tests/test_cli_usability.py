@@ -359,3 +359,14 @@ def test_import_help_says_a_documents_own_stage_wins(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--stage X the spec's stage (plan, implement, ...) of the documents that carry none" in text
     assert "a document's own stage (extra.ppp.stage) wins" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo"], ["consensus", "--spec", "spec-a"], ["report", "--out", "r.html"],
+])
+def test_a_phoenix_url_without_its_scheme_is_a_usage_error_before_anything_is_done(capsys, tmp_path, argv):
+    db = tmp_path / "never.db"
+    code, out, err = run(capsys, *argv, "--db", str(db), "--phoenix", "localhost:6006")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "argument --phoenix: 'localhost:6006' is not an http(s) URL: it does not start with http://" in err
+    assert not db.exists()

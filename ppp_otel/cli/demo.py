@@ -11,7 +11,7 @@ from typing import Any
 from ppp_otel.config.settings import env_value
 from ppp_otel.demo import record_demo, PROJECT_NAME
 from ppp_otel.storage import check_creatable, display_name, open_store
-from ppp_otel.cli._output import print_json, print_table, PROG, score_decimals
+from ppp_otel.cli._output import http_url, print_json, print_table, PROG, score_decimals
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="name the two runs P-r1 and P-r2 (default: demo-<random>, new each time); "
         "runs the file already has are refused",
     )
-    p.add_argument("--phoenix", metavar="URL",
+    p.add_argument("--phoenix", metavar="URL", type=http_url,
                    help="also record into this Phoenix, e.g. http://localhost:6006")
     p.add_argument("--project", metavar="NAME", default=None,
                    help=f"Phoenix project (default: $PHOENIX_PROJECT_NAME, else {PROJECT_NAME})")
