@@ -195,6 +195,34 @@ def test_the_database_defaults_to_the_config_files_db_path(capsys, db, monkeypat
     assert json.loads(out)["path"] == db
 
 
+def test_a_missing_default_database_says_it_is_the_default_name_and_how_to_name_another(
+        capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "trajectories")
+    assert_one_line_error(code, err, "ppp_trajectories.db: no such database file", "the default name",
+                          str(tmp_path), "--db PATH or PPP_OTEL_DB")
+
+
+def test_a_missing_database_named_by_ppp_otel_db_says_so(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PPP_OTEL_DB", str(tmp_path / "gone.db"))
+    code, _, err = run(capsys, "score")
+    assert_one_line_error(code, err, "gone.db: no such database file (named by PPP_OTEL_DB)")
+
+
+def test_a_missing_database_named_by_the_config_says_so(capsys, tmp_path, monkeypatch):
+    config = tmp_path / "ppp-otel.toml"
+    config.write_text(f'[ppp]\ndb_path = "{tmp_path / "gone.db"}"\n')
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))
+    code, _, err = run(capsys, "status")
+    assert_one_line_error(code, err, "gone.db: no such database file (named by the config's db_path)")
+
+
+def test_a_missing_database_given_with_db_is_named_without_more(capsys, tmp_path):
+    code, _, err = run(capsys, "trajectories", "--db", str(tmp_path / "gone.db"))
+    assert_one_line_error(code, err)
+    assert err.strip() == f"ppp-otel: error: {tmp_path / 'gone.db'}: no such database file"
+
+
 # --- show ------------------------------------------------------------------
 
 def test_show_prints_turns_cut_to_fit_with_questions_and_violations(capsys, db):

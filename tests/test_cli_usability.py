@@ -172,6 +172,14 @@ def test_a_broken_config_file_is_the_same_error_for_every_command(capsys, db, mo
     assert str(broken) in line and "unset PPP_OTEL_CONFIG" in line
 
 
+def test_a_bad_value_from_a_variable_says_to_unset_that_variable_not_the_config_file(capsys, db, monkeypatch):
+    monkeypatch.setenv("PPP_OTEL_ENABLED", "maybe")
+    code, _, err = run(capsys, "status", "--db", db)
+    assert code == 2
+    line = one_error_line(err)
+    assert line.endswith("(in env PPP_OTEL_ENABLED); fix it, or unset PPP_OTEL_ENABLED")
+
+
 def test_config_with_its_own_file_is_not_stopped_by_a_broken_ppp_otel_config(capsys, monkeypatch, tmp_path):
     broken, good = tmp_path / "broken.toml", tmp_path / "good.toml"
     broken.write_text("[ppp\n")
@@ -351,3 +359,14 @@ def test_import_help_says_a_documents_own_stage_wins(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--stage X the spec's stage (plan, implement, ...) of the documents that carry none" in text
     assert "a document's own stage (extra.ppp.stage) wins" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo"], ["consensus", "--spec", "spec-a"], ["report", "--out", "r.html"],
+])
+def test_a_phoenix_url_without_its_scheme_is_a_usage_error_before_anything_is_done(capsys, tmp_path, argv):
+    db = tmp_path / "never.db"
+    code, out, err = run(capsys, *argv, "--db", str(db), "--phoenix", "localhost:6006")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "argument --phoenix: 'localhost:6006' is not an http(s) URL: it does not start with http://" in err
+    assert not db.exists()

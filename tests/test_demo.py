@@ -99,3 +99,23 @@ def test_a_database_in_a_missing_directory_is_a_one_line_error_before_anything_i
         f"ppp-otel: error: cannot record to {missing / 'd.db'}: the directory {missing} does not exist "
         "(create it, or choose another --db / PPP_OTEL_DB)"]
     assert not missing.exists()
+
+
+def test_a_run_prefix_the_file_already_has_is_refused_and_nothing_is_added(tmp_path, capsys):
+    db = str(tmp_path / "demo.db")
+    assert main(["demo", "--db", db, "--run-prefix", "week1", "--json"]) == 0
+    before = len(json.loads(capsys.readouterr().out)["trajectories"])
+    assert main(["demo", "--db", db, "--run-prefix", "week1"]) == 2
+    err = capsys.readouterr().err
+    assert "already has runs week1-r1 and week1-r2" in err and "--run-prefix" in err
+    assert main(["trajectories", "--db", db, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == before
+
+
+def test_a_new_run_prefix_adds_its_runs_beside_the_ones_there(tmp_path, capsys):
+    db = str(tmp_path / "demo.db")
+    assert main(["demo", "--db", db, "--run-prefix", "week1"]) == 0
+    assert main(["demo", "--db", db, "--run-prefix", "week2"]) == 0
+    capsys.readouterr()
+    assert main(["trajectories", "--db", db, "--run", "week2-r1", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 6

@@ -190,3 +190,33 @@ def test_turn_calls_and_instrumented_calls_share_one_sequence(db_path):
             t.respond("third")
     pipe.spans()
     assert rows(db_path, TURNS) == [(1, "one", "first"), (2, "two", "second"), (3, "three", "third")]
+
+
+def _model_calls(tmp_path, caplog, monkeypatch, *contents: dict) -> list[str]:
+    import logging
+
+    from ppp_otel.capture import processor
+    from ppp_otel.logs import LogLimiter
+
+    monkeypatch.setattr(processor, "_no_content", LogLimiter.once(processor.logger))
+    caplog.set_level(logging.WARNING, logger=processor.logger.name)
+    pipeline = Pipeline(tmp_path / "t.db")
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipeline.provider):
+        for content in contents:
+            with pipeline.tracer.start_as_current_span("chat m", attributes={"gen_ai.operation.name": "chat",
+                                                                          **content}):
+                pass
+    pipeline.spans()
+    return [r.getMessage() for r in caplog.records if "carry no message content" in r.getMessage()]
+
+
+def test_model_calls_recorded_without_message_content_are_warned_about_once_naming_the_instrumentation(
+        tmp_path, caplog, monkeypatch):
+    warned = _model_calls(tmp_path, caplog, monkeypatch, {}, {})
+    assert len(warned) == 1 and "traced by test-instrumentation" in warned[0]
+    assert "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT" in warned[0]
+
+
+def test_model_calls_with_their_content_are_not_warned_about(tmp_path, caplog, monkeypatch):
+    messages = {"gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}])}
+    assert _model_calls(tmp_path, caplog, monkeypatch, messages) == []

@@ -102,3 +102,49 @@ def test_a_grpc_port_in_use_is_a_clear_error_naming_the_way_out(db_path):
                               capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in done.stderr and "--grpc-port off" in done.stderr
+
+
+def _ingest_with_a_port_taken(db_path, which: str):
+    import socket
+    import subprocess
+
+    from ingest_process import PPP_OTEL
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = ["--port", str(port), "--grpc-port", "off"] if which == "http" else \
+            ["--port", "0", "--grpc-port", str(port)]
+        done = subprocess.run([PPP_OTEL, "ingest", "--db", str(db_path), *ports],
+                              capture_output=True, text=True, timeout=30)
+    return done, port
+
+
+def test_a_grpc_port_in_use_is_one_line_with_the_systems_reason_and_nothing_from_grpcio(db_path):
+    done, port = _ingest_with_a_port_taken(db_path, "grpc")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ppp-otel: error: cannot listen for gRPC on 127.0.0.1:{port}: Address already in use "
+        "(other ports: --port P, --grpc-port P, or --grpc-port off for HTTP only)"]
+
+
+def test_an_http_port_in_use_names_the_address_it_could_not_listen_on(db_path):
+    done, port = _ingest_with_a_port_taken(db_path, "http")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ppp-otel: error: cannot listen for OTLP/HTTP on 127.0.0.1:{port}: Address already in use "
+        "(other ports: --port P, --grpc-port P, or --grpc-port off for HTTP only)"]
+
+
+def test_an_address_that_cannot_be_listened_on_gets_no_hint_about_ports(db_path):
+    import subprocess
+
+    from ingest_process import PPP_OTEL
+
+    # TEST-NET-1 (RFC 5737): never an address of this machine.
+    done = subprocess.run([PPP_OTEL, "ingest", "--db", str(db_path), "--host", "192.0.2.1", "--port", "0",
+                           "--grpc-port", "off"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.startswith("ppp-otel: error: cannot listen for OTLP/HTTP on 192.0.2.1:0: ")
+    assert "other ports" not in done.stderr

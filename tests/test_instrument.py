@@ -105,6 +105,17 @@ def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, mon
     assert "call ppp_otel.register() first" in caplog.text
 
 
+def test_the_no_provider_warning_says_how_to_record_through_a_provider_of_your_own(caplog, monkeypatch):
+    from ppp_otel.capture import api as instrument
+
+    monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
+    monkeypatch.setattr(instrument, "_provider", None)
+    monkeypatch.setattr(instrument.trace, "get_tracer_provider", lambda: instrument.trace.NoOpTracerProvider())
+    with trajectory("s", "a"):
+        pass
+    assert "set_tracer_provider" in caplog.text and "tracer_provider=" in caplog.text
+
+
 def test_turns_opened_through_the_trajectory_handle_go_to_the_trajectorys_provider(tmp_path, monkeypatch):
     from ppp_otel.capture import api as instrument
 

@@ -467,3 +467,15 @@ def test_judging_in_the_writers_batch_leaves_no_file_open_after_shutdown(tmp_pat
     processor.shutdown()
     assert rows(db, "SELECT judged_by FROM trajectory_turns WHERE turn_number = 2") == [(RULES,)]
     assert _open_files(db) == []
+
+
+def test_judge_says_how_many_questions_fell_back_to_the_rules_when_the_llm_is_unreachable(tmp_path, capsys,
+                                                                                            monkeypatch):
+    db = str(tmp_path / "old.db")
+    old_rules_database(db)
+    monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: refused
+    monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
+    code, out, _ = run(capsys, "judge", "--db", db, "--judge", "llm")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("fell back to rules"))
+    assert line.split(None, 4)[4] == "3 of the 3 questions sent (connection_error 3)"

@@ -63,6 +63,20 @@ def test_an_unreachable_phoenix_is_one_log_line_naming_phoenix_and_its_url(db_pa
     assert stored_turns(db_path) == 3
 
 
+@pytest.mark.parametrize("endpoint", ["localhost:6006", "notaurl"])
+def test_a_phoenix_endpoint_without_its_scheme_is_one_log_line_and_no_traceback(db_path, caplog, endpoint):
+    caplog.set_level(logging.INFO)
+    provider = ppp_otel.register(db_path, phoenix=endpoint, set_global=False, env={})
+    record(provider)
+    provider.force_flush()
+    provider.shutdown()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1, [r.getMessage() for r in problems]
+    assert problems[0].exc_info is None
+    assert f"Phoenix at {endpoint} is unreachable (unknown url type" in problems[0].getMessage()
+    assert stored_turns(db_path) == 3
+
+
 def test_shutdown_does_not_wait_long_for_a_phoenix_that_never_answers(db_path, silent_url):
     provider = ppp_otel.register(db_path, phoenix=silent_url, set_global=False, env={})
     record(provider)

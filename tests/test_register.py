@@ -1,6 +1,10 @@
 """register(): one call, readable defaults, environment honored."""
 
+import os
 import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 
 import pytest
 
@@ -79,3 +83,79 @@ def test_trajectory_and_turn_use_the_registered_provider_by_default(tmp_path):
             pass
     provider.shutdown()
     assert sqlite3.connect(db).execute("SELECT count(*) FROM trajectory_turns").fetchone() == (1,)
+
+
+# The global provider can be set once per process: these run in a process of their own.
+_MODEL_CALLS = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+import ppp_otel
+
+def model_call(name):
+    # As an instrumentation bound to the global provider makes it, inside the trajectory.
+    with trace.get_tracer("an-instrumentation").start_as_current_span(
+            "chat", attributes={"openinference.span.kind": "LLM", "input.value": "Fix it",
+                                "output.value": "Which file?"}):
+        pass
+"""
+
+
+def _run(script: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PPP_OTEL_", "PHOENIX_", "OTEL_"))}
+    return subprocess.run([sys.executable, "-c", _MODEL_CALLS + script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _turns(tmp_path) -> list:
+    with closing(sqlite3.connect(tmp_path / "ppp_trajectories.db")) as conn:
+        return conn.execute("SELECT t.agent_name, count(u.id) FROM trajectories t LEFT JOIN trajectory_turns u "
+                            "ON u.trajectory_id = t.id GROUP BY t.id ORDER BY t.id").fetchall()
+
+
+def test_register_called_again_records_the_turns_of_instrumentations_bound_to_the_first_provider(tmp_path):
+    done = _run("""
+for cell in range(2):   # a notebook cell run twice
+    provider = ppp_otel.register()
+    with ppp_otel.trajectory("s", f"agent-{cell}"):
+        model_call("m")
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _turns(tmp_path) == [("agent-0", 1), ("agent-1", 1)]
+
+
+def test_register_called_again_with_the_same_database_adds_no_second_recorder(tmp_path):
+    done = _run("""
+first, second = ppp_otel.register(), ppp_otel.register()
+assert first is second
+recorders = [p for p in first._active_span_processor._span_processors
+             if isinstance(p, ppp_otel.TrajectorySpanProcessor)]
+print(len(recorders))
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
+
+
+def test_register_adds_to_a_global_provider_set_by_the_application(tmp_path):
+    done = _run("""
+mine = TracerProvider()
+trace.set_tracer_provider(mine)
+assert ppp_otel.register() is mine
+with ppp_otel.trajectory("s", "agent"):
+    model_call("m")
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Overriding of current TracerProvider" not in done.stderr
+    assert _turns(tmp_path) == [("agent", 1)]
+
+
+def test_register_after_the_global_provider_was_shut_down_sets_up_a_new_recorder(tmp_path):
+    done = _run("""
+ppp_otel.register().shutdown()
+provider = ppp_otel.register()
+with ppp_otel.trajectory("s", "after", tracer_provider=provider):
+    with ppp_otel.turn("p", tracer_provider=provider) as t:
+        t.respond("r")
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _turns(tmp_path) == [("after", 1)]

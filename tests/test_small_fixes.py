@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from contextlib import closing
@@ -68,3 +69,32 @@ def test_a_database_in_a_missing_directory_says_the_directory_does_not_exist(tmp
     done = ppp_otel("import", "--db", str(missing / "x.db"), str(tmp_path / "a.json"))
     assert done.returncode == 2
     assert f"the directory {missing} does not exist" in done.stderr and "not writable" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["trajectories"], ["score"], ["migrate"]])
+def test_a_read_command_leaves_another_applications_sqlite_file_untouched_and_says_so(tmp_path, command):
+    db = tmp_path / "other.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.commit()
+    done = ppp_otel(*command, "--db", str(db))
+    assert done.returncode == 2
+    assert "no trajectory store in it" in done.stderr and "migrate --create" in done.stderr
+    with closing(sqlite3.connect(db)) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+
+
+def test_migrate_create_adds_the_trajectory_store_to_another_sqlite_file(tmp_path):
+    db = tmp_path / "other.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.commit()
+    assert ppp_otel("migrate", "--create", "--db", str(db)).returncode == 0
+    assert ppp_otel("trajectories", "--db", str(db)).returncode == 0
+
+
+def test_a_directory_given_as_the_database_is_named_as_a_directory(tmp_path):
+    done = ppp_otel("trajectories", "--db", str(tmp_path))
+    assert done.returncode == 2
+    assert "it is a directory" in done.stderr and str(tmp_path / "ppp_trajectories.db") in done.stderr

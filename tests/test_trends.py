@@ -94,6 +94,14 @@ def test_a_spec_with_no_trajectories_has_no_trends(three_runs):
     assert trends(three_runs, "other", weights=(0.5, 0.5)).agents == []
 
 
+def test_cli_trends_of_nothing_says_what_was_asked_for_and_where(three_runs, capsys):
+    from ppp_otel.storage import display_name
+
+    assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--agent", "nobody"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"no trajectories of spec 'spec' of agent 'nobody' in {display_name(str(three_runs))}"
+
+
 def test_cli_trends_prints_each_run_with_its_change(three_runs, capsys):
     assert main(["trends", "--db", str(three_runs), "--spec", "spec", "--weights", "0.5,0.5"]) == 0
     out = capsys.readouterr().out

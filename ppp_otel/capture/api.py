@@ -72,7 +72,9 @@ def _check_recordable(provider: TracerProvider | None) -> None:
     if provider is None and _provider is None and not _records(trace.get_tracer_provider()):
         _warn_once(
             "no provider",
-            "ppp-otel: no TracerProvider is set up, so nothing is recorded; call ppp_otel.register() first",
+            "ppp-otel: no TracerProvider is set up, so nothing is recorded; call ppp_otel.register() first, "
+            "or, with a provider of your own, make it the global one (opentelemetry.trace.set_tracer_provider) "
+            "or pass it as trajectory(..., tracer_provider=)",
         )
 
 

@@ -27,6 +27,7 @@ from ppp_otel.capture import numbering
 from ppp_otel.config.settings import default_db_path
 from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
 from ppp_otel.dialects.resolve import Step, TurnResolver
+from ppp_otel.logs import LogLimiter
 from ppp_otel.recorder import Recorder
 from ppp_otel.records import (
     TrajectoryRecord,
@@ -40,6 +41,10 @@ from ppp_otel.records import (
 )
 
 logger = logging.getLogger(__name__)
+
+# A model call with neither prompt nor reply: its instrumentation records no message content
+# (several do not unless told to). Said once per instrumentation, not once per turn.
+_no_content = LogLimiter.once(logger)
 
 # Spans started inside trajectories and never ended (an abandoned stream) must
 # not grow the membership map without bound: past this, the oldest is forgotten.
@@ -224,6 +229,14 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         candidate = candidate_of(span.name, attrs, events, self.question_tools)
         if candidate is None:
             return None  # its kind, set at its end, says it is no model call
+        if numbered is None and not (candidate.prompt or candidate.response or candidate.tool_calls):
+            scope = getattr(getattr(span, "instrumentation_scope", None), "name", None) or "an instrumentation"
+            _no_content(
+                "ppp-otel: model calls traced by %s carry no message content, so their turns are stored "
+                "without prompt or response; turn its content capture on (README, \"Agents already "
+                "instrumented\": e.g. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY for "
+                "opentelemetry-instrumentation-openai-v2)", scope, key=scope,
+            )
         trajectory = self._keys.get(ids)
         if trajectory is None:  # every turn of a trajectory shares its key: formatted once
             if len(self._keys) >= _MAX_KEYS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from typing import Mapping
 
 from opentelemetry import trace
@@ -157,6 +158,25 @@ def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, tim
     return OTLPSpanExporter(endpoint=endpoint, headers=headers or None, timeout=timeout_s)
 
 
+# What register() added to each provider, by what it does (the database it records into,
+# the Phoenix it forwards to), so that calling it again (a notebook cell run twice) adds
+# nothing twice to the one provider OpenTelemetry lets be global.
+_added: "weakref.WeakKeyDictionary[TracerProvider, dict[tuple, SpanProcessor]]" = weakref.WeakKeyDictionary()
+
+
+def _global_provider() -> TracerProvider | None:
+    """The SDK provider already set as the global one, unless register() saw it shut down.
+    OpenTelemetry never replaces it: a new provider would record what trajectory() makes
+    while the instrumentations bound to the global one record elsewhere, so their turns
+    would be lost."""
+    current = trace.get_tracer_provider()
+    if not isinstance(current, TracerProvider):
+        return None
+    if any(getattr(p, "stopped", False) for p in _added.get(current, {}).values()):
+        return None
+    return current
+
+
 def register(
     db_path: str | os.PathLike | None = None,
     *,
@@ -180,6 +200,10 @@ def register(
       the config's ``project_name``.
     - ``set_global``: also make it the global OpenTelemetry tracer provider.
     - ``tracer_provider``: add the processors to this provider instead of a new one.
+
+    With ``set_global`` and no ``tracer_provider``, a global SDK provider set before (by an
+    earlier call, or by your code) is added to rather than replaced (OpenTelemetry keeps the
+    first one); a call with the database or the Phoenix of an earlier one adds nothing for it.
     """
     env = environ(env)
     if not isinstance(config, Config):
@@ -187,7 +211,15 @@ def register(
         config = load_config(config, env=env, overrides=overrides)
     path = os.fspath(db_path) if db_path is not None else config.db_path
     project = phoenix_project_name(project_name, config.phoenix, env)
-    forwarding = phoenix_processors(phoenix, config.phoenix, env)
+    if tracer_provider is None and set_global:
+        tracer_provider = _global_provider()
+        if tracer_provider is not None:
+            logger.info("ppp-otel: register() adds to the TracerProvider already set globally "
+                        "(OpenTelemetry keeps the first one), so that instrumentations bound to it are recorded")
+    added = _added.setdefault(tracer_provider, {}) if tracer_provider is not None else {}
+    exporting = phoenix_exporter_settings(phoenix, config.phoenix, env)
+    phoenix_key = ("phoenix", *exporting[:2]) if exporting is not None else None
+    forwarding = phoenix_processors(phoenix, config.phoenix, env) if phoenix_key not in added else None
     forwarder, annotations = forwarding if forwarding is not None else (None, None)
 
     if tracer_provider is None:
@@ -196,30 +228,34 @@ def register(
             attributes["service.name"] = DEFAULT_SERVICE_NAME
         resource = Resource.create(attributes)
         tracer_provider = TracerProvider(resource=resource)
+        added = _added.setdefault(tracer_provider, {})
 
-    if config.enabled:
+    recording_key = ("trajectories", os.path.abspath(path) if "://" not in path else path)
+    if config.enabled and recording_key in added and not added[recording_key].stopped:
+        logger.info("ppp-otel: %s is already recorded into through this provider", path)
+    elif config.enabled:
         check_creatable(path)
         settings = config.trajectory
         from ppp_otel.analysis.judgment_stage import judges_from_config
 
         classifier, preference_judge = judges_from_config(config.question_classifier)
-        tracer_provider.add_span_processor(
-            TrajectorySpanProcessor(
-                path,
-                buffer_size=settings.buffer_size,
-                flush_interval_ms=settings.flush_interval_ms,
-                max_queue_size=settings.max_queue_size,
-                on_full=settings.on_full,
-                block_timeout_ms=settings.block_timeout_ms,
-                wal=settings.enable_wal,
-                busy_timeout_ms=settings.busy_timeout_ms,
-                classifier=classifier,
-                # Each turn's judgment goes to Phoenix as span annotations.
-                on_judged=annotations.judged if annotations is not None else None,
-                question_tools=settings.question_tools,
-                preference_judge=preference_judge,
-            )
+        recorder = TrajectorySpanProcessor(
+            path,
+            buffer_size=settings.buffer_size,
+            flush_interval_ms=settings.flush_interval_ms,
+            max_queue_size=settings.max_queue_size,
+            on_full=settings.on_full,
+            block_timeout_ms=settings.block_timeout_ms,
+            wal=settings.enable_wal,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            classifier=classifier,
+            # Each turn's judgment goes to Phoenix as span annotations.
+            on_judged=annotations.judged if annotations is not None else None,
+            question_tools=settings.question_tools,
+            preference_judge=preference_judge,
         )
+        tracer_provider.add_span_processor(recorder)
+        added[recording_key] = recorder
         archival = config.archival
         if archival.enabled and archival.auto_cleanup:
             from ppp_otel.storage.sqlite.retention import ArchivalScheduler
@@ -241,10 +277,11 @@ def register(
         tracer_provider.add_span_processor(forwarder)
         # After the forwarder: at shutdown the last spans leave before their annotations.
         tracer_provider.add_span_processor(annotations)
+        added[phoenix_key] = forwarder
         logger.info("ppp-otel: forwarding spans and judgments to Phoenix at %s, project %s",
                     annotations.url, project)
 
     instrument.set_tracer_provider(tracer_provider)
-    if set_global:
+    if set_global and trace.get_tracer_provider() is not tracer_provider:
         trace.set_tracer_provider(tracer_provider)
     return tracer_provider

@@ -38,7 +38,7 @@ from typing import Sequence
 from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV, DB_ENV
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
 from ppp_otel.config import settings
-from ppp_otel.storage.base import StorageError
+from ppp_otel.storage.base import NoSuchDatabase, StorageError
 from ppp_otel.cli._output import PROG, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
@@ -169,6 +169,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_way_out(exc: ConfigError) -> str:
+    """What to undo: the variables that gave the bad values, else the config file."""
+    sources = [s.strip() for s in (exc.source or "").split(",") if s.strip()]
+    variables = [s[len("env:"):] for s in sources if s.startswith("env:") and s != f"env:{CONFIG_ENV}"]
+    if sources and len(variables) == len(sources):
+        return f"fix it, or unset {' and '.join(variables)}"
+    return f"fix it, or unset {CONFIG_ENV} to run without it"
+
+
+def _named_by(args: argparse.Namespace) -> str:
+    """Where a database that is not there was named, when not on the command line: a
+    command run in another directory than the agent finds no file by the default name."""
+    if getattr(args, "db_given", True):
+        return ""
+    if settings.env_value(DB_ENV):
+        return f" (named by {DB_ENV})"
+    if getattr(args, "settings", None) is not None and args.settings.db_path != DEFAULT_DB_PATH:
+        return " (named by the config's db_path)"
+    return (f" (the default name, in {os.getcwd()}: name the database with --db PATH or {DB_ENV}; "
+            f"`{PROG} demo` records one)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -181,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             # `ppp-otel config --config FILE` reads another file: the broken one is not its business.
             if not (getattr(args, "reads_config_itself", False) and getattr(args, "config", None)):
-                raise ConfigError(f"{exc}; fix it, or unset {CONFIG_ENV} to run without it") from None
+                raise ConfigError(f"{exc}; {_config_way_out(exc)}") from None
             args.settings = None  # `ppp-otel config --config FILE` may name another file
         args.db_given = args.db is not None
         if args.db is None:
@@ -198,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # a missing file, a directory where a file was meant, no permission
         return fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc)
+    except NoSuchDatabase as exc:
+        return fail(f"{exc}{_named_by(args)}")
     except (StorageError, ConfigError, ValueError, sqlite3.Error) as exc:
         return fail(exc)
     except KeyboardInterrupt:

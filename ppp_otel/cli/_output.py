@@ -327,6 +327,30 @@ def _indented_json(data: Any) -> str | None:
         return None
 
 
+def url_problem(text: str) -> str | None:
+    """What makes ``text`` no OTLP/HTTP URL (http:// or https:// and a host), or None."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not text[len(parts.scheme):].startswith("://"):
+        return "it does not start with http:// or https://"
+    if not parts.hostname:
+        return "it has no host"
+    try:
+        parts.port  # raises for a port that is no number from 0 to 65535
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    return None
+
+
+def http_url(text: str) -> str:
+    """argparse type of a URL option (a Phoenix): refused on the command line, not after recording."""
+    problem = url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL: {problem} (e.g. http://localhost:6006)")
+    return text
+
+
 def fail(message: Any) -> int:
     """Print ``ppp-otel: error: <message>`` on one line to stderr; return the exit code."""
     text = " ".join(str(message).split())

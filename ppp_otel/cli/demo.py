@@ -11,7 +11,7 @@ from typing import Any
 from ppp_otel.config.settings import env_value, process_config
 from ppp_otel.demo import record_demo, PROJECT_NAME
 from ppp_otel.storage import check_creatable, display_name, open_store
-from ppp_otel.cli._output import print_json, print_table, PROG, score_decimals
+from ppp_otel.cli._output import http_url, print_json, print_table, PROG, score_decimals
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -28,13 +28,29 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--run-prefix", metavar="P",
-        help="name the two runs P-r1 and P-r2 (default: demo-<random>, new each time)",
+        help="name the two runs P-r1 and P-r2 (default: demo-<random>, new each time); "
+        "runs the file already has are refused",
     )
-    p.add_argument("--phoenix", metavar="URL",
+    p.add_argument("--phoenix", metavar="URL", type=http_url,
                    help="also record into this Phoenix, e.g. http://localhost:6006")
     p.add_argument("--project", metavar="NAME", default=None,
                    help=f"Phoenix project (default: $PHOENIX_PROJECT_NAME, else {PROJECT_NAME})")
     p.set_defaults(func=run)
+
+
+def _refuse_recorded_runs(db_path: str, prefix: str) -> None:
+    """A second demo under the same prefix would add its trajectories to the runs already
+    there, and every consensus of those runs would average the two demos."""
+    from ppp_otel.demo import RUN_NAMES, SPEC_ID
+
+    if "://" not in db_path and not os.path.exists(db_path):
+        return
+    with open_store(db_path, must_exist=False) as store:
+        taken = [run_id for run_id in (f"{prefix}-{name}" for name in RUN_NAMES)
+                 if store.list_trajectories(spec_id=SPEC_ID, run_id=run_id, limit=1)]
+    if taken:
+        raise ValueError(f"{display_name(db_path)} already has run{'s' if len(taken) > 1 else ''} "
+                         f"{' and '.join(taken)} of the demo: give another --run-prefix, or another --db")
 
 
 def _landed(db_path: str, run_ids: list[str]) -> list:
@@ -84,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--run-prefix must not be empty")
     # At once, not after a writer has retried for a minute.
     check_creatable(args.db, choose="--db / PPP_OTEL_DB")
+    if args.run_prefix is not None:
+        _refuse_recorded_runs(args.db, args.run_prefix)
     project = args.project or env_value("PHOENIX_PROJECT_NAME") or PROJECT_NAME
     demo = record_demo(args.db, run_id=args.run_prefix, phoenix=args.phoenix, project_name=project)
     trajectories = _landed(args.db, demo.run_ids)

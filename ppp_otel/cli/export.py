@@ -10,10 +10,9 @@ import sys
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
-from urllib.parse import urlsplit
 
 from ppp_otel.config.settings import PhoenixConfig, environ
-from ppp_otel.cli._output import fail, print_fields, print_json, progress, PROG
+from ppp_otel.cli._output import fail, print_fields, print_json, progress, url_problem, PROG
 from ppp_otel.storage import display_name, open_store
 
 
@@ -35,20 +34,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--project", metavar="NAME",
                    help="Phoenix project (default: $PHOENIX_PROJECT_NAME, else 'default')")
     p.set_defaults(func=export)
-
-
-def _url_problem(text: str) -> str | None:
-    """What makes ``text`` no OTLP/HTTP URL (http:// or https:// and a host), or None."""
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not text[len(parts.scheme):].startswith("://"):
-        return "it does not start with http:// or https://"
-    if not parts.hostname:
-        return "it has no host"
-    try:
-        parts.port  # raises for a port that is no number from 0 to 65535
-    except ValueError:
-        return "its port is not a number from 0 to 65535"
-    return None
 
 
 #: The OpenTelemetry SDK's OTLP exporters log every retry; export says why it failed once, at the end.
@@ -121,7 +106,7 @@ def export(args: argparse.Namespace) -> int:
     from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
     from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
 
-    problem = _url_problem(args.to)
+    problem = url_problem(args.to)
     if problem:
         return fail(f"--to {args.to!r} is not an OTLP/HTTP URL: {problem} "
                     "(e.g. http://localhost:6006 for Phoenix)")

@@ -79,6 +79,7 @@ def _check_store(db: str) -> None:
 
 
 def ingest(args: argparse.Namespace) -> int:
+    import errno
     import logging
     import signal
     import threading
@@ -93,8 +94,9 @@ def ingest(args: argparse.Namespace) -> int:
                               max_body_bytes=args.max_body_bytes, pending_ttl_s=args.pending_ttl,
                               pending_retention_s=args.pending_retention)
     except OSError as exc:
-        raise ValueError(f"cannot listen on {args.host}: {exc.strerror or exc} (other ports: --port P, "
-                         "--grpc-port P, or --grpc-port off for HTTP only)") from None
+        hint = (" (other ports: --port P, --grpc-port P, or --grpc-port off for HTTP only)"
+                if exc.errno == errno.EADDRINUSE else "")
+        raise ValueError(f"{exc.strerror or exc}{hint}") from None
     stop = threading.Event()
     # The handler only sets a flag: stopping the server from inside it would
     # wait on the very thread the signal interrupted.

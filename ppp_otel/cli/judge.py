@@ -71,6 +71,20 @@ def run(args: argparse.Namespace) -> int:
         "questions judged": summary.questions,
         "violations found": summary.violations,
         "efforts changed": changed,
-        "fell back to rules": summary.classifier_failures,
+        "fell back to rules": _fell_back(summary.classifier_failures, data.get("effort_judge_stats")),
     })
     return 0
+
+
+def _fell_back(failed_batches: int, stats: dict | None) -> str:
+    """How many questions the rules graded instead of the LLM judge, and why: each question
+    its endpoint failed on (unreachable, a timeout, nonsense), and each batch it raised on."""
+    parts = []
+    if stats:
+        reasons = {reason: n for reason, n in stats.get("fallbacks", {}).items() if n}
+        if reasons:
+            why = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+            parts.append(f"{sum(reasons.values())} of the {stats.get('calls', 0)} questions sent ({why})")
+    if failed_batches:
+        parts.append(f"{failed_batches} batch{'es' if failed_batches > 1 else ''} the judge failed on")
+    return "; ".join(parts) or "0"

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ppp_otel.config.settings import env_value
-from ppp_otel.cli._output import fail, int_at_least, print_json
+from ppp_otel.cli._output import fail, http_url, int_at_least, print_json
 from ppp_otel.cli._paths import file_problem
 from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 
@@ -25,7 +25,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE", required=True, help="the HTML file to write")
     p.add_argument("--spec", metavar="S", help="only this spec id (default: every spec)")
     p.add_argument(
-        "--phoenix", metavar="URL",
+        "--phoenix", metavar="URL", type=http_url,
         help="Phoenix to link each trajectory to (default: [ppp.phoenix] endpoint when enabled, "
         "else $PHOENIX_COLLECTOR_ENDPOINT; no links when neither is set)",
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.cli._output import (
-    PROG, SCORE_DECIMALS, add_stage_column, fail, print_columns, print_json, print_table, score_decimals,
+    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, print_columns, print_json, print_table, score_decimals,
 )
 from ppp_otel.storage import display_name
 
@@ -86,7 +86,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "score is an error",
     )
     p.add_argument(
-        "--phoenix", metavar="URL",
+        "--phoenix", metavar="URL", type=http_url,
         help="Phoenix to send the ppp.consensus span to (instead of the configured one) and annotate "
         "the trajectories in (span and session annotations); exit 1 when none could be annotated",
     )

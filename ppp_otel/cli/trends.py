@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ppp_otel.cli._output import SCORE_DECIMALS, print_json, print_table, score_decimals
 from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
+from ppp_otel.storage import display_name
 
 if TYPE_CHECKING:
     from ppp_otel.scoring.trends import RunTrend
@@ -86,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{scope} (final = {w.technical:g} x technical + {w.interaction:g} x (r_proact + r_pers), "
           f"{found.rewards} rewards; changes since the agent's previous run in brackets)")
     if not found.agents:
-        print("no trajectories")
+        named = [(flag, value) for flag, value in (("spec", args.spec), ("stage", args.stage), ("agent", args.agent))
+                 if value is not None]
+        print(f"no trajectories{''.join(f' of {flag} {value!r}' for flag, value in named)} "
+              f"in {display_name(args.db)}")
         return 0
     for agent in found.agents:
         print(f"\n{agent.agent_name}")

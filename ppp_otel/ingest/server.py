@@ -103,7 +103,11 @@ class IngestServer:
         if processor is None:
             check_creatable(db_path)  # a file that can never be created: now, not as unanswered requests
         # Bind first: a port in use is an error here, before any thread starts.
-        self._socket = _listen(host, port)
+        try:
+            self._socket = _listen(host, port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen for OTLP/HTTP on {_address(host, port)}: "
+                                     f"{exc.strerror or exc}") from None
         self._address = self._socket.getsockname()[:2]
         self._grpc = None
         self.grpc_port: int | None = None
@@ -150,7 +154,14 @@ class IngestServer:
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not shared
             ],
         )
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = _address(host, port)
+        if port:
+            # grpcio reports a port in use only as "Failed to bind", after a line of its own
+            # on stderr: bind it here first for the system's reason, in one line.
+            try:
+                _listen(host, port).close()
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen for gRPC on {address}: {exc.strerror or exc}") from None
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError as exc:
@@ -248,6 +259,10 @@ class IngestServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -47,7 +47,10 @@ def base_url(url: str) -> str:
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> bytes:
     """POST ``body``; the answer's body, or :class:`PhoenixError`."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    except ValueError as exc:  # "unknown url type": an endpoint without http:// (as the span exporter says)
+        raise PhoenixError(str(exc), unreachable=True) from None
     try:
         with urllib.request.urlopen(request, timeout=max(timeout_s, 0.01)) as response:
             return response.read()

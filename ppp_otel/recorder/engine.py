@@ -300,6 +300,10 @@ class QueueEngine:
     # ------------------------------------------------------ for the sink
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
     def giving_up(self) -> bool:
         """Shutting down and past its deadline: a sink retrying a write should stop."""
         return self._stopping and time.monotonic() > self._shutdown_deadline

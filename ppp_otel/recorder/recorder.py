@@ -112,6 +112,11 @@ class Recorder:
         self.sink.judgment.shutdown(max(0.0, deadline - time.monotonic()))
 
     @property
+    def stopped(self) -> bool:
+        """Shut down (or shutting down): it records nothing more."""
+        return self.engine.stopping
+
+    @property
     def write_failing(self) -> str | None:
         """While writes fail and are being retried (a locked or read-only file, a server
         that is down): the last error; otherwise None."""

@@ -34,6 +34,10 @@ class DatabaseError(StorageError):
     """The database cannot be used (missing, not a database, unreadable); names it."""
 
 
+class NoSuchDatabase(DatabaseError):
+    """A database that must exist (it is only read) does not."""
+
+
 class NotADatabaseError(DatabaseError):
     """The file or server is not a database of this backend."""
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 # The storage errors, under the names this module has always given them.
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
-from ppp_otel.storage.base import TIME_COLUMNS, NotADatabaseError, utc_rewrites
+from ppp_otel.storage.base import TIME_COLUMNS, NoSuchDatabase, NotADatabaseError, utc_rewrites
 from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -302,7 +302,7 @@ def connect(
     """
     path = os.fspath(path)
     if must_exist and path != ":memory:" and not os.path.exists(path):
-        raise DatabaseError(f"{path}: no such database file")
+        raise NoSuchDatabase(f"{path}: no such database file")
     if must_exist and path != ":memory:" and os.path.isfile(path) and os.path.getsize(path) == 0:
         # A command that reads must not turn an empty file (a typo, a failed copy) into a database.
         raise DatabaseError(f"{path}: empty file, not a trajectory database")
@@ -321,7 +321,14 @@ def connect(
         # Reading the schema is the first access that fails on a non-SQLite file.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.execute("PRAGMA foreign_keys = ON")
-        refuse_if_newer(conn, path=path)  # before anything is written to the file
+        current = refuse_if_newer(conn, path=path)  # before anything is written to the file
+        if must_exist and current == 0 and _has_tables_but_no_trajectories(conn):
+            # Another application's database (a wrong --db): reading must not add our tables
+            # to it, as PostgreSQL's store refuses a database without the schema.
+            raise DatabaseError(
+                f"{path}: a SQLite database with no trajectory store in it (no trajectories table); "
+                f"`ppp-otel migrate --create --db {path}` adds one"
+            )
         if not read_only:
             if migrate_schema and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
                 # Only an empty file can take this (before WAL writes its header);
@@ -333,7 +340,7 @@ def connect(
                 conn.execute("PRAGMA synchronous = NORMAL")
             if migrate_schema:
                 migrate(conn, path=path)
-    except SchemaTooNewError:
+    except (SchemaTooNewError, DatabaseError):
         conn.close()
         raise
     except sqlite3.DatabaseError as exc:
@@ -345,10 +352,17 @@ def connect(
     return conn
 
 
+def _has_tables_but_no_trajectories(conn: sqlite3.Connection) -> bool:
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return bool(names) and "trajectories" not in names
+
+
 def _why_unopenable(path: str, message: str) -> str:
     """The likely reason behind SQLite's bare "unable to open database file" / "readonly database"."""
     if "unable to open" not in message and "readonly" not in message:
         return ""
+    if os.path.isdir(path):
+        return " (it is a directory; name a database file, e.g. " + os.path.join(path, "ppp_trajectories.db") + ")"
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         return f" (the directory {directory} does not exist)"
