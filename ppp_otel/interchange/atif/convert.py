@@ -298,7 +298,9 @@ def _turn(
         kept_agent_step = dict(agent_step)
         if agent_step.get("message", "") == reply:
             kept_agent_step.pop("message", None)  # it is the response column
-        if not ppp.get("response_missing"):
+        # An empty message is no response, as an empty reply in a span is none; a step
+        # with extra.ppp (an export) says so itself, with response_missing.
+        if not ppp.get("response_missing") and (reply or ppp):
             response = reply
     prompt, cut_prompt = _cut(prompt)
     response, cut_response = _cut(response)
