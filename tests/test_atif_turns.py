@@ -113,6 +113,12 @@ def test_a_step_with_a_message_and_tool_calls_is_a_turn_with_its_tool_calls(db, 
     assert tool_names(db) == [["financial_search"], []]
 
 
+def test_an_agent_step_with_an_empty_message_and_no_tool_calls_is_a_turn_without_response(db, tmp_path):
+    # As a model call whose reply is empty is recorded from its span.
+    import_paths([write(tmp_path, document(user("Anything else?"), agent("")))], db)
+    assert [(n, p, r) for n, p, r, _ in turns(db)] == [(1, "Anything else?", None)]
+
+
 def test_harbors_executed_placeholder_message_is_no_reply(db, tmp_path):
     # Harbor's Claude Code converter of the ATIF-v1.2 era wrote "Executed <tool> <call id>"
     # as the message of a step that only called a tool.
@@ -277,9 +283,3 @@ def test_export_then_import_of_folded_steps_gives_the_same_rows_and_the_same_fil
     [again] = export_atif(second, tmp_path / "out2")
     assert again.read_text() == exported.read_text()
     assert [s["step_id"] for s in json.loads(exported.read_text())["steps"]] == [s["step_id"] for s in doc["steps"]]
-
-
-def test_an_agent_step_with_an_empty_message_and_no_tool_calls_is_a_turn_without_response(db, tmp_path):
-    # As a model call whose reply is empty is recorded from its span.
-    import_paths([write(tmp_path, document(user("Anything else?"), agent("")))], db)
-    assert [(n, p, r) for n, p, r, _ in turns(db)] == [(1, "Anything else?", None)]
