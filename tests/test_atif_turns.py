@@ -101,8 +101,16 @@ def test_the_folded_steps_are_kept_verbatim_in_the_turn_extra(db):
     assert first["agent_step"]["step_id"] == 5
 
 
-def test_the_import_summary_counts_turns_not_steps(db):
-    assert import_paths([ASKS], db).turns == 2
+def test_the_import_summary_counts_turns_and_the_steps_that_only_called_tools(db):
+    summary = import_paths([ASKS], db)
+    assert (summary.turns, summary.tool_steps) == (2, 5)
+
+
+def test_cli_import_says_how_many_steps_only_called_tools(capsys):
+    assert main(["import", str(ASKS), "--db", "r.db"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "imported 1 document(s) from 1 file(s) into r.db: 1 trajectories, 2 turns (2 new, 0 already there); "
+        "5 agent step(s) only called tools (no turns of their own)")
 
 
 def test_a_step_with_a_message_and_tool_calls_is_a_turn_with_its_tool_calls(db, tmp_path):

@@ -80,6 +80,8 @@ def run_import(args: argparse.Namespace) -> int:
             f"imported {summary.imported} document(s) from {summary.files} file(s) into {args.db}: "
             f"{summary.trajectories} trajectories, {summary.turns} turns "
             f"({new_turns} new, {summary.duplicates} already there)"
+            + (f"; {summary.tool_steps} agent step(s) only called tools (no turns of their own)"
+               if summary.tool_steps else "")
         )
         if summary.skipped:
             print(f"skipped {len(summary.skipped)}:")

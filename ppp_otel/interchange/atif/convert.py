@@ -59,6 +59,8 @@ class Converted:
     records: list[Record] = field(default_factory=list)
     trajectories: int = 0
     turns: int = 0
+    # Agent steps that only called tools: no turns of their own.
+    tool_steps: int = 0
 
 
 def convert(
@@ -186,7 +188,7 @@ def _convert_trajectory(
     # end last, as a live recording would.
     out.records.append(trajectory(None))
     out.trajectories += 1
-    turns = _turns(steps, origin, key, question_tools)
+    turns = _turns(steps, origin, key, question_tools, out)
     if turns:
         turns[0].extra[ATIF]["document"] = doc
     out.records.extend(turns)
@@ -206,6 +208,7 @@ def _convert_trajectory(
 
 def _turns(
     steps: list[dict[str, Any]], origin: str, key: TrajectoryKey, question_tools: tuple[str, ...],
+    out: Converted,
 ) -> list[TurnRecord]:
     """The turns of a trajectory's steps: each agent step goes through the resolver live
     recording uses, so the same conversation gives the same turns by either path."""
@@ -249,6 +252,7 @@ def _turns(
         else:
             # A turn with no agent step keeps its ppp data on its last step.
             turn(pending, None, pending[-1][1], None)
+    out.tool_steps += resolver.folded + resolver.unanswered
     return turns
 
 

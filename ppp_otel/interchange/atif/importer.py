@@ -34,7 +34,9 @@ Progress = Callable[[int, int], None]
 class ImportSummary:
     """What an import did.
 
-    ``trajectories`` and ``turns`` count what the imported documents hold;
+    ``trajectories`` and ``turns`` count what the imported documents hold
+    (``tool_steps``: their agent steps that only called tools, which are no
+    turns of their own);
     ``duplicates`` are turns the database already had (a re-import), and
     ``rejected`` records the writer refused (its log says why).
     """
@@ -45,6 +47,7 @@ class ImportSummary:
     ignored: list[str] = field(default_factory=list)  # JSON in a directory that is not ATIF
     trajectories: int = 0
     turns: int = 0
+    tool_steps: int = 0
     duplicates: int = 0
     rejected: int = 0
     last_error: str | None = None
@@ -192,3 +195,4 @@ def _import_one(
     summary.imported += 1
     summary.trajectories += converted.trajectories
     summary.turns += converted.turns
+    summary.tool_steps += converted.tool_steps
