@@ -307,7 +307,7 @@ def test_a_malformed_timestamp_in_extra_ppp_skips_the_document(db, tmp_path):
 
 def test_a_directory_import_skips_the_bad_files_and_imports_the_rest(db):
     summary = import_paths([DATA], db)
-    assert summary.imported == 5  # full, with_preferences, v1_0_minimal and two JSON lines
+    assert summary.imported == 6  # full, claude_code_asks, with_preferences, v1_0_minimal and two JSON lines
     assert sorted(Path(f).name for f, _ in summary.skipped) == sorted(p.name for p in BAD.iterdir())
     assert not summary.ok
 
@@ -359,7 +359,7 @@ def exported(db_path, out, **kwargs) -> list[dict]:
 def test_export_writes_a_valid_atif_v1_7_document_per_top_level_trajectory(db, tmp_path):
     import_paths([DATA], db)
     docs = exported(db, tmp_path / "out")
-    assert len(docs) == 5  # the subagent travels inside its parent
+    assert len(docs) == 6  # the subagent travels inside its parent
     for doc in docs:
         check_atif(doc)
 

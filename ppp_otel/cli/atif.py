@@ -55,7 +55,11 @@ def _stage(text: str) -> str:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from ppp_otel.config.settings import process_config
     from ppp_otel.interchange.atif import import_paths
+
+    # The config's question tools, as recording and ingest read them.
+    question_tools = (args.settings or process_config()).trajectory.question_tools
 
     bar = progress("importing files", json_output=args.json)
 
@@ -66,7 +70,7 @@ def run_import(args: argparse.Namespace) -> int:
     with bar:
         summary = import_paths(
             args.paths, args.db, spec_id=args.spec, agent_name=args.agent, progress=advance,
-            stage=args.stage,
+            stage=args.stage, question_tools=question_tools,
         )
     if args.json:
         print_json(summary.to_dict())
@@ -76,6 +80,8 @@ def run_import(args: argparse.Namespace) -> int:
             f"imported {summary.imported} document(s) from {summary.files} file(s) into {args.db}: "
             f"{summary.trajectories} trajectories, {summary.turns} turns "
             f"({new_turns} new, {summary.duplicates} already there)"
+            + (f"; {summary.tool_steps} agent step(s) only called tools (no turns of their own)"
+               if summary.tool_steps else "")
         )
         if summary.skipped:
             print(f"skipped {len(summary.skipped)}:")

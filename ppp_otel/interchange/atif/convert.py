@@ -4,14 +4,24 @@ The mapping (docs/atif.md has the table):
 
 - a trajectory per document, and one per embedded ``subagent_trajectories``
   entry, linked to its parent;
-- a turn per ``agent`` step: its prompt the ``user`` and ``system`` messages
-  since the previous agent step, its response the agent's message, its token
-  count ``prompt_tokens + completion_tokens``; ``user``/``system`` steps after
-  the last agent step become a last turn with no response, because a user
-  message the agent never answered is still part of the conversation;
+- an ``agent`` step is one model call, and which calls are turns is decided
+  as for spans, by :class:`~ppp_otel.dialects.resolve.TurnResolver`: a step
+  whose output is only tool calls (an empty message) is no turn of its own;
+  its tool calls, and the questions asked through a question tool
+  (``ask_user``, ``AskUserQuestion``, ... :mod:`ppp_otel.dialects.questions`),
+  go with the turn it leads to, as explicit questions of that turn; a
+  trajectory that ends on such steps keeps the last of them as a turn only
+  when it asked the user something;
+- a turn's prompt is the ``user`` and ``system`` messages since the previous
+  turn, its response the agent's message, its token count
+  ``prompt_tokens + completion_tokens`` of its own step; ``user``/``system``
+  steps after the last turn become a last turn with no response, because a
+  user message the agent never answered is still part of the conversation;
 - what has no column (tool calls, observations, reasoning, metrics, the
-  steps behind a prompt, the document's own fields) is kept in the turn's
-  ``extra`` as ``{"atif": {...}}``, which export reads back.
+  steps behind a prompt and the tool-call steps folded into the turn, the
+  document's own fields) is kept in the turn's ``extra`` as
+  ``{"atif": {...}}``, which export reads back; the turn's tool calls are in
+  ``extra["tool_calls"]`` too, as live recording keeps them.
 
 Ids are derived, not random: a document's fingerprint (its canonical JSON)
 names its trace, so importing the same document twice writes the same ids and
@@ -25,11 +35,15 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from ppp_otel.conventions import EFFORT_LEVELS, SEVERITIES
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, ToolCall, TurnCandidate
+from ppp_otel.dialects.messages import arguments_text
+from ppp_otel.dialects.questions import questions_from_tool_calls
+from ppp_otel.dialects.resolve import Resolved, Step, TurnResolver
 from ppp_otel.model import Question, Violation
-from ppp_otel.records import MAX_TEXT_CHARS, TrajectoryKey, TrajectoryRecord, TurnRecord
+from ppp_otel.records import MAX_TEXT_CHARS, TrajectoryKey, TrajectoryRecord, TurnRecord, carry
 from ppp_otel.interchange.atif.document import AtifError, check_time, message_text
 
 #: The key under ATIF ``extra`` objects where ppp-otel keeps its own data.
@@ -45,6 +59,8 @@ class Converted:
     records: list[Record] = field(default_factory=list)
     trajectories: int = 0
     turns: int = 0
+    # Agent steps that only called tools: no turns of their own.
+    tool_steps: int = 0
 
 
 def convert(
@@ -55,6 +71,7 @@ def convert(
     agent_name: str | None = None,
     fallback_spec: str = "atif",
     stage: str | None = None,
+    question_tools: Iterable[str] = DEFAULT_QUESTION_TOOLS,
 ) -> Converted:
     """Records for a validated document (see :func:`ppp_otel.interchange.atif.document.validate`).
 
@@ -64,6 +81,8 @@ def convert(
     own ``extra.ppp.stage`` wins, an embedded subagent without the key works in
     its parent's stage, and one whose stage is ``null`` (a document without a
     stage, or a trajectory exported without one) takes ``stage``.
+    ``question_tools`` names the tools through which the agent asks its user
+    (``[ppp.trajectory] question_tools``).
     """
     # surrogatepass: a lone surrogate (kept, later stored as U+FFFD) must not stop the import.
     identity = "atif:" + hashlib.sha256(_canonical(data).encode("utf-8", "surrogatepass")).hexdigest()
@@ -72,6 +91,7 @@ def convert(
         data, origin, out, identity=identity, parent=None, parent_spec=None, parent_run=None,
         parent_stage=stage, default_stage=stage,
         spec_override=spec_id, agent_override=agent_name, fallback_spec=fallback_spec,
+        question_tools=tuple(question_tools),
     )
     return out
 
@@ -118,6 +138,7 @@ def _convert_trajectory(
     default_stage: str | None = None,
     agent_override: str | None,
     fallback_spec: str,
+    question_tools: tuple[str, ...] = DEFAULT_QUESTION_TOOLS,
 ) -> None:
     doc, ppp = take_ppp(data)
     steps = doc.pop("steps")
@@ -167,7 +188,7 @@ def _convert_trajectory(
     # end last, as a live recording would.
     out.records.append(trajectory(None))
     out.trajectories += 1
-    turns = _turns(steps, origin, key)
+    turns = _turns(steps, origin, key, question_tools, out)
     if turns:
         turns[0].extra[ATIF]["document"] = doc
     out.records.extend(turns)
@@ -180,27 +201,86 @@ def _convert_trajectory(
             identity=f"{identity}/{sub_id}", parent=key, parent_spec=spec, parent_run=run_id,
             parent_stage=stage, default_stage=default_stage,
             spec_override=spec_override, agent_override=None, fallback_spec=fallback_spec,
+            question_tools=question_tools,
         )
     out.records.append(trajectory(ended))
 
 
-def _turns(steps: list[dict[str, Any]], origin: str, key: TrajectoryKey) -> list[TurnRecord]:
+def _turns(
+    steps: list[dict[str, Any]], origin: str, key: TrajectoryKey, question_tools: tuple[str, ...],
+    out: Converted,
+) -> list[TurnRecord]:
+    """The turns of a trajectory's steps: each agent step goes through the resolver live
+    recording uses, so the same conversation gives the same turns by either path."""
+    resolver = TurnResolver()
     turns: list[TurnRecord] = []
-    context: list[dict[str, Any]] = []
-    context_ppp: dict[str, Any] = {}
+    # The steps since the last turn, with their extra.ppp: user and system messages,
+    # and agent steps that only called tools (the resolver holds them).
+    pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def turn(context: list, agent_step: dict[str, Any] | None, ppp: dict[str, Any],
+             resolved: Resolved | None) -> None:
+        record = _turn([s for s, _ in context], agent_step, ppp, origin, key, len(turns) + 1)
+        if resolved is not None:
+            carry(record, resolved.tool_calls, resolved.questions)
+        turns.append(record)
+
     for raw in steps:
         step, ppp = take_ppp(raw)
         if ppp.get("placeholder"):
             continue  # stands in for "no turns" in an export (ATIF needs a step)
         if step["source"] == "agent":
-            turns.append(_turn(context, step, ppp, origin, key, len(turns) + 1))
-            context, context_ppp = [], {}
+            # The step's place among the pending ones: where it sits if it becomes a turn later.
+            resolved = resolver.add(Step(key, None, None, _candidate(step, question_tools), len(pending)))
+            if resolved is not None:
+                turn(pending, step, ppp, resolved)
+                pending = []
+                continue
+        pending.append((step, ppp))
+    resolved = resolver.close(key)
+    if resolved is not None:
+        # It ended on tool calls that asked the user something: the last of them is a turn.
+        at = resolved.step.record
+        turn(pending[:at], *pending[at], resolved)
+        pending = pending[at + 1:]
+    if pending:
+        rest = [s for s, _ in pending]
+        if turns and all(s["source"] == "agent" for s in rest):
+            # Tool calls after the agent's last reply that asked nothing: no turn (as for
+            # spans), kept with the last turn so that export writes them back.
+            turns[-1].extra[ATIF]["after_steps"] = rest
         else:
-            context.append(step)
-            context_ppp = ppp  # a turn with no agent step keeps its ppp data on its last step
-    if context:
-        turns.append(_turn(context, None, context_ppp, origin, key, len(turns) + 1))
+            # A turn with no agent step keeps its ppp data on its last step.
+            turn(pending, None, pending[-1][1], None)
+    out.tool_steps += resolver.folded + resolver.unanswered
     return turns
+
+
+def _candidate(step: dict[str, Any], question_tools: tuple[str, ...]) -> TurnCandidate:
+    """What an agent step says as a model call: its reply, its tool calls, and the
+    questions asked through them (read from their arguments, as for spans)."""
+    calls = _tool_calls(step)
+    return TurnCandidate(
+        prompt=None, response=_reply(step, calls), tool_calls=calls,
+        questions=questions_from_tool_calls(calls, question_tools), dialect="atif",
+    )
+
+
+def _tool_calls(step: dict[str, Any]) -> list[ToolCall]:
+    return [
+        ToolCall(call.get("function_name") or "", arguments_text(call.get("arguments")),
+                 None if call.get("tool_call_id") is None else str(call["tool_call_id"]))
+        for call in step.get("tool_calls") or []
+    ]
+
+
+def _reply(step: dict[str, Any], calls: list[ToolCall]) -> str:
+    """The agent step's message; empty for the message Harbor's Claude Code converter
+    (ATIF-v1.2 era) wrote on a step that only called a tool: "Executed <tool> <call id>"."""
+    text = message_text(step.get("message", ""))
+    if len(calls) == 1 and text == f"Executed {calls[0].name} {calls[0].id}":
+        return ""
+    return text
 
 
 def _turn(
@@ -213,15 +293,19 @@ def _turn(
 ) -> TurnRecord:
     last = agent_step if agent_step is not None else context[-1]
     where = f"{origin}: step {last['step_id']}"
-    prompt = "\n\n".join(message_text(s.get("message")) for s in context) if context else None
+    said = [s for s in context if s["source"] != "agent"]  # tool-call steps folded in say nothing to the user
+    prompt = "\n\n".join(message_text(s.get("message")) for s in said) if said else None
     response = None
     kept_agent_step = None
     if agent_step is not None:
+        reply = _reply(agent_step, _tool_calls(agent_step))
         kept_agent_step = dict(agent_step)
-        if isinstance(agent_step.get("message", ""), str):
+        if agent_step.get("message", "") == reply:
             kept_agent_step.pop("message", None)  # it is the response column
-        if not ppp.get("response_missing"):
-            response = message_text(agent_step.get("message", ""))
+        # An empty message is no response, as an empty reply in a span is none; a step
+        # with extra.ppp (an export) says so itself, with response_missing.
+        if not ppp.get("response_missing") and (reply or ppp):
+            response = reply
     prompt, cut_prompt = _cut(prompt)
     response, cut_response = _cut(response)
 

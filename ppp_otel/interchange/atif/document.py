@@ -159,6 +159,13 @@ def _validate_step(step: Any, index: int, origin: str) -> None:
         value = step.get(key)
         if value is not None and not isinstance(value, kind):
             raise AtifError(f"{where}: {key} must be a{'n object' if kind is dict else ' list'}")
+    for number, call in enumerate(step.get("tool_calls") or []):
+        # A tool's name says whether the agent asked its user something (ask_user, ...).
+        if not isinstance(call, dict):
+            raise AtifError(f"{where}: tool_calls[{number}] must be an object, got {type(call).__name__}")
+        name = call.get("function_name")
+        if name is not None and not isinstance(name, str):
+            raise AtifError(f"{where}: tool_calls[{number}].function_name must be a string, got {name!r:.60}")
     check_time(step.get("timestamp"), f"{where}: timestamp")
     for key, value in (step.get("metrics") or {}).items():
         if value is None:

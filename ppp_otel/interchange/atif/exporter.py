@@ -212,7 +212,8 @@ def _steps(trajectory: Trajectory, atif_of: dict[int, dict[str, Any]]) -> list[d
             if turn.response is None:
                 ppp["response_missing"] = True
             _attach(agent, ppp)
-            block = [dict(s) for s in context] + [agent]
+            # Tool calls after the agent's last reply that asked nothing follow it (see convert.py).
+            block = [dict(s) for s in context] + [agent] + [dict(s) for s in atif.get("after_steps") or ()]
         for step in block:
             steps.append(_valid_step(step, len(steps) + 1))
     return steps

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS
 from ppp_otel.recorder import Recorder
 from ppp_otel.interchange.atif.convert import convert
 from ppp_otel.interchange.atif.document import AtifError, Document, looks_like_atif, read_file, validate
@@ -33,7 +34,9 @@ Progress = Callable[[int, int], None]
 class ImportSummary:
     """What an import did.
 
-    ``trajectories`` and ``turns`` count what the imported documents hold;
+    ``trajectories`` and ``turns`` count what the imported documents hold
+    (``tool_steps``: their agent steps that only called tools, which are no
+    turns of their own);
     ``duplicates`` are turns the database already had (a re-import), and
     ``rejected`` records the writer refused (its log says why).
     """
@@ -44,6 +47,7 @@ class ImportSummary:
     ignored: list[str] = field(default_factory=list)  # JSON in a directory that is not ATIF
     trajectories: int = 0
     turns: int = 0
+    tool_steps: int = 0
     duplicates: int = 0
     rejected: int = 0
     last_error: str | None = None
@@ -105,13 +109,16 @@ def import_paths(
     agent_name: str | None = None,
     progress: Progress | None = None,
     stage: str | None = None,
+    question_tools: Sequence[str] = DEFAULT_QUESTION_TOOLS,
 ) -> ImportSummary:
     """Import ATIF files and directories (recursively) into ``db_path``.
 
     ``spec_id`` and ``agent_name`` override what the documents say; ``stage``
     (the spec's stage the runs worked on) is the stage of the trajectories that
     carry none (see :func:`~ppp_otel.interchange.atif.convert.convert`): a
-    document's own stage wins.
+    document's own stage wins. ``question_tools`` names the tools through which
+    an agent asks its user (``[ppp.trajectory] question_tools``; the CLI reads
+    it from the config): their calls are questions of their turn.
 
     One bad file or document is skipped with its reason; the rest is imported.
     ``progress(done, total)`` is called after each file.
@@ -127,7 +134,8 @@ def import_paths(
         for done, (path, explicit) in enumerate(files, 1):
             try:
                 for item in read_file(path):
-                    _import_one(item, path, explicit, processor, summary, spec_id, agent_name, stage)
+                    _import_one(item, path, explicit, processor, summary, spec_id, agent_name, stage,
+                                tuple(question_tools))
             except Exception as exc:  # a file no check foresaw costs itself, not the import
                 summary.skip(path, f"cannot import: {type(exc).__name__}: {exc}"[:500])
             if progress is not None:
@@ -165,6 +173,7 @@ def _import_one(
     spec_id: str | None,
     agent_name: str | None,
     stage: str | None = None,
+    question_tools: tuple[str, ...] = DEFAULT_QUESTION_TOOLS,
 ) -> None:
     if isinstance(item, AtifError):
         summary.skip(path, str(item))
@@ -177,7 +186,7 @@ def _import_one(
         validate(item.data, item.origin)
         converted = convert(
             item.data, item.origin, spec_id=spec_id, agent_name=agent_name,
-            fallback_spec=_fallback_spec(path), stage=stage,
+            fallback_spec=_fallback_spec(path), stage=stage, question_tools=question_tools,
         )
     except AtifError as exc:
         summary.skip(path, str(exc))
@@ -186,3 +195,4 @@ def _import_one(
     summary.imported += 1
     summary.trajectories += converted.trajectories
     summary.turns += converted.turns
+    summary.tool_steps += converted.tool_steps
