@@ -19,6 +19,8 @@ from ppp_otel.interchange.atif.exporter import export_atif
 from ppp_otel.config.settings import ConfigError, load_config
 from ppp_otel.ingest.server import IngestServer
 
+from ingest_process import IngestProcess
+
 
 class Pipeline:
     def __init__(self, db: Path, **register_args):
@@ -103,6 +105,26 @@ def test_a_configured_question_tool_asks_the_user(db_path, tmp_path):
     assert rows(db_path, "SELECT question_text, source FROM trajectory_questions") == [("Which branch?", "explicit")]
     assert [json.loads(e)["tool_calls"][0]["name"] for (e,) in rows(db_path, "SELECT extra FROM trajectory_turns")] \
         == ["consult_human"]
+
+
+def test_a_configured_question_tool_asks_the_user_over_ingest(db_path, tmp_path, monkeypatch):
+    config = tmp_path / "ppp.toml"
+    config.write_text('[ppp.trajectory]\nquestion_tools = ["consult_human"]\n')
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        chat(pipe.tracer, "Fix it", tool=("consult_human", {"text": "Which branch?"}))
+        chat(pipe.tracer, "Fix it", "Fixed on main.")
+    spans = pipe.spans()
+    monkeypatch.setenv("PPP_OTEL_CONFIG", str(config))  # read by the real `ppp-otel ingest`
+    received = tmp_path / "ingest.db"
+    process = IngestProcess(received).start()
+    exporter = OTLPSpanExporter(endpoint=f"{process.url}/v1/traces", timeout=10)
+    try:
+        assert exporter.export(spans).name == "SUCCESS"
+    finally:
+        exporter.shutdown()
+        assert process.stop() == 0
+    assert rows(received, "SELECT question_text, source FROM trajectory_questions") == [("Which branch?", "explicit")]
 
 
 def test_question_tools_must_be_a_list_of_names(tmp_path):

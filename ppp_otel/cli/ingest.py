@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
-from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value
+from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value, process_config
 from ppp_otel.cli._output import PROG, int_at_least, print_fields, print_json
 from ppp_otel.storage import check_creatable, display_name, open_store
 from ppp_otel.storage.base import DatabaseError, ReadOnlyError
@@ -92,7 +92,9 @@ def ingest(args: argparse.Namespace) -> int:
     try:
         server = IngestServer(args.db, args.host, args.port, token, grpc_port=args.grpc_port,
                               max_body_bytes=args.max_body_bytes, pending_ttl_s=args.pending_ttl,
-                              pending_retention_s=args.pending_retention)
+                              pending_retention_s=args.pending_retention,
+                              # The config's question tools, as recording and import read them.
+                              question_tools=(args.settings or process_config()).trajectory.question_tools)
     except OSError as exc:
         hint = (" (other ports: --port P, --grpc-port P, or --grpc-port off for HTTP only)"
                 if exc.errno == errno.EADDRINUSE else "")

@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS
 from ppp_otel.ingest import wire as otlp
 from ppp_otel.ingest.assembler import Placement, TrajectoryAssembler, adopt
 from ppp_otel.recorder import Recorder
@@ -112,12 +113,14 @@ class SpanIngest:
     """OTLP requests in, records durably written by a :class:`~ppp_otel.recorder.Recorder`; thread-safe."""
 
     def __init__(self, processor: Recorder | TrajectorySpanProcessor, assembler: TrajectoryAssembler | None = None,
-                 *, pending_retention_s: float = staging.DEFAULT_RETENTION_S):
+                 *, pending_retention_s: float = staging.DEFAULT_RETENTION_S,
+                 question_tools: Sequence[str] = DEFAULT_QUESTION_TOOLS):
         self.processor = processor
         self.pending_retention_s = pending_retention_s
         self._lock = threading.Lock()
         self._db: TrajectoryBackend | None = None
-        self.assembler = assembler or TrajectoryAssembler(self._stored_placement, load_staged=self._load_staged)
+        self.assembler = assembler or TrajectoryAssembler(self._stored_placement, load_staged=self._load_staged,
+                                                          question_tools=question_tools)
         self.received_spans = 0
         self.rejected_spans = 0
         self.repaired_text = 0

@@ -32,9 +32,10 @@ import os
 import socket
 import threading
 from concurrent import futures
-from typing import Any
+from typing import Any, Sequence
 
 from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS
 from ppp_otel.ingest.defaults import (  # noqa: F401  (importable from here too)
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
@@ -67,7 +68,8 @@ class IngestServer:
     ``port=0`` / ``grpc_port=0`` take free ports (see ``.url``, ``.grpc_port``).
     ``token`` requires ``Authorization: Bearer <token>`` (gRPC: the same
     ``authorization`` metadata). Bodies larger than ``max_body_bytes``, before
-    or after gzip, get 413 (gRPC: RESOURCE_EXHAUSTED).
+    or after gzip, get 413 (gRPC: RESOURCE_EXHAUSTED). ``question_tools`` names the
+    tools through which an agent asks its user, as for the span processor.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class IngestServer:
         keep_alive_s: float = DEFAULT_KEEP_ALIVE_S,
         grace_s: float = DEFAULT_GRACE_S,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        question_tools: Sequence[str] = DEFAULT_QUESTION_TOOLS,
     ):
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
@@ -125,7 +128,7 @@ class IngestServer:
         if processor is None:
             processor = Recorder(db_path, buffer_size=5000, flush_interval_ms=100, max_queue_size=100_000,
                                  shutdown_timeout_ms=grace_s * 1000)
-        self.ingest = SpanIngest(processor, pending_retention_s=pending_retention_s)
+        self.ingest = SpanIngest(processor, pending_retention_s=pending_retention_s, question_tools=question_tools)
         self.ingest.assembler.pending_ttl_s = pending_ttl_s
         self.ingest.assembler.max_pending_spans = max_pending_spans
         self.ingest.resume()
