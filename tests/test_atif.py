@@ -66,10 +66,10 @@ def test_a_document_becomes_a_trajectory_named_by_its_agent_with_its_session_as_
     assert main_run.spec_id == "run-2025-10-16-001"  # no spec given: the session names it
 
 
-def test_each_agent_step_is_a_turn_prompted_by_the_user_and_system_messages_before_it(db):
+def test_each_agent_step_is_a_turn_prompted_by_the_users_latest_message_not_the_system_prompt(db):
     import_paths([FULL], db)
     turns = only(db, agent_name="terminus-2").turns
-    assert turns[0].prompt == "You are a careful coding agent.\n\nThe test suite fails on main. Please fix it."
+    assert turns[0].prompt == "The test suite fails on main. Please fix it."
     assert turns[0].response == "I will run the tests first."
     assert turns[1].prompt is None  # two agent steps in a row: nothing was said in between
     assert turns[2].prompt == "Parse them."

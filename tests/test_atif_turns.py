@@ -51,7 +51,7 @@ def questions(db_path: Path) -> list[tuple]:
 
 
 def extras(db_path: Path) -> list[dict]:
-    return [json.loads(e) for (e,) in rows(db_path, "SELECT extra FROM trajectory_turns ORDER BY turn_number")]
+    return [json.loads(e) if e else {} for (e,) in rows(db_path, "SELECT extra FROM trajectory_turns ORDER BY turn_number")]
 
 
 def tool_names(db_path: Path) -> list[list[str]]:
@@ -227,8 +227,8 @@ def record_as_spans(doc: dict, db_path: Path) -> None:
     history: list[dict] = []
     with ppp_otel.trajectory("spec", "agent", tracer_provider=provider):
         for step in doc["steps"]:
-            if step["source"] == "user":
-                history.append({"role": "user", "parts": [{"type": "text", "content": step["message"]}]})
+            if step["source"] in ("user", "system"):
+                history.append({"role": step["source"], "parts": [{"type": "text", "content": step["message"]}]})
                 continue
             parts = [{"type": "text", "content": step["message"]}] if step["message"] else []
             parts += [{"type": "tool_call", "id": call["tool_call_id"], "name": call["function_name"],
@@ -257,8 +257,21 @@ def ending_on_a_question() -> dict:
     return doc
 
 
-@pytest.mark.parametrize("doc", [json.loads(ASKS.read_text()), ending_on_a_question()],
-                         ids=["claude-code-run", "ending-on-a-question"])
+def behind_a_system_prompt() -> dict:
+    """A system prompt and two user messages before the first reply, which asks."""
+    return document({"source": "system", "message": "You are a careful coding agent."}, user("The build fails."),
+                    user("Please fix it."), agent("Which branch are you on?"), user("main"), agent("Fixed on main."))
+
+
+def test_a_turns_prompt_is_the_users_latest_message_not_the_system_prompt_or_earlier_ones(db, tmp_path):
+    assert import_paths([write(tmp_path, behind_a_system_prompt())], db).ok
+    assert [t[1] for t in turns(db)] == ["Please fix it.", "main"]
+    context = extras(db)[0]["atif"]["context_steps"]
+    assert [step["source"] for step in context] == ["system", "user", "user"]  # kept, for export
+
+
+@pytest.mark.parametrize("doc", [json.loads(ASKS.read_text()), ending_on_a_question(), behind_a_system_prompt()],
+                         ids=["claude-code-run", "ending-on-a-question", "behind-a-system-prompt"])
 def test_the_same_conversation_as_spans_and_as_atif_gives_the_same_turns_and_questions(tmp_path, doc):
     spans, atif = tmp_path / "spans.db", tmp_path / "atif.db"
     record_as_spans(doc, spans)

@@ -12,8 +12,9 @@ The mapping (docs/atif.md has the table):
   go with the turn it leads to, as explicit questions of that turn; a
   trajectory that ends on such steps keeps the last of them as a turn only
   when it asked the user something;
-- a turn's prompt is the ``user`` and ``system`` messages since the previous
-  turn, its response the agent's message, its token count
+- a turn's prompt is the latest ``user`` message since the previous turn (as
+  for spans: the user's latest message; a system prompt is not the user's
+  words), its response the agent's message, its token count
   ``prompt_tokens + completion_tokens`` of its own step; ``user``/``system``
   steps after the last turn become a last turn with no response, because a
   user message the agent never answered is still part of the conversation;
@@ -293,8 +294,10 @@ def _turn(
 ) -> TurnRecord:
     last = agent_step if agent_step is not None else context[-1]
     where = f"{origin}: step {last['step_id']}"
-    said = [s for s in context if s["source"] != "agent"]  # tool-call steps folded in say nothing to the user
-    prompt = "\n\n".join(message_text(s.get("message")) for s in said) if said else None
+    # The user's latest message, as for a turn recorded from spans: a system prompt is not
+    # the user's words, and the steps before it stay in extra.atif.context_steps.
+    said = [s for s in context if s["source"] == "user"]
+    prompt = message_text(said[-1].get("message")) if said else None
     response = None
     kept_agent_step = None
     if agent_step is not None:
