@@ -136,9 +136,11 @@ def _trajectory_attrs(k: int) -> dict:
 
 def _texts(k: int, i: int) -> tuple[str, str, str | None]:
     """Prompt, response and (one turn in four) a question, distinct for every (round, turn):
-    no cache on the writer's side answers for a text it has seen."""
+    no cache on the writer's side answers for a text it has seen, the questions found in a
+    response included (the tag goes inside each of them)."""
     tag = f"{k}.{i}"
-    response = f"{RESPONSES[i & 3]} (change {tag})"
+    base = RESPONSES[i & 3]
+    response = base.replace("?", f" (change {tag})?") if "?" in base else f"{base} (change {tag})"
     question = f"{QUESTION[:-1]} for change {tag}?" if i & 3 == 0 else None
     return f"{PROMPT} (request {tag})", response, question
 
