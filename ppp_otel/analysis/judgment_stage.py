@@ -110,8 +110,9 @@ class JudgmentStage:
         self._store_options = {**store_options, "must_exist": False}
         self.max_pending_turns = max_pending_turns
         # Given each batch of judged turns on the judge's thread (the Phoenix
-        # annotation sender queues them); it must not block.
-        self._on_judged = on_judged
+        # annotation sender queues them); they must not block. A tuple, replaced whole
+        # when one is added, so the judge's thread never sees it change under it.
+        self._listeners: tuple[Callable[[list[TurnRecord]], None], ...] = (on_judged,) if on_judged else ()
         self.analyzer = TurnAnalyzer(classifier, lookup=self._lookup, preference_judge=preference_judge)
         self._fresh()
         self.judged_turns = 0
@@ -315,10 +316,16 @@ class JudgmentStage:
             self._connection().store_judged(turns, at_end, self.judge)
         self._tell_judged(turns)
 
+    def add_listener(self, on_judged: Callable[[list[TurnRecord]], None]) -> None:
+        """Also give ``on_judged`` each batch of judged turns from now on."""
+        self._listeners = (*self._listeners, on_judged)
+
     def _tell_judged(self, turns: list[TurnRecord]) -> None:
-        if self._on_judged is not None and turns:
+        if not turns:
+            return
+        for listener in self._listeners:
             try:
-                self._on_judged(turns)
+                listener(turns)
             except Exception:
                 self.judge_errors += 1
                 logger.exception("ppp-otel: on_judged failed")
