@@ -87,6 +87,21 @@ def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int, E
 
 # --- the stage -------------------------------------------------------------------------
 
+class JudgedListeners:
+    """Who is given each batch of judged turns, on the judge's thread (the Phoenix annotation
+    sender queues them: none may block). A tuple, replaced whole when one is added, so the
+    judge's thread never sees it change under it."""
+
+    def __init__(self, first: Callable[[list[TurnRecord]], None] | None = None):
+        self._all: tuple[Callable[[list[TurnRecord]], None], ...] = (first,) if first else ()
+
+    def add(self, listener: Callable[[list[TurnRecord]], None]) -> None:
+        self._all = (*self._all, listener)
+
+    def __iter__(self):
+        return iter(self._all)
+
+
 class JudgmentStage:
     """Judges written turns on its own thread; the recorder hands it each written batch.
 
@@ -109,10 +124,8 @@ class JudgmentStage:
         # The backend's options (for SQLite: wal, busy_timeout_ms, connection_hook).
         self._store_options = {**store_options, "must_exist": False}
         self.max_pending_turns = max_pending_turns
-        # Given each batch of judged turns on the judge's thread (the Phoenix
-        # annotation sender queues them); they must not block. A tuple, replaced whole
-        # when one is added, so the judge's thread never sees it change under it.
-        self._listeners: tuple[Callable[[list[TurnRecord]], None], ...] = (on_judged,) if on_judged else ()
+        # Given each batch of judged turns (see JudgedListeners); more can be added later.
+        self.listeners = JudgedListeners(on_judged)
         self.analyzer = TurnAnalyzer(classifier, lookup=self._lookup, preference_judge=preference_judge)
         self._fresh()
         self.judged_turns = 0
@@ -316,14 +329,8 @@ class JudgmentStage:
             self._connection().store_judged(turns, at_end, self.judge)
         self._tell_judged(turns)
 
-    def add_listener(self, on_judged: Callable[[list[TurnRecord]], None]) -> None:
-        """Also give ``on_judged`` each batch of judged turns from now on."""
-        self._listeners = (*self._listeners, on_judged)
-
     def _tell_judged(self, turns: list[TurnRecord]) -> None:
-        if not turns:
-            return
-        for listener in self._listeners:
+        for listener in self.listeners if turns else ():
             try:
                 listener(turns)
             except Exception:
