@@ -121,6 +121,15 @@ def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: 
     return base_url(env.get("PHOENIX_COLLECTOR_ENDPOINT") or settings.endpoint or PHOENIX_DEFAULT_ENDPOINT)
 
 
+def phoenix_rest_url(phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]) -> str | None:
+    """Phoenix's REST API for the Phoenix that ``register(phoenix=...)`` forwards to; None when it forwards nowhere."""
+    forwarding = phoenix_exporter_settings(phoenix, settings, env)
+    if forwarding is None:
+        return None
+    protocol, endpoint, _ = forwarding
+    return _annotation_url(protocol, endpoint, settings, env)
+
+
 def phoenix_processors(
     phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str],
     *, shutdown_timeout_s: float = 1.0,
