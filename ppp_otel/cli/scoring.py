@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.cli._output import (
-    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, print_columns, print_json, print_table, score_decimals,
+    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, limit_type, print_columns, print_json, print_table,
+    score_decimals,
 )
 from ppp_otel.storage import display_name
 
@@ -109,7 +110,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "consensus-history", parents=[common], help="stored consensus runs of a spec, newest first"
     )
     p.add_argument("--spec", metavar="S", required=True, help="the spec id")
-    p.add_argument("--limit", metavar="N", type=int, help="at most N runs")
+    p.add_argument("--limit", metavar="N", type=limit_type("runs"), help="at most N runs (N >= 1; default: all)")
     _add_stage_and_run(p, "only consensus runs that judged this")
     p.set_defaults(func=history)
 
