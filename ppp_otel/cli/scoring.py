@@ -280,7 +280,9 @@ def run_consensus(args: argparse.Namespace) -> int:
                            stage=args.stage, run_id=args.run,
                            rewards=args.rewards or rewards_profile(config))
     deadline = time.monotonic() + args.wait
-    project = _span_project(args, result, config, args.wait) if _sends_spans(args, config) else None
+    # Waited for only when annotating (--wait is for that); else one look, not a slower command.
+    project = (_span_project(args, result, config, args.wait if args.phoenix else 0.0)
+               if _sends_spans(args, config) else None)
     annotations = _publish(args, result, config, project, deadline) if args.phoenix else None
     if annotations is None and project is not None:
         _emit_span(args, result, config, project)
