@@ -19,16 +19,17 @@ PPP_OTEL = os.path.join(os.path.dirname(sys.executable), "ppp-otel")
 
 
 class IngestProcess:
-    def __init__(self, db: Path, *extra: str):
+    def __init__(self, db: Path, *extra: str, capture_output: bool = False):
         self.db = db
         self.extra = extra
+        self.capture_output = capture_output
         self.process: subprocess.Popen | None = None
 
     def start(self) -> IngestProcess:
         self.log = open(Path(self.db).with_suffix(".log"), "a")
         self.process = subprocess.Popen(
             [PPP_OTEL, "ingest", "--db", str(self.db), "--port", "0", "--grpc-port", "0", *self.extra],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            stderr=subprocess.PIPE, stdout=subprocess.PIPE if self.capture_output else subprocess.DEVNULL, text=True,
         )
         seen = []
         while True:  # log lines (pending spans found at startup) may come first
@@ -53,6 +54,18 @@ class IngestProcess:
                 self.process.wait()
             self.process.stderr.close()
             self.log.close()
+
+    def finish(self, timeout_s: float = 30) -> tuple[int, str, str]:
+        """SIGTERM, then its exit status, its stdout (with ``capture_output``) and the rest of its stderr."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.process.communicate(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.log.close()
+        return self.process.returncode, out or "", err or ""
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

@@ -407,3 +407,15 @@ def test_status_and_migrate_json_name_the_database_db_path_as_every_command_does
     assert status["db_path"] == migrated["db_path"] == cleanup["db_path"]
     # "path", their earlier name for it, stays for the scripts that read it.
     assert status["path"] == migrated["path"] == status["db_path"]
+
+
+@pytest.mark.parametrize("command", [("trajectories",), ("consensus-history", "--spec", "spec-a")])
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_a_limit_below_one_is_a_usage_error_saying_to_leave_it_out_for_all(tmp_path, command, limit):
+    done = subprocess.run(
+        [_console_script(), *command, "--db", str(tmp_path / "runs.db"), "--limit", limit],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"argument --limit: must be at least 1: {limit} (leave --limit out for all " in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs.db").exists()

@@ -146,3 +146,29 @@ def test_the_consensus_command_sends_its_span_to_the_phoenix_tracing_forwards_to
     assert "annotations" not in data  # annotating is --phoenix's
     spans = wait_for_spans(phoenix, project, "ppp.consensus", 1)
     assert [s["context"]["span_id"] for s in spans] == [data["span_id"]]
+
+
+def _ppp_otel(*args: str, cwd) -> "subprocess.CompletedProcess":
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PPP_OTEL_", "PHOENIX_", "OTEL_"))}
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ppp-otel"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_consensus_without_project_sends_its_span_to_the_project_its_trajectories_are_in(phoenix, tmp_path):
+    project = f"demo-{uuid.uuid4().hex[:8]}"
+    db = str(tmp_path / "demo.db")
+    recorded = _ppp_otel("demo", "--db", db, "--phoenix", phoenix.url, "--project", project, "--json", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    done = _ppp_otel("consensus", "--db", db, "--spec", "demo-fix-flaky-test", "--phoenix", phoenix.url,
+                     "--wait", "30", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["phoenix_project"] == project
+    deadline = time.monotonic() + 30
+    while data["span_id"] not in [s["context"]["span_id"] for s in wait_for_spans(phoenix, project, "ppp.consensus", 1)]:
+        assert time.monotonic() < deadline, f"the ppp.consensus span is not in project {project}"
+        time.sleep(0.3)

@@ -218,9 +218,7 @@ def _model_calls(tmp_path, caplog, monkeypatch, *contents: dict) -> list[str]:
     import logging
 
     from ppp_otel.capture import processor
-    from ppp_otel.logs import LogLimiter
 
-    monkeypatch.setattr(processor, "_no_content", LogLimiter.once(processor.logger))
     caplog.set_level(logging.WARNING, logger=processor.logger.name)
     pipeline = Pipeline(tmp_path / "t.db")
     with ppp_otel.trajectory("s", "a", tracer_provider=pipeline.provider):
@@ -242,3 +240,16 @@ def test_model_calls_recorded_without_message_content_are_warned_about_once_nami
 def test_model_calls_with_their_content_are_not_warned_about(tmp_path, caplog, monkeypatch):
     messages = {"gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}])}
     assert _model_calls(tmp_path, caplog, monkeypatch, messages) == []
+
+
+def test_model_calls_recorded_without_message_content_are_counted_by_instrumentation_in_the_stats(tmp_path):
+    pipeline = Pipeline(tmp_path / "t.db")
+    (recorder,) = [p for p in pipeline.provider._active_span_processor._span_processors
+                   if isinstance(p, ppp_otel.TrajectorySpanProcessor)]
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipeline.provider):
+        for _ in range(2):
+            with pipeline.tracer.start_as_current_span("chat m", attributes={"gen_ai.operation.name": "chat"}):
+                pass
+    pipeline.spans()
+    assert recorder.stats["turns_without_content"] == 2
+    assert recorder.stats["turns_without_content_by_instrumentation"] == {"test-instrumentation": 2}

@@ -407,3 +407,21 @@ def test_a_commit_waiter_whose_event_loop_has_closed_is_woken_without_raising():
     loop.close()  # the server stopped while the request waited
     waiter.set()  # on the writer thread, which must not die of it
     assert waiter.event.is_set()
+
+
+def test_a_model_call_without_content_that_waited_across_a_restart_is_counted_under_its_instrumentation(db_path):
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with ppp_otel.trajectory("spec-1", "agent-a", tracer_provider=provider):
+        with provider.get_tracer("some-instrumentation").start_as_current_span(
+                "chat m", attributes={"gen_ai.operation.name": "chat"}):
+            pass
+    provider.shutdown()
+    call, trajectory = memory.get_finished_spans()
+    with IngestServer(db_path, port=0) as first:  # the call waits for its trajectory in pending_spans
+        post(traces_url(first), body_of([call]), PROTOBUF)
+    with IngestServer(db_path, port=0) as second:  # a restart: read back from the database
+        post(traces_url(second), body_of([trajectory]), PROTOBUF)
+        stats = second.stats
+    assert stats["turns_without_content_by_instrumentation"] == {"some-instrumentation": 1}

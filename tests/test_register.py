@@ -159,3 +159,52 @@ with ppp_otel.trajectory("s", "after", tracer_provider=provider):
 """, tmp_path)
     assert done.returncode == 0, done.stderr
     assert _turns(tmp_path) == [("after", 1)]
+
+
+def _span_annotations(phoenix, project: str, span_id: str) -> list[dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"{phoenix.url}/v1/projects/{project}/span_annotations?span_ids={span_id}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())["data"]
+    except urllib.error.HTTPError:  # the span is not there yet
+        return []
+
+
+@pytest.mark.needs_phoenix
+def test_register_called_again_to_add_phoenix_sends_the_judgments_of_the_first_calls_recorder(tmp_path, phoenix):
+    import uuid
+
+    from support import wait_for
+
+    project = f"again-{uuid.uuid4().hex[:10]}"
+    done = _run(f"""
+ppp_otel.register(project_name={project!r})                       # a cell that records
+provider = ppp_otel.register(phoenix={phoenix.url!r}, project_name={project!r})   # a cell that adds Phoenix
+with ppp_otel.trajectory("s", "agent"):
+    with ppp_otel.turn("The upload test fails one run in ten.") as t:
+        t.respond("Could you grep the CI logs for the failing request id?")
+provider.shutdown()
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    with closing(sqlite3.connect(tmp_path / "ppp_trajectories.db")) as conn:
+        (span_id,) = conn.execute("SELECT span_id FROM trajectory_turns").fetchone()
+    found = wait_for(lambda: _span_annotations(phoenix, project, span_id) or None, timeout_s=40) or []
+    assert {a["name"] for a in found} >= {"ppp.questions", "ppp.violations"}
+
+
+def test_register_called_again_with_another_phoenix_project_says_where_the_spans_go(tmp_path):
+    from support import free_port
+
+    done = _run(f"""
+import logging
+logging.basicConfig()
+ppp_otel.register(project_name="first")
+ppp_otel.register(phoenix="http://127.0.0.1:{free_port()}", project_name="second").shutdown()
+""", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "spans go to Phoenix project 'first', not 'second'" in done.stderr
+    assert "before the provider is created" in done.stderr

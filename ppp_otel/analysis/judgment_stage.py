@@ -87,6 +87,21 @@ def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int, E
 
 # --- the stage -------------------------------------------------------------------------
 
+class JudgedListeners:
+    """Who is given each batch of judged turns, on the judge's thread (the Phoenix annotation
+    sender queues them: none may block). A tuple, replaced whole when one is added, so the
+    judge's thread never sees it change under it."""
+
+    def __init__(self, first: Callable[[list[TurnRecord]], None] | None = None):
+        self._all: tuple[Callable[[list[TurnRecord]], None], ...] = (first,) if first else ()
+
+    def add(self, listener: Callable[[list[TurnRecord]], None]) -> None:
+        self._all = (*self._all, listener)
+
+    def __iter__(self):
+        return iter(self._all)
+
+
 class JudgmentStage:
     """Judges written turns on its own thread; the recorder hands it each written batch.
 
@@ -109,9 +124,8 @@ class JudgmentStage:
         # The backend's options (for SQLite: wal, busy_timeout_ms, connection_hook).
         self._store_options = {**store_options, "must_exist": False}
         self.max_pending_turns = max_pending_turns
-        # Given each batch of judged turns on the judge's thread (the Phoenix
-        # annotation sender queues them); it must not block.
-        self._on_judged = on_judged
+        # Given each batch of judged turns (see JudgedListeners); more can be added later.
+        self.listeners = JudgedListeners(on_judged)
         self.analyzer = TurnAnalyzer(classifier, lookup=self._lookup, preference_judge=preference_judge)
         self._fresh()
         self.judged_turns = 0
@@ -316,9 +330,9 @@ class JudgmentStage:
         self._tell_judged(turns)
 
     def _tell_judged(self, turns: list[TurnRecord]) -> None:
-        if self._on_judged is not None and turns:
+        for listener in self.listeners if turns else ():
             try:
-                self._on_judged(turns)
+                listener(turns)
             except Exception:
                 self.judge_errors += 1
                 logger.exception("ppp-otel: on_judged failed")

@@ -26,8 +26,8 @@ from ppp_otel.capture import api as instrument
 from ppp_otel.capture import numbering
 from ppp_otel.config.settings import default_db_path
 from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
+from ppp_otel.dialects.content import ContentlessCalls
 from ppp_otel.dialects.resolve import Step, TurnResolver
-from ppp_otel.logs import LogLimiter
 from ppp_otel.recorder import Recorder
 from ppp_otel.records import (
     TrajectoryRecord,
@@ -41,10 +41,6 @@ from ppp_otel.records import (
 )
 
 logger = logging.getLogger(__name__)
-
-# A model call with neither prompt nor reply: its instrumentation records no message content
-# (several do not unless told to). Said once per instrumentation, not once per turn.
-_no_content = LogLimiter.once(logger)
 
 # Spans started inside trajectories and never ended (an abandoned stream) must
 # not grow the membership map without bound: past this, the oldest is forgotten.
@@ -92,6 +88,9 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         self._open: dict[int, _Member] = {}
         self.forgotten_spans = 0
         self.question_tools = tuple(question_tools)
+        # A model call with neither prompt nor reply: its instrumentation records no message
+        # content (several do not unless told to). Said once per instrumentation, and counted.
+        self.contentless = ContentlessCalls(logger)
         # One model call traced twice is one turn; a step that only calls tools
         # goes with the turn it leads to (writer thread only).
         self._resolver = TurnResolver()
@@ -109,10 +108,14 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         counts trajectories (a trajectory's start and end are one; its end is one of the
         ``trajectory_updates``); ``enqueued`` plus
         ``dropped`` is everything offered; of the enqueued, those not written are
-        ``rejected`` or, when the file stayed unwritable at shutdown, ``lost_at_shutdown``."""
+        ``rejected`` or, when the file stayed unwritable at shutdown, ``lost_at_shutdown``;
+        ``turns_without_content`` counts model calls stored with no prompt or response (their
+        instrumentation records no message content), by instrumentation in
+        ``turns_without_content_by_instrumentation``."""
         return self.stats_dict(
             forgotten_spans=self.forgotten_spans,
             duplicate_calls=self._resolver.duplicates, tool_steps_folded=self._resolver.folded,
+            **self.contentless.stats(),
         )
 
     @property
@@ -229,14 +232,9 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         candidate = candidate_of(span.name, attrs, events, self.question_tools)
         if candidate is None:
             return None  # its kind, set at its end, says it is no model call
-        if numbered is None and not (candidate.prompt or candidate.response or candidate.tool_calls):
-            scope = getattr(getattr(span, "instrumentation_scope", None), "name", None) or "an instrumentation"
-            _no_content(
-                "ppp-otel: model calls traced by %s carry no message content, so their turns are stored "
-                "without prompt or response; turn its content capture on (README, \"Agents already "
-                "instrumented\": e.g. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY for "
-                "opentelemetry-instrumentation-openai-v2)", scope, key=scope,
-            )
+        if numbered is None:  # a turn() span leaves out what it chooses to
+            scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+            self.contentless.check(span.name, scope, candidate)
         trajectory = self._keys.get(ids)
         if trajectory is None:  # every turn of a trajectory shares its key: formatted once
             if len(self._keys) >= _MAX_KEYS:

@@ -121,6 +121,15 @@ def _annotation_url(protocol: str, endpoint: str, settings: PhoenixConfig, env: 
     return base_url(env.get("PHOENIX_COLLECTOR_ENDPOINT") or settings.endpoint or PHOENIX_DEFAULT_ENDPOINT)
 
 
+def phoenix_rest_url(phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]) -> str | None:
+    """Phoenix's REST API for the Phoenix that ``register(phoenix=...)`` forwards to; None when it forwards nowhere."""
+    forwarding = phoenix_exporter_settings(phoenix, settings, env)
+    if forwarding is None:
+        return None
+    protocol, endpoint, _ = forwarding
+    return _annotation_url(protocol, endpoint, settings, env)
+
+
 def phoenix_processors(
     phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str],
     *, shutdown_timeout_s: float = 1.0,
@@ -162,6 +171,22 @@ def _otlp_exporter(protocol: str, endpoint: str, headers: dict[str, str], *, tim
 # the Phoenix it forwards to), so that calling it again (a notebook cell run twice) adds
 # nothing twice to the one provider OpenTelemetry lets be global.
 _added: "weakref.WeakKeyDictionary[TracerProvider, dict[tuple, SpanProcessor]]" = weakref.WeakKeyDictionary()
+# Annotation senders already given a recorder's judgments: each gets them from one recorder.
+_fed: "weakref.WeakSet[SpanProcessor]" = weakref.WeakSet()
+
+
+def _feed_judgments(added: dict[tuple, SpanProcessor]) -> None:
+    """Give every Phoenix annotation sender on a provider the judgments of the first live
+    recorder on it, whichever call added which: a notebook that first records, then adds
+    Phoenix, gets its turns' annotations too. One recorder per sender: two databases
+    recording the same spans would send the same annotations twice."""
+    recorders = [p for key, p in added.items() if key[0] == "trajectories" and not p.stopped]
+    if not recorders:
+        return
+    for key, sender in added.items():
+        if key[0] == "annotations" and sender not in _fed:
+            recorders[0].add_judged_listener(sender.judged)
+            _fed.add(sender)
 
 
 def _global_provider() -> TracerProvider | None:
@@ -204,6 +229,8 @@ def register(
     With ``set_global`` and no ``tracer_provider``, a global SDK provider set before (by an
     earlier call, or by your code) is added to rather than replaced (OpenTelemetry keeps the
     first one); a call with the database or the Phoenix of an earlier one adds nothing for it.
+    Phoenix added by a later call gets the judgments of the recorder an earlier call added;
+    its project stays the provider's (a warning says so when another was asked for).
     """
     env = environ(env)
     if not isinstance(config, Config):
@@ -249,8 +276,6 @@ def register(
             wal=settings.enable_wal,
             busy_timeout_ms=settings.busy_timeout_ms,
             classifier=classifier,
-            # Each turn's judgment goes to Phoenix as span annotations.
-            on_judged=annotations.judged if annotations is not None else None,
             question_tools=settings.question_tools,
             preference_judge=preference_judge,
         )
@@ -278,8 +303,21 @@ def register(
         # After the forwarder: at shutdown the last spans leave before their annotations.
         tracer_provider.add_span_processor(annotations)
         added[phoenix_key] = forwarder
+        added[("annotations", *phoenix_key[1:])] = annotations
+        # Phoenix files spans under the provider's resource, fixed when it was made.
+        resource = getattr(tracer_provider, "resource", None)
+        sent_to = (resource.attributes.get(PROJECT_NAME_ATTRIBUTE) if resource is not None else None) or "default"
+        if sent_to != project:
+            logger.warning(
+                "ppp-otel: spans go to Phoenix project %r, not %r: the project is part of the TracerProvider's "
+                "resource, set when it was created (by the first register() call, or by your code); pass "
+                "project_name=%r, or set PHOENIX_PROJECT_NAME, before the provider is created", sent_to, project,
+                project)
+            project = sent_to
         logger.info("ppp-otel: forwarding spans and judgments to Phoenix at %s, project %s",
                     annotations.url, project)
+    # Each turn's judgment goes to Phoenix as span annotations.
+    _feed_judgments(added)
 
     instrument.set_tracer_provider(tracer_provider)
     if set_global and trace.get_tracer_provider() is not tracer_provider:

@@ -218,6 +218,12 @@ def print_fields(fields: Mapping[str, Any], *, file: TextIO | None = None, inden
             print(f"{pad}{str(key).ljust(width)}  {cell(value, None)}", file=out)
 
 
+def limit_type(what: str):
+    """``--limit N``: at most N ``what``, N >= 1; every one is --limit left out (a limit of 0
+    would list nothing, which no one asks for)."""
+    return int_at_least(1, f"leave --limit out for all {what}")
+
+
 #: Wrapped text is no wider than this even in a wide terminal: longer lines are hard to read.
 MAX_TEXT_WIDTH = 100
 
@@ -412,8 +418,9 @@ def progress(label: str, total: int | None = None, *, json_output: bool = False)
     return Progress(label, total, enabled=not json_output)
 
 
-def int_at_least(minimum: int):
-    """An argparse type: a whole number no smaller than ``minimum``."""
+def int_at_least(minimum: int, hint: str | None = None):
+    """An argparse type: a whole number no smaller than ``minimum``; ``hint`` ends the
+    error (what to do instead)."""
 
     def parse(text: str) -> int:
         try:
@@ -421,7 +428,7 @@ def int_at_least(minimum: int):
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text}")
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text}" + (f" ({hint})" if hint else ""))
         return value
 
     return parse

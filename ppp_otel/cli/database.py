@@ -12,8 +12,8 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
-    PROG, add_stage_column, columns_of, fail, human_size, int_at_least, print_columns, print_fields, print_json,
-    print_table, print_wrapped, score_decimals, text_width,
+    PROG, add_stage_column, columns_of, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
+    print_json, print_table, print_wrapped, score_decimals, text_width,
 )
 from ppp_otel.storage import display_name, open_store
 
@@ -34,7 +34,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", metavar="A", help="only this agent")
     p.add_argument("--run", metavar="R", help="only this run id")
     p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
-    p.add_argument("--limit", metavar="N", type=int_at_least(0), help="at most N trajectories")
+    p.add_argument("--limit", metavar="N", type=limit_type("trajectories"),
+                   help="at most N trajectories (N >= 1; default: all)")
     p.add_argument("--offset", metavar="N", type=int_at_least(0), default=0, help="skip the first N")
     p.set_defaults(func=trajectories)
 

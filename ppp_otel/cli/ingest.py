@@ -116,9 +116,12 @@ def ingest(args: argparse.Namespace) -> int:
     if args.json:
         print_json(stats)
     else:
-        print_fields({k: v for k, v in stats.items() if k in (
+        summary = {k: v for k, v in stats.items() if k in (
             "received_spans", "rejected_spans", "pending_spans", "written_trajectories", "written_turns",
-            "duplicates", "dropped", "rejected", "lost_at_shutdown", "db_path")}, file=sys.stderr)
+            "duplicates", "dropped", "rejected", "lost_at_shutdown", "turns_without_content", "db_path")}
+        if stats.get("turns_without_content"):  # which instrumentations to turn content capture on for
+            summary["turns_without_content_by_instrumentation"] = stats["turns_without_content_by_instrumentation"]
+        print_fields(summary, file=sys.stderr)
     lost = stats.get("lost_at_shutdown", 0)
     if lost:
         # A supervisor must see it in the exit status, not only in the summary.

@@ -10,12 +10,14 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.cli._output import (
-    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, print_columns, print_json, print_table, score_decimals,
+    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, limit_type, print_columns, print_json, print_table,
+    score_decimals,
 )
 from ppp_otel.storage import display_name
 
@@ -92,7 +94,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--project", metavar="NAME",
-        help="Phoenix project for the consensus span (default: the config's project_name)",
+        help="Phoenix project for the consensus span (default: the project the judged trajectories' "
+        "spans are in, found through Phoenix's REST API; else the config's project_name)",
     )
     p.add_argument(
         "--wait", metavar="S", type=float, default=10.0,
@@ -107,7 +110,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "consensus-history", parents=[common], help="stored consensus runs of a spec, newest first"
     )
     p.add_argument("--spec", metavar="S", required=True, help="the spec id")
-    p.add_argument("--limit", metavar="N", type=int, help="at most N runs")
+    p.add_argument("--limit", metavar="N", type=limit_type("runs"), help="at most N runs (N >= 1; default: all)")
     _add_stage_and_run(p, "only consensus runs that judged this")
     p.set_defaults(func=history)
 
@@ -200,7 +203,27 @@ def _sends_spans(args: argparse.Namespace, config: Any) -> bool:
     return args.phoenix is not None or phoenix_exporter_settings(None, config.phoenix, environ()) is not None
 
 
-def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any) -> None:
+def _span_project(args: argparse.Namespace, result: ConsensusResult, config: Any, wait_s: float) -> str:
+    """The Phoenix project for the ``ppp.consensus`` span: ``--project``, else the one holding
+    the judged trajectories' spans (where a person looking at them looks: ``demo --phoenix``
+    records into ``ppp-otel-demo``), else the one tracing would use (``PHOENIX_PROJECT_NAME``,
+    the config's ``project_name``)."""
+    from ppp_otel.capture.register import phoenix_project_name, phoenix_rest_url
+    from ppp_otel.config.settings import environ
+    from ppp_otel.publish.phoenix_projects import project_of_spans
+
+    env = environ()
+    if args.project:
+        return args.project
+    url = phoenix_rest_url(args.phoenix, config.phoenix, env)
+    found = None
+    if url is not None:
+        found = project_of_spans(url, [t.span_id for t in result.trajectories if t.span_id],
+                                 api_key=config.phoenix.api_key or None, wait_s=wait_s)
+    return found or phoenix_project_name(None, config.phoenix, env)
+
+
+def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any, project: str) -> None:
     """The consensus span, exported before this returns (so before any annotation is posted)."""
     from ppp_otel import register as register_tracing
     from ppp_otel.publish.consensus_span import emit_consensus_span
@@ -208,7 +231,7 @@ def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any) -
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
-                                phoenix=args.phoenix, project_name=args.project, set_global=False)
+                                phoenix=args.phoenix, project_name=project, set_global=False)
     try:
         if result.consensus_id is not None:
             emit_consensus_span(result, tracer_provider=provider, store=args.db)
@@ -218,15 +241,16 @@ def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any) -
         provider.shutdown()
 
 
-def _publish(args: argparse.Namespace, result: ConsensusResult) -> dict[str, Any]:
+def _publish(args: argparse.Namespace, result: ConsensusResult, config: Any, project: str,
+             deadline: float) -> dict[str, Any]:
     """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
     from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
-    from ppp_otel.config.settings import process_config
 
-    config = args.settings or process_config()
-    _emit_span(args, result, config)
+    _emit_span(args, result, config, project)
     api_key = config.phoenix.api_key or None  # PHOENIX_API_KEY, else the file's (load_config's rule)
-    summary = annotate_consensus(result, args.phoenix, api_key=api_key, wait_s=args.wait)
+    # One --wait for finding the project and annotating: spans Phoenix lacks are not waited for twice.
+    summary = annotate_consensus(result, args.phoenix, api_key=api_key,
+                                 wait_s=max(0.0, deadline - time.monotonic()))
     for _, message in summary.failed:
         print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
     if any(NOT_IN_PHOENIX in message for _, message in summary.failed):
@@ -255,13 +279,19 @@ def run_consensus(args: argparse.Namespace) -> int:
                            agents=args.agents, store=not args.no_store, config=config,
                            stage=args.stage, run_id=args.run,
                            rewards=args.rewards or rewards_profile(config))
-    annotations = _publish(args, result) if args.phoenix else None
-    if annotations is None and _sends_spans(args, config):
-        _emit_span(args, result, config)
+    deadline = time.monotonic() + args.wait
+    # Waited for only when annotating (--wait is for that); else one look, not a slower command.
+    project = (_span_project(args, result, config, args.wait if args.phoenix else 0.0)
+               if _sends_spans(args, config) else None)
+    annotations = _publish(args, result, config, project, deadline) if args.phoenix else None
+    if annotations is None and project is not None:
+        _emit_span(args, result, config, project)
     # Nothing annotated at all is a failure a script must see.
     status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
     if args.json:
         data = result.to_dict()
+        if project is not None:
+            data["phoenix_project"] = project  # where the ppp.consensus span went
         if annotations is not None:
             data["annotations"] = annotations
         print_json(data)
@@ -271,6 +301,8 @@ def run_consensus(args: argparse.Namespace) -> int:
     _print_result(result)
     if result.warning:
         print(f"note: {result.warning}")
+    if project is not None:
+        print(f"Phoenix: ppp.consensus span sent to project {project}")
     if annotations is not None:
         print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session), "
               f"{len(annotations['failed'])} failed")

@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Sequence
 
 from ppp_otel import conventions as c
 from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
+from ppp_otel.dialects.content import ContentlessCalls
 from ppp_otel.dialects.resolve import Step, TurnResolver
 from ppp_otel.ingest.wire import OtlpSpan
 from ppp_otel.records import (
@@ -117,6 +118,8 @@ class TrajectoryAssembler:
         self.orphans = 0  # turns that left memory still waiting (they stay in pending_spans)
         self.expired = 0  # every held span that left memory, turns or not
         self._log_orphan = LogLimiter(logger)
+        # Model calls sent without message content: said once per instrumentation, as in process.
+        self.contentless = ContentlessCalls(logger, "ppp-otel ingest", remote=True)
 
     # ------------------------------------------------------------------ input
 
@@ -236,6 +239,7 @@ class TrajectoryAssembler:
                 candidate = candidate_of(span.name, attrs, span.events, self.question_tools)
                 if candidate is None:
                     return owner
+                self.contentless.check(span.name, span.scope, candidate, span.resource.get("service.name"))
                 record = turn_record(
                     span.trace_id, span.span_id, owner.trajectory, attrs, span.events,
                     start_ns=span.start_ns, end_ns=span.end_ns, candidate=candidate,

@@ -326,6 +326,7 @@ class SpanIngest:
             "pending_turns_out_of_memory": a.orphans,
             "purged_pending_turns": self.purged_turns,
             "claimed_spans": self.claimed_spans,
+            **a.contentless.stats(),
             **self.processor.stats,
         }
 

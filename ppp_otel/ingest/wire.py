@@ -224,6 +224,7 @@ class OtlpSpan:
     start_ns: int | None
     end_ns: int | None
     resource: Mapping[str, Any]
+    scope: str | None = None  # the instrumentation scope's name: which instrumentation made it
 
 
 def spans(request: ExportTraceServiceRequest) -> Iterator[OtlpSpan | str]:
@@ -231,6 +232,7 @@ def spans(request: ExportTraceServiceRequest) -> Iterator[OtlpSpan | str]:
     for resource_spans in request.resource_spans:
         resource = key_values(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name or None
             for span in scope_spans.spans:
                 if len(span.trace_id) != 16 or not any(span.trace_id):
                     yield f"span {span.name!r}: trace id must be 16 non-zero bytes, got {len(span.trace_id)} bytes"
@@ -252,6 +254,7 @@ def spans(request: ExportTraceServiceRequest) -> Iterator[OtlpSpan | str]:
                     start_ns=span.start_time_unix_nano or None,
                     end_ns=span.end_time_unix_nano or None,
                     resource=resource,
+                    scope=scope,
                 )
 
 

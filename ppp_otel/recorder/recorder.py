@@ -84,6 +84,11 @@ class Recorder:
             taken += put((RECORD, record), force=force)
         return taken
 
+    def add_judged_listener(self, on_judged: Callable[[list], None]) -> None:
+        """Also give ``on_judged`` each batch of judged turns from now on, as the
+        ``on_judged`` argument is given them (on the judge's thread; it must not block)."""
+        self.sink.judgment.listeners.add(on_judged)
+
     def when_written(self, waiter: Any) -> None:
         """Call ``waiter.set()`` from the writer thread once everything queued so far is
         committed (see :meth:`QueueEngine.when_done`)."""

@@ -120,3 +120,48 @@ def test_two_instrumentors_on_one_openai_client_record_each_call_once(llm, recor
     spans = recording.memory.get_finished_spans()
     assert len([s for s in spans if s.name in ("openai.chat", "ChatCompletion")]) == 2 * len(SCRIPT)
     assert_recorded_by_every_path(recording, tmp_path)
+
+
+def test_ppp_otel_ingest_says_once_which_instrumentation_sent_model_calls_without_message_content(
+        llm, tmp_path, monkeypatch):
+    import json
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    import ppp_otel
+    from ingest_process import IngestProcess
+
+    v2 = pytest.importorskip("opentelemetry.instrumentation.openai_v2")
+    # Its defaults: no message content on the spans.
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    ingest = IngestProcess(tmp_path / "ingest.db", "--json", capture_output=True).start()
+    try:
+        # Another process's agent, exporting its spans to ppp-otel ingest over OTLP/HTTP.
+        provider = TracerProvider(resource=Resource.create({"service.name": "billing-agent"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(f"{ingest.url}/v1/traces", timeout=10)))
+        instrumentor = v2.OpenAIInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            llm.script(*SCRIPT)
+            with ppp_otel.trajectory("spec-1", "agent-a", tracer_provider=provider):
+                openai_chat_agent(openai_client(llm))
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+    finally:
+        status, out, err = ingest.finish()
+    assert status == 0, err
+    warned = [line for line in err.splitlines() if "carry no message content" in line]
+    assert len(warned) == 1, err
+    # openai-v2 traces through opentelemetry-util-genai, under the latter's scope name.
+    assert "traced by opentelemetry.util.genai.handler (service billing-agent)" in warned[0]
+    assert ("turn its content capture on in the process that sends them (set OTEL_SEMCONV_STABILITY_OPT_IN="
+            "gen_ai_latest_experimental and OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY") in warned[0]
+    stats = json.loads(out)
+    assert stats["turns_without_content_by_instrumentation"] == {
+        "opentelemetry.util.genai.handler": stats["turns_without_content"]}
+    assert stats["turns_without_content"] == stats["written_turns"] == len(SCRIPT)

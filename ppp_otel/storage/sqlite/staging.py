@@ -58,7 +58,7 @@ STAGING_RECORDS = (StagedSpan, Unstaged, Placed)
 def to_json(span: OtlpSpan) -> str:
     # ensure_ascii: a lone surrogate is kept as an escape, so the row is always storable.
     return json.dumps(
-        [span.name, span.attributes, span.events, span.start_ns, span.end_ns, dict(span.resource)],
+        [span.name, span.attributes, span.events, span.start_ns, span.end_ns, dict(span.resource), span.scope],
         separators=(",", ":"), default=str,
     )
 
@@ -68,9 +68,10 @@ def from_row(trace_id: str, span_id: str, parent_span_id: str | None, payload: s
     # reads or scores has no use for.
     from ppp_otel.ingest.wire import OtlpSpan
 
-    name, attributes, events, start_ns, end_ns, resource = json.loads(payload)
+    # Rows staged before the scope was kept have six items.
+    name, attributes, events, start_ns, end_ns, resource, *scope = json.loads(payload)
     return OtlpSpan(trace_id, span_id, parent_span_id, name, attributes,
-                    [(e[0], e[1]) for e in events], start_ns, end_ns, resource)
+                    [(e[0], e[1]) for e in events], start_ns, end_ns, resource, scope[0] if scope else None)
 
 
 _INSERT = """
