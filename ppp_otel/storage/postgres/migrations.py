@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError
-from ppp_otel.storage.base import TIME_COLUMNS, utc_rewrites
+from ppp_otel.storage.base import TIME_COLUMNS, redact_url, utc_rewrites
 
 try:
     import psycopg
@@ -36,14 +35,8 @@ NOW = """to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.
 _TEXT = 'TEXT COLLATE "C"'
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and ``status``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+#: The URL without its password (``user:password@`` or ``?password=``), for messages and ``status``.
+redact = redact_url
 
 
 def _v1_trajectories_and_turns(cur: Any) -> None:
