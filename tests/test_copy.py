@@ -82,3 +82,9 @@ def test_copy_refuses_a_missing_source_and_the_same_store(tmp_path, capsys):
     same = str(tmp_path / "t.db")
     assert main(["copy", "--from", same, "--to", same]) == 2
     assert "the same database" in capsys.readouterr().err
+
+
+def test_a_missing_source_named_by_from_gets_no_hint_about_the_default_database_name(tmp_path, capsys):
+    assert main(["copy", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "t.db")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.db: no such database file" in err and "the default name" not in err
