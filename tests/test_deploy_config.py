@@ -240,3 +240,12 @@ def test_the_replicas_collector_is_mounted_and_shares_the_token(compose, replica
     assert "${env:PPP_OTEL_INGEST_TOKEN}" in header
     for name in ("otel-collector-replicas", "ppp-ingest-replica"):
         assert "PPP_OTEL_INGEST_TOKEN" in compose["services"][name]["environment"]
+
+
+def test_the_balancer_queues_and_retries_so_a_batch_a_dead_replica_did_not_take_is_routed_again(replicas_collector):
+    balancer = replicas_collector["exporters"]["loadbalancing/ppp"]
+    assert balancer["retry_on_failure"]["enabled"] and balancer["sending_queue"]["enabled"]
+    # A per-replica queue would only retry the dead replica, and be lost with its exporter.
+    per_replica = balancer["protocol"]["otlp"]
+    assert per_replica["retry_on_failure"]["enabled"] is False
+    assert per_replica["sending_queue"]["enabled"] is False
