@@ -215,7 +215,8 @@ def test_the_replicas_write_the_postgres_service_database(compose):
     assert url.scheme == "postgresql" and url.hostname == "postgres" and url.port == 5432
     assert url.username == postgres["environment"]["POSTGRES_USER"]
     assert url.path.lstrip("/") == postgres["environment"]["POSTGRES_DB"]
-    assert url.password == postgres["environment"]["POSTGRES_PASSWORD"]  # the same ${...} default
+    assert url.password is None  # in PGPASSWORD, which libpq reads, so it needs no URL-encoding
+    assert replica["environment"]["PGPASSWORD"] == postgres["environment"]["POSTGRES_PASSWORD"]
     assert "--db" not in replica_command(compose)  # PPP_OTEL_DB names it
     assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert any(m.endswith(":/var/lib/postgresql/data") and m.split(":")[0] in compose["volumes"]
