@@ -110,3 +110,12 @@ def test_the_ingest_summary_names_the_store_without_its_password(postgres_url):
     server = IngestServer(with_password(postgres_url), port=0, grpc_port=None).start()
     server.stop()
     assert SECRET not in str(server.stats) and "postgres:***@" in server.stats["db_path"]
+
+
+def test_import_names_the_store_it_imported_into_without_its_password(postgres_url, capsys):
+    from pathlib import Path
+
+    atif = next((Path(__file__).parent / "data" / "atif").glob("*.json"))
+    assert main(["import", str(atif), "--db", with_password(postgres_url)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 1 document(s)" in out and SECRET not in out and "postgres:***@" in out
