@@ -119,3 +119,11 @@ def test_import_names_the_store_it_imported_into_without_its_password(postgres_u
     assert main(["import", str(atif), "--db", with_password(postgres_url)]) == 0
     out = capsys.readouterr().out
     assert "imported 1 document(s)" in out and SECRET not in out and "postgres:***@" in out
+
+
+def test_a_database_without_a_trajectory_store_is_answered_with_the_migrate_command_for_that_store(
+        postgres_url, capsys):
+    assert main(["status", "--db", postgres_url]) == 2
+    err = capsys.readouterr().err
+    # `migrate --create` alone would create the default SQLite file instead.
+    assert f"`ppp-otel migrate --create --db {postgres_url}` adds one" in err

@@ -306,7 +306,9 @@ def connect(
         if must_exist and current == 0 and conn.execute(
             "SELECT to_regclass('trajectories') IS NULL"
         ).fetchone()[0]:
-            raise DatabaseError(f"{shown}: no trajectory store in this database (run `ppp-otel migrate --create`)")
+            # The hint names the store: `migrate --create` alone would make the default SQLite file.
+            raise DatabaseError(f"{shown}: no trajectory store in this database "
+                                f"(`ppp-otel migrate --create --db {shown}` adds one)")
         if migrate_schema and not read_only:
             migrate(conn, path=url)
     except DatabaseError:
