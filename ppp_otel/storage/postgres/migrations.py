@@ -267,6 +267,13 @@ def migrate(conn: Any, *, path: str = "database") -> list[int]:
     return applied
 
 
+def describe(exc: Exception) -> str:
+    """A psycopg error in one line: the server's own message, without the statement
+    and caret psycopg adds after it; a connection failure as libpq says it."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    return primary or " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _require_psycopg() -> None:
     if psycopg is None:
         raise DatabaseError(
@@ -316,5 +323,5 @@ def connect(
         raise
     except psycopg.Error as exc:
         conn.close()
-        raise DatabaseError(f"{shown}: {exc}") from exc
+        raise DatabaseError(f"{shown}: {describe(exc)}") from exc
     return conn
