@@ -127,3 +127,19 @@ def test_a_database_without_a_trajectory_store_is_answered_with_the_migrate_comm
     err = capsys.readouterr().err
     # `migrate --create` alone would create the default SQLite file instead.
     assert f"`ppp-otel migrate --create --db {postgres_url}` adds one" in err
+
+
+def test_the_demo_on_a_store_named_by_ppp_otel_db_with_a_password_suggests_commands_that_need_no_db(
+        postgres_url, monkeypatch, capsys):
+    monkeypatch.setenv("PPP_OTEL_DB", with_password(postgres_url))
+    assert main(["demo"]) == 0
+    next_steps = capsys.readouterr().out.split("\nNext:\n", 1)[1]
+    assert "ppp-otel report --out report.html" in next_steps
+    assert "--db" not in next_steps and SECRET not in next_steps
+
+
+def test_the_demo_on_a_url_with_a_password_says_what_the_masked_part_is(postgres_url, capsys):
+    assert main(["demo", "--db", with_password(postgres_url)]) == 0
+    next_steps = capsys.readouterr().out.split("\nNext:\n", 1)[1]
+    assert f"ppp-otel show ID --db {with_password(postgres_url).replace(SECRET, '***')}" in next_steps
+    assert "*** is the URL's password" in next_steps and SECRET not in next_steps
