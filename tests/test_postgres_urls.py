@@ -143,3 +143,14 @@ def test_the_demo_on_a_url_with_a_password_says_what_the_masked_part_is(postgres
     next_steps = capsys.readouterr().out.split("\nNext:\n", 1)[1]
     assert f"ppp-otel show ID --db {with_password(postgres_url).replace(SECRET, '***')}" in next_steps
     assert "*** is the URL's password" in next_steps and SECRET not in next_steps
+
+
+def test_a_failed_automatic_cleanup_is_logged_without_the_password(caplog):
+    from support import free_port
+    from ppp_otel.storage.sqlite.retention import ArchivalScheduler
+
+    url = f"postgresql://ppp:{SECRET}@127.0.0.1:{free_port()}/nowhere"  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="ppp_otel"):
+        assert ArchivalScheduler(url, retention_days=30, interval_s=3600).run_once() is None
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "automatic cleanup of postgresql://ppp:***@" in logged and SECRET not in logged
