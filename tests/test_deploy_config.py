@@ -250,3 +250,10 @@ def test_the_balancer_queues_and_retries_so_a_batch_a_dead_replica_did_not_take_
     per_replica = balancer["protocol"]["otlp"]
     assert per_replica["retry_on_failure"]["enabled"] is False
     assert per_replica["sending_queue"]["enabled"] is False
+
+
+def test_the_per_replica_exporter_waits_longer_than_ingest_takes_to_answer(replicas_collector):
+    from ppp_otel.ingest.receiver import DEFAULT_COMMIT_TIMEOUT_S
+
+    timeout = replicas_collector["exporters"]["loadbalancing/ppp"]["protocol"]["otlp"]["timeout"]
+    assert timeout.endswith("s") and float(timeout[:-1]) > DEFAULT_COMMIT_TIMEOUT_S
