@@ -252,8 +252,9 @@ def test_the_balancer_queues_and_retries_so_a_batch_a_dead_replica_did_not_take_
     assert per_replica["sending_queue"]["enabled"] is False
 
 
-def test_the_per_replica_exporter_waits_longer_than_ingest_takes_to_answer(replicas_collector):
+def test_the_exporters_to_ingest_wait_longer_than_ingest_takes_to_answer(collector, replicas_collector):
     from ppp_otel.ingest.receiver import DEFAULT_COMMIT_TIMEOUT_S
 
-    timeout = replicas_collector["exporters"]["loadbalancing/ppp"]["protocol"]["otlp"]["timeout"]
-    assert timeout.endswith("s") and float(timeout[:-1]) > DEFAULT_COMMIT_TIMEOUT_S
+    for timeout in (collector["exporters"]["otlphttp/ppp"]["timeout"],
+                    replicas_collector["exporters"]["loadbalancing/ppp"]["protocol"]["otlp"]["timeout"]):
+        assert timeout.endswith("s") and float(timeout[:-1]) > DEFAULT_COMMIT_TIMEOUT_S
