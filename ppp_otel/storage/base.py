@@ -34,9 +34,8 @@ _PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.I)
 def redact_url(url: str) -> str:
     """The URL without its password, for messages, logs and ``status``: the one in
     ``user:password@`` and a ``password=`` parameter (libpq takes either). Also
-    masks them in something that is almost a URL (``postgresql//user:pw@host``,
-    ``postgresql:/user:pw@host``),
-    since that is what a typo error prints back."""
+    masks them in what is almost a URL (``postgresql//user:pw@host``,
+    ``postgresql:/user:pw@host``), since that is what a typo's error prints back."""
     found = _NETLOC.match(url)
     if found:
         prefix, netloc, rest = found.groups()
