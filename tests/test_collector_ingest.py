@@ -35,10 +35,11 @@ from ppp_otel.ingest.server import IngestServer  # noqa: E402
 class RotelCollector:
     """``rotel-agent start`` in the foreground: OTLP in on two free ports, OTLP/HTTP out to ``export_to``."""
 
-    def __init__(self, workdir: Path, export_to: str):
+    def __init__(self, workdir: Path, export_to: str, *, protocol: str = "http", headers: str | None = None):
         self.workdir = workdir
         self.grpc_port, self.http_port = free_port(), free_port()
         self.export_to = export_to
+        self.protocol, self.headers = protocol, headers
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / f"rotel-{self.http_port}.log"
 
@@ -58,7 +59,8 @@ class RotelCollector:
             "--otlp-http-endpoint", f"127.0.0.1:{self.http_port}",
             "--exporter", "otlp",
             "--otlp-exporter-endpoint", self.export_to,
-            "--otlp-exporter-protocol", "http",
+            "--otlp-exporter-protocol", self.protocol,
+            *(["--otlp-exporter-custom-headers", self.headers] if self.headers else []),
             "--batch-timeout", "100ms",
             "--pid-file", str(self.workdir / f"rotel-{self.http_port}.pid"),
             "--log-file", str(self.log_path),
@@ -213,3 +215,27 @@ def test_one_agent_reaches_phoenix_and_the_ppp_otel_ingest_command_through_colle
             c.stop()
         ingest_process.send_signal(signal.SIGTERM)
         assert ingest_process.wait(30) == 0
+
+
+def test_a_postgresql_replica_takes_what_the_replicas_collector_sends_it_grpc_gzip_and_the_token(
+        postgres_url, tmp_path):
+    """As collector/otel-collector-replicas.yaml's per-replica exporter: OTLP/gRPC, gzip, the
+    token in lower-case ``authorization`` metadata, to a replica started with that token."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from backends import run_sql
+
+    replica = IngestServer(postgres_url, port=0, grpc_port=0, token="replica-token").start()
+    balancer = RotelCollector(tmp_path, f"http://{replica.grpc_endpoint}", protocol="grpc",
+                              headers="authorization=Bearer replica-token").start()
+    try:
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=balancer.http_traces_url)))
+        run_agent(provider)
+        query = """SELECT t.spec_id, t.agent_name, u.turn_number, u.prompt, u.response
+                   FROM trajectory_turns u JOIN trajectories t ON t.id = u.trajectory_id ORDER BY u.turn_number"""
+        assert wait_for(lambda: [tuple(r) for r in run_sql(postgres_url, query)] == expected()), \
+            balancer.log_path.read_text()[-2000:]
+    finally:
+        balancer.stop()
+        replica.stop()

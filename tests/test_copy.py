@@ -82,3 +82,24 @@ def test_copy_refuses_a_missing_source_and_the_same_store(tmp_path, capsys):
     same = str(tmp_path / "t.db")
     assert main(["copy", "--from", same, "--to", same]) == 2
     assert "the same database" in capsys.readouterr().err
+
+
+def test_a_missing_source_named_by_from_gets_no_hint_about_the_default_database_name(tmp_path, capsys):
+    assert main(["copy", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "t.db")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.db: no such database file" in err and "the default name" not in err
+
+
+def test_a_copy_of_a_sqlite_store_being_written_is_complete_in_its_one_file(tmp_path, capsys):
+    import shutil
+
+    live = str(tmp_path / "live.db")
+    writer = backends.connect(live)  # stays open, as ingest's does: its writes wait in the WAL
+    add_trajectory(writer, "spec", "alpha", turns=2)
+    assert (tmp_path / "live.db-wal").stat().st_size > 0
+    assert main(["copy", "--from", live, "--to", str(tmp_path / "snapshot.db")]) == 0
+    writer.close()
+    assert not (tmp_path / "snapshot.db-wal").exists()
+    shutil.copyfile(tmp_path / "snapshot.db", tmp_path / "moved.db")  # the file alone, as `docker compose cp`
+    [trajectory] = everything(str(tmp_path / "moved.db"))
+    assert len(trajectory.turns) == 2

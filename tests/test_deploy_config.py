@@ -215,7 +215,8 @@ def test_the_replicas_write_the_postgres_service_database(compose):
     assert url.scheme == "postgresql" and url.hostname == "postgres" and url.port == 5432
     assert url.username == postgres["environment"]["POSTGRES_USER"]
     assert url.path.lstrip("/") == postgres["environment"]["POSTGRES_DB"]
-    assert url.password == postgres["environment"]["POSTGRES_PASSWORD"]  # the same ${...} default
+    assert url.password is None  # in PGPASSWORD, which libpq reads, so it needs no URL-encoding
+    assert replica["environment"]["PGPASSWORD"] == postgres["environment"]["POSTGRES_PASSWORD"]
     assert "--db" not in replica_command(compose)  # PPP_OTEL_DB names it
     assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert any(m.endswith(":/var/lib/postgresql/data") and m.split(":")[0] in compose["volumes"]
@@ -240,3 +241,20 @@ def test_the_replicas_collector_is_mounted_and_shares_the_token(compose, replica
     assert "${env:PPP_OTEL_INGEST_TOKEN}" in header
     for name in ("otel-collector-replicas", "ppp-ingest-replica"):
         assert "PPP_OTEL_INGEST_TOKEN" in compose["services"][name]["environment"]
+
+
+def test_the_balancer_queues_and_retries_so_a_batch_a_dead_replica_did_not_take_is_routed_again(replicas_collector):
+    balancer = replicas_collector["exporters"]["loadbalancing/ppp"]
+    assert balancer["retry_on_failure"]["enabled"] and balancer["sending_queue"]["enabled"]
+    # A per-replica queue would only retry the dead replica, and be lost with its exporter.
+    per_replica = balancer["protocol"]["otlp"]
+    assert per_replica["retry_on_failure"]["enabled"] is False
+    assert per_replica["sending_queue"]["enabled"] is False
+
+
+def test_the_exporters_to_ingest_wait_longer_than_ingest_takes_to_answer(collector, replicas_collector):
+    from ppp_otel.ingest.receiver import DEFAULT_COMMIT_TIMEOUT_S
+
+    for timeout in (collector["exporters"]["otlphttp/ppp"]["timeout"],
+                    replicas_collector["exporters"]["loadbalancing/ppp"]["protocol"]["otlp"]["timeout"]):
+        assert timeout.endswith("s") and float(timeout[:-1]) > DEFAULT_COMMIT_TIMEOUT_S

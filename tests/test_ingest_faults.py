@@ -390,3 +390,21 @@ def test_ingest_exits_1_when_records_it_queued_were_lost_at_shutdown(ingest_losi
     # A supervisor tells a stop that lost records from a clean one (exit 0) by the status alone.
     assert ingest.process.wait(30) == 1
     assert "ppp-otel ingest: 3 records queued were not written before it stopped" in err, err
+
+
+def test_ingest_refuses_to_start_on_a_postgresql_store_its_role_may_not_create(postgres_server):
+    import uuid
+
+    import psycopg
+
+    role, schema = f"r_{uuid.uuid4().hex[:10]}", f"s_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'CREATE SCHEMA "{schema}"')  # owned by postgres: the role may use it, not create in it
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+    url = f"postgresql://{role}@127.0.0.1:{postgres_server.port}/postgres?options=-csearch_path%3D{schema}"
+    done = run_ingest("--db", url)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ppp-otel: error: cannot ingest into {url}: "), lines
+    assert lines[0].endswith(f"permission denied for schema {schema}")  # the server's message, no SQL after it

@@ -213,3 +213,34 @@ def test_a_claim_whose_replica_died_is_claimed_again_once_its_lease_ends(postgre
     with open_store(postgres_url) as one, open_store(postgres_url) as other:
         assert len(one.claim_pending(lease_s=0.0)) == 1
         assert [s.span_id for s in other.claim_pending()] == [turn.span_id]
+
+
+def test_turns_a_replica_answered_200_for_before_kill_9_are_stored_by_the_other(postgres_url):
+    import signal
+
+    command = [os.path.join(os.path.dirname(sys.executable), "ppp-otel"), "ingest", "--db", postgres_url,
+               "--port", "0", "--grpc-port", "off"]
+    processes, urls = [], []
+    try:
+        for _ in range(2):
+            process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+            processes.append(process)
+            line = process.stderr.readline()
+            assert "listening on" in line, line
+            urls.append(line.split("listening on ", 1)[1].split(",", 1)[0])
+        killed, survivor = urls
+        everything = conversations(10, turns=3)
+        for spans in everything:
+            *turns, _ = spans
+            assert post(killed, body_of(turns), PROTOBUF)[0] == 200
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait(10)
+        for spans in everything:
+            assert post(survivor, body_of([spans[-1]]), PROTOBUF)[0] == 200
+        expected = sorted((f"agent-{i}", 3, 1, 3) for i in range(10))
+        assert wait_for(lambda: stored(postgres_url)[2] == expected, timeout_s=30)
+    finally:
+        for process in processes:
+            stop_process(process)
+    assert stored(postgres_url) == (10, 30, expected)
+    assert pending(postgres_url) == 0

@@ -30,6 +30,7 @@ from ppp_otel.analysis.effort import classify_effort
 from ppp_otel.logs import LogLimiter
 from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
 from ppp_otel.records import ConversationViolation, TrajectoryKey, TrajectoryRecord, TurnRecord
+from ppp_otel.storage import display_name
 from ppp_otel.storage.base import StorageError, TrajectoryBackend
 from ppp_otel.storage.lazy import LazyStore
 
@@ -316,7 +317,7 @@ class JudgmentStage:
             except (StorageError, OSError) as exc:
                 self.judge_errors += 1
                 self.last_error = f"storing judgments failed: {exc}"
-                self._log("ppp-otel: storing judgments in %s failed: %s", self.db_path, exc)
+                self._log("ppp-otel: storing judgments in %s failed: %s", display_name(self.db_path), exc)
                 self._close()
                 if self._stopping and time.monotonic() > self._deadline:
                     self.unjudged_at_shutdown += len(turns)

@@ -20,7 +20,7 @@ from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
 from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
 from ppp_otel.capture.processor import TrajectorySpanProcessor
-from ppp_otel.storage import check_creatable
+from ppp_otel.storage import check_creatable, display_name
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def register(
 
     recording_key = ("trajectories", os.path.abspath(path) if "://" not in path else path)
     if config.enabled and recording_key in added and not added[recording_key].stopped:
-        logger.info("ppp-otel: %s is already recorded into through this provider", path)
+        logger.info("ppp-otel: %s is already recorded into through this provider", display_name(path))
     elif config.enabled:
         check_creatable(path)
         settings = config.trajectory

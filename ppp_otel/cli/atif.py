@@ -14,6 +14,7 @@ from typing import Any
 from ppp_otel.cli._output import fail, print_json, progress
 from ppp_otel.cli._paths import directory_problem
 from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
+from ppp_otel.storage import display_name
 
 EXIT_PARTIAL = 1
 
@@ -77,7 +78,7 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         new_turns = summary.turns - summary.duplicates
         print(
-            f"imported {summary.imported} document(s) from {summary.files} file(s) into {args.db}: "
+            f"imported {summary.imported} document(s) from {summary.files} file(s) into {display_name(args.db)}: "
             f"{summary.trajectories} trajectories, {summary.turns} turns "
             f"({new_turns} new, {summary.duplicates} already there)"
             + (f"; {summary.tool_steps} agent step(s) only called tools (no turns of their own)"
@@ -98,7 +99,6 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from ppp_otel.interchange.atif import export_atif
-    from ppp_otel.storage import display_name
 
     problem = directory_problem(args.out)
     if problem:

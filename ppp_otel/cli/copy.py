@@ -28,6 +28,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = args.source or args.db
+    if args.source is not None:
+        args.db_given = True  # a missing source was named by --from: no hint about the default name
     with progress("copy", json_output=args.json) as bar:
         def advance(done: int, total: int) -> None:
             bar.total = total

@@ -175,7 +175,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nPhoenix: nothing reached {args.phoenix} (is `phoenix serve` running there?); "
                   f"the run is in {db}, and `ppp-otel export --db {db} --to {args.phoenix}` sends it later.")
     print("\nNext:")
-    print(f"  ppp-otel report --db {db} --out report.html      # a page to look at (the report extra)")
-    print(f"  ppp-otel trends --db {db} --spec {demo.spec_id}  # run against run")
-    print(f"  ppp-otel show ID --db {db}                        # one trajectory's turns")
+    masked = db != os.fspath(demo.db_path)  # the URL's password is not printed
+    # Named by PPP_OTEL_DB or the config, the store needs no --db: one with *** in it would not log in.
+    where = "" if masked and not getattr(args, "db_given", True) else f" --db {db}"
+    print(f"  ppp-otel report{where} --out report.html      # a page to look at (the report extra)")
+    print(f"  ppp-otel trends{where} --spec {demo.spec_id}  # run against run")
+    print(f"  ppp-otel show ID{where}                        # one trajectory's turns")
+    if masked and where:
+        print("  (*** is the URL's password, not printed: put it back, or keep it in PGPASSWORD or ~/.pgpass)")
     return status

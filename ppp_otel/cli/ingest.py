@@ -9,7 +9,7 @@ from typing import Any
 from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value, process_config
 from ppp_otel.cli._output import PROG, int_at_least, print_fields, print_json
-from ppp_otel.storage import check_creatable, display_name, open_store
+from ppp_otel.storage import check_creatable, display_name, is_postgres_url, open_store
 from ppp_otel.storage.base import DatabaseError, ReadOnlyError
 from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
 
@@ -71,7 +71,9 @@ def _check_store(db: str) -> None:
     take requests it can never answer. A locked or read-only file is retried while serving."""
     check_creatable(db, choose="--db / PPP_OTEL_DB")
     try:
-        open_store(db, must_exist=False, migrate_schema=False).close()
+        # PostgreSQL: the schema is made now, so a role that may not create it (a refusal that
+        # never passes) stops the start. SQLite: not now, a locked file must not.
+        open_store(db, must_exist=False, migrate_schema=is_postgres_url(db)).close()
     except ReadOnlyError:
         pass
     except DatabaseError as exc:

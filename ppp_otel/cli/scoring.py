@@ -256,7 +256,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult, config: Any, pro
     if any(NOT_IN_PHOENIX in message for _, message in summary.failed):
         project = f" --project {args.project}" if args.project else ""
         print(f"{PROG}: Phoenix at {args.phoenix} does not have the spans of these trajectories: they "
-              f"were recorded without forwarding to it. Send them with `{PROG} export --db {args.db} "
+              f"were recorded without forwarding to it. Send them with `{PROG} export --db {display_name(args.db)} "
               f"--to {args.phoenix} --spec {result.spec_id}{project}`, then run this command again.",
               file=sys.stderr)
     return summary.to_dict()

@@ -17,6 +17,7 @@ from ppp_otel.recorder.engine import QueueEngine, check_arguments
 from ppp_otel.recorder.sink import RECORD, Record, RecordSink, record_item
 from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.config.settings import RECORDING
+from ppp_otel.storage import display_name
 
 
 class Recorder:
@@ -134,7 +135,7 @@ class Recorder:
 
     def stats_dict(self, *, forgotten_spans: int = 0, **extra: Any) -> dict[str, Any]:
         return self.counters.as_dict(
-            db_path=self.db_path, queued=self.engine.queued,
+            db_path=display_name(self.db_path), queued=self.engine.queued,
             forgotten_spans=forgotten_spans, judgment=self.sink.judgment.stats, **extra,
         )
 

@@ -25,7 +25,7 @@ from ppp_otel.analysis.judgment_stage import JudgmentStage, as_written
 from ppp_otel.logs import LogLimiter
 from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.records import MAX_TEXT_CHARS, RecordError, TrajectoryRecord, TurnRecord, now_iso
-from ppp_otel.storage import open_store
+from ppp_otel.storage import display_name, open_store
 from ppp_otel.storage.base import DatabaseNewerError, NotADatabaseError, StorageError, TrajectoryBackend
 from ppp_otel.storage.lazy import LazyStore
 from ppp_otel.storage.sqlite import staging
@@ -174,14 +174,15 @@ class RecordSink:
                 stats.write_errors += 1
                 stats.dirty = True
                 stats.last_error = f"write failed: {exc}"
-                self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records), self.db_path, exc)
+                self._log_write("ppp-otel: writing %d records to %s failed: %s", len(records),
+                               display_name(self.db_path), exc)
                 self.close()
                 if engine.giving_up:
                     # Past the deadline nothing more can be written: count all that is left.
                     left = engine.discard_queued()
                     stats.lost_at_shutdown += len(records) + left
                     logger.error("ppp-otel: shutting down with %s unwritable; %d records lost",
-                                 self.db_path, len(records) + left)
+                                 display_name(self.db_path), len(records) + left)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, _MAX_RETRY_DELAY_S)

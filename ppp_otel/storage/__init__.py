@@ -12,6 +12,7 @@ implements it, and ``postgres/`` (the ``ppp-otel[postgres]`` extra) beside it.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from typing import Any
 
@@ -25,6 +26,7 @@ from ppp_otel.storage.base import (
     TrajectoryBackend,
     TurnNumberClash,
     WriteFailed,
+    redact_url,
 )
 
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -50,6 +52,8 @@ __all__ = [
     "display_name",
     "is_postgres_url",
     "open_store",
+    "redact_url",
+    "refuse_unknown_url",
     "using_store",
 ]
 
@@ -58,10 +62,28 @@ def is_postgres_url(url_or_path: Any) -> bool:
     return isinstance(url_or_path, str) and url_or_path.startswith(POSTGRES_PREFIXES)
 
 
+# A scheme (two letters or more: "C:/x.db" is a path) and a slash, or PostgreSQL's
+# scheme with its colon lost: a URL, not a file name, whatever it names.
+_URL_LIKE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]+:/|postgres(?:ql)?//)", re.I)
+
+
+def refuse_unknown_url(url_or_path: Any) -> None:
+    """DatabaseError for a name that is a URL but not one a backend opens (a typo in
+    ``postgresql://``, another database's URL), rather than SQLite taking it for a file
+    name and answering "no such database file" about it."""
+    if not isinstance(url_or_path, str) or is_postgres_url(url_or_path) or not _URL_LIKE.match(url_or_path):
+        return
+    raise DatabaseError(
+        f"{redact_url(url_or_path)}: not a database ppp-otel can open: a PostgreSQL store is "
+        "postgresql://USER@HOST:PORT/DATABASE (or postgres://...), a SQLite store a file path"
+    )
+
+
 def check_creatable(url_or_path: str | os.PathLike, *, choose: str = "db_path / PPP_OTEL_DB") -> None:
     """FileNotFoundError now when a SQLite file can never be created (its directory is
     missing), rather than a writer that retries until it gives up. ``choose`` names
     where the user picks the database, for the hint."""
+    refuse_unknown_url(url_or_path)
     path = os.fspath(url_or_path)
     if path == ":memory:" or "://" in path:
         return
@@ -86,10 +108,11 @@ def open_store(url_or_path: str | os.PathLike, **options: Any) -> TrajectoryBack
             from ppp_otel.storage.postgres.store import PostgresStore  # type: ignore[import-not-found]
         except ImportError as exc:
             raise BackendNotInstalled(
-                f"{_redacted(url_or_path)}: the PostgreSQL backend is not installed "
+                f"{redact_url(url_or_path)}: the PostgreSQL backend is not installed "
                 f"({exc}); pip install 'ppp-otel[postgres]'"
             ) from exc
         return PostgresStore(url_or_path, **options)
+    refuse_unknown_url(url_or_path)
     from ppp_otel.storage.sqlite.store import SQLiteStore
 
     return SQLiteStore(url_or_path, **options)
@@ -108,21 +131,10 @@ def cleanup(db: str | os.PathLike, **options: Any) -> Any:
     return sqlite_cleanup(db, **options)
 
 
-def _redacted(url: str) -> str:
-    # A URL may carry a password; a message must not.
-    scheme, _, rest = url.partition("://")
-    if "@" in rest:
-        user, _, host = rest.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        rest = f"{user}@{host}"
-    return f"{scheme}://{rest}"
-
-
 def display_name(db: Any) -> str:
     """How to name a database to a person: a path, or a URL without its password."""
-    if is_postgres_url(db):
-        return _redacted(db)
+    if is_postgres_url(db) or (isinstance(db, str) and _URL_LIKE.match(db)):
+        return redact_url(db)
     return os.fspath(db) if isinstance(db, (str, os.PathLike)) else str(db)
 
 

@@ -14,6 +14,7 @@ given below, so the mappers are written once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Protocol, Sequence, runtime_checkable
 
@@ -22,6 +23,26 @@ if TYPE_CHECKING:
     from ppp_otel.records import TrajectoryRecord, TurnRecord
 
     Record = TrajectoryRecord | TurnRecord
+
+
+# --- naming a store to a person -------------------------------------------------
+
+_NETLOC = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:?//?)([^/?#]*)(.*)$", re.S)
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&#]*", re.I)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages, logs and ``status``: the one in
+    ``user:password@`` and a ``password=`` parameter (libpq takes either). Also
+    masks them in what is almost a URL (``postgresql//user:pw@host``,
+    ``postgresql:/user:pw@host``), since that is what a typo's error prints back."""
+    found = _NETLOC.match(url)
+    if found:
+        prefix, netloc, rest = found.groups()
+        userinfo, at, host = netloc.rpartition("@")
+        if at and ":" in userinfo:
+            url = f"{prefix}{userinfo.split(':', 1)[0]}:***@{host}{rest}"
+    return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
 # --- errors -------------------------------------------------------------------

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError
-from ppp_otel.storage.base import TIME_COLUMNS, utc_rewrites
+from ppp_otel.storage.base import TIME_COLUMNS, redact_url, utc_rewrites
 
 try:
     import psycopg
@@ -36,14 +35,8 @@ NOW = """to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.
 _TEXT = 'TEXT COLLATE "C"'
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and ``status``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+#: The URL without its password (``user:password@`` or ``?password=``), for messages and ``status``.
+redact = redact_url
 
 
 def _v1_trajectories_and_turns(cur: Any) -> None:
@@ -274,6 +267,13 @@ def migrate(conn: Any, *, path: str = "database") -> list[int]:
     return applied
 
 
+def describe(exc: Exception) -> str:
+    """A psycopg error in one line: the server's own message, without the statement
+    and caret psycopg adds after it; a connection failure as libpq says it."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    return primary or " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _require_psycopg() -> None:
     if psycopg is None:
         raise DatabaseError(
@@ -313,7 +313,9 @@ def connect(
         if must_exist and current == 0 and conn.execute(
             "SELECT to_regclass('trajectories') IS NULL"
         ).fetchone()[0]:
-            raise DatabaseError(f"{shown}: no trajectory store in this database (run `ppp-otel migrate --create`)")
+            # The hint names the store: `migrate --create` alone would make the default SQLite file.
+            raise DatabaseError(f"{shown}: no trajectory store in this database "
+                                f"(`ppp-otel migrate --create --db {shown}` adds one)")
         if migrate_schema and not read_only:
             migrate(conn, path=url)
     except DatabaseError:
@@ -321,5 +323,5 @@ def connect(
         raise
     except psycopg.Error as exc:
         conn.close()
-        raise DatabaseError(f"{shown}: {exc}") from exc
+        raise DatabaseError(f"{shown}: {describe(exc)}") from exc
     return conn

@@ -39,7 +39,7 @@ def translate(exc: psycopg.Error, default: type[StorageError] = StorageError, *,
         kind = WriteFailed  # the server is down, restarting, or the connection broke: retry
     else:
         kind = default
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = schema.describe(exc)
     error = kind(f"{schema.redact(url)}: {text}" if url else text)
     error.__cause__ = exc
     return error

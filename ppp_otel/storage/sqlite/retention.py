@@ -385,6 +385,8 @@ class ArchivalScheduler(SpanProcessor):
             self._stop.wait(self.interval_s)
 
     def run_once(self) -> CleanupSummary | None:
+        from ppp_otel.storage import display_name  # the URL without its password
+
         try:
             from ppp_otel.storage import cleanup as any_cleanup
 
@@ -396,14 +398,14 @@ class ArchivalScheduler(SpanProcessor):
             if summary.trajectories:
                 logger.info(
                     "ppp-otel: cleanup removed %d trajectories older than %s from %s%s",
-                    summary.trajectories, summary.cutoff, self.db_path,
+                    summary.trajectories, summary.cutoff, display_name(self.db_path),
                     f" (archived to {self.archive_path})" if self.archive_path else "",
                 )
         except Exception as exc:  # a background chore must never take the app down
             summary = None
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            logger.warning("ppp-otel: automatic cleanup of %s failed: %s", self.db_path, exc)
+            logger.warning("ppp-otel: automatic cleanup of %s failed: %s", display_name(self.db_path), exc)
         with self._ran:
             self.runs += 1
             self._ran.notify_all()
