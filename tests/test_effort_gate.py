@@ -236,3 +236,13 @@ def test_without_the_ahocorasick_package_the_gate_selects_the_same_cues(monkeypa
     assert with_automaton._automaton is not None and without._automaton is None
     texts = [_normalized(q) for q in _repository_questions()] + ["", "x" * 500, "¿should i?", "ok"]
     assert [t for t in texts if with_automaton.possible(t) != without.possible(t)] == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_CUE_WORDS), st.text(max_size=4)), max_size=10).map("".join))
+def test_the_one_regular_expression_finds_the_fragments_the_automaton_finds(text):
+    assert _EFFORT_GATE.possible(text) == _EFFORT_GATE_WITHOUT_AUTOMATON.possible(text)
+
+
+_EFFORT_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
+_EFFORT_GATE_WITHOUT_AUTOMATON = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern, automaton=False)

@@ -3,13 +3,16 @@
 Each pattern's parse tree tells a set of literal fragments at least one of
 which occurs in any text the pattern matches ("should i", "shall we", ...).
 One pass over the text finds every fragment present (an Aho-Corasick
-automaton, :mod:`ahocorasick`); only the patterns whose fragments occur need
-searching. A pattern with no such set is always searched, so the gate never
+automaton, :mod:`ahocorasick`; without the package, one regular expression
+that finds the same, four times slower); only the patterns whose fragments
+occur need searching. A pattern with no such set is always searched, so the gate never
 changes what matches: it only skips searches that cannot succeed.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -211,15 +214,26 @@ class CueGate(Generic[T]):
             else:
                 for fragment in fragments:
                     masks[fragment] = masks.get(fragment, 0) | 1 << index
-        self._masks = masks
         # Few combinations of items occur (a question matches a handful of fragments).
         self._selections: dict[int, tuple[T, ...]] = {}
-        self._automaton = None
-        if automaton and ahocorasick is not None and masks:
+        self._automaton = self._regex = None
+        if not masks:
+            pass
+        elif automaton and ahocorasick is not None:
             self._automaton = ahocorasick.Automaton()
             for fragment, mask in masks.items():
                 self._automaton.add_word(fragment, mask)
             self._automaton.make_automaton()
+        else:
+            # The same in one regular expression, four times slower: at every position a
+            # trie of the fragments gives the longest one starting there; the others that
+            # start there are its prefixes, whose masks are folded into its own.
+            self._regex = re.compile("(?=(" + _trie_pattern(masks) + "))")
+            self._prefix_masks = {
+                fragment: functools.reduce(operator.or_, (masks[fragment[:n]] for n in range(1, len(fragment) + 1)
+                                                          if fragment[:n] in masks))
+                for fragment in masks
+            }
 
     def possible(self, text: str) -> tuple[T, ...]:
         """The items whose patterns may match ``text``, in their order."""
@@ -227,13 +241,33 @@ class CueGate(Generic[T]):
         if self._automaton is not None:
             for _end, found in self._automaton.iter(text):
                 mask |= found
-        else:
-            for fragment, found in self._masks.items():
-                if fragment in text:
-                    mask |= found
+        elif self._regex is not None:
+            prefix_masks = self._prefix_masks
+            for match in self._regex.finditer(text):
+                mask |= prefix_masks[match.group(1)]
         selection = self._selections.get(mask)
         if selection is None:
             selection = tuple(item for index, item in enumerate(self.items) if mask >> index & 1)
             if len(self._selections) < _SELECTIONS_KEPT:
                 self._selections[mask] = selection
         return selection
+
+
+def _trie_pattern(words) -> str:
+    """A pattern matching the longest of ``words`` that starts where it is tried."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict) -> str:
+        children = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not children:
+            return ""
+        body = children[0] if len(children) == 1 else "(?:" + "|".join(children) + ")"
+        # Greedy: a longer word is tried before the word ending here.
+        return "(?:" + body + ")?" if "" in node else body
+
+    return pattern(trie)
