@@ -103,8 +103,7 @@ def _sequence(items: list) -> _Part:
     window: list[frozenset[str]] = []  # what the items since the last unknown one match
     run: frozenset[str] = frozenset({""})
     whole: frozenset[str] | None = frozenset({""})
-    for op, av in items:
-        part = _item(op, av)
+    for part in _parts(items):
         best = _better(best, part.required)
         if part.exact is None:
             best = _better(best, _minimal(run))
@@ -112,7 +111,7 @@ def _sequence(items: list) -> _Part:
             continue
         if whole is not None:
             whole = _joined([whole, part.exact])
-        joined = _joined(window + [part.exact])
+        joined = _joined([run, part.exact])
         if joined is None:
             # Too many strings: the run so far is one condition, and the items nearest
             # this one start the next ("so, you'd like" -> "you'd like").
@@ -124,6 +123,21 @@ def _sequence(items: list) -> _Part:
         run = joined
     best = _better(best, _minimal(run))
     return _Part(whole, best)
+
+
+def _parts(items: list):
+    """What each item matches, a run of literals ("objection") taken as one item."""
+    literal: list[str] = []
+    for op, av in items:
+        if op == _sre.LITERAL:
+            literal.append(chr(av))
+            continue
+        if literal:
+            yield _Part(frozenset({"".join(literal)}))
+            literal = []
+        yield _item(op, av)
+    if literal:
+        yield _Part(frozenset({"".join(literal)}))
 
 
 def _joined(parts: list[frozenset[str]]) -> frozenset[str] | None:

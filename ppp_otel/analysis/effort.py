@@ -14,7 +14,9 @@ most evidence. Weighted evidence rather than first-match keywords, so a
 choice phrased around a design ("which of the two designs do you prefer?")
 stays a choice, and "which" alone decides nothing. Plain precompiled regular
 expressions, like the extraction in :mod:`ppp_otel.analysis.questions`: both
-run on every recorded response.
+run on every recorded response. A question contains the literals of a few
+cues only; :mod:`ppp_otel.analysis.cue_gate` finds which in one pass, and only
+those cues are searched (the scores are those of searching every cue).
 """
 
 from __future__ import annotations
@@ -265,8 +267,11 @@ EFFORT_CUES: tuple[EffortCue, ...] = (
 )
 
 
-# Most cues cannot match a given question: the gate finds in one pass which can.
-_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
+@functools.cache
+def _gate() -> CueGate[EffortCue]:
+    # Most cues cannot match a given question: the gate finds in one pass which can.
+    # Made on first use, as deriving the cues' fragments takes tens of milliseconds.
+    return CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
 
 
 def _normalized(question: str) -> str:
@@ -281,7 +286,7 @@ def effort_scores(question: str) -> dict[str, float]:
         raise TypeError(f"question must be a str; got {type(question).__name__}")
     text = _normalized(question)
     scores = dict(_PRIOR)
-    for cue in _GATE.possible(text):  # in the order of EFFORT_CUES: the sums are the same
+    for cue in _gate().possible(text):  # in the order of EFFORT_CUES: the sums are the same
         if cue.pattern.search(text):
             scores[cue.effort] += cue.weight
     return scores
