@@ -75,13 +75,17 @@ def required_fragments(pattern: re.Pattern[str]) -> frozenset[str] | None:
         tree = _sre_parse.parse(pattern.pattern, pattern.flags)
     except Exception:  # noqa: BLE001 - a private API: the gate then just searches
         return None
-    return _sequence(list(tree)).required
+    required = _sequence(list(tree)).required
+    return None if required is None else _minimal(required)
 
 
-def _minimal(fragments: frozenset[str]) -> frozenset[str] | None:
+def _condition(matched: frozenset[str]) -> frozenset[str] | None:
+    """What strings a part matches, as fragments one of which is in the text: none if it may match nothing."""
+    return None if "" in matched else matched
+
+
+def _minimal(fragments: frozenset[str]) -> frozenset[str]:
     """The same condition with fewer fragments: one that contains another is redundant."""
-    if "" in fragments:
-        return None
     kept: list[str] = []
     for fragment in sorted(fragments, key=len):
         if not any(shorter in fragment for shorter in kept):
@@ -105,27 +109,26 @@ def _sequence(items: list) -> _Part:
     best: frozenset[str] | None = None
     window: list[frozenset[str]] = []  # what the items since the last unknown one match
     run: frozenset[str] = frozenset({""})
-    whole: frozenset[str] | None = frozenset({""})
+    whole = True  # whether run is still everything the items so far match
     for part in _parts(items):
         best = _better(best, part.required)
         if part.exact is None:
-            best = _better(best, _minimal(run))
-            window, run, whole = [], frozenset({""}), None
+            best = _better(best, _condition(run))
+            window, run, whole = [], frozenset({""}), False
             continue
-        if whole is not None:
-            whole = _joined([whole, part.exact])
         joined = _joined([run, part.exact])
         if joined is None:
             # Too many strings: the run so far is one condition, and the items nearest
             # this one start the next ("so, you'd like" -> "you'd like").
-            best = _better(best, _minimal(run))
+            best = _better(best, _condition(run))
+            whole = False
             while joined is None:
                 window = window[1:]
                 joined = _joined(window + [part.exact])
         window.append(part.exact)
         run = joined
-    best = _better(best, _minimal(run))
-    return _Part(whole, best)
+    best = _better(best, _condition(run))
+    return _Part(run if whole else None, best)
 
 
 def _parts(items: list):
@@ -162,7 +165,7 @@ def _branch(branches: list) -> _Part:
             exact = None
     required = None
     if all(part.required is not None for part in parts):
-        required = _minimal(frozenset().union(*(part.required for part in parts)))
+        required = frozenset().union(*(part.required for part in parts))
     return _Part(exact, required)
 
 

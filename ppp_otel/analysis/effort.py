@@ -267,11 +267,8 @@ EFFORT_CUES: tuple[EffortCue, ...] = (
 )
 
 
-@functools.cache
-def _gate() -> CueGate[EffortCue]:
-    # Most cues cannot match a given question: the gate finds in one pass which can.
-    # Made on first use, as deriving the cues' fragments takes tens of milliseconds.
-    return CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
+# Most cues cannot match a given question: the gate finds in one pass which can.
+_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
 
 
 def _normalized(question: str) -> str:
@@ -286,7 +283,7 @@ def effort_scores(question: str) -> dict[str, float]:
         raise TypeError(f"question must be a str; got {type(question).__name__}")
     text = _normalized(question)
     scores = dict(_PRIOR)
-    for cue in _gate().possible(text):  # in the order of EFFORT_CUES: the sums are the same
+    for cue in _GATE.possible(text):  # in the order of EFFORT_CUES: the sums are the same
         if cue.pattern.search(text):
             scores[cue.effort] += cue.weight
     return scores
