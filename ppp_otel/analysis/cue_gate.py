@@ -3,10 +3,11 @@
 Each pattern's parse tree tells a set of literal fragments at least one of
 which occurs in any text the pattern matches ("should i", "shall we", ...).
 One pass over the text finds every fragment present (an Aho-Corasick
-automaton, :mod:`ahocorasick`; without the package, one regular expression
-that finds the same, four times slower); only the patterns whose fragments
-occur need searching. A pattern with no such set is always searched, so the gate never
-changes what matches: it only skips searches that cannot succeed.
+automaton, :mod:`ahocorasick`; without that package, one regular expression
+that finds the same in a pass four times slower), and only the patterns whose
+fragments occur need searching. A pattern with no such set is always
+searched: the gate never changes what matches, it only skips searches that
+cannot succeed.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def _minimal(fragments: frozenset[str]) -> frozenset[str]:
 def _better(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
     """Of two sufficient conditions, the one that rules out more texts, by a rule of thumb:
     the longer its shortest fragment, then the longer its fragments on average (the
-    places " page", " report", ... rather than "what" or "which": measured on agents'
-    questions, the mean rules out more than the count of fragments does)."""
+    places " page", " report", ... rather than "what" or "which": on the questions of
+    agents' responses, the mean rules out more than the count of fragments does)."""
     if a is None or b is None:
         return a if b is None else b
     key_a = (min(map(len, a)), sum(map(len, a)) / len(a))
@@ -245,7 +246,7 @@ class CueGate(Generic[T]):
                 self._automaton.add_word(fragment, mask)
             self._automaton.make_automaton()
         else:
-            # The same in one regular expression, four times slower: at every position a
+            # The same in one regular expression, a pass four times slower: at every position a
             # trie of the fragments gives the longest one starting there; the others that
             # start there are its prefixes, whose masks are folded into its own.
             self._regex = re.compile("(?=(" + _trie_pattern(masks) + "))")
