@@ -21,7 +21,10 @@ writer's side answers for a text it has seen.
   instrumentation makes (a chat span and a tool span, each decided at its
   end), and with 1 ms of agent I/O between turns.
 - writer_stages: the writer's CPU per turn for each stage of its work
-  (conversion, judgment, SQLite), each timed alone over the same batches.
+  (conversion, judgment, SQLite), each timed alone over the same batches; and
+  the grading of a new question's effort (the largest part of judgment)
+  against searching every cue, without the gate that skips the cues whose
+  literals the question lacks (the same scores).
 - history: the writer's reading of a model-call span whose request carries 1,
   20 or 60 messages of conversation (OpenInference's flattened attributes,
   GenAI's JSON messages), beside the app-thread cost of setting them on the span.
@@ -322,7 +325,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 why="the writer does in the same process what a no-op exporter does not (the rows \"writer's "
                     "CPU per turn\" time each stage alone): span conversion into a turn (about 11 us), "
                     "judgment (finding the questions in the response, about 8 us an asking response, and "
-                    "grading each new one, about 40 us) and the SQLite writes (about 9 us a turn, near raw "
+                    "grading each new one, about 10 us) and the SQLite writes (about 9 us a turn, near raw "
                     "executemany's own cost on this schema). 1.5x leaves half the bare pipeline's turn "
                     "(12-20 us here) for all three, about what SQLite alone takes",
                 detail="process_time from the trajectory's start until force_flush returned (span conversion, "
@@ -789,7 +792,50 @@ def bench_writer_stages(progress: Progress, quick: bool, workdir: Path) -> list[
                             target="(reported)",
                             detail=f"{turns:,} turns in {len(keep.batches)} batches as the writer takes them, "
                                    "each stage timed alone on one thread (process_time)"))
+    rows.append(_effort_grading_row(progress, quick))
     return rows
+
+
+def _every_cue_scores(question: str) -> dict[str, float]:
+    """effort_scores without the cue gate: every cue searched, in order."""
+    from ppp_otel.analysis import effort
+
+    text = effort._normalized(question)
+    scores = dict(effort._PRIOR)
+    for cue in effort.EFFORT_CUES:
+        if cue.pattern.search(text):
+            scores[cue.effort] += cue.weight
+    return scores
+
+
+def _effort_grading_row(progress: Progress, quick: bool) -> dict:
+    from ppp_otel.analysis.effort import effort_scores  # not classify_effort: its cache would answer
+
+    data = Path(__file__).resolve().parent.parent / "tests" / "data"
+    questions = sorted({json.loads(line)["question"] for path in sorted(data.glob("effort_questions*.jsonl"))
+                        for line in path.open(encoding="utf-8") if line.strip()})
+    rounds = 5 if quick else 15
+    timings: dict[str, list[float]] = {"gate": [], "every": []}
+    pt = time.process_time
+    for k in range(rounds):
+        for name in (("gate", "every") if k % 2 else ("every", "gate")):
+            grade = effort_scores if name == "gate" else _every_cue_scores
+            t0 = pt()
+            for question in questions:
+                grade(question)
+            timings[name].append((pt() - t0) / len(questions) * 1e6)
+    ratios = [g / e for g, e in zip(timings["gate"], timings["every"])]
+    ratio = _median(ratios)
+    say(progress, f"writer_stages/effort: {_median(timings['gate']):.1f} us a question against "
+                  f"{_median(timings['every']):.1f} us for every cue")
+    return row("effort grading of a new question (cue gate)", round(_median(timings["gate"]), 2), "us/question",
+               baseline_name="every cue searched", baseline_value=round(_median(timings["every"]), 2),
+               ratio=round(ratio, 3), target="ratio <= 0.7", ok=ratio <= 0.7,
+               why="a question contains the literals of a few cues: one Aho-Corasick pass finds which, and "
+                   "only those cues' patterns are searched; the scores are the same (tests/test_effort_gate.py)",
+               detail=f"{len(questions)} distinct labelled questions (tests/data), effort_scores each, "
+                      f"{rounds} interleaved rounds; ratio = median of paired round ratios ({_spread(ratios)}); "
+                      f"us/question {_spread(timings['gate'])} against {_spread(timings['every'])}")
 
 
 # -------------------------------------------------------- long conversations
