@@ -325,7 +325,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 why="the writer does in the same process what a no-op exporter does not (the rows \"writer's "
                     "CPU per turn\" time each stage alone): span conversion into a turn (about 11 us), "
                     "judgment (finding the questions in the response, about 8 us an asking response, and "
-                    "grading each new one, about 10 us) and the SQLite writes (about 9 us a turn, near raw "
+                    "grading each new one, about 5 us) and the SQLite writes (about 10 us a turn, near raw "
                     "executemany's own cost on this schema). 1.5x leaves half the bare pipeline's turn "
                     "(12-20 us here) for all three, about what SQLite alone takes",
                 detail="process_time from the trajectory's start until force_flush returned (span conversion, "
