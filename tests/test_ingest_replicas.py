@@ -111,17 +111,25 @@ def test_turns_accepted_by_a_replica_that_stopped_are_written_by_another(postgre
     assert stored(postgres_url)[:2] == (1, 2) and pending(postgres_url) == 0
 
 
-def test_two_ppp_otel_ingest_processes_fed_trajectories_split_across_them_store_each_once(postgres_url):
+def start_replicas(postgres_url: str, processes: list, n: int = 2) -> list[str]:
+    """``n`` real ``ppp-otel ingest`` processes on one store (appended to ``processes``, for
+    the caller to stop); their OTLP/HTTP URLs."""
     command = [os.path.join(os.path.dirname(sys.executable), "ppp-otel"), "ingest", "--db", postgres_url,
-               "--port", "0", "--grpc-port", "0"]
-    processes, urls = [], []
+               "--port", "0", "--grpc-port", "off"]
+    urls = []
+    for _ in range(n):
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        processes.append(process)
+        line = process.stderr.readline()
+        assert "listening on" in line, line
+        urls.append(line.split("listening on ", 1)[1].split(",", 1)[0])
+    return urls
+
+
+def test_two_ppp_otel_ingest_processes_fed_trajectories_split_across_them_store_each_once(postgres_url):
+    processes: list = []
     try:
-        for _ in range(2):
-            process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-            processes.append(process)
-            line = process.stderr.readline()
-            assert "listening on" in line, line
-            urls.append(line.split("listening on ", 1)[1].split(",", 1)[0].split(" and ", 1)[0])
+        urls = start_replicas(postgres_url, processes)
         everything = conversations(20, turns=2)
         for i, spans in enumerate(everything):
             # Each span to a replica of its own: turn 1, turn 2 and the trajectory alternate.
@@ -218,17 +226,9 @@ def test_a_claim_whose_replica_died_is_claimed_again_once_its_lease_ends(postgre
 def test_turns_a_replica_answered_200_for_before_kill_9_are_stored_by_the_other(postgres_url):
     import signal
 
-    command = [os.path.join(os.path.dirname(sys.executable), "ppp-otel"), "ingest", "--db", postgres_url,
-               "--port", "0", "--grpc-port", "off"]
-    processes, urls = [], []
+    processes: list = []
     try:
-        for _ in range(2):
-            process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-            processes.append(process)
-            line = process.stderr.readline()
-            assert "listening on" in line, line
-            urls.append(line.split("listening on ", 1)[1].split(",", 1)[0])
-        killed, survivor = urls
+        killed, survivor = start_replicas(postgres_url, processes)
         everything = conversations(10, turns=3)
         for spans in everything:
             *turns, _ = spans
