@@ -686,10 +686,10 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
     # then on it must stay flat. The baseline is the first sample with a full queue, and at
     # the earliest the one at 10% of the stream.
     tenth = next(s for s in samples if s[0] >= total // 10)
-    tenth = next((s for s in samples if s[0] >= tenth[0] and s[2] >= processor.max_queue_size), tenth)
-    after = [s for s in samples if s[0] >= tenth[0]]
-    growth = max(s[1] for s in after) - tenth[1]
-    end_growth = samples[-1][1] - tenth[1]
+    full = next((s for s in samples if s[0] >= tenth[0] and s[2] >= processor.max_queue_size), tenth)
+    after = [s for s in samples if s[0] >= full[0]]
+    growth = max(s[1] for s in after) - full[1]
+    end_growth = samples[-1][1] - full[1]
     offered = total + 2 * trajectories  # each trajectory queues its start and its end
     peak = max(samples, key=lambda s: s[1])
     per_record_kb = (peak[1] - rss0) * 1024 / max_queue if max_queue else float("nan")
@@ -697,9 +697,9 @@ def bench_memory(progress: Progress, quick: bool, workdir: Path) -> list[dict]:
     label = "a million" if total == 1_000_000 else f"{total:,}"
     return [
         row(f"RSS growth once the queue is full, to the end of {label} streamed turns", round(growth, 1), "MB",
-            baseline_name="RSS when the queue was first full", baseline_value=round(tenth[1], 1),
-            ratio=round((tenth[1] + growth) / tenth[1], 3), target="< 50 MB", ok=growth < 50,
-            detail=f"peak minus RSS when the queue was first full, at {tenth[0]:,} turns (end minus that: "
+            baseline_name="RSS when the queue was first full", baseline_value=round(full[1], 1),
+            ratio=round((full[1] + growth) / full[1], 3), target="< 50 MB", ok=growth < 50,
+            detail=f"peak minus RSS when the queue was first full, at {full[0]:,} turns (end minus that: "
                    f"{end_growth:.1f} MB); RSS before the stream "
                    f"{rss0:.0f} MB, at the end {samples[-1][1]:.0f} MB; {len(samples)} samples"),
         row(f"queue length, peak while streaming {label} turns", max_queue, "records",
