@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from ppp_otel import conventions as c
 from ppp_otel.config.settings import PHOENIX_API_KEY_ENV, env_value
-from ppp_otel.publish.phoenix_link import base_url
+from ppp_otel.publish.phoenix_link import PhoenixError, base_url, post
 from ppp_otel.scoring.consensus import ConsensusResult
 from ppp_otel.scoring.rewards import TrajectoryScore
 
@@ -42,8 +40,6 @@ __all__ = ["AnnotationSummary", "annotate_consensus", "annotation_payload", "pho
 
 ANNOTATOR_KIND = "CODE"
 BEST, NOT_BEST = "best", "not_best"
-#: How much of an error body goes into the message.
-BODY_EXCERPT_CHARS = 300
 _RETRY_INTERVAL_S = 0.25
 
 
@@ -112,21 +108,16 @@ class _Failure(Exception):
 
 
 def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        excerpt = " ".join(exc.read().decode("utf-8", "replace").split())[:BODY_EXCERPT_CHARS]
+        post(url, json.dumps(body).encode(), headers, timeout_s)
+    except PhoenixError as exc:
         # Phoenix answers 404 "Spans with IDs ... do not exist." for a span it has not
         # ingested yet ("Sessions with IDs ..." for a session).
-        if exc.code == 404 and "do not exist" in excerpt:
+        if exc.status == 404 and "do not exist" in exc.body:
             what = "session" if "session" in url else "span"
             raise _Failure(f"{what} {NOT_IN_PHOENIX} (HTTP 404)", retry=True) from None
-        raise _Failure(f"HTTP {exc.code} from {url}: {excerpt or exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise _Failure(f"cannot reach {url}: {exc.reason}") from None
-    except OSError as exc:  # timeouts and resets
+        if exc.status is not None:
+            raise _Failure(f"{exc} (from {url})") from None
         raise _Failure(f"cannot reach {url}: {exc}") from None
 
 

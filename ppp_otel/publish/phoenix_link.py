@@ -1,4 +1,4 @@
-"""Talking to one Phoenix server: a POST that says what went wrong, and one log line when it is down.
+"""Talking to one Phoenix server: requests that say what went wrong, and one log line when it is down.
 
 Shared by the span exporter and the annotation sender that ``register()``
 attaches when spans are forwarded to Phoenix. Phoenix being down must cost
@@ -7,10 +7,12 @@ one log line naming Phoenix and its URL, not one per request or per retry.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import urllib.error
 import urllib.request
+from typing import Any
 
 logger = logging.getLogger("ppp_otel.phoenix")
 
@@ -47,8 +49,22 @@ def base_url(url: str) -> str:
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> bytes:
     """POST ``body``; the answer's body, or :class:`PhoenixError`."""
+    return _send(url, body, headers, timeout_s, "POST")
+
+
+def get_json(url: str, headers: dict[str, str], timeout_s: float) -> Any:
+    """GET a JSON answer (Phoenix's REST API); the decoded value, or :class:`PhoenixError`."""
+    answer = _send(url, None, headers, timeout_s, "GET")
     try:
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        return json.loads(answer)
+    except ValueError:
+        raise PhoenixError(f"the answer from {url} is not JSON", body=answer[:BODY_EXCERPT_CHARS].decode(
+            "utf-8", "replace")) from None
+
+
+def _send(url: str, body: bytes | None, headers: dict[str, str], timeout_s: float, method: str) -> bytes:
+    try:
+        request = urllib.request.Request(url, data=body, headers=headers, method=method)
     except ValueError as exc:  # "unknown url type": an endpoint without http:// (as the span exporter says)
         raise PhoenixError(str(exc), unreachable=True) from None
     try:

@@ -12,17 +12,14 @@ filter answers. Nothing here raises: a Phoenix that cannot be asked gives None.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from typing import Iterable
 
 from ppp_otel.config.settings import PHOENIX_API_KEY_ENV, env_value
-from ppp_otel.publish.phoenix_link import base_url
+from ppp_otel.publish.phoenix_link import PhoenixError, base_url, get_json
 
 logger = logging.getLogger(__name__)
 
@@ -34,28 +31,13 @@ _PROJECTS_PER_PAGE = 100
 _RETRY_INTERVAL_S = 0.5
 
 
-class _Unanswered(Exception):
-    pass
-
-
-def _get(url: str, headers: dict[str, str], timeout_s: float) -> dict:
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise _Unanswered(f"HTTP {exc.code} from {url}") from None
-    except (OSError, ValueError) as exc:  # unreachable, timed out, not JSON
-        raise _Unanswered(f"cannot ask {url}: {exc}") from None
-
-
 def _projects(base: str, headers: dict[str, str], timeout_s: float) -> list[tuple[str, str]]:
     """(id, name) of every project, in Phoenix's order."""
     found: list[tuple[str, str]] = []
     cursor: str | None = None
     while True:
         query = {"limit": _PROJECTS_PER_PAGE, **({"cursor": cursor} if cursor else {})}
-        page = _get(f"{base}/v1/projects?{urllib.parse.urlencode(query)}", headers, timeout_s)
+        page = get_json(f"{base}/v1/projects?{urllib.parse.urlencode(query)}", headers, timeout_s)
         found.extend((str(p["id"]), str(p["name"])) for p in page.get("data") or [] if "id" in p and "name" in p)
         cursor = page.get("next_cursor")
         if not cursor:
@@ -70,9 +52,9 @@ def _held(base: str, project_id: str, span_ids: list[str], headers: dict[str, st
         chunk = span_ids[i:i + _IDS_PER_REQUEST]
         query = urllib.parse.urlencode([("span_id", s) for s in chunk] + [("limit", len(chunk))])
         try:
-            page = _get(f"{base}/v1/projects/{urllib.parse.quote(project_id, safe='')}/spans?{query}",
+            page = get_json(f"{base}/v1/projects/{urllib.parse.quote(project_id, safe='')}/spans?{query}",
                         headers, timeout_s)
-        except _Unanswered:
+        except PhoenixError:
             continue  # a project deleted meanwhile, or one this key may not read
         held += sum(1 for s in page.get("data") or []
                     if isinstance(s, dict) and (s.get("context") or {}).get("span_id") in wanted)
@@ -106,7 +88,7 @@ def project_of_spans(
                 counts[name] = _held(base, pid, ids, headers, timeout_s)
                 if counts[name] == len(ids):
                     return name  # all of them: no other project can hold more
-        except _Unanswered as exc:
+        except PhoenixError as exc:
             logger.info("ppp-otel: cannot find the Phoenix project of the trajectories: %s", exc)
             return None
         best = max(counts.items(), key=lambda item: item[1], default=(None, 0))  # max keeps the first of a tie
