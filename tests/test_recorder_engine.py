@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -174,6 +175,24 @@ def test_a_full_batch_is_written_once_the_producers_pause(monkeypatch):
         e.put(i)
     assert _processed_within(sink, 10)
     e.shutdown()
+
+
+def test_a_producer_that_never_pauses_long_enough_wakes_the_worker_a_few_times_not_once_an_item(monkeypatch):
+    from ppp_otel.recorder import engine as engine_module
+
+    looks = []
+    due_in = engine_module.due_in
+    monkeypatch.setattr(engine_module, "QUIET_S", 0.01)
+    monkeypatch.setattr(engine_module, "due_in", lambda *a: looks.append(a) or due_in(*a))
+    sink = ListSink()
+    e = engine(sink, buffer_size=10)  # the flush interval is a minute
+    for i in range(60):  # a full batch, then an item every 5 ms: never 10 ms quiet
+        e.put(i)
+        if i >= 10:
+            time.sleep(0.005)
+    assert len(looks) < 25  # 10, 20, 40, 80, 160 ms...: not one look an item (50)
+    e.shutdown()
+    assert sink.items == list(range(60))
 
 
 def test_a_busy_batch_is_written_however_busy_the_producers_are(monkeypatch):

@@ -5,7 +5,8 @@ that knows nothing of spans or SQLite, with thin users over it (the span
 processor, OTLP ingest, ATIF import). Producers call :meth:`QueueEngine.put`
 from any thread; the worker hands batches of up to ``buffer_size`` items to a
 :class:`Sink`. A batch is due when it is full and the producers have paused
-(``QUIET_S``), when ``BUSY_BATCH`` items wait however busy they are, when its
+(``QUIET_S``; looked for at doubling intervals while they are not), when
+``BUSY_BATCH`` items wait however busy they are, when its
 oldest item is ``flush_interval_ms`` old, when someone waits in
 :meth:`force_flush`, when an item is put with ``due`` (a trajectory's end), or
 at shutdown. Waiting for a pause matters because the worker shares the GIL
@@ -88,12 +89,16 @@ def batch_size(queued: int, buffer_size: int, max_queue_size: int | None = None)
 
 
 def due_in(queued: int, now: float, oldest: float, last_put: float, buffer_size: int,
-           flush_interval_s: float) -> float:
+           flush_interval_s: float, look_again_s: float = 0.0) -> float:
     """Seconds until the queued items make a due batch (0 or less: now): the flush
-    interval after the oldest, or, once a batch is full, the producers' next pause."""
+    interval after the oldest, or, once a batch is full, the producers' next pause,
+    looked for no sooner than ``look_again_s`` from now."""
     remaining = oldest + flush_interval_s - now
     if queued >= buffer_size:
-        remaining = min(remaining, last_put + QUIET_S - now)
+        quiet = last_put + QUIET_S - now
+        if quiet <= 0:
+            return quiet
+        remaining = min(remaining, max(quiet, look_again_s))
     return remaining
 
 
@@ -320,6 +325,11 @@ class QueueEngine:
 
     def _take(self) -> tuple[list, bool]:
         cond = self._cond
+        # A full batch waits for the producers' pause; each look that finds them still
+        # busy doubles the time to the next. A producer that pauses for less than QUIET_S
+        # between items (1 ms of I/O a turn) would otherwise wake the worker once an item,
+        # and each wake costs about as much CPU as writing the item.
+        look_again = 0.0  # the first look is at the pause's earliest end
         with cond:
             while True:
                 n = len(self._queue)
@@ -328,9 +338,11 @@ class QueueEngine:
                     break
                 if n:
                     remaining = due_in(n, time.monotonic(), self._oldest, self._last_put,
-                                       self.buffer_size, self.flush_interval_s)
+                                       self.buffer_size, self.flush_interval_s, look_again)
                     if remaining <= 0:
                         break
+                    if n >= self.buffer_size:
+                        look_again = min(max(QUIET_S, 2 * look_again), self.flush_interval_s)
                     cond.wait(remaining)
                 else:
                     cond.wait(TICK_S if self.stats.dirty else None)
