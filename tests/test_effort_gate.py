@@ -246,3 +246,22 @@ def test_the_one_regular_expression_finds_the_fragments_the_automaton_finds(text
 
 _EFFORT_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
 _EFFORT_GATE_WITHOUT_AUTOMATON = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern, automaton=False)
+
+
+# --- a cue is searched branch by branch --------------------------------------------------------
+
+
+def test_the_branches_of_a_cue_are_its_top_level_alternatives():
+    from ppp_otel.analysis.effort import _BRANCHES
+
+    for cue in EFFORT_CUES:
+        assert "|".join(b.pattern.pattern for b in _BRANCHES if b.cue is cue) == cue.pattern.pattern
+
+
+def test_a_cue_two_of_whose_branches_match_counts_once():
+    from ppp_otel.analysis.effort import _BRANCHES
+
+    question = "do you want me to rename it?"
+    offer = [b for b in _BRANCHES if b.cue.name == "offer" and b.pattern.search(question)]
+    assert len(offer) == 2
+    assert effort_scores(question) == scores_of_every_cue(question)

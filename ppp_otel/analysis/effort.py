@@ -267,8 +267,24 @@ EFFORT_CUES: tuple[EffortCue, ...] = (
 )
 
 
-# Most cues cannot match a given question: the gate finds in one pass which can.
-_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
+@dataclass(frozen=True)
+class _CueBranch:
+    """One top-level alternative of a cue's pattern: the cue matches where any of them does."""
+
+    cue: EffortCue
+    pattern: re.Pattern[str]
+
+
+# A cue is searched branch by branch: a branch with its own literals is gated by them
+# alone, and a pattern that is one alternation, some branches anchored at the start, is
+# tried at every position of the question, where each branch on its own is found by the
+# engine's scan for its first characters or tried at the start only.
+_BRANCHES: tuple[_CueBranch, ...] = tuple(
+    _CueBranch(cue, re.compile(branch)) for cue in EFFORT_CUES for branch in _branches(cue.pattern.pattern)
+)
+
+# Most branches cannot match a given question: the gate finds in one pass which can.
+_GATE = CueGate(_BRANCHES, pattern=lambda branch: branch.pattern)
 
 
 def _normalized(question: str) -> str:
@@ -283,9 +299,14 @@ def effort_scores(question: str) -> dict[str, float]:
         raise TypeError(f"question must be a str; got {type(question).__name__}")
     text = _normalized(question)
     scores = dict(_PRIOR)
-    for cue in _GATE.possible(text):  # in the order of EFFORT_CUES: the sums are the same
-        if cue.pattern.search(text):
+    matched = None
+    # In the order of EFFORT_CUES, a cue's branches together: the sums are the same, and a
+    # cue's later branches are not searched once one has matched.
+    for branch in _GATE.possible(text):
+        cue = branch.cue
+        if cue is not matched and branch.pattern.search(text):
             scores[cue.effort] += cue.weight
+            matched = cue
     return scores
 
 
