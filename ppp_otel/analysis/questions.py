@@ -104,6 +104,13 @@ def _as_paragraph_break(match: re.Match[str]) -> str:
 _QUOTE_MARK = re.compile("['\"“”‘’„«»‹›「」『』]")
 
 
+def _quoting(text: str) -> bool:
+    """Whether the text has a quotation mark of any script."""
+    if text.isascii():  # a flag of the string: its only quotation marks are these two
+        return "'" in text or '"' in text
+    return _QUOTE_MARK.search(text) is not None
+
+
 def _masked(text: str) -> str:
     # Each pass runs only when its trigger is present: most responses have no
     # code, no link and no quotation, and this runs on every recorded turn.
@@ -112,7 +119,7 @@ def _masked(text: str) -> str:
         text = _INLINE_CODE.sub(_blank, text)
     if "://" in text or "www." in text:
         text = _URL.sub(_blank, text)
-    if _QUOTE_MARK.search(text):
+    if _quoting(text):
         text = _QUOTATION.sub(_blank, text)
     if "." in text:
         # Every abbreviation ends with a full stop: ask at each one whether the
@@ -292,7 +299,17 @@ _UNMARKED_WORDS = (
 # second begins with a character class the engine scans for in C.
 _UNMARKED_AT_START = re.compile(_UNMARKED_WORDS, re.IGNORECASE)
 _UNMARKED_AFTER_END = re.compile(r"[.!\n]\s*" + _UNMARKED_WORDS, re.IGNORECASE)
+# The same for a lowered ASCII text, case-sensitive: the engine then passes over an
+# alternative by its first letter in one comparison (most responses are ASCII, and
+# every response without a question mark is asked this). Lowering an ASCII text keeps
+# its length and matches a letter of it where ignoring case would.
+_UNMARKED_AT_START_LOWERED = re.compile(_UNMARKED_WORDS)
+_UNMARKED_AFTER_END_LOWERED = re.compile(r"[.!\n]\s*" + _UNMARKED_WORDS)
 
 
 def _may_ask_unmarked(text: str) -> bool:
+    if text.isascii():
+        lowered = text.lower()
+        return (_UNMARKED_AT_START_LOWERED.match(lowered) is not None
+                or _UNMARKED_AFTER_END_LOWERED.search(lowered) is not None)
     return _UNMARKED_AT_START.match(text) is not None or _UNMARKED_AFTER_END.search(text) is not None
