@@ -130,11 +130,15 @@ class TurnAnalyzer:
 
     def analyze(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> None:
         """Complete the turn records in place, in the order given."""
-        pending: list[Question] = []
+        # The questions to grade, in order, and what the user knows for each.
+        texts: list[str] = []
+        contexts: list[str | None] = []
         # Each trajectory's state looked up once a batch: a batch is mostly one trajectory's turns.
         states: dict[TrajectoryKey, tuple] = {}
+        trajectories: list[TrajectoryRecord] = []
         for record in records:
             if isinstance(record, TrajectoryRecord):
+                trajectories.append(record)
                 # Over OTLP a trajectory arrives already ended, in the batch of its
                 # turns: remember it either way; the last loop forgets ended ones.
                 if record.key not in self._open:
@@ -151,21 +155,25 @@ class TurnAnalyzer:
                 state = states.get(record.trajectory)
                 if state is None:
                     state = states[record.trajectory] = self._state(record.trajectory)
-                pending.extend((q, state[2]) for q in record.questions if q.effort is None)
-        graded = self._classify([q.text for q, _ in pending], [ctx for _, ctx in pending]) if pending else ([], None)
+                for question in record.questions:
+                    if question.effort is None:
+                        texts.append(question.text)
+                        contexts.append(state[2])
+        graded = self._classify(texts, contexts) if texts else ([], None)
         efforts, judge = iter(graded[0]), graded[1]
         for record in records:
             if isinstance(record, TurnRecord):
-                if pending and record.questions:
+                if texts and record.questions:
                     record.questions = [
                         q if q.effort else Question(q.text, next(efforts), q.source, judge) for q in record.questions
                     ]
                 state = states.get(record.trajectory)
                 if state is None:
                     state = states[record.trajectory] = self._state(record.trajectory)
-                self._detect(record, state)
-        for record in records:
-            if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
+                if state[0]:  # preferences to check
+                    self._detect(record, state)
+        for record in trajectories:
+            if record.ended_at is not None:
                 self._check_at_end(record.key)
                 self._open.pop(record.key)
 
