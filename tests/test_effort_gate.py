@@ -251,11 +251,28 @@ _EFFORT_GATE_WITHOUT_AUTOMATON = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pa
 # --- a cue is searched branch by branch --------------------------------------------------------
 
 
-def test_the_branches_of_a_cue_are_its_top_level_alternatives():
+def test_a_cue_matches_a_question_exactly_where_one_of_its_branches_does():
     from ppp_otel.analysis.effort import _BRANCHES
 
+    texts = [_normalized(q) for q in _repository_questions()]
     for cue in EFFORT_CUES:
-        assert "|".join(b.pattern.pattern for b in _BRANCHES if b.cue is cue) == cue.pattern.pattern
+        branches = [b.pattern for b in _BRANCHES if b.cue is cue]
+        assert [t for t in texts if bool(cue.pattern.search(t)) != any(b.search(t) for b in branches)] == []
+
+
+def test_a_leading_group_of_a_few_alternatives_becomes_one_branch_each():
+    from ppp_otel.analysis.effort import _alternatives
+
+    assert _alternatives(r"(?:do|would) you\b|x") == [r"do you\b", r"would you\b", "x"]
+    assert _alternatives(r"(?:^|, |\band )(?:can|could) you") == [
+        r"^(?:can|could) you", r", (?:can|could) you", r"a(?<!\w.)nd (?:can|could) you"]
+
+
+def test_an_optional_or_repeated_leading_group_is_left_whole():
+    from ppp_otel.analysis.effort import _alternatives
+
+    assert _alternatives(r"(?:so|ok)? you") == [r"(?:so|ok)? you"]
+    assert _alternatives(r"(?:a|b){2}c") == [r"(?:a|b){2}c"]
 
 
 def test_a_cue_two_of_whose_branches_match_counts_once():
@@ -265,3 +282,10 @@ def test_a_cue_two_of_whose_branches_match_counts_once():
     offer = [b for b in _BRANCHES if b.cue.name == "offer" and b.pattern.search(question)]
     assert len(offer) == 2
     assert effort_scores(question) == scores_of_every_cue(question)
+
+
+def test_a_leading_group_of_many_alternatives_is_left_whole():
+    from ppp_otel.analysis.effort import _DISTRIBUTED, _alternatives
+
+    many = "(?:" + "|".join(f"w{i}" for i in range(_DISTRIBUTED + 1)) + ") x"
+    assert _alternatives(many) == [many]

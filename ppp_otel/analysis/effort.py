@@ -179,6 +179,29 @@ def _word_start_branch(branch: str) -> str:
     return branch
 
 
+# A branch that opens with a group of at most this many alternatives is searched as one
+# branch for each of them.
+_DISTRIBUTED = 8
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """Patterns one of which matches a text exactly when ``pattern`` does: its top-level
+    branches, a branch that opens with a group of a few alternatives written once for each
+    ("(?:do|would) you" as "do you" and "would you"), so that each opens with its own
+    literal, which the engine scans for, or its own anchor."""
+    return [alternative for branch in _branches(pattern) for alternative in _distributed(branch)]
+
+
+def _distributed(branch: str) -> list[str]:
+    if branch[:3] == "(?:":
+        end = _group_end(branch, 0)
+        if end is not None and branch[end + 1:end + 2] not in ("?", "*", "+", "{"):
+            inner = _branches(branch[3:end])
+            if len(inner) <= _DISTRIBUTED:
+                return [alternative for each in inner for alternative in _distributed(each + branch[end + 1:])]
+    return [_word_start_branch(branch)]
+
+
 def _group_end(pattern: str, start: int) -> int | None:
     """The index of the parenthesis closing the group opened at ``start``."""
     return next((i for i, ch, depth in _structure(pattern, start) if ch == ")" and depth == 0), None)
@@ -275,12 +298,12 @@ class _CueBranch:
     pattern: re.Pattern[str]
 
 
-# A cue is searched branch by branch: a branch with its own literals is gated by them
-# alone, and a pattern that is one alternation, some branches anchored at the start, is
-# tried at every position of the question, where each branch on its own is found by the
-# engine's scan for its first characters or tried at the start only.
+# A cue is searched branch by branch (see _alternatives): a branch with its own literals is
+# gated by them alone, and a pattern that is one alternation, some branches anchored at the
+# start, is tried at every position of the question, where each branch on its own is found
+# by the engine's scan for its first characters or tried at the start only.
 _BRANCHES: tuple[_CueBranch, ...] = tuple(
-    _CueBranch(cue, re.compile(branch)) for cue in EFFORT_CUES for branch in _branches(cue.pattern.pattern)
+    _CueBranch(cue, re.compile(branch)) for cue in EFFORT_CUES for branch in _alternatives(cue.pattern.pattern)
 )
 
 # Most branches cannot match a given question: the gate finds in one pass which can.
