@@ -289,3 +289,15 @@ def test_a_leading_group_of_many_alternatives_is_left_whole():
 
     many = "(?:" + "|".join(f"w{i}" for i in range(_DISTRIBUTED + 1)) + ") x"
     assert _alternatives(many) == [many]
+
+
+_MARKER_PIECES = ["-", "*", "+", "•", "(", ")", ".", "1", "12", "123", "1234", "٣", "²", "a", "Z", "é", "x", "[", "]",
+                  "[x]", "[ ]", " ", "  ", "\t", "\n", "word", "?"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_MARKER_PIECES), max_size=6).map("".join))
+def test_the_list_marker_is_taken_off_as_the_pattern_takes_it(text):
+    from ppp_otel.analysis.effort import LIST_MARKER, without_list_marker
+
+    assert without_list_marker(text) == LIST_MARKER.sub("", text, count=1)

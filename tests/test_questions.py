@@ -215,3 +215,13 @@ def test_a_quotation_mark_of_any_script_is_seen(mark):
 def test_a_text_without_quotation_marks_has_none_ascii_or_not():
     assert not questions_module._quoting("Plain text, no quotes.")
     assert not questions_module._quoting("Café au lait — non?")
+
+
+@pytest.mark.parametrize("sentence, asks", [("Really？", True), ("Really?!", True), ("Really? :)", True),
+                                            ("No question.", False), ("What? No, fine.", False), ("", False)])
+def test_a_sentence_asks_when_a_question_mark_ends_it(sentence, asks):
+    assert questions_module._asks(sentence) is asks
+
+
+def test_a_sentence_keeps_the_code_its_masked_copy_hides():
+    assert questions_module._sentences("Run `a.b()`. Ok?") == [("Run `a.b()`. ", "Run `a_b()`. "), ("Ok?", "Ok?")]

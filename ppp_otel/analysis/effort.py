@@ -35,6 +35,17 @@ LIST_MARKER = re.compile(
 )
 
 
+
+def without_list_marker(text: str) -> str:
+    """The text without the list marker it opens with, if any."""
+    # What LIST_MARKER's branches open with (a dash, a bullet, a parenthesis, a digit; a
+    # letter before ")" or "."): most questions and sentences open otherwise, and are
+    # passed over without the pattern.
+    if text[:1] in "-*+•(" or text[:1].isdigit() or text[1:2] in (")", "."):
+        return LIST_MARKER.sub("", text, count=1)
+    return text
+
+
 @dataclass(frozen=True)
 class EffortCue:
     name: str
@@ -312,7 +323,7 @@ _GATE = CueGate(_BRANCHES, pattern=lambda branch: branch.pattern)
 
 def _normalized(question: str) -> str:
     question = question.strip().lower().replace("’", "'").replace("‘", "'")
-    question = LIST_MARKER.sub("", question, count=1)
+    question = without_list_marker(question)
     return question.lstrip("¿¡*_ ").rstrip()
 
 

@@ -12,11 +12,11 @@ import re
 
 from ppp_otel.analysis.effort import (  # the grading, importable from here as before
     EFFORT_CUES,
-    LIST_MARKER,
     RULES_VERSION,
     EffortCue,
     classify_effort,
     effort_scores,
+    without_list_marker,
 )
 
 __all__ = ["extract_questions", "classify_effort", "effort_scores", "EffortCue", "EFFORT_CUES", "RULES_VERSION"]
@@ -137,13 +137,16 @@ def _masked(text: str) -> str:
 def _sentences(text: str) -> list[tuple[str, str]]:
     """(sentence, its masked copy) pairs, in order."""
     masked = _masked(text)
+    # Most texts have nothing to mask: each sentence is then its own masked copy.
+    unmasked = masked is text
     sentences = []
     start = 0
     for boundary in _BOUNDARY.finditer(masked):
         end = boundary.end()
+        piece = masked[start:end]
         # A fenced code block masks to blank lines: it is no sentence.
-        if not masked[start:end].isspace() and start < end:
-            sentences.append((text[start:end], masked[start:end]))
+        if not piece.isspace() and start < end:
+            sentences.append((piece if unmasked else text[start:end], piece))
         start = end
     if start < len(text) and masked[start:].strip():
         sentences.append((text[start:], masked[start:]))
@@ -151,6 +154,9 @@ def _sentences(text: str) -> list[tuple[str, str]]:
 
 
 def _asks(masked: str) -> bool:
+    # Most sentences have no question mark: a scan for it passes them over.
+    if "?" not in masked and "？" not in masked:
+        return False
     return bool(_ASKS.search(masked.rstrip()))
 
 
@@ -163,8 +169,7 @@ def _tidy(sentence: str) -> tuple[str, bool]:
     # for every asking sentence of every recorded turn.
     first = sentence[0]
     prose = not (first == ">" or (first == "#" and _HEADING_OR_QUOTE.match(sentence)))
-    if first in "-*+•(" or first.isdigit() or sentence[1:2] in (")", "."):
-        sentence = LIST_MARKER.sub("", sentence, count=1)
+    sentence = without_list_marker(sentence)
     if sentence and (sentence[0] in "*_" or sentence[-1] in "*_"):
         sentence = _EMPHASIS_EDGES.sub("", sentence)
     sentence = sentence.strip()
