@@ -224,4 +224,4 @@ def test_a_sentence_asks_when_a_question_mark_ends_it(sentence, asks):
 
 
 def test_a_sentence_keeps_the_code_its_masked_copy_hides():
-    assert questions_module._sentences("Run `a.b()`. Ok?") == [("Run `a.b()`. ", "Run `a_b()`. "), ("Ok?", "Ok?")]
+    assert questions_module._sentences("Run `a.b()`. Ok?") == [("Run `a.b()`.", "Run `a_b()`."), (" Ok?", " Ok?")]
