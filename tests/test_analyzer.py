@@ -54,3 +54,34 @@ def test_a_trajectory_that_ends_in_the_batch_is_forgotten_after_its_turns_are_ju
     analyzer.analyze([ended, turn])
     assert [v.preference for v in turn.violations] == ["no_questions"]
     assert KEY not in analyzer._open
+
+
+def test_the_rules_grade_found_questions_where_they_are_found_as_their_batch_grading_would():
+    from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
+
+    class BatchRules(HeuristicEffortClassifier):  # a subclass: graded with the batch, after extraction
+        pass
+
+    texts = ["Which file did you edit? And can you run the tests on it?", "Done. Shall I push?",
+             "Could you grep the logs for it? Please tell me which version you run.", "Nothing to ask.",
+             "Which file did you edit? Which file did you edit?", '{"q": ["Why?", "Which OS?"]}']
+
+    def judged(classifier):
+        turns = [_turn(i, text, [Question("Asked by a tool?")] if i % 2 else [], extract=True)
+                 for i, text in enumerate(texts, 1)]
+        TurnAnalyzer(classifier).analyze(turns)
+        return [turn.questions for turn in turns]
+
+    at_once, in_batch = judged(HeuristicEffortClassifier()), judged(BatchRules())
+    assert at_once == in_batch
+    assert sum(len(questions) for questions in at_once) > 10
+
+
+def test_rules_replaced_on_the_instance_are_asked_as_any_classifier_is():
+    from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
+
+    rules = HeuristicEffortClassifier()
+    rules.classify_many = lambda questions, contexts=None: ["high"] * len(questions)
+    turn = _turn(1, "Shall I push?")
+    TurnAnalyzer(rules).analyze([turn])
+    assert [q.effort for q in turn.questions] == ["high"]

@@ -22,7 +22,7 @@ from ppp_otel.analysis.preferences import (
     detect_at_end,
 )
 from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
-from ppp_otel.analysis.effort import RULES_VERSION
+from ppp_otel.analysis.effort import RULES_VERSION, classify_effort
 from ppp_otel.analysis.questions import extract_questions
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
@@ -136,6 +136,10 @@ class TurnAnalyzer:
         # Each trajectory's state looked up once a batch: a batch is mostly one trajectory's turns.
         states: dict[TrajectoryKey, tuple] = {}
         trajectories: list[TrajectoryRecord] = []
+        # The rules' classify_many grades each question alone, at once and without failing:
+        # a question the rules judge is graded where it is found, as they would grade it later
+        # (the rules as they are: not a subclass, nothing of theirs replaced on the instance).
+        at_once = type(self.classifier) is HeuristicEffortClassifier and not vars(self.classifier)
         for record in records:
             if isinstance(record, TrajectoryRecord):
                 trajectories.append(record)
@@ -150,7 +154,10 @@ class TurnAnalyzer:
                 if found:
                     # Questions asked through a tool (ask_user, ...) are already there; add the text's.
                     asked = {q.text for q in record.questions}
-                    record.questions = list(record.questions) + [Question(text) for text in found if text not in asked]
+                    new = [text for text in found if text not in asked]
+                    record.questions = list(record.questions) + (
+                        [Question(text, classify_effort(text), None, RULES_JUDGE) for text in new] if at_once
+                        else [Question(text) for text in new])
             if record.questions:
                 state = states.get(record.trajectory)
                 if state is None:
