@@ -225,3 +225,14 @@ def test_a_sentence_asks_when_a_question_mark_ends_it(sentence, asks):
 
 def test_a_sentence_keeps_the_code_its_masked_copy_hides():
     assert questions_module._sentences("Run `a.b()`. Ok?") == [("Run `a.b()`.", "Run `a_b()`."), (" Ok?", " Ok?")]
+
+
+# What asks, as a pattern: a question mark, then only exclamation marks and other non-word
+# characters to the end of the sentence.
+_ASKS = __import__("re").compile(r"[?？][!！]*\W*$")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab_1 ?？!！.)\n\t。é", max_size=12))
+def test_a_sentence_asks_where_the_pattern_finds_a_closing_question_mark(sentence):
+    assert questions_module._asks(sentence) is bool(_ASKS.search(sentence.rstrip()))
