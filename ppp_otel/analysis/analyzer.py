@@ -152,12 +152,13 @@ class TurnAnalyzer:
             if record.extract_questions and record.response:
                 found = extract_questions(record.response)
                 if found:
-                    # Questions asked through a tool (ask_user, ...) are already there; add the text's.
-                    asked = {q.text for q in record.questions}
-                    new = [text for text in found if text not in asked]
+                    if record.questions:
+                        # Questions asked through a tool (ask_user, ...) are already there; add the text's.
+                        asked = {q.text for q in record.questions}
+                        found = [text for text in found if text not in asked]
                     record.questions = list(record.questions) + (
-                        [Question(text, classify_effort(text), None, RULES_JUDGE) for text in new] if at_once
-                        else [Question(text) for text in new])
+                        [Question(text, classify_effort(text), None, RULES_JUDGE) for text in found] if at_once
+                        else [Question(text) for text in found])
             if record.questions:
                 state = states.get(record.trajectory)
                 if state is None:
