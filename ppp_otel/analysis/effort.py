@@ -14,9 +14,12 @@ most evidence. Weighted evidence rather than first-match keywords, so a
 choice phrased around a design ("which of the two designs do you prefer?")
 stays a choice, and "which" alone decides nothing. Plain precompiled regular
 expressions, like the extraction in :mod:`ppp_otel.analysis.questions`: both
-run on every recorded response. A question contains the literals of a few
-cues only; :mod:`ppp_otel.analysis.cue_gate` finds which in one pass, and only
-those cues are searched (the scores are those of searching every cue).
+run on every recorded response. A cue is searched as its alternatives, each
+on its own (a branch that opens with its literal or its anchor is found
+faster than an alternation is tried at every position), and a question
+contains the literals of a few of them only: :mod:`ppp_otel.analysis.cue_gate`
+finds which in one pass, and only those are searched (the scores are those of
+searching every cue's whole pattern).
 """
 
 from __future__ import annotations
