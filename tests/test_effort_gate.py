@@ -246,3 +246,58 @@ def test_the_one_regular_expression_finds_the_fragments_the_automaton_finds(text
 
 _EFFORT_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
 _EFFORT_GATE_WITHOUT_AUTOMATON = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern, automaton=False)
+
+
+# --- a cue is searched branch by branch --------------------------------------------------------
+
+
+def test_a_cue_matches_a_question_exactly_where_one_of_its_branches_does():
+    from ppp_otel.analysis.effort import _BRANCHES
+
+    texts = [_normalized(q) for q in _repository_questions()]
+    for cue in EFFORT_CUES:
+        branches = [b.pattern for b in _BRANCHES if b.cue is cue]
+        assert [t for t in texts if bool(cue.pattern.search(t)) != any(b.search(t) for b in branches)] == []
+
+
+def test_a_leading_group_of_a_few_alternatives_becomes_one_branch_each():
+    from ppp_otel.analysis.effort import _alternatives
+
+    assert _alternatives(r"(?:do|would) you\b|x") == [r"do you\b", r"would you\b", "x"]
+    assert _alternatives(r"(?:^|, |\band )(?:can|could) you") == [
+        r"^(?:can|could) you", r", (?:can|could) you", r"a(?<!\w.)nd (?:can|could) you"]
+
+
+def test_an_optional_or_repeated_leading_group_is_left_whole():
+    from ppp_otel.analysis.effort import _alternatives
+
+    assert _alternatives(r"(?:so|ok)? you") == [r"(?:so|ok)? you"]
+    assert _alternatives(r"(?:a|b){2}c") == [r"(?:a|b){2}c"]
+
+
+def test_a_cue_two_of_whose_branches_match_counts_once():
+    from ppp_otel.analysis.effort import _BRANCHES
+
+    question = "do you want me to rename it?"
+    offer = [b for b in _BRANCHES if b.cue.name == "offer" and b.pattern.search(question)]
+    assert len(offer) == 2
+    assert effort_scores(question) == scores_of_every_cue(question)
+
+
+def test_a_leading_group_of_many_alternatives_is_left_whole():
+    from ppp_otel.analysis.effort import _DISTRIBUTED, _alternatives
+
+    many = "(?:" + "|".join(f"w{i}" for i in range(_DISTRIBUTED + 1)) + ") x"
+    assert _alternatives(many) == [many]
+
+
+_MARKER_PIECES = ["-", "*", "+", "•", "(", ")", ".", "1", "12", "123", "1234", "٣", "²", "a", "Z", "é", "x", "[", "]",
+                  "[x]", "[ ]", " ", "  ", "\t", "\n", "word", "?"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_MARKER_PIECES), max_size=6).map("".join))
+def test_the_list_marker_is_taken_off_as_the_pattern_takes_it(text):
+    from ppp_otel.analysis.effort import LIST_MARKER, without_list_marker
+
+    assert without_list_marker(text) == LIST_MARKER.sub("", text, count=1)

@@ -188,3 +188,51 @@ def test_every_sentence_read_as_an_unmarked_question_passes_the_cheap_check_firs
     sentence = "".join(a + b for a, b in pieces)
     if questions_module._UNMARKED_QUESTION.match(questions_module._tidy(sentence)[0]):
         assert questions_module._UNMARKED_LEAD.match(sentence)
+
+
+# --- the ASCII fast paths give what the general patterns give ------------------------------------
+
+_CASED = ["So", "AND", "also", "Ok", "okay,", "What", "WHICH", "who", "Whom", "whose", "Where", "when", "WHY",
+          "How", "can", "Could", "would", "Will", "DO", "did", "Are", "were", "have", "should", "Shall",
+          "Please", "TELL ME", "let me know", "Remind Me", "confirm", "whatever", "cannot", "x", "'", '"',
+          ".", "!", "?", "\n", " ", "  ", "\t", ",", "é", "ſ", "K", "“", "»"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_CASED), max_size=10).map("".join))
+def test_the_cheap_check_for_an_unmarked_question_ignores_case_as_the_patterns_do(text):
+    general = (questions_module._UNMARKED_AT_START.match(text) is not None
+               or questions_module._UNMARKED_AFTER_END.search(text) is not None)
+    assert questions_module._may_ask_unmarked(text) == general
+
+
+@pytest.mark.parametrize("mark", list("'\"“”‘’„«»‹›「」『』"))
+def test_a_quotation_mark_of_any_script_is_seen(mark):
+    assert questions_module._quoting(f"He said {mark}yes{mark} to it.")
+    assert questions_module._quoting(f"He said {mark}yes{mark} to it, café.")
+
+
+def test_a_text_without_quotation_marks_has_none_ascii_or_not():
+    assert not questions_module._quoting("Plain text, no quotes.")
+    assert not questions_module._quoting("Café au lait — non?")
+
+
+@pytest.mark.parametrize("sentence, asks", [("Really？", True), ("Really?!", True), ("Really? :)", True),
+                                            ("No question.", False), ("What? No, fine.", False), ("", False)])
+def test_a_sentence_asks_when_a_question_mark_ends_it(sentence, asks):
+    assert questions_module._asks(sentence) is asks
+
+
+def test_a_sentence_keeps_the_code_its_masked_copy_hides():
+    assert questions_module._sentences("Run `a.b()`. Ok?") == [("Run `a.b()`.", "Run `a_b()`."), (" Ok?", " Ok?")]
+
+
+# What asks, as a pattern: a question mark, then only exclamation marks and other non-word
+# characters to the end of the sentence.
+_ASKS = __import__("re").compile(r"[?？][!！]*\W*$")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab_1 ?？!！.)\n\t。é", max_size=12))
+def test_a_sentence_asks_where_the_pattern_finds_a_closing_question_mark(sentence):
+    assert questions_module._asks(sentence) is bool(_ASKS.search(sentence.rstrip()))

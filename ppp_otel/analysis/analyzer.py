@@ -22,7 +22,7 @@ from ppp_otel.analysis.preferences import (
     detect_at_end,
 )
 from ppp_otel.analysis.llm_classifier import HeuristicEffortClassifier
-from ppp_otel.analysis.effort import RULES_VERSION
+from ppp_otel.analysis.effort import RULES_VERSION, classify_effort
 from ppp_otel.analysis.questions import extract_questions
 from ppp_otel.records import TrajectoryKey, TrajectoryRecord, TurnRecord
 
@@ -130,11 +130,19 @@ class TurnAnalyzer:
 
     def analyze(self, records: Sequence[TrajectoryRecord | TurnRecord]) -> None:
         """Complete the turn records in place, in the order given."""
-        pending: list[Question] = []
+        # The questions to grade, in order, and what the user knows for each.
+        texts: list[str] = []
+        contexts: list[str | None] = []
         # Each trajectory's state looked up once a batch: a batch is mostly one trajectory's turns.
         states: dict[TrajectoryKey, tuple] = {}
+        trajectories: list[TrajectoryRecord] = []
+        # The rules' classify_many grades each question alone, at once and without failing:
+        # a question the rules judge is graded where it is found, as they would grade it later
+        # (the rules as they are: not a subclass, nothing of theirs replaced on the instance).
+        at_once = type(self.classifier) is HeuristicEffortClassifier and not vars(self.classifier)
         for record in records:
             if isinstance(record, TrajectoryRecord):
+                trajectories.append(record)
                 # Over OTLP a trajectory arrives already ended, in the batch of its
                 # turns: remember it either way; the last loop forgets ended ones.
                 if record.key not in self._open:
@@ -144,28 +152,36 @@ class TurnAnalyzer:
             if record.extract_questions and record.response:
                 found = extract_questions(record.response)
                 if found:
-                    # Questions asked through a tool (ask_user, ...) are already there; add the text's.
-                    asked = {q.text for q in record.questions}
-                    record.questions = list(record.questions) + [Question(text) for text in found if text not in asked]
+                    if record.questions:
+                        # Questions asked through a tool (ask_user, ...) are already there; add the text's.
+                        asked = {q.text for q in record.questions}
+                        found = [text for text in found if text not in asked]
+                    record.questions = list(record.questions) + (
+                        [Question(text, classify_effort(text), None, RULES_JUDGE) for text in found] if at_once
+                        else [Question(text) for text in found])
             if record.questions:
                 state = states.get(record.trajectory)
                 if state is None:
                     state = states[record.trajectory] = self._state(record.trajectory)
-                pending.extend((q, state[2]) for q in record.questions if q.effort is None)
-        graded = self._classify([q.text for q, _ in pending], [ctx for _, ctx in pending]) if pending else ([], None)
+                for question in record.questions:
+                    if question.effort is None:
+                        texts.append(question.text)
+                        contexts.append(state[2])
+        graded = self._classify(texts, contexts) if texts else ([], None)
         efforts, judge = iter(graded[0]), graded[1]
         for record in records:
             if isinstance(record, TurnRecord):
-                if pending and record.questions:
+                if texts and record.questions:
                     record.questions = [
                         q if q.effort else Question(q.text, next(efforts), q.source, judge) for q in record.questions
                     ]
                 state = states.get(record.trajectory)
                 if state is None:
                     state = states[record.trajectory] = self._state(record.trajectory)
-                self._detect(record, state)
-        for record in records:
-            if isinstance(record, TrajectoryRecord) and record.ended_at is not None:
+                if state[0]:  # preferences to check
+                    self._detect(record, state)
+        for record in trajectories:
+            if record.ended_at is not None:
                 self._check_at_end(record.key)
                 self._open.pop(record.key)
 

@@ -14,9 +14,12 @@ most evidence. Weighted evidence rather than first-match keywords, so a
 choice phrased around a design ("which of the two designs do you prefer?")
 stays a choice, and "which" alone decides nothing. Plain precompiled regular
 expressions, like the extraction in :mod:`ppp_otel.analysis.questions`: both
-run on every recorded response. A question contains the literals of a few
-cues only; :mod:`ppp_otel.analysis.cue_gate` finds which in one pass, and only
-those cues are searched (the scores are those of searching every cue).
+run on every recorded response. A cue is searched as its alternatives, each
+on its own (a branch that opens with its literal or its anchor is found
+faster than an alternation is tried at every position), and a question
+contains the literals of a few of them only: :mod:`ppp_otel.analysis.cue_gate`
+finds which in one pass, and only those are searched (the scores are those of
+searching every cue's whole pattern).
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ __all__ = ["classify_effort", "effort_scores", "EffortCue", "EFFORT_CUES", "RULE
 LIST_MARKER = re.compile(
     r"^(?:[-*+•]\s+(?:\[[ xX]\]\s+)?|\(?\d{1,3}[.)]\s+|\(?[a-zA-Z][)]\s+|[a-zA-Z]\.\s+(?=\S))"
 )
+
+
+
+def without_list_marker(text: str) -> str:
+    """The text without the list marker it opens with, if any."""
+    # What LIST_MARKER's branches open with (a dash, a bullet, a parenthesis, a digit; a
+    # letter before ")" or "."): most questions and sentences open otherwise, and are
+    # passed over without the pattern.
+    if text[:1] in "-*+•(" or text[:1].isdigit() or text[1:2] in (")", "."):
+        return LIST_MARKER.sub("", text, count=1)
+    return text
 
 
 @dataclass(frozen=True)
@@ -179,6 +193,29 @@ def _word_start_branch(branch: str) -> str:
     return branch
 
 
+# A branch that opens with a group of at most this many alternatives is searched as one
+# branch for each of them.
+_DISTRIBUTED = 8
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """Patterns one of which matches a text exactly when ``pattern`` does: its top-level
+    branches, a branch that opens with a group of a few alternatives written once for each
+    ("(?:do|would) you" as "do you" and "would you"), so that each opens with its own
+    literal, which the engine scans for, or its own anchor."""
+    return [alternative for branch in _branches(pattern) for alternative in _distributed(branch)]
+
+
+def _distributed(branch: str) -> list[str]:
+    if branch[:3] == "(?:":
+        end = _group_end(branch, 0)
+        if end is not None and branch[end + 1:end + 2] not in ("?", "*", "+", "{"):
+            inner = _branches(branch[3:end])
+            if len(inner) <= _DISTRIBUTED:
+                return [alternative for each in inner for alternative in _distributed(each + branch[end + 1:])]
+    return [_word_start_branch(branch)]
+
+
 def _group_end(pattern: str, start: int) -> int | None:
     """The index of the parenthesis closing the group opened at ``start``."""
     return next((i for i, ch, depth in _structure(pattern, start) if ch == ")" and depth == 0), None)
@@ -267,13 +304,29 @@ EFFORT_CUES: tuple[EffortCue, ...] = (
 )
 
 
-# Most cues cannot match a given question: the gate finds in one pass which can.
-_GATE = CueGate(EFFORT_CUES, pattern=lambda cue: cue.pattern)
+@dataclass(frozen=True)
+class _CueBranch:
+    """One top-level alternative of a cue's pattern: the cue matches where any of them does."""
+
+    cue: EffortCue
+    pattern: re.Pattern[str]
+
+
+# A cue is searched branch by branch (see _alternatives): a branch with its own literals is
+# gated by them alone, and a pattern that is one alternation, some branches anchored at the
+# start, is tried at every position of the question, where each branch on its own is found
+# by the engine's scan for its first characters or tried at the start only.
+_BRANCHES: tuple[_CueBranch, ...] = tuple(
+    _CueBranch(cue, re.compile(branch)) for cue in EFFORT_CUES for branch in _alternatives(cue.pattern.pattern)
+)
+
+# Most branches cannot match a given question: the gate finds in one pass which can.
+_GATE = CueGate(_BRANCHES, pattern=lambda branch: branch.pattern)
 
 
 def _normalized(question: str) -> str:
     question = question.strip().lower().replace("’", "'").replace("‘", "'")
-    question = LIST_MARKER.sub("", question, count=1)
+    question = without_list_marker(question)
     return question.lstrip("¿¡*_ ").rstrip()
 
 
@@ -283,9 +336,14 @@ def effort_scores(question: str) -> dict[str, float]:
         raise TypeError(f"question must be a str; got {type(question).__name__}")
     text = _normalized(question)
     scores = dict(_PRIOR)
-    for cue in _GATE.possible(text):  # in the order of EFFORT_CUES: the sums are the same
-        if cue.pattern.search(text):
+    matched = None
+    # In the order of EFFORT_CUES, a cue's branches together: the sums are the same, and a
+    # cue's later branches are not searched once one has matched.
+    for branch in _GATE.possible(text):
+        cue = branch.cue
+        if cue is not matched and branch.pattern.search(text):
             scores[cue.effort] += cue.weight
+            matched = cue
     return scores
 
 

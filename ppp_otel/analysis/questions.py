@@ -12,11 +12,11 @@ import re
 
 from ppp_otel.analysis.effort import (  # the grading, importable from here as before
     EFFORT_CUES,
-    LIST_MARKER,
     RULES_VERSION,
     EffortCue,
     classify_effort,
     effort_scores,
+    without_list_marker,
 )
 
 __all__ = ["extract_questions", "classify_effort", "effort_scores", "EffortCue", "EFFORT_CUES", "RULES_VERSION"]
@@ -76,7 +76,6 @@ _BOUNDARY = re.compile(
 
 _HEADING_OR_QUOTE = re.compile(r"^(?:#{1,6}\s|>)")
 _EMPHASIS_EDGES = re.compile(r"^[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}$")
-_ASKS = re.compile(r"[?？][!！]*\W*$")
 _HAS_WORD = re.compile(r"\w")
 _LINE_BREAK = re.compile(r"[ \t]*\n\s*")
 _PARENTHESIZED = re.compile(r"^\((.*[?？])\)$", re.DOTALL)
@@ -104,6 +103,13 @@ def _as_paragraph_break(match: re.Match[str]) -> str:
 _QUOTE_MARK = re.compile("['\"“”‘’„«»‹›「」『』]")
 
 
+def _quoting(text: str) -> bool:
+    """Whether the text has a quotation mark of any script."""
+    if text.isascii():  # a flag of the string: its only quotation marks are these two
+        return "'" in text or '"' in text
+    return _QUOTE_MARK.search(text) is not None
+
+
 def _masked(text: str) -> str:
     # Each pass runs only when its trigger is present: most responses have no
     # code, no link and no quotation, and this runs on every recorded turn.
@@ -112,7 +118,7 @@ def _masked(text: str) -> str:
         text = _INLINE_CODE.sub(_blank, text)
     if "://" in text or "www." in text:
         text = _URL.sub(_blank, text)
-    if _QUOTE_MARK.search(text):
+    if _quoting(text):
         text = _QUOTATION.sub(_blank, text)
     if "." in text:
         # Every abbreviation ends with a full stop: ask at each one whether the
@@ -130,13 +136,16 @@ def _masked(text: str) -> str:
 def _sentences(text: str) -> list[tuple[str, str]]:
     """(sentence, its masked copy) pairs, in order."""
     masked = _masked(text)
+    # Most texts have nothing to mask: each sentence is then its own masked copy.
+    unmasked = masked is text
     sentences = []
     start = 0
     for boundary in _BOUNDARY.finditer(masked):
         end = boundary.end()
+        piece = masked[start:end]
         # A fenced code block masks to blank lines: it is no sentence.
-        if not masked[start:end].isspace() and start < end:
-            sentences.append((text[start:end], masked[start:end]))
+        if not piece.isspace() and start < end:
+            sentences.append((piece if unmasked else text[start:end], piece))
         start = end
     if start < len(text) and masked[start:].strip():
         sentences.append((text[start:], masked[start:]))
@@ -144,7 +153,10 @@ def _sentences(text: str) -> list[tuple[str, str]]:
 
 
 def _asks(masked: str) -> bool:
-    return bool(_ASKS.search(masked.rstrip()))
+    """Whether a question mark ends the sentence: only marks and spaces ("?!", "?)") after its last one."""
+    # Two scans from the end in C, not a pattern tried at every question mark.
+    last = max(masked.rfind("?"), masked.rfind("？"))
+    return last >= 0 and _HAS_WORD.search(masked, last + 1) is None
 
 
 def _tidy(sentence: str) -> tuple[str, bool]:
@@ -156,8 +168,7 @@ def _tidy(sentence: str) -> tuple[str, bool]:
     # for every asking sentence of every recorded turn.
     first = sentence[0]
     prose = not (first == ">" or (first == "#" and _HEADING_OR_QUOTE.match(sentence)))
-    if first in "-*+•(" or first.isdigit() or sentence[1:2] in (")", "."):
-        sentence = LIST_MARKER.sub("", sentence, count=1)
+    sentence = without_list_marker(sentence)
     if sentence and (sentence[0] in "*_" or sentence[-1] in "*_"):
         sentence = _EMPHASIS_EDGES.sub("", sentence)
     sentence = sentence.strip()
@@ -292,7 +303,17 @@ _UNMARKED_WORDS = (
 # second begins with a character class the engine scans for in C.
 _UNMARKED_AT_START = re.compile(_UNMARKED_WORDS, re.IGNORECASE)
 _UNMARKED_AFTER_END = re.compile(r"[.!\n]\s*" + _UNMARKED_WORDS, re.IGNORECASE)
+# The same for a lowered ASCII text, case-sensitive: the engine then passes over an
+# alternative by its first letter in one comparison (most responses are ASCII, and
+# every response without a question mark is asked this). Lowering an ASCII text keeps
+# its length and matches a letter of it where ignoring case would.
+_UNMARKED_AT_START_LOWERED = re.compile(_UNMARKED_WORDS)
+_UNMARKED_AFTER_END_LOWERED = re.compile(r"[.!\n]\s*" + _UNMARKED_WORDS)
 
 
 def _may_ask_unmarked(text: str) -> bool:
+    if text.isascii():
+        lowered = text.lower()
+        return (_UNMARKED_AT_START_LOWERED.match(lowered) is not None
+                or _UNMARKED_AFTER_END_LOWERED.search(lowered) is not None)
     return _UNMARKED_AT_START.match(text) is not None or _UNMARKED_AFTER_END.search(text) is not None
