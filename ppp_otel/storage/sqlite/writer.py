@@ -46,13 +46,17 @@ ON CONFLICT (trace_id, span_id) DO UPDATE SET
 
 _TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?)"
 
+# The turn's id is the last parameter (a value that cannot be bound is named by its
+# place, as before ids were given): NULL lets SQLite choose it (one larger than the
+# largest, as it numbers rows); the fast path passes that same number, known in
+# Python, so that the turn's questions and violations name it without a lookup.
 _INSERT_TURN = f"""
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by, id)
 VALUES ({_TRAJECTORY_ID},
         COALESCE(?, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
                      WHERE trajectory_id = {_TRAJECTORY_ID})),
-        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
+        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
@@ -60,22 +64,30 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 # MAX() over trajectory_turns, a multi-row VALUES is not copied to a temporary table
 # first (SQLite does that when a statement reads the table it inserts into).
 _INSERT_NUMBERED_TURN = """
-INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
+INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
                               latency_ms, timestamp, trace_id, span_id, extra, judged_by)
-VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
-_TURN_ID = "(SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ?)"
+# The id SQLite would give the next turn: one larger than the largest (and, in a table
+# made elsewhere with AUTOINCREMENT, than the largest it ever gave).
+_NEXT_TURN_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM trajectory_turns"
+_NEXT_AUTOINCREMENT_TURN_ID = """
+SELECT MAX(COALESCE((SELECT MAX(id) FROM trajectory_turns), 0),
+           COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trajectory_turns'), 0)) + 1
+"""
+#: Past the largest rowid SQLite picks ids at random: such a batch goes the careful way.
+_MAX_ROWID = 2**63 - 1
 
-_INSERT_QUESTION = f"""
+_INSERT_QUESTION = """
 INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
-VALUES ({_TURN_ID}, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?)
 """
 
-_INSERT_VIOLATION = f"""
+_INSERT_VIOLATION = """
 INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
-VALUES ({_TURN_ID}, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -138,20 +150,24 @@ def _turn_row(r: TurnRecord) -> tuple:
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _numbered_turn_row(r: TurnRecord, trajectory_id: int | None) -> tuple:
+def _numbered_turn_row(r: TurnRecord, turn_id: int, trajectory_id: int | None) -> tuple:
     extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
-    return (trajectory_id, r.turn_number, r.prompt, r.response, r.token_count,
+    return (turn_id, trajectory_id, r.turn_number, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _question_rows(r: TurnRecord) -> list[tuple]:
+# A question or violation row starts with its turn: ``key`` is the turn's id in
+# SQLite, or (PostgreSQL's writer, which looks the id up) its (trace_id, span_id).
+
+def _question_rows(r: TurnRecord, *key: Any) -> list[tuple]:
+    key = key or (r.trace_id, r.span_id)
     source = "extracted" if r.extract_questions else "explicit"
-    return [(r.trace_id, r.span_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
+    return [(*key, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
 
 
-def _violation_rows(r: TurnRecord) -> list[tuple]:
-    return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
-            for v in r.violations]
+def _violation_rows(r: TurnRecord, *key: Any) -> list[tuple]:
+    key = key or (r.trace_id, r.span_id)
+    return [(*key, v.preference, v.expected, v.actual, v.severity, v.source, v.judge) for v in r.violations]
 
 
 def _check_turn(r: TurnRecord) -> None:
@@ -190,6 +206,10 @@ class TrajectoryWriter:
         self._turns = _Statements(_INSERT_NUMBERED_TURN)
         self._questions = _Statements(_INSERT_QUESTION)
         self._violations = _Statements(_INSERT_VIOLATION)
+        autoincrement = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trajectory_turns' "
+            "AND sql LIKE '%AUTOINCREMENT%'").fetchone()
+        self._next_turn_id = _NEXT_AUTOINCREMENT_TURN_ID if autoincrement else _NEXT_TURN_ID
 
     def write(self, records: Sequence[Record]) -> WriteOutcome:
         trajectories, turns, staged, unstaged, at_end = by_kind(
@@ -213,36 +233,52 @@ class TrajectoryWriter:
     def _write_fast(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
         try:
-            for r in turns:
-                _check_turn(r)
             if trajectories:
                 conn.executemany(_UPSERT_TRAJECTORY, [_trajectory_row(r) for r in trajectories])
             if turns:
-                before = conn.total_changes
-                if all(r.turn_number is not None for r in turns):
-                    # Each trajectory's id looked up once a batch, not once a turn; an
-                    # unknown one (None) fails NOT NULL and the careful path names the turn.
-                    ids: dict = {}
-                    for r in turns:
-                        if r.trajectory not in ids:
-                            found = conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone()
-                            ids[r.trajectory] = found[0] if found else None
-                    self._turns.run(conn, [_numbered_turn_row(r, ids[r.trajectory]) for r in turns])
-                else:
-                    # A turn numbered by SQL (MAX + 1) must see the rows inserted before
-                    # it, which one multi-row statement does not show it.
-                    conn.executemany(_INSERT_TURN, [_turn_row(r) for r in turns])
-                if conn.total_changes - before != len(turns):
-                    raise _Slow()  # a redelivered span: its children must not be inserted twice
-                questions = [row for r in turns if r.questions for row in _question_rows(r)]
-                if questions:
-                    self._questions.run(conn, questions)
-                violations = [row for r in turns if r.violations for row in _violation_rows(r)]
-                if violations:
-                    self._violations.run(conn, violations)
+                self._insert_turns(turns)
         except _BAD_VALUE as exc:
             raise _Slow() from exc
         return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
+
+    def _insert_turns(self, turns: list[TurnRecord]) -> None:
+        conn = self.conn
+        # The ids SQLite would give these turns, in order: the rows carry them, so that
+        # their questions and violations need no lookup of their turn.
+        first = conn.execute(self._next_turn_id).fetchone()[0]
+        if first + len(turns) - 1 > _MAX_ROWID:
+            raise _Slow()
+        questions: list[tuple] = []
+        violations: list[tuple] = []
+        for turn_id, r in enumerate(turns, first):
+            if r.questions:
+                _check_turn(r)
+                questions += _question_rows(r, turn_id)
+            if r.violations:
+                violations += _violation_rows(r, turn_id)
+        before = conn.total_changes
+        if all(r.turn_number is not None for r in turns):
+            # Each trajectory's id looked up once a batch, not once a turn; an
+            # unknown one (None) fails NOT NULL and the careful path names the turn.
+            ids: dict = {}
+            for r in turns:
+                if r.trajectory not in ids:
+                    found = conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone()
+                    ids[r.trajectory] = found[0] if found else None
+            self._turns.run(conn, [_numbered_turn_row(r, turn_id, ids[r.trajectory])
+                                   for turn_id, r in enumerate(turns, first)])
+        else:
+            # A turn numbered by SQL (MAX + 1) must see the rows inserted before
+            # it, which one multi-row statement does not show it.
+            conn.executemany(_INSERT_TURN, [(*_turn_row(r), turn_id) for turn_id, r in enumerate(turns, first)])
+        if conn.total_changes - before != len(turns):
+            # A redelivered span (its children must not be inserted twice), and the
+            # turns after it would not have the ids their children name.
+            raise _Slow()
+        if questions:
+            self._questions.run(conn, questions)
+        if violations:
+            self._violations.run(conn, violations)
 
     def _write_one_by_one(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
@@ -260,12 +296,12 @@ class TrajectoryWriter:
                 if conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone() is None:
                     raise ValueError("its trajectory was never recorded")
                 before = conn.total_changes
-                self._insert_turn(r)
+                turn_id = self._insert_turn(r)
                 if conn.total_changes == before:
                     outcome.duplicates += 1
                 else:
-                    conn.executemany(_INSERT_QUESTION, _question_rows(r))
-                    conn.executemany(_INSERT_VIOLATION, _violation_rows(r))
+                    conn.executemany(_INSERT_QUESTION, _question_rows(r, turn_id))
+                    conn.executemany(_INSERT_VIOLATION, _violation_rows(r, turn_id))
                     outcome.turns += 1
                 conn.execute("RELEASE turn")
             except _BAD_VALUE as exc:
@@ -274,9 +310,11 @@ class TrajectoryWriter:
                 outcome.rejected.append((r, f"turn {r.span_id}: {exc}"))
         return outcome
 
-    def _insert_turn(self, r: TurnRecord) -> None:
+    def _insert_turn(self, r: TurnRecord) -> int:
+        """The turn in, with the id SQLite gives it; the id is meaningless when a redelivered
+        span inserted nothing."""
         try:
-            self.conn.execute(_INSERT_TURN, _turn_row(r))
+            return self.conn.execute(_INSERT_TURN, (*_turn_row(r), None)).lastrowid
         except sqlite3.IntegrityError as exc:
             # Of the table's unique constraints only (trajectory_id, turn_number)
             # can fail here ((trace_id, span_id) conflicts do nothing): see whether it holds the number.
@@ -284,7 +322,7 @@ class TrajectoryWriter:
                 raise
             if not r.renumber_on_conflict:
                 raise TurnNumberClash(r.turn_number) from exc
-            self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None)))
+            return self.conn.execute(_INSERT_TURN, (*_turn_row(replace(r, turn_number=None)), None)).lastrowid
 
     def _number_taken(self, r: TurnRecord) -> bool:
         return r.turn_number is not None and self.conn.execute(_NUMBER_TAKEN, (*r.trajectory, r.turn_number)).fetchone() is not None
