@@ -71,11 +71,13 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
 # The id SQLite would give the next turn: one larger than the largest (and, in a table
-# made elsewhere with AUTOINCREMENT, than the largest it ever gave).
-_NEXT_TURN_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM trajectory_turns"
-_NEXT_AUTOINCREMENT_TURN_ID = """
+# made elsewhere with AUTOINCREMENT, than the largest it ever gave); and, in the same
+# statement, the id of the first turn's trajectory (None when it was never recorded).
+_NEXT_TURN_ID = f"SELECT COALESCE(MAX(id), 0) + 1, {_TRAJECTORY_ID} FROM trajectory_turns"
+_NEXT_AUTOINCREMENT_TURN_ID = f"""
 SELECT MAX(COALESCE((SELECT MAX(id) FROM trajectory_turns), 0),
-           COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trajectory_turns'), 0)) + 1
+           COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trajectory_turns'), 0)) + 1,
+       {_TRAJECTORY_ID}
 """
 #: Past the largest rowid SQLite picks ids at random: such a batch goes the careful way.
 _MAX_ROWID = 2**63 - 1
@@ -245,7 +247,8 @@ class TrajectoryWriter:
         conn = self.conn
         # The ids SQLite would give these turns, in order: the rows carry them, so that
         # their questions and violations need no lookup of their turn.
-        first = conn.execute(self._next_turn_id).fetchone()[0]
+        ids: dict = {}
+        first, ids[turns[0].trajectory] = conn.execute(self._next_turn_id, turns[0].trajectory).fetchone()
         if first + len(turns) - 1 > _MAX_ROWID:
             raise _Slow()
         questions: list[tuple] = []
@@ -260,7 +263,6 @@ class TrajectoryWriter:
         if all(r.turn_number is not None for r in turns):
             # Each trajectory's id looked up once a batch, not once a turn; an
             # unknown one (None) fails NOT NULL and the careful path names the turn.
-            ids: dict = {}
             for r in turns:
                 if r.trajectory not in ids:
                     found = conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone()
