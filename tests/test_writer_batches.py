@@ -131,3 +131,45 @@ def test_a_value_that_cannot_be_bound_is_named_by_its_place_among_the_turns_valu
     # token_count is the 8th value of a turn's row: the reason says so, whatever ids the writer passes.
     assert [reason for _, reason in outcome.rejected] == [
         f"turn {2:016x}: Error binding parameter 8: type 'list' is not supported"]
+
+
+def _numbers(conn):
+    return [n for (n,) in conn.execute("SELECT turn_number FROM trajectory_turns ORDER BY id")]
+
+
+def test_a_turn_without_a_number_follows_the_largest_before_it_in_the_same_batch(db_path):
+    other = TrajectoryRecord("c" * 32, "d" * 16, "spec", "agent")
+    batch = [turn(1, number=5), turn(2), turn(3, number=2), turn(4),
+             TurnRecord("c" * 32, "e" * 16, other.key, None, "p", "r"), turn(5)]
+    for i in (1, 3, 5):
+        batch[i].turn_number = None
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ, other])
+        outcome = writer.write(batch)
+        numbers = _numbers(conn)
+    assert outcome.turns == 6 and not outcome.rejected
+    assert numbers == [5, 6, 2, 7, 1, 8]
+
+
+def test_a_turn_without_a_number_gets_one_more_than_the_largest_stored_even_below_one(db_path):
+    later = turn(2)
+    later.turn_number = None
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ, turn(1, number=-3)])
+        writer.write([later])
+        numbers = _numbers(conn)
+    assert numbers == [-3, -2]
+
+
+def test_a_turn_number_given_as_text_is_stored_as_a_number_and_counted_from(db_path):
+    later = turn(2)
+    later.turn_number = None
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ])
+        outcome = writer.write([turn(1, number="3"), later])
+        numbers = _numbers(conn)
+    assert outcome.turns == 2 and not outcome.rejected
+    assert numbers == [3, 4]

@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 from dataclasses import replace, dataclass, field
-from itertools import chain
+from itertools import chain, count
 from typing import Any, Iterable, Sequence
 
 from ppp_otel.records import ConversationViolation, TrajectoryRecord, TurnRecord
@@ -152,24 +152,27 @@ def _turn_row(r: TurnRecord) -> tuple:
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _numbered_turn_row(r: TurnRecord, turn_id: int, trajectory_id: int | None) -> tuple:
+def _numbered_turn_row(r: TurnRecord, turn_id: int, trajectory_id: int | None, number: int) -> tuple:
     extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
-    return (turn_id, trajectory_id, r.turn_number, r.prompt, r.response, r.token_count,
+    return (turn_id, trajectory_id, number, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-# A question or violation row starts with its turn: ``key`` is the turn's id in
-# SQLite, or (PostgreSQL's writer, which looks the id up) its (trace_id, span_id).
+# A question or violation row starts with its turn: its id in SQLite, or (in
+# PostgreSQL's writer, which looks the id up) the turn's (trace_id, span_id).
 
-def _question_rows(r: TurnRecord, *key: Any) -> list[tuple]:
-    key = key or (r.trace_id, r.span_id)
+def _question_rows(r: TurnRecord, turn_id: int | None = None) -> list[tuple]:
     source = "extracted" if r.extract_questions else "explicit"
-    return [(*key, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
+    if turn_id is None:
+        return [(r.trace_id, r.span_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
+    return [(turn_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
 
 
-def _violation_rows(r: TurnRecord, *key: Any) -> list[tuple]:
-    key = key or (r.trace_id, r.span_id)
-    return [(*key, v.preference, v.expected, v.actual, v.severity, v.source, v.judge) for v in r.violations]
+def _violation_rows(r: TurnRecord, turn_id: int | None = None) -> list[tuple]:
+    if turn_id is None:
+        return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
+                for v in r.violations]
+    return [(turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge) for v in r.violations]
 
 
 def _check_turn(r: TurnRecord) -> None:
@@ -251,28 +254,25 @@ class TrajectoryWriter:
         first, ids[turns[0].trajectory] = conn.execute(self._next_turn_id, turns[0].trajectory).fetchone()
         if first + len(turns) - 1 > _MAX_ROWID:
             raise _Slow()
+        numbers = [r.turn_number for r in turns]
+        if None in numbers:
+            numbers = self._number(turns, ids)
+        rows: list[tuple] = []
         questions: list[tuple] = []
         violations: list[tuple] = []
-        for turn_id, r in enumerate(turns, first):
+        for turn_id, r, number in zip(count(first), turns, numbers):
+            # Each trajectory's id looked up once a batch, not once a turn; an
+            # unknown one (None) fails NOT NULL and the careful path names the turn.
+            key = r.trajectory
+            trajectory_id = ids[key] if key in ids else self._trajectory_id(key, ids)
+            rows.append(_numbered_turn_row(r, turn_id, trajectory_id, number))
             if r.questions:
                 _check_turn(r)
                 questions += _question_rows(r, turn_id)
             if r.violations:
                 violations += _violation_rows(r, turn_id)
         before = conn.total_changes
-        if all(r.turn_number is not None for r in turns):
-            # Each trajectory's id looked up once a batch, not once a turn; an
-            # unknown one (None) fails NOT NULL and the careful path names the turn.
-            for r in turns:
-                if r.trajectory not in ids:
-                    found = conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone()
-                    ids[r.trajectory] = found[0] if found else None
-            self._turns.run(conn, [_numbered_turn_row(r, turn_id, ids[r.trajectory])
-                                   for turn_id, r in enumerate(turns, first)])
-        else:
-            # A turn numbered by SQL (MAX + 1) must see the rows inserted before
-            # it, which one multi-row statement does not show it.
-            conn.executemany(_INSERT_TURN, [(*_turn_row(r), turn_id) for turn_id, r in enumerate(turns, first)])
+        self._turns.run(conn, rows)
         if conn.total_changes - before != len(turns):
             # A redelivered span (its children must not be inserted twice), and the
             # turns after it would not have the ids their children name.
@@ -281,6 +281,32 @@ class TrajectoryWriter:
             self._questions.run(conn, questions)
         if violations:
             self._violations.run(conn, violations)
+
+    def _number(self, turns: list[TurnRecord], ids: dict) -> list[int]:
+        """The turns' numbers, those without one given the number SQL gives them one by one
+        (:data:`_INSERT_TURN`): one more than the largest of their trajectory's turns, the
+        ones before them in this batch included. Every turn is then inserted in one
+        multi-row statement, which could not see the rows before it."""
+        largest: dict = {}
+        numbers = []
+        for r in turns:
+            key, number = r.trajectory, r.turn_number
+            if number is not None and type(number) is not int:
+                raise _Slow()  # SQLite would compare it as it stores it (a text, a float): one by one
+            if key not in largest:
+                trajectory_id = ids[key] if key in ids else self._trajectory_id(key, ids)
+                largest[key] = self.conn.execute(_LARGEST_NUMBER, (trajectory_id,)).fetchone()[0]
+            top = largest[key]
+            if number is None:
+                number = (0 if top is None else top) + 1
+            largest[key] = number if top is None else max(top, number)
+            numbers.append(number)
+        return numbers
+
+    def _trajectory_id(self, key: tuple[str, str], ids: dict) -> int | None:
+        found = self.conn.execute(_TRAJECTORY_ID[1:-1], key).fetchone()
+        ids[key] = found = found[0] if found else None
+        return found
 
     def _write_one_by_one(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
@@ -330,6 +356,7 @@ class TrajectoryWriter:
         return r.turn_number is not None and self.conn.execute(_NUMBER_TAKEN, (*r.trajectory, r.turn_number)).fetchone() is not None
 
 
+_LARGEST_NUMBER = "SELECT MAX(turn_number) FROM trajectory_turns WHERE trajectory_id = ?"
 _NUMBER_TAKEN = f"SELECT 1 FROM trajectory_turns WHERE trajectory_id = {_TRAJECTORY_ID} AND turn_number = ?"
 
 
