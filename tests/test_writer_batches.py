@@ -173,3 +173,14 @@ def test_a_turn_number_given_as_text_is_stored_as_a_number_and_counted_from(db_p
         numbers = _numbers(conn)
     assert outcome.turns == 2 and not outcome.rejected
     assert numbers == [3, 4]
+
+
+def test_a_batch_of_the_default_buffer_size_is_one_statement_a_table(db_path):
+    statements = []
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ])
+        conn.set_trace_callback(statements.append)
+        writer.write([turn(i, questions=[Question(f"q{i}?", "low")] if i < 8 else []) for i in range(1, 11)])
+    inserts = [s.split("(")[0].split()[-1] for s in statements if s.lstrip().startswith("INSERT")]
+    assert inserts == ["trajectory_turns", "trajectory_questions"]

@@ -94,8 +94,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 
 
 # Rows per multi-row INSERT: one statement (so one sqlite3_step, and one
-# release of the GIL) per chunk instead of per row. Chunks are powers of two
-# up to this, so a connection prepares at most a handful of statement texts.
+# release of the GIL) per chunk instead of per row. A chunk is any size up to
+# _ANY_CHUNK (a batch of the default buffer_size is one statement a table), then
+# powers of two up to _MAX_CHUNK: a connection prepares at most 19 texts a table.
+_ANY_CHUNK = 16
 _MAX_CHUNK = 128
 
 
@@ -129,7 +131,7 @@ class _Statements:
             return
         start, left = 0, len(rows)
         while left:
-            n = min(_MAX_CHUNK, 1 << (left.bit_length() - 1))  # largest power of two that fits
+            n = left if left <= _ANY_CHUNK else min(_MAX_CHUNK, 1 << (left.bit_length() - 1))
             sql = self._by_size.get(n)
             if sql is None:
                 sql = self._by_size[n] = _values_sql(self.sql, n)
