@@ -194,14 +194,14 @@ def by_kind(records: Sequence[Any], kinds: tuple[type, ...]) -> list[list]:
     """The records sorted by kind in one pass: a list for each of ``kinds``, in order
     (a record of none of them is left out)."""
     lists: list[list] = [[] for _ in kinds]
-    slot = dict(zip(kinds, lists))
+    slot = {kind: kept.append for kind, kept in zip(kinds, lists)}
     for r in records:
-        kept = slot.get(type(r))
-        if kept is None:
-            kept = next((slot[k] for k in kinds if isinstance(r, k)), None)
-            if kept is None:
+        keep = slot.get(type(r))
+        if keep is None:
+            keep = next((slot[k] for k in kinds if isinstance(r, k)), None)
+            if keep is None:
                 continue
-        kept.append(r)
+        keep(r)
     return lists
 
 
@@ -259,15 +259,15 @@ class TrajectoryWriter:
         numbers = [r.turn_number for r in turns]
         if None in numbers:
             numbers = self._number(turns, ids)
-        rows: list[tuple] = []
+        # Each trajectory's id looked up once a batch, not once a turn; an
+        # unknown one (None) fails NOT NULL and the careful path names the turn.
+        for key in {r.trajectory for r in turns}.difference(ids):
+            self._trajectory_id(key, ids)
+        rows = [_numbered_turn_row(r, turn_id, ids[r.trajectory], number)
+                for turn_id, r, number in zip(count(first), turns, numbers)]
         questions: list[tuple] = []
         violations: list[tuple] = []
-        for turn_id, r, number in zip(count(first), turns, numbers):
-            # Each trajectory's id looked up once a batch, not once a turn; an
-            # unknown one (None) fails NOT NULL and the careful path names the turn.
-            key = r.trajectory
-            trajectory_id = ids[key] if key in ids else self._trajectory_id(key, ids)
-            rows.append(_numbered_turn_row(r, turn_id, trajectory_id, number))
+        for turn_id, r in enumerate(turns, first):
             if r.questions:
                 _check_turn(r)
                 questions += _question_rows(r, turn_id)
