@@ -46,23 +46,21 @@ ON CONFLICT (trace_id, span_id) DO UPDATE SET
 
 _TRAJECTORY_ID = "(SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?)"
 
-# The turn's id is the last parameter (a value that cannot be bound is named by its
-# place, as before ids were given): NULL lets SQLite choose it (one larger than the
-# largest, as it numbers rows); the fast path passes that same number, known in
-# Python, so that the turn's questions and violations name it without a lookup.
 _INSERT_TURN = f"""
 INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra, judged_by, id)
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
 VALUES ({_TRAJECTORY_ID},
         COALESCE(?, (SELECT COALESCE(MAX(turn_number), 0) + 1 FROM trajectory_turns
                      WHERE trajectory_id = {_TRAJECTORY_ID})),
-        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?, ?)
+        ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
-# The same insert for a turn whose number and trajectory id are known. Without the
-# MAX() over trajectory_turns, a multi-row VALUES is not copied to a temporary table
-# first (SQLite does that when a statement reads the table it inserts into).
+# The same insert for a turn whose number, trajectory id and own id are known. Without
+# the MAX() over trajectory_turns, a multi-row VALUES is not copied to a temporary table
+# first (SQLite does that when a statement reads the table it inserts into). The id is
+# the one SQLite would choose (below), given so that the turn's questions and
+# violations name it without a lookup.
 _INSERT_NUMBERED_TURN = """
 INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
                               latency_ms, timestamp, trace_id, span_id, extra, judged_by)
@@ -344,7 +342,7 @@ class TrajectoryWriter:
         """The turn in, with the id SQLite gives it; the id is meaningless when a redelivered
         span inserted nothing."""
         try:
-            return self.conn.execute(_INSERT_TURN, (*_turn_row(r), None)).lastrowid
+            return self.conn.execute(_INSERT_TURN, _turn_row(r)).lastrowid
         except sqlite3.IntegrityError as exc:
             # Of the table's unique constraints only (trajectory_id, turn_number)
             # can fail here ((trace_id, span_id) conflicts do nothing): see whether it holds the number.
@@ -352,7 +350,7 @@ class TrajectoryWriter:
                 raise
             if not r.renumber_on_conflict:
                 raise TurnNumberClash(r.turn_number) from exc
-            return self.conn.execute(_INSERT_TURN, (*_turn_row(replace(r, turn_number=None)), None)).lastrowid
+            return self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None))).lastrowid
 
     def _number_taken(self, r: TurnRecord) -> bool:
         return r.turn_number is not None and self.conn.execute(_NUMBER_TAKEN, (*r.trajectory, r.turn_number)).fetchone() is not None
