@@ -184,3 +184,14 @@ def test_a_batch_of_the_default_buffer_size_is_one_statement_a_table(db_path):
         writer.write([turn(i, questions=[Question(f"q{i}?", "low")] if i < 8 else []) for i in range(1, 11)])
     inserts = [s.split("(")[0].split()[-1] for s in statements if s.lstrip().startswith("INSERT")]
     assert inserts == ["trajectory_turns", "trajectory_questions"]
+
+
+def test_a_turns_extra_is_stored_as_json_dumps_writes_it(db_path):
+    import json
+
+    extra = {"tool_calls": [{"name": "run_tests", "arguments": {"path": "tests/ünï"}}], "n": 1.5, "none": None}
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ, turn(1, extra=extra)])
+        stored = conn.execute("SELECT extra FROM trajectory_turns").fetchone()[0]
+    assert stored == json.dumps(extra, ensure_ascii=False)

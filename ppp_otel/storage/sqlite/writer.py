@@ -138,6 +138,10 @@ class _Statements:
             left -= n
 
 
+# json.dumps(extra, ensure_ascii=False) builds an encoder each call; this one is built once.
+_extra_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _trajectory_row(r: TrajectoryRecord) -> tuple:
     parent = r.parent or (None, None)
     preferences = json.dumps(list(r.preferences)) if r.preferences else None
@@ -147,13 +151,13 @@ def _trajectory_row(r: TrajectoryRecord) -> tuple:
 
 def _turn_row(r: TurnRecord) -> tuple:
     trace, span = r.trajectory
-    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
+    extra = _extra_json(r.extra) if r.extra else None
     return (trace, span, r.turn_number, trace, span, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
 def _numbered_turn_row(r: TurnRecord, turn_id: int, trajectory_id: int | None, number: int) -> tuple:
-    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
+    extra = _extra_json(r.extra) if r.extra else None
     return (turn_id, trajectory_id, number, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
