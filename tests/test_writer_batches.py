@@ -195,3 +195,12 @@ def test_a_turns_extra_is_stored_as_json_dumps_writes_it(db_path):
         writer.write([TRAJ, turn(1, extra=extra)])
         stored = conn.execute("SELECT extra FROM trajectory_turns").fetchone()[0]
     assert stored == json.dumps(extra, ensure_ascii=False)
+
+
+def test_the_next_turn_id_and_a_trajectorys_largest_number_are_found_without_scanning_the_turns(db_path):
+    from ppp_otel.storage.sqlite import writer
+
+    with closing(schema.connect(db_path)) as conn:
+        plans = [detail for sql, params in ((writer._NEXT_TURN_ID, TRAJ.key), (writer._LARGEST_NUMBER, (1,)))
+                 for *_, detail in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert not [p for p in plans if p.startswith("SCAN")], plans

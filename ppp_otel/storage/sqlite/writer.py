@@ -332,8 +332,10 @@ class TrajectoryWriter:
                 if conn.total_changes == before:
                     outcome.duplicates += 1
                 else:
-                    conn.executemany(_INSERT_QUESTION, _question_rows(r, turn_id))
-                    conn.executemany(_INSERT_VIOLATION, _violation_rows(r, turn_id))
+                    if r.questions:
+                        conn.executemany(_INSERT_QUESTION, _question_rows(r, turn_id))
+                    if r.violations:
+                        conn.executemany(_INSERT_VIOLATION, _violation_rows(r, turn_id))
                     outcome.turns += 1
                 conn.execute("RELEASE turn")
             except _BAD_VALUE as exc:
