@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 from dataclasses import replace, dataclass, field
-from itertools import chain
+from itertools import chain, count
 from typing import Any, Iterable, Sequence
 
 from ppp_otel.records import ConversationViolation, TrajectoryRecord, TurnRecord
@@ -56,32 +56,46 @@ VALUES ({_TRAJECTORY_ID},
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
-# The same insert for a turn whose number and trajectory id are known. Without the
-# MAX() over trajectory_turns, a multi-row VALUES is not copied to a temporary table
-# first (SQLite does that when a statement reads the table it inserts into).
+# The same insert for a turn whose number, trajectory id and own id are known. Without
+# the MAX() over trajectory_turns, a multi-row VALUES is not copied to a temporary table
+# first (SQLite does that when a statement reads the table it inserts into). The id is
+# the one SQLite would choose (below), given so that the turn's questions and
+# violations name it without a lookup.
 _INSERT_NUMBERED_TURN = """
-INSERT INTO trajectory_turns (trajectory_id, turn_number, prompt, response, token_count,
+INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
                               latency_ms, timestamp, trace_id, span_id, extra, judged_by)
-VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
 
-_TURN_ID = "(SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ?)"
+# The id SQLite would give the next turn: one larger than the largest (and, in a table
+# made elsewhere with AUTOINCREMENT, than the largest it ever gave); and, in the same
+# statement, the id of the first turn's trajectory (None when it was never recorded).
+_NEXT_TURN_ID = f"SELECT COALESCE(MAX(id), 0) + 1, {_TRAJECTORY_ID} FROM trajectory_turns"
+_NEXT_AUTOINCREMENT_TURN_ID = f"""
+SELECT MAX(COALESCE((SELECT MAX(id) FROM trajectory_turns), 0),
+           COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trajectory_turns'), 0)) + 1,
+       {_TRAJECTORY_ID}
+"""
+#: Past the largest rowid SQLite picks ids at random: such a batch goes the careful way.
+_MAX_ROWID = 2**63 - 1
 
-_INSERT_QUESTION = f"""
+_INSERT_QUESTION = """
 INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
-VALUES ({_TURN_ID}, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?)
 """
 
-_INSERT_VIOLATION = f"""
+_INSERT_VIOLATION = """
 INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
-VALUES ({_TURN_ID}, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
 
 # Rows per multi-row INSERT: one statement (so one sqlite3_step, and one
-# release of the GIL) per chunk instead of per row. Chunks are powers of two
-# up to this, so a connection prepares at most a handful of statement texts.
+# release of the GIL) per chunk instead of per row. A chunk is any size up to
+# _ANY_CHUNK (a batch of the default buffer_size is one statement a table), then
+# powers of two up to _MAX_CHUNK: a connection prepares at most 19 texts a table.
+_ANY_CHUNK = 16
 _MAX_CHUNK = 128
 
 
@@ -115,13 +129,17 @@ class _Statements:
             return
         start, left = 0, len(rows)
         while left:
-            n = min(_MAX_CHUNK, 1 << (left.bit_length() - 1))  # largest power of two that fits
+            n = left if left <= _ANY_CHUNK else min(_MAX_CHUNK, 1 << (left.bit_length() - 1))
             sql = self._by_size.get(n)
             if sql is None:
                 sql = self._by_size[n] = _values_sql(self.sql, n)
             conn.execute(sql, list(chain.from_iterable(rows[start:start + n])))
             start += n
             left -= n
+
+
+# json.dumps(extra, ensure_ascii=False) builds an encoder each call; this one is built once.
+_extra_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _trajectory_row(r: TrajectoryRecord) -> tuple:
@@ -133,25 +151,32 @@ def _trajectory_row(r: TrajectoryRecord) -> tuple:
 
 def _turn_row(r: TurnRecord) -> tuple:
     trace, span = r.trajectory
-    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
+    extra = _extra_json(r.extra) if r.extra else None
     return (trace, span, r.turn_number, trace, span, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _numbered_turn_row(r: TurnRecord, trajectory_id: int | None) -> tuple:
-    extra = json.dumps(r.extra, ensure_ascii=False) if r.extra else None
-    return (trajectory_id, r.turn_number, r.prompt, r.response, r.token_count,
+def _numbered_turn_row(r: TurnRecord, turn_id: int, trajectory_id: int | None, number: int) -> tuple:
+    extra = _extra_json(r.extra) if r.extra else None
+    return (turn_id, trajectory_id, number, r.prompt, r.response, r.token_count,
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _question_rows(r: TurnRecord) -> list[tuple]:
+# A question or violation row starts with its turn: its id in SQLite, or (in
+# PostgreSQL's writer, which looks the id up) the turn's (trace_id, span_id).
+
+def _question_rows(r: TurnRecord, turn_id: int | None = None) -> list[tuple]:
     source = "extracted" if r.extract_questions else "explicit"
-    return [(r.trace_id, r.span_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
+    if turn_id is None:
+        return [(r.trace_id, r.span_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
+    return [(turn_id, q.text, q.effort, q.source or source, q.judge) for q in r.questions]
 
 
-def _violation_rows(r: TurnRecord) -> list[tuple]:
-    return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
-            for v in r.violations]
+def _violation_rows(r: TurnRecord, turn_id: int | None = None) -> list[tuple]:
+    if turn_id is None:
+        return [(r.trace_id, r.span_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge)
+                for v in r.violations]
+    return [(turn_id, v.preference, v.expected, v.actual, v.severity, v.source, v.judge) for v in r.violations]
 
 
 def _check_turn(r: TurnRecord) -> None:
@@ -171,14 +196,14 @@ def by_kind(records: Sequence[Any], kinds: tuple[type, ...]) -> list[list]:
     """The records sorted by kind in one pass: a list for each of ``kinds``, in order
     (a record of none of them is left out)."""
     lists: list[list] = [[] for _ in kinds]
-    slot = dict(zip(kinds, lists))
+    slot = {kind: kept.append for kind, kept in zip(kinds, lists)}
     for r in records:
-        kept = slot.get(type(r))
-        if kept is None:
-            kept = next((slot[k] for k in kinds if isinstance(r, k)), None)
-            if kept is None:
+        keep = slot.get(type(r))
+        if keep is None:
+            keep = next((slot[k] for k in kinds if isinstance(r, k)), None)
+            if keep is None:
                 continue
-        kept.append(r)
+        keep(r)
     return lists
 
 
@@ -190,6 +215,10 @@ class TrajectoryWriter:
         self._turns = _Statements(_INSERT_NUMBERED_TURN)
         self._questions = _Statements(_INSERT_QUESTION)
         self._violations = _Statements(_INSERT_VIOLATION)
+        autoincrement = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trajectory_turns' "
+            "AND sql LIKE '%AUTOINCREMENT%'").fetchone()
+        self._next_turn_id = _NEXT_AUTOINCREMENT_TURN_ID if autoincrement else _NEXT_TURN_ID
 
     def write(self, records: Sequence[Record]) -> WriteOutcome:
         trajectories, turns, staged, unstaged, at_end = by_kind(
@@ -213,36 +242,75 @@ class TrajectoryWriter:
     def _write_fast(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
         try:
-            for r in turns:
-                _check_turn(r)
             if trajectories:
                 conn.executemany(_UPSERT_TRAJECTORY, [_trajectory_row(r) for r in trajectories])
             if turns:
-                before = conn.total_changes
-                if all(r.turn_number is not None for r in turns):
-                    # Each trajectory's id looked up once a batch, not once a turn; an
-                    # unknown one (None) fails NOT NULL and the careful path names the turn.
-                    ids: dict = {}
-                    for r in turns:
-                        if r.trajectory not in ids:
-                            found = conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone()
-                            ids[r.trajectory] = found[0] if found else None
-                    self._turns.run(conn, [_numbered_turn_row(r, ids[r.trajectory]) for r in turns])
-                else:
-                    # A turn numbered by SQL (MAX + 1) must see the rows inserted before
-                    # it, which one multi-row statement does not show it.
-                    conn.executemany(_INSERT_TURN, [_turn_row(r) for r in turns])
-                if conn.total_changes - before != len(turns):
-                    raise _Slow()  # a redelivered span: its children must not be inserted twice
-                questions = [row for r in turns if r.questions for row in _question_rows(r)]
-                if questions:
-                    self._questions.run(conn, questions)
-                violations = [row for r in turns if r.violations for row in _violation_rows(r)]
-                if violations:
-                    self._violations.run(conn, violations)
+                self._insert_turns(turns)
         except _BAD_VALUE as exc:
             raise _Slow() from exc
         return WriteOutcome(trajectories=len(trajectories), turns=len(turns))
+
+    def _insert_turns(self, turns: list[TurnRecord]) -> None:
+        conn = self.conn
+        # The ids SQLite would give these turns, in order: the rows carry them, so that
+        # their questions and violations need no lookup of their turn.
+        ids: dict = {}
+        first, ids[turns[0].trajectory] = conn.execute(self._next_turn_id, turns[0].trajectory).fetchone()
+        if first + len(turns) - 1 > _MAX_ROWID:
+            raise _Slow()
+        numbers = [r.turn_number for r in turns]
+        if None in numbers:
+            numbers = self._number(turns, ids)
+        # Each trajectory's id looked up once a batch, not once a turn; an
+        # unknown one (None) fails NOT NULL and the careful path names the turn.
+        for key in {r.trajectory for r in turns}.difference(ids):
+            self._trajectory_id(key, ids)
+        rows = [_numbered_turn_row(r, turn_id, ids[r.trajectory], number)
+                for turn_id, r, number in zip(count(first), turns, numbers)]
+        questions: list[tuple] = []
+        violations: list[tuple] = []
+        for turn_id, r in enumerate(turns, first):
+            if r.questions:
+                _check_turn(r)
+                questions += _question_rows(r, turn_id)
+            if r.violations:
+                violations += _violation_rows(r, turn_id)
+        before = conn.total_changes
+        self._turns.run(conn, rows)
+        if conn.total_changes - before != len(turns):
+            # A redelivered span (its children must not be inserted twice), and the
+            # turns after it would not have the ids their children name.
+            raise _Slow()
+        if questions:
+            self._questions.run(conn, questions)
+        if violations:
+            self._violations.run(conn, violations)
+
+    def _number(self, turns: list[TurnRecord], ids: dict) -> list[int]:
+        """The turns' numbers, those without one given the number SQL gives them one by one
+        (:data:`_INSERT_TURN`): one more than the largest of their trajectory's turns, the
+        ones before them in this batch included. Every turn is then inserted in one
+        multi-row statement, which could not see the rows before it."""
+        largest: dict = {}
+        numbers = []
+        for r in turns:
+            key, number = r.trajectory, r.turn_number
+            if number is not None and type(number) is not int:
+                raise _Slow()  # SQLite would compare it as it stores it (a text, a float): one by one
+            if key not in largest:
+                trajectory_id = ids[key] if key in ids else self._trajectory_id(key, ids)
+                largest[key] = self.conn.execute(_LARGEST_NUMBER, (trajectory_id,)).fetchone()[0]
+            top = largest[key]
+            if number is None:
+                number = (0 if top is None else top) + 1
+            largest[key] = number if top is None else max(top, number)
+            numbers.append(number)
+        return numbers
+
+    def _trajectory_id(self, key: tuple[str, str], ids: dict) -> int | None:
+        found = self.conn.execute(_TRAJECTORY_ID[1:-1], key).fetchone()
+        ids[key] = found = found[0] if found else None
+        return found
 
     def _write_one_by_one(self, trajectories, turns) -> WriteOutcome:
         conn = self.conn
@@ -260,12 +328,14 @@ class TrajectoryWriter:
                 if conn.execute(_TRAJECTORY_ID[1:-1], r.trajectory).fetchone() is None:
                     raise ValueError("its trajectory was never recorded")
                 before = conn.total_changes
-                self._insert_turn(r)
+                turn_id = self._insert_turn(r)
                 if conn.total_changes == before:
                     outcome.duplicates += 1
                 else:
-                    conn.executemany(_INSERT_QUESTION, _question_rows(r))
-                    conn.executemany(_INSERT_VIOLATION, _violation_rows(r))
+                    if r.questions:
+                        conn.executemany(_INSERT_QUESTION, _question_rows(r, turn_id))
+                    if r.violations:
+                        conn.executemany(_INSERT_VIOLATION, _violation_rows(r, turn_id))
                     outcome.turns += 1
                 conn.execute("RELEASE turn")
             except _BAD_VALUE as exc:
@@ -274,9 +344,11 @@ class TrajectoryWriter:
                 outcome.rejected.append((r, f"turn {r.span_id}: {exc}"))
         return outcome
 
-    def _insert_turn(self, r: TurnRecord) -> None:
+    def _insert_turn(self, r: TurnRecord) -> int:
+        """The turn in, with the id SQLite gives it; the id is meaningless when a redelivered
+        span inserted nothing."""
         try:
-            self.conn.execute(_INSERT_TURN, _turn_row(r))
+            return self.conn.execute(_INSERT_TURN, _turn_row(r)).lastrowid
         except sqlite3.IntegrityError as exc:
             # Of the table's unique constraints only (trajectory_id, turn_number)
             # can fail here ((trace_id, span_id) conflicts do nothing): see whether it holds the number.
@@ -284,12 +356,13 @@ class TrajectoryWriter:
                 raise
             if not r.renumber_on_conflict:
                 raise TurnNumberClash(r.turn_number) from exc
-            self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None)))
+            return self.conn.execute(_INSERT_TURN, _turn_row(replace(r, turn_number=None))).lastrowid
 
     def _number_taken(self, r: TurnRecord) -> bool:
         return r.turn_number is not None and self.conn.execute(_NUMBER_TAKEN, (*r.trajectory, r.turn_number)).fetchone() is not None
 
 
+_LARGEST_NUMBER = "SELECT MAX(turn_number) FROM trajectory_turns WHERE trajectory_id = ?"
 _NUMBER_TAKEN = f"SELECT 1 FROM trajectory_turns WHERE trajectory_id = {_TRAJECTORY_ID} AND turn_number = ?"
 
 
