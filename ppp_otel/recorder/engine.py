@@ -102,6 +102,25 @@ def due_in(queued: int, now: float, oldest: float, last_put: float, buffer_size:
     return remaining
 
 
+class PauseWatch:
+    """:func:`due_in` for one batch, looking for the producers' pause at doubling intervals.
+
+    Each look that finds a full batch's producers still busy doubles the time to the
+    next. A producer that pauses for less than ``QUIET_S`` between items (1 ms of I/O a
+    turn) would otherwise wake the worker once an item, and each wake costs about as much
+    CPU as writing the item."""
+
+    def __init__(self) -> None:
+        self._look_again_s = 0.0  # the first look is at the pause's earliest end
+
+    def due_in(self, queued: int, now: float, oldest: float, last_put: float, buffer_size: int,
+               flush_interval_s: float) -> float:
+        remaining = due_in(queued, now, oldest, last_put, buffer_size, flush_interval_s, self._look_again_s)
+        if remaining > 0 and queued >= buffer_size:
+            self._look_again_s = min(max(QUIET_S, 2 * self._look_again_s), flush_interval_s)
+        return remaining
+
+
 class FlushWaiters:
     """Who waits for everything up to which sequence number, woken by the worker.
 
@@ -325,11 +344,7 @@ class QueueEngine:
 
     def _take(self) -> tuple[list, bool]:
         cond = self._cond
-        # A full batch waits for the producers' pause; each look that finds them still
-        # busy doubles the time to the next. A producer that pauses for less than QUIET_S
-        # between items (1 ms of I/O a turn) would otherwise wake the worker once an item,
-        # and each wake costs about as much CPU as writing the item.
-        look_again = 0.0  # the first look is at the pause's earliest end
+        pause = PauseWatch()
         with cond:
             while True:
                 n = len(self._queue)
@@ -337,12 +352,10 @@ class QueueEngine:
                         n and (self.flush_waiters or self._due)):
                     break
                 if n:
-                    remaining = due_in(n, time.monotonic(), self._oldest, self._last_put,
-                                       self.buffer_size, self.flush_interval_s, look_again)
+                    remaining = pause.due_in(n, time.monotonic(), self._oldest, self._last_put,
+                                             self.buffer_size, self.flush_interval_s)
                     if remaining <= 0:
                         break
-                    if n >= self.buffer_size:
-                        look_again = min(max(QUIET_S, 2 * look_again), self.flush_interval_s)
                     cond.wait(remaining)
                 else:
                     cond.wait(TICK_S if self.stats.dirty else None)
