@@ -26,12 +26,13 @@ class RecordError(ValueError):
     """One span or document could not be turned into a row; names what is wrong."""
 
 
+# printf-style formatting: the same text as format(..., "032x"), in about half the time.
 def format_trace_id(trace_id: int) -> str:
-    return format(trace_id, "032x")
+    return "%032x" % trace_id
 
 
 def format_span_id(span_id: int) -> str:
-    return format(span_id, "016x")
+    return "%016x" % span_id
 
 
 def iso_from_ns(ns: int | None) -> str | None:
@@ -48,10 +49,12 @@ def iso_from_ns(ns: int | None) -> str | None:
         prefix = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
                   f"{t.tm_sec:02d}.")
         _iso_cache = (seconds, prefix)
-    return f"{prefix}{rest // 1_000_000:03d}Z"
+    return prefix + _MILLIS[rest // 1_000_000]
 
 
 _iso_cache: tuple[int | None, str] = (None, "")
+# "000Z" to "999Z": looked up, not formatted, for every span's time.
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
 
 
 #: The one form the store keeps a time in (what :func:`iso_from_ns` and SQLite's
@@ -325,26 +328,22 @@ def turn_record(
     latency = None
     if start_ns is not None and end_ns is not None:
         latency = max(0.0, (end_ns - start_ns) / 1e6)
+    # By position, in field order: keyword arguments cost the dataclass's __init__
+    # half a microsecond more, paid for every turn.
     return TurnRecord(
-        trace_id=trace_id,
-        span_id=span_id,
-        trajectory=trajectory,
-        turn_number=number,
-        prompt=prompt,
-        response=response,
-        token_count=token_count,
-        latency_ms=latency,
-        timestamp=iso_from_ns(start_ns),
-        questions=questions,
-        violations=violations,
-        extract_questions=not questions,
-        truncated=cut_prompt or cut_response,
-        dropped_values=dropped,
+        trace_id, span_id, trajectory, number, prompt, response, token_count, latency,
+        iso_from_ns(start_ns), questions, violations,
+        not questions,  # extract_questions: none given, so they are found in the response
+        None,  # extra
+        cut_prompt or cut_response,  # truncated
+        dropped,  # dropped_values
     )
 
 
 def carry(record: TurnRecord, tool_calls: Sequence[Mapping[str, Any]], questions: Sequence[str]) -> TurnRecord:
     """Give a turn the tool calls that led to it and the questions asked through them."""
+    if not tool_calls and not questions:
+        return record  # most turns: nothing led to them through tools
     if tool_calls:
         record.extra = {**(record.extra or {}), "tool_calls": list(tool_calls)}
     known = {q.text for q in record.questions}

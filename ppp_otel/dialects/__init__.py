@@ -113,15 +113,8 @@ def read_turn(
     except OutOfRangeNumber:
         # A count no column can hold costs the turn its count, not the turn.
         tokens, dropped = None, 1
-    return TurnCandidate(
-        prompt=prompt,
-        response=response,
-        token_count=tokens,
-        dropped_values=dropped,
-        tool_calls=calls,
-        questions=questions_from_tool_calls(calls, question_tools),
-        dialect=dialect,
-    )
+    return TurnCandidate(prompt, response, tokens, calls,
+                         questions_from_tool_calls(calls, question_tools) if calls else [], dialect, dropped)
 
 
 def _plain_text(value: Any) -> bool:
@@ -145,6 +138,16 @@ def int_attribute(
     value = attrs.get(key)
     if value is None:
         return None
+    return _int_value(key, value, invalid, out_of_range)
+
+
+_INT64_MIN, _INT64_END = -(2**63), 2**63
+
+
+def _int_value(key: str, value: Any, invalid: type[ValueError] = SpanContentError,
+               out_of_range: type[ValueError] = OutOfRangeNumber) -> int:
+    if type(value) is int and _INT64_MIN <= value < _INT64_END:
+        return value  # the usual count or number: none of the conversions below apply
     if isinstance(value, bool):
         raise invalid(f"attribute {key} must be an integer, got a bool")
     if isinstance(value, int):
@@ -164,8 +167,9 @@ def int_attribute(
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
-        if attrs.get(key) is not None:  # most keys asked for are absent: no call for them
-            return int_attribute(attrs, key)
+        value = attrs.get(key)
+        if value is not None:  # most keys asked for are absent: no call for them
+            return _int_value(key, value)
     return None
 
 

@@ -155,8 +155,12 @@ class TurnResolver:
         return self._resolve(step, state)
 
     def _resolve(self, step: Step, state: _Trajectory) -> Resolved:
-        carried = state.waiting + [step]
-        self.folded += len(state.waiting)
+        waiting = state.waiting
+        if not waiting:  # most turns: no tool-call-only step before them
+            calls = step.candidate.tool_calls
+            return Resolved(step, [call.as_dict() for call in calls] if calls else [], list(step.candidate.questions))
+        carried = waiting + [step]
+        self.folded += len(waiting)
         state.waiting = []
         return Resolved(
             step,
