@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 _OPENINFERENCE_TOKENS = (c.TOKEN_COUNT_TOTAL,), (c.TOKEN_COUNT_PROMPT,), (c.TOKEN_COUNT_COMPLETION,)
+#: (total, input, output) keys of each dialect, in the order they are asked.
+_TOKEN_KEYS = (_OPENINFERENCE_TOKENS, genai.token_keys())
 
 
 @dataclass(slots=True)
@@ -160,7 +162,7 @@ def _int_value(key: str, value: Any, invalid: type[ValueError] = SpanContentErro
         result = int(value)
     else:
         raise invalid(f"attribute {key} must be an integer, got {value!r:.60}")
-    if not -(2**63) <= result < 2**63:
+    if not _INT64_MIN <= result < _INT64_END:
         raise out_of_range(f"attribute {key} is out of range: {result}")
     return result
 
@@ -175,7 +177,7 @@ def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
 
 def token_count(attrs: Mapping[str, Any]) -> int | None:
     """Total tokens of the call: the total when given, else input plus output."""
-    for total_keys, in_keys, out_keys in (_OPENINFERENCE_TOKENS, genai.token_keys()):
+    for total_keys, in_keys, out_keys in _TOKEN_KEYS:
         total = _first(attrs, total_keys)
         if total is not None:
             return total
