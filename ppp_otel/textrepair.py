@@ -57,7 +57,13 @@ def _ascii(value: Any) -> bool:
 def _plain_turn(record: TurnRecord) -> bool:
     """The common turn: its texts ASCII (str.isascii is C-fast), which has no surrogates,
     and nothing else (extra, violations) to look through or copy."""
-    if record.extra or record.violations or not (_ascii(record.prompt) and _ascii(record.response)):
+    prompt, response = record.prompt, record.response
+    # _ascii, spelled out for the two texts every turn has
+    if not (prompt is None or (type(prompt) is str and prompt.isascii())):
+        return False
+    if not (response is None or (type(response) is str and response.isascii())):
+        return False
+    if record.extra or record.violations:
         return False
     for q in record.questions:
         if not (_ascii(q.text) and _ascii(q.effort)):

@@ -198,6 +198,8 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         """The records a queued item makes: none (not a turn after all), one, or, at a
         trajectory's end, the turn its last tool-call step asked plus the trajectory."""
         kind, payload = item
+        if kind == _TURN:  # asked first: nearly every item is one
+            return self._turn(*payload)
         if kind == _RECORD:
             return payload
         if kind == _START:

@@ -94,17 +94,18 @@ def read_turn(
     Raises :class:`SpanContentError` (a ValueError) naming the attribute when a
     token count is not a number.
     """
-    if not might_be_turn(name, attributes):
+    turn_span = name == c.TURN_SPAN  # might_be_turn's first answer, asked once for the branches below
+    if not (turn_span or might_be_turn(name, attributes)):
         return None
     attrs = attributes or {}
     prompt, response = attrs.get(c.INPUT_VALUE), attrs.get(c.OUTPUT_VALUE)
-    if name == c.TURN_SPAN and _plain_text(prompt) and _plain_text(response):
+    if turn_span and _plain_text(prompt) and _plain_text(response):
         # What turn() writes, read as the general path reads it, without its JSON probes.
         calls, dialect = [], "ppp"
-    elif name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
+    elif turn_span or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
         # ppp.turn spans carry plain input.value/output.value; skip the scan for messages.
-        prompt, response, calls = openinference.read(attrs, scan_messages=name != c.TURN_SPAN)
-        dialect = "ppp" if name == c.TURN_SPAN else "openinference"
+        prompt, response, calls = openinference.read(attrs, scan_messages=not turn_span)
+        dialect = "ppp" if turn_span else "openinference"
         if prompt is None and response is None and not calls:
             prompt, response, calls = genai.read(attrs, events)  # an LLM span speaking GenAI too
     else:
