@@ -250,10 +250,14 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             trace_hex, format_span_id(ctx.span_id), trajectory, attrs, events,
             start_ns=start_ns, end_ns=end_ns, turn_number=numbered[0] if numbered else None, candidate=candidate,
         )
-        resolved = self._resolver.add(Step(trajectory, start_ns, end_ns, candidate, record))
-        if resolved is None:
-            return None  # a second trace of one call, or a step that only called tools
-        return self._numbered(carry(record, resolved.tool_calls, resolved.questions), ids[1], numbered)
+        if candidate.dialect == "ppp":  # what the resolver's add does with it, without a Step to make
+            tool_calls, questions = self._resolver.declared(trajectory, candidate)
+        else:
+            resolved = self._resolver.add(Step(trajectory, start_ns, end_ns, candidate, record))
+            if resolved is None:
+                return None  # a second trace of one call, or a step that only called tools
+            tool_calls, questions = resolved.tool_calls, resolved.questions
+        return self._numbered(carry(record, tool_calls, questions), ids[1], numbered)
 
     @staticmethod
     def _numbered(record: TurnRecord, traj_span_id: int, numbered) -> TurnRecord:
