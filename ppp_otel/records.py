@@ -298,13 +298,19 @@ def turn_record(
     if candidate is None:
         candidate = candidate_of(None, attrs, events) or TurnCandidate(None, None)
     prompt, response = candidate.prompt, candidate.response
-    prompt, cut_prompt = _cut(prompt)
-    response, cut_response = _cut(response)
+    truncated = False
+    # Asked before calling: nearly every text is far shorter, nearly every span has no number.
+    if (prompt is not None and len(prompt) > MAX_TEXT_CHARS) or (response is not None and len(response) > MAX_TEXT_CHARS):
+        prompt, cut_prompt = _cut(prompt)
+        response, cut_response = _cut(response)
+        truncated = cut_prompt or cut_response
     dropped = 0
-    try:
-        number = int_attribute(attrs, c.TURN_NUMBER, invalid=RecordError, out_of_range=OutOfRange)
-    except OutOfRange:
-        number, dropped = None, dropped + 1
+    number = None
+    if attrs.get(c.TURN_NUMBER) is not None:
+        try:
+            number = int_attribute(attrs, c.TURN_NUMBER, invalid=RecordError, out_of_range=OutOfRange)
+        except OutOfRange:
+            dropped += 1
     if number is None:
         number = turn_number
     if number is not None and number < 0:
@@ -337,7 +343,7 @@ def turn_record(
         iso_from_ns(start_ns), questions, violations,
         not questions,  # extract_questions: none given, so they are found in the response
         None,  # extra
-        cut_prompt or cut_response,  # truncated
+        truncated,
         dropped,  # dropped_values
     )
 

@@ -172,6 +172,8 @@ def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
         value = attrs.get(key)
         if value is not None:  # most keys asked for are absent: no call for them
+            if type(value) is int and _INT64_MIN <= value < _INT64_END:
+                return value  # _int_value's first answer, without the call
             return _int_value(key, value)
     return None
 
