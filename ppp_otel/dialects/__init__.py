@@ -99,7 +99,7 @@ def read_turn(
         return None
     attrs = attributes or {}
     prompt, response = attrs.get(c.INPUT_VALUE), attrs.get(c.OUTPUT_VALUE)
-    if turn_span and _plain_text(prompt) and _plain_text(response):
+    if turn_span and _plain_texts(prompt, response):
         # What turn() writes, read as the general path reads it, without its JSON probes.
         calls, dialect = [], "ppp"
     elif turn_span or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
@@ -120,9 +120,10 @@ def read_turn(
                          questions_from_tool_calls(calls, question_tools) if calls else [], dialect, dropped)
 
 
-def _plain_text(value: Any) -> bool:
-    """A text no reader takes for a JSON body (one that starts with neither bracket nor space)."""
-    return isinstance(value, str) and value[:1] not in "{[ \t\r\n"
+def _plain_texts(prompt: Any, response: Any) -> bool:
+    """Two texts no reader takes for a JSON body (each starts with neither bracket nor space)."""
+    return (isinstance(prompt, str) and prompt[:1] not in "{[ \t\r\n"
+            and isinstance(response, str) and response[:1] not in "{[ \t\r\n")
 
 
 class OutOfRangeNumber(SpanContentError):
