@@ -300,7 +300,8 @@ def turn_record(
     prompt, response = candidate.prompt, candidate.response
     truncated = False
     # Asked before calling: nearly every text is far shorter, nearly every span has no number.
-    if (prompt is not None and len(prompt) > MAX_TEXT_CHARS) or (response is not None and len(response) > MAX_TEXT_CHARS):
+    if (prompt is not None and len(prompt) > MAX_TEXT_CHARS) or (
+            response is not None and len(response) > MAX_TEXT_CHARS):
         prompt, cut_prompt = _cut(prompt)
         response, cut_response = _cut(response)
         truncated = cut_prompt or cut_response
@@ -334,7 +335,7 @@ def turn_record(
     latency = None
     if start_ns is not None and end_ns is not None:
         latency = (end_ns - start_ns) / 1e6
-        if latency <= 0.0:  # max(0.0, latency) without the call
+        if not latency > 0.0:  # max(0.0, latency), without the call
             latency = 0.0
     # By position, in field order: keyword arguments cost the dataclass's __init__
     # half a microsecond more, paid for every turn.

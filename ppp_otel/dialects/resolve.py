@@ -171,10 +171,8 @@ class TurnResolver:
             return [call.as_dict() for call in calls] if calls else [], list(candidate.questions)
         self.folded += len(waiting)
         state.waiting = []
-        return (
-            [call.as_dict() for s in waiting for call in s.candidate.tool_calls] + [c.as_dict() for c in candidate.tool_calls],
-            [q for s in waiting for q in s.candidate.questions] + list(candidate.questions),
-        )
+        carried = [s.candidate for s in waiting] + [candidate]
+        return [call.as_dict() for c in carried for call in c.tool_calls], [q for c in carried for q in c.questions]
 
     def close(self, trajectory: Hashable) -> Resolved | None:
         """The trajectory ended: what its waiting tool-call-only steps still have to say."""
