@@ -54,39 +54,60 @@ def _ascii(value: Any) -> bool:
     return value is None or (type(value) is str and value.isascii())
 
 
+def _plain_turn(record: TurnRecord) -> bool:
+    """The common turn: its texts ASCII (str.isascii is C-fast), which has no surrogates,
+    and nothing else (extra, violations) to look through or copy."""
+    prompt, response = record.prompt, record.response
+    # _ascii, spelled out for the two texts every turn has
+    if not (prompt is None or (type(prompt) is str and prompt.isascii())):
+        return False
+    if not (response is None or (type(response) is str and response.isascii())):
+        return False
+    if record.extra or record.violations:
+        return False
+    for q in record.questions:
+        if not (_ascii(q.text) and _ascii(q.effort)):
+            return False
+    return True
+
+
+def _fixed(obj: Any, names: tuple[str, ...]) -> tuple[dict[str, Any], int]:
+    """The repaired values of ``obj``'s fields that needed it, and how many characters were replaced."""
+    changes, total = {}, 0
+    for name in names:
+        value, n = _value(getattr(obj, name))
+        if n:
+            changes[name] = value
+            total += n
+    return changes, total
+
+
 def repair_record(record: TrajectoryRecord | TurnRecord) -> int:
     """Repair every text of a record in place; returns how many characters were replaced."""
-    total = 0
-
-    def fix(obj: Any, *names: str) -> Any:
-        nonlocal total
-        changes = {}
-        for name in names:
-            value, n = _value(getattr(obj, name))
-            if n:
-                changes[name] = value
-                total += n
-        return changes
-
-    if not isinstance(record, (TrajectoryRecord, TurnRecord)):
-        return 0  # staged spans are stored as JSON, which escapes what UTF-8 cannot hold
+    if isinstance(record, TurnRecord):
+        return 0 if _plain_turn(record) else _repair_turn(record)
     if isinstance(record, TrajectoryRecord):
-        for name, value in fix(record, "spec_id", "agent_name", "run_id", "preferences").items():
+        changes, total = _fixed(record, ("spec_id", "agent_name", "run_id", "preferences"))
+        for name, value in changes.items():
             setattr(record, name, value)
         return total
-    if _ascii(record.prompt) and _ascii(record.response) and not record.extra and not record.violations and all(
-            _ascii(q.text) and _ascii(q.effort) for q in record.questions):
-        return 0  # the common turn: ASCII has no surrogates, and nothing needs copying
-    for name, value in fix(record, "prompt", "response", "extra").items():
+    return 0  # staged spans are stored as JSON, which escapes what UTF-8 cannot hold
+
+
+def _repair_turn(record: TurnRecord) -> int:
+    changes, total = _fixed(record, ("prompt", "response", "extra"))
+    for name, value in changes.items():
         setattr(record, name, value)
     questions = []
     for q in record.questions:
-        changes = fix(q, "text", "effort")
+        changes, n = _fixed(q, ("text", "effort"))
+        total += n
         questions.append(replace(q, **changes) if changes else q)
     record.questions = questions
     violations = []
     for v in record.violations:
-        changes = fix(v, "preference", "expected", "actual", "severity")
+        changes, n = _fixed(v, ("preference", "expected", "actual", "severity"))
+        total += n
         violations.append(replace(v, **changes) if changes else v)
     record.violations = violations
     return total

@@ -274,3 +274,74 @@ def test_a_trajectory_ending_on_a_question_asked_through_a_tool_keeps_it():
     resolver.add(step(1, 2, name="ask_user"))
     resolved = resolver.close("t")
     assert resolved is not None and resolved.questions == ["Which OS?"]
+
+
+def turn_span_step(start, end, response="Done.", trajectory="t"):
+    candidate = read_turn(c.TURN_SPAN, {c.SPAN_KIND: "LLM", c.INPUT_VALUE: "Fix it", c.OUTPUT_VALUE: response})
+    return Step(trajectory, start, end, candidate, record=(start, end))
+
+
+def test_a_turn_span_carries_the_tool_call_only_step_before_it():
+    resolver = TurnResolver()
+    assert resolver.add(step(1, 2, name="ask_user")) is None
+    resolved = resolver.add(turn_span_step(3, 4))
+    assert resolved.questions == ["Which OS?"]
+    assert [call["name"] for call in resolved.tool_calls] == ["ask_user"]
+    assert resolver.folded == 1
+
+
+def test_a_turn_span_declared_without_a_step_carries_what_add_would():
+    by_add, by_declared = TurnResolver(), TurnResolver()
+    for resolver in (by_add, by_declared):
+        resolver.add(step(1, 2, name="ask_user"))
+    resolved = by_add.add(turn_span_step(3, 4))
+    assert by_declared.declared("t", turn_span_step(3, 4).candidate) == (resolved.tool_calls, resolved.questions)
+    assert (by_declared.folded, by_declared.close("t")) == (by_add.folded, by_add.close("t"))
+
+
+def test_a_turn_span_inside_a_model_call_is_a_turn_of_its_own():
+    resolver = TurnResolver()
+    assert resolver.add(step(1, 9, response="Done.")) is not None
+    assert resolver.add(turn_span_step(2, 8)) is not None
+    assert resolver.duplicates == 0
+
+
+@pytest.mark.parametrize("value, expected", [
+    (120, 120), (2**63 - 1, 2**63 - 1), (-(2**63), -(2**63)), (3.0, 3), ("42", 42), (" 7 ", 7)])
+def test_a_token_count_in_range_is_read_as_it_is(value, expected):
+    assert read_turn(c.TURN_SPAN, {c.INPUT_VALUE: "a", c.OUTPUT_VALUE: "b", c.TOKEN_COUNT_TOTAL: value}
+                     ).token_count == expected
+
+
+def test_a_token_count_past_64_bits_is_dropped_and_counted():
+    turn = read_turn(c.TURN_SPAN, {c.INPUT_VALUE: "a", c.OUTPUT_VALUE: "b", c.TOKEN_COUNT_TOTAL: 2**63})
+    assert (turn.token_count, turn.dropped_values) == (None, 1)
+
+
+def test_a_bool_token_count_is_an_error_not_a_number():
+    with pytest.raises(SpanContentError, match="got a bool"):
+        read_turn(c.TURN_SPAN, {c.INPUT_VALUE: "a", c.OUTPUT_VALUE: "b", c.TOKEN_COUNT_TOTAL: True})
+
+
+def test_an_int_subclass_token_count_is_read_as_its_value():
+    import enum
+
+    class Count(enum.IntEnum):
+        SOME = 12
+
+    assert read_turn(c.TURN_SPAN, {c.INPUT_VALUE: "a", c.OUTPUT_VALUE: "b", c.TOKEN_COUNT_TOTAL: Count.SOME}
+                     ).token_count == 12
+
+
+def test_empty_texts_and_empty_messages_are_left_out_of_the_reply():
+    attrs = genai(**{"gen_ai.output.messages": json.dumps([
+        {"role": "assistant", "parts": [{"type": "text", "content": "One"}, {"type": "text", "content": ""},
+                                        {"type": "text", "content": "two"}]},
+        {"role": "assistant", "parts": [{"type": "text", "content": ""}]},
+        {"role": "assistant", "parts": [{"type": "text", "content": "Three"}]}])})
+    assert read_turn("chat m", attrs).response == "One\ntwo\nThree"
+
+
+def test_json_followed_by_more_text_is_not_a_json_body():
+    attrs = genai(**{"gen_ai.output.messages": '[{"role": "assistant", "parts": []}] and more'})
+    assert read_turn("chat m", attrs).response is None

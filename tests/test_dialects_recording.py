@@ -253,3 +253,16 @@ def test_model_calls_recorded_without_message_content_are_counted_by_instrumenta
     pipeline.spans()
     assert recorder.stats["turns_without_content"] == 2
     assert recorder.stats["turns_without_content_by_instrumentation"] == {"test-instrumentation": 2}
+
+
+def test_a_turn_after_a_tool_call_only_model_call_carries_its_tool_calls_and_question(db_path):
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        chat(pipe.tracer, "Fix it", tool=("ask_user", {"question": "Which branch?"}))
+        with ppp_otel.turn("Fix it", tracer_provider=pipe.provider) as t:
+            t.respond("Fixed on main.")
+    pipe.spans()
+    assert rows(db_path, TURNS) == [(1, "Fix it", "Fixed on main.")]
+    assert [json.loads(e)["tool_calls"][0]["name"] for (e,) in rows(db_path, "SELECT extra FROM trajectory_turns")] \
+        == ["ask_user"]
+    assert rows(db_path, "SELECT question_text, source FROM trajectory_questions") == [("Which branch?", "explicit")]

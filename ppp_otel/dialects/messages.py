@@ -39,7 +39,7 @@ class Message:
 
     @property
     def text(self) -> str:
-        return "\n".join(t for t in self.texts if t)
+        return "\n".join(filter(None, self.texts))  # its texts are str: the empty ones are left out
 
 
 _USER_ROLES = ("user", "human")
@@ -67,7 +67,7 @@ def latest_user_text(messages: Sequence[Any], to_message: Callable[[Any], Messag
 
 
 def reply_text(messages: Sequence[Message]) -> str:
-    return "\n".join(m.text for m in messages if m.text)
+    return "\n".join(filter(None, [m.text for m in messages]))  # each message's text made once
 
 
 def reply_tool_calls(messages: Sequence[Message]) -> list[ToolCall]:
@@ -97,6 +97,10 @@ def arguments_text(value: Any) -> str:
         return str(value)
 
 
+# What json.loads calls for a str with no options, without its checks of them.
+_decode = json.JSONDecoder().decode
+
+
 def loads(value: Any) -> Any:
     """A JSON attribute's value, or None when it is not JSON."""
     if isinstance(value, (list, dict)):
@@ -107,7 +111,7 @@ def loads(value: Any) -> Any:
     if not text or text[0] not in "[{":
         return None
     try:
-        return json.loads(text)
+        return _decode(text)
     except ValueError:
         return None
 

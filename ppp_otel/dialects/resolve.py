@@ -134,9 +134,9 @@ class TurnResolver:
 
     def add(self, step: Step) -> Resolved | None:
         """The turn this step is, or None (a second trace of a call, or a tool-call-only step)."""
-        state = self._state(step.trajectory)
         if step.candidate.dialect == "ppp":
-            return self._resolve(step, state)  # a turn() span: a turn, because the agent code says so
+            return Resolved(step, *self.declared(step.trajectory, step.candidate))
+        state = self._state(step.trajectory)
         seen = _Seen.of(step)
         horizon = state.horizon
         start, end = seen.start_ns, seen.end_ns
@@ -154,15 +154,25 @@ class TurnResolver:
             return None
         return self._resolve(step, state)
 
+    def declared(self, trajectory: Hashable, candidate: TurnCandidate) -> tuple[list[dict], list[str]]:
+        """A turn() span's candidate (dialect ``ppp``): a turn, because the agent code says so.
+        What :meth:`add` does with its step, without one: the tool calls and questions it carries."""
+        return self._carried(self._state(trajectory), candidate)
+
     def _resolve(self, step: Step, state: _Trajectory) -> Resolved:
-        carried = state.waiting + [step]
-        self.folded += len(state.waiting)
+        return Resolved(step, *self._carried(state, step.candidate))
+
+    def _carried(self, state: _Trajectory, candidate: TurnCandidate) -> tuple[list[dict], list[str]]:
+        """The tool calls and questions of the steps waiting in ``state`` and of ``candidate``,
+        which they lead to."""
+        waiting = state.waiting
+        if not waiting:  # most turns: no tool-call-only step before them
+            calls = candidate.tool_calls
+            return [call.as_dict() for call in calls] if calls else [], list(candidate.questions)
+        self.folded += len(waiting)
         state.waiting = []
-        return Resolved(
-            step,
-            [call.as_dict() for s in carried for call in s.candidate.tool_calls],
-            [q for s in carried for q in s.candidate.questions],
-        )
+        carried = [s.candidate for s in waiting] + [candidate]
+        return [call.as_dict() for c in carried for call in c.tool_calls], [q for c in carried for q in c.questions]
 
     def close(self, trajectory: Hashable) -> Resolved | None:
         """The trajectory ended: what its waiting tool-call-only steps still have to say."""
