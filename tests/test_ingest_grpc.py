@@ -121,19 +121,13 @@ def _ingest_with_a_port_taken(db_path, which: str):
     return done, port
 
 
-def test_a_grpc_port_in_use_is_one_line_with_the_systems_reason_and_nothing_from_grpcio(db_path):
-    done, port = _ingest_with_a_port_taken(db_path, "grpc")
+@pytest.mark.parametrize("taken, protocol", [("grpc", "gRPC"), ("http", "OTLP/HTTP")])
+def test_a_port_in_use_is_one_line_naming_the_address_with_the_systems_reason_and_nothing_from_grpcio(
+        db_path, taken, protocol):
+    done, port = _ingest_with_a_port_taken(db_path, taken)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        f"ppp-otel: error: cannot listen for gRPC on 127.0.0.1:{port}: Address already in use "
-        "(other ports: --port P, --grpc-port P, or --grpc-port off for HTTP only)"]
-
-
-def test_an_http_port_in_use_names_the_address_it_could_not_listen_on(db_path):
-    done, port = _ingest_with_a_port_taken(db_path, "http")
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        f"ppp-otel: error: cannot listen for OTLP/HTTP on 127.0.0.1:{port}: Address already in use "
+        f"ppp-otel: error: cannot listen for {protocol} on 127.0.0.1:{port}: Address already in use "
         "(other ports: --port P, --grpc-port P, or --grpc-port off for HTTP only)"]
 
 

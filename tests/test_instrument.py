@@ -94,23 +94,23 @@ def test_a_turn_outside_any_trajectory_is_warned_about(provider, caplog, monkeyp
     assert "outside any trajectory" in caplog.text
 
 
-def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, monkeypatch):
+@pytest.fixture
+def no_provider(monkeypatch):
+    """No tracer provider anywhere: neither register()'s nor a global one; the warning not yet given."""
     from ppp_otel.capture import api as instrument
 
     monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
     monkeypatch.setattr(instrument, "_provider", None)
     monkeypatch.setattr(instrument.trace, "get_tracer_provider", lambda: instrument.trace.NoOpTracerProvider())
+
+
+def test_a_trajectory_with_no_tracer_provider_set_up_is_warned_about(caplog, no_provider):
     with trajectory("s", "a"):
         pass
     assert "call ppp_otel.register() first" in caplog.text
 
 
-def test_the_no_provider_warning_says_how_to_record_through_a_provider_of_your_own(caplog, monkeypatch):
-    from ppp_otel.capture import api as instrument
-
-    monkeypatch.setattr(instrument, "_warned", LogLimiter.once(instrument.logger))
-    monkeypatch.setattr(instrument, "_provider", None)
-    monkeypatch.setattr(instrument.trace, "get_tracer_provider", lambda: instrument.trace.NoOpTracerProvider())
+def test_the_no_provider_warning_says_how_to_record_through_a_provider_of_your_own(caplog, no_provider):
     with trajectory("s", "a"):
         pass
     assert "set_tracer_provider" in caplog.text and "tracer_provider=" in caplog.text

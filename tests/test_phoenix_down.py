@@ -48,14 +48,19 @@ def stored_turns(db) -> int:
         return 0
 
 
-def test_an_unreachable_phoenix_is_one_log_line_naming_phoenix_and_its_url(db_path, caplog):
-    url = f"http://127.0.0.1:{closed_port()}"
-    caplog.set_level(logging.INFO)
-    provider = ppp_otel.register(db_path, phoenix=url, set_global=False, env={})
+def _problems_recording_with_phoenix_at(phoenix: str, db_path, caplog) -> list:
+    """The warnings and errors logged while a few turns are recorded with ``phoenix`` as the endpoint."""
+    provider = ppp_otel.register(db_path, phoenix=phoenix, set_global=False, env={})
     record(provider)
     provider.force_flush()
     provider.shutdown()
-    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_unreachable_phoenix_is_one_log_line_naming_phoenix_and_its_url(db_path, caplog):
+    url = f"http://127.0.0.1:{closed_port()}"
+    caplog.set_level(logging.INFO)
+    problems = _problems_recording_with_phoenix_at(url, db_path, caplog)
     assert len(problems) == 1, [r.getMessage() for r in problems]
     message = problems[0].getMessage()
     assert f"Phoenix at {url} is unreachable" in message and "Recording to the database goes on" in message
@@ -66,11 +71,7 @@ def test_an_unreachable_phoenix_is_one_log_line_naming_phoenix_and_its_url(db_pa
 @pytest.mark.parametrize("endpoint", ["localhost:6006", "notaurl"])
 def test_a_phoenix_endpoint_without_its_scheme_is_one_log_line_and_no_traceback(db_path, caplog, endpoint):
     caplog.set_level(logging.INFO)
-    provider = ppp_otel.register(db_path, phoenix=endpoint, set_global=False, env={})
-    record(provider)
-    provider.force_flush()
-    provider.shutdown()
-    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    problems = _problems_recording_with_phoenix_at(endpoint, db_path, caplog)
     assert len(problems) == 1, [r.getMessage() for r in problems]
     assert problems[0].exc_info is None
     assert f"Phoenix at {endpoint} is unreachable (unknown url type" in problems[0].getMessage()
