@@ -62,3 +62,5 @@ def test_the_snippet_runs_as_written(code, databases, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=here, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+    # A snippet that records without a provider runs, but shows the reader nothing happening.
+    assert "nothing is recorded" not in done.stderr, done.stderr[-3000:]
