@@ -273,6 +273,24 @@ def test_the_demo_with_phoenix_down_says_so_once_and_exits_1(capsys, tmp_path):
     assert err.count("could not be annotated") == 1
 
 
+
+def test_a_consensus_span_phoenix_never_took_is_said_not_sent_and_has_no_ids(capsys, tmp_path):
+    import json
+
+    from support import free_port
+
+    db = str(tmp_path / "demo.db")
+    assert run(capsys, "demo", "--db", db)[0] == 0
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    spec = ["consensus", "--db", db, "--spec", "demo-fix-flaky-test", "--stage", "plan", "--phoenix", url, "--wait", "0"]
+    code, out, _ = run(capsys, *spec)
+    assert "ppp.consensus span not sent" in out and "span sent to project" not in out
+    code, out, _ = run(capsys, *spec, "--json")
+    judged = json.loads(out)
+    assert (judged["trace_id"], judged["span_id"], judged["phoenix_project"]) == (None, None, None)
+    code, out, _ = run(capsys, "consensus-history", "--db", db, "--spec", "demo-fix-flaky-test", "--json")
+    assert all(run_["trace_id"] is None for run_ in json.loads(out))
+
 # --- import --stage: the stage of the documents that carry none -------------------------
 
 _NO_KEY = object()

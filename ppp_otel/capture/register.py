@@ -175,6 +175,17 @@ _added: "weakref.WeakKeyDictionary[TracerProvider, dict[tuple, SpanProcessor]]" 
 _fed: "weakref.WeakSet[SpanProcessor]" = weakref.WeakSet()
 
 
+def spans_forwarded(provider: TracerProvider) -> int | None:
+    """How many spans the Phoenix forwarders ``register()`` gave this provider delivered,
+    or None when none of them counts (spans sent by gRPC): after ``shutdown()``, whether
+    a span said to be sent reached Phoenix."""
+    from ppp_otel.publish.phoenix_exporter import PhoenixForwarder
+
+    counted = [p.phoenix_exporter.exported_spans for p in _added.get(provider, {}).values()
+               if isinstance(p, PhoenixForwarder)]
+    return sum(counted) if counted else None
+
+
 def _feed_judgments(added: dict[tuple, SpanProcessor]) -> None:
     """Give every Phoenix annotation sender on a provider the judgments of the first live
     recorder on it, whichever call added which: a notebook that first records, then adds

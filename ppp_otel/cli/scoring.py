@@ -223,30 +223,38 @@ def _span_project(args: argparse.Namespace, result: ConsensusResult, config: Any
     return found or phoenix_project_name(None, config.phoenix, env)
 
 
-def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any, project: str) -> None:
-    """The consensus span, exported before this returns (so before any annotation is posted)."""
+def _emit_span(args: argparse.Namespace, result: ConsensusResult, config: Any, project: str) -> bool:
+    """The consensus span, exported before this returns (so before any annotation is
+    posted); whether Phoenix took it. A span Phoenix did not take has no ids: neither
+    the output nor the stored run names a span nobody can find."""
     from ppp_otel import register as register_tracing
+    from ppp_otel.capture.register import spans_forwarded
     from ppp_otel.publish.consensus_span import emit_consensus_span
+    from ppp_otel.scoring.history import record_consensus_span
 
     # Only the Phoenix exporter: scoring must not start a recorder, nor the
     # archival that [ppp.archival] auto_cleanup would run beside it.
     provider = register_tracing(args.db, config=dataclasses.replace(config, enabled=False),
                                 phoenix=args.phoenix, project_name=project, set_global=False)
     try:
-        if result.consensus_id is not None:
-            emit_consensus_span(result, tracer_provider=provider, store=args.db)
-        else:
-            emit_consensus_span(result, tracer_provider=provider)
+        emit_consensus_span(result, tracer_provider=provider)
     finally:
         provider.shutdown()
+    if spans_forwarded(provider) == 0:
+        result.trace_id = result.span_id = None
+        return False
+    if result.consensus_id is not None:
+        record_consensus_span(args.db, result.consensus_id, result.trace_id, result.span_id)
+    return True
 
 
 def _publish(args: argparse.Namespace, result: ConsensusResult, config: Any, project: str,
-             deadline: float) -> dict[str, Any]:
-    """The consensus span to Phoenix, then the annotations; problems are reported, not raised."""
+             deadline: float) -> tuple[bool, dict[str, Any]]:
+    """The consensus span to Phoenix, then the annotations: (whether the span was taken,
+    the annotations' summary); problems are reported, not raised."""
     from ppp_otel.publish.phoenix_annotations import NOT_IN_PHOENIX, annotate_consensus
 
-    _emit_span(args, result, config, project)
+    sent = _emit_span(args, result, config, project)
     api_key = config.phoenix.api_key or None  # PHOENIX_API_KEY, else the file's (load_config's rule)
     # One --wait for finding the project and annotating: spans Phoenix lacks are not waited for twice.
     summary = annotate_consensus(result, args.phoenix, api_key=api_key,
@@ -259,7 +267,7 @@ def _publish(args: argparse.Namespace, result: ConsensusResult, config: Any, pro
               f"were recorded without forwarding to it. Send them with `{PROG} export --db {display_name(args.db)} "
               f"--to {args.phoenix} --spec {result.spec_id}{project}`, then run this command again.",
               file=sys.stderr)
-    return summary.to_dict()
+    return sent, summary.to_dict()
 
 
 def run_consensus(args: argparse.Namespace) -> int:
@@ -283,15 +291,15 @@ def run_consensus(args: argparse.Namespace) -> int:
     # Waited for only when annotating (--wait is for that); else one look, not a slower command.
     project = (_span_project(args, result, config, args.wait if args.phoenix else 0.0)
                if _sends_spans(args, config) else None)
-    annotations = _publish(args, result, config, project, deadline) if args.phoenix else None
+    sent, annotations = _publish(args, result, config, project, deadline) if args.phoenix else (None, None)
     if annotations is None and project is not None:
-        _emit_span(args, result, config, project)
+        sent = _emit_span(args, result, config, project)
     # Nothing annotated at all is a failure a script must see.
     status = EXIT_NOTHING_ANNOTATED if annotations is not None and annotations["failed"] and not annotations["annotated"] else 0
     if args.json:
         data = result.to_dict()
         if project is not None:
-            data["phoenix_project"] = project  # where the ppp.consensus span went
+            data["phoenix_project"] = project if sent else None  # where the ppp.consensus span went
         if annotations is not None:
             data["annotations"] = annotations
         print_json(data)
@@ -301,8 +309,10 @@ def run_consensus(args: argparse.Namespace) -> int:
     _print_result(result)
     if result.warning:
         print(f"note: {result.warning}")
-    if project is not None:
+    if project is not None and sent:
         print(f"Phoenix: ppp.consensus span sent to project {project}")
+    elif project is not None:
+        print("Phoenix: ppp.consensus span not sent: Phoenix did not take it")
     if annotations is not None:
         print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session), "
               f"{len(annotations['failed'])} failed")
