@@ -165,6 +165,21 @@ def test_a_question_asked_without_its_question_mark_is_a_question():
     assert extract_questions("Let me know if you need anything else.") == []
 
 
+def test_an_agent_asking_whether_it_should_act_without_a_question_mark_asks():
+    assert extract_questions("I can add tests. Should I") == ["Should I"]
+    assert extract_questions("Shall we start with the parser") == ["Shall we start with the parser"]
+    assert extract_questions("Do I need to restart it") == ["Do I need to restart it"]
+
+
+def test_a_condition_put_as_should_you_is_not_a_question():
+    assert extract_questions("Should you have any questions, let me know.") == []
+    assert extract_questions("Should I need more, I will ask.") == []
+
+
+def test_a_should_question_going_on_after_its_comma_is_still_one():
+    assert extract_questions("Should I add tests, or is the fix enough") == ["Should I add tests, or is the fix enough"]
+
+
 def test_the_questions_of_a_json_message_are_its_strings_questions():
     assert extract_questions('```json\n{"questions": ["Which Python version?", "Which OS?"]}\n```') == [
         "Which Python version?", "Which OS?"]
@@ -179,7 +194,8 @@ from ppp_otel.analysis import questions as questions_module  # noqa: E402
 
 _PIECES = ["so", "and", "ok,", "what", "which", "can", "you", "tell", "me", "please", "let", "know",
            "file", "did", "edit", "1.", "a)", "- ", "[x]", "**", "_", "\n", "(", ">", "#", " ", "Which", "Do",
-           "please tell me which", "let me know what", "so, can you", "confirm whether", "remind me where"]
+           "please tell me which", "let me know what", "so, can you", "confirm whether", "remind me where",
+           "should", "i", "we", "shall", "i,", "or"]
 
 
 @settings(max_examples=1000, deadline=None)

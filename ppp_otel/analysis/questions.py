@@ -183,13 +183,16 @@ def _tidy(sentence: str) -> tuple[str, bool]:
 
 
 # A question asked without its question mark: an inverted question ("Which file
-# did you edit.") or a request for an answer ("Please tell me which version you
-# run."), ending the sentence with a full stop or nothing.
+# did you edit.", "Should I add tests") or a request for an answer ("Please tell
+# me which version you run."), ending the sentence with a full stop or nothing.
+# "Should you need more, ask." is a condition, not a question: a clause after its
+# comma (other than "or ..." and "and ...", which go on asking) says so.
 _UNMARKED_QUESTION = re.compile(
-    r"^(?:(?:so|and|also|then|ok|okay),? )?(?:"
+    r"^(?:(?:so|and|also|then|ok|okay),? )?(?!should (?:you|i|we)\b[^,]*, (?!or\b|and\b)\w)(?:"
     r"(?:what|which|who|whom|whose|where|when|why|how)(?: \w+){0,3}? (?:do|does|did|are|is|was|were|have|has|had"
     r"|can|could|would|will|should|shall)\b(?: \w+){0,2}? (?:you|your|i|we|it|they|the|this|that)\b"
     r"|(?:can|could|would|will|do|did|are|were|have|should|shall) you\b"
+    r"|(?:should|shall|can|do) (?:i|we)\b"
     r"|(?:please )?(?:tell me|let me know|remind me|confirm) (?:which|what|who|where|when|why|how|whether)\b"
     r")[^?]*[.]?\s*$",
     re.IGNORECASE,
