@@ -129,6 +129,12 @@ def test_consensus_prints_a_table_that_says_who_was_scored_on_technical_alone(ca
     assert "no trajectory: technical alone" in ghost
 
 
+def test_the_consensus_table_says_which_technical_scores_were_given(capsys, db):
+    code, out, _ = run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--technical", "alpha=0.3")
+    assert code == 0
+    alpha = next(line for line in out.splitlines() if "alpha" in line and "0.3000" in line)
+    assert alpha.rstrip().endswith("technical as given")
+
 def test_consensus_runs_are_kept_unless_told_not_to(capsys, db):
     run(capsys, "consensus", "--db", db, "--spec", "spec-a")
     run(capsys, "consensus", "--db", db, "--spec", "spec-a", "--no-store")

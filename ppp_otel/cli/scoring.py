@@ -177,7 +177,7 @@ def _note(agent) -> str:
         return "no technical score: interaction alone"
     if agent.technical_source == ATTRIBUTE:
         return "technical from ppp.technical_score"
-    return ""
+    return "technical as given"  # --technical, --technical-file, or the caller's mapping
 
 
 def _print_result(result: ConsensusResult) -> None:
