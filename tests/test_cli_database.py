@@ -279,6 +279,19 @@ def test_show_prints_each_turns_latency_in_milliseconds_to_two_decimals(capsys, 
     assert row[:latency].endswith(" 12.50")  # right-aligned under its header
 
 
+def test_show_prints_the_technical_score_with_four_digits_as_the_score_tables_do(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db)
+    assert code == 0
+    assert "technical score  0.5000" in out
+
+
+@pytest.mark.parametrize("full", [[], ["--full"]], ids=["table", "full"])
+def test_show_of_a_trajectory_without_turns_says_it_has_none(capsys, db, full):
+    code, out, _ = run(capsys, "show", "2", "--db", db, *full)
+    assert code == 0
+    assert out.rstrip().endswith("no turns recorded in this trajectory")
+    assert "TURN" not in out
+
 def test_show_json_keeps_the_latency_as_stored(capsys, db):
     code, out, _ = run(capsys, "show", "1", "--db", db, "--json")
     assert code == 0

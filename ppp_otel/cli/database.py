@@ -13,7 +13,7 @@ from typing import Any
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
     PROG, add_stage_column, columns_of, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
-    print_json, print_table, print_wrapped, score_decimals, text_width,
+    print_json, print_table, print_wrapped, score_decimals, text_width, SCORE_DECIMALS,
 )
 from ppp_otel.storage import display_name, open_store
 
@@ -207,10 +207,14 @@ def show(args: argparse.Namespace) -> int:
         "run": found.run_id,
         "created": found.created_at,
         "ended": found.ended_at,
-        "technical score": found.technical_score,
+        "technical score": None if found.technical_score is None else f"{found.technical_score:.{SCORE_DECIMALS}f}",
         "preferences": found.preferences,
         "trace id": found.trace_id,
     })
+    if not found.turns:  # an empty table would look like a listing that lost its rows
+        print()
+        print("no turns recorded in this trajectory")
+        return 0
     if args.full:
         _print_turns_whole(found.turns)
         return 0
