@@ -77,6 +77,19 @@ def test_each_trajectory_span_gets_r_proact_r_pers_and_final_with_a_best_label(r
     assert {d["span_id"] for d in data} == {alpha.span_id}
 
 
+def test_the_explanation_of_an_agent_with_one_trajectory_says_one_not_a_mean_over_1(result):
+    final = next(d for d in annotation_payload(result, result.trajectories[0])["data"] if d["name"] == "ppp.final")
+    assert "of its one trajectory;" in final["result"]["explanation"]
+    assert "1 trajectories" not in final["result"]["explanation"]
+
+
+def test_every_trajectory_phoenix_could_not_be_reached_for_names_its_span(result):
+    from support import free_port
+
+    summary = annotate_consensus(result, f"http://127.0.0.1:{free_port()}", wait_s=0)
+    assert len(summary.failed) == 2
+    assert all(f"span {t.span_id}:" in message for t, (_, message) in zip(result.trajectories, summary.failed))
+
 def test_annotations_carry_a_stable_identifier_so_a_rerun_updates_them(result):
     first = annotation_payload(result, result.trajectories[0])["data"]
     again = annotation_payload(result, result.trajectories[0])["data"]

@@ -64,6 +64,10 @@ def identifier(spec_id: str) -> str:
     return f"ppp-otel:{spec_id}"
 
 
+def _over(count: int) -> str:
+    return "of its one trajectory" if count == 1 else f"means over {count} trajectories"
+
+
 def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dict[str, Any]:
     """The request body annotating one trajectory span (POST /v1/span_annotations)."""
     agent = result.agent(trajectory.agent_name)
@@ -72,8 +76,8 @@ def annotation_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> 
     explanation = (
         f"{agent.agent_name}: final {agent.final:.4g} = {w.technical:g} * technical "
         f"{'-' if agent.technical is None else format(agent.technical, '.4g')} + {w.interaction:g} "
-        f"* (r_proact {agent.r_proact:.4g} + r_pers {agent.r_pers:.4g}), means over "
-        f"{len(agent.trajectory_ids)} trajectories; rank {agent.rank} of {len(result.agents)}, "
+        f"* (r_proact {agent.r_proact:.4g} + r_pers {agent.r_pers:.4g}), "
+        f"{_over(len(agent.trajectory_ids))}; rank {agent.rank} of {len(result.agents)}, "
         f"best agent {result.best_agent}; {result.rewards} rewards"
     )
     metadata = {"spec_id": result.spec_id, "agent_name": agent.agent_name, "rewards": result.rewards,
@@ -150,7 +154,7 @@ def annotate_consensus(
             continue
         if unreachable is not None:
             # One refused connection is enough to know; do not wait out a timeout per span.
-            summary.failed.append((t.trajectory_id, f"{where}: {unreachable}"))
+            summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {unreachable}"))
             continue
         bodies = [annotation_payload(result, t)]
         if t.trace_id:
