@@ -35,6 +35,12 @@ def compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+def test_every_compose_image_names_its_version(compose):
+    images = {name: service["image"] for name, service in compose["services"].items() if "image" in service}
+    unpinned = {name: image for name, image in images.items()
+                if ":" not in image.rsplit("/", 1)[-1] or image.endswith((":latest", ":main"))}
+    assert images and not unpinned, f"images without a version: {unpinned}"
+
 @pytest.fixture(scope="module")
 def traces(collector) -> dict:
     return collector["service"]["pipelines"]["traces"]
