@@ -53,6 +53,16 @@ def test_the_page_counts_questions_by_effort_and_violations_by_preference_and_ag
     assert set(report.charts) == {"consensus", "questions", "trend:alpha", "trend:beta", "trend:gamma"}
 
 
+def test_every_score_in_the_page_has_four_digits_after_the_point_as_the_cli_tables_do(staged):
+    import re
+
+    html, _ = build_report(staged, weights=(0.7, 0.3))
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', html)
+    finals = re.findall(r'<span class="conf">final ([^<]*)</span>', html)
+    scores = [c for c in cells + finals if re.fullmatch(r"[+-]?\d+\.\d+", c)]
+    assert scores and finals
+    assert all(re.fullmatch(r"[+-]?\d+\.\d{4}", c) for c in scores), sorted(set(scores))[:10]
+
 def test_the_page_needs_nothing_from_the_network(staged):
     html, _ = build_report(staged, weights=(0.7, 0.3), phoenix_url="http://127.0.0.1:6006")
     assert not re.search(r"<script[^>]+src=", html)

@@ -311,8 +311,10 @@ def _template(jinja2):
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
     )
-    env.filters["num"] = lambda v: "–" if v is None else f"{v:.3g}"
-    env.filters["signed"] = lambda v: "" if v is None else ("±0" if v == 0 else f"{v:+.3g}")
+    # Four digits after the point, as the CLI's score tables print them: the same run
+    # reads the same in both, and a column of scores lines up.
+    env.filters["num"] = lambda v: "–" if v is None else f"{v:.4f}"
+    env.filters["signed"] = lambda v: "" if v is None else ("±0" if v == 0 else f"{v:+.4f}")
     # 2026-01-02T10:00:00.123Z -> 2026-01-02 10:00:00 (UTC, as stored)
     env.filters["when"] = lambda v: "–" if not v else v.replace("T", " ")[:19]
     return env.get_template("report.html.j2")
