@@ -180,3 +180,17 @@ def test_migrate_of_an_empty_file_names_the_command_that_makes_it_a_store(capsys
     assert line == (f"ppp-otel: error: {path}: empty file, not a trajectory database; "
                     f"`ppp-otel migrate --create --db {path}` makes it one")
     assert main(["migrate", "--create", "--db", str(path)]) == 0
+
+
+def test_an_id_no_integer_column_holds_names_no_trajectory_on_every_backend(store_url):
+    from ppp_otel.scoring.rewards import score_trajectories
+    from ppp_otel.storage import open_store
+
+    with open_store(store_url, must_exist=False) as store:
+        assert store.get_trajectory(10**20) is None
+        assert store.missing_ids([10**20]) == [10**20]
+        assert store.score_counts(trajectory_id=10**20) == []
+        with pytest.raises(ValueError, match="limit must be at most"):
+            store.consensus_history_rows("spec-a", 10**20)
+    assert score_trajectories(store_url, trajectory_id=10**20) == []
+    assert score_trajectories(store_url, trajectory_id=10**20, rewards="paper") == []
