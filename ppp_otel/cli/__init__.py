@@ -39,7 +39,7 @@ from ppp_otel.config.settings import ConfigError, load_config, CONFIG_ENV, DB_EN
 from ppp_otel.storage.sqlite.migrations import DEFAULT_DB_PATH, DatabaseError
 from ppp_otel.config import settings
 from ppp_otel.storage.base import NoSuchDatabase, StorageError
-from ppp_otel.cli._output import PROG, fail
+from ppp_otel.cli._output import PROG, attach_dashed_values, fail
 
 __all__ = ["main", "build_parser", "default_db_path"]
 
@@ -194,7 +194,7 @@ def _named_by(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(attach_dashed_values(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else 2
     try:

@@ -357,6 +357,38 @@ def http_url(text: str) -> str:
     return text
 
 
+#: Options whose value may begin with "-" (``--weights -1,2``): argparse takes such a word
+#: for an option unless it is a lone negative number, so ``main()`` attaches it
+#: (``--weights=-1,2``) and the value meets its own check.
+VALUES_MAY_START_WITH_DASH: set[str] = set()
+
+
+def value_may_start_with_dash(action: argparse.Action) -> argparse.Action:
+    """Mark an option (what ``add_argument`` returned) whose value may look like an option."""
+    VALUES_MAY_START_WITH_DASH.update(s for s in action.option_strings if s.startswith("--"))
+    return action
+
+
+def attach_dashed_values(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each marked option and a following word that begins with "-" joined
+    by "=" (from ``--`` on, the words are left as they are)."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            joined.extend(argv[i:])
+            break
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if word in VALUES_MAY_START_WITH_DASH and value.startswith("-") and value != "--":
+            joined.append(f"{word}={value}")
+            i += 2
+        else:
+            joined.append(word)
+            i += 1
+    return joined
+
+
 def fail(message: Any) -> int:
     """Print ``ppp-otel: error: <message>`` on one line to stderr; return the exit code."""
     text = " ".join(str(message).split())
@@ -418,9 +450,13 @@ def progress(label: str, total: int | None = None, *, json_output: bool = False)
     return Progress(label, total, enabled=not json_output)
 
 
-def int_at_least(minimum: int, hint: str | None = None):
-    """An argparse type: a whole number no smaller than ``minimum``; ``hint`` ends the
-    error (what to do instead)."""
+def int_at_least(minimum: int, hint: str | None = None, maximum: int | None = None):
+    """An argparse type: a whole number no smaller than ``minimum`` and no larger than
+    ``maximum`` (default: the largest integer the store holds, so that no count reaches
+    the driver as an OverflowError); ``hint`` ends the error (what to do instead)."""
+    from ppp_otel.storage.base import LARGEST_INTEGER
+
+    largest = LARGEST_INTEGER if maximum is None else maximum
 
     def parse(text: str) -> int:
         try:
@@ -429,6 +465,27 @@ def int_at_least(minimum: int, hint: str | None = None):
             raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text}" + (f" ({hint})" if hint else ""))
+        if value > largest:
+            raise argparse.ArgumentTypeError(f"must be at most {largest}: {text}")
+        return value
+
+    return parse
+
+
+def number_at_least(minimum: float, *, above: bool = False, hint: str | None = None):
+    """An argparse type: a finite number no smaller than ``minimum`` (larger than it, when
+    ``above``): NaN and infinity are no duration or retention anyone means."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number: {text}")
+        if value < minimum or (above and value == minimum):
+            bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}: {text}" + (f" ({hint})" if hint else ""))
         return value
 
     return parse

@@ -36,8 +36,11 @@ def _days(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of days: {text}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    from ppp_otel.storage.sqlite.retention import retention_problem
+
+    problem = retention_problem(value)  # the check cleanup() makes, before any work
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}: {text}")
     return value
 
 

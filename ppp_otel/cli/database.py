@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
@@ -16,6 +17,7 @@ from ppp_otel.cli._output import (
     print_json, print_table, print_wrapped, score_decimals, text_width, SCORE_DECIMALS,
 )
 from ppp_otel.storage import display_name, open_store
+from ppp_otel.storage.base import directory_named
 
 
 
@@ -102,8 +104,14 @@ def _version_text(version: int, latest: int) -> str:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    if not args.create and not os.path.exists(args.db) and "://" not in args.db:
-        return fail(f"{args.db}: no such database file; `{PROG} migrate --create --db {args.db}` creates it")
+    # A path that names a directory is the store's to refuse, in the words every command uses.
+    if not args.create and not os.path.exists(args.db) and "://" not in args.db and not directory_named(args.db):
+        create = f"`{PROG} migrate --create --db {shlex.quote(args.db)}`"
+        directory = os.path.dirname(os.path.abspath(args.db))
+        if not os.path.isdir(directory):  # --create alone would fail too: say what comes first
+            return fail(f"{args.db}: no such database file, and the directory {directory} does not exist; "
+                        f"create the directory, then {create} creates the file")
+        return fail(f"{args.db}: no such database file; {create} creates it")
     with open_store(args.db, must_exist=not args.create, migrate_schema=False) as store:
         applied = store.migrate()
         version = store.status()["schema_version"]

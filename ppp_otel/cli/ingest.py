@@ -8,7 +8,7 @@ from typing import Any
 
 from ppp_otel.ingest.defaults import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 from ppp_otel.config.settings import INGEST_TOKEN_ENV, env_value, process_config
-from ppp_otel.cli._output import PROG, int_at_least, print_fields, print_json
+from ppp_otel.cli._output import PROG, int_at_least, number_at_least, print_fields, print_json
 from ppp_otel.storage import check_creatable, display_name, is_postgres_url, open_store
 from ppp_otel.storage.base import DatabaseError, ReadOnlyError
 from ppp_otel.storage.sqlite.staging import DEFAULT_RETENTION_S
@@ -34,10 +34,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--token", metavar="T", help="require 'Authorization: Bearer T' (default: $PPP_OTEL_INGEST_TOKEN)")
     p.add_argument("--max-body-bytes", metavar="N", type=int_at_least(1), default=DEFAULT_MAX_BODY_BYTES,
                    help=f"largest body accepted, before or after gzip (default: {DEFAULT_MAX_BODY_BYTES})")
-    p.add_argument("--pending-ttl", metavar="S", type=float, default=600.0,
+    p.add_argument("--pending-ttl", metavar="S", type=number_at_least(0, above=True), default=600.0,
                    help="how long turns waiting for their trajectory span (it arrives when the trajectory "
                    "ends) are also kept in memory; they are in the database either way (default: 600)")
-    p.add_argument("--pending-retention", metavar="S", type=float, default=DEFAULT_RETENTION_S,
+    p.add_argument("--pending-retention", metavar="S", type=number_at_least(0, above=True), default=DEFAULT_RETENTION_S,
                    help="delete turns whose trajectory span has not come after S seconds "
                    f"(default: {DEFAULT_RETENTION_S:.0f}, seven days)")
     p.set_defaults(func=ingest)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.cli._output import (
-    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, limit_type, print_columns, print_json, print_table,
-    score_decimals,
+    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, limit_type, number_at_least, print_columns, print_json,
+    print_table, score_decimals, value_may_start_with_dash,
 )
 from ppp_otel.storage import display_name
 
@@ -78,10 +78,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--technical-file", metavar="F", help='JSON object of technical scores, {"agent": score}'
     )
-    p.add_argument(
+    value_may_start_with_dash(p.add_argument(
         "--weights", metavar="T,I", help="technical and interaction weights (default: the config's "
         "[ppp.weights], else 0.7,0.3)"
-    )
+    ))
     p.add_argument(
         "--agent", metavar="A", action="append", dest="agents",
         help="judge only this agent (repeatable); an agent with neither trajectory nor technical "
@@ -98,7 +98,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "spans are in, found through Phoenix's REST API; else the config's project_name)",
     )
     p.add_argument(
-        "--wait", metavar="S", type=float, default=10.0,
+        "--wait", metavar="S", type=number_at_least(0), default=10.0,
         help="seconds to wait for Phoenix to have the trajectory spans (default 10)",
     )
     p.add_argument("--no-store", action="store_true", help="do not record the run in the history")

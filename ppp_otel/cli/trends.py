@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ppp_otel.cli._output import SCORE_DECIMALS, print_json, print_table, score_decimals
+from ppp_otel.cli._output import SCORE_DECIMALS, print_json, print_table, score_decimals, value_may_start_with_dash
 from ppp_otel.cli.scoring import add_rewards_argument, rewards_of
 from ppp_otel.storage import display_name
 
@@ -25,10 +25,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="S", required=True, help="the spec id")
     p.add_argument("--agent", metavar="A", help="only this agent")
     p.add_argument("--stage", metavar="X", help="only this stage of the spec (plan, implement, ...)")
-    p.add_argument(
+    value_may_start_with_dash(p.add_argument(
         "--weights", metavar="T,I", help="technical and interaction weights for the final score "
         "(default: the config's [ppp.weights], else 0.7,0.3)"
-    )
+    ))
     add_rewards_argument(p)
     p.set_defaults(func=run)
 

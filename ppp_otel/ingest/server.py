@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import threading
@@ -96,8 +97,9 @@ class IngestServer:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
         if token is not None and not token.strip():
             raise ValueError("token must not be empty")
-        if pending_retention_s <= 0:
-            raise ValueError(f"pending_retention_s must be > 0, got {pending_retention_s}")
+        for name, seconds in (("pending_ttl_s", pending_ttl_s), ("pending_retention_s", pending_retention_s)):
+            if not 0 < seconds < math.inf:  # NaN too
+                raise ValueError(f"{name} must be a finite number > 0, got {seconds}")
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.commit_timeout_s = commit_timeout_s

@@ -71,15 +71,17 @@ def load_technical_file(path: str | os.PathLike) -> dict[str, float]:
     return check_technical(data, source=os.fspath(path))
 
 
-def check_technical(scores: Mapping[str, Any], *, source: str = "technical") -> dict[str, float]:
+def check_technical(scores: Mapping[str, Any], *, source: str | None = None) -> dict[str, float]:
+    """The scores as floats, each checked; ``source`` (a file) begins the error, when given."""
+    where = f"{source}: " if source else ""
     checked = {}
     for agent, value in scores.items():
         if not isinstance(agent, str) or not agent.strip():
-            raise ValueError(f"{source}: agent names must be non-empty strings, got {agent!r}")
+            raise ValueError(f"{where}agent names must be non-empty strings, got {agent!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{source}: technical score of {agent} must be a finite number, got {value!r}")
+            raise ValueError(f"{where}technical score of {agent} must be a finite number, got {value!r}")
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{source}: technical score of {agent} must be between 0 and 1, got {value!r}")
+            raise ValueError(f"{where}technical score of {agent} must be between 0 and 1, got {value!r}")
         checked[agent] = float(value)
     return checked
 

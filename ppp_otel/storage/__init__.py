@@ -26,6 +26,7 @@ from ppp_otel.storage.base import (
     TrajectoryBackend,
     TurnNumberClash,
     WriteFailed,
+    directory_named,
     redact_url,
 )
 
@@ -81,12 +82,16 @@ def refuse_unknown_url(url_or_path: Any) -> None:
 
 def check_creatable(url_or_path: str | os.PathLike, *, choose: str = "db_path / PPP_OTEL_DB") -> None:
     """FileNotFoundError now when a SQLite file can never be created (its directory is
-    missing), rather than a writer that retries until it gives up. ``choose`` names
+    missing), IsADirectoryError when the path names a directory (it is one, or ends in a
+    separator), rather than a writer that retries until it gives up. ``choose`` names
     where the user picks the database, for the hint."""
     refuse_unknown_url(url_or_path)
     path = os.fspath(url_or_path)
     if path == ":memory:" or "://" in path:
         return
+    named = directory_named(path)
+    if named:
+        raise IsADirectoryError(f"cannot record to {path} ({named})")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(

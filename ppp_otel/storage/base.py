@@ -14,6 +14,7 @@ given below, so the mappers are written once.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Protocol, Sequence, runtime_checkable
@@ -43,6 +44,53 @@ def redact_url(url: str) -> str:
         if at and ":" in userinfo:
             url = f"{prefix}{userinfo.split(':', 1)[0]}:***@{host}{rest}"
     return _PASSWORD_PARAM.sub(r"\1***", url)
+
+
+# --- a file path that names a directory ---------------------------------------------
+
+#: The file a directory named as the database is told to hold instead.
+SUGGESTED_FILE_NAME = "ppp_trajectories.db"
+
+
+def directory_named(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be a SQLite file because it names a directory (it is one, or it
+    ends in a separator, where SQLite would make a file of the name without it), with the
+    file to name instead; None otherwise. Every command, ``register()`` and the reader
+    refuse such a path with these words before SQLite sees it."""
+    path = os.fspath(path)
+    if path == ":memory:" or "://" in path:
+        return None
+    instead = os.path.join(path, SUGGESTED_FILE_NAME)
+    if os.path.isdir(path):
+        return f"it is a directory; name a database file, e.g. {instead}"
+    if path.endswith((os.sep, os.altsep or os.sep)):
+        return (f"it ends in {path[-1]}, so it names a directory, and there is no such directory; "
+                f"name a database file, e.g. {instead} once the directory exists")
+    return None
+
+
+# --- integers the store can hold -------------------------------------------------
+
+#: The range of SQLite's INTEGER and PostgreSQL's BIGINT: every row id, limit and offset
+#: lies in it, and the drivers raise OverflowError for a Python int outside it.
+SMALLEST_INTEGER, LARGEST_INTEGER = -(2**63), 2**63 - 1
+
+
+def can_be_row_id(value: int) -> bool:
+    """Whether ``value`` could name a row: an id outside the store's integers names none,
+    so a lookup of it finds nothing (rather than the driver's OverflowError)."""
+    return SMALLEST_INTEGER <= value <= LARGEST_INTEGER
+
+
+def check_row_count(name: str, value: int | None) -> None:
+    """ValueError for a ``limit`` or ``offset`` that is negative or larger than the store's
+    integers; None (no limit) passes."""
+    if value is None:
+        return
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    if value > LARGEST_INTEGER:
+        raise ValueError(f"{name} must be at most {LARGEST_INTEGER}, got {value}")
 
 
 # --- errors -------------------------------------------------------------------

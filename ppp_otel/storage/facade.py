@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from ppp_otel.model import TurnText
-from ppp_otel.storage.base import StorageError
+from ppp_otel.storage.base import StorageError, check_row_count
 from ppp_otel.storage.sqlite import lookups
 
 
@@ -130,4 +130,5 @@ class StoreFacade:
     @translated
     def consensus_history_rows(self, spec_id: str, limit: int | None, *, stage: str | None = None,
                                run_id: str | None = None) -> list[tuple]:
+        check_row_count("limit", limit)
         return self.consensus_sql.history_rows(self.conn, spec_id, limit, stage=stage, run_id=run_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ppp_otel.storage.base import can_be_row_id
 from ppp_otel.storage.postgres import migrations as schema
 from ppp_otel.storage.sqlite.reader import (
     SQL_GET_SUMMARY,
@@ -81,6 +82,8 @@ class TrajectoryStore(TrajectoryReader):
                                    read_only=read_only)
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
+        if not can_be_row_id(trajectory_id):
+            return None
         # One repeatable-read snapshot: a writer cannot slip a turn in between
         # the turns and their questions.
         with self.conn.transaction():

@@ -83,7 +83,8 @@ def pg_filter(**filters: Any) -> tuple[str, tuple[Any, ...]]:
 
 @functools.lru_cache(maxsize=64)
 def _pg_where(where: str) -> str:
-    return "TRUE" if where == "1" else where.replace("?", "%s")
+    # score_filter's "1" chooses every trajectory, its "0" none (an id no BIGINT holds).
+    return {"1": "TRUE", "0": "FALSE"}.get(where) or where.replace("?", "%s")
 
 
 # Each statement kept once per clause (as SQLite's): a statement formatted anew

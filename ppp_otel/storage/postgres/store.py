@@ -21,6 +21,7 @@ from ppp_otel.storage.base import (
     StorageError,
     WriteFailed,
     WriteOutcome,
+    can_be_row_id,
 )
 from ppp_otel.storage.facade import StoreFacade, translated
 from ppp_otel.storage.postgres import migrations as schema
@@ -113,7 +114,7 @@ class PostgresStore(StoreFacade, TrajectoryStore):
     def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]:
         wanted = list(dict.fromkeys(int(i) for i in trajectory_ids))
         found = {row[0] for row in self.conn.execute(
-            "SELECT id FROM trajectories WHERE id = ANY(%s)", (wanted,))}
+            "SELECT id FROM trajectories WHERE id = ANY(%s)", ([i for i in wanted if can_be_row_id(i)],))}
         return [i for i in wanted if i not in found]
 
     # --- recording ------------------------------------------------------------------------

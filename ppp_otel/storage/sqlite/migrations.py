@@ -9,12 +9,13 @@ file exactly as it was.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 from typing import Callable
 
 # The storage errors, under the names this module has always given them.
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
-from ppp_otel.storage.base import TIME_COLUMNS, NoSuchDatabase, NotADatabaseError, utc_rewrites
+from ppp_otel.storage.base import TIME_COLUMNS, NoSuchDatabase, NotADatabaseError, directory_named, utc_rewrites
 from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -301,11 +302,17 @@ def connect(
     when ``must_exist``, a file that is not SQLite, or a schema newer than the code.
     """
     path = os.fspath(path)
+    directory = directory_named(path)
+    if directory:
+        # Before SQLite: it says "disk I/O error" for a directory opened read-only, and
+        # takes "name/" for the file "name".
+        raise DatabaseError(f"{path}: cannot open database ({directory})")
     if must_exist and path != ":memory:" and not os.path.exists(path):
         raise NoSuchDatabase(f"{path}: no such database file")
     if must_exist and path != ":memory:" and os.path.isfile(path) and os.path.getsize(path) == 0:
         # A command that reads must not turn an empty file (a typo, a failed copy) into a database.
-        raise DatabaseError(f"{path}: empty file, not a trajectory database")
+        raise DatabaseError(f"{path}: empty file, not a trajectory database; "
+                            f"`ppp-otel migrate --create --db {shlex.quote(path)}` makes it one")
     try:
         if read_only:
             conn = sqlite3.connect(
@@ -361,8 +368,8 @@ def _why_unopenable(path: str, message: str) -> str:
     """The likely reason behind SQLite's bare "unable to open database file" / "readonly database"."""
     if "unable to open" not in message and "readonly" not in message:
         return ""
-    if os.path.isdir(path):
-        return " (it is a directory; name a database file, e.g. " + os.path.join(path, "ppp_trajectories.db") + ")"
+    if directory_named(path):
+        return f" ({directory_named(path)})"
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         return f" (the directory {directory} does not exist)"

@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from ppp_otel.storage.base import can_be_row_id, check_row_count
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -173,10 +174,8 @@ def list_query(
         if value is not None:
             clauses.append(f"t.{column} = ?")
             params.append(value)
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must not be negative, got {limit}")
-    if offset < 0:
-        raise ValueError(f"offset must not be negative, got {offset}")
+    check_row_count("limit", limit)
+    check_row_count("offset", offset)
     sql = _SUMMARY_SELECT
     if clauses:
         sql += "WHERE " + " AND ".join(clauses) + "\n"
@@ -365,6 +364,8 @@ class TrajectoryStore(TrajectoryReader):
         )
 
     def get_trajectory(self, trajectory_id: int) -> Trajectory | None:
+        if not can_be_row_id(trajectory_id):
+            return None
         # One read transaction, so a writer cannot slip a turn in between the
         # turns and their questions.
         with transaction(self.conn, mode=""):
@@ -395,6 +396,6 @@ class TrajectoryStore(TrajectoryReader):
         """Those of ``trajectory_ids`` that name no trajectory, in the order given."""
         missing = []
         for trajectory_id in dict.fromkeys(trajectory_ids):
-            if self.conn.execute(SQL_EXISTS, (trajectory_id,)).fetchone() is None:
+            if not can_be_row_id(trajectory_id) or self.conn.execute(SQL_EXISTS, (trajectory_id,)).fetchone() is None:
                 missing.append(trajectory_id)
         return missing

@@ -25,6 +25,7 @@ span ids cannot be recognised so, and could then be copied twice.)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 from contextlib import closing
@@ -43,7 +44,9 @@ from ppp_otel.storage.sqlite.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ArchivalScheduler", "CleanupSummary", "cleanup", "cutoff_for"]
+__all__ = ["ArchivalScheduler", "CleanupSummary", "cleanup", "cutoff_for", "retention_problem"]
+
+_FIRST_DAY = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 DEFAULT_CHUNK_SIZE = 200
 #: Pages freed per ``incremental_vacuum`` step, so the write lock is held briefly each time.
@@ -76,12 +79,30 @@ class CleanupSummary:
         return asdict(self)
 
 
+def retention_problem(older_than_days: float, now: datetime | None = None) -> str | None:
+    """Why ``older_than_days`` is no retention (it must be a finite number of days, not
+    negative, that does not reach back before the calendar's year 1), or None."""
+    if not math.isfinite(older_than_days):
+        return "must be a finite number of days"
+    if older_than_days < 0:
+        return "must not be negative"
+    now = now or datetime.now(tz=timezone.utc)
+    try:
+        now - timedelta(days=older_than_days)
+    except OverflowError:
+        return f"must be at most {(now - _FIRST_DAY).days} days (no date is longer ago than the year 1)"
+    return None
+
+
 def cutoff_for(older_than_days: float, now: datetime | None = None) -> str:
     """The instant ``older_than_days`` before ``now``, spelled as the recorder spells ``created_at``."""
-    if older_than_days < 0:
-        raise ValueError(f"older_than_days must not be negative, got {older_than_days}")
-    moment = (now or datetime.now(tz=timezone.utc)) - timedelta(days=older_than_days)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    now = now or datetime.now(tz=timezone.utc)
+    problem = retention_problem(older_than_days, now)
+    if problem:
+        raise ValueError(f"older_than_days {problem}, got {older_than_days}")
+    moment = (now - timedelta(days=older_than_days)).astimezone(timezone.utc).replace(tzinfo=None)
+    # isoformat, not strftime: its year has four digits before the year 1000 too.
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 # The text comparison uses idx_trajectories_created; julianday() then decides

@@ -13,6 +13,8 @@ import functools
 import sqlite3
 from typing import Any
 
+from ppp_otel.storage.base import can_be_row_id
+
 # `judged` picks the trajectories; the two aggregates start from it, so SQLite
 # walks trajectory_turns by its (trajectory_id, turn_number) index and the
 # questions/violations by their covering (turn_id, effort|severity) indexes,
@@ -104,7 +106,8 @@ def score_filter(
     if trajectory_id is not None:
         if spec_id is not None or agent_name is not None or run_id is not None or stage is not None:
             raise ValueError("give a trajectory id or a spec (and agent, run, stage), not both")
-        return "id = ?", (trajectory_id,)
+        # An id no integer column can hold names no trajectory (the driver would raise).
+        return ("id = ?", (trajectory_id,)) if can_be_row_id(trajectory_id) else ("0", ())
     if agent_name is not None and spec_id is None:
         raise ValueError("an agent is scored on a spec: give spec_id with agent_name")
     # Only the filters given go into the WHERE clause, so each can use an index.
