@@ -131,6 +131,12 @@ def test_register_refuses_a_directory_at_once(tmp_path):
         ppp_otel.register(str(tmp_path), phoenix=False, set_global=False, env={})
 
 
+def test_a_processor_made_by_hand_refuses_a_directory_at_once(tmp_path):
+    from ppp_otel import TrajectorySpanProcessor
+
+    with pytest.raises(IsADirectoryError, match="it is a directory"):
+        TrajectorySpanProcessor(tmp_path)
+
 def test_register_refuses_a_path_ending_in_a_separator_and_makes_no_file(tmp_path):
     path = str(tmp_path / "adirx") + os.sep
     with pytest.raises(IsADirectoryError, match="so it names a directory"):

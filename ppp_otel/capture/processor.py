@@ -29,6 +29,7 @@ from ppp_otel.dialects import DEFAULT_QUESTION_TOOLS, might_be_turn
 from ppp_otel.dialects.content import ContentlessCalls
 from ppp_otel.dialects.resolve import Step, TurnResolver
 from ppp_otel.recorder import Recorder
+from ppp_otel.storage.base import directory_named
 from ppp_otel.records import (
     TrajectoryRecord,
     TurnRecord,
@@ -95,8 +96,14 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         # goes with the turn it leads to (writer thread only).
         self._resolver = TurnResolver()
         self._keys: dict[tuple[int, int], tuple[str, str]] = {}  # trajectory ids -> their hex (writer thread)
+        db_path = db_path or default_db_path(read_file=False)
+        # A directory never becomes a database, so retrying would only lose the turns
+        # later; a missing directory may yet be made, and is retried.
+        named = directory_named(db_path)
+        if named:
+            raise IsADirectoryError(f"cannot record to {os.fspath(db_path)} ({named})")
         super().__init__(
-            db_path or default_db_path(read_file=False),
+            db_path,
             convert=self._convert, carry_after_fork=_is_start, **options,
         )
         # Bound once: on_end's append is the engine's put, with no call in between.
