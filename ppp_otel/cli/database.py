@@ -12,7 +12,7 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
-    PROG, add_stage_column, columns_of, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
+    PROG, add_stage_column, bulk, columns_of, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
     print_json, print_table, print_wrapped, score_decimals, text_width,
 )
 from ppp_otel.storage import display_name, open_store
@@ -127,6 +127,11 @@ _STAGE = SUMMARY_COLUMNS.index("stage")
 
 
 def trajectories(args: argparse.Namespace) -> int:
+    with bulk():
+        return _trajectories(args)
+
+
+def _trajectories(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         found = store.list_trajectory_rows(
             spec_id=args.spec, agent_name=args.agent, run_id=args.run, stage=args.stage,
