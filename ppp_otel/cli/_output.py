@@ -80,6 +80,35 @@ def _needs_folding(texts: Sequence[str]) -> bool:
     return _FOLD.search(joined) is not None
 
 
+#: A long column whose first this many cells hold at most half as many distinct values is
+#: measured on its distinct values: spec, agent and run ids repeat down a listing, times do not.
+_SAMPLE = 4096
+
+
+def _repeated(values: Sequence[Any]) -> set | None:
+    """The distinct values of a long column that repeats its values, else None."""
+    if not isinstance(values, (list, tuple)) or len(values) < 2 * _SAMPLE:
+        return None
+    if len(set(values[:_SAMPLE])) > _SAMPLE // 2:
+        return None
+    return set(values)
+
+
+def _repeated_text(values: Sequence[str | None], distinct: set,
+                   max_width: int | None) -> tuple[Sequence[Any], int, str, bool]:
+    """:func:`_column` of a column of text and None with these distinct values: the width
+    and the folding are a matter of each value, so they are found on the few distinct ones,
+    and a cell that has to change is looked up, not made again for every row."""
+    shown = {value: "-" if value is None else value for value in distinct}
+    texts = ["-" if v is None else v for v in values] if None in shown else values
+    width = max(map(len, shown.values()))
+    if (max_width is not None and width > max_width) or _needs_folding(list(shown.values())):
+        shown = {value: _one_line(text, max_width) for value, text in shown.items()}
+        texts = list(map(shown.__getitem__, values))
+        width = max(map(len, shown.values()))
+    return texts, width, "s", False
+
+
 def _float_width(values: Sequence[float]) -> int:
     """The widest ``.4g`` text of a column of floats, from its distinct values."""
     distinct = set(values)
@@ -93,7 +122,8 @@ def _float_width(values: Sequence[float]) -> int:
 def _column(values: Sequence[Any], max_width: int | None,
             decimals: int | None = None) -> tuple[Sequence[Any], int, str, bool]:
     """A column as the row format prints it: its cells, their width, their conversion
-    (``s``, or ``.4g`` for floats the format turns into text itself) and whether it is
+    (``s``, or ``d`` and ``.4g`` for whole numbers and floats the format turns into text
+    itself) and whether it is
     numeric (right-aligned). Typed once per column, and the values themselves are the
     cells wherever ``%s`` prints them as the table shows them: a 100,000-row listing
     spends its time here, not in SQLite. ``decimals``: the column's numbers are shown
@@ -110,9 +140,13 @@ def _column(values: Sequence[Any], max_width: int | None,
         if _NONE in kinds:
             texts = ["-" if v is None else str(v) for v in values]
             return texts, max(map(len, texts)), "s", True
-        # The longest decimal is the smallest or the largest number's.
-        return values, max(len(str(min(values))), len(str(max(values)))), "s", True
+        # The longest decimal is the smallest or the largest number's. `d` rather than
+        # `s`: the format writes the digits itself instead of making a string of each.
+        return values, max(len(str(min(values))), len(str(max(values)))), "d", True
     if kinds <= {str, _NONE}:
+        distinct = _repeated(values)
+        if distinct is not None:
+            return _repeated_text(values, distinct, max_width)
         texts = ["-" if v is None else v for v in values] if _NONE in kinds else values
         width = max(map(len, texts))
         if (max_width is not None and width > max_width) or _needs_folding(texts):
