@@ -10,7 +10,6 @@ import gc
 import json
 import math
 import re
-import shutil
 import sys
 import textwrap
 import time
@@ -293,6 +292,8 @@ MAX_TEXT_WIDTH = 100
 def text_width() -> int:
     """How wide wrapped text is: the terminal's width (80 when not a terminal), at most
     :data:`MAX_TEXT_WIDTH`."""
+    import shutil  # with its archive modules: only `show --full` wraps text
+
     return min(shutil.get_terminal_size((80, 24)).columns, MAX_TEXT_WIDTH)
 
 
