@@ -122,12 +122,11 @@ def _column(values: Sequence[Any], max_width: int | None,
             decimals: int | None = None) -> tuple[Sequence[Any], int, str, bool]:
     """A column as the row format prints it: its cells, their width, their conversion
     (``s``, or ``d`` and ``.4g`` for whole numbers and floats the format turns into text
-    itself) and whether it is
-    numeric (right-aligned). Typed once per column, and the values themselves are the
-    cells wherever ``%s`` prints them as the table shows them: a 100,000-row listing
-    spends its time here, not in SQLite. ``decimals``: the column's numbers are shown
-    with that many digits after the point, whatever their size (a measurement such as
-    a latency reads best so, lined up on its point)."""
+    itself) and whether it is numeric (right-aligned). Typed once per column, and the
+    values themselves are the cells wherever the format prints them as the table shows
+    them: a 100,000-row listing spends its time here, not in SQLite. ``decimals``: the
+    column's numbers are shown with that many digits after the point, whatever their size
+    (a measurement such as a latency reads best so, lined up on its point)."""
     kinds = set(map(type, values))
     if decimals is not None and values and kinds <= {float, int, _NONE}:
         fixed = f".{decimals}f"

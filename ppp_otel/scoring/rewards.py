@@ -254,9 +254,9 @@ def score_columns(
     """What :func:`score_trajectories` scores, by column, for a caller printing a hundred
     thousand of them that has no use for objects: :data:`SCORE_ROW_COLUMNS`, each a list in
     trajectory order (``questions`` as (low, medium, high) counts, ``violations`` as (minor,
-    major, critical)), under the reward profile ``rewards``. Under ``spec`` each column is
-    made by one map over the store's rows, so a hundred thousand trajectories cost no Python
-    call per row beyond the cached reward formulas."""
+    major, critical)), under the reward profile ``rewards``. Under ``spec`` the store gives
+    the columns a batch of rows at a time and each reward is computed once per distinct
+    count triple, so a hundred thousand trajectories cost no Python call per row."""
     check_profile(rewards)
     filters = dict(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name, stage=stage,
                    run_id=run_id)
