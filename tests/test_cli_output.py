@@ -1,11 +1,13 @@
 """CLI tables: every cell on one line and cut, numbers right-aligned, however many rows."""
 
+import gc
 import io
 import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ppp_otel.cli import _output
 from ppp_otel.cli._output import cell, columns_of, print_columns, print_json, print_table, print_wrapped
 
 
@@ -116,6 +118,43 @@ def test_every_column_path_prints_the_table_the_rules_give(data, width):
     rows = data.draw(st.lists(st.tuples(*kinds), min_size=1, max_size=30))
     headers = [f"c{i}" for i in range(len(kinds))]
     assert table(rows, headers, max_width=width) == reference_table(rows, headers, width)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data(), width=st.sampled_from([None, 8]))
+def test_a_long_table_that_repeats_its_cells_prints_the_table_the_rules_give(data, width):
+    # Long enough to be measured on its distinct values and written in several slices.
+    kinds = data.draw(st.lists(_column_values, min_size=1, max_size=3))
+    pool = data.draw(st.lists(st.tuples(*kinds), min_size=1, max_size=6))
+    rows = [pool[i % len(pool)] for i in range(2 * _output._SAMPLE + 1)]
+    headers = [f"c{i}" for i in range(len(kinds))]
+    assert table(rows, headers, max_width=width) == reference_table(rows, headers, width)
+
+
+def test_a_long_column_of_mostly_distinct_text_prints_the_table_the_rules_give():
+    rows = [(i, f"at  {i}" if i % 3 else None, "" if i % 5 == 0 else f"note {i % 7}")
+            for i in range(3 * _output._SAMPLE)]
+    headers = ["id", "when", "note"]
+    assert table(rows, headers, max_width=8) == reference_table(rows, headers, 8)
+
+
+def test_a_table_longer_than_one_write_keeps_every_line_in_order():
+    rows = [(i,) for i in range(3 * _output._LINES_PER_WRITE + 5)]
+    assert table(rows, ["n"]) == ["    N"] + [f"{i:5d}" for i in range(len(rows))]
+
+
+def test_collection_is_off_inside_bulk_and_as_it_was_after():
+    assert gc.isenabled()
+    with _output.bulk():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _output.bulk():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 _measurements = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**9, 10**9))

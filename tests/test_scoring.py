@@ -10,6 +10,7 @@ import backends
 from ppp_otel.storage.sqlite import migrations as schema
 
 from ppp_otel.scoring import rewards as scoring
+from ppp_otel.storage import using_store
 from ppp_otel.storage.sqlite.migrations import DatabaseError
 from scoring_data import add_trajectory
 
@@ -213,6 +214,18 @@ def test_score_columns_hold_every_field_of_each_score(conn):
                      tuple(s.questions.values()), tuple(s.violations.values()), s.technical_score, s.stage)
                     for s in scoring.score_trajectories(conn, **choice)]
         assert list(zip(*scoring.score_columns(conn, **choice).values())) == expected
+
+
+def test_score_columns_of_a_backend_that_only_gives_rows_are_the_same(conn):
+    add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major", "minor"), turns=3)
+    add_trajectory(conn, "spec", "b", questions=("medium",), turns=2)
+
+    class RowsOnly:
+        def __init__(self, store):
+            self.score_counts = store.score_counts
+
+    with using_store(conn) as store:
+        assert scoring.score_columns(RowsOnly(store)) == scoring.score_columns(store)
 
 
 @pytest.mark.parametrize("profile", ["spec", "paper"])

@@ -18,7 +18,7 @@ from ppp_otel.storage import (
     open_store,
     using_store,
 )
-from ppp_otel.storage.base import NotADatabaseError, TurnNumberClash, WriteFailed
+from ppp_otel.storage.base import NotADatabaseError, cursor_columns, TurnNumberClash, WriteFailed
 from ppp_otel.storage.sqlite.store import SQLiteStore
 
 
@@ -171,3 +171,24 @@ def test_the_read_results_are_importable_from_the_storage_package():
     from ppp_otel.storage.sqlite import reader
 
     assert (Trajectory, TrajectorySummary, Turn) == (reader.Trajectory, reader.TrajectorySummary, reader.Turn)
+
+
+def test_the_listing_by_column_is_the_columns_of_its_rows_for_every_filter(store_url):
+    with open_store(store_url, must_exist=False) as store:
+        for n, (spec, agent) in enumerate([("s1", "a"), ("s1", "b"), ("s2", "a")]):
+            t = TrajectoryRecord(f"{n + 1:032x}", f"{n + 1:016x}", spec, agent, run_id=f"r{n % 2}",
+                                 started_at=f"2025-01-01T00:00:0{n}.000Z")
+            store.write([t, _turn(t, f"{n + 10:016x}", 1)])
+        picked = [0, 1, 2, 3, 6, 13]
+        for chosen in ({}, {"spec_id": "s1"}, {"spec_id": "s1", "agent_name": "b"}, {"run_id": "r0"},
+                       {"limit": 1, "offset": 1}, {"spec_id": "none"}):
+            rows = store.list_trajectory_rows(**chosen)
+            assert store.list_trajectory_columns(picked, **chosen) == [[row[i] for row in rows] for i in picked]
+
+
+def test_a_cursor_read_by_column_in_several_batches_gives_every_row_in_order():
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a, b, c)")
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"x{i}", None) for i in range(10)])
+    columns = cursor_columns(conn.execute("SELECT * FROM t ORDER BY a"), [2, 0], batch=3)
+    assert columns == [[None] * 10, list(range(10))]

@@ -6,15 +6,17 @@ Not a command module (the leading underscore keeps discovery away from it).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import re
-import shutil
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
+from itertools import islice
 from operator import itemgetter
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
 
 PROG = "ppp-otel"
 EXIT_ERROR = 2
@@ -77,6 +79,35 @@ def _needs_folding(texts: Sequence[str]) -> bool:
     return _FOLD.search(joined) is not None
 
 
+#: A long column whose first this many cells hold at most half as many distinct values is
+#: measured on its distinct values: spec, agent and run ids repeat down a listing, times do not.
+_SAMPLE = 4096
+
+
+def _repeated(values: Sequence[Any]) -> set | None:
+    """The distinct values of a long column that repeats its values, else None."""
+    if not isinstance(values, (list, tuple)) or len(values) < 2 * _SAMPLE:
+        return None
+    if len(set(values[:_SAMPLE])) > _SAMPLE // 2:
+        return None
+    return set(values)
+
+
+def _repeated_text(values: Sequence[str | None], distinct: set,
+                   max_width: int | None) -> tuple[Sequence[Any], int, str, bool]:
+    """:func:`_column` of a column of text and None with these distinct values: the width
+    and the folding are a matter of each value, so they are found on the few distinct ones,
+    and a cell that has to change is looked up, not made again for every row."""
+    shown = {value: "-" if value is None else value for value in distinct}
+    texts = ["-" if v is None else v for v in values] if None in shown else values
+    width = max(map(len, shown.values()))
+    if (max_width is not None and width > max_width) or _needs_folding(list(shown.values())):
+        shown = {value: _one_line(text, max_width) for value, text in shown.items()}
+        texts = list(map(shown.__getitem__, values))
+        width = max(map(len, shown.values()))
+    return texts, width, "s", False
+
+
 def _float_width(values: Sequence[float]) -> int:
     """The widest ``.4g`` text of a column of floats, from its distinct values."""
     distinct = set(values)
@@ -90,12 +121,12 @@ def _float_width(values: Sequence[float]) -> int:
 def _column(values: Sequence[Any], max_width: int | None,
             decimals: int | None = None) -> tuple[Sequence[Any], int, str, bool]:
     """A column as the row format prints it: its cells, their width, their conversion
-    (``s``, or ``.4g`` for floats the format turns into text itself) and whether it is
-    numeric (right-aligned). Typed once per column, and the values themselves are the
-    cells wherever ``%s`` prints them as the table shows them: a 100,000-row listing
-    spends its time here, not in SQLite. ``decimals``: the column's numbers are shown
-    with that many digits after the point, whatever their size (a measurement such as
-    a latency reads best so, lined up on its point)."""
+    (``s``, or ``d`` and ``.4g`` for whole numbers and floats the format turns into text
+    itself) and whether it is numeric (right-aligned). Typed once per column, and the
+    values themselves are the cells wherever the format prints them as the table shows
+    them: a 100,000-row listing spends its time here, not in SQLite. ``decimals``: the
+    column's numbers are shown with that many digits after the point, whatever their size
+    (a measurement such as a latency reads best so, lined up on its point)."""
     kinds = set(map(type, values))
     if decimals is not None and values and kinds <= {float, int, _NONE}:
         fixed = f".{decimals}f"
@@ -107,9 +138,13 @@ def _column(values: Sequence[Any], max_width: int | None,
         if _NONE in kinds:
             texts = ["-" if v is None else str(v) for v in values]
             return texts, max(map(len, texts)), "s", True
-        # The longest decimal is the smallest or the largest number's.
-        return values, max(len(str(min(values))), len(str(max(values)))), "s", True
+        # The longest decimal is the smallest or the largest number's. `d` rather than
+        # `s`: the format writes the digits itself instead of making a string of each.
+        return values, max(len(str(min(values))), len(str(max(values)))), "d", True
     if kinds <= {str, _NONE}:
+        distinct = _repeated(values)
+        if distinct is not None:
+            return _repeated_text(values, distinct, max_width)
         texts = ["-" if v is None else v for v in values] if _NONE in kinds else values
         width = max(map(len, texts))
         if (max_width is not None and width > max_width) or _needs_folding(texts):
@@ -189,11 +224,36 @@ def print_columns(
         else:
             title_specs.append(f"%-{width}s")
             row_specs.append(f"%-{width}{conversion}")
-    lines = ["  ".join(title_specs) % tuple(titles)]
-    lines += map("  ".join(row_specs).__mod__, zip(*cells))
-    if row_specs[last] == "%s" and (titles[last] == "" or "" in cells[last]):
-        lines = [line.rstrip() for line in lines]
-    out.write("\n".join(lines) + "\n")
+    strip = row_specs[last] == "%s" and (titles[last] == "" or "" in cells[last])
+    header = "  ".join(title_specs) % tuple(titles)
+    out.write((header.rstrip() if strip else header) + "\n")
+    # Written a slice of lines at a time: the whole table as one string (and its
+    # encoded copy) would be fresh memory the size of the output, paid for in page faults.
+    row_line = "  ".join(row_specs).__mod__
+    rows = zip(*cells)
+    while lines := list(map(row_line, islice(rows, _LINES_PER_WRITE))):
+        if strip:
+            lines = [line.rstrip() for line in lines]
+        out.write("\n".join(lines) + "\n")
+
+
+#: How many table lines :func:`print_columns` writes at once.
+_LINES_PER_WRITE = 4096
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """No cycle collection while a command holds a large result: its hundreds of thousands
+    of rows, cells and column lists are tuples and lists of plain values, never a cycle, and
+    the collector, started every 700 new ones, would walk them all again and again (at
+    100,000 trajectories, a tenth of the time SQLite takes to find them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def add_stage_column(columns: list[Sequence[Any]], headers: list[str], stages: Sequence[Any]) -> None:
@@ -231,6 +291,8 @@ MAX_TEXT_WIDTH = 100
 def text_width() -> int:
     """How wide wrapped text is: the terminal's width (80 when not a terminal), at most
     :data:`MAX_TEXT_WIDTH`."""
+    import shutil  # with its archive modules: only `show --full` wraps text
+
     return min(shutil.get_terminal_size((80, 24)).columns, MAX_TEXT_WIDTH)
 
 

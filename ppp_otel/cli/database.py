@@ -13,7 +13,7 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
-    PROG, add_stage_column, columns_of, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
+    PROG, add_stage_column, bulk, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
     print_json, print_table, print_wrapped, score_decimals, text_width, SCORE_DECIMALS,
 )
 from ppp_otel.storage import display_name, open_store
@@ -135,15 +135,21 @@ _STAGE = SUMMARY_COLUMNS.index("stage")
 
 
 def trajectories(args: argparse.Namespace) -> int:
+    with bulk():
+        return _trajectories(args)
+
+
+def _trajectories(args: argparse.Namespace) -> int:
+    chosen = dict(spec_id=args.spec, agent_name=args.agent, run_id=args.run, stage=args.stage,
+                  limit=args.limit, offset=args.offset)
     with open_store(args.db) as store:
-        found = store.list_trajectory_rows(
-            spec_id=args.spec, agent_name=args.agent, run_id=args.run, stage=args.stage,
-            limit=args.limit, offset=args.offset,
-        )
+        if args.json:
+            found = store.list_trajectory_rows(**chosen)
+        else:
+            columns = store.list_trajectory_columns(_LISTED + [_STAGE], **chosen)
     if args.json:
         print_json([summary_dict_from_row(row) for row in found])
         return 0
-    columns = columns_of(found, _LISTED + [_STAGE])
     headers = ["id", "spec", "agent", "run", "created", "turns", "questions", "violations", "technical"]
     add_stage_column(columns, headers, columns.pop())
     print_columns(columns, headers, max_width=32, empty=_none_found(args), decimals=score_decimals("technical"))

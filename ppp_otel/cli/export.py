@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import re
 import sys
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from ppp_otel.config.settings import PhoenixConfig, environ
 from ppp_otel.cli._output import fail, print_fields, print_json, progress, url_problem, PROG
@@ -36,52 +33,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=export)
 
 
-#: The OpenTelemetry SDK's OTLP exporters log every retry; export says why it failed once, at the end.
-_SDK_LOGGER = "opentelemetry.exporter.otlp"
-
-
-class _KeptBack(logging.Handler):
-    """The SDK's export log lines, held back from the terminal; the last one gives the reason."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def reason(self) -> str | None:
-        """Why the last failed attempt failed, in few words: the status the endpoint answered
-        with, or the OS's reason for a connection refused or unreachable."""
-        for record in reversed(self.records):
-            args, msg = (record.args if isinstance(record.args, tuple) else ()), str(record.msg)
-            if msg.startswith("Failed to export") and "code:" in msg and len(args) == 3:
-                status, why = args[1], args[2]
-                return f"{status} {why}" if status else _short(why)
-            if msg.startswith("Transient error") and args:
-                return _short(args[0])
-        return None
-
-
-def _short(error: object) -> str:
-    text = " ".join(str(error).split())
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return errno.group(1).strip() if errno else text
-
-
-@contextmanager
-def _sdk_log_kept_back() -> Iterator[_KeptBack]:
-    logger = logging.getLogger(_SDK_LOGGER)
-    handler, propagate = _KeptBack(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
 def _advance(bar: Any, done: int, total: int) -> None:
     bar.total = total
     bar.advance(done - bar.done)
@@ -105,6 +56,7 @@ def _older_than_window(args: argparse.Namespace) -> tuple[int, str | None]:
 def export(args: argparse.Namespace) -> int:
     from ppp_otel.capture.register import phoenix_exporter_settings, phoenix_project_name
     from ppp_otel.publish.otlp_replay import export_trajectories, otlp_exporter
+    from ppp_otel.cli._sdk_log import sdk_log_kept_back
 
     problem = url_problem(args.to)
     if problem:
@@ -118,7 +70,7 @@ def export(args: argparse.Namespace) -> int:
     project = phoenix_project_name(args.project, settings, env)
     exporter = otlp_exporter(endpoint, headers=headers)
     try:
-        with _sdk_log_kept_back() as sdk_log, progress(f"exporting to {endpoint}", json_output=args.json) as bar:
+        with sdk_log_kept_back() as sdk_log, progress(f"exporting to {endpoint}", json_output=args.json) as bar:
             summary = export_trajectories(
                 args.db, exporter, endpoint=endpoint, project_name=project, spec_id=args.spec,
                 trajectory_ids=args.trajectory, progress=lambda done, total: _advance(bar, done, total),

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ppp_otel.scoring.paper import PROFILES
 from ppp_otel.cli._output import (
-    PROG, SCORE_DECIMALS, add_stage_column, fail, http_url, limit_type, number_at_least, print_columns, print_json,
-    print_table, score_decimals, value_may_start_with_dash,
+    PROG, SCORE_DECIMALS, add_stage_column, bulk, fail, http_url, limit_type, number_at_least, print_columns,
+    print_json, print_table, score_decimals, value_may_start_with_dash,
 )
 from ppp_otel.storage import display_name
 
@@ -121,6 +121,11 @@ def _add_stage_and_run(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def score(args: argparse.Namespace) -> int:
+    with bulk():
+        return _score(args)
+
+
+def _score(args: argparse.Namespace) -> int:
     from ppp_otel.scoring.rewards import score_columns, score_trajectories
 
     if args.agent is not None and args.spec is None:

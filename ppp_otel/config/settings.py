@@ -24,7 +24,6 @@ This is the one module that reads the environment: the other modules take a
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import sys
@@ -34,10 +33,16 @@ from typing import Any, Iterator, Mapping
 
 from ppp_otel.storage.sqlite.migrations import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_DB_PATH
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+
+def _toml() -> Any:
+    # Imported when there is a file to read: every command's start loads the
+    # configuration, and most run without a file.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    return tomllib
+
 
 __all__ = [
     "ArchivalConfig",
@@ -424,6 +429,8 @@ def _unknown(key: str, source: str, *, section: bool = False) -> ConfigError:
     candidates = (
         [f"ppp.{name}" for name in _SECTIONS] if section else list(_SPECS)
     )
+    import difflib
+
     close = difflib.get_close_matches(key, candidates, n=1)
     if close:
         message += f"; did you mean {close[0]}?"
@@ -431,6 +438,7 @@ def _unknown(key: str, source: str, *, section: bool = False) -> ConfigError:
 
 
 def _read_file(path: str, named_by: str) -> dict[str, Any]:
+    tomllib = _toml()
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)

@@ -254,9 +254,9 @@ def score_columns(
     """What :func:`score_trajectories` scores, by column, for a caller printing a hundred
     thousand of them that has no use for objects: :data:`SCORE_ROW_COLUMNS`, each a list in
     trajectory order (``questions`` as (low, medium, high) counts, ``violations`` as (minor,
-    major, critical)), under the reward profile ``rewards``. Under ``spec`` each column is
-    made by one map over the store's rows, so a hundred thousand trajectories cost no Python
-    call per row beyond the cached reward formulas."""
+    major, critical)), under the reward profile ``rewards``. Under ``spec`` the store gives
+    the columns a batch of rows at a time and each reward is computed once per distinct
+    count triple, so a hundred thousand trajectories cost no Python call per row."""
     check_profile(rewards)
     filters = dict(trajectory_id=trajectory_id, spec_id=spec_id, agent_name=agent_name, stage=stage,
                    run_id=run_id)
@@ -271,13 +271,26 @@ def score_columns(
             "technical_score": [s.technical_score for s in scores], "stage": [s.stage for s in scores],
         }
     with using_store(db) as store:
-        found = store.score_counts(**filters)
-    (tid, spec, agent, run, technical, low, medium, high, minor, major, critical, stage_) = [
-        list(map(itemgetter(i), found)) for i in _SCORED]
-    pairs = list(map(_rewards, low, medium, high, minor, major, critical))
+        by_column = getattr(store, "score_count_columns", None)
+        if by_column is not None:
+            found = by_column(_SCORED, **filters)
+        else:  # a backend of its own that only gives rows
+            rows = store.score_counts(**filters)
+            found = [list(map(itemgetter(i), rows)) for i in _SCORED]
+    (tid, spec, agent, run, technical, low, medium, high, minor, major, critical, stage_) = found
+    questions = list(zip(low, medium, high))
+    violations = list(zip(minor, major, critical))
+    # R_Proact depends on the question counts alone and R_Pers on the violation counts
+    # alone: each is computed once per distinct triple, and looked up for every row.
+    proact = {q: proactivity_reward(dict(zip(_EFFORTS, q))) for q in set(questions)}
+    pers = {v: personalization_reward(dict(zip(_SEVERITIES, v))) for v in set(violations)}
     return dict(zip(SCORE_ROW_COLUMNS, (
-        tid, spec, agent, run, list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs)),
-        list(zip(low, medium, high)), list(zip(minor, major, critical)), technical, stage_)))
+        tid, spec, agent, run, list(map(proact.__getitem__, questions)), list(map(pers.__getitem__, violations)),
+        questions, violations, technical, stage_)))
+
+
+_EFFORTS = ("low", "medium", "high")
+_SEVERITIES = ("minor", "major", "critical")
 
 
 def score_trajectory(db: Database, trajectory_id: int, *, rewards: str = "spec") -> TrajectoryScore | None:

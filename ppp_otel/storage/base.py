@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
@@ -190,6 +191,18 @@ RECORDER_COLUMNS = ("recorder_id", "pid", "started_at", "updated_at", "enqueued"
 #: question counts by effort and violation counts by severity.
 SCORE_COLUMNS = ("id", "spec_id", "agent_name", "run_id", "technical_score", "trace_id", "span_id",
                  "low", "medium", "high", "minor", "major", "critical", "stage", "created_at")
+def cursor_columns(cursor: Any, picked: Sequence[int], batch: int = 2048) -> list[list[Any]]:
+    """The columns at the indexes ``picked`` of a cursor's rows, fetched ``batch`` rows at a
+    time: a caller that prints a hundred thousand rows by column never holds them all as
+    rows, nor the cells it does not show (fresh memory, paid for in page faults)."""
+    columns: list[list[Any]] = [[] for _ in picked]
+    getters = [(column.extend, itemgetter(i)) for column, i in zip(columns, picked)]
+    while rows := cursor.fetchmany(batch):
+        for extend, cell in getters:
+            extend(map(cell, rows))
+    return columns
+
+
 #: One row of :meth:`TrajectoryBackend.paper_turn_rows`: a turn of a chosen trajectory,
 #: its costliest question (1 low .. 3 high, None) and its violated preferences (JSON).
 PAPER_TURN_COLUMNS = ("trajectory_id", "preferences", "turn_number", "costliest", "violated")
@@ -216,6 +229,10 @@ class TrajectoryBackend(Protocol):
     def list_trajectory_rows(self, *, spec_id: str | None = None, agent_name: str | None = None,
                              run_id: str | None = None, stage: str | None = None,
                              limit: int | None = None, offset: int = 0) -> list[tuple]: ...
+    def list_trajectory_columns(self, picked: Sequence[int], *, spec_id: str | None = None,
+                                agent_name: str | None = None, run_id: str | None = None,
+                                stage: str | None = None, limit: int | None = None,
+                                offset: int = 0) -> list[list[Any]]: ...
     def get_trajectory(self, trajectory_id: int) -> Any | None: ...
     def missing_ids(self, trajectory_ids: Sequence[int]) -> list[int]: ...
     def specs(self) -> list[str]: ...
@@ -253,6 +270,9 @@ class TrajectoryBackend(Protocol):
     def score_counts(self, *, trajectory_id: int | None = None, spec_id: str | None = None,
                      agent_name: str | None = None, stage: str | None = None,
                      run_id: str | None = None) -> list[tuple]: ...
+    def score_count_columns(self, picked: Sequence[int], *, trajectory_id: int | None = None,
+                            spec_id: str | None = None, agent_name: str | None = None,
+                            stage: str | None = None, run_id: str | None = None) -> list[list[Any]]: ...
     def paper_turn_rows(self, *, trajectory_id: int | None = None, spec_id: str | None = None,
                         agent_name: str | None = None, stage: str | None = None,
                         run_id: str | None = None) -> list[tuple]: ...

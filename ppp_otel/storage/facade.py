@@ -112,6 +112,10 @@ class StoreFacade:
         return self.scoring_sql.score_counts(self.conn, **filters)
 
     @translated
+    def score_count_columns(self, picked: Sequence[int], **filters: Any) -> list[list[Any]]:
+        return self.scoring_sql.score_count_columns(self.conn, picked, **filters)
+
+    @translated
     def paper_turn_rows(self, **filters: Any) -> list[tuple]:
         return self.scoring_sql.paper_turn_rows(self.conn, **filters)
 

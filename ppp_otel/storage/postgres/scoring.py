@@ -13,8 +13,9 @@ the planner needs no ``CROSS JOIN`` hint.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Sequence
 
+from ppp_otel.storage.base import cursor_columns
 from ppp_otel.storage.sqlite.scoring import score_filter
 
 _SCORE_SQL = """
@@ -107,6 +108,12 @@ def _violations_sql(where: str) -> str:
 def score_counts(conn: Any, **filters: Any) -> list[tuple]:
     where, params = pg_filter(**filters)
     return conn.execute(score_sql(where), params).fetchall()
+
+
+def score_count_columns(conn: Any, picked: Sequence[int], **filters: Any) -> list[list[Any]]:
+    """The columns at the indexes ``picked`` of :func:`score_counts`'s rows."""
+    where, params = pg_filter(**filters)
+    return cursor_columns(conn.execute(score_sql(where), params), picked)
 
 
 def paper_turn_rows(conn: Any, **filters: Any) -> list[tuple]:

@@ -104,6 +104,7 @@ class PostgresStore(StoreFacade, TrajectoryStore):
 
     list_trajectories = translated(TrajectoryStore.list_trajectories)
     list_trajectory_rows = translated(TrajectoryStore.list_trajectory_rows)
+    list_trajectory_columns = translated(TrajectoryStore.list_trajectory_columns)
     get_trajectory = translated(TrajectoryStore.get_trajectory)
     status = translated(TrajectoryStore.status)
     migrate = translated(TrajectoryStore.migrate)

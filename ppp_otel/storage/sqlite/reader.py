@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from ppp_otel.storage.base import can_be_row_id, check_row_count
+from ppp_otel.storage.base import can_be_row_id, check_row_count, cursor_columns
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -329,6 +329,24 @@ class TrajectoryReader:
             spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
         )
         return self.conn.execute(sql, params).fetchall()
+
+    def list_trajectory_columns(
+        self,
+        picked: Sequence[int],
+        *,
+        spec_id: str | None = None,
+        agent_name: str | None = None,
+        run_id: str | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[list[Any]]:
+        """The columns at the indexes ``picked`` (of :data:`SUMMARY_COLUMNS`) of
+        :meth:`list_trajectory_rows`'s rows, each a list in the listing's order."""
+        sql, params = self.list_query(
+            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
+        )
+        return cursor_columns(self.conn.execute(sql, params), picked)
 
     def specs(self) -> list[str]:
         return [row[0] for row in self.conn.execute(SQL_SPECS)]

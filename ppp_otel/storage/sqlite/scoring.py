@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from typing import Any
+from typing import Any, Sequence
+
+from ppp_otel.storage.base import cursor_columns
 
 from ppp_otel.storage.base import can_be_row_id
 
@@ -145,6 +147,12 @@ def turns_query(where: str) -> str:
 def score_counts(conn: sqlite3.Connection, **filters: Any) -> list[tuple]:
     where, params = score_filter(**filters)
     return conn.execute(score_sql(where), params).fetchall()
+
+
+def score_count_columns(conn: sqlite3.Connection, picked: Sequence[int], **filters: Any) -> list[list[Any]]:
+    """The columns at the indexes ``picked`` of :func:`score_counts`'s rows."""
+    where, params = score_filter(**filters)
+    return cursor_columns(conn.execute(score_sql(where), params), picked)
 
 
 def paper_turn_rows(conn: sqlite3.Connection, **filters: Any) -> list[tuple]:
