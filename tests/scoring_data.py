@@ -51,3 +51,15 @@ def add_trajectory(
     return conn.execute(
         f"SELECT id FROM trajectories WHERE trace_id = {mark} AND span_id = {mark}", (trace_id, span_id)
     ).fetchone()[0]
+
+
+def two_agents_of_one_spec(path) -> str:
+    """A SQLite file holding spec-a's careful-agent (technical 0.8) and hasty-agent (0.5):
+    the smallest database a CLI command has something to say about."""
+    from ppp_otel.storage.sqlite import migrations as schema
+
+    conn = schema.connect(path)
+    add_trajectory(conn, "spec-a", "careful-agent", technical_score=0.8)
+    add_trajectory(conn, "spec-a", "hasty-agent", technical_score=0.5)
+    conn.close()
+    return str(path)

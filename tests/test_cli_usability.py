@@ -11,18 +11,14 @@ import ppp_otel
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.cli import FLOW, _in_flow_order, build_parser, main
 from ppp_otel.ingest.server import IngestServer
-from scoring_data import add_trajectory
+from scoring_data import add_trajectory, two_agents_of_one_spec
 
 pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
 
 @pytest.fixture
 def db(db_path) -> str:
-    conn = schema.connect(db_path)
-    add_trajectory(conn, "spec-a", "careful-agent", technical_score=0.8)
-    add_trajectory(conn, "spec-a", "hasty-agent", technical_score=0.5)
-    conn.close()
-    return str(db_path)
+    return two_agents_of_one_spec(db_path)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

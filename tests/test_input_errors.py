@@ -12,7 +12,7 @@ from ppp_otel.cli import main
 from ppp_otel.storage import TrajectoryStore
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.retention import cutoff_for
-from scoring_data import add_trajectory
+from scoring_data import add_trajectory, two_agents_of_one_spec
 
 pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
@@ -21,11 +21,7 @@ TOO_LARGE = "99999999999999999999"  # beyond SQLite's INTEGER (and PostgreSQL's 
 
 @pytest.fixture
 def db(db_path) -> str:
-    conn = schema.connect(db_path)
-    add_trajectory(conn, "spec-a", "careful-agent", technical_score=0.8)
-    add_trajectory(conn, "spec-a", "hasty-agent", technical_score=0.5)
-    conn.close()
-    return str(db_path)
+    return two_agents_of_one_spec(db_path)
 
 
 def error_of(capsys, *argv: str) -> str:

@@ -330,22 +330,11 @@ class TrajectoryReader:
         )
         return self.conn.execute(sql, params).fetchall()
 
-    def list_trajectory_columns(
-        self,
-        picked: Sequence[int],
-        *,
-        spec_id: str | None = None,
-        agent_name: str | None = None,
-        run_id: str | None = None,
-        stage: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[list[Any]]:
+    def list_trajectory_columns(self, picked: Sequence[int], **filters: Any) -> list[list[Any]]:
         """The columns at the indexes ``picked`` (of :data:`SUMMARY_COLUMNS`) of
-        :meth:`list_trajectory_rows`'s rows, each a list in the listing's order."""
-        sql, params = self.list_query(
-            spec_id=spec_id, agent_name=agent_name, run_id=run_id, stage=stage, limit=limit, offset=offset
-        )
+        :meth:`list_trajectory_rows`'s rows for the same filters, each a list in the
+        listing's order."""
+        sql, params = self.list_query(**filters)
         return cursor_columns(self.conn.execute(sql, params), picked)
 
     def specs(self) -> list[str]:
