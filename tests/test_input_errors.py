@@ -10,9 +10,8 @@ import pytest
 import ppp_otel
 from ppp_otel.cli import main
 from ppp_otel.storage import TrajectoryStore
-from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.retention import cutoff_for
-from scoring_data import add_trajectory, two_agents_of_one_spec
+from scoring_data import two_agents_of_one_spec
 
 pytestmark = pytest.mark.usefixtures("no_ambient_database")
 
