@@ -35,6 +35,7 @@ from ppp_otel.recorder.fork import ForkCarry, restart_in_child
 from ppp_otel.recorder.stats import RecorderStats
 
 logger = logging.getLogger(__name__)
+_monotonic = time.monotonic  # bound once: read on the app thread for every item put
 
 # How often the worker wakes, when idle with unsaved counters, to let the sink save them.
 TICK_S = 1.0
@@ -240,7 +241,9 @@ class QueueEngine:
         for items without which others are useless; past it even they are dropped, so memory
         stays bounded. ``due`` makes what is queued due at once (a trajectory's end).
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: the same lock at less cost, on the app thread for every span
+        try:
             if self._stopping:
                 self.stats.dropped += 1  # as BatchSpanProcessor does after shutdown
                 return False
@@ -251,17 +254,21 @@ class QueueEngine:
             if due:
                 self._due = True
                 self._cond.notify_all()
+        finally:
+            lock.release()
         return True
 
     def _append(self, item: Any) -> None:
         # Called with the lock held; wakes the worker when a batch starts or fills.
-        self._queue.append(item)
+        queue = self._queue
+        queue.append(item)
         self.stats.enqueued += 1
-        self._last_put = now = time.monotonic()
-        n = len(self._queue)
+        self._last_put = now = _monotonic()
+        n = len(queue)
         if n == 1:
             self._oldest = now
-        if n == 1 or n == self.buffer_size or n == BUSY_BATCH:
+            self._cond.notify_all()
+        elif n == self.buffer_size or n == BUSY_BATCH:
             self._cond.notify_all()
 
     def _put_when_full(self, item: Any) -> bool:
