@@ -733,3 +733,17 @@ def test_a_span_without_the_sdks_private_fields_is_recorded_as_one_with_them(db_
     assert rows(db_path, "SELECT turn_number, prompt, response FROM trajectory_turns ORDER BY turn_number") == [
         (1, "sdk span", "reply to sdk span"), (2, "public only", "reply to public only")
     ]
+
+
+def test_span_ids_are_read_through_the_property_when_the_context_is_laid_out_otherwise(monkeypatch):
+    from ppp_otel.capture import processor as module
+
+    class OtherLayout(tuple):
+        def __new__(cls, trace_id, span_id, is_remote):
+            return tuple.__new__(cls, (span_id, trace_id, is_remote))
+
+        span_id = property(lambda self: self[0])
+
+    monkeypatch.setattr(module, "SpanContext", OtherLayout)
+    read = module._span_id_reader()
+    assert read(OtherLayout(0x1, 0x2, False)) == 0x2

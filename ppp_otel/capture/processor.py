@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+from operator import attrgetter, itemgetter
 from typing import Any, Callable, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
@@ -61,6 +63,21 @@ _Member = tuple[tuple[int, int], int, "tuple[object, bool] | None"]
 _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
 # Read on the app thread for every span started: module constants, not attribute lookups.
 _TURN_SPAN, _TURN_NUMBER, _SPAN_KIND, _KIND_LLM = c.TURN_SPAN, c.TURN_NUMBER, c.SPAN_KIND, c.KIND_LLM
+
+
+def _span_id_reader() -> Callable[[SpanContext], int]:
+    """How the app thread reads a SpanContext's span id. The context is a tuple
+    (trace_id, span_id, ...) whose ``span_id`` property is a Python call each time; its
+    item is not. The property, should a version of the API lay the tuple out otherwise."""
+    try:
+        if SpanContext(0xA, 0xB, False)[1] == 0xB:
+            return itemgetter(1)
+    except (TypeError, IndexError, KeyError):
+        pass
+    return attrgetter("span_id")
+
+
+_span_id = _span_id_reader()
 
 
 def _is_start(item: tuple) -> bool:
@@ -147,11 +164,11 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
                 within = owner[0] if owner is not None else None
                 self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs), span.start_time, within)), force=True)
                 return
-            owner = self._open.get(parent.span_id) if parent is not None else None
+            owner = self._open.get(_span_id(parent)) if parent is not None else None
             if owner is None:
                 return
             trajectory, role, _ = owner
-            span_id = ctx.span_id
+            span_id = _span_id(ctx)
             # A model call inside a turn is part of that turn, not another one.
             if role == _TRAJECTORY or role == _OTHER:
                 if name == _TURN_SPAN:
@@ -182,7 +199,7 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
                 ctx = span._context
             except AttributeError:
                 ctx = span.context
-            member = self._open.pop(ctx.span_id, None)
+            member = self._open.pop(_span_id(ctx), None)
             if member is None:
                 return
             trajectory, role, number = member
