@@ -35,7 +35,6 @@ from ppp_otel.recorder.fork import ForkCarry, restart_in_child
 from ppp_otel.recorder.stats import RecorderStats
 
 logger = logging.getLogger(__name__)
-_monotonic = time.monotonic  # bound once: read on the app thread for every item put
 
 # How often the worker wakes, when idle with unsaved counters, to let the sink save them.
 TICK_S = 1.0
@@ -263,7 +262,7 @@ class QueueEngine:
         queue = self._queue
         queue.append(item)
         self.stats.enqueued += 1
-        self._last_put = now = _monotonic()
+        self._last_put = now = time.monotonic()
         n = len(queue)
         if n == 1:
             self._oldest = now
