@@ -259,15 +259,13 @@ class QueueEngine:
 
     def _append(self, item: Any) -> None:
         # Called with the lock held; wakes the worker when a batch starts or fills.
-        queue = self._queue
-        queue.append(item)
+        self._queue.append(item)
         self.stats.enqueued += 1
         self._last_put = now = time.monotonic()
-        n = len(queue)
+        n = len(self._queue)
         if n == 1:
             self._oldest = now
-            self._cond.notify_all()
-        elif n == self.buffer_size or n == BUSY_BATCH:
+        if n == 1 or n == self.buffer_size or n == BUSY_BATCH:
             self._cond.notify_all()
 
     def _put_when_full(self, item: Any) -> bool:
