@@ -700,3 +700,50 @@ def test_a_trajectory_is_in_storage_once_it_ends_without_waiting_for_the_flush_i
                 t.respond("Done.")
     assert wait_for(lambda: count(db_path, "trajectory_turns") == 3, timeout_s=10)
     provider.shutdown()
+
+
+class _PublicOnly:
+    """A span seen only through the public API: none of the SDK span's private fields."""
+
+    _PUBLIC = ("name", "parent", "context", "attributes", "events", "start_time", "end_time",
+               "instrumentation_scope", "get_span_context")
+
+    def __init__(self, span):
+        self._wrapped = span
+
+    def __getattr__(self, name):
+        if name not in self._PUBLIC:
+            raise AttributeError(name)
+        return getattr(self._wrapped, name)
+
+
+def test_a_span_without_the_sdks_private_fields_is_recorded_as_one_with_them(db_path):
+    provider, processor = pipeline(db_path)
+    bare = TracerProvider().get_tracer("elsewhere")  # makes the spans; the processor is handed them by hand
+    with trajectory("s", "a", tracer_provider=provider):
+        for prompt in ("sdk span", "public only"):
+            span = bare.start_span(c.TURN_SPAN, attributes={c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt})
+            processor.on_start(span if prompt == "sdk span" else _PublicOnly(span))
+            span.set_attribute(c.OUTPUT_VALUE, f"reply to {prompt}")
+            span.end()
+            ended = span._readable_span()
+            processor.on_end(ended if prompt == "sdk span" else _PublicOnly(ended))
+    provider.shutdown()
+    assert processor.stats["internal_errors"] == 0
+    assert rows(db_path, "SELECT turn_number, prompt, response FROM trajectory_turns ORDER BY turn_number") == [
+        (1, "sdk span", "reply to sdk span"), (2, "public only", "reply to public only")
+    ]
+
+
+def test_span_ids_are_read_through_the_property_when_the_context_is_laid_out_otherwise(monkeypatch):
+    from ppp_otel.capture import processor as module
+
+    class OtherLayout(tuple):
+        def __new__(cls, trace_id, span_id, is_remote):
+            return tuple.__new__(cls, (span_id, trace_id, is_remote))
+
+        span_id = property(lambda self: self[0])
+
+    monkeypatch.setattr(module, "SpanContext", OtherLayout)
+    read = module._span_id_reader()
+    assert read(OtherLayout(0x1, 0x2, False)) == 0x2

@@ -115,6 +115,45 @@ def test_a_full_queue_drops_the_newest_and_counts_it():
     e.shutdown()
 
 
+def test_a_put_dropped_on_a_full_queue_leaves_the_queue_open_to_the_next_once_there_is_room():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    e = engine(sink, buffer_size=1, max_queue_size=1, on_full="drop")
+    e.put("held")
+    assert sink.entered.wait(10)
+    e.put("queued")
+    assert e.put("dropped") is False
+    gate.set()
+    assert e.force_flush(10_000)
+    assert e.put("after the drop") is True and e.force_flush(10_000)
+    e.shutdown()
+    assert sink.items == ["held", "queued", "after the drop"]
+
+
+def test_a_put_that_waited_for_room_is_queued_and_the_next_put_goes_straight_in():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    e = engine(sink, buffer_size=1, max_queue_size=1, on_full="block", block_timeout_ms=10_000)
+    e.put("held")
+    assert sink.entered.wait(10)
+    e.put("queued")
+    threading.Timer(0.05, gate.set).start()
+    assert e.put("waited") is True
+    assert e.put("straight in") is True and e.force_flush(10_000)
+    e.shutdown()
+    assert sink.items == ["held", "queued", "waited", "straight in"] and e.stats.dropped == 0
+
+
+def test_an_item_offered_after_shutdown_leaves_flushes_answered_at_once():
+    e = engine(ListSink())
+    e.shutdown()
+    e.put("late")
+    done = threading.Thread(target=e.force_flush, args=(10_000,))
+    done.start()
+    done.join(5)
+    assert not done.is_alive()
+
+
 def test_forced_items_use_the_headroom_above_max_queue_size():
     gate = threading.Event()
     sink = ListSink(gate=gate)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+from operator import attrgetter, itemgetter
 from typing import Any, Callable, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
@@ -60,6 +62,23 @@ _Member = tuple[tuple[int, int], int, "tuple[object, bool] | None"]
 
 # Queue items: (kind, payload). Converting spans to records happens on the writer thread.
 _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
+# Read on the app thread for every span started: module constants, not attribute lookups.
+_TURN_SPAN, _TURN_NUMBER, _SPAN_KIND, _KIND_LLM = c.TURN_SPAN, c.TURN_NUMBER, c.SPAN_KIND, c.KIND_LLM
+
+
+def _span_id_reader() -> Callable[[SpanContext], int]:
+    """How the app thread reads a SpanContext's span id. The context is a tuple
+    (trace_id, span_id, ...) whose ``span_id`` property is a Python call each time; its
+    item is not. The property, should a version of the API lay the tuple out otherwise."""
+    try:
+        if SpanContext(0xA, 0xB, False)[1] == 0xB:
+            return itemgetter(1)
+    except (TypeError, IndexError, KeyError):
+        pass
+    return attrgetter("span_id")
+
+
+_span_id = _span_id_reader()
 
 
 def _is_start(item: tuple) -> bool:
@@ -137,12 +156,14 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            name = span.name
-            attrs = _plain_attributes(span)
-            parent = span.parent
+            try:  # the SDK span's own fields, which its properties return, without a call each
+                name, parent, ctx, attrs = span._name, span._parent, span._context, span._attributes._dict
+            except AttributeError:
+                name, parent, ctx, attrs = span.name, span.parent, span.get_span_context(), None
+            if not isinstance(attrs, dict):
+                attrs = _plain_attributes(span)
             # Most spans started are turns, and a turn is never a trajectory: not asked.
-            if name != c.TURN_SPAN and c.is_trajectory_span(name, attrs):
-                ctx = span.get_span_context()
+            if name != _TURN_SPAN and c.is_trajectory_span(name, attrs):
                 self._open[ctx.span_id] = ((ctx.trace_id, ctx.span_id), _TRAJECTORY, None)
                 numbering.open_trajectory(ctx.span_id)
                 # A trajectory inside another is a sub-agent's: it records its parent.
@@ -150,18 +171,18 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
                 within = owner[0] if owner is not None else None
                 self._put((_START, (ctx.trace_id, ctx.span_id, dict(attrs), span.start_time, within)), force=True)
                 return
-            owner = self._open.get(parent.span_id) if parent is not None else None
+            owner = self._open.get(_span_id(parent)) if parent is not None else None
             if owner is None:
                 return
             trajectory, role, _ = owner
-            span_id = span.get_span_context().span_id
+            span_id = _span_id(ctx)
             # A model call inside a turn is part of that turn, not another one.
             if role == _TRAJECTORY or role == _OTHER:
-                if name == c.TURN_SPAN:
+                if name == _TURN_SPAN:
                     # turn() numbers its spans itself; a ppp.turn span made by hand is
                     # numbered here, from the same sequence, in start order. Model calls
                     # are numbered once they are known to be turns (on the writer thread).
-                    number = attrs.get(c.TURN_NUMBER)
+                    number = attrs.get(_TURN_NUMBER)
                     if number is None:
                         number = numbering.next_turn_number(trajectory[1])
                         sequenced = number is not None  # just handed out: no need to ask
@@ -169,7 +190,7 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
                         sequenced = numbering.was_handed_out(trajectory[1], number)
                     self._open[span_id] = (trajectory, _TURN_ROLE, (number, sequenced))
                     return
-                self._open[span_id] = (trajectory, _CALL if attrs.get(c.SPAN_KIND) == c.KIND_LLM else _OTHER, None)
+                self._open[span_id] = (trajectory, _CALL if attrs.get(_SPAN_KIND) == _KIND_LLM else _OTHER, None)
             else:
                 self._open[span_id] = (trajectory, _IN_TURN, None)
             if len(self._open) > MAX_OPEN_SPANS:
@@ -181,7 +202,11 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            member = self._open.pop(span.context.span_id, None)
+            try:  # as in on_start
+                ctx = span._context
+            except AttributeError:
+                ctx = span.context
+            member = self._open.pop(_span_id(ctx), None)
             if member is None:
                 return
             trajectory, role, number = member

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-import weakref
 from typing import Any, Callable, Protocol
 
 from ppp_otel.config.settings import ON_FULL, RECORDING
 from ppp_otel.logs import LogLimiter
+from ppp_otel.recorder.fork import ForkCarry, restart_in_child
 from ppp_otel.recorder.stats import RecorderStats
 
 logger = logging.getLogger(__name__)
@@ -183,15 +182,13 @@ class QueueEngine:
         self._hard_limit = max_queue_size + max(10, max_queue_size // 10)
         self.block_timeout_s = block_timeout_ms / 1000
         self.shutdown_timeout_s = shutdown_timeout_ms / 1000
-        self._carry = carry_after_fork
+        self._fork = ForkCarry(carry_after_fork)
         self._thread_name = thread_name
         # A tight loop overflowing the queue must not write a line per drop.
         self._log_dropped = LogLimiter(logger, every_s=10.0)
         self._reset()
         self._start_worker()
-        ref = weakref.WeakMethod(self._after_fork_in_child)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+        restart_in_child(self._after_fork_in_child)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -202,7 +199,6 @@ class QueueEngine:
         self._due = False  # an item put with due=True is queued
         self.flush_waiters = FlushWaiters()
         self._taken = 0  # items taken by the worker, in queue order
-        self._inflight: list = []  # of the batch being processed, what a fork must carry
         self._done = 0  # of those, items processed (written, or counted as not)
         self._stopping = False
         self._shutdown_deadline = float("inf")
@@ -217,9 +213,7 @@ class QueueEngine:
 
     def _after_fork_in_child(self) -> None:
         # The parent's worker does not exist here; what it queued is the parent's to write.
-        carried = []
-        if self._carry is not None:
-            carried = self._inflight + [item for item in self._queue if self._carry(item)]
+        carried = self._fork.in_child(self._queue)
         self.stats.reset()
         self.sink.after_fork()
         self._reset()
@@ -246,7 +240,9 @@ class QueueEngine:
         for items without which others are useless; past it even they are dropped, so memory
         stays bounded. ``due`` makes what is queued due at once (a trajectory's end).
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: the same lock at less cost, on the app thread for every span
+        try:
             if self._stopping:
                 self.stats.dropped += 1  # as BatchSpanProcessor does after shutdown
                 return False
@@ -257,6 +253,8 @@ class QueueEngine:
             if due:
                 self._due = True
                 self._cond.notify_all()
+        finally:
+            lock.release()
         return True
 
     def _append(self, item: Any) -> None:
@@ -365,8 +363,7 @@ class QueueEngine:
             batch = [popleft() for _ in range(batch_size(n, self.buffer_size, self.max_queue_size))]
             self._taken += len(batch)
             self._due = False  # what stays behind is due anyway (below)
-            # A fork before this batch is processed must still give the child what it carries.
-            self._inflight = [item for item in batch if self._carry(item)] if self._carry else []
+            self._fork.took(batch)  # a fork before it is processed still gives the child what it carries
             if self._queue:
                 # Whatever stays behind a full batch is already due.
                 self._oldest = time.monotonic() - self.flush_interval_s
