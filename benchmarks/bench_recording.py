@@ -367,7 +367,7 @@ def bench_app_thread(progress: Progress, quick: bool, workdir: Path) -> list[dic
                 baseline_value=round(_median(bsp_wall), 2), ratio=round(ratio, 3),
                 target="ratio <= 1.10", ok=ratio <= 1.10,
                 why="what the recorder adds on the app thread itself is small (on_start and on_end, about "
-                    "2 us: app-thread CPU below); beyond that the app waits for the GIL whenever the writer "
+                    "1.5 us: app-thread CPU below); beyond that the app waits for the GIL whenever the writer "
                     "thread converts, judges and writes while the app runs. The writer waits for the app's "
                     "pauses (2 ms without a new turn), for 512 turns or for a trajectory's end, so the "
                     "figure moves with the machine's noise around the target",
