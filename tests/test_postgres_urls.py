@@ -154,3 +154,28 @@ def test_a_failed_automatic_cleanup_is_logged_without_the_password(caplog):
         assert ArchivalScheduler(url, retention_days=30, interval_s=3600).run_once() is None
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "automatic cleanup of postgresql://ppp:***@" in logged and SECRET not in logged
+
+
+# --- migrate --create: the database itself, as createdb would --------------------------
+
+def test_migrate_create_makes_a_postgresql_database_the_server_does_not_have(postgres_server, capsys):
+    import uuid
+
+    url = postgres_server.url(f"made_{uuid.uuid4().hex[:10]}")
+    assert main(["migrate", "--create", "--db", url]) == 0
+    assert "migrated to schema version" in capsys.readouterr().out
+    assert main(["status", "--db", url, "--json"]) == 0
+
+
+def test_migrate_create_on_a_postgresql_database_that_exists_only_adds_the_schema(postgres_server, capsys):
+    url = postgres_server.create_database()
+    assert main(["migrate", "--create", "--db", url]) == 0
+    assert main(["migrate", "--create", "--db", url]) == 0
+    assert "up to date at schema version" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_a_postgresql_database_that_cannot_be_created_says_to_run_createdb(postgres_server, capsys):
+    url = postgres_server.url("ppp_nobody_may_make").replace("postgres@", "no_such_role@", 1)
+    assert main(["migrate", "--create", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the database ppp_nobody_may_make" in err and "createdb ppp_nobody_may_make" in err

@@ -16,7 +16,7 @@ from ppp_otel.cli._output import (
     PROG, add_stage_column, bulk, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
     print_json, print_table, print_wrapped, score_decimals, text_width, SCORE_DECIMALS,
 )
-from ppp_otel.storage import display_name, open_store
+from ppp_otel.storage import display_name, is_postgres_url, open_store
 from ppp_otel.storage.base import directory_named
 
 
@@ -112,6 +112,10 @@ def migrate(args: argparse.Namespace) -> int:
             return fail(f"{args.db}: no such database file, and the directory {directory} does not exist; "
                         f"create the directory, then {create} creates the file")
         return fail(f"{args.db}: no such database file; {create} creates it")
+    if args.create and is_postgres_url(args.db):  # as createdb would, then the schema in it
+        from ppp_otel.storage.postgres.migrations import create_database
+
+        create_database(args.db)
     with open_store(args.db, must_exist=not args.create, migrate_schema=False) as store:
         applied = store.migrate()
         version = store.status()["schema_version"]

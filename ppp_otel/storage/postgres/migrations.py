@@ -281,6 +281,33 @@ def _require_psycopg() -> None:
         )
 
 
+def create_database(url: str, *, connect_timeout_s: float = 10) -> bool:
+    """Create the database ``url`` names when the server has none of that name, as
+    ``createdb`` would (connected to the server's ``postgres`` database with the URL's
+    user and password); True when it was made. Raises :class:`DatabaseError` naming the
+    database, with what to do when the user may not create one."""
+    from psycopg import conninfo, sql
+
+    _require_psycopg()
+    shown = redact(url)
+    params = conninfo.conninfo_to_dict(url)
+    name = params.get("dbname") or params.get("user")
+    if not name:
+        raise DatabaseError(f"{shown}: names no database to create")
+    maintenance = conninfo.make_conninfo(url, dbname="postgres", connect_timeout=max(1, int(connect_timeout_s)))
+    try:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    except psycopg.Error as exc:
+        message = re.sub(r"\s+", " ", str(exc)).strip()
+        raise DatabaseError(
+            f"{shown}: cannot create the database {name}: {message} (create it on the server "
+            f"with `createdb {name}`, as a user allowed to, then run this again)") from exc
+
+
 def connect(
     url: str,
     *,
