@@ -179,3 +179,11 @@ def test_a_postgresql_database_that_cannot_be_created_says_to_run_createdb(postg
     assert main(["migrate", "--create", "--db", url]) == 2
     err = capsys.readouterr().err
     assert "cannot create the database ppp_nobody_may_make" in err and "createdb ppp_nobody_may_make" in err
+
+
+def test_the_sqlite_store_named_by_a_postgresql_url_says_what_opens_one():
+    from ppp_otel.storage import TrajectoryStore
+
+    with pytest.raises(DatabaseError, match=r"a URL, not a SQLite file; open_store\(\) opens any store") as caught:
+        TrajectoryStore(with_password("postgresql://postgres@127.0.0.1:1/ppp_otel"))
+    assert SECRET not in str(caught.value)

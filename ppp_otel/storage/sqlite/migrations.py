@@ -15,7 +15,7 @@ from typing import Callable
 
 # The storage errors, under the names this module has always given them.
 from ppp_otel.storage.base import DatabaseError, DatabaseNewerError as SchemaTooNewError  # noqa: F401
-from ppp_otel.storage.base import TIME_COLUMNS, NoSuchDatabase, NotADatabaseError, directory_named, utc_rewrites
+from ppp_otel.storage.base import TIME_COLUMNS, NoSuchDatabase, NotADatabaseError, directory_named, redact_url, utc_rewrites
 from ppp_otel.storage.sqlite.errors import SQLITE_NOTADB, primary_code
 from ppp_otel.storage.sqlite.transaction import transaction
 
@@ -302,6 +302,9 @@ def connect(
     when ``must_exist``, a file that is not SQLite, or a schema newer than the code.
     """
     path = os.fspath(path)
+    if "://" in path:  # a server's URL: this opens files; say what opens the URL
+        raise DatabaseError(f"{redact_url(path)}: a URL, not a SQLite file; open_store() opens any store "
+                            f"(PostgreSQL too), as AsyncTrajectoryStore does")
     directory = directory_named(path)
     if directory:
         # Before SQLite: it says "disk I/O error" for a directory opened read-only, and
