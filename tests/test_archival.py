@@ -277,6 +277,31 @@ def test_the_command_dry_run_says_what_it_would_delete(db, capsys):
     assert counts(db)["trajectories"] == 2
 
 
+def test_the_command_says_which_trajectories_the_archive_already_held(db, tmp_path, capsys):
+    archive = tmp_path / "archive.db"
+    build(db, old=range(1, 3), recent=())
+    assert main(["cleanup", "--db", str(db), "--older-than", "0", "--archive", str(archive)]) == 0
+    build(db, old=range(1, 3), recent=())  # as after a crash between the two commits
+    capsys.readouterr()
+    assert main(["cleanup", "--db", str(db), "--older-than", "0", "--archive", str(archive)]) == 0
+    assert f"{archive} (0 trajectories; 2 already there)" in capsys.readouterr().out
+
+
+def test_the_command_counts_one_trajectory_in_the_singular(db, capsys):
+    build(db, old=range(1, 2), recent=())
+    assert main(["cleanup", "--db", str(db), "--older-than", "0", "--dry-run"]) == 0
+    assert "would delete 1 trajectory created before" in capsys.readouterr().out
+
+
+def test_no_vacuum_is_advised_when_no_page_is_left_free(tmp_path):
+    path = tmp_path / "old-style.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA page_size = 4096")  # auto_vacuum off, as a file made by other tools
+        conn.execute("CREATE TABLE placeholder (x)")
+    build(path, old=range(1, 2), recent=range(2, 3), turns=1)
+    summary = cleanup(path, older_than_days=30, now=NOW)
+    assert (summary.space == "needed") == (summary.free_pages_left > 0)
+
 def test_the_command_refuses_negative_days_and_a_missing_database(tmp_path, capsys):
     assert main(["cleanup", "--db", str(tmp_path / "nope.db"), "--older-than", "-1"]) == 2
     assert main(["cleanup", "--db", str(tmp_path / "nope.db")]) == 2

@@ -451,6 +451,11 @@ def attach_dashed_values(argv: Sequence[str]) -> list[str]:
     return joined
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 turn``, ``2 turns``; ``many`` for a word whose plural is not one more "s"."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def fail(message: Any) -> int:
     """Print ``ppp-otel: error: <message>`` on one line to stderr; return the exit code."""
     text = " ".join(str(message).split())

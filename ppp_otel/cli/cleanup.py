@@ -7,7 +7,7 @@ from typing import Any
 
 from ppp_otel.storage import cleanup, display_name
 from ppp_otel.config.settings import process_config
-from ppp_otel.cli._output import print_fields, print_json, progress
+from ppp_otel.cli._output import counted, print_fields, print_json, progress
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     verb = "would delete" if summary.dry_run else "deleted"
     print(
-        f"{display_name(summary.db_path)}: {verb} {summary.trajectories} trajectories created before "
+        f"{display_name(summary.db_path)}: {verb} {counted(summary.trajectories, 'trajectory', 'trajectories')} "
+        f"created before "
         f"{summary.cutoff}"
     )
     shown: dict[str, Any] = {
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         "violations": summary.violations,
     }
     if summary.archive_path and not summary.dry_run:
-        shown["archived to"] = f"{summary.archive_path} ({summary.archived} trajectories)"
+        already = summary.trajectories - summary.archived  # the archive had them from an earlier run
+        shown["archived to"] = (f"{summary.archive_path} ({counted(summary.archived, 'trajectory', 'trajectories')}"
+                                + (f"; {already} already there" if already > 0 else "") + ")")
     if not summary.dry_run:
         shown["space"] = _space_text(summary)
     print_fields(shown)

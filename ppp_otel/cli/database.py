@@ -13,7 +13,7 @@ from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
-    PROG, add_stage_column, bulk, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
+    PROG, add_stage_column, bulk, counted, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
     print_json, print_table, print_wrapped, score_decimals, text_width, SCORE_DECIMALS,
 )
 from ppp_otel.storage import display_name, is_postgres_url, open_store
@@ -184,10 +184,6 @@ def _cut(text: str | None) -> bool:
     return text is not None and (len(text) > _TURN_TEXT_WIDTH or "\n" in text)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _print_turns_whole(turns: list) -> None:
     """``show --full``: a block per turn, read top to bottom as the conversation went, rather
     than table cells: a prompt or a response of several paragraphs only reads whole so."""
@@ -195,7 +191,7 @@ def _print_turns_whole(turns: list) -> None:
     for t in turns:
         facts = [f"{t.token_count} tokens" if t.token_count is not None else None,
                  f"{t.latency_ms:.{LATENCY_DECIMALS}f} ms" if t.latency_ms is not None else None,
-                 _plural(len(t.questions), "question"), _plural(len(t.violations), "violation")]
+                 counted(len(t.questions), "question"), counted(len(t.violations), "violation")]
         print(f"\n── turn {t.number} ({', '.join(f for f in facts if f)})")
         print("prompt:")
         print_wrapped(t.prompt, indent=2, width=width)

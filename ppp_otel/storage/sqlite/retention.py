@@ -340,6 +340,7 @@ def _copy_chunk(conn: sqlite3.Connection, summary: CleanupSummary) -> None:
 
 def _give_space_back(conn: sqlite3.Connection, summary: CleanupSummary, *, vacuum: bool) -> None:
     mode = conn.execute("PRAGMA auto_vacuum").fetchone()[0]  # 0 none, 1 full, 2 incremental
+    space = None
     if mode == 2:
         # Step by step, each step its own short write, so recording keeps going.
         while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
@@ -347,17 +348,17 @@ def _give_space_back(conn: sqlite3.Connection, summary: CleanupSummary, *, vacuu
             conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES})").fetchall()
             if conn.execute("PRAGMA freelist_count").fetchone()[0] >= before:
                 break  # another connection holds the pages; the next cleanup frees them
-        summary.space = "incremental"
+        space = "incremental"
     elif mode == 1:
-        summary.space = "full"
+        space = "full"
     elif vacuum:
         # Rewrites the whole file and holds the write lock meanwhile: only when asked.
         conn.execute("VACUUM")
-        summary.space = "vacuum"
-    else:
-        summary.space = "needed"
+        space = "vacuum"
     _checkpoint(conn)
     summary.free_pages_left = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    # Nothing given back: --vacuum would, when there is something to give.
+    summary.space = space or ("needed" if summary.free_pages_left else "none")
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
