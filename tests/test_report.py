@@ -275,3 +275,10 @@ def test_the_page_scores_with_the_profile_asked_for_and_says_which(staged):
     assert {r.r_pers for trend in reports[0].trends for r in trend.runs} == {0}
     html, _ = build_report(staged, spec_id="spec", rewards="spec")
     assert "spec rewards" in html
+
+
+def test_an_axis_mark_at_zero_is_labelled_0_not_minus_0():
+    from ppp_otel.publish.report import _ticks
+
+    for values in ([-0.135, 0.59, -0.6], [-0.3, 0.7], [-0.1, 0.05], [-0.55, 0.45]):
+        assert all(str(tick) != "-0.0" for tick in _ticks(values)), values

@@ -221,7 +221,7 @@ def _ticks(values: Sequence[float | None], *, count: int = 6) -> list[float]:
     start = math.floor(lo / step) * step
     ticks, tick = [], start
     while tick < hi + step * 0.999:
-        ticks.append(round(tick, 10))
+        ticks.append(round(tick, 10) + 0.0)  # + 0.0: a tick at -0.0 is labelled 0, not -0
         tick += step
     return ticks
 
