@@ -495,6 +495,14 @@ def test_export_import_export_writes_the_same_files(db, tmp_path):
     assert store_view(tmp_path / "again.db") == store_view(db)
 
 
+def test_a_recorded_trajectory_exported_imported_and_exported_again_gives_the_same_files(tmp_path):
+    recorded, again = tmp_path / "recorded.db", tmp_path / "again.db"
+    record_live(recorded)
+    first = sorted(export_atif(recorded, tmp_path / "first"))
+    assert import_paths([tmp_path / "first"], again).ok
+    second = sorted(export_atif(again, tmp_path / "second"))
+    assert [p.read_text() for p in first] == [p.read_text() for p in second]
+
 # --- CLI ----------------------------------------------------------------------
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

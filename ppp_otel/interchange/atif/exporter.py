@@ -91,7 +91,9 @@ def trajectory_document(
     meta = dict(first.get("document") or {})
 
     ppp = _trajectory_ppp(trajectory, rewards)
-    if "schema_version" in meta:
+    # Only a version other than the one written says something: a document this
+    # exporter wrote, imported and exported again, comes out byte for byte the same.
+    if meta.get("schema_version") not in (None, EXPORT_VERSION):
         ppp["source_schema_version"] = meta["schema_version"]
     doc: dict[str, Any] = {"schema_version": EXPORT_VERSION}
     session_id = meta.get("session_id", trajectory.run_id)
