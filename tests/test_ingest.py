@@ -285,6 +285,13 @@ def test_without_the_bearer_token_a_request_gets_401(db_path):
     assert stored_turns(db_path) == []
 
 
+def test_refused_requests_are_counted_in_the_servers_stats(db_path):
+    with IngestServer(db_path, port=0, token="s3cret") as guarded:
+        post(traces_url(guarded), body_of(record_conversation()), PROTOBUF)
+        post(traces_url(guarded), b"\xff\xff", {**PROTOBUF, "Authorization": "Bearer s3cret"})
+        assert guarded.stats["refused_requests"] == 2
+
+
 def test_with_the_bearer_token_the_real_exporter_gets_in(db_path):
     with IngestServer(db_path, port=0, token="s3cret") as guarded:
         exporter = OTLPSpanExporter(endpoint=traces_url(guarded), headers={"Authorization": "Bearer s3cret"})

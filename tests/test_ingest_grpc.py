@@ -142,3 +142,14 @@ def test_an_address_that_cannot_be_listened_on_gets_no_hint_about_ports(db_path)
     assert done.returncode == 2
     assert done.stderr.startswith("ppp-otel: error: cannot listen for OTLP/HTTP on 192.0.2.1:0: ")
     assert "other ports" not in done.stderr
+
+
+def test_a_refused_grpc_call_is_logged_and_counted_as_http_refusals_are(db_path, caplog):
+    import logging
+
+    with IngestServer(db_path, port=0, grpc_port=0, token="s3cret") as guarded:
+        with caplog.at_level(logging.INFO, logger="ppp_otel"):
+            assert call(guarded, b"") == grpc.StatusCode.UNAUTHENTICATED
+            assert call(guarded, b"\xff\xff\xff", [("authorization", "Bearer s3cret")]) == grpc.StatusCode.INVALID_ARGUMENT
+        assert guarded.stats["refused_requests"] == 2
+    assert "gRPC UNAUTHENTICATED: missing or wrong bearer token" in caplog.text

@@ -119,7 +119,7 @@ def ingest(args: argparse.Namespace) -> int:
         print_json(stats)
     else:
         summary = {k: v for k, v in stats.items() if k in (
-            "received_spans", "rejected_spans", "pending_spans", "written_trajectories", "written_turns",
+            "received_spans", "rejected_spans", "refused_requests", "pending_spans", "written_trajectories", "written_turns",
             "duplicates", "dropped", "rejected", "lost_at_shutdown", "turns_without_content", "db_path")}
         if stats.get("turns_without_content"):  # which instrumentations to turn content capture on for
             summary["turns_without_content_by_instrumentation"] = stats["turns_without_content_by_instrumentation"]

@@ -35,6 +35,12 @@ class _GrpcService:
             ),
         })
 
+    def _refuse(self, context: Any, code: Any, message: str) -> None:
+        """Abort the call, counted and logged as the HTTP receiver does its refusals."""
+        self.receiver.ingest.refused_requests += 1
+        logger.info("ppp-otel ingest: gRPC %s: %s", code.name, message)
+        context.abort(code, message)
+
     def export(self, body: bytes, context: Any) -> Any:
         import grpc
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -42,11 +48,11 @@ class _GrpcService:
         r = self.receiver
         metadata = dict(context.invocation_metadata() or ())
         if not authorized(metadata.get("authorization"), r.token):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             request = otlp.parse_request(body, otlp.PROTOBUF)
         except otlp.BodyError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             outcome = r.ingest.ingest(request, r.commit_timeout_s)
         except Exception as exc:

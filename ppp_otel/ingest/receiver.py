@@ -123,6 +123,9 @@ class SpanIngest:
                                                           question_tools=question_tools)
         self.received_spans = 0
         self.rejected_spans = 0
+        # Requests answered with an error before any span was read (a wrong token, a body
+        # that does not parse, ...), over HTTP and gRPC alike; not those told to retry.
+        self.refused_requests = 0
         self.repaired_text = 0
         self.purged_turns = 0
         self.claimed_spans = 0
@@ -321,6 +324,7 @@ class SpanIngest:
         return {
             "received_spans": self.received_spans,
             "rejected_spans": self.rejected_spans,
+            "refused_requests": self.refused_requests,
             "pending_spans": a.pending,
             "repaired_text_in_bodies": self.repaired_text,
             "pending_turns_out_of_memory": a.orphans,
