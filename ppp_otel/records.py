@@ -349,6 +349,29 @@ def turn_record(
     )
 
 
+def exchange_tokens(own: int | None, folded: Iterable[int | None]) -> int | None:
+    """A turn's token count with the counts of the tool-call-only calls folded into it;
+    None when no call said."""
+    known = [n for n in folded if n is not None]
+    return sum(known) + (own or 0) if known else own
+
+
+def fold_costs(record: TurnRecord, resolved: Any) -> TurnRecord:
+    """A turn that tool-call-only steps led to costs what all its model calls cost: their
+    tokens added to its own, its time from the first call's start to its own end."""
+    folded = resolved.folded
+    if not folded:
+        return record  # most turns: one model call
+    record.token_count = exchange_tokens(record.token_count, [s.record.token_count for s in folded])
+    starts = [s.start_ns for s in folded if s.start_ns is not None]
+    step = resolved.step
+    if starts and step.start_ns is not None and step.end_ns is not None:
+        first = min(min(starts), step.start_ns)
+        record.latency_ms = max(0.0, (step.end_ns - first) / 1e6)
+        record.timestamp = iso_from_ns(first)
+    return record
+
+
 def carry(record: TurnRecord, tool_calls: Sequence[Mapping[str, Any]], questions: Sequence[str]) -> TurnRecord:
     """Give a turn the tool calls that led to it and the questions asked through them."""
     if not tool_calls and not questions:

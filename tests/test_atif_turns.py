@@ -83,12 +83,12 @@ def write(tmp_path: Path, doc: dict, name: str = "run.json") -> Path:
 
 # --- a step that only calls tools ---------------------------------------------------
 
-def test_a_tool_only_step_folds_into_the_next_turn_with_its_tool_calls(db):
+def test_a_tool_only_step_folds_into_the_next_turn_with_its_tool_calls_and_tokens(db):
     assert import_paths([ASKS], db).ok
-    assert turns(db) == [
+    assert turns(db) == [  # tokens: every model call of the exchange (1240 + 1390 + 1510 + 1540; 1655 + 1695)
         (1, "Add a --dry-run flag to scripts/deploy.sh.",
-         "Added --dry-run: the script runs rsync with -n and copies nothing.", 1540),
-        (2, "Thanks. Make it the default on CI.", "Done: CI now runs the script with DRY_RUN=1.", 1695),
+         "Added --dry-run: the script runs rsync with -n and copies nothing.", 5680),
+        (2, "Thanks. Make it the default on CI.", "Done: CI now runs the script with DRY_RUN=1.", 3350),
     ]
     assert tool_names(db) == [["Read", "AskUserQuestion", "Edit"], ["Edit"]]
 

@@ -266,3 +266,52 @@ def test_a_turn_after_a_tool_call_only_model_call_carries_its_tool_calls_and_que
     assert [json.loads(e)["tool_calls"][0]["name"] for (e,) in rows(db_path, "SELECT extra FROM trajectory_turns")] \
         == ["ask_user"]
     assert rows(db_path, "SELECT question_text, source FROM trajectory_questions") == [("Which branch?", "explicit")]
+
+
+def _timed_chat(tracer, start_ms: int, end_ms: int, tokens: int, *, reply: str | None = None) -> None:
+    """A GenAI chat span at fixed times (ms after a fixed instant), with its token usage."""
+    base = 1_700_000_000_000_000_000
+    output = [{"type": "text", "content": reply}] if reply else [
+        {"type": "tool_call", "id": f"c{start_ms}", "name": "run_tests", "arguments": {}}]
+    span = tracer.start_span("chat m", start_time=base + start_ms * 1_000_000, attributes={
+        "gen_ai.operation.name": "chat",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Fix it"}]}]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": output}]),
+        "gen_ai.usage.input_tokens": tokens - 2, "gen_ai.usage.output_tokens": 2})
+    span.end(end_time=base + end_ms * 1_000_000)
+
+
+def test_a_turn_that_tool_calls_led_to_counts_the_tokens_and_time_of_every_model_call(db_path):
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        _timed_chat(pipe.tracer, 0, 100, 17)          # calls run_tests
+        _timed_chat(pipe.tracer, 300, 400, 17)        # calls it again
+        _timed_chat(pipe.tracer, 700, 900, 17, reply="Fixed: the test passes now.")
+    pipe.spans()
+    assert rows(db_path, "SELECT token_count, latency_ms FROM trajectory_turns") == [(51, 900.0)]
+
+
+def test_a_turn_of_one_model_call_keeps_its_own_tokens_and_time(db_path):
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        _timed_chat(pipe.tracer, 0, 250, 17, reply="Which file?")
+        _timed_chat(pipe.tracer, 500, 600, 9, reply="Done.")
+    pipe.spans()
+    assert rows(db_path, "SELECT token_count, latency_ms FROM trajectory_turns ORDER BY turn_number") == [
+        (17, 250.0), (9, 100.0)]
+
+
+def test_over_ingest_a_turn_that_tool_calls_led_to_counts_every_model_call_too(db_path, tmp_path):
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        _timed_chat(pipe.tracer, 0, 100, 17)
+        _timed_chat(pipe.tracer, 700, 900, 17, reply="Fixed: the test passes now.")
+    spans = pipe.spans()
+    received = tmp_path / "ingest.db"
+    with IngestServer(received, port=0) as server:
+        exporter = OTLPSpanExporter(endpoint=f"{server.url}/v1/traces", timeout=10)
+        try:
+            assert exporter.export(spans).name == "SUCCESS"
+        finally:
+            exporter.shutdown()
+    assert rows(received, "SELECT token_count, latency_ms FROM trajectory_turns") == [(34, 900.0)]

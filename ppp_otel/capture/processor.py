@@ -37,6 +37,7 @@ from ppp_otel.records import (
     TurnRecord,
     candidate_of,
     carry,
+    fold_costs,
     format_span_id,
     format_trace_id,
     trajectory_record,
@@ -284,12 +285,12 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         )
         if candidate.dialect == "ppp":  # what the resolver's add does with it, without a Step to make
             tool_calls, questions = self._resolver.declared(trajectory, candidate)
-        else:
-            resolved = self._resolver.add(Step(trajectory, start_ns, end_ns, candidate, record))
-            if resolved is None:
-                return None  # a second trace of one call, or a step that only called tools
-            tool_calls, questions = resolved.tool_calls, resolved.questions
-        return self._numbered(carry(record, tool_calls, questions), ids[1], numbered)
+            return self._numbered(carry(record, tool_calls, questions), ids[1], numbered)
+        resolved = self._resolver.add(Step(trajectory, start_ns, end_ns, candidate, record))
+        if resolved is None:
+            return None  # a second trace of one call, or a step that only called tools
+        return self._numbered(fold_costs(carry(record, resolved.tool_calls, resolved.questions), resolved),
+                              ids[1], numbered)
 
     @staticmethod
     def _numbered(record: TurnRecord, traj_span_id: int, numbered) -> TurnRecord:
@@ -307,7 +308,8 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         resolved = self._resolver.close(record.key)
         if resolved is None:
             return None
-        return self._numbered(carry(resolved.step.record, resolved.tool_calls, resolved.questions), traj_span_id, None)
+        return self._numbered(fold_costs(carry(resolved.step.record, resolved.tool_calls, resolved.questions), resolved),
+                              traj_span_id, None)
 
 
 def _plain_attributes(span: ReadableSpan):

@@ -11,7 +11,8 @@ in end order (in process, where calls of one conversation do not overlap).
   span, two instrumentors on one client): the first seen is kept.
 - A candidate whose output is only tool calls waits; its tool calls (and the
   questions asked through them) go with the next turn of the trajectory, in
-  its ``extra["tool_calls"]``. When the trajectory ends with such steps
+  its ``extra["tool_calls"]``, and its tokens and time count in the turn's
+  (the turn is the whole exchange). When the trajectory ends with such steps
   waiting, the last of them becomes a turn only if it asked the user
   something, so no question is lost.
 """
@@ -77,6 +78,8 @@ class Resolved:
     step: Step
     tool_calls: list[dict]
     questions: list[str]
+    # The tool-call-only steps folded into it, in order: the exchange began with the first.
+    folded: list[Step] = field(default_factory=list)
 
 
 def _nested(a, b) -> bool:
@@ -160,7 +163,8 @@ class TurnResolver:
         return self._carried(self._state(trajectory), candidate)
 
     def _resolve(self, step: Step, state: _Trajectory) -> Resolved:
-        return Resolved(step, *self._carried(state, step.candidate))
+        folded = state.waiting  # _carried hands them on and empties the list
+        return Resolved(step, *self._carried(state, step.candidate), folded)
 
     def _carried(self, state: _Trajectory, candidate: TurnCandidate) -> tuple[list[dict], list[str]]:
         """The tool calls and questions of the steps waiting in ``state`` and of ``candidate``,

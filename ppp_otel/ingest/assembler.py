@@ -39,7 +39,7 @@ from ppp_otel.dialects.content import ContentlessCalls
 from ppp_otel.dialects.resolve import Step, TurnResolver
 from ppp_otel.ingest.wire import OtlpSpan
 from ppp_otel.records import (
-    RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, candidate_of, carry, trajectory_record, turn_record,
+    RecordError, TrajectoryKey, TrajectoryRecord, TurnRecord, candidate_of, carry, fold_costs, trajectory_record, turn_record,
 )
 from ppp_otel.logs import LogLimiter
 from ppp_otel.lru import LRUMap
@@ -148,12 +148,13 @@ class TrajectoryAssembler:
         for _, _, step in sorted(turns, key=lambda item: (item[0], item[1])):
             resolved = self._resolver.add(step)
             if resolved is not None:
-                out.records.append(carry(step.record, resolved.tool_calls, resolved.questions))
+                out.records.append(fold_costs(carry(step.record, resolved.tool_calls, resolved.questions), resolved))
         for record in trajectories:
             if record.ended_at is not None:
                 resolved = self._resolver.close(record.key)
                 if resolved is not None:
-                    out.records.append(carry(resolved.step.record, resolved.tool_calls, resolved.questions))
+                    out.records.append(fold_costs(
+                        carry(resolved.step.record, resolved.tool_calls, resolved.questions), resolved))
 
     def resume(self, parents: Iterable[SpanKey]) -> Assembled:
         """At startup: the parents staged spans wait for; those already stored release them now."""

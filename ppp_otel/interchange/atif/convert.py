@@ -44,7 +44,7 @@ from ppp_otel.dialects.messages import arguments_text
 from ppp_otel.dialects.questions import questions_from_tool_calls
 from ppp_otel.dialects.resolve import Resolved, Step, TurnResolver
 from ppp_otel.model import Question, Violation
-from ppp_otel.records import MAX_TEXT_CHARS, TrajectoryKey, TrajectoryRecord, TurnRecord, carry
+from ppp_otel.records import MAX_TEXT_CHARS, TrajectoryKey, TrajectoryRecord, TurnRecord, carry, exchange_tokens
 from ppp_otel.interchange.atif.document import AtifError, check_time, message_text
 
 #: The key under ATIF ``extra`` objects where ppp-otel keeps its own data.
@@ -224,6 +224,10 @@ def _turns(
         record = _turn([s for s, _ in context], agent_step, ppp, origin, key, len(turns) + 1)
         if resolved is not None:
             carry(record, resolved.tool_calls, resolved.questions)
+            if resolved.folded and "token_count" not in ppp:  # an export gives the exchange's own
+                # As for spans: the turn's tokens are those of every model call of the exchange.
+                record.token_count = exchange_tokens(
+                    record.token_count, [_tokens(context[s.record][0]) for s in resolved.folded])
         turns.append(record)
 
     for raw in steps:
