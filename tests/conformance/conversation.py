@@ -9,8 +9,9 @@ Three exchanges with the user, inside one ``trajectory()`` and with no
    ``ask_user`` tool, gets "yes", then replies.
 
 Five model calls, three turns: the tool-call-only steps are not turns of
-their own; their tool calls go with the turn they lead to, and the question
-asked through ``ask_user`` is a question of the third turn.
+their own; their tool calls go with the turn they lead to, the question
+asked through ``ask_user`` is a question of the third turn, and a turn of two
+model calls counts the tokens of both.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ TOKENS = USAGE_IN + USAGE_OUT
 
 EXPECTED_TURNS = [
     (1, "Fix the failing test", "Which test runner do you use?", TOKENS, ["Which test runner do you use?"]),
-    (2, "pytest", "Done: the test passes.", TOKENS, []),
-    (3, "Thanks", "Docs updated.", TOKENS, ["Should I also update the docs?"]),
+    (2, "pytest", "Done: the test passes.", 2 * TOKENS, []),  # the run_tests call and the reply
+    (3, "Thanks", "Docs updated.", 2 * TOKENS, ["Should I also update the docs?"]),
 ]
 EXPECTED_TOOL_CALLS = [[], ["run_tests"], ["ask_user"]]
 
