@@ -6,7 +6,8 @@ What ppp-otel knows and ATIF has no field for goes under ``extra.ppp``
 (docs/atif.md lists every key): at the top the rewards R_Proact and R_Pers and
 the trajectory's columns, on each agent step the turn's questions with their
 effort and its violations. Steps kept from an imported document are written
-back as they came, so export then import gives back the same rows.
+back as they came, so export then import gives back the same rows; a turn
+recorded live is one agent step carrying its tool calls as ATIF ``tool_calls``.
 """
 
 from __future__ import annotations
