@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import ppp_otel
 from ppp_otel.cli import main
-from ppp_otel.interchange.atif import export_atif, import_paths
+from ppp_otel.interchange.atif import export_atif, import_paths, validate
 
 DATA = Path(__file__).parent / "data" / "atif"
 #: A run shaped as Harbor's Claude Code converter writes one: a step per model call,
@@ -304,3 +304,48 @@ def test_export_then_import_of_folded_steps_gives_the_same_rows_and_the_same_fil
     [again] = export_atif(second, tmp_path / "out2")
     assert again.read_text() == exported.read_text()
     assert [s["step_id"] for s in json.loads(exported.read_text())["steps"]] == [s["step_id"] for s in doc["steps"]]
+
+
+# --- export of a live recording ---------------------------------------------------------
+
+def test_export_of_a_live_recording_writes_each_turns_tool_calls_on_its_agent_step(tmp_path):
+    spans = tmp_path / "spans.db"
+    record_as_spans(json.loads(ASKS.read_text()), spans)
+    [exported] = export_atif(spans, tmp_path / "out")
+    doc = json.loads(exported.read_text())
+    validate(doc, "export")
+    steps = [s for s in doc["steps"] if s["source"] == "agent"]
+    assert [[c["function_name"] for c in s.get("tool_calls", [])] for s in steps] == tool_names(spans)
+    first = steps[0]["tool_calls"][0]
+    stored = extras(spans)[0]["tool_calls"][0]
+    assert (first["tool_call_id"], first["arguments"]) == (stored["id"], json.loads(stored["arguments"]))
+
+
+def test_a_live_recordings_export_imports_as_the_same_turns_questions_and_tool_calls(tmp_path):
+    spans, again = tmp_path / "spans.db", tmp_path / "again.db"
+    record_as_spans(json.loads(ASKS.read_text()), spans)
+    [exported] = export_atif(spans, tmp_path / "out")
+    assert import_paths([exported], again).ok
+    assert turns(again) == turns(spans)
+    assert questions(again) == questions(spans)
+    assert [e.get("tool_calls") for e in extras(again)] == [e.get("tool_calls") for e in extras(spans)]
+
+
+def test_a_tool_call_without_id_or_json_arguments_exports_as_a_valid_atif_tool_call(db, tmp_path):
+    provider = TracerProvider()
+    ppp_otel.register(db, phoenix=False, set_global=False, tracer_provider=provider, env={})
+    tracer = provider.get_tracer("agent")
+    # OpenLLMetry's indexed form: a call that only ran a tool (no id, arguments not JSON), then the reply.
+    with ppp_otel.trajectory("spec", "agent", tracer_provider=provider):
+        for completion in ({"tool_calls.0.name": "run", "tool_calls.0.arguments": "not json"}, {"content": "Done."}):
+            with tracer.start_as_current_span("chat m") as span:
+                span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.prompt.0.role": "user",
+                                     "gen_ai.prompt.0.content": "Run it", "gen_ai.completion.0.role": "assistant"})
+                span.set_attributes({f"gen_ai.completion.0.{k}": v for k, v in completion.items()})
+    provider.shutdown()
+    assert extras(db)[0]["tool_calls"] == [{"name": "run", "arguments": "not json"}]
+    [exported] = export_atif(db, tmp_path / "out")
+    doc = json.loads(exported.read_text())
+    validate(doc, "export")
+    [step] = [s for s in doc["steps"] if s["source"] == "agent"]
+    assert step["tool_calls"] == [{"tool_call_id": "call_1_1", "function_name": "run", "arguments": {"text": "not json"}}]

@@ -265,6 +265,67 @@ def test_show_full_puts_questions_and_violations_under_their_turn(capsys, db):
     assert "violation of no_questions (critical):\n  expected no questions; actual 1 question" in turn
 
 
+@pytest.fixture
+def tool_db(tmp_path) -> str:
+    """A trajectory recorded through the OTel SDK: a GenAI model call that only called two
+    tools, then the reply it led to (one turn carrying both calls)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import ppp_otel
+
+    path = tmp_path / "tools.db"
+    provider = TracerProvider()
+    ppp_otel.register(path, phoenix=False, set_global=False, tracer_provider=provider, env={})
+    tracer = provider.get_tracer("test-instrumentation")
+    user = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Fix the flaky test"}]}])
+    calls = [{"type": "tool_call", "id": "c1", "name": "run_tests", "arguments": {"path": "tests/" + "x" * 200}},
+             {"type": "tool_call", "id": "c2", "name": "read_file", "arguments": {"path": "app.py"}}]
+    with ppp_otel.trajectory("spec-t", "alice", tracer_provider=provider):
+        for output in (calls, [{"type": "text", "content": "Fixed: it waits for the server."}]):
+            with tracer.start_as_current_span("chat m") as span:
+                span.set_attribute("gen_ai.operation.name", "chat")
+                span.set_attribute("gen_ai.input.messages", user)
+                span.set_attribute("gen_ai.output.messages", json.dumps([{"role": "assistant", "parts": output}]))
+    provider.shutdown()
+    return str(path)
+
+
+def test_show_counts_each_turns_tool_calls_in_a_tools_column(capsys, tool_db):
+    code, out, _ = run(capsys, "show", "1", "--db", tool_db)
+    header, row = [line for line in out.splitlines() if line.startswith(("TURN ", "   1 "))][:2]
+    assert code == 0
+    assert header.split()[-1] == "TOOLS" and row.split()[-1] == "2"
+    assert "(`ppp-otel show 1 --full` lists each turn's tool calls)" in out
+
+
+def test_show_full_lists_a_turns_tool_calls_one_line_each_between_its_prompt_and_response(capsys, tool_db,
+                                                                                          monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "show", "1", "--db", tool_db, "--full")
+    turn = out.split("── turn 1 ", 1)[1]
+    assert code == 0
+    assert turn.splitlines()[0].endswith("0 questions, 0 violations, 2 tool calls)")
+    calls = turn.split("tool calls:\n", 1)[1].split("response:", 1)[0].splitlines()
+    assert "prompt:" in turn.split("tool calls:", 1)[0]
+    assert len(calls) == 2 and all(len(line) <= 80 for line in calls)
+    assert calls[0].startswith('  run_tests({"path": "tests/xxx') and calls[0].endswith("…")
+    assert calls[1] == '  read_file({"path": "app.py"})'
+
+
+def test_show_full_of_a_turn_without_tool_calls_says_nothing_of_them(capsys, db):
+    code, out, _ = run(capsys, "show", "1", "--db", db, "--full")
+    assert code == 0
+    assert "tool call" not in out
+
+
+def test_show_json_gives_each_turn_its_tool_calls_whole(capsys, tool_db):
+    code, out, _ = run(capsys, "show", "1", "--db", tool_db, "--json")
+    (turn,) = json.loads(out)["turns"]
+    assert code == 0
+    assert [(c["name"], json.loads(c["arguments"]), c["id"]) for c in turn["tool_calls"]] == [
+        ("run_tests", {"path": "tests/" + "x" * 200}, "c1"), ("read_file", {"path": "app.py"}, "c2")]
+
+
 def test_show_gives_the_stage_right_after_the_spec(capsys, db):
     code, out, _ = run(capsys, "show", "1", "--db", db)
     assert code == 0

@@ -18,6 +18,7 @@ from ppp_otel import conventions as c
 from ppp_otel.interchange.atif.exporter import export_atif
 from ppp_otel.config.settings import ConfigError, load_config
 from ppp_otel.ingest.server import IngestServer
+from ppp_otel.storage.sqlite.reader import TrajectoryStore
 
 from ingest_process import IngestProcess
 
@@ -315,3 +316,17 @@ def test_over_ingest_a_turn_that_tool_calls_led_to_counts_every_model_call_too(d
         finally:
             exporter.shutdown()
     assert rows(received, "SELECT token_count, latency_ms FROM trajectory_turns") == [(34, 900.0)]
+
+
+def test_the_read_api_gives_a_turn_the_tool_calls_of_the_model_calls_folded_into_it(db_path):
+    pipe = Pipeline(db_path)
+    with ppp_otel.trajectory("s", "a", tracer_provider=pipe.provider):
+        chat(pipe.tracer, "Fix it", tool=("run_tests", {"path": "tests"}))
+        chat(pipe.tracer, "Fix it", "All green.")
+    spans = pipe.spans()
+    ingest(spans, db_path.with_name("ingest.db"))
+    for db in (db_path, db_path.with_name("ingest.db")):
+        with TrajectoryStore(db) as store:
+            (turn,) = store.get_trajectory(1).turns
+        assert (turn.response, turn.tool_calls) == (
+            "All green.", [{"name": "run_tests", "arguments": '{"path": "tests"}', "id": "c1"}])

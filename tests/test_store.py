@@ -150,6 +150,43 @@ def test_get_returns_turns_in_order_with_their_questions_and_violations(db):
     assert first.trace_id == f"{1:032x}"
 
 
+def _with_tool_calls(path: str, extra: dict | None) -> str:
+    t = _trajectory(9, "spec-t", "alice")
+    turn = _turn(t, 1)
+    turn.extra = extra
+    conn = backends.connect(path)
+    outcome = backends.write_all(conn, [t, turn, _turn(t, 2)])
+    conn.close()
+    assert not outcome.rejected
+    return path
+
+
+CALLS = [{"name": "run_tests", "arguments": '{"path": "tests"}', "id": "c1"},
+         {"name": "ask_user", "arguments": '{"question": "Which branch?"}'}]
+
+
+def test_get_gives_each_turn_the_tool_calls_folded_into_it_as_stored(store_url):
+    with TrajectoryStore(_with_tool_calls(store_url, {"tool_calls": CALLS})) as store:
+        first, second = store.get_trajectory(store.list_trajectories()[0].id).turns
+    assert first.tool_calls == CALLS
+    assert second.tool_calls == []
+
+
+def test_to_dict_carries_the_tool_calls(store_url):
+    with TrajectoryStore(_with_tool_calls(store_url, {"tool_calls": CALLS})) as store:
+        data = store.get_trajectory(store.list_trajectories()[0].id).to_dict()
+    assert [t["tool_calls"] for t in data["turns"]] == [CALLS, []]
+
+
+def test_an_extra_written_by_another_tool_reads_as_no_tool_calls(store_url):
+    path = _with_tool_calls(store_url, None)
+    run_sql(path, "UPDATE trajectory_turns SET extra = 'not json' WHERE turn_number = 1")
+    run_sql(path, "UPDATE trajectory_turns SET extra = '{\"tool_calls\": \"x\"}' WHERE turn_number = 2")
+    with TrajectoryStore(path) as store:
+        turns = store.get_trajectory(store.list_trajectories()[0].id).turns
+    assert [(t.prompt, t.tool_calls) for t in turns] == [("prompt 1", []), ("prompt 2", [])]
+
+
 def test_get_of_an_unknown_id_is_none(db):
     with TrajectoryStore(db) as store:
         assert store.get_trajectory(999) is None

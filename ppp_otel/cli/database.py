@@ -7,13 +7,14 @@ leave an empty one behind because a path was mistyped.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 from typing import Any
 
 from ppp_otel.storage.sqlite.reader import SUMMARY_COLUMNS, summary_dict_from_row
 from ppp_otel.cli._output import (
-    PROG, add_stage_column, bulk, counted, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
+    PROG, add_stage_column, bulk, cell, counted, fail, human_size, int_at_least, limit_type, print_columns, print_fields,
     print_json, print_table, print_wrapped, score_decimals, text_width, SCORE_DECIMALS,
 )
 from ppp_otel.storage import display_name, is_postgres_url, open_store
@@ -42,13 +43,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=trajectories)
 
     p = subparsers.add_parser(
-        "show", parents=[common], help="one trajectory: its turns, questions and violations"
+        "show", parents=[common], help="one trajectory: its turns, questions, violations and tool calls"
     )
     p.add_argument("id", type=int, help="trajectory id (see `ppp-otel trajectories`)")
     p.add_argument(
         "--full", action="store_true",
-        help="each turn's prompt and response whole, as wrapped paragraphs, with its questions and "
-        "violations under it (the table cuts them to fit one line)",
+        help="each turn's prompt and response whole, as wrapped paragraphs, with its tool calls, "
+        "questions and violations under it (the table cuts them to fit one line)",
     )
     p.set_defaults(func=show)
 
@@ -184,6 +185,17 @@ def _cut(text: str | None) -> bool:
     return text is not None and (len(text) > _TURN_TEXT_WIDTH or "\n" in text)
 
 
+def _tool_call_line(call: dict, width: int) -> str:
+    """A tool call as ``name(arguments)`` on one line of ``width``: enough to see what the
+    agent did; ``--json`` keeps the arguments whole."""
+    arguments = call.get("arguments")
+    if arguments is None:
+        arguments = ""
+    elif not isinstance(arguments, str):  # another writer stored them as JSON, not text
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return cell(f"{call.get('name') or '?'}({arguments})", width)
+
+
 def _print_turns_whole(turns: list) -> None:
     """``show --full``: a block per turn, read top to bottom as the conversation went, rather
     than table cells: a prompt or a response of several paragraphs only reads whole so."""
@@ -191,10 +203,15 @@ def _print_turns_whole(turns: list) -> None:
     for t in turns:
         facts = [f"{t.token_count} tokens" if t.token_count is not None else None,
                  f"{t.latency_ms:.{LATENCY_DECIMALS}f} ms" if t.latency_ms is not None else None,
-                 counted(len(t.questions), "question"), counted(len(t.violations), "violation")]
+                 counted(len(t.questions), "question"), counted(len(t.violations), "violation"),
+                 counted(len(t.tool_calls), "tool call") if t.tool_calls else None]
         print(f"\n── turn {t.number} ({', '.join(f for f in facts if f)})")
         print("prompt:")
         print_wrapped(t.prompt, indent=2, width=width)
+        if t.tool_calls:  # made between the prompt and the response
+            print("tool calls:")
+            for call in t.tool_calls:
+                print("  " + _tool_call_line(call, width - 2))
         print("response:")
         print_wrapped(t.response, indent=2, width=width)
         for q in t.questions:
@@ -235,12 +252,17 @@ def show(args: argparse.Namespace) -> int:
     print()
     print_table(
         [(t.number, t.prompt, t.response, t.token_count, t.latency_ms, len(t.questions),
-          len(t.violations)) for t in found.turns],
-        ["turn", "prompt", "response", "tokens", "latency_ms", "questions", "violations"],
+          len(t.violations), len(t.tool_calls)) for t in found.turns],
+        ["turn", "prompt", "response", "tokens", "latency_ms", "questions", "violations", "tools"],
         max_width=_TURN_TEXT_WIDTH, decimals={"latency_ms": LATENCY_DECIMALS},
     )
-    if any(_cut(t.prompt) or _cut(t.response) for t in found.turns):
-        print(f"(prompts and responses cut to one line; `{PROG} show {found.id} --full` prints them whole)")
+    cut = any(_cut(t.prompt) or _cut(t.response) for t in found.turns)
+    tools = any(t.tool_calls for t in found.turns)
+    if cut:
+        print(f"(prompts and responses cut to one line; `{PROG} show {found.id} --full` prints them whole"
+              + (", with each turn's tool calls)" if tools else ")"))
+    elif tools:
+        print(f"(`{PROG} show {found.id} --full` lists each turn's tool calls)")
     questions = [(t.number, q.effort_level, q.source, q.text) for t in found.turns for q in t.questions]
     if questions:
         print()

@@ -6,7 +6,8 @@ What ppp-otel knows and ATIF has no field for goes under ``extra.ppp``
 (docs/atif.md lists every key): at the top the rewards R_Proact and R_Pers and
 the trajectory's columns, on each agent step the turn's questions with their
 effort and its violations. Steps kept from an imported document are written
-back as they came, so export then import gives back the same rows.
+back as they came, so export then import gives back the same rows; a turn
+recorded live is one agent step carrying its tool calls as ATIF ``tool_calls``.
 """
 
 from __future__ import annotations
@@ -209,6 +210,10 @@ def _steps(trajectory: Trajectory, atif_of: dict[int, dict[str, Any]]) -> list[d
             _attach(block[-1], ppp)
         else:
             agent = dict(atif.get("agent_step") or {"source": "agent", **_timestamp(turn)})
+            if "agent_step" not in atif and turn.tool_calls:
+                # Recorded live: the calls folded into the turn go on its one agent step (an
+                # imported step keeps its own, and the folded steps come back as they were).
+                agent["tool_calls"] = _atif_tool_calls(turn)
             if "message" not in agent:
                 agent["message"] = turn.response if turn.response is not None else ""
             if turn.response is None:
@@ -219,6 +224,26 @@ def _steps(trajectory: Trajectory, atif_of: dict[int, dict[str, Any]]) -> list[d
         for step in block:
             steps.append(_valid_step(step, len(steps) + 1))
     return steps
+
+
+def _atif_tool_calls(turn: Turn) -> list[dict[str, Any]]:
+    """A turn's stored tool calls as ATIF ``ToolCall`` objects. ATIF's ``arguments`` is an
+    object: JSON text is parsed, and text that is no JSON object is kept as ``{"text": ...}``;
+    a call the model gave no id gets one made from the turn number and its place."""
+    calls = []
+    for place, call in enumerate(turn.tool_calls, 1):
+        arguments = call.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments) if arguments.strip() else {}
+            except ValueError:
+                parsed = None
+            arguments = parsed if isinstance(parsed, dict) else {"text": arguments}
+        elif not isinstance(arguments, dict):
+            arguments = {} if arguments is None else {"value": arguments}
+        calls.append({"tool_call_id": str(call.get("id") or f"call_{turn.number}_{place}"),
+                      "function_name": str(call.get("name") or ""), "arguments": arguments})
+    return calls
 
 
 def _timestamp(turn: Turn) -> dict[str, str]:

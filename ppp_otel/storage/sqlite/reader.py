@@ -69,6 +69,9 @@ class Turn:
     span_id: str | None
     questions: list[RecordedQuestion] = field(default_factory=list)
     violations: list[RecordedViolation] = field(default_factory=list)
+    # The tool calls of the tool-only model calls folded into this turn, as stored:
+    # each a dict with "name", "arguments" and, when the model gave one, "id".
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,7 +128,7 @@ SUMMARY_COLUMNS = ("id", "spec_id", "agent_name", "run_id", "created_at", "ended
                    "span_id", "stage")
 
 SQL_TURNS = """
-SELECT id, turn_number, prompt, response, token_count, latency_ms, timestamp, trace_id, span_id
+SELECT id, turn_number, prompt, response, token_count, latency_ms, timestamp, trace_id, span_id, extra
 FROM trajectory_turns WHERE trajectory_id = ? ORDER BY turn_number
 """
 
@@ -223,6 +226,21 @@ def summary_dict_from_row(row: Sequence[Any]) -> dict[str, Any]:
     return d
 
 
+def tool_calls_from_extra(text: str | None) -> list[dict[str, Any]]:
+    """The ``tool_calls`` list of a turn's ``extra`` JSON; empty when there is none, or
+    when another tool wrote something else there (the turn still reads)."""
+    if not text:
+        return []
+    try:
+        extra = json.loads(text)
+    except ValueError:
+        return []
+    calls = extra.get("tool_calls") if isinstance(extra, dict) else None
+    if not isinstance(calls, list):
+        return []
+    return [call for call in calls if isinstance(call, dict)]
+
+
 def trajectory_from_rows(
     summary_row: Sequence[Any],
     turn_rows: Sequence[Sequence[Any]],
@@ -235,8 +253,9 @@ def trajectory_from_rows(
     summary = summary_from_row(summary_row)
     turns: list[Turn] = []
     by_id: dict[int, Turn] = {}
-    for turn_id, number, prompt, response, tokens, latency, timestamp, trace_id, span_id in turn_rows:
-        turn = Turn(number, prompt, response, tokens, latency, timestamp, trace_id, span_id)
+    for turn_id, number, prompt, response, tokens, latency, timestamp, trace_id, span_id, extra in turn_rows:
+        turn = Turn(number, prompt, response, tokens, latency, timestamp, trace_id, span_id,
+                    tool_calls=tool_calls_from_extra(extra))
         turns.append(turn)
         by_id[turn_id] = turn
     for turn_id, text, effort, source in question_rows:
