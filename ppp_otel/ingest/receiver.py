@@ -126,6 +126,7 @@ class SpanIngest:
         # Requests answered with an error before any span was read (a wrong token, a body
         # that does not parse, ...), over HTTP and gRPC alike; not those told to retry.
         self.refused_requests = 0
+        self._refused_lock = threading.Lock()  # gRPC's pool and the HTTP loop both count
         self.repaired_text = 0
         self.purged_turns = 0
         self.claimed_spans = 0
@@ -317,6 +318,11 @@ class SpanIngest:
                 self._db.close()
                 self._db = None
         self.processor.shutdown()
+
+    def refused(self) -> None:
+        """Count a request refused before any of its spans was read."""
+        with self._refused_lock:
+            self.refused_requests += 1
 
     @property
     def stats(self) -> dict[str, Any]:

@@ -191,6 +191,8 @@ RECORDER_COLUMNS = ("recorder_id", "pid", "started_at", "updated_at", "enqueued"
 #: question counts by effort and violation counts by severity.
 SCORE_COLUMNS = ("id", "spec_id", "agent_name", "run_id", "technical_score", "trace_id", "span_id",
                  "low", "medium", "high", "minor", "major", "critical", "stage", "created_at")
+
+
 def cursor_columns(cursor: Any, picked: Sequence[int], batch: int = 2048) -> list[list[Any]]:
     """The columns at the indexes ``picked`` of a cursor's rows, fetched ``batch`` rows at a
     time: a caller that prints a hundred thousand rows by column never holds them all as

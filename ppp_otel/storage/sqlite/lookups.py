@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any, Callable
 
 from ppp_otel.model import TurnText
-from ppp_otel.storage.sqlite.reader import parse_preferences
+from ppp_otel.storage.sqlite.reader import extra_object, parse_preferences
 
 #: A statement as the connection's driver takes it (SQLite's own text here; PostgreSQL's
 #: store passes its ``?``-to-``%s`` rewrite).
@@ -88,10 +88,7 @@ def turn_extras(conn: Any, trajectory_id: int, *, dialect: Dialect = _sqlite) ->
         "SELECT turn_number, extra FROM trajectory_turns WHERE trajectory_id = ? AND extra IS NOT NULL"),
         (trajectory_id,),
     ).fetchall():
-        try:
-            value = json.loads(text)
-        except ValueError:
-            continue  # written by another tool; the columns still export
-        if isinstance(value, dict):
+        value = extra_object(text)  # None: written by another tool; the columns still export
+        if value is not None:
             extras[number] = value
     return extras

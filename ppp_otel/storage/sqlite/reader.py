@@ -226,16 +226,21 @@ def summary_dict_from_row(row: Sequence[Any]) -> dict[str, Any]:
     return d
 
 
-def tool_calls_from_extra(text: str | None) -> list[dict[str, Any]]:
-    """The ``tool_calls`` list of a turn's ``extra`` JSON; empty when there is none, or
-    when another tool wrote something else there (the turn still reads)."""
+def extra_object(text: str | None) -> dict[str, Any] | None:
+    """A turn's ``extra`` column as the JSON object it holds; None when it holds none (or
+    something another tool wrote there: the turn still reads)."""
     if not text:
-        return []
+        return None
     try:
-        extra = json.loads(text)
+        value = json.loads(text)
     except ValueError:
-        return []
-    calls = extra.get("tool_calls") if isinstance(extra, dict) else None
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def tool_calls_from_extra(text: str | None) -> list[dict[str, Any]]:
+    """The ``tool_calls`` list of a turn's ``extra`` JSON; empty when there is none."""
+    calls = (extra_object(text) or {}).get("tool_calls")
     if not isinstance(calls, list):
         return []
     return [call for call in calls if isinstance(call, dict)]

@@ -13,9 +13,7 @@ import functools
 import sqlite3
 from typing import Any, Sequence
 
-from ppp_otel.storage.base import cursor_columns
-
-from ppp_otel.storage.base import can_be_row_id
+from ppp_otel.storage.base import can_be_row_id, cursor_columns
 
 # `judged` picks the trajectories; the two aggregates start from it, so SQLite
 # walks trajectory_turns by its (trajectory_id, turn_number) index and the
