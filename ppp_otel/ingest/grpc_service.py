@@ -37,7 +37,7 @@ class _GrpcService:
 
     def _refuse(self, context: Any, code: Any, message: str) -> None:
         """Abort the call, counted and logged as the HTTP receiver does its refusals."""
-        self.receiver.ingest.refused()
+        self.receiver.ingest.refusals.add()
         logger.info("ppp-otel ingest: gRPC %s: %s", code.name, message)
         context.abort(code, message)
 

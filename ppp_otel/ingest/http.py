@@ -104,7 +104,7 @@ class _HttpApp:
     async def _refuse(self, send: Any, exc: _Refused, media: str | None) -> None:
         body, content_type = otlp.status_body(_RPC_CODE.get(exc.status, 2), exc.message, media)
         if exc.status not in (503,):
-            self.receiver.ingest.refused()
+            self.receiver.ingest.refusals.add()
             logger.info("ppp-otel ingest: %d: %s", exc.status, exc.message)
         headers = dict(exc.headers)
         if exc.status in (408, 413):

@@ -109,6 +109,18 @@ async def _committed_in_time_async(waiter: _Committed, outcome: IngestOutcome, p
                 return False
 
 
+class Tally:
+    """A count several threads add to (gRPC's pool and the HTTP loop): none is lost."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
 class SpanIngest:
     """OTLP requests in, records durably written by a :class:`~ppp_otel.recorder.Recorder`; thread-safe."""
 
@@ -125,8 +137,7 @@ class SpanIngest:
         self.rejected_spans = 0
         # Requests answered with an error before any span was read (a wrong token, a body
         # that does not parse, ...), over HTTP and gRPC alike; not those told to retry.
-        self.refused_requests = 0
-        self._refused_lock = threading.Lock()  # gRPC's pool and the HTTP loop both count
+        self.refusals = Tally()
         self.repaired_text = 0
         self.purged_turns = 0
         self.claimed_spans = 0
@@ -319,18 +330,13 @@ class SpanIngest:
                 self._db = None
         self.processor.shutdown()
 
-    def refused(self) -> None:
-        """Count a request refused before any of its spans was read."""
-        with self._refused_lock:
-            self.refused_requests += 1
-
     @property
     def stats(self) -> dict[str, Any]:
         a = self.assembler
         return {
             "received_spans": self.received_spans,
             "rejected_spans": self.rejected_spans,
-            "refused_requests": self.refused_requests,
+            "refused_requests": self.refusals.count,
             "pending_spans": a.pending,
             "repaired_text_in_bodies": self.repaired_text,
             "pending_turns_out_of_memory": a.orphans,
