@@ -214,6 +214,17 @@ def test_min_questions_is_judged_when_the_trajectory_ends(db_path):
         (2, "min_questions", "1 asking turn")]
 
 
+
+def test_a_conversation_violation_the_agent_reported_on_the_last_turn_is_not_found_again(db_path):
+    provider, processor = pipeline(db_path)
+    with trajectory("spec", "agent", preferences=["min_questions"], tracer_provider=provider):
+        with turn("prompt", tracer_provider=provider) as t:
+            t.respond("Done.")
+            t.violation("min_questions", "at least 3 asks", "none", "critical")
+    provider.shutdown()
+    assert rows(db_path, "SELECT preference_name, source FROM trajectory_violations") == [
+        ("min_questions", "explicit")]
+
 # --- the LLM preference judge ----------------------------------------------------------
 
 def test_the_preference_judge_flags_what_it_tags_reward_0_and_names_itself(db_path):

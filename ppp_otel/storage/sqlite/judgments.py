@@ -23,12 +23,14 @@ _REGRADE_QUESTION = """UPDATE trajectory_questions SET effort_level = ?, judge =
 _INSERT_VIOLATION = """INSERT INTO trajectory_violations
                            (turn_id, preference_name, expected, actual, severity, source, judge)
                        VALUES (?, ?, ?, ?, ?, ?, ?)"""
-# A trajectory's end delivered twice (an OTLP retry) must not count its violation twice.
+# A trajectory's end delivered twice (an OTLP retry) must not count its violation twice,
+# and a violation of the preference reported on that turn (judge NULL) wins, as on any turn.
 _INSERT_CONVERSATION_VIOLATION = """INSERT INTO trajectory_violations
                                         (turn_id, preference_name, expected, actual, severity, source, judge)
                                     SELECT ?, ?, ?, ?, ?, ?, ?
                                     WHERE NOT EXISTS (SELECT 1 FROM trajectory_violations
-                                                      WHERE turn_id = ? AND preference_name = ? AND judge = ?)"""
+                                                      WHERE turn_id = ? AND preference_name = ?
+                                                        AND (judge = ? OR judge IS NULL))"""
 _TURN_TO_JUDGE = "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL"
 _LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id
                  WHERE j.trace_id = ? AND j.span_id = ? AND t.turn_number = ?"""
