@@ -149,7 +149,7 @@ def as_reported(conn: Any, tid: int,
         # Reported: what the agent code gave (or another tool's judgment, imported);
         # a judge's own findings (judge set) are found again.
         explicit = conn.execute(dialect(
-            "SELECT question_text, effort_level, judge FROM trajectory_questions "
+            "SELECT question_text, effort_level, judge, source FROM trajectory_questions "
             "WHERE turn_id = ? AND (source = 'explicit' OR judge IS NULL) ORDER BY id"), (turn_id,),
         ).fetchall()
         reported = conn.execute(dialect(
@@ -158,8 +158,10 @@ def as_reported(conn: Any, tid: int,
         ).fetchall()
         record = TurnRecord(
             key[0], f"turn-{turn_id}", key, number, prompt, response,
-            # An effort a judge gave is graded again; the agent's own stays.
-            questions=[Question(text, None if judge else effort) for text, effort, judge in explicit],
+            # An effort a judge gave is graded again; the agent's own stays. The source says
+            # which were asked through a tool, messages of their own for the preferences.
+            questions=[Question(text, None if judge else effort, source)
+                       for text, effort, judge, source in explicit],
             violations=[Violation(p, e or "", a or "", s, source) for p, e, a, s, source in reported],
             extract_questions=not explicit,
         )
