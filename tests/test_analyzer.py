@@ -109,3 +109,9 @@ def test_a_reply_that_asks_nothing_is_not_judged_beside_a_question_asked_through
 def test_a_reply_that_asks_too_is_judged_beside_a_question_asked_through_a_tool():
     turn = _turn(1, "Thanks. Which line, please?", [Question("Which file were you in?", source="explicit")])
     assert _violations(("no_commas",), turn) == [("no_commas", "1 comma")]
+
+
+def test_a_preference_broken_by_two_questions_asked_through_a_tool_is_one_violation_of_the_turn():
+    turn = _turn(1, "Fixed.", [Question("Which file, core or utils?", source="explicit"),
+                               Question("Which line, 10 or 20?", source="explicit")])
+    assert _violations(("no_commas",), turn) == [("no_commas", "1 comma")]

@@ -227,22 +227,20 @@ class TurnAnalyzer:
         if self.preference_judge is not None:
             judged_by_llm = [s for s in preferences if self.preference_judge.handles(parse_preference(s)[0])]
             by_rules = [s for s in preferences if s not in judged_by_llm]
-        detected: list[Violation] = []
+        found = {v.preference for v in record.violations}  # the agent's own report wins
+        added: list[Violation] = []
         for message in asking_messages(text, record.questions):
-            detected += [replace(v, source="detected", judge=RULES_JUDGE)
-                         for v in detect_violations(by_rules, message, history)]
+            detected = [replace(v, source="detected", judge=RULES_JUDGE)
+                        for v in detect_violations(by_rules, message, history)]
             if judged_by_llm:
                 try:
                     detected += self.preference_judge.judge_turn(judged_by_llm, message, history, context)
                 except Exception as exc:  # a judge must not cost the turn its other judgments
                     self.preference_judge_failures += 1
                     logger.warning("ppp-otel: preference judge failed (%r); its preferences were not judged", exc)
-        found = {v.preference for v in record.violations}  # the agent's own report wins
-        added = []
-        for v in detected:
-            if v.preference not in found:  # one violation of a preference a turn
-                found.add(v.preference)
-                added.append(v)
+            new = [v for v in detected if v.preference not in found]
+            found.update(v.preference for v in new)  # a preference broken in two messages is one violation
+            added += new
         record.violations = list(record.violations) + added
         history.append(text)
 
