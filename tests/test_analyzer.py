@@ -85,3 +85,33 @@ def test_rules_replaced_on_the_instance_are_asked_as_any_classifier_is():
     turn = _turn(1, "Shall I push?")
     TurnAnalyzer(rules).analyze([turn])
     assert [q.effort for q in turn.questions] == ["high"]
+
+
+def _violations(preferences, turn):
+    analyzer = TurnAnalyzer(_InOrder())
+    analyzer.analyze([TrajectoryRecord(*KEY, "spec", "agent", preferences=preferences), turn])
+    return [(v.preference, v.actual) for v in turn.violations]
+
+
+def test_a_question_asked_through_a_tool_is_the_message_the_format_preferences_judge():
+    # The paper's simulator judges the ask_question query, not the reply that follows the answer.
+    turn = _turn(1, "I fixed the check.", [Question("Which column, time or flux, were you removing?",
+                                                    source="explicit")])
+    assert _violations(("no_commas",), turn) == [("no_commas", "2 commas")]
+
+
+def test_a_reply_that_asks_nothing_is_not_judged_beside_a_question_asked_through_a_tool():
+    turn = _turn(1, "I fixed the check, added a test, and updated the docs.",
+                 [Question("WHICH COLUMN WERE YOU REMOVING?", source="explicit")])
+    assert _violations(("no_commas", "english_all_caps", "exact_sentences(count=1)"), turn) == []
+
+
+def test_a_reply_that_asks_too_is_judged_beside_a_question_asked_through_a_tool():
+    turn = _turn(1, "Thanks. Which line, please?", [Question("Which file were you in?", source="explicit")])
+    assert _violations(("no_commas",), turn) == [("no_commas", "1 comma")]
+
+
+def test_a_preference_broken_by_two_questions_asked_through_a_tool_is_one_violation_of_the_turn():
+    turn = _turn(1, "Fixed.", [Question("Which file, core or utils?", source="explicit"),
+                               Question("Which line, 10 or 20?", source="explicit")])
+    assert _violations(("no_commas",), turn) == [("no_commas", "1 comma")]

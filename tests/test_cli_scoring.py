@@ -241,6 +241,13 @@ def test_score_rewards_paper_scores_by_the_papers_functions(capsys, db):
     assert (rows["alpha"]["rewards"], rows["alpha"]["r_proact"], rows["beta"]["r_proact"]) == ("paper", -0.5, 0)
 
 
+def test_the_score_table_says_when_its_rewards_are_the_papers(capsys, db):
+    _, paper, _ = run(capsys, "score", "--db", db, "--spec", "spec-a", "--rewards", "paper")
+    _, spec, _ = run(capsys, "score", "--db", db, "--spec", "spec-a")
+    assert paper.splitlines()[-1] == "paper rewards: R_Proact and R_Pers by the PPP paper's reward functions"
+    assert "rewards" not in spec
+
+
 def test_the_config_chooses_the_profile_and_the_flag_overrides_it(capsys, db, tmp_path, monkeypatch):
     config = tmp_path / "ppp.toml"
     config.write_text('[ppp.scoring]\nrewards = "paper"\n')

@@ -227,6 +227,17 @@ def test_malformed_weights_are_refused(text):
         parse_weights(text)
 
 
+
+@pytest.mark.parametrize("weights", [(0.7,), (0.7, 0.3, 0.0), {"technical": 0.7}, {"tech": 0.7, "interaction": 0.3},
+                                     0.7])
+def test_weights_of_the_wrong_shape_are_refused_naming_the_shape(weights):
+    with pytest.raises(ValueError, match="technical and interaction"):
+        resolve_weights(weights)
+
+
+def test_weights_given_as_text_read_as_on_the_command_line():
+    assert resolve_weights("0.6,0.4") == Weights(0.6, 0.4)
+
 # --- history ------------------------------------------------------------------------------
 
 def test_each_run_is_stored_and_read_back_newest_first(conn):

@@ -99,6 +99,26 @@ def test_where_in_the_code_or_which_document_is_high(question):
 @pytest.mark.parametrize(
     "question",
     [
+        "What does the documentation say about this parameter?",
+        "What does the README say about installation?",
+        "What does the API reference say the default timeout is?",
+        "Can you send me the URL of the page that has the answer?",
+        "Do you have a link to the relevant documentation page?",
+    ],
+)
+def test_what_a_document_says_or_a_link_to_it_is_high(question):
+    # The user has to find the document and read it to answer.
+    assert classify_effort(question) == "high"
+
+
+@pytest.mark.parametrize("question", ["What's the URL of the staging site?", "What does the error say?"])
+def test_a_url_or_a_message_the_user_has_at_hand_stays_low(question):
+    assert classify_effort(question) == "low"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
         "Do you have a feeling for why it broke?",
         "How would you design this module?",
         "What is the best way to roll this out to all regions?",

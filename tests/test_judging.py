@@ -214,6 +214,17 @@ def test_min_questions_is_judged_when_the_trajectory_ends(db_path):
         (2, "min_questions", "1 asking turn")]
 
 
+
+def test_a_conversation_violation_the_agent_reported_on_the_last_turn_is_not_found_again(db_path):
+    provider, processor = pipeline(db_path)
+    with trajectory("spec", "agent", preferences=["min_questions"], tracer_provider=provider):
+        with turn("prompt", tracer_provider=provider) as t:
+            t.respond("Done.")
+            t.violation("min_questions", "at least 3 asks", "none", "critical")
+    provider.shutdown()
+    assert rows(db_path, "SELECT preference_name, source FROM trajectory_violations") == [
+        ("min_questions", "explicit")]
+
 # --- the LLM preference judge ----------------------------------------------------------
 
 def test_the_preference_judge_flags_what_it_tags_reward_0_and_names_itself(db_path):
@@ -340,6 +351,27 @@ def test_judging_twice_changes_nothing_the_second_time(tmp_path, capsys):
     _, out, _ = run(capsys, "judge", "--db", db, "--json")
     assert json.loads(out)["changed"] == {}
     assert rows(db, "SELECT turn_id, question_text, effort_level, judge FROM trajectory_questions ORDER BY 1, 2") == before
+
+
+def test_judging_again_reads_a_question_asked_through_a_tool_as_recording_did(db_path, capsys):
+    provider, processor = pipeline(db_path)
+    tracer = provider.get_tracer("agent")
+    call = {"openinference.span.kind": "LLM", "llm.input_messages.0.message.role": "user",
+            "llm.input_messages.0.message.content": "Removing a column fails."}
+    with trajectory("spec", "agent", preferences=["no_commas"], tracer_provider=provider):
+        with tracer.start_as_current_span("ChatCompletion", attributes={
+                **call, "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "ask_question",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments":
+                    json.dumps({"query": "Which column, time, or flux?"})}):
+            pass
+        with tracer.start_as_current_span("ChatCompletion", attributes={
+                **call, "llm.output_messages.0.message.content": "Fixed, and tested."}):
+            pass
+    provider.shutdown()
+    recorded = rows(db_path, "SELECT preference_name, actual FROM trajectory_violations")
+    assert recorded == [("no_commas", "2 commas")]  # the question's, not the reply's one
+    run(capsys, "judge", "--db", str(db_path))
+    assert rows(db_path, "SELECT preference_name, actual FROM trajectory_violations") == recorded
 
 
 def test_judge_llm_uses_the_configured_endpoint(tmp_path, capsys, monkeypatch):

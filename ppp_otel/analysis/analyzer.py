@@ -227,15 +227,36 @@ class TurnAnalyzer:
         if self.preference_judge is not None:
             judged_by_llm = [s for s in preferences if self.preference_judge.handles(parse_preference(s)[0])]
             by_rules = [s for s in preferences if s not in judged_by_llm]
-        detected = [replace(v, source="detected", judge=RULES_JUDGE) for v in detect_violations(by_rules, text, history)]
-        if judged_by_llm:
-            try:
-                detected += self.preference_judge.judge_turn(judged_by_llm, text, history, context)
-            except Exception as exc:  # a judge must not cost the turn its other judgments
-                self.preference_judge_failures += 1
-                logger.warning("ppp-otel: preference judge failed (%r); its preferences were not judged", exc)
-        explicit = {v.preference for v in record.violations}
-        record.violations = list(record.violations) + [
-            v for v in detected if v.preference not in explicit  # the agent's own report wins
-        ]
+        found = {v.preference for v in record.violations}  # the agent's own report wins
+        added: list[Violation] = []
+        for message in asking_messages(text, record.questions):
+            detected = [replace(v, source="detected", judge=RULES_JUDGE)
+                        for v in detect_violations(by_rules, message, history)]
+            if judged_by_llm:
+                try:
+                    detected += self.preference_judge.judge_turn(judged_by_llm, message, history, context)
+                except Exception as exc:  # a judge must not cost the turn its other judgments
+                    self.preference_judge_failures += 1
+                    logger.warning("ppp-otel: preference judge failed (%r); its preferences were not judged", exc)
+            new = [v for v in detected if v.preference not in found]
+            found.update(v.preference for v in new)  # a preference broken in two messages is one violation
+            added += new
+        record.violations = list(record.violations) + added
         history.append(text)
+
+
+def asking_messages(turn: TurnText, questions: Sequence[Question]) -> list[TurnText]:
+    """The messages of a turn that put questions to the user, each as the detectors see a turn.
+
+    A question asked through a tool (``ask_question``, ...) is a message of its own,
+    the one the user reads and answers, as the paper's simulator judges it; the reply
+    is one when it asks too, or when the turn asks nothing else. Each carries all the
+    turn's questions, so that counts per turn stay the turn's.
+    """
+    apart = [q.text for q in questions if q.source == "explicit" and q.text not in turn.response]
+    if not apart:
+        return [turn]
+    messages = [replace(turn, response=question) for question in apart]
+    if len(apart) < len(questions):  # the reply asks the others
+        messages.append(turn)
+    return messages

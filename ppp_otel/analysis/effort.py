@@ -58,7 +58,7 @@ class EffortCue:
 
 
 #: Bumped whenever a cue changes what it grades: it names the judge in the database.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 # Low is the default: a question with no other evidence asks about the user's
 # own request, setup or experience, which they can answer at once.
@@ -129,6 +129,10 @@ _OBJECT = (
 # prices an answer from the file or function to edit, or from the source
 # document, as its costliest.
 _CODE_PLACES = r"files?|modules?|functions?|class|classes|package|directory|folder|script|decorator|helper"
+_DOCUMENTS = (
+    r"docs?|documentation|readme|manual|reference|spec|specification|changelog|release notes|wiki"
+    r"|web ?pages?|pages?|documents?|articles?|papers?|reports?|guides?|faq|man page|sources?|site|website"
+)
 _DOCUMENT_PLACES = r"web ?pages?|pages?|documents?|docs?|articles?|sources?|websites?|site|url|urls|links?|reports?|tickets?|records? of"
 
 
@@ -294,6 +298,13 @@ EFFORT_CUES: tuple[EffortCue, ...] = (
          r"^(?:which|what)(?: \w+)? (?:" + _DOCUMENT_PLACES + r")\b(?! (?:do|would) you (?:prefer|want|like))"
          r"|\bwhere (?:exactly )?(?:on the web|online)\b|^where can (?:the|i find)\b|\bcan (?:the|it) be found\b"
          r"|\b(?:source|original|ground-truth) (?:document|page|interview|report)\b|\bin the corpus\b"),
+    # What a document says, or where it is: the user has to open it and read, as for the file to edit.
+    _cue("what the document says", "high", 3.5,
+         r"\bwhat (?:does|do|did) (?:the|its|their|your|our|this|that) (?:[\w-]+ ){0,2}?(?:" + _DOCUMENTS + r")"
+         r" (?:say|state|mention|list|recommend|specify|suggest)\b"
+         r"|\b(?:link|links|url|urls) (?:to|of|for) (?:the|a|an|that|this|those|these) (?:[\w-]+ ){0,3}?"
+         r"(?:docs?|documentation|readme|manual|reference|spec|specification|pages?|documents?|articles?"
+         r"|papers?|reports?|sources?)\b"),
     _cue("state of a system", "high", 2.5, r"\bhow many (?:rows|records|instances|replicas)\b|\bcurrent value\b|\bset to right now\b"),
     # An offer by the agent to do the work is the agent's work, not the user's.
     _cue("agent does the work", "high", -3.0, r"^(?:so,? |ok,? |okay,? )?(?:should|shall|can|may) (?:i|we)\b|(?:want|like) me to\b"),

@@ -155,6 +155,9 @@ def _score(args: argparse.Namespace) -> int:
     add_stage_column(shown, headers, columns["stage"])
     print_columns(shown, headers, max_width=32, empty=f"no trajectories{_filters(args)} in {display_name(args.db)}",
                   decimals=score_decimals("r_proact", "r_pers", "technical"))
+    if profile == "paper" and columns["trajectory_id"]:
+        # The same columns under either profile: the table must say whose rewards these are.
+        print("paper rewards: R_Proact and R_Pers by the PPP paper's reward functions")
     return 0
 
 

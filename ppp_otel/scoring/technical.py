@@ -87,15 +87,23 @@ def check_technical(scores: Mapping[str, Any], *, source: str | None = None) -> 
 
 
 def resolve_weights(
-    weights: Weights | Sequence[float] | Mapping[str, float] | None = None, *, config: Any = None
+    weights: Weights | Sequence[float] | Mapping[str, float] | str | None = None, *, config: Any = None
 ) -> Weights:
-    """The weights given, else ``config``'s ``[ppp.weights]``; with neither, the process's
-    configuration (:func:`ppp_otel.config.settings.process_config`)."""
+    """The weights given (a ``Weights``, a (technical, interaction) pair, a mapping of those
+    two names, or ``"T,I"`` text as ``--weights`` takes it), else ``config``'s
+    ``[ppp.weights]``; with neither, the process's configuration
+    (:func:`ppp_otel.config.settings.process_config`)."""
     if isinstance(weights, Weights):
         return weights
+    if isinstance(weights, str):
+        return parse_weights(weights)
     if isinstance(weights, Mapping):
+        if set(weights) != {"technical", "interaction"}:
+            raise ValueError(f"weights must map technical and interaction to numbers, got keys {sorted(weights)}")
         return Weights(weights["technical"], weights["interaction"])
     if weights is not None:
+        if not isinstance(weights, Sequence) or len(weights) != 2:
+            raise ValueError(f"weights must be a pair of technical and interaction, e.g. (0.7, 0.3), got {weights!r}")
         technical, interaction = weights
         return Weights(technical, interaction)
     if config is None:

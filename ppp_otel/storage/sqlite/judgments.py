@@ -23,12 +23,14 @@ _REGRADE_QUESTION = """UPDATE trajectory_questions SET effort_level = ?, judge =
 _INSERT_VIOLATION = """INSERT INTO trajectory_violations
                            (turn_id, preference_name, expected, actual, severity, source, judge)
                        VALUES (?, ?, ?, ?, ?, ?, ?)"""
-# A trajectory's end delivered twice (an OTLP retry) must not count its violation twice.
+# A trajectory's end delivered twice (an OTLP retry) must not count its violation twice,
+# and a violation of the preference reported on that turn (judge NULL) wins, as on any turn.
 _INSERT_CONVERSATION_VIOLATION = """INSERT INTO trajectory_violations
                                         (turn_id, preference_name, expected, actual, severity, source, judge)
                                     SELECT ?, ?, ?, ?, ?, ?, ?
                                     WHERE NOT EXISTS (SELECT 1 FROM trajectory_violations
-                                                      WHERE turn_id = ? AND preference_name = ? AND judge = ?)"""
+                                                      WHERE turn_id = ? AND preference_name = ?
+                                                        AND (judge = ? OR judge IS NULL))"""
 _TURN_TO_JUDGE = "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL"
 _LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id
                  WHERE j.trace_id = ? AND j.span_id = ? AND t.turn_number = ?"""
@@ -147,7 +149,7 @@ def as_reported(conn: Any, tid: int,
         # Reported: what the agent code gave (or another tool's judgment, imported);
         # a judge's own findings (judge set) are found again.
         explicit = conn.execute(dialect(
-            "SELECT question_text, effort_level, judge FROM trajectory_questions "
+            "SELECT question_text, effort_level, judge, source FROM trajectory_questions "
             "WHERE turn_id = ? AND (source = 'explicit' OR judge IS NULL) ORDER BY id"), (turn_id,),
         ).fetchall()
         reported = conn.execute(dialect(
@@ -156,8 +158,10 @@ def as_reported(conn: Any, tid: int,
         ).fetchall()
         record = TurnRecord(
             key[0], f"turn-{turn_id}", key, number, prompt, response,
-            # An effort a judge gave is graded again; the agent's own stays.
-            questions=[Question(text, None if judge else effort) for text, effort, judge in explicit],
+            # An effort a judge gave is graded again; the agent's own stays. The source says
+            # which were asked through a tool, messages of their own for the preferences.
+            questions=[Question(text, None if judge else effort, source)
+                       for text, effort, judge, source in explicit],
             violations=[Violation(p, e or "", a or "", s, source) for p, e, a, s, source in reported],
             extract_questions=not explicit,
         )
