@@ -212,3 +212,48 @@ def test_consensus_after_export_annotates_the_sessions(db_path, phoenix, capsys)
                  "--wait", "20"]) == 0
     session = sessions_of(phoenix, project, 1, annotations=3)[default_session_id("alpha", traj.trace_id)]
     assert (session["firstInput"]["value"], session["lastOutput"]["value"]) == ("first prompt", "last answer")
+
+
+TURN_MESSAGES = """
+query {
+  projects { edges { node { name
+    spans(first: 50) { edges { node { name attributes } } }
+  } } }
+}"""
+
+
+def turn_messages_in_phoenix(phoenix, project: str, expected: int) -> list[tuple[list, list]]:
+    """(input messages, output messages) of each turn span Phoenix holds, as Phoenix parsed them."""
+    def fetch():
+        for edge in graphql(phoenix, TURN_MESSAGES)["projects"]["edges"]:
+            if edge["node"]["name"] == project:
+                turns = [json.loads(s["node"]["attributes"]) for s in edge["node"]["spans"]["edges"]
+                         if s["node"]["name"] == "ppp.turn"]
+                if len(turns) >= expected:
+                    return [([m["message"] for m in a["llm"].get("input_messages", [])],
+                             [m["message"] for m in a["llm"].get("output_messages", [])]) for a in turns]
+        return None
+
+    return wait_for(fetch, timeout_s=90) or []
+
+
+FIRST_TURN = ([{"role": "user", "content": "The upload test fails one run in ten."}],
+              [{"role": "assistant", "content": "Could you grep the CI logs for the failing request id?"}])
+
+
+def test_a_turn_shows_in_phoenix_as_a_user_message_and_the_assistants_reply(db_path, phoenix):
+    project = unique_project()
+    record(db_path, project, phoenix)
+    assert FIRST_TURN in turn_messages_in_phoenix(phoenix, project, 2)
+
+
+def test_an_exported_turn_shows_in_phoenix_as_the_same_two_messages(db_path, tmp_path, phoenix, capsys):
+    project = unique_project()
+    provider = ppp_otel.register(db_path, set_global=False, env={})  # recorded without Phoenix
+    with ppp_otel.trajectory("spec-s", "alpha", tracer_provider=provider):
+        with ppp_otel.turn("The upload test fails one run in ten.", tracer_provider=provider) as t:
+            t.respond("Could you grep the CI logs for the failing request id?")
+    provider.shutdown()
+    assert main(["export", "--db", str(db_path), "--to", phoenix.url, "--project", project]) == 0
+    capsys.readouterr()
+    assert turn_messages_in_phoenix(phoenix, project, 1) == [FIRST_TURN]
