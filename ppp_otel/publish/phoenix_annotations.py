@@ -103,6 +103,8 @@ def session_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dic
 
 #: What a failure for a span or session Phoenix never received starts with.
 NOT_IN_PHOENIX = "not in Phoenix"
+#: What a failure starts with when Phoenix did not answer at all (refused, reset, timed out).
+NOT_REACHED = "cannot reach"
 
 
 class _Failure(Exception):
@@ -122,7 +124,7 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: fl
             raise _Failure(f"{what} {NOT_IN_PHOENIX} (HTTP 404)", retry=True) from None
         if exc.status is not None:
             raise _Failure(f"{exc} (from {url})") from None
-        raise _Failure(f"cannot reach {url}: {exc}") from None
+        raise _Failure(f"{NOT_REACHED} {url}: {exc}") from None
 
 
 def annotate_consensus(
@@ -167,7 +169,7 @@ def annotate_consensus(
         if failure is None:
             summary.annotated.append(t.trajectory_id)
             continue
-        if failure.startswith("cannot reach"):
+        if failure.startswith(NOT_REACHED):
             unreachable = failure
         summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {failure}"))
     return summary
