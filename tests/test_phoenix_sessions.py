@@ -257,3 +257,22 @@ def test_an_exported_turn_shows_in_phoenix_as_the_same_two_messages(db_path, tmp
     assert main(["export", "--db", str(db_path), "--to", phoenix.url, "--project", project]) == 0
     capsys.readouterr()
     assert turn_messages_in_phoenix(phoenix, project, 1) == [FIRST_TURN]
+
+
+def test_consensus_on_a_trajectory_with_its_own_session_id_annotates_its_span_and_says_the_session_is_not(
+        db_path, phoenix, capsys):
+    project = unique_project()
+    provider = ppp_otel.register(db_path, phoenix=phoenix.url, project_name=project, set_global=False, env={})
+    with ppp_otel.trajectory("spec-own", "alpha", session_id="conversation-7", tracer_provider=provider) as traj:
+        with ppp_otel.turn("Fix it", tracer_provider=provider) as t:
+            t.respond("Which runner do you use?")
+    provider.shutdown()
+    assert main(["consensus", "--db", str(db_path), "--spec", "spec-own", "--phoenix", phoenix.url,
+                 "--wait", "20", "--json"]) == 0
+    out, err = capsys.readouterr()
+    annotations = json.loads(out)["annotations"]
+    assert annotations["annotated"] == [1] and annotations["failed"] == []
+    assert [s["trajectory_id"] for s in annotations["span_only"]] == [1]
+    assert "export" not in err and "the session is not annotated" in err  # the spans are in Phoenix
+    assert wait_for(lambda: {a["name"] for a in span_annotations(phoenix, project, [traj.span_id])}
+                    >= {"ppp.final", "ppp.r_proact", "ppp.r_pers"})
