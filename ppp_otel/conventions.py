@@ -110,6 +110,20 @@ def default_session_id(agent_name: str, trace_id: str) -> str:
     return f"{agent_name}-{trace_id}"
 
 
+def turn_message(prompt: str | None = None, response: str | None = None) -> dict[str, str]:
+    """A turn's prompt and response as OpenInference's one user and one assistant
+    message, so that Phoenix shows a turn as it shows any LLM call: as messages
+    with their roles (``input.value`` alone is a plain text box)."""
+    found: dict[str, str] = {}
+    if prompt is not None:
+        found[f"{LLM_INPUT_MESSAGES}.0.message.role"] = "user"
+        found[f"{LLM_INPUT_MESSAGES}.0.message.content"] = prompt
+    if response is not None:
+        found[f"{LLM_OUTPUT_MESSAGES}.0.message.role"] = "assistant"
+        found[f"{LLM_OUTPUT_MESSAGES}.0.message.content"] = response
+    return found
+
+
 def is_trajectory_span(name: str, attributes) -> bool:
     """A span opens a trajectory when it is named so or carries a spec id.
 

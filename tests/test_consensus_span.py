@@ -101,3 +101,14 @@ def test_the_consensus_command_sends_no_span_when_it_has_nowhere_to_send_one(jud
     assert (data["trace_id"], data["span_id"]) == (None, None)
     [stored] = consensus_history(db_path, "spec", limit=1)
     assert stored.trace_id is None
+
+
+def test_the_spans_input_names_the_spec_stage_and_run_it_judged(db_path, exported):
+    provider, exporter = exported
+    conn = schema.connect(db_path)
+    add_trajectory(conn, "spec", "alpha", run_id="week1-r2", stage="implement")
+    result = consensus(conn, "spec", stage="implement", run_id="week1-r2")
+    conn.close()
+    emit_consensus_span(result, tracer_provider=provider)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["input.value"] == "spec spec, stage implement, run week1-r2"

@@ -119,3 +119,46 @@ def test_a_new_run_prefix_adds_its_runs_beside_the_ones_there(tmp_path, capsys):
     capsys.readouterr()
     assert main(["trajectories", "--db", db, "--run", "week2-r1", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 6
+
+
+def test_the_demo_asks_a_phoenix_that_does_not_answer_for_annotations_once_not_per_stage_and_run(tmp_path, capsys):
+    import socket
+    import threading
+
+    consensus_posts = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+
+    def hang_up():  # reads each request, then closes without answering: Phoenix fell over
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536) or b"\r\n\r\n"
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    found = re.search(rb"(?i)content-length: *(\d+)", head)
+                    length = int(found.group(1)) if found else 0
+                    while len(body) < length:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        body += chunk
+                    if b"ppp.final" in body:
+                        consensus_posts.append(head.split(b" ")[1])
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        assert main(["demo", "--db", str(tmp_path / "demo.db"), "--phoenix", url]) == 1
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert "12 of 12 trajectories could not be annotated" in err and "cannot reach" in err
+    assert len(consensus_posts) == 1  # not one per stage and run, each waiting out a timeout

@@ -152,3 +152,46 @@ def test_a_phoenix_that_is_only_slow_is_not_taken_for_down(silent_url, caplog):
     sender.shutdown()
     (line,) = [r.getMessage() for r in caplog.records if "Phoenix at" in r.getMessage()]
     assert f"Phoenix at {silent_url} is not answering in time" in line
+
+
+def test_a_phoenix_answering_again_is_a_warning_naming_the_spans_it_missed_and_export(caplog):
+    import http.server
+    import threading
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for name in ("a", "b"):
+        with provider.get_tracer("t").start_as_current_span(name):
+            pass
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    exporter = PhoenixSpanExporter(f"{url}/v1/traces", timeout_s=5)
+    caplog.set_level(logging.INFO)
+    assert exporter.export(memory.get_finished_spans()).name == "FAILURE"  # Phoenix down: 2 spans lost
+
+    class Taken(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", port), Taken)  # Phoenix back on its port
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert exporter.export(memory.get_finished_spans()[:1]).name == "SUCCESS"
+    finally:
+        server.shutdown()
+        server.server_close()
+    again = [r for r in caplog.records if "answers again" in r.getMessage()]
+    assert len(again) == 1 and again[0].levelno == logging.WARNING
+    message = again[0].getMessage()
+    assert f"Phoenix at {url} answers again; 2 spans sent while it did not answer were dropped" in message
+    assert f"ppp-otel export --db DB --to {url}" in message

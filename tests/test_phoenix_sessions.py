@@ -212,3 +212,67 @@ def test_consensus_after_export_annotates_the_sessions(db_path, phoenix, capsys)
                  "--wait", "20"]) == 0
     session = sessions_of(phoenix, project, 1, annotations=3)[default_session_id("alpha", traj.trace_id)]
     assert (session["firstInput"]["value"], session["lastOutput"]["value"]) == ("first prompt", "last answer")
+
+
+TURN_MESSAGES = """
+query {
+  projects { edges { node { name
+    spans(first: 50) { edges { node { name attributes } } }
+  } } }
+}"""
+
+
+def turn_messages_in_phoenix(phoenix, project: str, expected: int) -> list[tuple[list, list]]:
+    """(input messages, output messages) of each turn span Phoenix holds, as Phoenix parsed them."""
+    def fetch():
+        for edge in graphql(phoenix, TURN_MESSAGES)["projects"]["edges"]:
+            if edge["node"]["name"] == project:
+                turns = [json.loads(s["node"]["attributes"]) for s in edge["node"]["spans"]["edges"]
+                         if s["node"]["name"] == "ppp.turn"]
+                if len(turns) >= expected:
+                    return [([m["message"] for m in a["llm"].get("input_messages", [])],
+                             [m["message"] for m in a["llm"].get("output_messages", [])]) for a in turns]
+        return None
+
+    return wait_for(fetch, timeout_s=90) or []
+
+
+FIRST_TURN = ([{"role": "user", "content": "The upload test fails one run in ten."}],
+              [{"role": "assistant", "content": "Could you grep the CI logs for the failing request id?"}])
+
+
+def test_a_turn_shows_in_phoenix_as_a_user_message_and_the_assistants_reply(db_path, phoenix):
+    project = unique_project()
+    record(db_path, project, phoenix)
+    assert FIRST_TURN in turn_messages_in_phoenix(phoenix, project, 2)
+
+
+def test_an_exported_turn_shows_in_phoenix_as_the_same_two_messages(db_path, tmp_path, phoenix, capsys):
+    project = unique_project()
+    provider = ppp_otel.register(db_path, set_global=False, env={})  # recorded without Phoenix
+    with ppp_otel.trajectory("spec-s", "alpha", tracer_provider=provider):
+        with ppp_otel.turn("The upload test fails one run in ten.", tracer_provider=provider) as t:
+            t.respond("Could you grep the CI logs for the failing request id?")
+    provider.shutdown()
+    assert main(["export", "--db", str(db_path), "--to", phoenix.url, "--project", project]) == 0
+    capsys.readouterr()
+    assert turn_messages_in_phoenix(phoenix, project, 1) == [FIRST_TURN]
+
+
+def test_consensus_on_a_trajectory_with_its_own_session_id_annotates_its_span_and_says_the_session_is_not(
+        db_path, phoenix, capsys):
+    project = unique_project()
+    provider = ppp_otel.register(db_path, phoenix=phoenix.url, project_name=project, set_global=False, env={})
+    with ppp_otel.trajectory("spec-own", "alpha", session_id="conversation-7", tracer_provider=provider) as traj:
+        with ppp_otel.turn("Fix it", tracer_provider=provider) as t:
+            t.respond("Which runner do you use?")
+    provider.shutdown()
+    assert main(["consensus", "--db", str(db_path), "--spec", "spec-own", "--phoenix", phoenix.url,
+                 "--wait", "20", "--json"]) == 0
+    out, err = capsys.readouterr()
+    annotations = json.loads(out)["annotations"]
+    assert annotations["annotated"] == [1] and annotations["failed"] == []
+    assert [s["trajectory_id"] for s in annotations["span_only"]] == [1]
+    assert "export" not in err and "the session is not annotated" in err  # the spans are in Phoenix
+    assert wait_for(lambda: {a["name"] for a in span_annotations(phoenix, project, [traj.span_id])}
+                    >= {"ppp.final", "ppp.r_proact", "ppp.r_pers"})

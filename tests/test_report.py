@@ -282,3 +282,45 @@ def test_an_axis_mark_at_zero_is_labelled_0_not_minus_0():
 
     for values in ([-0.135, 0.59, -0.6], [-0.3, 0.7], [-0.1, 0.05], [-0.55, 0.45]):
         assert all(str(tick) != "-0.0" for tick in _ticks(values)), values
+
+
+# --- many agents, long names ---------------------------------------------------------------
+
+MANY = [f"agent-{i:02d}" for i in range(13)] + ["an-agent-whose-name-goes-on-" + "and-on-" * 12 + "v2"]
+
+
+@pytest.fixture
+def crowded(db_path):
+    """Fourteen agents, one with a very long name, under a very long spec id, each breaking a preference."""
+    conn = schema.connect(db_path)
+    for run in ("r1", "r2", "r3"):
+        for agent in MANY:
+            add_trajectory(conn, "spec-" + "x" * 150, agent, run_id=run, stage="implement",
+                           questions=["low"], violations=[("concise", "minor")])
+    conn.close()
+    return db_path
+
+
+def test_every_agent_has_a_colour_of_its_own_however_many_there_are(crowded):
+    _, reports = build_report(crowded, weights=(0.7, 0.3))
+    colours = [reports[0].colours[a] for a in reports[0].agents]
+    assert len(colours) == len(MANY) and len(set(colours)) == len(MANY)
+
+
+PAGE_WIDER_THAN_WINDOW = "document.documentElement.scrollWidth > innerWidth"
+
+LEGEND_CUT_OFF = """
+[...document.querySelectorAll('figure.chart svg')].flatMap(svg => {
+  const bottom = svg.getBoundingClientRect().bottom;
+  return [...svg.querySelectorAll('.legend text')]
+    .filter(t => t.getBoundingClientRect().bottom > bottom + 0.5).map(t => t.textContent);
+})
+"""
+
+
+def test_many_agents_and_long_names_neither_widen_the_page_nor_cut_a_legend(crowded, tmp_path, chromium):
+    out = tmp_path / "report.html"
+    write_report(crowded, out, weights=(0.7, 0.3))
+    chromium.open(out.as_uri())
+    assert chromium.evaluate(PAGE_WIDER_THAN_WINDOW) is False  # wide tables scroll in their own box
+    assert chromium.evaluate(LEGEND_CUT_OFF) == []

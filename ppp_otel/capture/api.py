@@ -180,7 +180,7 @@ class Turn:
                             ("completion_tokens", completion_tokens)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        attributes: dict[str, object] = {c.OUTPUT_VALUE: text}
+        attributes: dict[str, object] = {c.OUTPUT_VALUE: text, **c.turn_message(response=text)}
         if prompt_tokens is None and completion_tokens is None:
             if token_count is not None:
                 attributes[c.TOKEN_COUNT_TOTAL] = token_count
@@ -318,7 +318,7 @@ def turn(
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
     if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
         raise ValueError(f"number must be a positive integer, got {number!r}")
-    attributes: dict[str, object] = {c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt}
+    attributes: dict[str, object] = {c.SPAN_KIND: c.KIND_LLM, c.INPUT_VALUE: prompt, **c.turn_message(prompt)}
     current = _current.get()
     if number is None and current is not None:
         number = numbering.next_turn_number(current.span.get_span_context().span_id)

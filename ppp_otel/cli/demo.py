@@ -81,13 +81,22 @@ def _annotate(args: argparse.Namespace, results: list) -> dict[str, Any] | None:
     """Each stage's and run's rewards and consensus as span and session annotations in Phoenix."""
     if not args.phoenix or not results:
         return None
-    from ppp_otel.publish.phoenix_annotations import annotate_consensus
+    from ppp_otel.publish.phoenix_annotations import NOT_REACHED, annotate_consensus
 
     annotated, failed = [], []
+    unreachable = None
     for result in results:
+        if unreachable is not None:
+            # Known unreachable: each stage and run would wait out its own timeout to learn it again.
+            failed += [{"trajectory_id": t.trajectory_id,
+                        "error": f"trajectory {t.trajectory_id} ({t.agent_name}), span {t.span_id}: {unreachable}"}
+                       for t in result.trajectories]
+            continue
         data = annotate_consensus(result, args.phoenix).to_dict()
         annotated += data.get("annotated", [])
         failed += data.get("failed", [])
+        unreachable = next((f["error"][f["error"].index(NOT_REACHED):] for f in data.get("failed", [])
+                            if NOT_REACHED in f["error"]), None)
     if failed:
         # One line, not one per trajectory: the reason is the same for all of them.
         print(f"{PROG}: warning: {len(failed)} of {len(failed) + len(annotated)} trajectories could not be "

@@ -269,6 +269,8 @@ def _publish(args: argparse.Namespace, result: ConsensusResult, config: Any, pro
                                  wait_s=max(0.0, deadline - time.monotonic()))
     for _, message in summary.failed:
         print(f"{PROG}: warning: annotation failed: {message}", file=sys.stderr)
+    for _, message in summary.span_only:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
     if any(NOT_IN_PHOENIX in message for _, message in summary.failed):
         project = f" --project {args.project}" if args.project else ""
         print(f"{PROG}: Phoenix at {args.phoenix} does not have the spans of these trajectories: they "
@@ -322,8 +324,9 @@ def run_consensus(args: argparse.Namespace) -> int:
     elif project is not None:
         print("Phoenix: ppp.consensus span not sent: Phoenix did not take it")
     if annotations is not None:
-        print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session), "
-              f"{len(annotations['failed'])} failed")
+        span_only = len(annotations.get("span_only", []))
+        print(f"Phoenix: {len(annotations['annotated'])} trajectories annotated (span and session"
+              f"{f'; {span_only} on their span only' if span_only else ''}), {len(annotations['failed'])} failed")
     return status
 
 

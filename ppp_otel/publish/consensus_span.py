@@ -7,8 +7,9 @@ Attributes (names in :mod:`ppp_otel.conventions`)::
     ppp.consensus.id (the stored run, when stored),
     ppp.consensus.agent.<name>.{technical,r_proact,r_pers,final,rank,technical_only}
 
-plus ``openinference.span.kind=EVALUATOR`` and the result as JSON in
-``output.value`` so Phoenix shows it in its output pane. The span is a root of
+plus ``openinference.span.kind=EVALUATOR``, what was judged (spec, stage, run)
+as ``input.value`` and the result as JSON in ``output.value``, so Phoenix's
+trace list tells one consensus from another and its output pane shows the result. The span is a root of
 its own trace and links to every trajectory span it judged.
 """
 
@@ -30,6 +31,17 @@ from ppp_otel.records import format_span_id, format_trace_id
 __all__ = ["consensus_attributes", "emit_consensus_span"]
 
 
+def judged_what(result: ConsensusResult) -> str:
+    """What Phoenix's trace list shows as the span's input: which spec, stage and run were
+    judged, so that one consensus is told from another without opening it."""
+    parts = [f"spec {result.spec_id}"]
+    if result.stage is not None:
+        parts.append(f"stage {result.stage}")
+    if result.run_id is not None:
+        parts.append(f"run {result.run_id}")
+    return ", ".join(parts)
+
+
 def consensus_attributes(result: ConsensusResult) -> dict[str, object]:
     attributes: dict[str, object] = {
         c.SPAN_KIND: c.KIND_EVALUATOR,
@@ -39,7 +51,7 @@ def consensus_attributes(result: ConsensusResult) -> dict[str, object]:
         c.CONSENSUS_W_TECHNICAL: result.weights.technical,
         c.CONSENSUS_W_INTERACTION: result.weights.interaction,
         c.CONSENSUS_REWARDS: result.rewards,
-        c.INPUT_VALUE: result.spec_id,
+        c.INPUT_VALUE: judged_what(result),
         c.OUTPUT_VALUE: json.dumps(result.to_dict()),
         c.OUTPUT_MIME_TYPE: "application/json",
     }

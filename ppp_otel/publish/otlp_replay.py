@@ -117,6 +117,7 @@ def _turn_span(turn: Turn, parent: SpanContext, resource: Resource) -> ReadableS
         attributes[c.INPUT_VALUE] = turn.prompt
     if turn.response is not None:
         attributes[c.OUTPUT_VALUE] = turn.response
+    attributes.update(c.turn_message(turn.prompt, turn.response))
     if turn.token_count is not None:
         attributes[c.TOKEN_COUNT_TOTAL] = turn.token_count
         # Phoenix sums prompt + completion and ignores a bare total; the split is not stored.

@@ -14,7 +14,10 @@ Phoenix's session list and session view show them:
 
 all with ``annotator_kind = "CODE"`` and the identifier ``ppp-otel:<spec>``.
 Phoenix upserts on (annotation name, span, identifier), so scoring the spec
-again updates the annotations instead of adding more.
+again updates the annotations instead of adding more. A trajectory given a
+session id of its own (``trajectory(session_id=...)``; the database does not
+keep it) is annotated on its span only, and :class:`AnnotationSummary` says so
+(``span_only``).
 
 Phoenix only annotates spans it already has, and spans reach it through a
 batching exporter: a span it does not have yet is retried until ``wait_s``
@@ -47,6 +50,8 @@ _RETRY_INTERVAL_S = 0.25
 class AnnotationSummary:
     annotated: list[int] = field(default_factory=list)  # trajectory ids
     failed: list[tuple[int, str]] = field(default_factory=list)  # (trajectory id, why)
+    # Annotated on their span, but their session is not the default one: (trajectory id, why).
+    span_only: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,7 +59,8 @@ class AnnotationSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"annotated": list(self.annotated),
-                "failed": [{"trajectory_id": t, "error": why} for t, why in self.failed]}
+                "failed": [{"trajectory_id": t, "error": why} for t, why in self.failed],
+                "span_only": [{"trajectory_id": t, "reason": why} for t, why in self.span_only]}
 
 
 phoenix_base_url = base_url
@@ -103,6 +109,8 @@ def session_payload(result: ConsensusResult, trajectory: TrajectoryScore) -> dic
 
 #: What a failure for a span or session Phoenix never received starts with.
 NOT_IN_PHOENIX = "not in Phoenix"
+#: What a failure starts with when Phoenix did not answer at all (refused, reset, timed out).
+NOT_REACHED = "cannot reach"
 
 
 class _Failure(Exception):
@@ -122,7 +130,7 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: fl
             raise _Failure(f"{what} {NOT_IN_PHOENIX} (HTTP 404)", retry=True) from None
         if exc.status is not None:
             raise _Failure(f"{exc} (from {url})") from None
-        raise _Failure(f"cannot reach {url}: {exc}") from None
+        raise _Failure(f"{NOT_REACHED} {url}: {exc}") from None
 
 
 def annotate_consensus(
@@ -156,18 +164,21 @@ def annotate_consensus(
             # One refused connection is enough to know; do not wait out a timeout per span.
             summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {unreachable}"))
             continue
-        bodies = [annotation_payload(result, t)]
-        if t.trace_id:
-            bodies.append(session_payload(result, t))
-        failure = None
-        for url, body in zip(urls, bodies):
-            failure = _post_until(url, body, headers, timeout_s, deadline)
-            if failure is not None:
-                break
+        failure = _post_until(urls[0], annotation_payload(result, t), headers, timeout_s, deadline)
+        if failure is None and t.trace_id:
+            # Phoenix has the span, so it has its session: one try, nothing to wait for.
+            failure = _post_until(urls[1], session_payload(result, t), headers, timeout_s, time.monotonic())
+            if failure is not None and NOT_IN_PHOENIX in failure:
+                session = c.default_session_id(t.agent_name, t.trace_id)
+                summary.span_only.append((t.trajectory_id, (
+                    f"{where}: span annotated; its session is not {session} (a session id of its own, "
+                    "given as trajectory(session_id=...), or none), which the database does not keep: "
+                    "the session is not annotated")))
+                failure = None
         if failure is None:
             summary.annotated.append(t.trajectory_id)
             continue
-        if failure.startswith("cannot reach"):
+        if failure.startswith(NOT_REACHED):
             unreachable = failure
         summary.failed.append((t.trajectory_id, f"{where}, span {t.span_id}: {failure}"))
     return summary

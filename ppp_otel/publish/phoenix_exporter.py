@@ -5,7 +5,7 @@ retry with urllib3's wording, never naming Phoenix: a short script then takes
 seconds to exit and prints a screenful. This one sends the same protobuf
 body, retries a failed batch a few times while the process runs, logs one
 line naming Phoenix and its URL when Phoenix is unreachable (and one when it
-answers again), and once shutdown begins gives the last batches
+answers again, with the number of spans it missed), and once shutdown begins gives the last batches
 ``shutdown_timeout_s`` (1 s by default) in all.
 """
 
@@ -76,7 +76,9 @@ class PhoenixSpanExporter(SpanExporter):
                 # Retries are for a passing fault; a Phoenix known to be down is not waited for.
                 if (not exc.retryable or known_down or attempt == len(_RETRY_DELAYS_S)
                         or self._closing.is_set()):
-                    if not exc.unreachable:
+                    if exc.unreachable:  # timed out included
+                        self.reachability.dropped(len(spans))
+                    else:
                         self._log_refused("ppp-otel: Phoenix at %s refused %d spans: %s",
                                           self.endpoint, len(spans), exc)
                     break

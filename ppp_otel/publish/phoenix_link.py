@@ -87,6 +87,9 @@ class Reachability:
 
     One per Phoenix (see :func:`reachability`): its span exporter and its
     annotation sender share it, so Phoenix being down is one line, not two.
+    The line saying it answers again is a warning too, naming the spans lost
+    meanwhile (:meth:`dropped`): a restarted Phoenix lacks those trajectories,
+    and the person who saw the first line needs to know which to send again.
     """
 
     def __init__(self, url: str):
@@ -95,6 +98,7 @@ class Reachability:
         self._slow = False
         self._lock = threading.Lock()
         self.failures = 0
+        self._dropped_spans = 0
 
     def failed(self, error: PhoenixError) -> None:
         """A request got no answer: down when refused, slow when it timed out."""
@@ -123,11 +127,24 @@ class Reachability:
                 "are dropped until it answers. Recording to the database goes on.", self.url, reason,
             )
 
+    def dropped(self, spans: int) -> None:
+        """Spans given up on while this Phoenix did not answer."""
+        with self._lock:
+            self._dropped_spans += spans
+
     def up(self) -> None:
         with self._lock:
             was, self._down = self._down or self._slow, False
             self._slow = False
-        if was:
+            lost, self._dropped_spans = self._dropped_spans, 0
+        if was and lost:
+            logger.warning(
+                "ppp-otel: Phoenix at %s answers again; %s sent while it did not answer %s dropped "
+                "(the database has them: `ppp-otel export --db DB --to %s` sends them again, "
+                "keeping one copy of what Phoenix already has)",
+                self.url, "1 span" if lost == 1 else f"{lost} spans", "was" if lost == 1 else "were", self.url,
+            )
+        elif was:
             logger.info("ppp-otel: Phoenix at %s answers again", self.url)
 
     @property

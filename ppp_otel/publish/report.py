@@ -41,6 +41,17 @@ EFFORT_COLOURS = {"low": "#16a34a", "medium": "#f59e0b", "high": "#dc2626"}
 REWARD_COLOURS = ("#2563eb", "#7c3aed", "#111827")  # r_proact, r_pers, final
 
 
+def agent_colour(index: int) -> str:
+    """The palette's colours, then hues spread by the golden angle: agents never share a colour."""
+    if index < len(AGENT_COLOURS):
+        return AGENT_COLOURS[index]
+    import colorsys
+
+    hue = (index * 0.381966) % 1.0
+    shade = (0.30, 0.38)[index % 2]  # dark enough for the white text of a chip
+    return "#" + "".join(f"{round(v * 255):02x}" for v in colorsys.hls_to_rgb(hue, shade, 0.75))
+
+
 class ReportDependencyError(ImportError):
     """pygal or jinja2 is missing: the report needs the ``report`` extra."""
 
@@ -134,7 +145,7 @@ def _spec_report(
 ) -> SpecReport:
     scores = score_trajectories(conn, spec_id=spec_id, rewards=rewards)
     agents = sorted({s.agent_name for s in scores})
-    colours = {a: AGENT_COLOURS[i % len(AGENT_COLOURS)] for i, a in enumerate(agents)}
+    colours = {a: agent_colour(i) for i, a in enumerate(agents)}
     runs = _in_time_order(scores, lambda s: s.run_id)
     stages = _in_time_order(scores, lambda s: s.stage)
 
@@ -252,10 +263,14 @@ def _charts(report: SpecReport, pygal, Style) -> dict[str, str]:
     agent_colours = [report.colours[a] for a in agents]
 
     if report.stage_runs:
+        # Five agents a legend row; pygal leaves room for one row only, so each row
+        # after the first gets height and bottom margin of its own.
+        rows = -(-len(agents) // 5)
         chart = pygal.Bar(**_common(
-            style=_style(Style, agent_colours), width=900, height=340,
+            style=_style(Style, agent_colours), width=900, height=316 + 24 * rows,
             title="Final score per stage and run (best agent starred in the table)",
             legend_at_bottom=True, legend_at_bottom_columns=min(len(agents), 5),
+            margin_bottom=20 + 10 * (rows - 1),
             # Side by side, more than six labels run into each other.
             x_label_rotation=0 if len(report.stage_runs) <= 6 else 30, truncate_label=40,
             print_values=False,
