@@ -36,3 +36,42 @@ def test_a_fork_waits_for_the_write_lock_and_both_sides_get_it_back():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert not lock.locked()
+
+
+# multiprocessing ends a forked child with os._exit: no atexit hook, so no SDK shutdown.
+_CHILDREN_THAT_NEVER_FLUSH = """
+import multiprocessing, sys
+import ppp_otel
+
+ppp_otel.register(sys.argv[1])
+
+def task(k):
+    with ppp_otel.trajectory("fork-exit-spec", f"task-{k}"):
+        for i in range(3):
+            with ppp_otel.turn(f"task {k} turn {i}") as t:
+                t.respond("done")
+
+if __name__ == "__main__":
+    fork = multiprocessing.get_context("fork")
+    children = [fork.Process(target=task, args=(k,)) for k in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    pool = fork.Pool(2)
+    pool.map(task, range(3, 9))
+    pool.close()
+    pool.join()
+"""
+
+
+def test_forked_children_that_end_without_a_flush_keep_every_turn(db_path):
+    run = subprocess.run([sys.executable, "-c", _CHILDREN_THAT_NEVER_FLUSH, str(db_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with closing(sqlite3.connect(db_path)) as conn:
+        stored = dict(conn.execute(
+            "SELECT j.agent_name, count(t.id) FROM trajectories j JOIN trajectory_turns t "
+            "ON t.trajectory_id = j.id GROUP BY j.agent_name"
+        ).fetchall())
+    assert stored == {f"task-{k}": 3 for k in range(9)}
