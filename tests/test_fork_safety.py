@@ -11,17 +11,20 @@ from pathlib import Path
 CHILD = str(Path(__file__).with_name("fork_pool_child.py"))
 
 
+def turns_by_task(db_path) -> dict[str, int]:
+    with closing(sqlite3.connect(db_path)) as conn:
+        return dict(conn.execute(
+            "SELECT j.agent_name, count(t.id) FROM trajectories j JOIN trajectory_turns t "
+            "ON t.trajectory_id = j.id WHERE j.agent_name LIKE 'task-%' GROUP BY j.agent_name"
+        ).fetchall())
+
+
 def test_a_fork_pool_of_32_tasks_stores_every_trajectory_while_the_parent_writes(db_path):
     run = subprocess.run([sys.executable, CHILD, str(db_path), "32"], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "confirmed 32" in run.stdout, run.stdout + run.stderr[-3000:]
-    with closing(sqlite3.connect(db_path)) as conn:
-        stored = dict(conn.execute(
-            "SELECT j.agent_name, count(t.id) FROM trajectories j JOIN trajectory_turns t "
-            "ON t.trajectory_id = j.id WHERE j.agent_name LIKE 'task-%' GROUP BY j.agent_name"
-        ).fetchall())
-    assert stored == {f"task-{k}": 3 for k in range(32)}
+    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(32)}
 
 
 def test_a_fork_waits_for_the_write_lock_and_both_sides_get_it_back():
@@ -69,9 +72,4 @@ def test_forked_children_that_end_without_a_flush_keep_every_turn(db_path):
     run = subprocess.run([sys.executable, "-c", _CHILDREN_THAT_NEVER_FLUSH, str(db_path)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    with closing(sqlite3.connect(db_path)) as conn:
-        stored = dict(conn.execute(
-            "SELECT j.agent_name, count(t.id) FROM trajectories j JOIN trajectory_turns t "
-            "ON t.trajectory_id = j.id GROUP BY j.agent_name"
-        ).fetchall())
-    assert stored == {f"task-{k}": 3 for k in range(9)}
+    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(9)}
