@@ -73,3 +73,34 @@ def test_forked_children_that_end_without_a_flush_keep_every_turn(db_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(9)}
+
+
+# A forkserver's children (Python 3.14's default start method on Linux) end with os._exit too.
+_FORKSERVER_CHILDREN = """
+import multiprocessing, sys
+import ppp_otel
+
+def task(db, k):
+    ppp_otel.register(db)
+    with ppp_otel.trajectory("forkserver-spec", f"task-{k}"):
+        for i in range(3):
+            with ppp_otel.turn(f"task {k} turn {i}") as t:
+                t.respond("done")
+
+if __name__ == "__main__":
+    forkserver = multiprocessing.get_context("forkserver")
+    children = [forkserver.Process(target=task, args=(sys.argv[1], k)) for k in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    sys.exit(max(child.exitcode for child in children))
+"""
+
+
+def test_children_of_a_forkserver_that_record_on_their_own_keep_every_turn(db_path, tmp_path):
+    app = tmp_path / "forkserver_app.py"  # a file: a forkserver's children import their task from it
+    app.write_text(_FORKSERVER_CHILDREN)
+    run = subprocess.run([sys.executable, str(app), str(db_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(3)}

@@ -44,8 +44,10 @@ def restart_in_child(restart: Callable[[], None]) -> None:
 
 
 def finish_in_child(finish: Callable[[], None]) -> None:
-    """In every child that multiprocessing forks, call the bound method ``finish`` when the
-    child's work is done (held weakly, as :func:`restart_in_child` holds its method).
+    """In every child that multiprocessing starts, call the bound method ``finish`` when the
+    child's work is done (held weakly, as :func:`restart_in_child` holds its method): in
+    the children forked after this call, and in this process if it is such a child (a
+    forkserver's, which ends with ``os._exit`` too).
 
     multiprocessing runs its after-fork callbacks, then the finalizers registered
     from them at its exit; a plain ``os.fork`` is left alone (its exit is the app's).
@@ -56,6 +58,12 @@ def finish_in_child(finish: Callable[[], None]) -> None:
         method = ref()
         if method is not None:
             method()
+
+    started = sys.modules.get("multiprocessing")
+    if started is not None and started.parent_process() is not None:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, at_exit, exitpriority=0)
 
     def in_child() -> None:
         # Loaded in every process that forks through multiprocessing, before it forks.
