@@ -41,66 +41,52 @@ def test_a_fork_waits_for_the_write_lock_and_both_sides_get_it_back():
     assert not lock.locked()
 
 
-# multiprocessing ends a forked child with os._exit: no atexit hook, so no SDK shutdown.
+# multiprocessing ends the children it forks with os._exit: no atexit hook, so no SDK shutdown.
+# A file, not ``-c``: a forkserver's children import their task from it.
 _CHILDREN_THAT_NEVER_FLUSH = """
 import multiprocessing, sys
 import ppp_otel
 
-ppp_otel.register(sys.argv[1])
-
-def task(k):
+def task(db, k, register_here):
+    if register_here:
+        ppp_otel.register(db)
     with ppp_otel.trajectory("fork-exit-spec", f"task-{k}"):
         for i in range(3):
             with ppp_otel.turn(f"task {k} turn {i}") as t:
                 t.respond("done")
 
 if __name__ == "__main__":
-    fork = multiprocessing.get_context("fork")
-    children = [fork.Process(target=task, args=(k,)) for k in range(3)]
+    db, method, register_in = sys.argv[1:4]
+    if register_in == "parent":
+        ppp_otel.register(db)
+    context = multiprocessing.get_context(method)
+    children = [context.Process(target=task, args=(db, k, register_in == "child")) for k in range(3)]
     for child in children:
         child.start()
     for child in children:
         child.join()
-    pool = fork.Pool(2)
-    pool.map(task, range(3, 9))
+    pool = context.Pool(2)
+    pool.starmap(task, [(db, k, register_in == "child") for k in range(3, 9)])
     pool.close()
     pool.join()
-"""
-
-
-def test_forked_children_that_end_without_a_flush_keep_every_turn(db_path):
-    run = subprocess.run([sys.executable, "-c", _CHILDREN_THAT_NEVER_FLUSH, str(db_path)],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(9)}
-
-
-# A forkserver's children (Python 3.14's default start method on Linux) end with os._exit too.
-_FORKSERVER_CHILDREN = """
-import multiprocessing, sys
-import ppp_otel
-
-def task(db, k):
-    ppp_otel.register(db)
-    with ppp_otel.trajectory("forkserver-spec", f"task-{k}"):
-        for i in range(3):
-            with ppp_otel.turn(f"task {k} turn {i}") as t:
-                t.respond("done")
-
-if __name__ == "__main__":
-    forkserver = multiprocessing.get_context("forkserver")
-    children = [forkserver.Process(target=task, args=(sys.argv[1], k)) for k in range(3)]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join()
     sys.exit(max(child.exitcode for child in children))
 """
 
 
-def test_children_of_a_forkserver_that_record_on_their_own_keep_every_turn(db_path, tmp_path):
-    app = tmp_path / "forkserver_app.py"  # a file: a forkserver's children import their task from it
-    app.write_text(_FORKSERVER_CHILDREN)
-    run = subprocess.run([sys.executable, str(app), str(db_path)], capture_output=True, text=True, timeout=120)
+def run_children(tmp_path, db_path, method: str, register_in: str) -> None:
+    app = tmp_path / "children_app.py"
+    app.write_text(_CHILDREN_THAT_NEVER_FLUSH)
+    run = subprocess.run([sys.executable, str(app), str(db_path), method, register_in],
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(3)}
+
+
+def test_forked_children_that_end_without_a_flush_keep_every_turn(db_path, tmp_path):
+    run_children(tmp_path, db_path, "fork", "parent")
+    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(9)}
+
+
+def test_children_of_a_forkserver_that_record_on_their_own_keep_every_turn(db_path, tmp_path):
+    # The default start method on Linux from Python 3.14.
+    run_children(tmp_path, db_path, "forkserver", "child")
+    assert turns_by_task(db_path) == {f"task-{k}": 3 for k in range(9)}
