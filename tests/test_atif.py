@@ -582,3 +582,27 @@ def test_an_export_that_matches_nothing_makes_no_directory(db, tmp_path):
     import_paths([FULL], db)
     assert export_atif(db, tmp_path / "out", spec_id="nosuch") == []
     assert not (tmp_path / "out").exists()
+
+
+def test_export_skips_a_trajectory_a_cleanup_deletes_while_it_runs(tmp_path, monkeypatch):
+    from scoring_data import add_trajectory
+
+    from ppp_otel.interchange.atif import exporter
+    from ppp_otel.storage.sqlite import migrations as schema
+
+    db_path = str(tmp_path / "runs.db")
+    conn = schema.connect(db_path)
+    first, second = add_trajectory(conn, "spec", "alpha"), add_trajectory(conn, "spec", "beta")
+    conn.close()
+    document = exporter.trajectory_document
+
+    def delete_the_second_meanwhile(store, trajectory_id, **options):
+        if trajectory_id == first:  # a cleanup in another process, once the list is made
+            with closing(sqlite3.connect(db_path)) as other, other:
+                other.execute("PRAGMA foreign_keys = ON")
+                other.execute("DELETE FROM trajectories WHERE id = ?", (second,))
+        return document(store, trajectory_id, **options)
+
+    monkeypatch.setattr(exporter, "trajectory_document", delete_the_second_meanwhile)
+    written = export_atif(db_path, tmp_path / "out")
+    assert [json.loads(p.read_text())["agent"]["name"] for p in written] == ["alpha"]

@@ -103,3 +103,31 @@ def test_a_copy_of_a_sqlite_store_being_written_is_complete_in_its_one_file(tmp_
     shutil.copyfile(tmp_path / "snapshot.db", tmp_path / "moved.db")  # the file alone, as `docker compose cp`
     [trajectory] = everything(str(tmp_path / "moved.db"))
     assert len(trajectory.turns) == 2
+
+
+def test_a_trajectory_copied_while_it_was_recorded_gets_its_later_turns_and_end_on_the_next_copy(
+        tmp_path, postgres_url, capsys):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import ppp_otel
+    from ppp_otel import TrajectorySpanProcessor
+
+    live = str(tmp_path / "live.db")
+    provider = TracerProvider()
+    processor = TrajectorySpanProcessor(live)
+    provider.add_span_processor(processor)
+    with ppp_otel.trajectory("spec", "long-agent", tracer_provider=provider):
+        for i in (1, 2):
+            with ppp_otel.turn(f"turn {i}", tracer_provider=provider) as t:
+                t.respond("ok")
+        assert processor.force_flush()
+        assert main(["copy", "--from", live, "--to", postgres_url]) == 0
+        for i in (3, 4, 5):
+            with ppp_otel.turn(f"turn {i}", tracer_provider=provider) as t:
+                t.respond("ok")
+    provider.shutdown()
+    capsys.readouterr()
+    assert main(["copy", "--from", live, "--to", postgres_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["trajectories"], report["skipped"], report["turns"]) == (0, 1, 3)
+    assert everything(postgres_url) == everything(live)

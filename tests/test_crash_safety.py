@@ -238,3 +238,18 @@ def test_a_read_only_file_is_reported_and_recording_resumes_once_it_is_writable(
     provider.shutdown()
     assert processor.stats["dropped"] == 0
     assert len(turn_prompts(db_path, "read-only")) == 30
+
+
+def test_a_database_deleted_while_recording_is_made_again_and_takes_the_turns_after(db_path, caplog):
+    provider, processor = pipeline(db_path, buffer_size=10, flush_interval_ms=20)
+    record_turns(provider, "before", 5)
+    assert processor.force_flush(30_000)
+    for suffix in ("", "-wal", "-shm"):  # rm runs.db*
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    with caplog.at_level(logging.WARNING, logger="ppp_otel"):
+        record_turns(provider, "after", 5)
+        assert processor.force_flush(30_000)
+    provider.shutdown()
+    assert "deleted or replaced" in caplog.text and str(db_path) in caplog.text
+    assert turn_prompts(db_path, "after") == {f"after turn {i}" for i in range(1, 6)}
+    assert integrity(db_path) == "ok"

@@ -114,6 +114,21 @@ def test_turns_pending_at_sigterm_are_stored_once_their_trajectory_arrives_after
     assert turns_by_trace(db_path) == {trace_hex(k): 5 for k in range(1, 6)}
 
 
+def test_turns_held_by_one_of_two_ingest_processes_on_a_file_land_when_the_other_stores_their_trajectory(db_path):
+    from support import wait_for
+
+    first, second = IngestProcess(db_path).start(), IngestProcess(db_path).start()
+    try:  # spans of one trace on two processes, as a round-robin balancer sends them
+        turns_only = merged(trajectory_request(k, 5, with_trajectory=False) for k in range(1, 4))
+        assert post(first.host, first.port, turns_only.SerializeToString())[0] == 200
+        trajectories = merged(trajectory_request(k, 5, with_turns=False) for k in range(1, 4))
+        assert post(second.host, second.port, trajectories.SerializeToString())[0] == 200
+        expected = {trace_hex(k): 5 for k in range(1, 4)}
+        assert wait_for(lambda: turns_by_trace(db_path) == expected), turns_by_trace(db_path)
+    finally:
+        assert first.stop(signal.SIGTERM) == 0 and second.stop(signal.SIGTERM) == 0
+
+
 def test_turns_pending_are_reported_by_status_while_they_wait(db_path, tmp_path):
     import json
     import subprocess

@@ -511,3 +511,28 @@ def test_judge_says_how_many_questions_fell_back_to_the_rules_when_the_llm_is_un
     assert code == 0
     line = next(line for line in out.splitlines() if line.startswith("fell back to rules"))
     assert line.split(None, 4)[4] == "3 of the 3 questions sent (connection_error 3)"
+
+
+class _CleanupMeanwhile:
+    """A judge slow enough that a cleanup deletes every trajectory while it grades the first."""
+
+    judge = "custom/cleanup-meanwhile"
+
+    def __init__(self, db: str):
+        self.db = db
+
+    def classify_many(self, questions, contexts=None):
+        from ppp_otel.storage.sqlite.retention import cleanup
+
+        cleanup(self.db, older_than_days=0)
+        return ["low"] * len(questions)
+
+
+def test_trajectories_a_cleanup_deletes_while_they_are_judged_again_are_skipped(tmp_path):
+    from ppp_otel.analysis.judgment_stage import rejudge
+
+    db = str(tmp_path / "old.db")
+    old_rules_database(db)
+    summary = rejudge(db, classifier=_CleanupMeanwhile(db))
+    assert (summary.trajectories, summary.turns) == (0, 0)
+    assert rows(db, "SELECT count(*) FROM trajectory_questions") == [(0,)]

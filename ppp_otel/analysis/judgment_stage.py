@@ -413,12 +413,16 @@ def rejudge(
         probe = TurnAnalyzer(classifier, preference_judge=preference_judge)
         summary = RejudgeSummary(judge=probe.judge)
         for done, tid in enumerate(chosen, 1):
-            trajectory, turns, before = store.as_reported(tid)
+            reported = store.as_reported(tid)
+            if reported is None:
+                continue  # deleted since it was chosen (a cleanup running meanwhile)
+            trajectory, turns, before = reported
             analyzer = TurnAnalyzer(classifier, preference_judge=preference_judge)
             # An ended trajectory's whole-conversation checks run after all its turns.
             analyzer.analyze([trajectory] + [record for _, record in turns])
             summary.classifier_failures += analyzer.classifier_failures
-            store.replace_judgments(turns, analyzer.at_end, analyzer.judge)
+            if not store.replace_judgments(turns, analyzer.at_end, analyzer.judge) and turns:
+                continue  # its turns were deleted while it was judged
             summary.violations += len(analyzer.at_end)
             for turn_id, record in turns:
                 summary.questions += sum(1 for q in record.questions if record.extract_questions or q.judge)

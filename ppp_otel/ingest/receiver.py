@@ -37,6 +37,9 @@ _FAILING_CHECK_S = 0.2
 _PURGE_EVERY_S = 60.0
 #: How often a replica of a shared store claims the spans whose parent another replica stored.
 _CLAIM_EVERY_S = 0.2
+#: How often an ingest on a store of its own (SQLite, which another ingest process may write
+#: too) looks for stored parents of the spans waiting there.
+_LOOK_AGAIN_EVERY_S = 1.0
 
 
 @dataclass
@@ -121,6 +124,13 @@ class Tally:
             self.count += 1
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class SpanIngest:
     """OTLP requests in, records durably written by a :class:`~ppp_otel.recorder.Recorder`; thread-safe."""
 
@@ -175,7 +185,7 @@ class SpanIngest:
             lost = self.processor.lost_at_shutdown
             # Under the lock, so a trajectory record is queued before turns another request releases.
             taken = self.processor.submit(records, force=True)
-            waiter = _Committed(self._loop())
+            waiter = _Committed(_running_loop())
             self.processor.when_written(waiter)
             self.rejected_spans += outcome.rejected + len(assembled.rejected)
         outcome.rejected += len(assembled.rejected)
@@ -237,13 +247,6 @@ class SpanIngest:
             self.rejected_spans += len(assembled.rejected)
         return len(claimed)
 
-    @staticmethod
-    def _loop() -> asyncio.AbstractEventLoop | None:
-        try:
-            return asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-
     def settle(self, outcome: IngestOutcome, lost_before: int) -> IngestOutcome:
         """After the waiter fired: committed unless the writer gave records up meanwhile."""
         outcome.committed = not outcome.not_queued and self.processor.lost_at_shutdown == lost_before
@@ -265,8 +268,9 @@ class SpanIngest:
 
     # ---------------------------------------------------------- housekeeping
 
-    def resume(self) -> int:
-        """At startup: spans staged before a restart wait again; those whose parent is stored land."""
+    def resume(self, *, at_start: bool = True) -> int:
+        """At startup: spans staged before a restart wait again; those whose parent is stored land.
+        Then now and then on SQLite: another ingest process on the file may have stored a parent."""
         with self._lock:
             try:
                 parents = self._store().waiting_parents()
@@ -279,7 +283,7 @@ class SpanIngest:
                 records.append(staging.Unstaged(assembled.released))
             if records:
                 self.processor.submit(records, force=True)
-        if parents:
+        if parents and (at_start or assembled.released):
             logger.info("ppp-otel ingest: %d parents awaited by pending spans; %d spans released",
                         len(parents), len(assembled.released))
         return len(assembled.released)
@@ -288,11 +292,14 @@ class SpanIngest:
         """Ten times a second: held spans past the TTL leave memory; on a shared store the spans
         other replicas' parents freed are claimed; now and then old ones are purged."""
         now = time.monotonic()
-        if now - self._last_claim >= _CLAIM_EVERY_S:
+        shared = self._shares_pending()
+        if now - self._last_claim >= (_CLAIM_EVERY_S if shared else _LOOK_AGAIN_EVERY_S):
             self._last_claim = now
             try:
-                while self.claim_once():
+                while shared and self.claim_once():
                     pass
+                if not shared:
+                    self.resume(at_start=False)
             except StorageError as exc:  # the server is down or restarting: next round
                 logger.debug("ppp-otel ingest: claiming pending spans failed: %s", exc)
         with self._lock:

@@ -10,6 +10,7 @@ the batch the parent's worker had in hand and from the parent's queue.
 from __future__ import annotations
 
 import os
+import sys
 import weakref
 from typing import Any, Callable, Iterable
 
@@ -40,3 +41,39 @@ def restart_in_child(restart: Callable[[], None]) -> None:
     ref = weakref.WeakMethod(restart)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+
+def finish_in_child(finish: Callable[[], None]) -> None:
+    """In every child that multiprocessing starts, call the bound method ``finish`` when the
+    child's work is done (held weakly, as :func:`restart_in_child` holds its method): in
+    the children forked after this call, and in this process if it is such a child (a
+    forkserver's, which ends with ``os._exit`` too).
+
+    multiprocessing runs its after-fork callbacks, then the finalizers registered
+    from them at its exit; a plain ``os.fork`` is left alone (its exit is the app's).
+    """
+    ref = weakref.WeakMethod(finish)
+
+    def at_exit() -> None:
+        method = ref()
+        if method is not None:
+            method()
+
+    started = sys.modules.get("multiprocessing")
+    if started is not None and started.parent_process() is not None:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, at_exit, exitpriority=0)
+
+    def in_child() -> None:
+        # Loaded in every process that forks through multiprocessing, before it forks.
+        util = sys.modules.get("multiprocessing.util")
+        target = ref()
+        if util is None or target is None:
+            return
+        # The child's finalizers are cleared after this hook and before the after-fork
+        # callbacks: the finalizer is registered from one of them.
+        util.register_after_fork(target.__self__, lambda _: util.Finalize(None, at_exit, exitpriority=0))
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=in_child)

@@ -14,6 +14,7 @@ import time
 
 from ppp_otel.analysis.analyzer import EffortClassifier, PreferenceJudge
 from ppp_otel.recorder.engine import QueueEngine, check_arguments
+from ppp_otel.recorder.fork import finish_in_child
 from ppp_otel.recorder.sink import RECORD, Record, RecordSink, record_item
 from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.config.settings import RECORDING
@@ -72,6 +73,8 @@ class Recorder:
         self.block_timeout_s = engine.block_timeout_s
         self.shutdown_timeout_s = engine.shutdown_timeout_s
         self.last_flush: str | None = None  # what the last force_flush waited for: done, writes, judgment
+        # A child multiprocessing forked exits without atexit: its recorder writes what it holds first.
+        finish_in_child(self.shutdown)
 
     def submit(self, records: Sequence[Record], *, force: bool = False) -> int:
         """Queue ready-made records; returns how many were taken.

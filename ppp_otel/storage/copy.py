@@ -4,7 +4,9 @@ Rows are copied as rows (every column both stores have), not replayed as spans,
 so what other tools wrote without span ids travels too. Copying is idempotent:
 a trajectory the target already holds (the same trace and span ids, or, for
 rows without span ids, the same id, spec, agent and creation time) is not
-copied again, so an interrupted copy is finished by running it again. Ids are
+copied again, so an interrupted copy is finished by running it again; one the target got
+while it was still being recorded (no end there yet) gets its end and the
+turns recorded since. Ids are
 kept when the target does not have them yet; otherwise a chunk moves up past
 the target's highest id, its turns, questions and violations going with it.
 
@@ -114,15 +116,19 @@ def copy_chunk(src_conn: Any, dst_conn: Any, ids: Sequence[int], summary: CopySu
         f"SELECT id, parent_trajectory_id, {', '.join(cols)} FROM trajectories "
         f"WHERE {src.ids_in('id', ids)} ORDER BY id")
     at = {c: i + 2 for i, c in enumerate(cols)}
-    fresh = []
+    fresh, unfinished = [], []
     for row in rows:
         existing = _existing(dst, row, at)
-        if existing is not None:
-            id_map[row[0]] = existing
-            summary.skipped += 1
-        else:
+        if existing is None:
             fresh.append(row)
+            continue
+        id_map[row[0]] = existing[0]
+        summary.skipped += 1
+        if existing[1] is None:
+            unfinished.append(row)
     held = [row[0] for row in rows]
+    if unfinished:
+        _catch_up(src, dst, unfinished, cols, at, id_map, summary)
     if not fresh:
         return held
     shift = _shift(dst, "trajectories", [r[0] for r in fresh])
@@ -134,13 +140,43 @@ def copy_chunk(src_conn: Any, dst_conn: Any, ids: Sequence[int], summary: CopySu
         [(id_map[r[0]], id_map.get(r[1]) if r[1] is not None else None, *r[2:]) for r in fresh],
     )
     summary.trajectories += len(fresh)
+    summary.renumbered = summary.renumbered or bool(shift)
+    _copy_turns(src, dst, [r[0] for r in fresh], id_map, summary)
+    return held
 
+
+# What a trajectory's end may still bring, as the writer's upsert takes it.
+_LATE_COLUMNS = ("ended_at", "technical_score", "user_context", "preferences", "run_id", "stage")
+
+
+def _catch_up(src: _Side, dst: _Side, rows: list[tuple], cols: list[str], at: dict[str, int],
+              id_map: dict[int, int], summary: CopySummary) -> None:
+    """Trajectories the target got while they were still being recorded (no end there yet):
+    what their end set, and the turns recorded since."""
+    late = [c for c in _LATE_COLUMNS if c in at]
+    if late:
+        dst.many(f"UPDATE trajectories SET {', '.join(f'{c} = COALESCE({c}, ?)' for c in late)} WHERE id = ?",
+                 [(*(row[at[c]] for c in late), id_map[row[0]]) for row in rows])
+    targets = [id_map[row[0]] for row in rows]
+    have = set(dst.rows(f"SELECT trajectory_id, turn_number FROM trajectory_turns "
+                        f"WHERE {dst.ids_in('trajectory_id', targets)}"))
+    _copy_turns(src, dst, [row[0] for row in rows], id_map, summary,
+                keep=lambda trajectory_id, number: (id_map[trajectory_id], number) not in have)
+
+
+def _copy_turns(src: _Side, dst: _Side, trajectory_ids: list[int], id_map: dict[int, int],
+                summary: CopySummary, keep: Callable[[int, int], bool] | None = None) -> None:
+    """The turns of the source trajectories ``trajectory_ids`` (those ``keep`` takes, by
+    trajectory and turn number), with their questions and violations."""
     tcols = _shared(src, dst, "trajectory_turns", ("id", "trajectory_id"))
     turns = src.rows(
         f"SELECT id, trajectory_id, {', '.join(tcols)} FROM trajectory_turns "
-        f"WHERE {src.ids_in('trajectory_id', [r[0] for r in fresh])} ORDER BY id")
+        f"WHERE {src.ids_in('trajectory_id', trajectory_ids)} ORDER BY id")
+    if keep is not None:
+        number = 2 + tcols.index("turn_number")
+        turns = [t for t in turns if keep(t[1], t[number])]
     turn_shift = _shift(dst, "trajectory_turns", [t[0] for t in turns])
-    summary.renumbered = summary.renumbered or bool(shift or turn_shift)
+    summary.renumbered = summary.renumbered or bool(turn_shift)
     dst.many(
         f"INSERT INTO trajectory_turns (id, trajectory_id, {', '.join(tcols)}) "
         f"VALUES ({', '.join('?' * (len(tcols) + 2))})",
@@ -159,20 +195,20 @@ def copy_chunk(src_conn: Any, dst_conn: Any, ids: Sequence[int], summary: CopySu
                      f"VALUES ({', '.join('?' * (len(qcols) + 1))})",
                      [(c[0] + turn_shift, *c[1:]) for c in children])
             setattr(summary, counter, getattr(summary, counter) + len(children))
-    return held
 
 
-def _existing(dst: _Side, row: tuple, at: dict[str, int]) -> int | None:
-    """The target's id for this source trajectory, when it holds it already."""
+def _existing(dst: _Side, row: tuple, at: dict[str, int]) -> tuple[int, Any] | None:
+    """The target's id and end for this source trajectory, when it holds it already."""
     trace_id = row[at["trace_id"]] if "trace_id" in at else None
     span_id = row[at["span_id"]] if "span_id" in at else None
     if trace_id is not None and span_id is not None:
-        found = dst.rows("SELECT id FROM trajectories WHERE trace_id = ? AND span_id = ?", (trace_id, span_id))
+        found = dst.rows("SELECT id, ended_at FROM trajectories WHERE trace_id = ? AND span_id = ?",
+                         (trace_id, span_id))
     else:
         found = dst.rows(
-            "SELECT id FROM trajectories WHERE id = ? AND spec_id = ? AND agent_name = ? AND created_at = ?",
+            "SELECT id, ended_at FROM trajectories WHERE id = ? AND spec_id = ? AND agent_name = ? AND created_at = ?",
             (row[0], row[at["spec_id"]], row[at["agent_name"]], row[at["created_at"]]))
-    return found[0][0] if found else None
+    return tuple(found[0]) if found else None
 
 
 def _begin(side: _Side) -> None:

@@ -79,12 +79,12 @@ class StoreFacade:
         return self.judgments_sql.to_rejudge(self.conn, spec_id=spec_id, since=since, pending=pending)
 
     @translated
-    def as_reported(self, trajectory_id: int) -> tuple:
+    def as_reported(self, trajectory_id: int) -> tuple | None:
         return self.judgments_sql.as_reported(self.conn, trajectory_id)
 
     @translated
-    def replace_judgments(self, turns: list, at_end: list, judge: str) -> None:
-        self.judgments_sql.replace_judgments(self.conn, turns, at_end, judge)
+    def replace_judgments(self, turns: list, at_end: list, judge: str) -> int:
+        return self.judgments_sql.replace_judgments(self.conn, turns, at_end, judge)
 
     # --- spans waiting for their parent (ingest) ---------------------------------------
 

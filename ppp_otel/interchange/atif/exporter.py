@@ -30,6 +30,10 @@ from ppp_otel.interchange.atif.document import EXPORT_VERSION, ROOT_FIELDS, STEP
 PPP_EXTRA_VERSION = 1
 
 
+class NoSuchTrajectory(ValueError):
+    """The trajectory asked for is not stored (never was, or was deleted meanwhile)."""
+
+
 def export_atif(
     db_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -68,7 +72,10 @@ def export_atif(
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", os.fspath(out)) from None
         written = []
         for tid in chosen:
-            document = trajectory_document(store, tid, rewards=rewards)
+            try:
+                document = trajectory_document(store, tid, rewards=rewards)
+            except NoSuchTrajectory:
+                continue  # deleted since it was listed: a cleanup ran meanwhile
             ppp = document["extra"][PPP]
             # Named by the span id, not the row id, so a file keeps its name across databases.
             # Every part made safe: a span id written by another tool ("../../x") must not leave --out.
@@ -85,7 +92,7 @@ def trajectory_document(
     """The ATIF-v1.7 document of one stored trajectory, its subagents embedded."""
     trajectory = store.get_trajectory(trajectory_id)
     if trajectory is None:
-        raise ValueError(f"no trajectory with id {trajectory_id}")
+        raise NoSuchTrajectory(f"no trajectory with id {trajectory_id}")
     extras = store.turn_extras(trajectory_id)
     atif_of = {number: (extra.get(ATIF) or {}) for number, extra in extras.items()}
     first = atif_of.get(trajectory.turns[0].number, {}) if trajectory.turns else {}

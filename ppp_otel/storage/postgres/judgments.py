@@ -40,13 +40,17 @@ def to_rejudge(conn: Any, *, spec_id: str | None, since: str | None, pending: bo
     return sqlite_judgments.to_rejudge(conn, spec_id=spec_id, since=since, pending=pending, dialect=pg)
 
 
-def as_reported(conn: Any, tid: int) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict]:
+def as_reported(conn: Any, tid: int) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict] | None:
     return sqlite_judgments.as_reported(conn, tid, dialect=pg)
 
 
-def replace_judgments(conn: Any, turns: list[tuple[int, TurnRecord]], at_end: list, judge: str) -> None:
-    """One transaction: a re-judged trajectory's earlier judge findings out, the new ones in."""
+def replace_judgments(conn: Any, turns: list[tuple[int, TurnRecord]], at_end: list, judge: str) -> int:
+    """One transaction: a re-judged trajectory's earlier judge findings out, the new ones in;
+    how many of its turns were still stored."""
     with conn.transaction(), conn.cursor() as cur:
+        turns = sqlite_judgments.still_stored(cur, turns, lock=" FOR SHARE")
+        if not turns:
+            return 0
         turn_ids = [turn_id for turn_id, _ in turns]
         if turn_ids:
             cur.execute("DELETE FROM trajectory_questions WHERE source = 'extracted' "
@@ -55,3 +59,4 @@ def replace_judgments(conn: Any, turns: list[tuple[int, TurnRecord]], at_end: li
                         (turn_ids,))
         store_at_end(cur, at_end, {record.turn_number: turn_id for turn_id, record in turns}, dialect=pg)
         store_judgments(cur, turns, judge, dialect=pg)
+    return len(turns)

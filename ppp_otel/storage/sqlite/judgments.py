@@ -127,17 +127,20 @@ def to_rejudge(conn: Any, *, spec_id: str | None, since: str | None, pending: bo
 
 
 def as_reported(conn: Any, tid: int,
-                dialect: Dialect = _sqlite) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict]:
+                dialect: Dialect = _sqlite) -> tuple[TrajectoryRecord, list[tuple[int, TurnRecord]], dict] | None:
     """A stored trajectory as records holding only what the agent code reported, and the
-    efforts judges gave before (by "turn id:question")."""
+    efforts judges gave before (by "turn id:question"); None when it is not stored (any more)."""
     # Imported here: every store loads this module, and only judging again needs records.
     from ppp_otel.model import Question, Violation
     from ppp_otel.records import TrajectoryRecord, TurnRecord
 
-    spec_id, agent, trace_id, span_id, preferences, context, ended_at = conn.execute(dialect(
+    found = conn.execute(dialect(
         "SELECT spec_id, agent_name, trace_id, span_id, preferences, user_context, ended_at "
         "FROM trajectories WHERE id = ?"), (tid,),
     ).fetchone()
+    if found is None:
+        return None
+    spec_id, agent, trace_id, span_id, preferences, context, ended_at = found
     key = (trace_id or f"row-{tid}", span_id or f"row-{tid}")
     trajectory = TrajectoryRecord(key[0], key[1], spec_id, agent, preferences=tuple(parse_preferences(preferences)),
                                   user_context=context, ended_at=ended_at)
@@ -174,10 +177,24 @@ def as_reported(conn: Any, tid: int,
     return trajectory, turns, before
 
 
+def still_stored(cursor: Any, turns: list[tuple[int, TurnRecord]], lock: str = "") -> list[tuple[int, TurnRecord]]:
+    """Of the judged turns, those still stored: a cleanup may have deleted some, or their whole
+    trajectory, since they were read. ``lock`` keeps them there until the transaction ends."""
+    if not turns:
+        return turns
+    ids = ", ".join(str(int(turn_id)) for turn_id, _ in turns)  # integers read from the store
+    there = {row[0] for row in cursor.execute(f"SELECT id FROM trajectory_turns WHERE id IN ({ids}){lock}")}
+    return [(turn_id, record) for turn_id, record in turns if turn_id in there]
+
+
 def replace_judgments(conn: sqlite3.Connection, turns: list[tuple[int, TurnRecord]], at_end: list,
-                      judge: str) -> None:
-    """One transaction: a re-judged trajectory's earlier judge findings out, the new ones in."""
+                      judge: str) -> int:
+    """One transaction: a re-judged trajectory's earlier judge findings out, the new ones in;
+    how many of its turns were still stored."""
     with transaction(conn, join=False):
+        turns = still_stored(conn, turns)
+        if not turns:
+            return 0
         turn_ids = [turn_id for turn_id, _ in turns]
         marks = ",".join("?" * len(turn_ids))
         if turn_ids:
@@ -187,6 +204,7 @@ def replace_judgments(conn: sqlite3.Connection, turns: list[tuple[int, TurnRecor
                          f"AND turn_id IN ({marks})", turn_ids)
         store_at_end(conn, at_end, {record.turn_number: turn_id for turn_id, record in turns})
         store_judgments(conn, turns, judge)
+    return len(turns)
 
 
 __all__: Any = ["as_reported", "replace_judgments", "store_judged", "to_rejudge"]
