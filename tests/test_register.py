@@ -32,6 +32,17 @@ def test_the_default_database_is_in_the_working_directory(tmp_path, monkeypatch)
     assert sqlite3.connect(tmp_path / "ppp_trajectories.db").execute("SELECT count(*) FROM trajectory_turns").fetchone() == (1,)
 
 
+def test_a_relative_database_path_stays_where_it_was_when_the_app_changes_directory(tmp_path, monkeypatch):
+    (tmp_path / "started").mkdir()
+    (tmp_path / "moved").mkdir()
+    monkeypatch.chdir(tmp_path / "started")
+    provider = ppp_otel.register("runs.db", set_global=False, env={})
+    os.chdir(tmp_path / "moved")
+    record_one(provider)
+    assert sqlite3.connect(tmp_path / "started" / "runs.db").execute("SELECT count(*) FROM trajectory_turns").fetchone() == (1,)
+    assert not (tmp_path / "moved" / "runs.db").exists()
+
+
 def test_the_database_path_comes_from_ppp_otel_db(tmp_path):
     db = tmp_path / "from-env.db"
     provider = ppp_otel.register(set_global=False, env={"PPP_OTEL_DB": str(db)})

@@ -388,10 +388,13 @@ class ArchivalScheduler(SpanProcessor):
     ):
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
-        self.db_path = os.fspath(db_path)
+        # Absolute now: a later change of the working directory must not move either file.
+        from ppp_otel.storage import fixed_path
+
+        self.db_path = fixed_path(db_path)
         self.retention_days = retention_days
         self.interval_s = interval_s
-        self.archive_path = os.fspath(archive_path) if archive_path else None
+        self.archive_path = fixed_path(archive_path) if archive_path else None
         self.runs = 0
         self.failures = 0
         self.last_summary: CleanupSummary | None = None
