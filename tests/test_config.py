@@ -450,6 +450,23 @@ def test_a_bad_environment_value_names_the_variable():
         load_config(env={"PPP_OTEL_ENABLED": "maybe"})
 
 
+def test_a_database_path_of_only_spaces_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^ppp\.db_path must be a non-empty string, got '   ' \(in env PPP_OTEL_DB\)$"):
+        load_config(env={"PPP_OTEL_DB": "   "})
+
+
+def test_the_commands_default_database_of_only_spaces_is_an_error_naming_the_variable():
+    from ppp_otel.config.settings import default_db_path
+
+    with pytest.raises(ConfigError, match=r"ppp\.db_path must be a non-empty string.*\(in env PPP_OTEL_DB\)"):
+        default_db_path({"PPP_OTEL_DB": "   "})
+
+
+def test_a_config_file_name_of_only_spaces_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"config file name is blank: '  ' \(named by env PPP_OTEL_CONFIG\)"):
+        load_config(env={"PPP_OTEL_CONFIG": "  "})
+
+
 def test_a_bad_override_value_names_the_argument():
     with pytest.raises(ConfigError, match=r"^ppp\.trajectory\.buffer_size must be >= 1, got 0 \(in argument\)$"):
         load_config(env={}, overrides={"trajectory.buffer_size": 0})

@@ -154,7 +154,8 @@ def _checked(key: str, value: Any, default: Any, meta: Mapping[str, Any]) -> Any
 
     if meta.get("choices") and value not in meta["choices"]:
         raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
-    if meta.get("nonempty") and value == "":
+    if meta.get("nonempty") and value.strip() == "":
+        # "   " (a stray quote in a shell script) would name a file of spaces, or no host.
         raise bad("a non-empty string")
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise bad(f">= {meta['minimum']}")
@@ -561,6 +562,9 @@ def load_config(
         file, named_by = os.fspath(path), ARGUMENT
     elif environ.get(CONFIG_ENV):
         file, named_by = environ[CONFIG_ENV], f"env:{CONFIG_ENV}"
+    if file is not None and not file.strip():
+        raise ConfigError(f"config file name is blank: {file!r} (named by {_where(named_by)})",
+                          source=named_by)
     if file is not None:
         source = f"file:{file}"
         for key, value in _flatten_file(_read_file(file, named_by), source).items():
@@ -636,7 +640,11 @@ def default_db_path(env: Mapping[str, str] | None = None, *, read_file: bool = T
     # that was told where the database is.
     chosen = env_value(DB_ENV, env)
     if chosen:
-        return chosen
+        spec = _SPECS["ppp.db_path"]
+        try:
+            return _checked("ppp.db_path", chosen, spec.default, spec.metadata)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in env {DB_ENV})", key="ppp.db_path", source=f"env:{DB_ENV}") from None
     if read_file:
         return process_config(env).db_path or DEFAULT_DB_PATH
     return DEFAULT_DB_PATH
