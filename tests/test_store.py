@@ -379,3 +379,32 @@ async def test_a_closed_async_store_says_it_is_not_open(db):
     await store.close()
     with pytest.raises(RuntimeError, match="not open"):
         await store.specs()
+
+
+def wal_file_exists(db) -> bool:
+    # SQLite removes the -wal file when the last connection to a WAL database closes.
+    return os.path.exists(f"{db}-wal")
+
+
+async def test_opening_an_open_async_store_again_keeps_its_one_connection(sqlite_db):
+    store = await AsyncTrajectoryStore(sqlite_db).open()
+    first = store._store
+    assert await store.open() is store
+    assert store._store is first
+    await store.close()
+    assert not wal_file_exists(sqlite_db)
+
+
+async def test_a_cancelled_close_of_the_async_store_still_closes_its_connection(sqlite_db):
+    import asyncio
+
+    store = await AsyncTrajectoryStore(sqlite_db).open()
+    thread = store._thread
+    assert wal_file_exists(sqlite_db)
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    await asyncio.to_thread(thread.shutdown, wait=True)
+    assert not wal_file_exists(sqlite_db)

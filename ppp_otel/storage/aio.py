@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from ppp_otel.storage import open_store
@@ -50,23 +50,33 @@ class AsyncTrajectoryStore:
         self._store: TrajectoryBackend | None = None
 
     async def open(self) -> AsyncTrajectoryStore:
+        if self._store is not None:
+            # Opening again would leave the first connection and its thread behind.
+            return self
         # One worker: the store and its connection are only ever used from it.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppp-otel-store")
+        opening = self._thread.submit(open_store, self.path, **self._options)
         try:
-            self._store = await self._on_thread(open_store, self.path, **self._options)
+            self._store = await asyncio.wrap_future(opening)
         except BaseException:
+            # Cancelled while the thread opens it: the store still opens there; close it there.
+            self._thread.submit(_close_opened, opening)
             self._thread.shutdown(wait=False)
             self._thread = None
             raise
         return self
 
     async def close(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
-            await self._on_thread(store.close)
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)
-            self._thread = None
+        store, self._store = self._store, None
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            if store is not None:
+                # Shielded: a close that is cancelled still closes the store, on its thread.
+                await asyncio.shield(asyncio.wrap_future(thread.submit(store.close)))
+        finally:
+            thread.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncTrajectoryStore:
         return await self.open()
@@ -92,6 +102,11 @@ class AsyncTrajectoryStore:
     def conn(self) -> Any:
         """The sync store's connection; use it only inside :meth:`run`."""
         return getattr(self._opened(), "conn", None)
+
+
+def _close_opened(opening: Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _coroutine(name: str) -> Callable[..., Any]:
