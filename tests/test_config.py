@@ -467,6 +467,12 @@ def test_a_config_file_name_of_only_spaces_is_an_error_naming_the_variable():
         load_config(env={"PPP_OTEL_CONFIG": "  "})
 
 
+def test_a_phoenix_endpoint_without_its_scheme_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^ppp\.phoenix\.endpoint must be an http:// or https:// URL, "
+                                          r"got 'localhost:6006' \(in env PHOENIX_COLLECTOR_ENDPOINT\)$"):
+        load_config(env={"PHOENIX_COLLECTOR_ENDPOINT": "localhost:6006"})
+
+
 def test_a_bad_override_value_names_the_argument():
     with pytest.raises(ConfigError, match=r"^ppp\.trajectory\.buffer_size must be >= 1, got 0 \(in argument\)$"):
         load_config(env={}, overrides={"trajectory.buffer_size": 0})

@@ -43,6 +43,11 @@ def test_a_relative_database_path_stays_where_it_was_when_the_app_changes_direct
     assert not (tmp_path / "moved" / "runs.db").exists()
 
 
+def test_a_phoenix_argument_that_is_not_a_url_is_a_value_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=r"phoenix must be .* URL, got 'localhost:6006'"):
+        ppp_otel.register(tmp_path / "runs.db", phoenix="localhost:6006", set_global=False, env={})
+
+
 def test_the_database_path_comes_from_ppp_otel_db(tmp_path):
     db = tmp_path / "from-env.db"
     provider = ppp_otel.register(set_global=False, env={"PPP_OTEL_DB": str(db)})

@@ -243,6 +243,8 @@ def register(
     Phoenix added by a later call gets the judgments of the recorder an earlier call added;
     its project stays the provider's (a warning says so when another was asked for).
     """
+    if isinstance(phoenix, str) and not phoenix.lower().startswith(("http://", "https://")):
+        raise ValueError(f"phoenix must be True, False or an http:// or https:// URL, got {phoenix!r}")
     env = environ(env)
     if not isinstance(config, Config):
         overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None

@@ -101,6 +101,7 @@ def _setting(
     nonempty: bool = False,
     path: bool = False,
     secret: bool = False,
+    url: bool = False,
 ) -> Any:
     return field(
         default=default,
@@ -113,6 +114,7 @@ def _setting(
             "nonempty": nonempty,
             "path": path,
             "secret": secret,
+            "url": url,
         },
     )
 
@@ -157,6 +159,9 @@ def _checked(key: str, value: Any, default: Any, meta: Mapping[str, Any]) -> Any
     if meta.get("nonempty") and value.strip() == "":
         # "   " (a stray quote in a shell script) would name a file of spaces, or no host.
         raise bad("a non-empty string")
+    if meta.get("url") and not value.lower().startswith(("http://", "https://")):
+        # Without its scheme the exporter fails on every send, reported as Phoenix unreachable.
+        raise bad("an http:// or https:// URL")
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise bad(f">= {meta['minimum']}")
     if meta.get("above") is not None and value <= meta["above"]:
@@ -283,7 +288,7 @@ class PhoenixConfig:
     """``[ppp.phoenix]``: forwarding spans to Phoenix over OTLP."""
 
     enabled: bool = _setting(False)
-    endpoint: str = _setting("http://localhost:6006", nonempty=True)
+    endpoint: str = _setting("http://localhost:6006", nonempty=True, url=True)
     project_name: str = _setting("default", nonempty=True)
     api_key: str = _setting("", secret=True)
     protocol: str = _setting("http/protobuf", choices=("http/protobuf", "grpc"))
