@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
 from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
+from ppp_otel.logs import LogLimiter
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.storage import check_creatable, display_name
 
@@ -43,6 +44,10 @@ def _parse_headers(text: str | None) -> dict[str, str]:
     return headers
 
 
+# OTEL_* variables are often set for other tools: an unsupported one is said once, not fatal.
+_unsupported_protocol = LogLimiter.once(logger)
+
+
 def phoenix_exporter_settings(
     phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]
 ) -> tuple[str, str, dict[str, str]] | None:
@@ -63,8 +68,14 @@ def phoenix_exporter_settings(
     if phoenix is None and not (settings.enabled or env.get("PHOENIX_COLLECTOR_ENDPOINT")):
         return None
     protocol = settings.protocol
-    if env.get("OTEL_EXPORTER_OTLP_PROTOCOL") in ("grpc", "http/protobuf"):
-        protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+    # As OpenTelemetry reads them: the traces' own variable beats the general one.
+    for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        text = env.get(var)
+        if text in ("grpc", "http/protobuf"):
+            protocol = text
+        elif text:
+            _unsupported_protocol("ppp-otel: %s=%r is ignored: ppp-otel sends to Phoenix over grpc or "
+                                  "http/protobuf only", var, text, key=(var, text))
     as_given = False
     if isinstance(phoenix, str):
         endpoint = phoenix
