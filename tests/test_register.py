@@ -48,6 +48,16 @@ def test_a_phoenix_argument_that_is_not_a_url_is_a_value_error_naming_it(tmp_pat
         ppp_otel.register(tmp_path / "runs.db", phoenix="localhost:6006", set_global=False, env={})
 
 
+def test_ppp_otel_db_comes_before_the_db_path_of_a_config_built_in_code(tmp_path):
+    from ppp_otel.config.settings import Config
+
+    db = tmp_path / "from-env.db"
+    provider = ppp_otel.register(config=Config(db_path=str(tmp_path / "in-code.db")), set_global=False,
+                                 env={"PPP_OTEL_DB": str(db)})
+    record_one(provider)
+    assert db.exists() and not (tmp_path / "in-code.db").exists()
+
+
 def test_the_database_path_comes_from_ppp_otel_db(tmp_path):
     db = tmp_path / "from-env.db"
     provider = ppp_otel.register(set_global=False, env={"PPP_OTEL_DB": str(db)})

@@ -18,7 +18,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
-from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
+from ppp_otel.config.settings import (
+    ARGUMENT, DB_ENV, Config, PhoenixConfig, default_db_path, env_value, environ, load_config,
+)
 from ppp_otel.logs import LogLimiter
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.storage import check_creatable, display_name
@@ -261,6 +263,10 @@ def register(
         overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None
         config = load_config(config, env=env, overrides=overrides)
     path = os.fspath(db_path) if db_path is not None else config.db_path
+    if db_path is None and config.source("db_path") != ARGUMENT and env_value(DB_ENV, env):
+        # A Config built in code has not read the environment: $PPP_OTEL_DB still comes
+        # before its db_path, as for every command, so both find the same database.
+        path = default_db_path(env, read_file=False)
     project = phoenix_project_name(project_name, config.phoenix, env)
     if tracer_provider is None and set_global:
         tracer_provider = _global_provider()
