@@ -58,6 +58,12 @@ def test_ppp_otel_db_comes_before_the_db_path_of_a_config_built_in_code(tmp_path
     assert db.exists() and not (tmp_path / "in-code.db").exists()
 
 
+@pytest.mark.parametrize("argument", ["db_path", "config"])
+def test_a_database_or_config_that_is_not_a_path_is_a_value_error_naming_the_argument(argument):
+    with pytest.raises(ValueError, match=rf"^{argument} must be .*, got 123$"):
+        ppp_otel.register(**{argument: 123}, set_global=False, env={})
+
+
 def test_the_database_path_comes_from_ppp_otel_db(tmp_path):
     db = tmp_path / "from-env.db"
     provider = ppp_otel.register(set_global=False, env={"PPP_OTEL_DB": str(db)})

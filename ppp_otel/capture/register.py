@@ -256,6 +256,10 @@ def register(
     Phoenix added by a later call gets the judgments of the recorder an earlier call added;
     its project stays the provider's (a warning says so when another was asked for).
     """
+    if db_path is not None and not isinstance(db_path, (str, os.PathLike)):
+        raise ValueError(f"db_path must be a file path or a postgresql:// URL, got {db_path!r}")
+    if config is not None and not isinstance(config, (Config, str, os.PathLike)):
+        raise ValueError(f"config must be a Config or the path of a TOML file, got {config!r}")
     if isinstance(phoenix, str) and not phoenix.lower().startswith(("http://", "https://")):
         raise ValueError(f"phoenix must be True, False or an http:// or https:// URL, got {phoenix!r}")
     env = environ(env)
