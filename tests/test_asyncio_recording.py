@@ -46,3 +46,20 @@ async def test_an_async_generator_agent_closed_from_another_task_does_not_raise_
             t.respond("fine")
     recording.force_flush()
     assert turns_by_agent(db_path) == {"streamer": ["first"], "after": ["later"]}
+
+
+def answer(provider, prompt):
+    with ppp_otel.turn(prompt, tracer_provider=provider) as t:
+        t.respond("done")
+
+
+async def test_turns_of_tasks_and_threads_belong_to_the_trajectory_of_the_task_that_started_them(recording, db_path):
+    async def agent(name):
+        with ppp_otel.trajectory("async-spec", name, tracer_provider=recording):
+            await asyncio.gather(asyncio.to_thread(answer, recording, f"{name} 1"),
+                                 asyncio.to_thread(answer, recording, f"{name} 2"))
+
+    await asyncio.gather(agent("a"), agent("b"))
+    await asyncio.to_thread(recording.force_flush)
+    assert {agent: sorted(prompts) for agent, prompts in turns_by_agent(db_path).items()} == {
+        "a": ["a 1", "a 2"], "b": ["b 1", "b 2"]}
