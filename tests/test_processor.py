@@ -331,6 +331,17 @@ def test_on_full_block_waits_for_room_instead_of_dropping(db_path):
     assert count(db_path, "trajectory_turns") == 200
 
 
+def test_a_block_timeout_longer_than_threads_can_wait_waits_for_room_and_loses_nothing(db_path):
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=5, on_full="block", block_timeout_ms=1e300)
+    with trajectory("s", "a", tracer_provider=provider):
+        for i in range(200):
+            with turn(f"p{i}", tracer_provider=provider):
+                pass
+    provider.shutdown()
+    assert (processor.stats["dropped"], processor.stats["internal_errors"]) == (0, 0)
+    assert count(db_path, "trajectory_turns") == 200
+
+
 def test_a_full_queue_waits_for_room_by_default(db_path):
     processor = TrajectorySpanProcessor(db_path)
     assert (processor.on_full, processor.block_timeout_s) == ("block", 0.05)
