@@ -393,7 +393,8 @@ class ArchivalScheduler(SpanProcessor):
 
         self.db_path = fixed_path(db_path)
         self.retention_days = retention_days
-        self.interval_s = interval_s
+        # threading refuses a longer wait than TIMEOUT_MAX (about 292 years): never, all the same.
+        self.interval_s = min(interval_s, threading.TIMEOUT_MAX - 1)
         self.archive_path = fixed_path(archive_path) if archive_path else None
         self.runs = 0
         self.failures = 0
