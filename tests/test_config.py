@@ -473,6 +473,12 @@ def test_a_phoenix_endpoint_without_its_scheme_is_an_error_naming_the_variable()
         load_config(env={"PHOENIX_COLLECTOR_ENDPOINT": "localhost:6006"})
 
 
+def test_an_llm_base_url_without_its_scheme_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^ppp\.question_classifier\.base_url must be an http:// or https:// URL, "
+                                          r"got 'localhost:8000' \(in env PPP_OTEL_LLM_BASE_URL\)$"):
+        load_config(env={"PPP_OTEL_LLM_BASE_URL": "localhost:8000"})
+
+
 def test_a_bad_override_value_names_the_argument():
     with pytest.raises(ConfigError, match=r"^ppp\.trajectory\.buffer_size must be >= 1, got 0 \(in argument\)$"):
         load_config(env={}, overrides={"trajectory.buffer_size": 0})

@@ -159,7 +159,7 @@ def _checked(key: str, value: Any, default: Any, meta: Mapping[str, Any]) -> Any
     if meta.get("nonempty") and value.strip() == "":
         # "   " (a stray quote in a shell script) would name a file of spaces, or no host.
         raise bad("a non-empty string")
-    if meta.get("url") and not value.lower().startswith(("http://", "https://")):
+    if meta.get("url") and value and not value.lower().startswith(("http://", "https://")):
         # Without its scheme the exporter fails on every send, reported as Phoenix unreachable.
         raise bad("an http:// or https:// URL")
     if meta.get("minimum") is not None and value < meta["minimum"]:
@@ -213,7 +213,7 @@ class QuestionClassifierConfig:
     """``[ppp.question_classifier]``: how question effort is classified."""
 
     method: str = _setting("heuristic", choices=("heuristic", "llm"))
-    base_url: str = _setting("")
+    base_url: str = _setting("", url=True)
     model: str = _setting("")
     api_key: str = _setting("", secret=True)
     timeout_s: float = _setting(10.0, above=0)
