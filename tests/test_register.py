@@ -240,3 +240,9 @@ ppp_otel.register(phoenix="http://127.0.0.1:{free_port()}", project_name="second
     assert done.returncode == 0, done.stderr
     assert "spans go to Phoenix project 'first', not 'second'" in done.stderr
     assert "before the provider is created" in done.stderr
+
+
+def test_register_names_a_misspelt_ppp_otel_variable_it_ignores(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="ppp_otel.capture.register"):
+        ppp_otel.register(tmp_path / "runs.db", set_global=False, env={"PPP_OTEL_DATABSE": "elsewhere.db"}).shutdown()
+    assert "PPP_OTEL_DATABSE is not a ppp-otel variable and is ignored" in caplog.text

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
 from ppp_otel.config.settings import (
-    ARGUMENT, DB_ENV, Config, PhoenixConfig, default_db_path, env_value, environ, load_config,
+    ARGUMENT, DB_ENV, Config, PhoenixConfig, default_db_path, env_value, environ, load_config, unknown_variables,
 )
 from ppp_otel.logs import LogLimiter
 from ppp_otel.capture.processor import TrajectorySpanProcessor
@@ -48,6 +48,8 @@ def _parse_headers(text: str | None) -> dict[str, str]:
 
 # OTEL_* variables are often set for other tools: an unsupported one is said once, not fatal.
 _unsupported_protocol = LogLimiter.once(logger)
+# A misspelt PPP_OTEL_* variable: said once per process, however often register() runs.
+_unknown_variable = LogLimiter.once(logger)
 
 
 def phoenix_exporter_settings(
@@ -263,6 +265,8 @@ def register(
     if isinstance(phoenix, str) and not phoenix.lower().startswith(("http://", "https://")):
         raise ValueError(f"phoenix must be True, False or an http:// or https:// URL, got {phoenix!r}")
     env = environ(env)
+    for warning in unknown_variables(env):
+        _unknown_variable("ppp-otel: %s", warning, key=warning)
     if not isinstance(config, Config):
         overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None
         config = load_config(config, env=env, overrides=overrides)

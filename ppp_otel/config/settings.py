@@ -58,6 +58,7 @@ __all__ = [
     "environ",
     "load_config",
     "process_config",
+    "unknown_variables",
 ]
 
 CONFIG_ENV = "PPP_OTEL_CONFIG"
@@ -536,6 +537,16 @@ _ENV_FALLBACKS: tuple[tuple[str, str], ...] = (
     ("OPENAI_BASE_URL", "ppp.question_classifier.base_url"),
     ("OPENAI_API_KEY", "ppp.question_classifier.api_key"),
 )
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """What to say about each ``PPP_OTEL_*`` variable ppp-otel does not read: a misspelt
+    ``PPP_OTEL_DATABASE`` is otherwise ignored without a word."""
+    known = sorted({CONFIG_ENV, INGEST_TOKEN_ENV, *(var for var, _key, _parse in _ENV if var.startswith("PPP_OTEL_"))})
+    # The benchmarks' own variables are read by benchmarks/, not by the package.
+    return [f"{name} is not a ppp-otel variable and is ignored (those are {', '.join(known)})"
+            for name in sorted(environ(env))
+            if name.startswith("PPP_OTEL_") and name not in known and not name.startswith("PPP_OTEL_BENCH_")]
 
 
 def load_config(
