@@ -408,3 +408,9 @@ async def test_a_cancelled_close_of_the_async_store_still_closes_its_connection(
         await closing
     await asyncio.to_thread(thread.shutdown, wait=True)
     assert not wal_file_exists(sqlite_db)
+
+
+def test_an_async_store_given_a_sync_store_says_it_takes_a_path_or_url(sqlite_db):
+    with TrajectoryStore(sqlite_db) as sync:
+        with pytest.raises(TypeError, match="AsyncTrajectoryStore takes a database path or URL, got"):
+            AsyncTrajectoryStore(sync)

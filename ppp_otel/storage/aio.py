@@ -44,6 +44,9 @@ class AsyncTrajectoryStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], **options: Any):
+        if not isinstance(path, (str, os.PathLike)):
+            # A sync store's connection belongs to the thread that opened it: it cannot move here.
+            raise TypeError(f"AsyncTrajectoryStore takes a database path or URL, got {type(path).__name__}")
         self.path = os.fspath(path)
         self._options = {"must_exist": True, **options}
         self._thread: ThreadPoolExecutor | None = None
