@@ -479,6 +479,13 @@ def test_an_llm_base_url_without_its_scheme_is_an_error_naming_the_variable():
         load_config(env={"PPP_OTEL_LLM_BASE_URL": "localhost:8000"})
 
 
+def test_a_retention_reaching_back_before_the_year_1_names_the_key_and_the_file(toml):
+    path = toml("[ppp.archival]\nretention_days = 1000000\n")
+    with pytest.raises(ConfigError, match=rf"^ppp\.archival\.retention_days must be at most \d+ days .*got 1000000 "
+                                          rf"\(in {re.escape(path)}\)$"):
+        load_config(path, env={})
+
+
 def test_a_bad_override_value_names_the_argument():
     with pytest.raises(ConfigError, match=r"^ppp\.trajectory\.buffer_size must be >= 1, got 0 \(in argument\)$"):
         load_config(env={}, overrides={"trajectory.buffer_size": 0})

@@ -282,6 +282,13 @@ class ArchivalConfig:
 
     def __post_init__(self) -> None:
         _validate(self, "ppp.archival")
+        # Checked here as cleanup checks it, so a file's mistake names its key, not cleanup's argument.
+        from ppp_otel.storage.sqlite.retention import retention_problem
+
+        problem = retention_problem(self.retention_days)
+        if problem:
+            raise ConfigError(f"ppp.archival.retention_days {problem}, got {self.retention_days}",
+                              key="ppp.archival.retention_days")
 
 
 @dataclass(frozen=True)
@@ -617,9 +624,9 @@ def load_config(
                 **{k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
             )
         except ConfigError as exc:
-            # Only rules across keys get here (each key passed alone above), so
-            # name every place the section's values came from, in key order.
-            involved = list(
+            # Rules across keys get here (each key passed alone above): name every place
+            # the section's values came from, in key order; a rule of one key, its place.
+            involved = [sources.get(exc.key, DEFAULT)] if exc.key in _SPECS else list(
                 dict.fromkeys(sources.get(k, DEFAULT) for k in values if k.startswith(prefix))
             )
             raise ConfigError(
