@@ -28,6 +28,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
@@ -270,6 +271,24 @@ class ScoringConfig:
         _validate(self, "ppp.scoring")
 
 
+_FIRST_DAY = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def retention_problem(older_than_days: float, now: datetime | None = None) -> str | None:
+    """Why ``older_than_days`` is no retention (it must be a finite number of days, not
+    negative, that does not reach back before the calendar's year 1), or None."""
+    if not math.isfinite(older_than_days):
+        return "must be a finite number of days"
+    if older_than_days < 0:
+        return "must not be negative"
+    now = now or datetime.now(tz=timezone.utc)
+    try:
+        now - timedelta(days=older_than_days)
+    except OverflowError:
+        return f"must be at most {(now - _FIRST_DAY).days} days (no date is longer ago than the year 1)"
+    return None
+
+
 @dataclass(frozen=True)
 class ArchivalConfig:
     """``[ppp.archival]``: retention of old trajectories."""
@@ -283,8 +302,6 @@ class ArchivalConfig:
     def __post_init__(self) -> None:
         _validate(self, "ppp.archival")
         # Checked here as cleanup checks it, so a file's mistake names its key, not cleanup's argument.
-        from ppp_otel.storage.sqlite.retention import retention_problem
-
         problem = retention_problem(self.retention_days)
         if problem:
             raise ConfigError(f"ppp.archival.retention_days {problem}, got {self.retention_days}",
