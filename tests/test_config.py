@@ -521,6 +521,12 @@ def test_a_file_that_is_not_utf8_is_invalid_toml(tmp_path):
         load_config(path, env={})
 
 
+def test_a_file_that_begins_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b'\xef\xbb\xbf[ppp]\ndb_path = "bom.db"\n')
+    assert load_config(path, env={}).db_path == "bom.db"
+
+
 def test_a_directory_is_not_a_config_file(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(str(tmp_path))):
         load_config(tmp_path, env={})

@@ -472,7 +472,8 @@ def _read_file(path: str, named_by: str) -> dict[str, Any]:
     tomllib = _toml()
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            # utf-8-sig: an editor's byte-order mark (Windows Notepad writes one) is no statement.
+            return tomllib.loads(fh.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {path} (named by {_where(named_by)})", source=named_by
