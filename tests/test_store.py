@@ -1,5 +1,5 @@
 """The read API: TrajectoryStore on real SQLite files and a real PostgreSQL server
-(the same tests on both), and AsyncTrajectoryStore on SQLite."""
+(the same tests on both), and AsyncTrajectoryStore on both."""
 
 from __future__ import annotations
 
@@ -308,8 +308,7 @@ def test_an_unreachable_postgresql_server_is_a_clear_error():
 
 # --- async -----------------------------------------------------------------
 
-async def test_async_store_gives_the_same_results_as_the_sync_store(sqlite_db):
-    db = sqlite_db
+async def test_async_store_gives_the_same_results_as_the_sync_store(db):
     with TrajectoryStore(db) as sync:
         expected = (
             sync.list_trajectories(), sync.list_trajectories(spec_id="spec-a", agent_name="bob"),
@@ -323,6 +322,19 @@ async def test_async_store_gives_the_same_results_as_the_sync_store(sqlite_db):
             await store.get_trajectory(1), await store.get_trajectory(999), await store.status(),
             await store.specs(), await store.agents(), await store.agents("spec-a"),
         )
+    assert got == expected
+
+
+async def test_async_scoring_and_consensus_give_the_sync_results_on_each_backend(db):
+    from ppp_otel.scoring import arewards, rewards
+    from ppp_otel.scoring.consensus import consensus
+
+    async with AsyncTrajectoryStore(db) as store:
+        got = (await arewards.score_spec(store, "spec-a"), await arewards.score_agents(store, "spec-a"),
+               await store.run(consensus, "spec-a", store=False))
+    with TrajectoryStore(db) as sync:
+        expected = (rewards.score_spec(sync, "spec-a"), rewards.score_agents(sync, "spec-a"),
+                    consensus(sync, "spec-a", store=False))
     assert got == expected
 
 
