@@ -426,3 +426,12 @@ def test_an_async_store_given_a_sync_store_says_it_takes_a_path_or_url(sqlite_db
     with TrajectoryStore(sqlite_db) as sync:
         with pytest.raises(TypeError, match="AsyncTrajectoryStore takes a database path or URL, got"):
             AsyncTrajectoryStore(sync)
+
+
+async def test_run_given_a_coroutine_function_says_it_takes_a_sync_one(sqlite_db):
+    async def count(store):
+        return len(store.list_trajectories())
+
+    async with AsyncTrajectoryStore(sqlite_db) as store:
+        with pytest.raises(TypeError, match="run\\(\\) takes a sync function of the store, got the coroutine function count"):
+            await store.run(count)

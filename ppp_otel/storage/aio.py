@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
@@ -99,6 +100,9 @@ class AsyncTrajectoryStore:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(store, *args, **kwargs)`` on the store's thread, with the sync store:
         how sync code over a store (the rewards, consensus) runs unchanged here."""
+        if inspect.iscoroutinefunction(fn):
+            # It would only be called, never awaited, on the store's thread.
+            raise TypeError(f"run() takes a sync function of the store, got the coroutine function {fn.__name__}")
         return await self._on_thread(fn, self._opened(), *args, **kwargs)
 
     @property
