@@ -43,21 +43,6 @@ def test_a_relative_database_path_stays_where_it_was_when_the_app_changes_direct
     assert not (tmp_path / "moved" / "runs.db").exists()
 
 
-def test_a_phoenix_argument_that_is_not_a_url_is_a_value_error_naming_it(tmp_path):
-    with pytest.raises(ValueError, match=r"phoenix must be .* URL, got 'localhost:6006'"):
-        ppp_otel.register(tmp_path / "runs.db", phoenix="localhost:6006", set_global=False, env={})
-
-
-def test_ppp_otel_db_comes_before_the_db_path_of_a_config_built_in_code(tmp_path):
-    from ppp_otel.config.settings import Config
-
-    db = tmp_path / "from-env.db"
-    provider = ppp_otel.register(config=Config(db_path=str(tmp_path / "in-code.db")), set_global=False,
-                                 env={"PPP_OTEL_DB": str(db)})
-    record_one(provider)
-    assert db.exists() and not (tmp_path / "in-code.db").exists()
-
-
 @pytest.mark.parametrize("argument", ["db_path", "config"])
 def test_a_database_or_config_that_is_not_a_path_is_a_value_error_naming_the_argument(argument):
     with pytest.raises(ValueError, match=rf"^{argument} must be .*, got 123$"):
