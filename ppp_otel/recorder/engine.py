@@ -275,7 +275,8 @@ class QueueEngine:
             self._cond.notify_all()
 
     def _put_when_full(self, item: Any) -> bool:
-        # Called with the lock held.
+        # Called with the lock held. The worker may be waiting out a pause or the flush interval.
+        self._cond.notify_all()
         if self.on_full == "block" and not self._stopping and not self.writer_stuck:
             deadline = time.monotonic() + self.block_timeout_s
             while len(self._queue) >= self.max_queue_size and not self._stopping:
@@ -352,7 +353,9 @@ class QueueEngine:
         with cond:
             while True:
                 n = len(self._queue)
-                if self._stopping or n >= max(BUSY_BATCH, self.buffer_size) or (
+                # A full queue is due at once: producers wait on it (max_queue_size may be
+                # below buffer_size, when the batch never fills).
+                if self._stopping or n >= min(max(BUSY_BATCH, self.buffer_size), self.max_queue_size) or (
                         n and (self.flush_waiters or self._due)):
                     break
                 if n:
