@@ -353,8 +353,7 @@ class QueueEngine:
         with cond:
             while True:
                 n = len(self._queue)
-                # A full queue is due at once: producers wait on it (max_queue_size may be
-                # below buffer_size, when the batch never fills).
+                # A full queue is due at once, producers wait on it (even one below buffer_size).
                 if self._stopping or n >= min(max(BUSY_BATCH, self.buffer_size), self.max_queue_size) or (
                         n and (self.flush_waiters or self._due)):
                     break
