@@ -752,8 +752,8 @@ def test_span_ids_are_read_through_the_property_when_the_context_is_laid_out_oth
     assert read(OtherLayout(0x1, 0x2, False)) == 0x2
 
 
-def test_a_queue_smaller_than_a_batch_is_written_as_soon_as_it_is_full(db_path):
-    # The batch never fills, and the flush interval is long: a full queue must be due at once,
+def test_a_queue_smaller_than_a_batch_is_written_as_soon_as_a_turn_waits_for_room(db_path):
+    # The batch never fills, and the flush interval is long: a producer waiting makes it due at once,
     # or every producer waits out its block timeout and drops its record.
     provider, processor = pipeline(db_path, buffer_size=10, max_queue_size=5, flush_interval_ms=60_000,
                                    on_full="block", block_timeout_ms=2_000)

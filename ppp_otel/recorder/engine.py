@@ -275,11 +275,12 @@ class QueueEngine:
             self._cond.notify_all()
 
     def _put_when_full(self, item: Any) -> bool:
-        # Called with the lock held. The worker may be waiting out a pause or the flush interval.
-        self._cond.notify_all()
+        # Called with the lock held.
         if self.on_full == "block" and not self._stopping and not self.writer_stuck:
             deadline = time.monotonic() + self.block_timeout_s
             while len(self._queue) >= self.max_queue_size and not self._stopping:
+                self._due = True  # a waiting producer: the worker may be waiting out the flush interval
+                self._cond.notify_all()
                 if not self._cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
                     break
             if not self._stopping and len(self._queue) < self.max_queue_size:
@@ -353,8 +354,7 @@ class QueueEngine:
         with cond:
             while True:
                 n = len(self._queue)
-                # A full queue is due at once, producers wait on it (even one below buffer_size).
-                if self._stopping or n >= min(max(BUSY_BATCH, self.buffer_size), self.max_queue_size) or (
+                if self._stopping or n >= max(BUSY_BATCH, self.buffer_size) or (
                         n and (self.flush_waiters or self._due)):
                     break
                 if n:
