@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
@@ -227,6 +228,16 @@ def test_the_scheduler_cleans_up_right_after_start_and_stops_on_shutdown(db, tmp
     assert not scheduler.running
     assert scheduler.last_error is None and scheduler.last_summary.trajectories == 3
     assert counts(archive)["trajectories"] == 3
+
+
+def test_an_interval_longer_than_threads_can_wait_keeps_the_scheduler_waiting_until_shutdown(db, tmp_path):
+    build(db, old=range(1, 2), recent=range(2, 3), recent_at=now_iso())
+    scheduler = ArchivalScheduler(db, retention_days=30, interval_s=1e300)
+    assert scheduler.wait_for_runs(1, timeout_s=20)
+    time.sleep(0.2)  # the wait after the first run has begun
+    assert scheduler.running
+    scheduler.shutdown()
+    assert not scheduler.running and scheduler.last_error is None
 
 
 def test_a_failing_cleanup_is_logged_and_the_scheduler_keeps_going(tmp_path, caplog):

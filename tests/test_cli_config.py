@@ -86,3 +86,12 @@ def test_a_bad_config_file_is_a_one_line_error_naming_key_and_file(capsys, tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "ppp.weights.technical" in err and str(bad) in err
+
+
+def test_a_misspelt_ppp_otel_variable_is_named_as_ignored_with_the_ones_read(capsys, monkeypatch):
+    monkeypatch.setenv("PPP_OTEL_DATABASE", "runs.db")
+    assert main(["config"]) == 0
+    err = capsys.readouterr().err
+    assert "PPP_OTEL_DATABASE is not a ppp-otel variable and is ignored" in err and "PPP_OTEL_DB," in err
+    assert main(["config", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"][0].startswith("PPP_OTEL_DATABASE is not")

@@ -450,6 +450,42 @@ def test_a_bad_environment_value_names_the_variable():
         load_config(env={"PPP_OTEL_ENABLED": "maybe"})
 
 
+def test_a_database_path_of_only_spaces_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^ppp\.db_path must be a non-empty string, got '   ' \(in env PPP_OTEL_DB\)$"):
+        load_config(env={"PPP_OTEL_DB": "   "})
+
+
+def test_the_commands_default_database_of_only_spaces_is_an_error_naming_the_variable():
+    from ppp_otel.config.settings import default_db_path
+
+    with pytest.raises(ConfigError, match=r"ppp\.db_path must be a non-empty string.*\(in env PPP_OTEL_DB\)"):
+        default_db_path({"PPP_OTEL_DB": "   "})
+
+
+def test_a_config_file_name_of_only_spaces_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"config file name is blank: '  ' \(named by env PPP_OTEL_CONFIG\)"):
+        load_config(env={"PPP_OTEL_CONFIG": "  "})
+
+
+def test_a_phoenix_endpoint_without_its_scheme_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^ppp\.phoenix\.endpoint must be an http:// or https:// URL, "
+                                          r"got 'localhost:6006' \(in env PHOENIX_COLLECTOR_ENDPOINT\)$"):
+        load_config(env={"PHOENIX_COLLECTOR_ENDPOINT": "localhost:6006"})
+
+
+def test_an_llm_base_url_without_its_scheme_is_an_error_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^ppp\.question_classifier\.base_url must be an http:// or https:// URL, "
+                                          r"got 'localhost:8000' \(in env PPP_OTEL_LLM_BASE_URL\)$"):
+        load_config(env={"PPP_OTEL_LLM_BASE_URL": "localhost:8000"})
+
+
+def test_a_retention_reaching_back_before_the_year_1_names_the_key_and_the_file(toml):
+    path = toml("[ppp.archival]\nretention_days = 1000000\n")
+    with pytest.raises(ConfigError, match=rf"^ppp\.archival\.retention_days must be at most \d+ days .*got 1000000 "
+                                          rf"\(in {re.escape(path)}\)$"):
+        load_config(path, env={})
+
+
 def test_a_bad_override_value_names_the_argument():
     with pytest.raises(ConfigError, match=r"^ppp\.trajectory\.buffer_size must be >= 1, got 0 \(in argument\)$"):
         load_config(env={}, overrides={"trajectory.buffer_size": 0})
@@ -483,6 +519,12 @@ def test_a_file_that_is_not_utf8_is_invalid_toml(tmp_path):
     path.write_bytes('[ppp]\ndb_path = "caf\xe9.db"\n'.encode("latin-1"))
     with pytest.raises(ConfigError, match=rf"invalid TOML in {re.escape(str(path))}"):
         load_config(path, env={})
+
+
+def test_a_file_that_begins_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b'\xef\xbb\xbf[ppp]\ndb_path = "bom.db"\n')
+    assert load_config(path, env={}).db_path == "bom.db"
 
 
 def test_a_directory_is_not_a_config_file(tmp_path):

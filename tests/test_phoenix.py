@@ -46,6 +46,18 @@ def test_true_goes_to_the_configured_endpoint_which_defaults_to_local_phoenix():
     assert phoenix_exporter_settings(True, OFF, {})[1] == "http://localhost:6006/v1/traces"
 
 
+def test_the_traces_own_otlp_protocol_variable_beats_the_general_one():
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}
+    assert phoenix_exporter_settings(True, OFF, env)[0] == "grpc"
+
+
+def test_an_otlp_protocol_ppp_otel_cannot_send_is_ignored_with_a_warning_naming_the_variable(caplog):
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
+    with caplog.at_level("WARNING", logger="ppp_otel.capture.register"):
+        assert phoenix_exporter_settings(True, OFF, env)[0] == "http/protobuf"
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='http/json' is ignored" in caplog.text
+
+
 def test_an_endpoint_that_already_names_the_traces_path_is_kept():
     assert phoenix_exporter_settings("http://p:6006/v1/traces/", OFF, {})[1] == "http://p:6006/v1/traces"
 

@@ -69,13 +69,10 @@ def test_an_unreachable_phoenix_is_one_log_line_naming_phoenix_and_its_url(db_pa
 
 
 @pytest.mark.parametrize("endpoint", ["localhost:6006", "notaurl"])
-def test_a_phoenix_endpoint_without_its_scheme_is_one_log_line_and_no_traceback(db_path, caplog, endpoint):
-    caplog.set_level(logging.INFO)
-    problems = _problems_recording_with_phoenix_at(endpoint, db_path, caplog)
-    assert len(problems) == 1, [r.getMessage() for r in problems]
-    assert problems[0].exc_info is None
-    assert f"Phoenix at {endpoint} is unreachable (unknown url type" in problems[0].getMessage()
-    assert stored_turns(db_path) == 3
+def test_a_phoenix_endpoint_without_its_scheme_is_a_value_error_naming_the_argument(db_path, endpoint):
+    # As --phoenix is on the command line: every send would fail, reported as Phoenix unreachable.
+    with pytest.raises(ValueError, match=rf"^phoenix must be True, False or an http:// or https:// URL, got '{endpoint}'$"):
+        ppp_otel.register(db_path, phoenix=endpoint, set_global=False, env={})
 
 
 def test_shutdown_does_not_wait_long_for_a_phoenix_that_never_answers(db_path, silent_url):

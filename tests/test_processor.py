@@ -320,14 +320,17 @@ def test_a_full_queue_drops_the_newest_and_counts_every_drop(db_path):
     assert count(db_path, "trajectory_turns") == stats["written_turns"]
 
 
-def test_on_full_block_waits_for_room_instead_of_dropping(db_path):
-    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=5, on_full="block", block_timeout_ms=10_000)
+# 1e300 ms: longer than a thread can wait, which is forever all the same.
+@pytest.mark.parametrize("block_timeout_ms", [10_000, 1e300])
+def test_on_full_block_waits_for_room_instead_of_dropping(db_path, block_timeout_ms):
+    provider, processor = pipeline(db_path, buffer_size=5, max_queue_size=5, on_full="block",
+                                   block_timeout_ms=block_timeout_ms)
     with trajectory("s", "a", tracer_provider=provider):
         for i in range(200):
             with turn(f"p{i}", tracer_provider=provider):
                 pass
     provider.shutdown()
-    assert processor.stats["dropped"] == 0
+    assert (processor.stats["dropped"], processor.stats["internal_errors"]) == (0, 0)
     assert count(db_path, "trajectory_turns") == 200
 
 
@@ -747,3 +750,17 @@ def test_span_ids_are_read_through_the_property_when_the_context_is_laid_out_oth
     monkeypatch.setattr(module, "SpanContext", OtherLayout)
     read = module._span_id_reader()
     assert read(OtherLayout(0x1, 0x2, False)) == 0x2
+
+
+def test_a_queue_smaller_than_a_batch_is_written_as_soon_as_a_turn_waits_for_room(db_path):
+    # The batch never fills, and the flush interval is long: a producer waiting makes it due at once,
+    # or every producer waits out its block timeout and drops its record.
+    provider, processor = pipeline(db_path, buffer_size=10, max_queue_size=5, flush_interval_ms=60_000,
+                                   on_full="block", block_timeout_ms=2_000)
+    with trajectory("s", "a", tracer_provider=provider):
+        for i in range(20):
+            with turn(f"p{i}", tracer_provider=provider):
+                pass
+    provider.shutdown()
+    assert processor.stats["dropped"] == 0
+    assert count(db_path, "trajectory_turns") == 20

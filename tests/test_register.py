@@ -32,6 +32,23 @@ def test_the_default_database_is_in_the_working_directory(tmp_path, monkeypatch)
     assert sqlite3.connect(tmp_path / "ppp_trajectories.db").execute("SELECT count(*) FROM trajectory_turns").fetchone() == (1,)
 
 
+def test_a_relative_database_path_stays_where_it_was_when_the_app_changes_directory(tmp_path, monkeypatch):
+    (tmp_path / "started").mkdir()
+    (tmp_path / "moved").mkdir()
+    monkeypatch.chdir(tmp_path / "started")
+    provider = ppp_otel.register("runs.db", set_global=False, env={})
+    os.chdir(tmp_path / "moved")
+    record_one(provider)
+    assert sqlite3.connect(tmp_path / "started" / "runs.db").execute("SELECT count(*) FROM trajectory_turns").fetchone() == (1,)
+    assert not (tmp_path / "moved" / "runs.db").exists()
+
+
+@pytest.mark.parametrize("argument", ["db_path", "config"])
+def test_a_database_or_config_that_is_not_a_path_is_a_value_error_naming_the_argument(argument):
+    with pytest.raises(ValueError, match=rf"^{argument} must be .*, got 123$"):
+        ppp_otel.register(**{argument: 123}, set_global=False, env={})
+
+
 def test_the_database_path_comes_from_ppp_otel_db(tmp_path):
     db = tmp_path / "from-env.db"
     provider = ppp_otel.register(set_global=False, env={"PPP_OTEL_DB": str(db)})
@@ -208,3 +225,9 @@ ppp_otel.register(phoenix="http://127.0.0.1:{free_port()}", project_name="second
     assert done.returncode == 0, done.stderr
     assert "spans go to Phoenix project 'first', not 'second'" in done.stderr
     assert "before the provider is created" in done.stderr
+
+
+def test_register_names_a_misspelt_ppp_otel_variable_it_ignores(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="ppp_otel.capture.register"):
+        ppp_otel.register(tmp_path / "runs.db", set_global=False, env={"PPP_OTEL_DATABSE": "elsewhere.db"}).shutdown()
+    assert "PPP_OTEL_DATABSE is not a ppp-otel variable and is ignored" in caplog.text

@@ -204,6 +204,12 @@ async def test_async_scoring_accepts_an_open_store(mixed, db_path):
         assert await ascoring.score_spec(store, "spec") == scoring.score_spec(mixed, "spec")
 
 
+async def test_async_scoring_given_a_sync_connection_says_what_it_takes(mixed):
+    with pytest.raises(TypeError, match=r"db must be an open AsyncTrajectoryStore or a database path or URL, "
+                                        r"got Connection .*ppp_otel\.scoring\.rewards"):
+        await ascoring.score_spec(mixed, "spec")
+
+
 def test_score_columns_hold_every_field_of_each_score(conn):
     add_trajectory(conn, "spec", "a", questions=("low", "high"), violations=("major",), turns=3,
                    technical_score=0.5, run_id="r1", stage="plan")

@@ -1,5 +1,5 @@
 """The read API: TrajectoryStore on real SQLite files and a real PostgreSQL server
-(the same tests on both), and AsyncTrajectoryStore on SQLite."""
+(the same tests on both), and AsyncTrajectoryStore on both."""
 
 from __future__ import annotations
 
@@ -308,8 +308,7 @@ def test_an_unreachable_postgresql_server_is_a_clear_error():
 
 # --- async -----------------------------------------------------------------
 
-async def test_async_store_gives_the_same_results_as_the_sync_store(sqlite_db):
-    db = sqlite_db
+async def test_async_store_gives_the_same_results_as_the_sync_store(db):
     with TrajectoryStore(db) as sync:
         expected = (
             sync.list_trajectories(), sync.list_trajectories(spec_id="spec-a", agent_name="bob"),
@@ -323,6 +322,19 @@ async def test_async_store_gives_the_same_results_as_the_sync_store(sqlite_db):
             await store.get_trajectory(1), await store.get_trajectory(999), await store.status(),
             await store.specs(), await store.agents(), await store.agents("spec-a"),
         )
+    assert got == expected
+
+
+async def test_async_scoring_and_consensus_give_the_sync_results_on_each_backend(db):
+    from ppp_otel.scoring import arewards, rewards
+    from ppp_otel.scoring.consensus import consensus
+
+    async with AsyncTrajectoryStore(db) as store:
+        got = (await arewards.score_spec(store, "spec-a"), await arewards.score_agents(store, "spec-a"),
+               await store.run(consensus, "spec-a", store=False))
+    with TrajectoryStore(db) as sync:
+        expected = (rewards.score_spec(sync, "spec-a"), rewards.score_agents(sync, "spec-a"),
+                    consensus(sync, "spec-a", store=False))
     assert got == expected
 
 
@@ -379,3 +391,47 @@ async def test_a_closed_async_store_says_it_is_not_open(db):
     await store.close()
     with pytest.raises(RuntimeError, match="not open"):
         await store.specs()
+
+
+def wal_file_exists(db) -> bool:
+    # SQLite removes the -wal file when the last connection to a WAL database closes.
+    return os.path.exists(f"{db}-wal")
+
+
+async def test_opening_an_open_async_store_again_keeps_its_one_connection(sqlite_db):
+    store = await AsyncTrajectoryStore(sqlite_db).open()
+    first = store._store
+    assert await store.open() is store
+    assert store._store is first
+    await store.close()
+    assert not wal_file_exists(sqlite_db)
+
+
+async def test_a_cancelled_close_of_the_async_store_still_closes_its_connection(sqlite_db):
+    import asyncio
+
+    store = await AsyncTrajectoryStore(sqlite_db).open()
+    thread = store._thread
+    assert wal_file_exists(sqlite_db)
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    await asyncio.to_thread(thread.shutdown, wait=True)
+    assert not wal_file_exists(sqlite_db)
+
+
+def test_an_async_store_given_a_sync_store_says_it_takes_a_path_or_url(sqlite_db):
+    with TrajectoryStore(sqlite_db) as sync:
+        with pytest.raises(TypeError, match="AsyncTrajectoryStore takes a database path or URL, got"):
+            AsyncTrajectoryStore(sync)
+
+
+async def test_run_given_a_coroutine_function_says_it_takes_a_sync_one(sqlite_db):
+    async def count(store):
+        return len(store.list_trajectories())
+
+    async with AsyncTrajectoryStore(sqlite_db) as store:
+        with pytest.raises(TypeError, match="run\\(\\) takes a sync function of the store, got the coroutine function count"):
+            await store.run(count)

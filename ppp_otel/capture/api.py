@@ -298,7 +298,13 @@ def trajectory(
         try:
             yield opened
         finally:
-            _current.reset(token)
+            try:
+                _current.reset(token)
+            except ValueError:
+                # Ended in another context than the one it began in: an async generator
+                # closed by another task or by the loop's finalizer. This context never
+                # had it as current; OpenTelemetry logs its own detach the same way.
+                pass
             _open.pop(span_id, None)
             numbering.close_trajectory(span_id)
             conversation = opened._conversation()

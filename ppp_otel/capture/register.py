@@ -18,7 +18,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ppp_otel import conventions as c
 from ppp_otel.capture import api as instrument
-from ppp_otel.config.settings import Config, PhoenixConfig, environ, load_config
+from ppp_otel.config.settings import (
+    ARGUMENT, DB_ENV, Config, PhoenixConfig, default_db_path, env_value, environ, load_config, unknown_variables,
+)
+from ppp_otel.logs import LogLimiter
 from ppp_otel.capture.processor import TrajectorySpanProcessor
 from ppp_otel.storage import check_creatable, display_name
 
@@ -43,6 +46,12 @@ def _parse_headers(text: str | None) -> dict[str, str]:
     return headers
 
 
+# OTEL_* variables are often set for other tools: an unsupported one is said once, not fatal.
+_unsupported_protocol = LogLimiter.once(logger)
+# A misspelt PPP_OTEL_* variable: said once per process, however often register() runs.
+_unknown_variable = LogLimiter.once(logger)
+
+
 def phoenix_exporter_settings(
     phoenix: bool | str | None, settings: PhoenixConfig, env: Mapping[str, str]
 ) -> tuple[str, str, dict[str, str]] | None:
@@ -63,8 +72,14 @@ def phoenix_exporter_settings(
     if phoenix is None and not (settings.enabled or env.get("PHOENIX_COLLECTOR_ENDPOINT")):
         return None
     protocol = settings.protocol
-    if env.get("OTEL_EXPORTER_OTLP_PROTOCOL") in ("grpc", "http/protobuf"):
-        protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+    # As OpenTelemetry reads them: the traces' own variable beats the general one.
+    for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        text = env.get(var)
+        if text in ("grpc", "http/protobuf"):
+            protocol = text
+        elif text:
+            _unsupported_protocol("ppp-otel: %s=%r is ignored: ppp-otel sends to Phoenix over grpc or "
+                                  "http/protobuf only", var, text, key=(var, text))
     as_given = False
     if isinstance(phoenix, str):
         endpoint = phoenix
@@ -243,11 +258,23 @@ def register(
     Phoenix added by a later call gets the judgments of the recorder an earlier call added;
     its project stays the provider's (a warning says so when another was asked for).
     """
+    if db_path is not None and not isinstance(db_path, (str, os.PathLike)):
+        raise ValueError(f"db_path must be a file path or a postgresql:// URL, got {db_path!r}")
+    if config is not None and not isinstance(config, (Config, str, os.PathLike)):
+        raise ValueError(f"config must be a Config or the path of a TOML file, got {config!r}")
+    if isinstance(phoenix, str) and not phoenix.lower().startswith(("http://", "https://")):
+        raise ValueError(f"phoenix must be True, False or an http:// or https:// URL, got {phoenix!r}")
     env = environ(env)
+    for warning in unknown_variables(env):
+        _unknown_variable("ppp-otel: %s", warning, key=warning)
     if not isinstance(config, Config):
         overrides = {"db_path": os.fspath(db_path)} if db_path is not None else None
         config = load_config(config, env=env, overrides=overrides)
     path = os.fspath(db_path) if db_path is not None else config.db_path
+    if db_path is None and config.source("db_path") != ARGUMENT and env_value(DB_ENV, env):
+        # A Config built in code has not read the environment: $PPP_OTEL_DB still comes
+        # before its db_path, as for every command, so both find the same database.
+        path = default_db_path(env, read_file=False)
     project = phoenix_project_name(project_name, config.phoenix, env)
     if tracer_provider is None and set_global:
         tracer_provider = _global_provider()

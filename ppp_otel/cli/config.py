@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from ppp_otel.config.settings import display_value, load_config
+from ppp_otel.config.settings import display_value, load_config, unknown_variables
 from ppp_otel.cli._output import print_json, print_table
 from ppp_otel.storage import display_name
 
@@ -31,14 +32,18 @@ def show_config(args: argparse.Namespace) -> int:
     rows = [(key, display_value(key, value), source) for key, value, source in config.items()]
     # A postgresql:// URL may carry a password: shown without it, as everywhere else.
     rows = [(k, display_name(v) if k.endswith("db_path") and isinstance(v, str) else v, s) for k, v, s in rows]
+    warnings = unknown_variables()
     if args.json:
         print_json({
             "file": config.file,
             "settings": [{"key": k, "value": v, "source": s} for k, v, s in rows],
+            "warnings": warnings,
         })
         return 0
     print(f"config file: {config.file or '(none; set PPP_OTEL_CONFIG or pass --config)'}")
     print_table([(k, _shown(v), s) for k, v, s in rows], ["key", "value", "source"], max_width=None)
+    for warning in warnings:
+        print(f"note: {warning}", file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
@@ -58,6 +59,7 @@ __all__ = [
     "environ",
     "load_config",
     "process_config",
+    "unknown_variables",
 ]
 
 CONFIG_ENV = "PPP_OTEL_CONFIG"
@@ -101,6 +103,7 @@ def _setting(
     nonempty: bool = False,
     path: bool = False,
     secret: bool = False,
+    url: bool = False,
 ) -> Any:
     return field(
         default=default,
@@ -113,6 +116,7 @@ def _setting(
             "nonempty": nonempty,
             "path": path,
             "secret": secret,
+            "url": url,
         },
     )
 
@@ -154,8 +158,12 @@ def _checked(key: str, value: Any, default: Any, meta: Mapping[str, Any]) -> Any
 
     if meta.get("choices") and value not in meta["choices"]:
         raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
-    if meta.get("nonempty") and value == "":
+    if meta.get("nonempty") and value.strip() == "":
+        # "   " (a stray quote in a shell script) would name a file of spaces, or no host.
         raise bad("a non-empty string")
+    if meta.get("url") and value and not value.lower().startswith(("http://", "https://")):
+        # Without its scheme the exporter fails on every send, reported as Phoenix unreachable.
+        raise bad("an http:// or https:// URL")
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise bad(f">= {meta['minimum']}")
     if meta.get("above") is not None and value <= meta["above"]:
@@ -207,7 +215,7 @@ class QuestionClassifierConfig:
     """``[ppp.question_classifier]``: how question effort is classified."""
 
     method: str = _setting("heuristic", choices=("heuristic", "llm"))
-    base_url: str = _setting("")
+    base_url: str = _setting("", url=True)
     model: str = _setting("")
     api_key: str = _setting("", secret=True)
     timeout_s: float = _setting(10.0, above=0)
@@ -263,6 +271,24 @@ class ScoringConfig:
         _validate(self, "ppp.scoring")
 
 
+_FIRST_DAY = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def retention_problem(older_than_days: float, now: datetime | None = None) -> str | None:
+    """Why ``older_than_days`` is no retention (it must be a finite number of days, not
+    negative, that does not reach back before the calendar's year 1), or None."""
+    if not math.isfinite(older_than_days):
+        return "must be a finite number of days"
+    if older_than_days < 0:
+        return "must not be negative"
+    now = now or datetime.now(tz=timezone.utc)
+    try:
+        now - timedelta(days=older_than_days)
+    except OverflowError:
+        return f"must be at most {(now - _FIRST_DAY).days} days (no date is longer ago than the year 1)"
+    return None
+
+
 @dataclass(frozen=True)
 class ArchivalConfig:
     """``[ppp.archival]``: retention of old trajectories."""
@@ -275,6 +301,11 @@ class ArchivalConfig:
 
     def __post_init__(self) -> None:
         _validate(self, "ppp.archival")
+        # Checked here as cleanup checks it, so a file's mistake names its key, not cleanup's argument.
+        problem = retention_problem(self.retention_days)
+        if problem:
+            raise ConfigError(f"ppp.archival.retention_days {problem}, got {self.retention_days}",
+                              key="ppp.archival.retention_days")
 
 
 @dataclass(frozen=True)
@@ -282,7 +313,7 @@ class PhoenixConfig:
     """``[ppp.phoenix]``: forwarding spans to Phoenix over OTLP."""
 
     enabled: bool = _setting(False)
-    endpoint: str = _setting("http://localhost:6006", nonempty=True)
+    endpoint: str = _setting("http://localhost:6006", nonempty=True, url=True)
     project_name: str = _setting("default", nonempty=True)
     api_key: str = _setting("", secret=True)
     protocol: str = _setting("http/protobuf", choices=("http/protobuf", "grpc"))
@@ -441,7 +472,8 @@ def _read_file(path: str, named_by: str) -> dict[str, Any]:
     tomllib = _toml()
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            # utf-8-sig: an editor's byte-order mark (Windows Notepad writes one) is no statement.
+            return tomllib.loads(fh.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {path} (named by {_where(named_by)})", source=named_by
@@ -532,6 +564,16 @@ _ENV_FALLBACKS: tuple[tuple[str, str], ...] = (
 )
 
 
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """What to say about each ``PPP_OTEL_*`` variable ppp-otel does not read: a misspelt
+    ``PPP_OTEL_DATABASE`` is otherwise ignored without a word."""
+    known = sorted({CONFIG_ENV, INGEST_TOKEN_ENV, *(var for var, _key, _parse in _ENV if var.startswith("PPP_OTEL_"))})
+    # The benchmarks' own variables are read by benchmarks/, not by the package.
+    return [f"{name} is not a ppp-otel variable and is ignored (those are {', '.join(known)})"
+            for name in sorted(environ(env))
+            if name.startswith("PPP_OTEL_") and name not in known and not name.startswith("PPP_OTEL_BENCH_")]
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -561,6 +603,9 @@ def load_config(
         file, named_by = os.fspath(path), ARGUMENT
     elif environ.get(CONFIG_ENV):
         file, named_by = environ[CONFIG_ENV], f"env:{CONFIG_ENV}"
+    if file is not None and not file.strip():
+        raise ConfigError(f"config file name is blank: {file!r} (named by {_where(named_by)})",
+                          source=named_by)
     if file is not None:
         source = f"file:{file}"
         for key, value in _flatten_file(_read_file(file, named_by), source).items():
@@ -597,9 +642,9 @@ def load_config(
                 **{k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
             )
         except ConfigError as exc:
-            # Only rules across keys get here (each key passed alone above), so
-            # name every place the section's values came from, in key order.
-            involved = list(
+            # Rules across keys get here (each key passed alone above): name every place
+            # the section's values came from, in key order; a rule of one key, its place.
+            involved = [sources.get(exc.key, DEFAULT)] if exc.key in _SPECS else list(
                 dict.fromkeys(sources.get(k, DEFAULT) for k in values if k.startswith(prefix))
             )
             raise ConfigError(
@@ -636,7 +681,11 @@ def default_db_path(env: Mapping[str, str] | None = None, *, read_file: bool = T
     # that was told where the database is.
     chosen = env_value(DB_ENV, env)
     if chosen:
-        return chosen
+        spec = _SPECS["ppp.db_path"]
+        try:
+            return _checked("ppp.db_path", chosen, spec.default, spec.metadata)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in env {DB_ENV})", key="ppp.db_path", source=f"env:{DB_ENV}") from None
     if read_file:
         return process_config(env).db_path or DEFAULT_DB_PATH
     return DEFAULT_DB_PATH

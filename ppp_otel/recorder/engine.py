@@ -62,6 +62,12 @@ class Sink(Protocol):
         """In a forked child, before its worker starts: forget the parent's resources."""
 
 
+def _wait_s(ms: float) -> float:
+    """Milliseconds as the seconds a thread may wait: threading refuses a longer wait than
+    TIMEOUT_MAX (about 292 years), which is forever all the same."""
+    return min(ms / 1000, threading.TIMEOUT_MAX - 1)
+
+
 def check_arguments(buffer_size: int, flush_interval_ms: float, max_queue_size: int, on_full: str) -> None:
     """ValueError naming the first argument a queue cannot work with."""
     if buffer_size < 1:
@@ -175,13 +181,13 @@ class QueueEngine:
         self.sink = sink
         self.stats = stats
         self.buffer_size = buffer_size
-        self.flush_interval_s = flush_interval_ms / 1000
+        self.flush_interval_s = _wait_s(flush_interval_ms)
         self.max_queue_size = max_queue_size
         self.on_full = on_full
         # Headroom for forced items, so memory stays bounded even for them.
         self._hard_limit = max_queue_size + max(10, max_queue_size // 10)
-        self.block_timeout_s = block_timeout_ms / 1000
-        self.shutdown_timeout_s = shutdown_timeout_ms / 1000
+        self.block_timeout_s = _wait_s(block_timeout_ms)
+        self.shutdown_timeout_s = _wait_s(shutdown_timeout_ms)
         self._fork = ForkCarry(carry_after_fork)
         self._thread_name = thread_name
         # A tight loop overflowing the queue must not write a line per drop.
@@ -273,6 +279,8 @@ class QueueEngine:
         if self.on_full == "block" and not self._stopping and not self.writer_stuck:
             deadline = time.monotonic() + self.block_timeout_s
             while len(self._queue) >= self.max_queue_size and not self._stopping:
+                self._due = True  # a waiting producer: the worker may be waiting out the flush interval
+                self._cond.notify_all()
                 if not self._cond.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline:
                     break
             if not self._stopping and len(self._queue) < self.max_queue_size:

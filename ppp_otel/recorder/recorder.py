@@ -18,7 +18,7 @@ from ppp_otel.recorder.fork import finish_in_child
 from ppp_otel.recorder.sink import RECORD, Record, RecordSink, record_item
 from ppp_otel.recorder.stats import RecorderStats
 from ppp_otel.config.settings import RECORDING
-from ppp_otel.storage import display_name
+from ppp_otel.storage import display_name, fixed_path
 
 
 class Recorder:
@@ -53,8 +53,10 @@ class Recorder:
         self.counters = RecorderStats()
         # The engine checks its arguments before the sink touches the file.
         check_arguments(buffer_size, flush_interval_ms, max_queue_size, on_full)
+        # A relative path is the working directory's at setup: an app that changes
+        # directory later must not have its turns written to a second database there.
         self.sink = RecordSink(
-            self.db_path, self.counters, convert=convert, classifier=classifier,
+            fixed_path(self.db_path), self.counters, convert=convert, classifier=classifier,
             preference_judge=preference_judge, on_judged=on_judged,
             wal=wal, busy_timeout_ms=busy_timeout_ms, connection_hook=connection_hook,
         )

@@ -23,6 +23,9 @@ T = TypeVar("T")
 async def _on_store(db: AsyncDatabase, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if isinstance(db, AsyncTrajectoryStore):
         return await db.run(fn, *args, **kwargs)
+    if not isinstance(db, (str, os.PathLike)):
+        raise TypeError(f"db must be an open AsyncTrajectoryStore or a database path or URL, got {type(db).__name__}"
+                        " (a sync store or connection goes to ppp_otel.scoring.rewards)")
     async with AsyncTrajectoryStore(db) as store:
         return await store.run(fn, *args, **kwargs)
 

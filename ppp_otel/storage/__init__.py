@@ -51,6 +51,7 @@ __all__ = [
     "check_creatable",
     "cleanup",
     "display_name",
+    "fixed_path",
     "is_postgres_url",
     "open_store",
     "redact_url",
@@ -78,6 +79,13 @@ def refuse_unknown_url(url_or_path: Any) -> None:
         f"{redact_url(url_or_path)}: not a database ppp-otel can open: a PostgreSQL store is "
         "postgresql://USER@HOST:PORT/DATABASE (or postgres://...), a SQLite store a file path"
     )
+
+
+def fixed_path(url_or_path: str | os.PathLike) -> str:
+    """A SQLite file's path made absolute, so that a later change of the working directory
+    does not move the database; a URL or ``:memory:`` as given."""
+    path = os.fspath(url_or_path)
+    return path if path == ":memory:" or "://" in path else os.path.abspath(path)
 
 
 def check_creatable(url_or_path: str | os.PathLike, *, choose: str = "db_path / PPP_OTEL_DB") -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from ppp_otel.storage import open_store
@@ -44,29 +45,42 @@ class AsyncTrajectoryStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], **options: Any):
+        if not isinstance(path, (str, os.PathLike)):
+            # A sync store's connection belongs to the thread that opened it: it cannot move here.
+            raise TypeError(f"AsyncTrajectoryStore takes a database path or URL, got {type(path).__name__}")
         self.path = os.fspath(path)
         self._options = {"must_exist": True, **options}
         self._thread: ThreadPoolExecutor | None = None
         self._store: TrajectoryBackend | None = None
 
     async def open(self) -> AsyncTrajectoryStore:
+        if self._store is not None:
+            # Opening again would leave the first connection and its thread behind.
+            return self
         # One worker: the store and its connection are only ever used from it.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppp-otel-store")
+        opening = self._thread.submit(open_store, self.path, **self._options)
         try:
-            self._store = await self._on_thread(open_store, self.path, **self._options)
+            self._store = await asyncio.wrap_future(opening)
         except BaseException:
+            # Cancelled while the thread opens it: the store still opens there; close it there.
+            self._thread.submit(_close_opened, opening)
             self._thread.shutdown(wait=False)
             self._thread = None
             raise
         return self
 
     async def close(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
-            await self._on_thread(store.close)
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)
-            self._thread = None
+        store, self._store = self._store, None
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            if store is not None:
+                # Shielded: a close that is cancelled still closes the store, on its thread.
+                await asyncio.shield(asyncio.wrap_future(thread.submit(store.close)))
+        finally:
+            thread.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncTrajectoryStore:
         return await self.open()
@@ -86,12 +100,20 @@ class AsyncTrajectoryStore:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(store, *args, **kwargs)`` on the store's thread, with the sync store:
         how sync code over a store (the rewards, consensus) runs unchanged here."""
+        if inspect.iscoroutinefunction(fn):
+            # It would only be called, never awaited, on the store's thread.
+            raise TypeError(f"run() takes a sync function of the store, got the coroutine function {fn.__name__}")
         return await self._on_thread(fn, self._opened(), *args, **kwargs)
 
     @property
     def conn(self) -> Any:
         """The sync store's connection; use it only inside :meth:`run`."""
         return getattr(self._opened(), "conn", None)
+
+
+def _close_opened(opening: Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _coroutine(name: str) -> Callable[..., Any]:

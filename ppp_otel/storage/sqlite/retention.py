@@ -25,7 +25,6 @@ span ids cannot be recognised so, and could then be copied twice.)
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
 from contextlib import closing
@@ -37,7 +36,7 @@ from typing import Any, Callable
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from ppp_otel.config.settings import Config, process_config
+from ppp_otel.config.settings import Config, process_config, retention_problem
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.storage.sqlite.reader import file_size
 from ppp_otel.storage.sqlite.transaction import transaction
@@ -45,8 +44,6 @@ from ppp_otel.storage.sqlite.transaction import transaction
 logger = logging.getLogger(__name__)
 
 __all__ = ["ArchivalScheduler", "CleanupSummary", "cleanup", "cutoff_for", "retention_problem"]
-
-_FIRST_DAY = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 DEFAULT_CHUNK_SIZE = 200
 #: Pages freed per ``incremental_vacuum`` step, so the write lock is held briefly each time.
@@ -77,21 +74,6 @@ class CleanupSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def retention_problem(older_than_days: float, now: datetime | None = None) -> str | None:
-    """Why ``older_than_days`` is no retention (it must be a finite number of days, not
-    negative, that does not reach back before the calendar's year 1), or None."""
-    if not math.isfinite(older_than_days):
-        return "must be a finite number of days"
-    if older_than_days < 0:
-        return "must not be negative"
-    now = now or datetime.now(tz=timezone.utc)
-    try:
-        now - timedelta(days=older_than_days)
-    except OverflowError:
-        return f"must be at most {(now - _FIRST_DAY).days} days (no date is longer ago than the year 1)"
-    return None
 
 
 def cutoff_for(older_than_days: float, now: datetime | None = None) -> str:
@@ -388,10 +370,14 @@ class ArchivalScheduler(SpanProcessor):
     ):
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
-        self.db_path = os.fspath(db_path)
+        # Absolute now: a later change of the working directory must not move either file.
+        from ppp_otel.storage import fixed_path
+
+        self.db_path = fixed_path(db_path)
         self.retention_days = retention_days
-        self.interval_s = interval_s
-        self.archive_path = os.fspath(archive_path) if archive_path else None
+        # threading refuses a longer wait than TIMEOUT_MAX (about 292 years): never, all the same.
+        self.interval_s = min(interval_s, threading.TIMEOUT_MAX - 1)
+        self.archive_path = fixed_path(archive_path) if archive_path else None
         self.runs = 0
         self.failures = 0
         self.last_summary: CleanupSummary | None = None
