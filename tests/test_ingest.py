@@ -159,6 +159,22 @@ def test_a_turn_whose_trajectory_is_already_stored_lands_without_waiting(db_path
     assert stored_turns(db_path) == TWO_TURNS
 
 
+def test_a_waiting_parent_is_named_as_stored_only_once_another_writer_has_stored_it(db_path, server):
+    # What an ingest on SQLite looks for now and then: trajectories another process stored.
+    from ppp_otel.records import format_span_id, format_trace_id, trajectory_record
+    from ppp_otel.storage import open_store
+
+    *turns, trajectory = record_conversation()
+    assert post(traces_url(server), body_of(turns), PROTOBUF)[0] == 200
+    server.stop()
+    parent = (format_trace_id(trajectory.context.trace_id), format_span_id(trajectory.context.span_id))
+    with open_store(str(db_path)) as store:
+        assert store.waiting_parents() == [parent]
+        assert store.stored_waiting_parents() == []
+        store.write([trajectory_record(*parent, trajectory.attributes, start_ns=trajectory.start_time)])
+        assert store.stored_waiting_parents() == [parent]
+
+
 def test_status_counts_the_turns_waiting_for_their_trajectory(db_path, server, capsys):
     from ppp_otel.cli import main
 

@@ -156,13 +156,15 @@ class TrajectoryAssembler:
                     out.records.append(fold_costs(
                         carry(resolved.step.record, resolved.tool_calls, resolved.questions), resolved))
 
-    def resume(self, parents: Iterable[SpanKey]) -> Assembled:
-        """At startup: the parents staged spans wait for; those already stored release them now."""
+    def resume(self, parents: Iterable[SpanKey], *, stored: bool = False) -> Assembled:
+        """At startup: the parents staged spans wait for; those already stored release them now.
+        With ``stored``: parents stored since by another process; only they are looked up."""
         out = Assembled()
         trajectories: list[TrajectoryRecord] = []
         turns: list[tuple[int, int, Step]] = []
+        parents = list(parents)
         self._staged_only.update(parents)
-        for parent in list(self._staged_only):
+        for parent in parents if stored else list(self._staged_only):
             placement = self._lookup(*parent) if self._lookup is not None else None
             if placement is not None:
                 self._remember(parent, placement)

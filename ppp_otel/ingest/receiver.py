@@ -273,11 +273,14 @@ class SpanIngest:
         Then now and then on SQLite: another ingest process on the file may have stored a parent."""
         with self._lock:
             try:
-                parents = self._store().waiting_parents()
+                # Later, only the parents stored meanwhile: one query, not a lookup for every
+                # span still waiting, under the lock every request takes.
+                store = self._store()
+                parents = store.waiting_parents() if at_start else store.stored_waiting_parents()
             except StorageError as exc:
                 logger.warning("ppp-otel ingest: cannot read pending spans: %s", exc)
                 return 0
-            assembled = self.assembler.resume(parents)
+            assembled = self.assembler.resume(parents, stored=not at_start)
             records: list = list(assembled.records)
             if assembled.released:
                 records.append(staging.Unstaged(assembled.released))

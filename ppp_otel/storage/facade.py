@@ -93,6 +93,10 @@ class StoreFacade:
         return self.staging_sql.waiting_parents(self.conn)
 
     @translated
+    def stored_waiting_parents(self) -> list[tuple[str, str]]:
+        return self.staging_sql.stored_waiting_parents(self.conn)
+
+    @translated
     def staged_children(self, parent: tuple[str, str]) -> list[Any]:
         return self.staging_sql.load_children(self.conn, parent)
 

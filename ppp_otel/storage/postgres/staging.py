@@ -34,11 +34,12 @@ from ppp_otel.storage.sqlite.staging import (
     from_row,
     staged_records,
     staged_rows,
+    stored_waiting_parents,
 )
 
 __all__ = ["DEFAULT_LEASE_S", "DEFAULT_RETENTION_S", "STAGING_RECORDS", "Placed", "StagedSpan", "Unstaged",
-           "claim_ready", "load_children", "placement", "purge", "staged_records", "summary",
-           "waiting_parents", "write"]
+           "claim_ready", "load_children", "placement", "purge", "staged_records", "stored_waiting_parents",
+           "summary", "waiting_parents", "write"]
 
 #: How long a claim keeps other replicas off a span.
 DEFAULT_LEASE_S = 60.0

@@ -16,7 +16,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:
     from ppp_otel.ingest.wire import OtlpSpan
@@ -103,6 +103,17 @@ def waiting_parents(conn: sqlite3.Connection) -> list[SpanKey]:
         "SELECT DISTINCT trace_id, parent_span_id FROM pending_spans")]
 
 
+def stored_waiting_parents(conn: Any) -> list[SpanKey]:
+    """The parents staged spans wait for that are stored now, as a trajectory or a turn
+    (another process on the database wrote them). Plain SQL, for PostgreSQL too."""
+    return [tuple(row) for row in conn.execute(
+        """SELECT DISTINCT p.trace_id, p.parent_span_id FROM pending_spans p
+           WHERE EXISTS (SELECT 1 FROM trajectories t
+                         WHERE t.trace_id = p.trace_id AND t.span_id = p.parent_span_id)
+              OR EXISTS (SELECT 1 FROM trajectory_turns u
+                         WHERE u.trace_id = p.trace_id AND u.span_id = p.parent_span_id)""")]
+
+
 def load_children(conn: sqlite3.Connection, parent: SpanKey) -> list[OtlpSpan]:
     rows = conn.execute(
         "SELECT trace_id, span_id, parent_span_id, span FROM pending_spans "
@@ -139,4 +150,4 @@ def staged_records(spans: Iterable[tuple[OtlpSpan, bool]]) -> list[StagedSpan]:
 
 
 __all__ = ["DEFAULT_RETENTION_S", "STAGING_RECORDS", "Placed", "StagedSpan", "Unstaged", "load_children", "purge",
-           "staged_records", "summary", "waiting_parents", "write"]
+           "staged_records", "stored_waiting_parents", "summary", "waiting_parents", "write"]
