@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
+from types import ModuleType
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script that is no package's module (under benchmarks/), imported from its file."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_for(predicate, timeout_s: float = 20.0):

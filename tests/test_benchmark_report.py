@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from support import load_script
 
 REPORT = Path(__file__).resolve().parent.parent / "benchmarks" / "report.py"
 
 
 @pytest.fixture
 def report():
-    spec = importlib.util.spec_from_file_location("ppp_benchmark_report", REPORT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPORT, "ppp_benchmark_report")
 
 
 FINE = '''

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from support import load_script
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "instructions_per_turn.py"
 
 
 @pytest.fixture
 def counter():
-    spec = importlib.util.spec_from_file_location("ppp_instructions_per_turn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "ppp_instructions_per_turn")
 
 
 @pytest.mark.parametrize("pipeline", ["ppp", "bsp", "floor"])
