@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in vias if v not in VIAS]
     if unknown:
         parser.error(f"unknown --via {', '.join(unknown)}; choose from {', '.join(VIAS)}")
-    turns = args.turns or (2000 if args.quick else 4000)
+    turns = args.turns if args.turns is not None else (2000 if args.quick else 4000)
     if turns < TURNS_PER_ROUND:
         parser.error(f"--turns must be at least {TURNS_PER_ROUND}")
     if shutil.which("valgrind") is None:

@@ -33,6 +33,14 @@ def test_start_up_and_warm_up_cancel_out_of_the_count_a_turn(counter, monkeypatc
     assert counter.per_turn("ppp", "sdk", 1000, lambda message: None) == 300
 
 
+@pytest.mark.parametrize("turns", ["0", "199"])
+def test_fewer_turns_than_a_round_are_refused_naming_the_least(turns):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--turns", turns], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "--turns must be at least 200" in done.stderr
+
+
 def test_without_valgrind_it_says_so_and_measures_nothing(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))
     done = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, env=env,
