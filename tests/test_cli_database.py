@@ -81,6 +81,40 @@ def test_status_json_parses_and_counts_rows(capsys, db):
     assert report["file_size_bytes"] > 0
 
 
+def _recorders_wrote(path: str, n: int, *, dropped_by_the_first: int = 0) -> None:
+    """``n`` recording processes' counters, the first the oldest, as the writer saves them."""
+    from ppp_otel.storage import open_store
+
+    with open_store(path) as store:
+        for i in range(n):
+            store.save_recorder_stats((f"recorder-{i}", 1000 + i, "2026-11-01T00:00:00.000Z",
+                                       f"2026-11-01T00:{i // 60:02d}:{i % 60:02d}.000Z", 5, 5, 0,
+                                       dropped_by_the_first if i == 0 else 0, 0, 0, None))
+
+
+def test_status_lists_the_latest_recorders_and_counts_the_earlier_ones(capsys, db):
+    _recorders_wrote(db, 25, dropped_by_the_first=7)
+    code, out, _ = run(capsys, "status", "--db", db)
+    assert code == 0
+    listed = out.split("recorders (", 1)[1]
+    assert "1024" in listed and "1015" in listed and "1014" not in listed and "1000" not in listed
+    assert "15 earlier recorders are not listed (`ppp-otel status --all` lists them)." in out
+    assert "All 25 together: 125 turns written, 7 dropped, 0 rejected, 0 write errors." in out
+
+
+def test_status_all_lists_every_recorder(capsys, db):
+    _recorders_wrote(db, 25)
+    code, out, _ = run(capsys, "status", "--db", db, "--all")
+    assert code == 0
+    assert "1000" in out and "1024" in out and "not listed" not in out
+
+
+def test_status_json_gives_every_recorder(capsys, db):
+    _recorders_wrote(db, 25)
+    code, out, _ = run(capsys, "status", "--db", db, "--json")
+    assert code == 0 and len(json.loads(out)["recorders"]) == 25
+
+
 def test_status_does_not_migrate_an_old_database(capsys, store_url):
     path = store_url
     conn = backends.connect(path, migrate_schema=False)

@@ -20,12 +20,17 @@ from ppp_otel.cli._output import (
 from ppp_otel.storage import display_name, is_postgres_url, open_store
 from ppp_otel.storage.base import directory_named
 
+#: Recording processes listed by ``status`` without ``--all``: each process that ever wrote keeps
+#: its row (a pool's workers, a server's restarts), and the latest are the ones looked for.
+RECORDERS_SHOWN = 10
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "status", parents=[common], help="schema version, row counts, file size, journal mode"
     )
+    p.add_argument("--all", action="store_true",
+                   help=f"list every recording process, not only the {RECORDERS_SHOWN} that wrote last")
     p.set_defaults(func=status)
 
     p = subparsers.add_parser("migrate", parents=[common], help="bring the schema up to date")
@@ -88,14 +93,28 @@ def status(args: argparse.Namespace) -> int:
     shown.update({key: value for key, value in report.items() if key not in known})
     print_fields(shown)
     if report["recorders"]:
-        print("\nrecorders (each process that wrote here; counts since it started):")
-        print_table(
-            [(r["pid"], r["updated_at"], r["written_turns"], r["dropped"], r["rejected"],
-              r["write_errors"], r["last_error"]) for r in report["recorders"]],
-            ["pid", "updated", "turns written", "dropped", "rejected", "write errors", "last error"],
-            max_width=80,
-        )
+        _print_recorders(report["recorders"], every=args.all)
     return 0
+
+
+_RECORDER_COUNTS = (("written_turns", "turns written"), ("dropped", "dropped"), ("rejected", "rejected"),
+                    ("write_errors", "write errors"))
+
+
+def _print_recorders(recorders: list[dict], *, every: bool) -> None:
+    shown = recorders if every else recorders[:RECORDERS_SHOWN]  # the latest first
+    print("\nrecorders (each process that wrote here; counts since it started):")
+    print_table(
+        [(r["pid"], r["updated_at"], *(r[key] for key, _ in _RECORDER_COUNTS), r["last_error"]) for r in shown],
+        ["pid", "updated", *(label for _, label in _RECORDER_COUNTS), "last error"],
+        max_width=80,
+    )
+    hidden = len(recorders) - len(shown)
+    if hidden:
+        # What is left out still counts: a drop in an old process must not go unseen.
+        totals = ", ".join(f"{sum(r[key] or 0 for r in recorders)} {label}" for key, label in _RECORDER_COUNTS)
+        print(f"{hidden} earlier {'recorder is' if hidden == 1 else 'recorders are'} not listed "
+              f"(`{PROG} status --all` lists them).\nAll {len(recorders)} together: {totals}.")
 
 
 def _version_text(version: int, latest: int) -> str:
