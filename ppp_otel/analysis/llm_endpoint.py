@@ -17,7 +17,6 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 from ppp_otel.logs import LogLimiter
@@ -179,9 +178,33 @@ class ChatEndpoint:
         their own when there is more than one."""
         if len(items) <= 1:
             return [ask(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items)),
-                                thread_name_prefix=thread_name) as pool:
-            return list(pool.map(ask, items))
+        # Plain threads, not a ThreadPoolExecutor: the recorder's last judgments run while
+        # the interpreter exits (its shutdown at exit), when executors refuse new work.
+        results: list[Any] = [None] * len(items)
+        errors: list[BaseException] = []
+        indices = iter(range(len(items)))
+        taking = threading.Lock()
+
+        def work() -> None:
+            while not errors:
+                with taking:
+                    i = next(indices, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = ask(items[i])
+                except BaseException as exc:  # raised in the caller's thread, as pool.map would
+                    errors.append(exc)
+
+        workers = [threading.Thread(target=work, name=f"{thread_name}-{n}", daemon=True)
+                   for n in range(min(self.max_concurrency, len(items)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if errors:
+            raise errors[0]
+        return results
 
     def _count_fallback(self, error: AnswerError, message: str) -> None:
         """Count a fallback; the first of its kind is logged (``message % (reason, detail)``)."""
