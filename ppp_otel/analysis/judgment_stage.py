@@ -80,7 +80,7 @@ def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int, E
                 records[i] = as_written([record])[0]
     judge = analyzer.judge
     for i, record in enumerate(records):
-        if isinstance(record, TurnRecord) and i not in failed:
+        if isinstance(record, TurnRecord) and i not in failed and not record.judgment_incomplete:
             record.judged_by = judge
     at_end, analyzer.at_end = analyzer.at_end, []
     return records + [ConversationViolation(key, number, v) for key, number, v in at_end], failures, first
@@ -383,13 +383,15 @@ class RejudgeSummary:
     questions: int = 0
     violations: int = 0
     classifier_failures: int = 0
+    left_pending: int = 0  # turns a judge gave no answer on in part: `--pending` judges them again
     changed: dict[str, int] = field(default_factory=dict)  # questions whose effort changed, by old->new
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "judge": self.judge, "trajectories": self.trajectories, "turns": self.turns,
             "questions": self.questions, "violations": self.violations,
-            "classifier_failures": self.classifier_failures, "changed": dict(self.changed),
+            "classifier_failures": self.classifier_failures, "left_pending": self.left_pending,
+            "changed": dict(self.changed),
         }
 
 
@@ -434,6 +436,7 @@ def rejudge(
                         summary.changed[change] = summary.changed.get(change, 0) + 1
             summary.trajectories += 1
             summary.turns += len(turns)
+            summary.left_pending += sum(record.judgment_incomplete for _, record in turns)
             if progress is not None:
                 progress(done, len(chosen))
         return summary

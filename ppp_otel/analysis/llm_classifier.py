@@ -121,34 +121,24 @@ class LLMEffortClassifier(ChatEndpoint):
             max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
         )
         self._fallback = fallback
+        self._fallback_judge = (HeuristicEffortClassifier.judge if fallback is classify_effort
+                                else f"custom/{getattr(fallback, '__name__', type(fallback).__name__)}")
 
     def classify(self, question: str, context: str | None = None) -> str:
         """The question's level; ``context`` is what the user knows (their full request)."""
-        if not isinstance(question, str):
-            raise TypeError(f"question must be a str; got {type(question).__name__}")
-        if context is not None and not isinstance(context, str):
-            raise TypeError(f"context must be a str or None; got {type(context).__name__}")
-        message = user_message(question, context)
-        cached = self._cached(message)
-        if cached is not None:
-            return cached
-        try:
-            effort = self._effort_from(self._chat(SYSTEM_PROMPT, message))
-        except AnswerError as error:
-            self._count_fallback(
-                error,
-                "LLM effort classifier fell back to the heuristic (%s): %s; "
-                "further fallbacks of this kind are counted in stats, not logged",
-            )
-            return self._fallback(question)
-        self._cache.put(message, effort)
-        return effort
+        return self._grade(question, context)[0]
 
     def classify_many(self, questions: Iterable[str], contexts: Iterable[str | None] | None = None) -> list[str]:
         """Each question's level, in order; at most max_concurrency requests at once.
 
         ``contexts``, when given, holds what the user knows for each question.
         """
+        return [effort for effort, _ in self.grade_many(questions, contexts)]
+
+    def grade_many(self, questions: Iterable[str],
+                   contexts: Iterable[str | None] | None = None) -> list[tuple[str, str]]:
+        """(level, the judge that gave it) of each question, as :meth:`classify_many`: the
+        judge is this model's name, or the fallback's where the endpoint gave no answer."""
         questions = list(questions)
         for question in questions:
             if not isinstance(question, str):
@@ -158,9 +148,30 @@ class LLMEffortClassifier(ChatEndpoint):
             raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
         # A question asked twice in one batch (with the same context) is sent once.
         unique = list(dict.fromkeys(zip(questions, contexts)))
-        efforts = self._map(lambda pair: self.classify(*pair), unique, "ppp-effort")
-        by_pair = dict(zip(unique, efforts))
+        grades = self._map(lambda pair: self._grade(*pair), unique, "ppp-effort")
+        by_pair = dict(zip(unique, grades))
         return [by_pair[pair] for pair in zip(questions, contexts)]
+
+    def _grade(self, question: str, context: str | None) -> tuple[str, str]:
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a str; got {type(question).__name__}")
+        if context is not None and not isinstance(context, str):
+            raise TypeError(f"context must be a str or None; got {type(context).__name__}")
+        message = user_message(question, context)
+        cached = self._cached(message)
+        if cached is not None:
+            return cached, self.judge
+        try:
+            effort = self._effort_from(self._chat(SYSTEM_PROMPT, message))
+        except AnswerError as error:
+            self._count_fallback(
+                error,
+                "LLM effort classifier fell back to the heuristic (%s): %s; "
+                "further fallbacks of this kind are counted in stats, not logged",
+            )
+            return self._fallback(question), self._fallback_judge
+        self._cache.put(message, effort)
+        return effort, self.judge
 
     def _effort_from(self, content: str) -> str:
         effort = parse_effort(content)

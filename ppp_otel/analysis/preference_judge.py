@@ -177,14 +177,22 @@ class LLMPreferenceJudge(ChatEndpoint):
         self, specs: Sequence[str], turn: TurnText, history: Sequence[TurnText], user_context: str | None
     ) -> list[Violation]:
         """The violations of ``specs`` (those this judge handles) in a turn that asks questions."""
+        return self.judge_turn_with_gaps(specs, turn, history, user_context)[0]
+
+    def judge_turn_with_gaps(
+        self, specs: Sequence[str], turn: TurnText, history: Sequence[TurnText], user_context: str | None
+    ) -> tuple[list[Violation], list[str]]:
+        """As :meth:`judge_turn`, and the names it could not judge (the endpoint gave no answer)."""
         if not turn.questions:
-            return []  # the paper judges asks only
+            return [], []  # the paper judges asks only
         names = [parse_preference(spec)[0] for spec in specs]
         names = [name for name in dict.fromkeys(names) if self.handles(name)]
         message = user_message(turn, history, user_context)
         verdicts = self._map(lambda name: self._verdict(name, message), names, "ppp-preference")
-        violations = []
+        violations, unjudged = [], []
         for name, verdict in zip(names, verdicts):
+            if verdict is None:
+                unjudged.append(name)
             if verdict is None or verdict[0] == 1:
                 continue
             preference, rule = CRITERIA[name]
@@ -192,7 +200,7 @@ class LLMPreferenceJudge(ChatEndpoint):
                 name, preference, verdict[1] or "the judge tagged [Reward 0]",
                 _severity(name), source="detected", judge=self.judge,
             ))
-        return violations
+        return violations, unjudged
 
     def _verdict(self, name: str, message: str) -> tuple[int, str] | None:
         preference, rule = CRITERIA[name]

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         "violations found": summary.violations,
         "efforts changed": changed,
         "fell back to rules": _fell_back(summary.classifier_failures, data.get("effort_judge_stats")),
+        "left pending": (f"{summary.left_pending} turns (the judge gave no answer on part of each; "
+                         "`ppp-otel judge --pending` judges them again)" if summary.left_pending else "0"),
     })
     return 0
 

@@ -62,7 +62,8 @@ def _judgment_rows(turn_id: int, record: TurnRecord, judge: str) -> tuple[list, 
 
 def store_judgments(conn: Any, judged: list[tuple[int, TurnRecord]], judge: str,
                     dialect: Dialect = _sqlite) -> None:
-    """The judged turns' questions, regraded efforts and violations in, each turn marked judged."""
+    """The judged turns' questions, regraded efforts and violations in, each turn marked judged
+    (or left pending when its judgment is incomplete)."""
     questions, regraded, violations = [], [], []
     for turn_id, record in judged:
         q, r, v = _judgment_rows(turn_id, record, judge)
@@ -71,7 +72,9 @@ def store_judgments(conn: Any, judged: list[tuple[int, TurnRecord]], judge: str,
         violations += v
     for sql, rows in ((_INSERT_QUESTION, questions), (_REGRADE_QUESTION, regraded),
                       (_INSERT_VIOLATION, violations),
-                      (_MARK_JUDGED, [(judge, turn_id) for turn_id, _ in judged])):
+                      # A turn a judge gave no answer on in part stays pending (NULL).
+                      (_MARK_JUDGED, [(None if record.judgment_incomplete else judge, turn_id)
+                                      for turn_id, record in judged])):
         if rows:
             conn.executemany(dialect(sql), rows)
 

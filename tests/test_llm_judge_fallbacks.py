@@ -1,0 +1,115 @@
+"""What an LLM judge that gives no answer leaves behind: the rules' grade under the rules' name,
+the turn pending, and `ppp-otel judge --pending` judging it again once the judge answers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from chat_server import ChatServer
+from ppp_otel import trajectory, turn
+from ppp_otel.analysis.llm_classifier import LLMEffortClassifier
+from ppp_otel.analysis.preference_judge import LLMPreferenceJudge
+from ppp_otel.analysis.questions import RULES_VERSION
+from ppp_otel.capture.processor import TrajectorySpanProcessor
+from ppp_otel.cli import main
+
+RULES = f"rules/{RULES_VERSION}"
+DOWN = (500, b'{"error": {"message": "overloaded"}}')
+
+
+@pytest.fixture(autouse=True)
+def no_proxies_or_ambient_settings(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                 "PPP_OTEL_LLM_BASE_URL", "OPENAI_BASE_URL", "PPP_OTEL_LLM_MODEL", "PPP_OTEL_LLM_API_KEY",
+                 "OPENAI_API_KEY", "PPP_OTEL_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def record(db, **judges):
+    processor = TrajectorySpanProcessor(db, flush_interval_ms=20, **judges)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with trajectory("spec", "agent", preferences=["question_with_joke"], tracer_provider=provider):
+        with turn("The tests fail.", tracer_provider=provider) as t:
+            t.respond("Which shell were you in?")
+    provider.shutdown()
+
+
+def rows(db, sql):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_an_effort_the_rules_gave_for_a_failing_llm_names_the_rules_and_leaves_the_turn_pending(tmp_path):
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: DOWN) as server:
+        record(db, classifier=LLMEffortClassifier(server.base_url, "judge"))
+    assert rows(db, "SELECT effort_level, judge FROM trajectory_questions") == [("low", RULES)]
+    assert rows(db, "SELECT judged_by FROM trajectory_turns") == [(None,)]
+
+
+def test_a_preference_the_llm_judge_could_not_judge_leaves_the_turn_pending(tmp_path):
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: DOWN) as server:
+        record(db, preference_judge=LLMPreferenceJudge(server.base_url, "judge"))
+    assert rows(db, "SELECT judged_by FROM trajectory_turns") == [(None,)]
+
+
+def answering_once_up(answers):
+    """The judges' answers: the endpoint down until ``answers["up"]`` is set."""
+    def reply(message):
+        if not answers.get("up"):
+            return DOWN
+        return "[Reward 0]\nno joke" if "The agent's message to you now" in message else "medium"
+    return reply
+
+
+def test_judge_pending_grades_again_the_questions_the_rules_graded_for_a_failing_llm(
+        tmp_path, capsys, monkeypatch):
+    db = str(tmp_path / "runs.db")
+    answers = {}
+    with ChatServer(answering_once_up(answers)) as server:
+        record(db, classifier=LLMEffortClassifier(server.base_url, "judge"))
+        answers["up"] = True
+        monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
+        code = main(["judge", "--db", db, "--pending", "--judge", "llm", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["trajectories"] == 1 and summary["left_pending"] == 0
+    assert rows(db, "SELECT effort_level, judge FROM trajectory_questions") == [("medium", "llm/judge")]
+    assert rows(db, "SELECT judged_by FROM trajectory_turns") == [("llm/judge",)]
+
+
+def test_judge_says_how_many_turns_it_left_pending_while_the_llm_gives_no_answer(tmp_path, capsys, monkeypatch):
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: DOWN) as server:
+        record(db)
+        monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
+        code = main(["judge", "--db", db, "--judge", "llm"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "left pending        1 turns" in out
+    assert rows(db, "SELECT judged_by FROM trajectory_turns") == [(None,)]
+
+
+def test_judge_pending_marks_a_turn_judged_once_every_judgment_is_the_llms(tmp_path, capsys, monkeypatch):
+    db = str(tmp_path / "runs.db")
+    answers = {}
+    with ChatServer(answering_once_up(answers)) as server:
+        record(db, classifier=LLMEffortClassifier(server.base_url, "judge"),
+               preference_judge=LLMPreferenceJudge(server.base_url, "judge"))
+        answers["up"] = True
+        monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
+        monkeypatch.setenv("PPP_OTEL_CONFIG", str(tmp_path / "ppp.toml"))
+        (tmp_path / "ppp.toml").write_text('[ppp.question_classifier]\nmethod = "llm"\npreference_judge = "llm"\n')
+        assert main(["judge", "--db", db, "--pending"]) == 0
+    assert rows(db, "SELECT judged_by FROM trajectory_turns") == [("llm/judge",)]
+    assert rows(db, "SELECT effort_level, judge FROM trajectory_questions") == [("medium", "llm/judge")]
+    assert rows(db, "SELECT preference_name, actual, judge FROM trajectory_violations") == [
+        ("question_with_joke", "no joke", "llm/judge")]
