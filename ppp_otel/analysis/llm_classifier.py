@@ -114,11 +114,12 @@ class LLMEffortClassifier(ChatEndpoint):
         timeout_s: float = 10.0,
         max_concurrency: int = 4,
         cache_size: int = 10000,
+        max_retries: int = 2,
         fallback: Callable[[str], str] = classify_effort,
     ):
         super().__init__(
             "the LLM effort classifier", base_url, model, api_key, timeout_s=timeout_s,
-            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
+            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger, max_retries=max_retries,
         )
         self._fallback = fallback
         self._fallback_judge = (HeuristicEffortClassifier.judge if fallback is classify_effort

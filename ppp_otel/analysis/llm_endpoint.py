@@ -10,11 +10,13 @@ caller, and a count of fallbacks by reason, each kind logged once.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import logging
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable, Sequence, TypeVar
@@ -34,12 +36,41 @@ NONSENSE_ANSWER = "nonsense_answer"
 FALLBACK_REASONS = (HTTP_ERROR, TIMEOUT, CONNECTION_ERROR, MALFORMED_RESPONSE, NONSENSE_ANSWER)
 
 
-class AnswerError(Exception):
-    """The endpoint gave no usable answer; ``reason`` is one of :data:`FALLBACK_REASONS`."""
+#: Statuses worth asking again, as OpenAI's own clients do: a timeout on its side,
+#: a conflict, a rate limit, an overloaded or failing server.
+RETRIED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: A Retry-After longer than this is not waited for: the answer falls back at once.
+MAX_RETRY_AFTER_S = 60.0
 
-    def __init__(self, reason: str, detail: str):
+
+class AnswerError(Exception):
+    """The endpoint gave no usable answer; ``reason`` is one of :data:`FALLBACK_REASONS`.
+    ``retry_after`` is how long the endpoint asked to wait before asking again (0 when it
+    did not say), or None when asking again would not help."""
+
+    def __init__(self, reason: str, detail: str, retry_after: float | None = None):
         super().__init__(detail)
         self.reason = reason
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Any) -> float:
+    """Seconds to wait by a response's ``retry-after-ms`` or ``Retry-After`` (seconds or an
+    HTTP date); 0 when neither says."""
+    for name, scale in (("retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
+    return 0.0
 
 
 def chat_request(url: str, model: str, api_key: str | None, system: str, user: str) -> urllib.request.Request:
@@ -60,7 +91,8 @@ def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> by
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.read()
     except urllib.error.HTTPError as error:
-        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}") from None
+        wait = retry_after(error.headers) if error.code in RETRIED_STATUSES else None
+        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}", wait) from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, (TimeoutError, socket.timeout)):
             raise AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
@@ -119,6 +151,7 @@ class ChatEndpoint:
         max_concurrency: int,
         cache_size: int,
         logger: logging.Logger,
+        max_retries: int = 2,
     ):
         if not base_url:
             raise ValueError(f"base_url is required for {what}")
@@ -130,6 +163,9 @@ class ChatEndpoint:
             raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency!r}")
         if int(cache_size) < 0:
             raise ValueError(f"cache_size must not be negative; got {cache_size!r}")
+        if int(max_retries) < 0:
+            raise ValueError(f"max_retries must not be negative; got {max_retries!r}")
+        self.max_retries = int(max_retries)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.judge = f"llm/{model}"
@@ -165,12 +201,22 @@ class ChatEndpoint:
         return found
 
     def _chat(self, system: str, user: str) -> str:
-        """The endpoint's answer to one exchange; AnswerError when there is none."""
+        """The endpoint's answer to one exchange, asked again (up to max_retries times) after
+        a rate limit or a server error; AnswerError when there is none."""
         request = chat_request(self.url, self.model, self._api_key, system, user)
-        with self._in_flight:
-            with self._lock:
-                self._calls += 1
-            raw = post_chat(request, self.url, self.timeout_s)
+        for attempt in range(self.max_retries + 1):
+            with self._in_flight:
+                with self._lock:
+                    self._calls += 1
+                try:
+                    raw = post_chat(request, self.url, self.timeout_s)
+                    break
+                except AnswerError as error:
+                    # The endpoint's wait, else OpenAI's clients' backoff (0.5 s, 1 s, ...).
+                    wait = error.retry_after or 0.5 * 2 ** attempt
+                    if error.retry_after is None or attempt == self.max_retries or wait > MAX_RETRY_AFTER_S:
+                        raise
+            time.sleep(wait)  # outside the cap: a waiting request holds no slot
         return chat_content(raw, self.url)
 
     def _map(self, ask: Callable[[T], R], items: Sequence[T], thread_name: str) -> list[R]:

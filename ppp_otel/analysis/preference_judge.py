@@ -158,10 +158,11 @@ class LLMPreferenceJudge(ChatEndpoint):
         timeout_s: float = 10.0,
         max_concurrency: int = 4,
         cache_size: int = 10000,
+        max_retries: int = 2,
     ):
         super().__init__(
             "the LLM preference judge", base_url, model, api_key, timeout_s=timeout_s,
-            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
+            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger, max_retries=max_retries,
         )
         names = set(CRITERIA) if preferences == "all" else set(preferences)
         unknown = names - set(CRITERIA)
