@@ -19,6 +19,7 @@ per kind.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 
 from ppp_otel.analysis.llm_endpoint import NONSENSE_ANSWER, AnswerError, ChatEndpoint, endpoint_settings
@@ -109,19 +110,24 @@ Answer with exactly one line: [Reward 1] when the message follows the rule, \
 [Reward 0] when it does not. You may add a reason of at most twelve words on \
 a second line. Nothing else."""
 
+_REWARD_TAG = re.compile(r"\[Reward ([01])\]")
+_TAGS = re.compile(r"\[(?:Reward [01]|Cost \d)\]")
 _HISTORY_TURNS = 3
 _MAX_CHARS = 4000
 
 
 def parse_reward(answer: str) -> tuple[int, str] | None:
-    """(1 or 0, the reason given) from an answer, or None when it names neither tag."""
-    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
-    if not lines:
+    """(1 or 0, the reason given) from an answer, or None when it names neither tag.
+
+    Read as the paper's UserVille reads its simulator's answers: a ``[Reward 0]``
+    anywhere in the answer counts (after prose, beside a ``[Cost N]`` tag, even next
+    to a ``[Reward 1]``); otherwise a ``[Reward 1]`` anywhere.
+    """
+    tags = set(_REWARD_TAG.findall(answer))
+    if not tags:
         return None
-    first = lines[0].rstrip(".").strip()
-    if first not in ("[Reward 1]", "[Reward 0]"):
-        return None
-    return int(first[-2]), " ".join(lines[1:])[:120]
+    said = [line.strip() for line in _TAGS.sub("", answer).splitlines()]
+    return (0 if "0" in tags else 1), " ".join(line for line in said if line.strip(" .")).strip()[:120]
 
 
 def _cut(text: str, limit: int = _MAX_CHARS) -> str:
