@@ -92,7 +92,9 @@ def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> by
             return response.read()
     except urllib.error.HTTPError as error:
         wait = retry_after(error.headers) if error.code in RETRIED_STATUSES else None
-        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}", wait) from None
+        said = api_message(error)
+        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}" + (f": {said}" if said else ""),
+                          wait) from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, (TimeoutError, socket.timeout)):
             raise AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
@@ -102,6 +104,19 @@ def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> by
     except (OSError, ValueError, http.client.HTTPException) as error:
         # A reset connection, a truncated body, a URL urllib cannot use.
         raise AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error}") from None
+
+
+def api_message(error: urllib.error.HTTPError) -> str:
+    """What an error response says is wrong (OpenAI's ``{"error": {"message": ...}}``, a
+    bare ``{"message": ...}`` or ``{"detail": ...}``), cut short; empty when it says nothing."""
+    try:
+        body = json.loads(error.read(16_384) or b"null")
+    except (OSError, ValueError, http.client.HTTPException):
+        return ""
+    said = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(said, dict):
+        said = said.get("message") or said.get("detail")
+    return " ".join(said.split())[:200] if isinstance(said, str) else ""
 
 
 def chat_content(raw: bytes, url: str) -> str:

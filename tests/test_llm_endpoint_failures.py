@@ -1,4 +1,5 @@
-"""A rate-limited or failing endpoint is asked again, as OpenAI's own clients do, before a judge falls back."""
+"""A failing endpoint as the LLM judges meet it: a rate limit or a server error asked again, as
+OpenAI's own clients do, before a judge falls back; an error named as the endpoint names it."""
 
 from __future__ import annotations
 
@@ -74,3 +75,12 @@ def test_a_retry_after_longer_than_a_minute_is_not_waited_for():
 def test_max_retries_must_not_be_negative():
     with pytest.raises(ValueError, match="max_retries must not be negative"):
         LLMEffortClassifier("http://127.0.0.1:9/v1", "judge", max_retries=-1)
+
+
+def test_an_http_error_names_what_the_endpoint_said_is_wrong(caplog):
+    body = b'{"error": {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}}'
+    with ChatServer(lambda message: (404, body)) as server:
+        classifier = LLMEffortClassifier(server.base_url, "gpt-9")
+        classifier.classify("Which shell were you in?")
+    assert "HTTP 404 from " in caplog.text
+    assert "/chat/completions: The model `gpt-9` does not exist" in caplog.text
