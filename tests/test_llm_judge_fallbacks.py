@@ -4,6 +4,7 @@ the turn pending, and `ppp-otel judge --pending` judging it again once the judge
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -84,17 +85,39 @@ def test_judge_pending_grades_again_the_questions_the_rules_graded_for_a_failing
     assert rows(db, "SELECT judged_by FROM trajectory_turns") == [("llm/judge",)]
 
 
+def judge_against(server, db, monkeypatch, capsys, *argv):
+    monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
+    code = main(["judge", "--db", db, "--judge", "llm", *argv])
+    # "name   value" lines, the name of one or more words.
+    return code, dict(re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines())
+
+
 def test_judge_says_how_many_turns_it_left_pending_while_the_llm_gives_no_answer(tmp_path, capsys, monkeypatch):
     db = str(tmp_path / "runs.db")
     with ChatServer(lambda message: DOWN) as server:
         record(db)
-        monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", server.base_url)
-        monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
-        code = main(["judge", "--db", db, "--judge", "llm"])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "left pending        1 turns" in out
+        _, fields = judge_against(server, db, monkeypatch, capsys)
+    assert fields["left pending"].startswith("1 turns")
     assert rows(db, "SELECT judged_by FROM trajectory_turns") == [(None,)]
+
+
+def test_judge_exits_with_status_1_when_it_left_turns_pending(tmp_path, capsys, monkeypatch):
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: DOWN) as server:
+        record(db)
+        code, _ = judge_against(server, db, monkeypatch, capsys)
+    assert code == 1
+
+
+def test_judge_says_how_many_requests_it_sent_and_what_the_preference_judge_left_unjudged(
+        tmp_path, capsys, monkeypatch):
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: (401, b'{"error": {"message": "Incorrect API key"}}')) as server:
+        record(db)
+        _, fields = judge_against(server, db, monkeypatch, capsys)
+    assert fields["preferences unjudged"] == "1 (http_error 1)"
+    assert fields["LLM requests"] == "2 sent (effort 1, preferences 1); 0 answered from the cache"
 
 
 def test_judge_pending_marks_a_turn_judged_once_every_judgment_is_the_llms(tmp_path, capsys, monkeypatch):
