@@ -9,6 +9,7 @@ reported is kept.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date, datetime
 from typing import Any
 
@@ -49,13 +50,22 @@ def run(args: argparse.Namespace) -> int:
     classifier, preference_judge = judges_from_config(load_config().question_classifier, method=args.judge)
     bar = progress("judging trajectories", json_output=args.json)
 
+    judged = [0, None]
+
     def advance(done: int, total: int) -> None:
+        judged[:] = [done, total]
         bar.total = total
         bar.advance()
 
-    with bar:
-        summary = rejudge(args.db, spec_id=args.spec, since=args.since, classifier=classifier,
-                          preference_judge=preference_judge, pending_only=args.pending, progress=advance)
+    try:
+        with bar:
+            summary = rejudge(args.db, spec_id=args.spec, since=args.since, classifier=classifier,
+                              preference_judge=preference_judge, pending_only=args.pending, progress=advance)
+    except KeyboardInterrupt:
+        done, total = judged
+        print(f"\nppp-otel: interrupted: {done} of {total if total is not None else 'the'} trajectories "
+              "judged again and stored; the others keep the judgments they had", file=sys.stderr)
+        return 130
     data = summary.to_dict()
     for name, judge in (("effort_judge", classifier), ("preference_judge", preference_judge)):
         if judge is not None and hasattr(judge, "stats"):
