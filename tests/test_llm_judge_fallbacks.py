@@ -136,3 +136,13 @@ def test_judge_pending_marks_a_turn_judged_once_every_judgment_is_the_llms(tmp_p
     assert rows(db, "SELECT effort_level, judge FROM trajectory_questions") == [("medium", "llm/judge")]
     assert rows(db, "SELECT preference_name, actual, judge FROM trajectory_violations") == [
         ("question_with_joke", "no joke", "llm/judge")]
+
+
+def test_score_says_which_of_its_trajectories_have_turns_not_judged_yet(tmp_path, capsys):
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: DOWN) as server:
+        record(db, classifier=LLMEffortClassifier(server.base_url, "judge"))
+    assert main(["score", "--db", db]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "1 of these trajectories have turns not judged yet, so their scores may lack questions or violations: "
+        "ppp-otel judge --pending judges them")
