@@ -84,3 +84,19 @@ def test_an_http_error_names_what_the_endpoint_said_is_wrong(caplog):
         classifier.classify("Which shell were you in?")
     assert "HTTP 404 from " in caplog.text
     assert "/chat/completions: The model `gpt-9` does not exist" in caplog.text
+
+
+def test_what_a_reasoning_model_thinks_before_it_answers_is_not_read_as_its_answer():
+    thinking = "<think>\nIs it detailed? I could tag [Reward 0], but it names the file.\n</think>\n\n[Reward 1]"
+    with ChatServer(lambda message: thinking) as server:
+        judge = LLMPreferenceJudge(server.base_url, "judge")
+        turn = TurnText(number=1, prompt="p", response="In tests/test_io.py, which shell?", questions=("Which?",))
+        assert judge.judge_turn(["detailed_questions"], turn, [], None) == []
+    assert sum(judge.stats["fallbacks"].values()) == 0
+
+
+def test_a_reasoning_model_that_thinks_before_the_level_is_read_for_the_level():
+    with ChatServer(lambda message: "<think>They know their shell.</think>\nlow") as server:
+        classifier = LLMEffortClassifier(server.base_url, "judge")
+        assert classifier.classify("Could you grep the logs for this id?") == "low"
+    assert sum(classifier.stats["fallbacks"].values()) == 0

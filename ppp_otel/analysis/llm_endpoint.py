@@ -14,6 +14,7 @@ import email.utils
 import http.client
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -127,7 +128,12 @@ def chat_content(raw: bytes, url: str) -> str:
         raise AnswerError(MALFORMED_RESPONSE, f"not a chat-completions response from {url}") from None
     if not isinstance(content, str):
         raise AnswerError(MALFORMED_RESPONSE, f"no message content in the response from {url}")
-    return content
+    # A reasoning model served as chat completions (DeepSeek-R1, Qwen3 through vLLM or
+    # Ollama) may think aloud before answering: only what follows its thinking is the answer.
+    return _THINKING.sub("", content, count=1)
+
+
+_THINKING = re.compile(r"\A\s*<think>.*?</think>", re.DOTALL)
 
 
 def endpoint_settings(
