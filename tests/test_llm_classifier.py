@@ -87,6 +87,13 @@ def test_the_key_does_not_appear_in_the_repr():
     assert "sk-test" not in repr(LLMEffortClassifier("http://127.0.0.1:1/v1", "grader", "sk-test"))
 
 
+@pytest.mark.parametrize("answer, level", [("**High**", "high"), ("`low`", "low"), ('"medium"', "medium"),
+                                           ("*Low.*", "low"), ("'high'.", "high")])
+def test_a_level_in_markdown_or_quotes_is_the_level(answer, level):
+    with ChatServer(answering(answer)) as server:
+        assert classifier_for(server).classify("What is your budget?") == level
+
+
 # -- fallbacks ---------------------------------------------------------------
 
 

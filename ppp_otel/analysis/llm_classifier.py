@@ -74,9 +74,10 @@ def user_message(question: str, context: str | None = None) -> str:
 def parse_effort(answer: str) -> str | None:
     """The effort level an answer names, or None when it names none.
 
-    Strict on purpose: "High." is high, but "I'd say high" is not an answer.
+    Strict on purpose: "High.", "**high**" and "`high`" are high, but "I'd say high" is
+    not an answer.
     """
-    word = answer.strip().rstrip(".").strip().lower()
+    word = answer.strip().rstrip(".").strip().strip("*_`'\"").strip().rstrip(".").lower()
     return word if word in EFFORT_LEVELS else None
 
 
