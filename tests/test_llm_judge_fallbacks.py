@@ -146,3 +146,20 @@ def test_score_says_which_of_its_trajectories_have_turns_not_judged_yet(tmp_path
     assert capsys.readouterr().err.splitlines()[-1] == (
         "1 of these trajectories have turns not judged yet, so their scores may lack questions or violations: "
         "ppp-otel judge --pending judges them")
+
+
+def test_a_pending_turn_delivered_again_keeps_one_copy_of_its_judgments(tmp_path):
+    from ppp_otel.recorder import Recorder
+    from ppp_otel.records import TrajectoryRecord, TurnRecord
+
+    db = str(tmp_path / "runs.db")
+    with ChatServer(lambda message: DOWN) as server:
+        recorder = Recorder(db, flush_interval_ms=20, classifier=LLMEffortClassifier(server.base_url, "judge"))
+        started = TrajectoryRecord("a" * 32, "b" * 16, "spec", "agent", preferences=("no_commas",))
+        asked = TurnRecord("a" * 32, "c" * 16, started.key, 1, "prompt", "Which shell, bash or zsh?")
+        for _ in range(2):  # an OTLP retry, after the first judgment was left pending
+            recorder.submit([started, asked])
+            assert recorder.force_flush(30_000)
+        recorder.shutdown()
+    assert rows(db, "SELECT question_text, judge FROM trajectory_questions") == [("Which shell, bash or zsh?", RULES)]
+    assert rows(db, "SELECT preference_name FROM trajectory_violations") == [("no_commas",)]
