@@ -370,8 +370,13 @@ def judges_from_config(qc: Any, *, method: str | None = None):
     preferences = qc.preference_judge
     if method == "llm" and preferences == "rules":
         preferences = "llm"
-    classifier = make_effort_classifier("llm", **options) if effort_by_llm else None
-    return classifier, make_preference_judge(preferences, **options)
+    try:
+        classifier = make_effort_classifier("llm", **options) if effort_by_llm else None
+        return classifier, make_preference_judge(preferences, **options)
+    except ValueError as exc:
+        if method == "llm":  # the setting the message names is not what asked for the LLM
+            raise ValueError(f"--judge llm takes its endpoint from the config: {exc}") from None
+        raise
 
 
 # --- re-judging stored trajectories -------------------------------------------------------

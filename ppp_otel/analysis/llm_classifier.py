@@ -203,7 +203,7 @@ def make_effort_classifier(
     if method != "llm":
         raise ValueError(f"unknown question classifier method {method!r}; expected one of {', '.join(METHODS)}")
     base_url, model, api_key = endpoint_settings(
-        base_url, model, api_key, needed_by="question classifier method 'llm'"
+        base_url, model, api_key, needed_by='[ppp.question_classifier] method = "llm"'
     )
     return LLMEffortClassifier(
         base_url,

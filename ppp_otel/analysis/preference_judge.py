@@ -258,7 +258,8 @@ def make_preference_judge(
         return None
     if method not in ("llm", "llm_all"):
         raise ValueError(f"unknown preference judge {method!r}; expected rules, llm or llm_all")
-    base_url, model, api_key = endpoint_settings(base_url, model, api_key, needed_by=f"preference judge {method!r}")
+    base_url, model, api_key = endpoint_settings(
+        base_url, model, api_key, needed_by=f'[ppp.question_classifier] preference_judge = "{method}"')
     return LLMPreferenceJudge(
         base_url, model, api_key, preferences="all" if method == "llm_all" else LLM_JUDGED,
         timeout_s=timeout_s, max_concurrency=max_concurrency, cache_size=cache_size,
