@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from chat_server import ChatServer
-from support import wait_for
+from support import clear_llm_ambient, wait_for
 from ppp_otel import trajectory, turn
 from ppp_otel.analysis.judgment_stage import rejudge
 from ppp_otel.analysis.llm_classifier import LLMEffortClassifier
@@ -23,8 +23,7 @@ from ppp_otel.capture.processor import TrajectorySpanProcessor
 
 @pytest.fixture(autouse=True)
 def no_proxies(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    clear_llm_ambient(monkeypatch)
 
 
 def test_judging_again_asks_for_several_trajectories_at_once_within_the_judges_cap(tmp_path):

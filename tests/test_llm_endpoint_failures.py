@@ -8,6 +8,7 @@ import time
 import pytest
 
 from chat_server import ChatServer
+from support import clear_llm_ambient
 from ppp_otel.analysis.llm_classifier import LLMEffortClassifier
 from ppp_otel.analysis.preference_judge import LLMPreferenceJudge
 from ppp_otel.model import TurnText
@@ -17,8 +18,7 @@ RATE_LIMITED = (429, b'{"error": {"message": "Rate limit reached", "type": "requ
 
 @pytest.fixture(autouse=True)
 def no_proxies(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    clear_llm_ambient(monkeypatch)
 
 
 def failing_first(times, failure, then):

@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from chat_server import ChatServer
+from support import clear_llm_ambient
 from ppp_otel import trajectory, turn
 from ppp_otel.analysis.llm_classifier import LLMEffortClassifier
 from ppp_otel.analysis.preference_judge import LLMPreferenceJudge
@@ -24,10 +25,7 @@ DOWN = (500, b'{"error": {"message": "overloaded"}}')
 
 @pytest.fixture(autouse=True)
 def no_proxies_or_ambient_settings(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                 "PPP_OTEL_LLM_BASE_URL", "OPENAI_BASE_URL", "PPP_OTEL_LLM_MODEL", "PPP_OTEL_LLM_API_KEY",
-                 "OPENAI_API_KEY", "PPP_OTEL_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+    clear_llm_ambient(monkeypatch)
 
 
 def record(db, **judges):
