@@ -9,7 +9,9 @@ effort and detects preference violations on its own thread and its own
 connection, so an LLM judge that is slow or down delays judgments, never a
 write. A turn not judged yet has ``trajectory_turns.judged_by`` NULL; once
 judged it names the effort judge (``rules/<version>`` or ``llm/<model>``), and
-every question and violation the stage adds names the judge that made it.
+every question and violation the stage adds names the judge that made it. A
+turn a judge gave no answer on in part (the rules graded a question instead,
+a preference went unjudged) keeps what was found and stays NULL.
 
 :func:`rejudge` brings stored trajectories up to the current judge (the
 ``ppp-otel judge`` command): what the agent code reported is kept (an
