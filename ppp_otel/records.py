@@ -145,6 +145,10 @@ class TurnRecord:
     # The judge that judged the turn before it was written (the rules, judged in
     # the writer's batch); None leaves it to the judgment stage.
     judged_by: str | None = None
+    # Set by the analyzer when a judge gave no answer on part of the turn (an effort the
+    # rules graded instead, a preference left unjudged): what was found is stored and the
+    # turn stays pending, for `ppp-otel judge --pending` once the judge answers.
+    judgment_incomplete: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ class ChatServer:
     """A chat-completions endpoint whose answers the test decides.
 
     `reply(question)` returns the assistant's content, or a tuple
-    (status, raw body) to send instead of a well-formed completion.
+    (status, raw body) or (status, raw body, headers) to send instead of a
+    well-formed completion.
     """
 
     def __init__(self, reply, delay_s: float = 0.0):
@@ -40,8 +41,10 @@ class ChatServer:
                     # So the count is of requests the client has outstanding, what a cap limits.
                     with server._lock:
                         server.in_flight -= 1
+                headers = {}
                 if isinstance(answer, tuple):
-                    status, raw = answer
+                    status, raw, *more = answer
+                    headers = more[0] if more else {}
                 else:
                     status = 200
                     raw = json.dumps(
@@ -50,6 +53,8 @@ class ChatServer:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
+                    for name, value in headers.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(raw)))
                     self.end_headers()
                     self.wfile.write(raw)

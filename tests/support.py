@@ -11,6 +11,18 @@ from pathlib import Path
 from types import ModuleType
 
 
+#: What would send a test's requests to a local chat server elsewhere, or point a judge at
+#: another endpoint: proxies, and the LLM endpoint settings of the environment.
+LLM_AMBIENT = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+               "PPP_OTEL_LLM_BASE_URL", "OPENAI_BASE_URL", "PPP_OTEL_LLM_MODEL", "PPP_OTEL_LLM_API_KEY",
+               "OPENAI_API_KEY", "PPP_OTEL_CONFIG")
+
+
+def clear_llm_ambient(monkeypatch) -> None:
+    for name in LLM_AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+
+
 def load_script(path: Path, name: str) -> ModuleType:
     """A script that is no package's module (under benchmarks/), imported from its file."""
     spec = importlib.util.spec_from_file_location(name, path)

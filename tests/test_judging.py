@@ -260,9 +260,19 @@ def test_a_preference_judge_that_cannot_answer_invents_no_violation(db_path):
 
 @pytest.mark.parametrize("answer, verdict", [
     ("[Reward 1]", (1, "")), ("[Reward 0]\ntoo long", (0, "too long")), ("[Reward 0].", (0, "")),
-    ("Reward 0", None), ("yes", None), ("", None),
+    ("Reward 0", None), ("yes", None), ("", None), ("[Recompensa 0]", None),
 ])
-def test_the_judges_answer_is_read_strictly(answer, verdict):
+def test_an_answer_without_a_reward_tag_is_no_verdict(answer, verdict):
+    assert parse_reward(answer) == verdict
+
+
+@pytest.mark.parametrize("answer, verdict", [
+    ("Nah, that question gives me no context at all.\n[Cost 3]\n[Reward 0]",
+     (0, "Nah, that question gives me no context at all.")),
+    ("Sure, it's main. [Reward 1]", (1, "Sure, it's main.")),
+    ("[Reward 1]\n[Reward 0]", (0, "")),
+])
+def test_a_reward_tag_anywhere_in_the_answer_counts_as_the_papers_simulator_counts_it(answer, verdict):
     assert parse_reward(answer) == verdict
 
 
@@ -508,9 +518,9 @@ def test_judge_says_how_many_questions_fell_back_to_the_rules_when_the_llm_is_un
     monkeypatch.setenv("PPP_OTEL_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: refused
     monkeypatch.setenv("PPP_OTEL_LLM_MODEL", "judge")
     code, out, _ = run(capsys, "judge", "--db", db, "--judge", "llm")
-    assert code == 0
+    assert code == 1  # its turns are left pending
     line = next(line for line in out.splitlines() if line.startswith("fell back to rules"))
-    assert line.split(None, 4)[4] == "3 of the 3 questions sent (connection_error 3)"
+    assert line.split(None, 4)[4] == "3 questions (connection_error 3)"
 
 
 class _CleanupMeanwhile:

@@ -87,6 +87,13 @@ def test_the_key_does_not_appear_in_the_repr():
     assert "sk-test" not in repr(LLMEffortClassifier("http://127.0.0.1:1/v1", "grader", "sk-test"))
 
 
+@pytest.mark.parametrize("answer, level", [("**High**", "high"), ("`low`", "low"), ('"medium"', "medium"),
+                                           ("*Low.*", "low"), ("'high'.", "high")])
+def test_a_level_in_markdown_or_quotes_is_the_level(answer, level):
+    with ChatServer(answering(answer)) as server:
+        assert classifier_for(server).classify("What is your budget?") == level
+
+
 # -- fallbacks ---------------------------------------------------------------
 
 
@@ -320,3 +327,17 @@ def test_a_configured_llm_classifier_grades_the_questions_of_recorded_turns(tmp_
         assert conn.execute("SELECT question_text, effort_level FROM trajectory_questions").fetchall() == [
             (LOW_BY_HEURISTIC, "high")
         ]
+
+
+def test_the_llm_method_without_an_endpoint_names_the_setting_that_asked_for_it():
+    with pytest.raises(ValueError, match=r'^\[ppp.question_classifier\] method = "llm" needs base_url'):
+        make_effort_classifier("llm", model="grader")
+
+
+def test_judge_llm_without_an_endpoint_says_where_the_endpoint_comes_from(tmp_path, capsys):
+    from ppp_otel.cli import main
+
+    assert main(["judge", "--db", str(tmp_path / "none.db"), "--judge", "llm"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        'ppp-otel: error: --judge llm takes its endpoint from the config: [ppp.question_classifier] '
+        'method = "llm" needs base_url (or PPP_OTEL_LLM_BASE_URL / OPENAI_BASE_URL) and model (or PPP_OTEL_LLM_MODEL)')

@@ -167,14 +167,19 @@ class TurnAnalyzer:
                     if question.effort is None:
                         texts.append(question.text)
                         contexts.append(state[2])
-        graded = self._classify(texts, contexts) if texts else ([], None)
-        efforts, judge = iter(graded[0]), graded[1]
+        graded = iter(self._classify(texts, contexts) if texts else [])
         for record in records:
             if isinstance(record, TurnRecord):
                 if texts and record.questions:
-                    record.questions = [
-                        q if q.effort else Question(q.text, next(efforts), q.source, judge) for q in record.questions
-                    ]
+                    questions = []
+                    for q in record.questions:
+                        if not q.effort:
+                            effort, judge = next(graded)
+                            q = Question(q.text, effort, q.source, judge)
+                            # The rules stood in for a judge that gave no answer.
+                            record.judgment_incomplete |= judge != self.judge
+                        questions.append(q)
+                    record.questions = questions
                 state = states.get(record.trajectory)
                 if state is None:
                     state = states[record.trajectory] = self._state(record.trajectory)
@@ -192,25 +197,27 @@ class TurnAnalyzer:
         for violation in detect_at_end(preferences, history):
             self.at_end.append((key, history[-1].number, replace(violation, judge=RULES_JUDGE)))
 
-    def _classify(self, questions: list[str], contexts: list[str | None]) -> tuple[list[str], str | None]:
-        """The classifier's efforts and its name, or the rules' when it fails or answers out of range.
-
-        An LLM classifier that falls back for a question answers with the rules'
-        level; it still signs the batch (its stats count the fallbacks).
-        """
+    def _classify(self, questions: list[str], contexts: list[str | None]) -> list[tuple[str, str]]:
+        """(effort, judge) of each question: the classifier's, or the rules' when it fails or
+        answers out of range. An LLM classifier that falls back for a question names the
+        rules as that question's judge (``grade_many``)."""
+        grade_many = getattr(self.classifier, "grade_many", None)
         try:
-            if any(contexts) and getattr(self.classifier, "reads_context", False):
-                efforts = list(self.classifier.classify_many(questions, contexts))
+            with_context = any(contexts) and getattr(self.classifier, "reads_context", False)
+            if grade_many is not None:
+                graded = list(grade_many(questions, contexts if with_context else None))
             else:
-                efforts = list(self.classifier.classify_many(questions))
-            if len(efforts) == len(questions) and all(e in EFFORT_LEVELS for e in efforts):
-                return efforts, self.judge
-            problem = f"{len(efforts)} answers for {len(questions)} questions, or a level outside {EFFORT_LEVELS}"
+                efforts = (self.classifier.classify_many(questions, contexts) if with_context
+                           else self.classifier.classify_many(questions))
+                graded = [(effort, self.judge) for effort in efforts]
+            if len(graded) == len(questions) and all(effort in EFFORT_LEVELS for effort, _ in graded):
+                return graded
+            problem = f"{len(graded)} answers for {len(questions)} questions, or a level outside {EFFORT_LEVELS}"
         except Exception as exc:
             problem = repr(exc)
         self.classifier_failures += 1
         logger.warning("ppp-otel: effort classifier failed (%s); the rules graded the questions", problem)
-        return _RULES.classify_many(questions), RULES_JUDGE
+        return [(effort, RULES_JUDGE) for effort in _RULES.classify_many(questions)]
 
     def _detect(self, record: TurnRecord, state: tuple) -> None:
         preferences, history, context = state
@@ -234,8 +241,15 @@ class TurnAnalyzer:
                         for v in detect_violations(by_rules, message, history)]
             if judged_by_llm:
                 try:
-                    detected += self.preference_judge.judge_turn(judged_by_llm, message, history, context)
+                    with_gaps = getattr(self.preference_judge, "judge_turn_with_gaps", None)
+                    if with_gaps is not None:
+                        judged, unjudged = with_gaps(judged_by_llm, message, history, context)
+                        record.judgment_incomplete |= bool(unjudged)
+                    else:
+                        judged = self.preference_judge.judge_turn(judged_by_llm, message, history, context)
+                    detected += judged
                 except Exception as exc:  # a judge must not cost the turn its other judgments
+                    record.judgment_incomplete = True
                     self.preference_judge_failures += 1
                     logger.warning("ppp-otel: preference judge failed (%r); its preferences were not judged", exc)
             new = [v for v in detected if v.preference not in found]

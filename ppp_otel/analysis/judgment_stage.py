@@ -9,7 +9,9 @@ effort and detects preference violations on its own thread and its own
 connection, so an LLM judge that is slow or down delays judgments, never a
 write. A turn not judged yet has ``trajectory_turns.judged_by`` NULL; once
 judged it names the effort judge (``rules/<version>`` or ``llm/<model>``), and
-every question and violation the stage adds names the judge that made it.
+every question and violation the stage adds names the judge that made it. A
+turn a judge gave no answer on in part (the rules graded a question instead,
+a preference went unjudged) keeps what was found and stays NULL.
 
 :func:`rejudge` brings stored trajectories up to the current judge (the
 ``ppp-otel judge`` command): what the agent code reported is kept (an
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -80,7 +83,7 @@ def judged_in_batch(analyzer: TurnAnalyzer, records: list) -> tuple[list, int, E
                 records[i] = as_written([record])[0]
     judge = analyzer.judge
     for i, record in enumerate(records):
-        if isinstance(record, TurnRecord) and i not in failed:
+        if isinstance(record, TurnRecord) and i not in failed and not record.judgment_incomplete:
             record.judged_by = judge
     at_end, analyzer.at_end = analyzer.at_end, []
     return records + [ConversationViolation(key, number, v) for key, number, v in at_end], failures, first
@@ -369,8 +372,13 @@ def judges_from_config(qc: Any, *, method: str | None = None):
     preferences = qc.preference_judge
     if method == "llm" and preferences == "rules":
         preferences = "llm"
-    classifier = make_effort_classifier("llm", **options) if effort_by_llm else None
-    return classifier, make_preference_judge(preferences, **options)
+    try:
+        classifier = make_effort_classifier("llm", **options) if effort_by_llm else None
+        return classifier, make_preference_judge(preferences, **options)
+    except ValueError as exc:
+        if method == "llm":  # the setting the message names is not what asked for the LLM
+            raise ValueError(f"--judge llm takes its endpoint from the config: {exc}") from None
+        raise
 
 
 # --- re-judging stored trajectories -------------------------------------------------------
@@ -383,13 +391,15 @@ class RejudgeSummary:
     questions: int = 0
     violations: int = 0
     classifier_failures: int = 0
+    left_pending: int = 0  # turns a judge gave no answer on in part: `--pending` judges them again
     changed: dict[str, int] = field(default_factory=dict)  # questions whose effort changed, by old->new
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "judge": self.judge, "trajectories": self.trajectories, "turns": self.turns,
             "questions": self.questions, "violations": self.violations,
-            "classifier_failures": self.classifier_failures, "changed": dict(self.changed),
+            "classifier_failures": self.classifier_failures, "left_pending": self.left_pending,
+            "changed": dict(self.changed),
         }
 
 
@@ -412,28 +422,46 @@ def rejudge(
         chosen = store.to_rejudge(spec_id=spec_id, since=since, pending=pending_only)
         probe = TurnAnalyzer(classifier, preference_judge=preference_judge)
         summary = RejudgeSummary(judge=probe.judge)
-        for done, tid in enumerate(chosen, 1):
-            reported = store.as_reported(tid)
-            if reported is None:
-                continue  # deleted since it was chosen (a cleanup running meanwhile)
-            trajectory, turns, before = reported
-            analyzer = TurnAnalyzer(classifier, preference_judge=preference_judge)
-            # An ended trajectory's whole-conversation checks run after all its turns.
-            analyzer.analyze([trajectory] + [record for _, record in turns])
-            summary.classifier_failures += analyzer.classifier_failures
-            if not store.replace_judgments(turns, analyzer.at_end, analyzer.judge) and turns:
-                continue  # its turns were deleted while it was judged
-            summary.violations += len(analyzer.at_end)
-            for turn_id, record in turns:
-                summary.questions += sum(1 for q in record.questions if record.extract_questions or q.judge)
-                summary.violations += sum(1 for v in record.violations if v.judge is not None)
-                for q in record.questions:
-                    old = before.get(f"{turn_id}:{q.text}")
-                    if old is not None and old != q.effort:
-                        change = f"{old}->{q.effort}"
-                        summary.changed[change] = summary.changed.get(change, 0) + 1
-            summary.trajectories += 1
-            summary.turns += len(turns)
-            if progress is not None:
-                progress(done, len(chosen))
+        # As many trajectories are judged at once as the judges take requests at once (an
+        # LLM judge's time is its round trips); each is stored in order, one transaction each.
+        width = max(getattr(judge, "max_concurrency", 1) for judge in (classifier, preference_judge))
+        done = 0
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="ppp-rejudge") as pool:
+            for start in range(0, len(chosen), width):
+                reported = [store.as_reported(tid) for tid in chosen[start:start + width]]
+                judged = pool.map(lambda r: r and _judged_again(r, classifier, preference_judge), reported)
+                for reported_one, analyzer in zip(reported, judged):
+                    done += 1
+                    if reported_one is not None:  # else deleted since it was chosen (a cleanup meanwhile)
+                        _store_judged_again(store, summary, reported_one, analyzer)
+                    if progress is not None:
+                        progress(done, len(chosen))
         return summary
+
+
+def _judged_again(reported: tuple, classifier: EffortClassifier | None,
+                  preference_judge: PreferenceJudge | None) -> TurnAnalyzer:
+    trajectory, turns, _ = reported
+    analyzer = TurnAnalyzer(classifier, preference_judge=preference_judge)
+    # An ended trajectory's whole-conversation checks run after all its turns.
+    analyzer.analyze([trajectory] + [record for _, record in turns])
+    return analyzer
+
+
+def _store_judged_again(store: Any, summary: RejudgeSummary, reported: tuple, analyzer: TurnAnalyzer) -> None:
+    _, turns, before = reported
+    summary.classifier_failures += analyzer.classifier_failures
+    if not store.replace_judgments(turns, analyzer.at_end, analyzer.judge) and turns:
+        return  # its turns were deleted while it was judged
+    summary.violations += len(analyzer.at_end)
+    for turn_id, record in turns:
+        summary.questions += sum(1 for q in record.questions if record.extract_questions or q.judge)
+        summary.violations += sum(1 for v in record.violations if v.judge is not None)
+        for q in record.questions:
+            old = before.get(f"{turn_id}:{q.text}")
+            if old is not None and old != q.effort:
+                change = f"{old}->{q.effort}"
+                summary.changed[change] = summary.changed.get(change, 0) + 1
+    summary.trajectories += 1
+    summary.turns += len(turns)
+    summary.left_pending += sum(record.judgment_incomplete for _, record in turns)

@@ -74,9 +74,10 @@ def user_message(question: str, context: str | None = None) -> str:
 def parse_effort(answer: str) -> str | None:
     """The effort level an answer names, or None when it names none.
 
-    Strict on purpose: "High." is high, but "I'd say high" is not an answer.
+    Strict on purpose: "High.", "**high**" and "`high`" are high, but "I'd say high" is
+    not an answer.
     """
-    word = answer.strip().rstrip(".").strip().lower()
+    word = answer.strip().rstrip(".").strip().strip("*_`'\"").strip().rstrip(".").lower()
     return word if word in EFFORT_LEVELS else None
 
 
@@ -114,41 +115,32 @@ class LLMEffortClassifier(ChatEndpoint):
         timeout_s: float = 10.0,
         max_concurrency: int = 4,
         cache_size: int = 10000,
+        max_retries: int = 2,
         fallback: Callable[[str], str] = classify_effort,
     ):
         super().__init__(
             "the LLM effort classifier", base_url, model, api_key, timeout_s=timeout_s,
-            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
+            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger, max_retries=max_retries,
         )
         self._fallback = fallback
+        self._fallback_judge = (HeuristicEffortClassifier.judge if fallback is classify_effort
+                                else f"custom/{getattr(fallback, '__name__', type(fallback).__name__)}")
 
     def classify(self, question: str, context: str | None = None) -> str:
         """The question's level; ``context`` is what the user knows (their full request)."""
-        if not isinstance(question, str):
-            raise TypeError(f"question must be a str; got {type(question).__name__}")
-        if context is not None and not isinstance(context, str):
-            raise TypeError(f"context must be a str or None; got {type(context).__name__}")
-        message = user_message(question, context)
-        cached = self._cached(message)
-        if cached is not None:
-            return cached
-        try:
-            effort = self._effort_from(self._chat(SYSTEM_PROMPT, message))
-        except AnswerError as error:
-            self._count_fallback(
-                error,
-                "LLM effort classifier fell back to the heuristic (%s): %s; "
-                "further fallbacks of this kind are counted in stats, not logged",
-            )
-            return self._fallback(question)
-        self._cache.put(message, effort)
-        return effort
+        return self._grade(question, context)[0]
 
     def classify_many(self, questions: Iterable[str], contexts: Iterable[str | None] | None = None) -> list[str]:
         """Each question's level, in order; at most max_concurrency requests at once.
 
         ``contexts``, when given, holds what the user knows for each question.
         """
+        return [effort for effort, _ in self.grade_many(questions, contexts)]
+
+    def grade_many(self, questions: Iterable[str],
+                   contexts: Iterable[str | None] | None = None) -> list[tuple[str, str]]:
+        """(level, the judge that gave it) of each question, as :meth:`classify_many`: the
+        judge is this model's name, or the fallback's where the endpoint gave no answer."""
         questions = list(questions)
         for question in questions:
             if not isinstance(question, str):
@@ -158,9 +150,30 @@ class LLMEffortClassifier(ChatEndpoint):
             raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
         # A question asked twice in one batch (with the same context) is sent once.
         unique = list(dict.fromkeys(zip(questions, contexts)))
-        efforts = self._map(lambda pair: self.classify(*pair), unique, "ppp-effort")
-        by_pair = dict(zip(unique, efforts))
+        grades = self._map(lambda pair: self._grade(*pair), unique, "ppp-effort")
+        by_pair = dict(zip(unique, grades))
         return [by_pair[pair] for pair in zip(questions, contexts)]
+
+    def _grade(self, question: str, context: str | None) -> tuple[str, str]:
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a str; got {type(question).__name__}")
+        if context is not None and not isinstance(context, str):
+            raise TypeError(f"context must be a str or None; got {type(context).__name__}")
+        message = user_message(question, context)
+        cached = self._cached(message)
+        if cached is not None:
+            return cached, self.judge
+        try:
+            effort = self._effort_from(self._chat(SYSTEM_PROMPT, message))
+        except AnswerError as error:
+            self._count_fallback(
+                error,
+                "LLM effort classifier fell back to the heuristic (%s): %s; "
+                "further fallbacks of this kind are counted in stats, not logged",
+            )
+            return self._fallback(question), self._fallback_judge
+        self._cache.put(message, effort)
+        return effort, self.judge
 
     def _effort_from(self, content: str) -> str:
         effort = parse_effort(content)
@@ -190,7 +203,7 @@ def make_effort_classifier(
     if method != "llm":
         raise ValueError(f"unknown question classifier method {method!r}; expected one of {', '.join(METHODS)}")
     base_url, model, api_key = endpoint_settings(
-        base_url, model, api_key, needed_by="question classifier method 'llm'"
+        base_url, model, api_key, needed_by='[ppp.question_classifier] method = "llm"'
     )
     return LLMEffortClassifier(
         base_url,

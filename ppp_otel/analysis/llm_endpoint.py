@@ -10,14 +10,16 @@ caller, and a count of fallbacks by reason, each kind logged once.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import logging
+import re
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 from ppp_otel.logs import LogLimiter
@@ -35,12 +37,41 @@ NONSENSE_ANSWER = "nonsense_answer"
 FALLBACK_REASONS = (HTTP_ERROR, TIMEOUT, CONNECTION_ERROR, MALFORMED_RESPONSE, NONSENSE_ANSWER)
 
 
-class AnswerError(Exception):
-    """The endpoint gave no usable answer; ``reason`` is one of :data:`FALLBACK_REASONS`."""
+#: Statuses worth asking again, as OpenAI's own clients do: a timeout on its side,
+#: a conflict, a rate limit, an overloaded or failing server.
+RETRIED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: A Retry-After longer than this is not waited for: the answer falls back at once.
+MAX_RETRY_AFTER_S = 60.0
 
-    def __init__(self, reason: str, detail: str):
+
+class AnswerError(Exception):
+    """The endpoint gave no usable answer; ``reason`` is one of :data:`FALLBACK_REASONS`.
+    ``retry_after`` is how long the endpoint asked to wait before asking again (0 when it
+    did not say), or None when asking again would not help."""
+
+    def __init__(self, reason: str, detail: str, retry_after: float | None = None):
         super().__init__(detail)
         self.reason = reason
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Any) -> float:
+    """Seconds to wait by a response's ``retry-after-ms`` or ``Retry-After`` (seconds or an
+    HTTP date); 0 when neither says."""
+    for name, scale in (("retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
+    return 0.0
 
 
 def chat_request(url: str, model: str, api_key: str | None, system: str, user: str) -> urllib.request.Request:
@@ -61,7 +92,10 @@ def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> by
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.read()
     except urllib.error.HTTPError as error:
-        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}") from None
+        wait = retry_after(error.headers) if error.code in RETRIED_STATUSES else None
+        said = api_message(error)
+        raise AnswerError(HTTP_ERROR, f"HTTP {error.code} from {url}" + (f": {said}" if said else ""),
+                          wait) from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, (TimeoutError, socket.timeout)):
             raise AnswerError(TIMEOUT, f"no answer from {url} within {timeout_s}s") from None
@@ -73,6 +107,19 @@ def post_chat(request: urllib.request.Request, url: str, timeout_s: float) -> by
         raise AnswerError(CONNECTION_ERROR, f"cannot reach {url}: {error}") from None
 
 
+def api_message(error: urllib.error.HTTPError) -> str:
+    """What an error response says is wrong (OpenAI's ``{"error": {"message": ...}}``, a
+    bare ``{"message": ...}`` or ``{"detail": ...}``), cut short; empty when it says nothing."""
+    try:
+        body = json.loads(error.read(16_384) or b"null")
+    except (OSError, ValueError, http.client.HTTPException):
+        return ""
+    said = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(said, dict):
+        said = said.get("message") or said.get("detail")
+    return " ".join(said.split())[:200] if isinstance(said, str) else ""
+
+
 def chat_content(raw: bytes, url: str) -> str:
     """The assistant message of a chat-completions response body."""
     try:
@@ -81,7 +128,12 @@ def chat_content(raw: bytes, url: str) -> str:
         raise AnswerError(MALFORMED_RESPONSE, f"not a chat-completions response from {url}") from None
     if not isinstance(content, str):
         raise AnswerError(MALFORMED_RESPONSE, f"no message content in the response from {url}")
-    return content
+    # A reasoning model served as chat completions (DeepSeek-R1, Qwen3 through vLLM or
+    # Ollama) may think aloud before answering: only what follows its thinking is the answer.
+    return _THINKING.sub("", content, count=1)
+
+
+_THINKING = re.compile(r"\A\s*<think>.*?</think>", re.DOTALL)
 
 
 def endpoint_settings(
@@ -120,6 +172,7 @@ class ChatEndpoint:
         max_concurrency: int,
         cache_size: int,
         logger: logging.Logger,
+        max_retries: int = 2,
     ):
         if not base_url:
             raise ValueError(f"base_url is required for {what}")
@@ -131,6 +184,9 @@ class ChatEndpoint:
             raise ValueError(f"max_concurrency must be at least 1; got {max_concurrency!r}")
         if int(cache_size) < 0:
             raise ValueError(f"cache_size must not be negative; got {cache_size!r}")
+        if int(max_retries) < 0:
+            raise ValueError(f"max_retries must not be negative; got {max_retries!r}")
+        self.max_retries = int(max_retries)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.judge = f"llm/{model}"
@@ -166,12 +222,22 @@ class ChatEndpoint:
         return found
 
     def _chat(self, system: str, user: str) -> str:
-        """The endpoint's answer to one exchange; AnswerError when there is none."""
+        """The endpoint's answer to one exchange, asked again (up to max_retries times) after
+        a rate limit or a server error; AnswerError when there is none."""
         request = chat_request(self.url, self.model, self._api_key, system, user)
-        with self._in_flight:
-            with self._lock:
-                self._calls += 1
-            raw = post_chat(request, self.url, self.timeout_s)
+        for attempt in range(self.max_retries + 1):
+            with self._in_flight:
+                with self._lock:
+                    self._calls += 1
+                try:
+                    raw = post_chat(request, self.url, self.timeout_s)
+                    break
+                except AnswerError as error:
+                    # The endpoint's wait, else OpenAI's clients' backoff (0.5 s, 1 s, ...).
+                    wait = error.retry_after or 0.5 * 2 ** attempt
+                    if error.retry_after is None or attempt == self.max_retries or wait > MAX_RETRY_AFTER_S:
+                        raise
+            time.sleep(wait)  # outside the cap: a waiting request holds no slot
         return chat_content(raw, self.url)
 
     def _map(self, ask: Callable[[T], R], items: Sequence[T], thread_name: str) -> list[R]:
@@ -179,9 +245,33 @@ class ChatEndpoint:
         their own when there is more than one."""
         if len(items) <= 1:
             return [ask(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items)),
-                                thread_name_prefix=thread_name) as pool:
-            return list(pool.map(ask, items))
+        # Plain threads, not a ThreadPoolExecutor: the recorder's last judgments run while
+        # the interpreter exits (its shutdown at exit), when executors refuse new work.
+        results: list[Any] = [None] * len(items)
+        errors: list[BaseException] = []
+        indices = iter(range(len(items)))
+        taking = threading.Lock()
+
+        def work() -> None:
+            while not errors:
+                with taking:
+                    i = next(indices, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = ask(items[i])
+                except BaseException as exc:  # raised in the caller's thread, as pool.map would
+                    errors.append(exc)
+
+        workers = [threading.Thread(target=work, name=f"{thread_name}-{n}", daemon=True)
+                   for n in range(min(self.max_concurrency, len(items)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if errors:
+            raise errors[0]
+        return results
 
     def _count_fallback(self, error: AnswerError, message: str) -> None:
         """Count a fallback; the first of its kind is logged (``message % (reason, detail)``)."""

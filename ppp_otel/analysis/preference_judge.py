@@ -19,6 +19,7 @@ per kind.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 
 from ppp_otel.analysis.llm_endpoint import NONSENSE_ANSWER, AnswerError, ChatEndpoint, endpoint_settings
@@ -109,19 +110,24 @@ Answer with exactly one line: [Reward 1] when the message follows the rule, \
 [Reward 0] when it does not. You may add a reason of at most twelve words on \
 a second line. Nothing else."""
 
+_REWARD_TAG = re.compile(r"\[Reward ([01])\]")
+_TAGS = re.compile(r"\[(?:Reward [01]|Cost \d)\]")
 _HISTORY_TURNS = 3
 _MAX_CHARS = 4000
 
 
 def parse_reward(answer: str) -> tuple[int, str] | None:
-    """(1 or 0, the reason given) from an answer, or None when it names neither tag."""
-    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
-    if not lines:
+    """(1 or 0, the reason given) from an answer, or None when it names neither tag.
+
+    Read as the paper's UserVille reads its simulator's answers: a ``[Reward 0]``
+    anywhere in the answer counts (after prose, beside a ``[Cost N]`` tag, even next
+    to a ``[Reward 1]``); otherwise a ``[Reward 1]`` anywhere.
+    """
+    tags = set(_REWARD_TAG.findall(answer))
+    if not tags:
         return None
-    first = lines[0].rstrip(".").strip()
-    if first not in ("[Reward 1]", "[Reward 0]"):
-        return None
-    return int(first[-2]), " ".join(lines[1:])[:120]
+    said = [line.strip() for line in _TAGS.sub("", answer).splitlines()]
+    return (0 if "0" in tags else 1), " ".join(line for line in said if line.strip(" .")).strip()[:120]
 
 
 def _cut(text: str, limit: int = _MAX_CHARS) -> str:
@@ -158,10 +164,11 @@ class LLMPreferenceJudge(ChatEndpoint):
         timeout_s: float = 10.0,
         max_concurrency: int = 4,
         cache_size: int = 10000,
+        max_retries: int = 2,
     ):
         super().__init__(
             "the LLM preference judge", base_url, model, api_key, timeout_s=timeout_s,
-            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger,
+            max_concurrency=max_concurrency, cache_size=cache_size, logger=logger, max_retries=max_retries,
         )
         names = set(CRITERIA) if preferences == "all" else set(preferences)
         unknown = names - set(CRITERIA)
@@ -177,14 +184,22 @@ class LLMPreferenceJudge(ChatEndpoint):
         self, specs: Sequence[str], turn: TurnText, history: Sequence[TurnText], user_context: str | None
     ) -> list[Violation]:
         """The violations of ``specs`` (those this judge handles) in a turn that asks questions."""
+        return self.judge_turn_with_gaps(specs, turn, history, user_context)[0]
+
+    def judge_turn_with_gaps(
+        self, specs: Sequence[str], turn: TurnText, history: Sequence[TurnText], user_context: str | None
+    ) -> tuple[list[Violation], list[str]]:
+        """As :meth:`judge_turn`, and the names it could not judge (the endpoint gave no answer)."""
         if not turn.questions:
-            return []  # the paper judges asks only
+            return [], []  # the paper judges asks only
         names = [parse_preference(spec)[0] for spec in specs]
         names = [name for name in dict.fromkeys(names) if self.handles(name)]
         message = user_message(turn, history, user_context)
         verdicts = self._map(lambda name: self._verdict(name, message), names, "ppp-preference")
-        violations = []
+        violations, unjudged = [], []
         for name, verdict in zip(names, verdicts):
+            if verdict is None:
+                unjudged.append(name)
             if verdict is None or verdict[0] == 1:
                 continue
             preference, rule = CRITERIA[name]
@@ -192,7 +207,7 @@ class LLMPreferenceJudge(ChatEndpoint):
                 name, preference, verdict[1] or "the judge tagged [Reward 0]",
                 _severity(name), source="detected", judge=self.judge,
             ))
-        return violations
+        return violations, unjudged
 
     def _verdict(self, name: str, message: str) -> tuple[int, str] | None:
         preference, rule = CRITERIA[name]
@@ -243,7 +258,8 @@ def make_preference_judge(
         return None
     if method not in ("llm", "llm_all"):
         raise ValueError(f"unknown preference judge {method!r}; expected rules, llm or llm_all")
-    base_url, model, api_key = endpoint_settings(base_url, model, api_key, needed_by=f"preference judge {method!r}")
+    base_url, model, api_key = endpoint_settings(
+        base_url, model, api_key, needed_by=f'[ppp.question_classifier] preference_judge = "{method}"')
     return LLMPreferenceJudge(
         base_url, model, api_key, preferences="all" if method == "llm_all" else LLM_JUDGED,
         timeout_s=timeout_s, max_concurrency=max_concurrency, cache_size=cache_size,

@@ -9,6 +9,7 @@ reported is kept.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date, datetime
 from typing import Any
 
@@ -49,42 +50,77 @@ def run(args: argparse.Namespace) -> int:
     classifier, preference_judge = judges_from_config(load_config().question_classifier, method=args.judge)
     bar = progress("judging trajectories", json_output=args.json)
 
+    judged = [0, None]
+
     def advance(done: int, total: int) -> None:
+        judged[:] = [done, total]
         bar.total = total
         bar.advance()
 
-    with bar:
-        summary = rejudge(args.db, spec_id=args.spec, since=args.since, classifier=classifier,
-                          preference_judge=preference_judge, pending_only=args.pending, progress=advance)
+    try:
+        with bar:
+            summary = rejudge(args.db, spec_id=args.spec, since=args.since, classifier=classifier,
+                              preference_judge=preference_judge, pending_only=args.pending, progress=advance)
+    except KeyboardInterrupt:
+        done, total = judged
+        print(f"\nppp-otel: interrupted: {done} of {total if total is not None else 'the'} trajectories "
+              "judged again and stored; the others keep the judgments they had", file=sys.stderr)
+        return 130
     data = summary.to_dict()
     for name, judge in (("effort_judge", classifier), ("preference_judge", preference_judge)):
         if judge is not None and hasattr(judge, "stats"):
             data[f"{name}_stats"] = judge.stats
+    # Turns a judge gave no answer on are stored and pending: the run is not finished.
+    code = 1 if summary.left_pending else 0
     if args.json:
         print_json(data)
-        return 0
+        return code
     changed = ", ".join(f"{k} {v}" for k, v in sorted(summary.changed.items())) or "none"
-    print_fields({
+    effort_stats, preference_stats = data.get("effort_judge_stats"), data.get("preference_judge_stats")
+    fields = {
         "judge": summary.judge,
         "trajectories": summary.trajectories,
         "turns": summary.turns,
         "questions judged": summary.questions,
         "violations found": summary.violations,
         "efforts changed": changed,
-        "fell back to rules": _fell_back(summary.classifier_failures, data.get("effort_judge_stats")),
-    })
-    return 0
+        "fell back to rules": _fell_back(summary.classifier_failures, effort_stats),
+    }
+    if preference_stats is not None:
+        fields["preferences unjudged"] = _by_reason(preference_stats) or "0"
+    if effort_stats is not None or preference_stats is not None:
+        fields["LLM requests"] = _requests(effort_stats, preference_stats)
+    fields["left pending"] = (f"{summary.left_pending} turns (a judge gave no answer on part of each; "
+                              "`ppp-otel judge --pending` judges them again)" if summary.left_pending else "0")
+    print_fields(fields)
+    return code
+
+
+def _by_reason(stats: dict) -> str:
+    """"9 (http_error 9)": the answers a judge's endpoint did not give, by reason."""
+    reasons = {reason: n for reason, n in stats.get("fallbacks", {}).items() if n}
+    if not reasons:
+        return ""
+    why = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+    return f"{sum(reasons.values())} ({why})"
+
+
+def _requests(effort: dict | None, preference: dict | None) -> str:
+    """What the run cost: requests sent (each retry is one) and answers the cache gave."""
+    parts = [(name, stats) for name, stats in (("effort", effort), ("preferences", preference)) if stats]
+    sent = sum(stats["calls"] for _, stats in parts)
+    cached = sum(stats["cache_hits"] for _, stats in parts)
+    each = ", ".join(f"{name} {stats['calls']}" for name, stats in parts)
+    return f"{sent} sent ({each}); {cached} answered from the cache"
 
 
 def _fell_back(failed_batches: int, stats: dict | None) -> str:
     """How many questions the rules graded instead of the LLM judge, and why: each question
     its endpoint failed on (unreachable, a timeout, nonsense), and each batch it raised on."""
     parts = []
-    if stats:
-        reasons = {reason: n for reason, n in stats.get("fallbacks", {}).items() if n}
-        if reasons:
-            why = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
-            parts.append(f"{sum(reasons.values())} of the {stats.get('calls', 0)} questions sent ({why})")
+    questions = _by_reason(stats) if stats else ""
+    if questions:
+        parts.append(questions.replace(" (", " questions (", 1))
     if failed_batches:
         parts.append(f"{failed_batches} batch{'es' if failed_batches > 1 else ''} the judge failed on")
     return "; ".join(parts) or "0"

@@ -158,7 +158,23 @@ def _score(args: argparse.Namespace) -> int:
     if profile == "paper" and columns["trajectory_id"]:
         # The same columns under either profile: the table must say whose rewards these are.
         print("paper rewards: R_Proact and R_Pers by the PPP paper's reward functions")
+    _say_pending(args, columns["trajectory_id"])
     return 0
+
+
+def _say_pending(args: argparse.Namespace, shown: list[int]) -> None:
+    """A note under the table when some of its trajectories have turns not judged yet (an
+    LLM judge that gave no answer, a process that ended first): their scores may lack
+    questions or violations until `ppp-otel judge --pending` judges them."""
+    from ppp_otel.storage import using_store
+
+    if not shown:
+        return
+    with using_store(args.db) as store:
+        pending = set(store.to_rejudge(spec_id=args.spec, since=None, pending=True)).intersection(shown)
+    if pending:
+        print(f"{len(pending)} of these trajectories have turns not judged yet, so their scores may lack "
+              f"questions or violations: {PROG} judge --pending judges them", file=sys.stderr)
 
 
 def _filters(args: argparse.Namespace) -> str:

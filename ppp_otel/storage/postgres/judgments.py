@@ -16,7 +16,7 @@ __all__ = ["as_reported", "replace_judgments", "store_judged", "to_rejudge"]
 
 _TURNS_TO_JUDGE = """SELECT u.trace_id, u.span_id, t.id FROM unnest(%s::text[], %s::text[]) AS u(trace_id, span_id)
                      JOIN trajectory_turns t ON t.trace_id = u.trace_id AND t.span_id = u.span_id
-                     WHERE t.judged_by IS NULL"""
+                     WHERE t.judged_by IS NULL AND """ + sqlite_judgments.NO_FINDINGS_YET.format(turn="t.id")
 
 
 def store_judged(conn: Any, turns: Sequence[TurnRecord], at_end: list, judge: str) -> int:

@@ -31,7 +31,15 @@ _INSERT_CONVERSATION_VIOLATION = """INSERT INTO trajectory_violations
                                     WHERE NOT EXISTS (SELECT 1 FROM trajectory_violations
                                                       WHERE turn_id = ? AND preference_name = ?
                                                         AND (judge = ? OR judge IS NULL))"""
-_TURN_TO_JUDGE = "SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL"
+# A pending turn that already has a judge's findings was judged in part (a judge gave no
+# answer on the rest): a redelivery of it leaves it to `ppp-otel judge --pending`, which
+# replaces them, rather than adding its findings a second time.
+NO_FINDINGS_YET = """NOT EXISTS (SELECT 1 FROM trajectory_questions q WHERE q.turn_id = {turn}
+                                    AND q.source = 'extracted' AND q.judge IS NOT NULL)
+                      AND NOT EXISTS (SELECT 1 FROM trajectory_violations v WHERE v.turn_id = {turn}
+                                      AND v.judge IS NOT NULL)"""
+_TURN_TO_JUDGE = ("SELECT id FROM trajectory_turns WHERE trace_id = ? AND span_id = ? AND judged_by IS NULL AND "
+                  + NO_FINDINGS_YET.format(turn="trajectory_turns.id"))
 _LAST_TURN = """SELECT t.id FROM trajectory_turns t JOIN trajectories j ON j.id = t.trajectory_id
                  WHERE j.trace_id = ? AND j.span_id = ? AND t.turn_number = ?"""
 _MARK_JUDGED = "UPDATE trajectory_turns SET judged_by = ? WHERE id = ?"
@@ -62,7 +70,8 @@ def _judgment_rows(turn_id: int, record: TurnRecord, judge: str) -> tuple[list, 
 
 def store_judgments(conn: Any, judged: list[tuple[int, TurnRecord]], judge: str,
                     dialect: Dialect = _sqlite) -> None:
-    """The judged turns' questions, regraded efforts and violations in, each turn marked judged."""
+    """The judged turns' questions, regraded efforts and violations in, each turn marked judged
+    (or left pending when its judgment is incomplete)."""
     questions, regraded, violations = [], [], []
     for turn_id, record in judged:
         q, r, v = _judgment_rows(turn_id, record, judge)
@@ -71,7 +80,9 @@ def store_judgments(conn: Any, judged: list[tuple[int, TurnRecord]], judge: str,
         violations += v
     for sql, rows in ((_INSERT_QUESTION, questions), (_REGRADE_QUESTION, regraded),
                       (_INSERT_VIOLATION, violations),
-                      (_MARK_JUDGED, [(judge, turn_id) for turn_id, _ in judged])):
+                      # A turn a judge gave no answer on in part stays pending (NULL).
+                      (_MARK_JUDGED, [(None if record.judgment_incomplete else judge, turn_id)
+                                      for turn_id, record in judged])):
         if rows:
             conn.executemany(dialect(sql), rows)
 
