@@ -95,6 +95,13 @@ INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, 
 VALUES (?, ?, ?, ?, ?)
 """
 
+# As with a turn's extra: a batch whose questions no judge graded (the agent code gave
+# their efforts) names judge NULL rather than binding None for each.
+_INSERT_QUESTION_WITHOUT_JUDGE = """
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
+VALUES (?, ?, ?, ?, NULL)
+"""
+
 _INSERT_VIOLATION = """
 INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -231,6 +238,7 @@ class TrajectoryWriter:
         self._turns = _Statements(_INSERT_NUMBERED_TURN)
         self._turns_without_extra = _Statements(_INSERT_NUMBERED_TURN_WITHOUT_EXTRA)
         self._questions = _Statements(_INSERT_QUESTION)
+        self._questions_without_judge = _Statements(_INSERT_QUESTION_WITHOUT_JUDGE)
         self._violations = _Statements(_INSERT_VIOLATION)
         autoincrement = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trajectory_turns' "
@@ -298,7 +306,10 @@ class TrajectoryWriter:
             # turns after it would not have the ids their children name.
             raise _Slow()
         if questions:
-            self._questions.run(conn, questions)
+            if any(row[4] is not None for row in questions):  # (turn id, text, effort, source, judge)
+                self._questions.run(conn, questions)
+            else:
+                self._questions_without_judge.run(conn, [row[:4] for row in questions])
         if violations:
             self._violations.run(conn, violations)
 
