@@ -297,6 +297,7 @@ def turn_record(
     end_ns: int | None,
     turn_number: int | None = None,
     candidate: TurnCandidate | None = None,
+    renumber_on_conflict: bool = False,
 ) -> TurnRecord:
     """A turn from a span; ``candidate`` is its reading when the caller already made it."""
     if candidate is None:
@@ -350,6 +351,7 @@ def turn_record(
         None,  # extra
         truncated,
         dropped,  # dropped_values
+        renumber_on_conflict,
     )
 
 

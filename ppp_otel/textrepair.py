@@ -54,23 +54,6 @@ def _ascii(value: Any) -> bool:
     return value is None or (type(value) is str and value.isascii())
 
 
-def _plain_turn(record: TurnRecord) -> bool:
-    """The common turn: its texts ASCII (str.isascii is C-fast), which has no surrogates,
-    and nothing else (extra, violations) to look through or copy."""
-    prompt, response = record.prompt, record.response
-    # _ascii, spelled out for the two texts every turn has
-    if not (prompt is None or (type(prompt) is str and prompt.isascii())):
-        return False
-    if not (response is None or (type(response) is str and response.isascii())):
-        return False
-    if record.extra or record.violations:
-        return False
-    for q in record.questions:
-        if not (_ascii(q.text) and _ascii(q.effort)):
-            return False
-    return True
-
-
 def _fixed(obj: Any, names: tuple[str, ...]) -> tuple[dict[str, Any], int]:
     """The repaired values of ``obj``'s fields that needed it, and how many characters were replaced."""
     changes, total = {}, 0
@@ -85,7 +68,18 @@ def _fixed(obj: Any, names: tuple[str, ...]) -> tuple[dict[str, Any], int]:
 def repair_record(record: TrajectoryRecord | TurnRecord) -> int:
     """Repair every text of a record in place; returns how many characters were replaced."""
     if isinstance(record, TurnRecord):
-        return 0 if _plain_turn(record) else _repair_turn(record)
+        # The common turn, asked here rather than in a call every turn would pay for: its
+        # texts ASCII (str.isascii is C-fast), which has no surrogates, and nothing else
+        # (extra, violations) to look through or copy.
+        prompt, response = record.prompt, record.response
+        if ((prompt is None or (type(prompt) is str and prompt.isascii()))
+                and (response is None or (type(response) is str and response.isascii()))
+                and not record.extra and not record.violations):
+            for q in record.questions:
+                if not (_ascii(q.text) and _ascii(q.effort)):
+                    return _repair_turn(record)
+            return 0
+        return _repair_turn(record)
     if isinstance(record, TrajectoryRecord):
         changes, total = _fixed(record, ("spec_id", "agent_name", "run_id", "preferences"))
         for name, value in changes.items():

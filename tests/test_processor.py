@@ -738,18 +738,24 @@ def test_a_span_without_the_sdks_private_fields_is_recorded_as_one_with_them(db_
     ]
 
 
-def test_span_ids_are_read_through_the_property_when_the_context_is_laid_out_otherwise(monkeypatch):
+@pytest.mark.parametrize("layout", [(1, 0, 2), (0, 2, 1)])
+def test_span_ids_are_read_through_the_properties_when_the_context_is_laid_out_otherwise(monkeypatch, layout):
     from ppp_otel.capture import processor as module
+    trace_at, span_at, remote_at = layout
 
     class OtherLayout(tuple):
         def __new__(cls, trace_id, span_id, is_remote):
-            return tuple.__new__(cls, (span_id, trace_id, is_remote))
+            items = [None] * 3
+            items[trace_at], items[span_at], items[remote_at] = trace_id, span_id, is_remote
+            return tuple.__new__(cls, items)
 
-        span_id = property(lambda self: self[0])
+        trace_id = property(lambda self: self[trace_at])
+        span_id = property(lambda self: self[span_at])
 
     monkeypatch.setattr(module, "SpanContext", OtherLayout)
-    read = module._span_id_reader()
-    assert read(OtherLayout(0x1, 0x2, False)) == 0x2
+    span_id, ids = module._context_readers()
+    context = OtherLayout(0x1, 0x2, False)
+    assert span_id(context) == 0x2 and ids(context) == (0x1, 0x2)
 
 
 def test_a_queue_smaller_than_a_batch_is_written_as_soon_as_a_turn_waits_for_room(db_path):

@@ -2,6 +2,8 @@
 
 from contextlib import closing
 
+import pytest
+
 from ppp_otel.storage.sqlite import migrations as schema
 from ppp_otel.model import Question, Violation
 from ppp_otel.records import TrajectoryRecord, TurnRecord
@@ -204,3 +206,41 @@ def test_the_next_turn_id_and_a_trajectorys_largest_number_are_found_without_sca
         plans = [detail for sql, params in ((writer._NEXT_TURN_ID, TRAJ.key), (writer._LARGEST_NUMBER, (1,)))
                  for *_, detail in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
     assert not [p for p in plans if p.startswith("SCAN")], plans
+
+
+def test_in_a_batch_where_some_turns_have_an_extra_each_keeps_its_own(db_path):
+    import json
+
+    extras = [{"tool_calls": [{"name": "run"}]} if i % 4 == 0 else ({} if i % 4 == 1 else None) for i in range(1, 41)]
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ])
+        writer.write([turn(i, extra=extra) for i, extra in enumerate(extras, 1)])
+        stored = [row[0] for row in conn.execute("SELECT extra FROM trajectory_turns ORDER BY turn_number")]
+    assert stored == [json.dumps(extra) if extra else None for extra in extras]
+
+
+def test_a_batch_of_turns_without_extras_stores_every_other_value_in_its_place(db_path):
+    turns = [turn(i, token_count=10 + i, latency_ms=i / 2, timestamp=f"2026-01-01T00:00:{i:02d}.000Z",
+                  judged_by="rules/1") for i in range(1, 21)]
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ])
+        writer.write(turns)
+        stored = conn.execute(
+            "SELECT turn_number, prompt, response, token_count, latency_ms, timestamp, trace_id, span_id, extra, "
+            "judged_by FROM trajectory_turns ORDER BY turn_number").fetchall()
+    assert stored == [(r.turn_number, r.prompt, r.response, r.token_count, r.latency_ms, r.timestamp, r.trace_id,
+                       r.span_id, None, "rules/1") for r in turns]
+
+
+@pytest.mark.parametrize("judges", [[None] * 6, ["rules/1"] * 6, [None, "rules/1", None, None, "llm/x", None]])
+def test_every_question_of_a_batch_keeps_its_judge_or_none(db_path, judges):
+    turns = [turn(i, questions=[Question(f"q{i}?", "low", "explicit", judge)]) for i, judge in enumerate(judges, 1)]
+    with closing(schema.connect(db_path)) as conn:
+        writer = TrajectoryWriter(conn)
+        writer.write([TRAJ])
+        writer.write(turns)
+        stored = conn.execute("SELECT question_text, effort_level, source, judge FROM trajectory_questions "
+                              "ORDER BY id").fetchall()
+    assert stored == [(f"q{i}?", "low", "explicit", judge) for i, judge in enumerate(judges, 1)]

@@ -67,19 +67,21 @@ _START, _END, _TURN, _RECORD = "start", "end", "turn", "record"
 _TURN_SPAN, _TURN_NUMBER, _SPAN_KIND, _KIND_LLM = c.TURN_SPAN, c.TURN_NUMBER, c.SPAN_KIND, c.KIND_LLM
 
 
-def _span_id_reader() -> Callable[[SpanContext], int]:
-    """How the app thread reads a SpanContext's span id. The context is a tuple
-    (trace_id, span_id, ...) whose ``span_id`` property is a Python call each time; its
-    item is not. The property, should a version of the API lay the tuple out otherwise."""
+def _context_readers() -> tuple[Callable[[SpanContext], int], Callable[[SpanContext], tuple[int, int]]]:
+    """How a SpanContext's span id, and its (trace id, span id), are read. The context is
+    a tuple (trace_id, span_id, ...) whose ``trace_id`` and ``span_id`` properties are a
+    Python call each time; its items are not. The properties, should a version of the API
+    lay the tuple out otherwise."""
     try:
-        if SpanContext(0xA, 0xB, False)[1] == 0xB:
-            return itemgetter(1)
+        probe = SpanContext(0xA, 0xB, False)
+        if probe[0] == 0xA and probe[1] == 0xB:
+            return itemgetter(1), itemgetter(0, 1)
     except (TypeError, IndexError, KeyError):
         pass
-    return attrgetter("span_id")
+    return attrgetter("span_id"), attrgetter("trace_id", "span_id")
 
 
-_span_id = _span_id_reader()
+_span_id, _ids = _context_readers()
 
 
 def _is_start(item: tuple) -> bool:
@@ -254,18 +256,23 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
         return self._turn(*payload)
 
     def _turn(self, span: ReadableSpan, ids: tuple[int, int], numbered) -> TurnRecord | None:
-        ctx = span.context
-        name, start_ns, end_ns = span.name, span.start_time, span.end_time
-        # Read in place: an ended span's attributes no longer change, and the public
-        # mapping makes every miss raise inside the SDK.
-        attrs = _plain_attributes(span)
+        # An SDK span's own fields, which its properties return, without a call each. Its
+        # attributes and events are read in place: an ended span's no longer change, a miss
+        # in the public mapping raises inside the SDK, and ``span.events`` copies under a lock.
+        try:
+            name, ctx, start_ns, end_ns = span._name, span._context, span._start_time, span._end_time
+            attrs, raw_events = span._attributes._dict, span._events._dq
+        except AttributeError:
+            name, ctx, start_ns, end_ns = span.name, span.context, span.start_time, span.end_time
+            attrs = raw_events = None
         if not isinstance(attrs, dict):
-            attrs = dict(attrs or {})
-        # The SDK span's own deque, read in place like its attributes: ``span.events``
-        # copies it under a lock.
-        raw_events = getattr(getattr(span, "_events", None), "_dq", None)
+            attrs = _plain_attributes(span)
+            if not isinstance(attrs, dict):
+                attrs = dict(attrs or {})
         if raw_events is None:
-            raw_events = span.events
+            raw_events = getattr(getattr(span, "_events", None), "_dq", None)
+            if raw_events is None:
+                raw_events = span.events
         events = [(e.name, e.attributes or {}) for e in raw_events] if raw_events else []
         candidate = candidate_of(name, attrs, events, self.question_tools)
         if candidate is None:
@@ -278,14 +285,18 @@ class TrajectorySpanProcessor(Recorder, SpanProcessor):
             if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             trajectory = self._keys[ids] = (format_trace_id(ids[0]), format_span_id(ids[1]))
-        trace_hex = trajectory[0] if ctx.trace_id == ids[0] else format_trace_id(ctx.trace_id)
+        trace_id, span_id = _ids(ctx)
+        trace_hex = trajectory[0] if trace_id == ids[0] else format_trace_id(trace_id)
         record = turn_record(
-            trace_hex, format_span_id(ctx.span_id), trajectory, attrs, events,
+            trace_hex, format_span_id(span_id), trajectory, attrs, events,
             start_ns=start_ns, end_ns=end_ns, turn_number=numbered[0] if numbered else None, candidate=candidate,
+            renumber_on_conflict=numbered[1] if numbered else False,  # what _numbered gives a numbered one
         )
         if candidate.dialect == "ppp":  # what the resolver's add does with it, without a Step to make
             tool_calls, questions = self._resolver.declared(trajectory, candidate)
-            return self._numbered(carry(record, tool_calls, questions), ids[1], numbered)
+            if tool_calls or questions:  # most turns carry nothing: carry would return them as they are
+                carry(record, tool_calls, questions)
+            return record if numbered is not None else self._numbered(record, ids[1], None)
         resolved = self._resolver.add(Step(trajectory, start_ns, end_ns, candidate, record))
         if resolved is None:
             return None  # a second trace of one call, or a step that only called tools

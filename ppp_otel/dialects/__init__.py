@@ -33,7 +33,8 @@ __all__ = [
     "int_attribute", "might_be_turn", "read_turn", "token_count",
 ]
 
-_OPENINFERENCE_TOKENS = (c.TOKEN_COUNT_TOTAL,), (c.TOKEN_COUNT_PROMPT,), (c.TOKEN_COUNT_COMPLETION,)
+_OPENINFERENCE_TOTAL = c.TOKEN_COUNT_TOTAL
+_OPENINFERENCE_TOKENS = (_OPENINFERENCE_TOTAL,), (c.TOKEN_COUNT_PROMPT,), (c.TOKEN_COUNT_COMPLETION,)
 #: (total, input, output) keys of each dialect, in the order they are asked.
 _TOKEN_KEYS = (_OPENINFERENCE_TOKENS, genai.token_keys())
 
@@ -99,8 +100,11 @@ def read_turn(
         return None
     attrs = attributes or {}
     prompt, response = attrs.get(c.INPUT_VALUE), attrs.get(c.OUTPUT_VALUE)
-    if turn_span and _plain_texts(prompt, response):
-        # What turn() writes, read as the general path reads it, without its JSON probes.
+    # What turn() writes: two texts no reader takes for a JSON body (each starts with
+    # neither bracket nor space), read as the general path reads them, without its JSON
+    # probes. Spelled out, not a call: nearly every span the SDK tracer records is one.
+    if (turn_span and isinstance(prompt, str) and prompt[:1] not in _NOT_PLAIN
+            and isinstance(response, str) and response[:1] not in _NOT_PLAIN):
         calls, dialect = [], "ppp"
     elif turn_span or attrs.get(c.SPAN_KIND) == c.KIND_LLM:
         # ppp.turn spans carry plain input.value/output.value; skip the scan for messages.
@@ -120,10 +124,8 @@ def read_turn(
                          questions_from_tool_calls(calls, question_tools) if calls else [], dialect, dropped)
 
 
-def _plain_texts(prompt: Any, response: Any) -> bool:
-    """Two texts no reader takes for a JSON body (each starts with neither bracket nor space)."""
-    return (isinstance(prompt, str) and prompt[:1] not in "{[ \t\r\n"
-            and isinstance(response, str) and response[:1] not in "{[ \t\r\n")
+#: The first characters of a text a reader may take for a JSON body (see read_turn).
+_NOT_PLAIN = "{[ \t\r\n"
 
 
 class OutOfRangeNumber(SpanContentError):
@@ -181,6 +183,10 @@ def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
 
 def token_count(attrs: Mapping[str, Any]) -> int | None:
     """Total tokens of the call: the total when given, else input plus output."""
+    # The usual count, OpenInference's total as an int: the loop's first answer, without its calls.
+    total = attrs.get(_OPENINFERENCE_TOTAL)
+    if type(total) is int and _INT64_MIN <= total < _INT64_END:
+        return total
     for total_keys, in_keys, out_keys in _TOKEN_KEYS:
         total = _first(attrs, total_keys)
         if total is not None:

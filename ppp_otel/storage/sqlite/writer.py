@@ -77,12 +77,29 @@ SELECT MAX(COALESCE((SELECT MAX(id) FROM trajectory_turns), 0),
            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trajectory_turns'), 0)) + 1,
        {_TRAJECTORY_ID}
 """
+# The same with extra NULL in its text, for a batch of turns none of which has one (nearly
+# every batch): CPython's sqlite3 binds None through its adapter lookup, some 3,000
+# instructions a value, where a literal costs nothing.
+_INSERT_NUMBERED_TURN_WITHOUT_EXTRA = """
+INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
+                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
+VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, NULL, ?)
+ON CONFLICT (trace_id, span_id) DO NOTHING
+"""
+
 #: Past the largest rowid SQLite picks ids at random: such a batch goes the careful way.
 _MAX_ROWID = 2**63 - 1
 
 _INSERT_QUESTION = """
 INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
 VALUES (?, ?, ?, ?, ?)
+"""
+
+# As with a turn's extra: a batch whose questions no judge graded (the agent code gave
+# their efforts) names judge NULL rather than binding None for each.
+_INSERT_QUESTION_WITHOUT_JUDGE = """
+INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
+VALUES (?, ?, ?, ?, NULL)
 """
 
 _INSERT_VIOLATION = """
@@ -156,10 +173,16 @@ def _turn_row(r: TurnRecord) -> tuple:
             r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
 
 
-def _numbered_turn_row(r: TurnRecord, turn_id: int, trajectory_id: int | None, number: int) -> tuple:
-    extra = _extra_json(r.extra) if r.extra else None
-    return (turn_id, trajectory_id, number, r.prompt, r.response, r.token_count,
-            r.latency_ms, r.timestamp, r.trace_id, r.span_id, extra, r.judged_by)
+def _numbered_turn_rows(turns: list[TurnRecord], first: int, ids: dict, numbers: list[int]) -> tuple[list, bool]:
+    """The rows of turns given ids from ``first``, and whether they have the extra column:
+    not when no turn has an extra (:data:`_INSERT_NUMBERED_TURN_WITHOUT_EXTRA`)."""
+    if any(r.extra for r in turns):
+        return [(turn_id, ids[r.trajectory], number, r.prompt, r.response, r.token_count, r.latency_ms,
+                 r.timestamp, r.trace_id, r.span_id, _extra_json(r.extra) if r.extra else None, r.judged_by)
+                for turn_id, r, number in zip(count(first), turns, numbers)], True
+    return [(turn_id, ids[r.trajectory], number, r.prompt, r.response, r.token_count, r.latency_ms,
+             r.timestamp, r.trace_id, r.span_id, r.judged_by)
+            for turn_id, r, number in zip(count(first), turns, numbers)], False
 
 
 # A question or violation row starts with its turn: its id in SQLite, or (in
@@ -213,7 +236,9 @@ class TrajectoryWriter:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
         self._turns = _Statements(_INSERT_NUMBERED_TURN)
+        self._turns_without_extra = _Statements(_INSERT_NUMBERED_TURN_WITHOUT_EXTRA)
         self._questions = _Statements(_INSERT_QUESTION)
+        self._questions_without_judge = _Statements(_INSERT_QUESTION_WITHOUT_JUDGE)
         self._violations = _Statements(_INSERT_VIOLATION)
         autoincrement = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trajectory_turns' "
@@ -265,8 +290,7 @@ class TrajectoryWriter:
         # unknown one (None) fails NOT NULL and the careful path names the turn.
         for key in {r.trajectory for r in turns}.difference(ids):
             self._trajectory_id(key, ids)
-        rows = [_numbered_turn_row(r, turn_id, ids[r.trajectory], number)
-                for turn_id, r, number in zip(count(first), turns, numbers)]
+        rows, with_extra = _numbered_turn_rows(turns, first, ids, numbers)
         questions: list[tuple] = []
         violations: list[tuple] = []
         for turn_id, r in enumerate(turns, first):
@@ -276,13 +300,16 @@ class TrajectoryWriter:
             if r.violations:
                 violations += _violation_rows(r, turn_id)
         before = conn.total_changes
-        self._turns.run(conn, rows)
+        (self._turns if with_extra else self._turns_without_extra).run(conn, rows)
         if conn.total_changes - before != len(turns):
             # A redelivered span (its children must not be inserted twice), and the
             # turns after it would not have the ids their children name.
             raise _Slow()
         if questions:
-            self._questions.run(conn, questions)
+            if any(row[4] is not None for row in questions):  # (turn id, text, effort, source, judge)
+                self._questions.run(conn, questions)
+            else:
+                self._questions_without_judge.run(conn, [row[:4] for row in questions])
         if violations:
             self._violations.run(conn, violations)
 
