@@ -374,3 +374,53 @@ def test_an_upgraded_store_lists_its_trajectories_in_time_order(store_url, monke
     with open_store(store_url) as store:
         names = [t.agent_name for t in store.list_trajectories() if t.agent_name != "unknown"]
     assert names == ["abroad", "other-tool", "recorded"]  # 14:30, 14:45, 15:00 UTC
+
+
+# --- version 9: the effort and severity CHECKs as comparisons ---------------------
+
+def a_version_8_store_with_judgments(db_path, monkeypatch) -> None:
+    with monkeypatch.context() as patched:
+        patched.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
+        conn = schema.connect(db_path)
+    conn.executescript("""
+        INSERT INTO trajectories (id, spec_id, agent_name) VALUES (1, 's', 'a');
+        INSERT INTO trajectory_turns (id, trajectory_id, turn_number) VALUES (7, 1, 1);
+        INSERT INTO trajectory_questions (id, turn_id, question_text, effort_level, source, judge)
+            VALUES (40, 7, 'Which file?', 'low', 'extracted', 'rules/3'), (41, 7, 'Why?', 'high', 'explicit', NULL);
+        INSERT INTO trajectory_violations (id, turn_id, preference_name, expected, actual, severity, source, judge)
+            VALUES (50, 7, 'no_commas', 'none', 'a comma', 'major', 'detected', 'rules/3');
+    """)
+    conn.close()
+
+
+def test_version_9_keeps_every_question_and_violation_with_its_id_and_index(db_path, monkeypatch):
+    a_version_8_store_with_judgments(db_path, monkeypatch)
+    conn = schema.connect(db_path)
+    assert schema.schema_version(conn) == 9
+    assert conn.execute("SELECT id, turn_id, question_text, effort_level, source, judge FROM trajectory_questions "
+                        "ORDER BY id").fetchall() == [(40, 7, "Which file?", "low", "extracted", "rules/3"),
+                                                      (41, 7, "Why?", "high", "explicit", None)]
+    assert conn.execute("SELECT id, severity, judge FROM trajectory_violations").fetchall() == [(50, "major", "rules/3")]
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"idx_questions_turn", "idx_violations_turn"} <= indexes
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+@pytest.mark.parametrize("table, row", [
+    ("trajectory_questions (turn_id, question_text, effort_level)", (7, "Which file?", "extreme")),
+    ("trajectory_violations (turn_id, preference_name, severity)", (7, "no_commas", "fatal")),
+])
+def test_version_9_still_refuses_an_effort_or_severity_outside_the_schemas(db_path, monkeypatch, table, row):
+    a_version_8_store_with_judgments(db_path, monkeypatch)
+    conn = schema.connect(db_path)
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        conn.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", row)
+
+
+def test_version_9_deletes_a_turns_questions_with_it_as_before(db_path, monkeypatch):
+    a_version_8_store_with_judgments(db_path, monkeypatch)
+    conn = schema.connect(db_path)
+    conn.execute("DELETE FROM trajectory_turns WHERE id = 7")
+    assert conn.execute("SELECT count(*) FROM trajectory_questions").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM trajectory_violations").fetchone() == (0,)

