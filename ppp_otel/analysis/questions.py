@@ -154,8 +154,12 @@ def _sentences(text: str) -> list[tuple[str, str]]:
 
 def _asks(masked: str) -> bool:
     """Whether a question mark ends the sentence: only marks and spaces ("?!", "?)") after its last one."""
-    # Two scans from the end in C, not a pattern tried at every question mark.
-    last = max(masked.rfind("?"), masked.rfind("？"))
+    # A scan from the end in C, not a pattern tried at every question mark; an ASCII
+    # sentence (a flag of the string) has no full-width mark to look for, and this
+    # runs for every sentence of every asking response.
+    last = masked.rfind("?")
+    if not masked.isascii():
+        last = max(last, masked.rfind("？"))
     return last >= 0 and _HAS_WORD.search(masked, last + 1) is None
 
 
