@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ppp_otel.analysis import cue_gate
 from ppp_otel.analysis.cue_gate import CueGate, required_fragments
-from ppp_otel.analysis.effort import _PRIOR, EFFORT_CUES, _normalized, effort_scores
+from ppp_otel.analysis.effort import _PRIOR, EFFORT_CUES, _normalized, effort_scores, without_list_marker
 from ppp_otel.analysis.questions import extract_questions
 
 TESTS = Path(__file__).parent
@@ -301,3 +301,20 @@ def test_the_list_marker_is_taken_off_as_the_pattern_takes_it(text):
     from ppp_otel.analysis.effort import LIST_MARKER, without_list_marker
 
     assert without_list_marker(text) == LIST_MARKER.sub("", text, count=1)
+
+
+@pytest.mark.parametrize("question, straight", [
+    ("Shouldn’t I keep it?", "shouldn't i keep it?"),
+    ("‘Ready’ — okay to go?", "'ready' — okay to go?"),
+    ("Is it ‘done’ for you, café owner?", "is it 'done' for you, café owner?"),
+    ("  - Which FILE is it?  ", "which file is it?"),
+])
+def test_a_question_is_normalized_with_straight_quotes_ascii_or_not(question, straight):
+    assert _normalized(question) == straight
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="aB ’‘'é-1.*_?¿", max_size=14))
+def test_normalizing_only_replaces_curly_quotes_in_a_text_that_has_them(question):
+    stripped = question.strip().lower().replace("’", "'").replace("‘", "'")
+    assert _normalized(question) == without_list_marker(stripped).lstrip("¿¡*_ ").rstrip()

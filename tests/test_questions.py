@@ -252,3 +252,15 @@ _ASKS = __import__("re").compile(r"[?？][!！]*\W*$")
 @given(st.text(alphabet="ab_1 ?？!！.)\n\t。é", max_size=12))
 def test_a_sentence_asks_where_the_pattern_finds_a_closing_question_mark(sentence):
     assert questions_module._asks(sentence) is bool(_ASKS.search(sentence.rstrip()))
+
+
+@pytest.mark.parametrize("sentence, tidied", [
+    ("  Which one?  ", ("Which one?", True)),
+    ("-   **Which one?**", ("Which one?", True)),
+    ("1.  _Which one?_ ", ("Which one?", True)),
+    ("** Which one? **", ("* Which one? *", True)),
+    ("# Which one?", ("# Which one?", False)),
+    ("- ?", ("?", False)),
+])
+def test_a_sentence_is_tidied_of_its_marker_emphasis_and_edge_spaces(sentence, tidied):
+    assert questions_module._tidy(sentence) == tidied

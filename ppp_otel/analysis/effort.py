@@ -336,7 +336,9 @@ _GATE = CueGate(_BRANCHES, pattern=lambda branch: branch.pattern)
 
 
 def _normalized(question: str) -> str:
-    question = question.strip().lower().replace("’", "'").replace("‘", "'")
+    question = question.strip().lower()
+    if not question.isascii():  # a flag of the string: only then can it have curly quotes
+        question = question.replace("’", "'").replace("‘", "'")
     question = without_list_marker(question)
     return question.lstrip("¿¡*_ ").rstrip()
 

@@ -154,8 +154,12 @@ def _sentences(text: str) -> list[tuple[str, str]]:
 
 def _asks(masked: str) -> bool:
     """Whether a question mark ends the sentence: only marks and spaces ("?!", "?)") after its last one."""
-    # Two scans from the end in C, not a pattern tried at every question mark.
-    last = max(masked.rfind("?"), masked.rfind("？"))
+    # A scan from the end in C, not a pattern tried at every question mark; an ASCII
+    # sentence (a flag of the string) has no full-width mark to look for, and this
+    # runs for every sentence of every asking response.
+    last = masked.rfind("?")
+    if not masked.isascii():
+        last = max(last, masked.rfind("？"))
     return last >= 0 and _HAS_WORD.search(masked, last + 1) is None
 
 
@@ -168,10 +172,12 @@ def _tidy(sentence: str) -> tuple[str, bool]:
     # for every asking sentence of every recorded turn.
     first = sentence[0]
     prose = not (first == ">" or (first == "#" and _HEADING_OR_QUOTE.match(sentence)))
-    sentence = without_list_marker(sentence)
-    if sentence and (sentence[0] in "*_" or sentence[-1] in "*_"):
-        sentence = _EMPHASIS_EDGES.sub("", sentence)
-    sentence = sentence.strip()
+    bare = without_list_marker(sentence)
+    if bare and (bare[0] in "*_" or bare[-1] in "*_"):
+        bare = _EMPHASIS_EDGES.sub("", bare)
+    # The sentence is stripped already: only what was taken off it can leave spaces at an edge.
+    if bare is not sentence:
+        sentence = bare.strip()
     # A sentence wrapped over two lines reads as one line.
     if "\n" in sentence:
         sentence = _LINE_BREAK.sub(" ", sentence)
@@ -179,7 +185,7 @@ def _tidy(sentence: str) -> tuple[str, bool]:
         inner = _PARENTHESIZED.match(sentence)
         if inner:
             sentence = inner.group(1)
-    return sentence, prose and bool(_HAS_WORD.search(sentence))
+    return sentence, prose and _HAS_WORD.search(sentence) is not None
 
 
 # A question asked without its question mark: an inverted question ("Which file
