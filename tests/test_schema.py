@@ -379,8 +379,11 @@ def test_an_upgraded_store_lists_its_trajectories_in_time_order(store_url, monke
 # --- version 9: the effort and severity CHECKs as comparisons ---------------------
 
 def a_version_8_store_with_judgments(db_path, monkeypatch) -> None:
+    """A store made by the code of schema version 8, whose CHECKs were IN lists."""
     with monkeypatch.context() as patched:
         patched.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
+        patched.setattr(schema, "_EFFORT_CHECK", "effort_level IN ('low', 'medium', 'high')")
+        patched.setattr(schema, "_SEVERITY_CHECK", "severity IN ('minor', 'major', 'critical')")
         conn = schema.connect(db_path)
     conn.executescript("""
         INSERT INTO trajectories (id, spec_id, agent_name) VALUES (1, 's', 'a');
@@ -405,6 +408,15 @@ def test_version_9_keeps_every_question_and_violation_with_its_id_and_index(db_p
     assert {"idx_questions_turn", "idx_violations_turn"} <= indexes
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    tables = "".join(sql for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"))
+    assert " IN (" not in tables and "effort_level = 'low' OR" in tables and "severity = 'minor' OR" in tables
+
+
+def test_a_new_database_is_made_with_the_comparisons_and_nothing_to_rebuild(db_path):
+    conn = schema.connect(db_path)
+    tables = "".join(sql for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"))
+    assert " IN (" not in tables
+    assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)  # no table was dropped
 
 
 @pytest.mark.parametrize("table, row", [

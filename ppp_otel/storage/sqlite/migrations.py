@@ -34,6 +34,19 @@ def _add_column(conn: sqlite3.Connection, table: str, column: str, decl: str) ->
         conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
+# DESIGN.md's effort and severity rules, allowing the same values, spelled as comparisons:
+# SQLite evaluates a CHECK's IN of three or more values through a temporary table it fills
+# for every row inserted (about 9,000 instructions a question in the writer's multi-row
+# INSERT); three comparisons cost a few hundred. Databases made before version 9 spelled
+# them as IN lists, which migration 9 rewrites.
+_EFFORT_CHECK = "effort_level = 'low' OR effort_level = 'medium' OR effort_level = 'high'"
+_SEVERITY_CHECK = "severity = 'minor' OR severity = 'major' OR severity = 'critical'"
+_CHECKS_AS_COMPARISONS = {
+    "trajectory_questions": ("effort_level IN ('low', 'medium', 'high')", _EFFORT_CHECK),
+    "trajectory_violations": ("severity IN ('minor', 'major', 'critical')", _SEVERITY_CHECK),
+}
+
+
 def _v1_trajectories_and_turns(conn: sqlite3.Connection) -> None:
     """The spec's version 1: trajectories and their turns."""
     conn.execute(
@@ -67,21 +80,21 @@ def _v1_trajectories_and_turns(conn: sqlite3.Connection) -> None:
 def _v2_questions_violations_and_span_ids(conn: sqlite3.Connection) -> None:
     """Questions, violations, and the OTel ids that make redelivery idempotent."""
     conn.execute(
-        """CREATE TABLE IF NOT EXISTS trajectory_questions (
+        f"""CREATE TABLE IF NOT EXISTS trajectory_questions (
             id INTEGER PRIMARY KEY,
             turn_id INTEGER NOT NULL REFERENCES trajectory_turns(id) ON DELETE CASCADE,
             question_text TEXT NOT NULL,
-            effort_level TEXT NOT NULL CHECK (effort_level IN ('low', 'medium', 'high'))
+            effort_level TEXT NOT NULL CHECK ({_EFFORT_CHECK})
         )"""
     )
     conn.execute(
-        """CREATE TABLE IF NOT EXISTS trajectory_violations (
+        f"""CREATE TABLE IF NOT EXISTS trajectory_violations (
             id INTEGER PRIMARY KEY,
             turn_id INTEGER NOT NULL REFERENCES trajectory_turns(id) ON DELETE CASCADE,
             preference_name TEXT NOT NULL,
             expected TEXT,
             actual TEXT,
-            severity TEXT NOT NULL CHECK (severity IN ('minor', 'major', 'critical'))
+            severity TEXT NOT NULL CHECK ({_SEVERITY_CHECK})
         )"""
     )
     _add_column(conn, "trajectory_questions", "source", "TEXT NOT NULL DEFAULT 'explicit'")
@@ -231,17 +244,6 @@ def _v8_utc_times(conn: sqlite3.Connection) -> None:
         ).fetchall()
         conn.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", utc_rewrites(rows))
 
-
-# DESIGN.md's effort and severity rules, allowing the same values, spelled as comparisons:
-# SQLite evaluates a CHECK's IN of three or more values through a temporary table it fills
-# for every row inserted (about 9,000 instructions a question in the writer's multi-row
-# INSERT); three comparisons cost a few hundred.
-_CHECKS_AS_COMPARISONS = {
-    "trajectory_questions": ("effort_level IN ('low', 'medium', 'high')",
-                             "effort_level = 'low' OR effort_level = 'medium' OR effort_level = 'high'"),
-    "trajectory_violations": ("severity IN ('minor', 'major', 'critical')",
-                              "severity = 'minor' OR severity = 'major' OR severity = 'critical'"),
-}
 
 
 def _v9_checks_as_comparisons(conn: sqlite3.Connection) -> None:
