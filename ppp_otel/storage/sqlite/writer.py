@@ -61,12 +61,17 @@ ON CONFLICT (trace_id, span_id) DO NOTHING
 # first (SQLite does that when a statement reads the table it inserts into). The id is
 # the one SQLite would choose (below), given so that the turn's questions and
 # violations name it without a lookup.
-_INSERT_NUMBERED_TURN = """
+_NUMBERED_TURN_SQL = """
 INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
                               latency_ms, timestamp, trace_id, span_id, extra, judged_by)
-VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, {extra}, ?)
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
+_INSERT_NUMBERED_TURN = _NUMBERED_TURN_SQL.format(extra="?")
+# The same with extra NULL in its text, for a batch of turns none of which has one (nearly
+# every batch): CPython's sqlite3 binds None through its adapter lookup, some 3,000
+# instructions a value, where a literal costs nothing.
+_INSERT_NUMBERED_TURN_WITHOUT_EXTRA = _NUMBERED_TURN_SQL.format(extra="NULL")
 
 # The id SQLite would give the next turn: one larger than the largest (and, in a table
 # made elsewhere with AUTOINCREMENT, than the largest it ever gave); and, in the same
@@ -77,30 +82,18 @@ SELECT MAX(COALESCE((SELECT MAX(id) FROM trajectory_turns), 0),
            COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'trajectory_turns'), 0)) + 1,
        {_TRAJECTORY_ID}
 """
-# The same with extra NULL in its text, for a batch of turns none of which has one (nearly
-# every batch): CPython's sqlite3 binds None through its adapter lookup, some 3,000
-# instructions a value, where a literal costs nothing.
-_INSERT_NUMBERED_TURN_WITHOUT_EXTRA = """
-INSERT INTO trajectory_turns (id, trajectory_id, turn_number, prompt, response, token_count,
-                              latency_ms, timestamp, trace_id, span_id, extra, judged_by)
-VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), ?, ?, NULL, ?)
-ON CONFLICT (trace_id, span_id) DO NOTHING
-"""
 
 #: Past the largest rowid SQLite picks ids at random: such a batch goes the careful way.
 _MAX_ROWID = 2**63 - 1
 
-_INSERT_QUESTION = """
+_QUESTION_SQL = """
 INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
-VALUES (?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, {judge})
 """
-
+_INSERT_QUESTION = _QUESTION_SQL.format(judge="?")
 # As with a turn's extra: a batch whose questions no judge graded (the agent code gave
 # their efforts) names judge NULL rather than binding None for each.
-_INSERT_QUESTION_WITHOUT_JUDGE = """
-INSERT INTO trajectory_questions (turn_id, question_text, effort_level, source, judge)
-VALUES (?, ?, ?, ?, NULL)
-"""
+_INSERT_QUESTION_WITHOUT_JUDGE = _QUESTION_SQL.format(judge="NULL")
 
 _INSERT_VIOLATION = """
 INSERT INTO trajectory_violations (turn_id, preference_name, expected, actual, severity, source, judge)
